@@ -1,0 +1,97 @@
+"""Aggregator error codes mapped to error categories (who must act).
+
+The code decides first, then the error type, because some codes sit under a
+misleading type: Plaid's INSTITUTION_REGISTRATION_REQUIRED has error_type
+INSTITUTION_ERROR but is our own configuration problem.
+"""
+
+from __future__ import annotations
+
+from banking_analytics.vocabulary import ErrorCategory as C
+
+__all__ = ["CODE_CATEGORIES", "TYPE_CATEGORIES"]
+
+_USER = C.USER_ACTION_REQUIRED
+
+#: Error codes of Plaid, MX (connection_status), Finicity (aggregation status) and
+#: Yodlee (additionalStatus). Codes are distinct across aggregators.
+CODE_CATEGORIES: dict[str, C] = {
+    # Plaid: the user must act
+    "ITEM_LOGIN_REQUIRED": _USER,
+    "INVALID_CREDENTIALS": _USER,
+    "INVALID_MFA": _USER,
+    "INVALID_UPDATED_USERNAME": _USER,
+    "INSUFFICIENT_CREDENTIALS": _USER,
+    "ITEM_LOCKED": _USER,
+    "USER_SETUP_REQUIRED": _USER,
+    "ACCESS_NOT_GRANTED": _USER,
+    "NO_ACCOUNTS": _USER,
+    "NO_AUTH_ACCOUNTS": _USER,
+    "NO_INVESTMENT_ACCOUNTS": _USER,
+    "NO_LIABILITY_ACCOUNTS": _USER,
+    "USER_PERMISSION_REVOKED": _USER,
+    "RECAPTCHA_BAD": _USER,
+    # Plaid: the institution
+    "INSTITUTION_DOWN": C.INSTITUTION,
+    "INSTITUTION_NOT_RESPONDING": C.INSTITUTION,
+    "INSTITUTION_NOT_AVAILABLE": C.INSTITUTION,
+    # Plaid: coverage or our configuration, despite error_type INSTITUTION_ERROR
+    "INSTITUTION_REGISTRATION_REQUIRED": C.INTEGRATION,
+    "INSTITUTION_NOT_ENABLED_IN_ENVIRONMENT": C.INTEGRATION,
+    "INSTITUTION_NO_LONGER_SUPPORTED": C.INTEGRATION,
+    "UNAUTHORIZED_INSTITUTION": C.INTEGRATION,
+    "PRODUCTS_NOT_SUPPORTED": C.INTEGRATION,
+    "MFA_NOT_SUPPORTED": C.INTEGRATION,
+    "ITEM_NOT_SUPPORTED": C.INTEGRATION,
+    "INVALID_ACCESS_TOKEN": C.INTEGRATION,
+    "ITEM_NOT_FOUND": C.INTEGRATION,
+    # Plaid: the aggregator
+    "INTERNAL_SERVER_ERROR": C.AGGREGATOR,
+    "PLANNED_MAINTENANCE": C.AGGREGATOR,
+    # Plaid: not ready yet, retry later
+    "PRODUCT_NOT_READY": C.NOT_READY,
+    "TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION": C.NOT_READY,
+    "ITEM_NO_ERROR": C.NOT_READY,
+    # MX connection_status
+    "PREVENTED": _USER,
+    "DENIED": _USER,
+    "CHALLENGED": _USER,
+    "REJECTED": _USER,
+    "LOCKED": _USER,
+    "IMPEDED": _USER,
+    "EXPIRED": _USER,
+    "IMPAIRED": _USER,
+    "DEGRADED": C.INSTITUTION,
+    "DELAYED": C.INSTITUTION,
+    "FAILED": C.AGGREGATOR,
+    "DISCONTINUED": C.INTEGRATION,
+    "DISABLED": C.INTEGRATION,
+    # Yodlee additionalStatus
+    "INCORRECT_CREDENTIALS": _USER,
+    "ACCOUNT_LOCKED": _USER,
+    "ADDL_AUTHENTICATION_REQUIRED": _USER,
+    "CREDENTIALS_UPDATE_NEEDED": _USER,
+    "USER_ACTION_NEEDED_AT_SITE": _USER,
+    "NEW_AUTHENTICATION_REQUIRED": _USER,
+    "SITE_UNAVAILABLE": C.INSTITUTION,
+    "SITE_BLOCKING_ERROR": C.INSTITUTION,
+    "UNEXPECTED_SITE_ERROR": C.INSTITUTION,
+    "REQUEST_TIME_OUT": C.NETWORK_TIMEOUT,
+    "TECH_ERROR": C.AGGREGATOR,
+    "DATA_RETRIEVAL_FAILED": C.AGGREGATOR,
+}
+
+#: Fallback by error type when the code is unknown.
+TYPE_CATEGORIES: dict[str, C] = {
+    "ITEM_ERROR": _USER,
+    "INSTITUTION_ERROR": C.INSTITUTION,
+    "API_ERROR": C.AGGREGATOR,
+    "RATE_LIMIT_EXCEEDED": C.RATE_LIMITED,
+    "INVALID_REQUEST": C.INTEGRATION,
+    "INVALID_INPUT": C.INTEGRATION,
+    "INVALID_RESULT": C.INTEGRATION,
+    "SANDBOX_ERROR": C.INTEGRATION,
+    "RECAPTCHA_ERROR": _USER,
+    "OAUTH_ERROR": _USER,
+    "TRANSACTIONS_ERROR": C.NOT_READY,
+}

@@ -1,0 +1,27 @@
+"""Ingestion: decode, validate, quarantine, and durably write events."""
+
+from banking_analytics.ingest._decode import (
+    Decoded,
+    decode_arrow,
+    decode_json_lines,
+    decode_records,
+)
+from banking_analytics.ingest._pipeline import IngestPipeline
+from banking_analytics.ingest._results import BatchOutcome, EventError, EventResult, EventStatus
+from banking_analytics.ingest._validate import IngestLimits
+from banking_analytics.ingest._writer import GroupCommitWriter, WriterClosedError
+
+__all__ = [
+    "BatchOutcome",
+    "Decoded",
+    "EventError",
+    "EventResult",
+    "EventStatus",
+    "GroupCommitWriter",
+    "IngestLimits",
+    "IngestPipeline",
+    "WriterClosedError",
+    "decode_arrow",
+    "decode_json_lines",
+    "decode_records",
+]

@@ -1,0 +1,105 @@
+"""What ingestion says about each event: accepted, duplicate or rejected (and why)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["BatchOutcome", "EventError", "EventResult", "EventStatus"]
+
+
+class EventStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+_STATUS_CODES = (EventStatus.ACCEPTED, EventStatus.DUPLICATE, EventStatus.REJECTED)
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """One reason an event was rejected; ``field`` is None when the whole payload is bad."""
+
+    field: str | None
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """The fate of one submitted event; ``position`` is its index (or line number)."""
+
+    position: int
+    status: EventStatus
+    event_id: str | None = None
+    event_type: str | None = None
+    errors: tuple[EventError, ...] = ()
+    flags: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str | None:
+        """All rejection reasons in one line, or None when not rejected."""
+        return "; ".join(str(e) for e in self.errors) or None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Results of a batch, kept columnar so a million events cost little.
+
+    ``status`` holds 0/1/2 for accepted/duplicate/rejected per position
+    ``first_position + i``; ``event_ids``/``event_types``/``flags`` are known
+    for every event that could be decoded.
+    """
+
+    first_position: int
+    status: npt.NDArray[np.uint8]
+    event_ids: npt.NDArray[np.object_]
+    event_types: npt.NDArray[np.object_]
+    errors: dict[int, tuple[EventError, ...]] = field(default_factory=dict)
+    flags: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.status)
+
+    def count(self, status: EventStatus) -> int:
+        return int(np.count_nonzero(self.status == _STATUS_CODES.index(status)))
+
+    def result(self, i: int) -> EventResult:
+        """The result of the i-th event of this batch (0-based)."""
+        pos = self.first_position + i
+        return EventResult(
+            position=pos,
+            status=_STATUS_CODES[int(self.status[i])],
+            event_id=self.event_ids[i],
+            event_type=self.event_types[i],
+            errors=self.errors.get(pos, ()),
+            flags=self.flags.get(pos, ()),
+        )
+
+    def results(self) -> list[EventResult]:
+        return [self.result(i) for i in range(self.size)]
+
+    def rejected(self) -> list[EventResult]:
+        return [self.result(int(i)) for i in np.flatnonzero(self.status == 2)]
+
+    def slice(self, start: int, stop: int, first_position: int) -> BatchOutcome:
+        """The outcome of events ``start``..``stop`` (0-based), renumbered from ``first_position``."""
+        base = self.first_position + start
+        keep = range(base, self.first_position + stop)
+        shift = first_position - base
+        return BatchOutcome(
+            first_position=first_position,
+            status=self.status[start:stop],
+            event_ids=self.event_ids[start:stop],
+            event_types=self.event_types[start:stop],
+            errors={p + shift: e for p, e in self.errors.items() if p in keep},
+            flags={p + shift: f for p, f in self.flags.items() if p in keep},
+        )

@@ -1,0 +1,92 @@
+"""The engine interface every store implements, and opening one from a URL."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from banking_analytics.store._tables import TableDef
+
+__all__ = ["Engine", "StoreURLError", "WriteTransaction", "open_engine"]
+
+
+class StoreURLError(ValueError):
+    """A store URL that names no engine we have, or is malformed."""
+
+
+class WriteTransaction(ABC):
+    """Writes inside one transaction; nothing is visible or durable before commit."""
+
+    @abstractmethod
+    def insert_events(
+        self, table: TableDef, rows: pa.Table, dedup_window: timedelta
+    ) -> pa.ChunkedArray:
+        """Insert rows whose ``event_id`` is not stored yet; return a boolean mask of the new ones.
+
+        Rows must have the table's columns (Arrow types of their kinds) and unique
+        event ids. A stored event with the same id and an ``occurred_at`` within
+        ``dedup_window`` of the batch's time range makes a row a duplicate.
+        """
+
+    @abstractmethod
+    def append(self, table: TableDef, rows: pa.Table) -> None:
+        """Append rows as they are (no deduplication)."""
+
+
+class Engine(ABC):
+    """A place events are stored and queried: DuckDB, PostgreSQL, Spark."""
+
+    #: sqlglot dialect name of the engine's SQL.
+    dialect: str
+    url: str
+
+    @abstractmethod
+    def migrate(self, tables: Sequence[TableDef]) -> None:
+        """Create missing tables and add missing columns (schemas only grow)."""
+
+    @abstractmethod
+    def begin(self) -> AbstractContextManager[WriteTransaction]:
+        """A write transaction: committed durably on normal exit, rolled back on error."""
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a read query with positional ``?`` parameters; safe from any thread."""
+
+    @abstractmethod
+    def table_columns(self, table: str) -> list[str]:
+        """Column names of a stored table, or an empty list if it does not exist."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store; later calls fail."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_engine(url: str) -> Engine:
+    """Open the engine a URL names: ``duckdb:///path/file.duckdb`` or ``duckdb:///:memory:``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise StoreURLError(f"store URL {url!r} has no scheme; try duckdb:///path/file.duckdb")
+    if scheme == "duckdb":
+        from banking_analytics.store._duckdb import DuckDBEngine
+
+        return DuckDBEngine(url, _duckdb_path(url, rest))
+    raise StoreURLError(f"no engine for scheme {scheme!r} in {url!r}; supported: duckdb")
+
+
+def _duckdb_path(url: str, rest: str) -> str:
+    # duckdb:///relative.duckdb and duckdb:////abs/path.duckdb, as SQLAlchemy spells file URLs.
+    if not rest.startswith("/") or rest == "/":
+        raise StoreURLError(f"DuckDB URL {url!r} must look like duckdb:///path/file.duckdb")
+    path = rest[1:]
+    return path

@@ -1,0 +1,59 @@
+"""Logical table definitions; each engine renders them into its own DDL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from banking_analytics.events import SCHEMAS, EventSchema, Kind
+
+__all__ = ["ALL_TABLES", "EVENT_TABLES", "QUARANTINE", "Column", "TableDef"]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: Kind
+    nullable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class TableDef:
+    """A table: its columns and, for event tables, the time column dedup prunes by."""
+
+    name: str
+    columns: tuple[Column, ...]
+    time_column: str | None = None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+def _event_table(schema: EventSchema) -> TableDef:
+    return TableDef(
+        schema.table,
+        tuple(Column(f.name, f.kind, nullable=not f.required) for f in schema.stored_fields),
+        time_column="occurred_at",
+    )
+
+
+EVENT_TABLES: dict[str, TableDef] = {s.table: _event_table(s) for s in SCHEMAS.values()}
+
+#: Rejected input, kept with its raw payload and the reasons, so nothing is lost.
+QUARANTINE = TableDef(
+    "quarantine",
+    (
+        Column("quarantine_id", Kind.UUID, nullable=False),
+        Column("received_at", Kind.TIMESTAMP, nullable=False),
+        Column("source", Kind.TEXT, nullable=False),
+        Column("position", Kind.INTEGER),
+        Column("event_type", Kind.TEXT),
+        Column("event_id", Kind.TEXT),
+        Column("reason", Kind.TEXT, nullable=False),
+        Column("errors", Kind.JSON, nullable=False),
+        Column("raw", Kind.TEXT),
+        Column("raw_bytes", Kind.INTEGER),
+    ),
+)
+
+ALL_TABLES: tuple[TableDef, ...] = (*EVENT_TABLES.values(), QUARANTINE)
