@@ -1,4 +1,236 @@
-"""CLI."""
+"""The ``banking-analytics`` command.
+
+Bad input (an unreadable file, a bad store URL, rejected events) ends with a
+one-line message on stderr and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo
+from banking_analytics.ingest import EventStatus
+from banking_analytics.ingest._files import FileFormat, UnreadableFileError
+from banking_analytics.store import StoreURLError
+from banking_analytics.vocabulary import EventType
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="banking-analytics",
+    help="Bank-integration health, feature usage and subscription-revenue analytics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_DB = "duckdb:///demo-data/analytics.duckdb"
+DbOption = Annotated[
+    str, typer.Option("--db", help="Store URL, e.g. duckdb:///path/file.duckdb", envvar="BA_DB")
+]
+BAD_INPUT = 2
 
 
-def main() -> None: ...
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error and return the exit to raise (code 2: bad input)."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(BAD_INPUT)
+
+
+@contextmanager
+def _open(db: str) -> Iterator[BankingPerformanceAnalytics]:
+    try:
+        analytics = BankingPerformanceAnalytics.open(db)
+    except StoreURLError as exc:
+        raise fail(str(exc)) from None
+    try:
+        yield analytics
+    finally:
+        analytics.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal and os.environ.get("BA_PROGRESS") != "1",
+    )
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def show_info(info: StoreInfo) -> None:
+    table = Table(title=f"Store {info.url}", title_justify="left")
+    table.add_column("event type")
+    table.add_column("events", justify="right")
+    table.add_column("first occurred (UTC)")
+    table.add_column("last occurred (UTC)")
+    for t in info.tables:
+        first = t.first_occurred_at.strftime("%Y-%m-%d %H:%M") if t.first_occurred_at else "-"
+        last = t.last_occurred_at.strftime("%Y-%m-%d %H:%M") if t.last_occurred_at else "-"
+        table.add_row(t.event_type, f"{t.events:,}", first, last)
+    table.add_row("[bold]total", f"[bold]{info.total_events:,}", "", "")
+    out.print(table)
+    out.print(f"quarantined (rejected) events: {info.quarantined:,}")
+
+
+@app.command()
+def info(db: DbOption = DEFAULT_DB) -> None:
+    """What a store holds: events per type, their time range, the quarantine size."""
+    with _open(db) as analytics:
+        show_info(analytics.info())
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="A .jsonl/.ndjson, .csv or .parquet file")],
+    db: DbOption = DEFAULT_DB,
+    file_format: Annotated[
+        FileFormat | None, typer.Option("--format", help="Override the suffix's format")
+    ] = None,
+    show: Annotated[int, typer.Option(help="How many rejected lines to list")] = 20,
+) -> None:
+    """Load events from a file; rejected events are listed by line and quarantined.
+
+    Exits with 2 if any event was rejected (the accepted ones are stored).
+    """
+    with _open(db) as analytics:
+        size = path.stat().st_size if path.is_file() else 0
+        started = time.perf_counter()
+        with _progress() as progress:
+            task = progress.add_task(f"ingesting {path.name}", total=size or None)
+            try:
+                report = analytics.ingest_file(
+                    path,
+                    file_format=file_format,
+                    on_progress=lambda done, _events: progress.update(task, completed=done),
+                )
+            except UnreadableFileError as exc:
+                raise fail(str(exc)) from None
+        elapsed = time.perf_counter() - started
+    rate = report.total / elapsed if elapsed > 0 else 0.0
+    out.print(
+        f"{report.total:,} events in {elapsed:.2f} s ({rate:,.0f}/s): "
+        f"{report.accepted:,} accepted, {report.duplicate:,} duplicate, "
+        f"{report.rejected:,} rejected"
+    )
+    if report.rejected:
+        unit = (
+            "row"
+            if (file_format or path.suffix.lower()) in ("parquet", ".parquet", ".pq")
+            else "line"
+        )
+        for position, reason in report.rejections[:show]:
+            err.print(f"{path}:{unit} {position}: {reason}", highlight=False, soft_wrap=True)
+        if report.rejected > show:
+            err.print(f"... and {report.rejected - show:,} more (see the quarantine table)")
+        raise typer.Exit(BAD_INPUT)
+
+
+def _simulate_into(
+    analytics: BankingPerformanceAnalytics,
+    users: int,
+    days: int,
+    seed: int,
+    manifest: Path | None,
+) -> None:
+    from banking_analytics.simulate import SimulationConfig, run_simulation
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    config = SimulationConfig(users=users, days=days, seed=seed, end=end)
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    position = 0
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task(f"simulating {users:,} users x {days} days", total=None)
+
+        def sink(event_type: EventType, table: pa.Table) -> None:
+            nonlocal position
+            outcome = analytics.ingest_arrow(
+                table, event_type=event_type, source="simulator", first_position=position
+            )
+            position += table.num_rows
+            for status in counts:
+                counts[status] += outcome.count(EventStatus(status))
+            progress.update(task, completed=position)
+
+        truth = run_simulation(config, sink)
+    elapsed = time.perf_counter() - started
+    out.print(
+        f"simulated and stored {position:,} events in {elapsed:.1f} s "
+        f"({position / elapsed:,.0f}/s, peak memory {_peak_rss_mb():,.0f} MB): "
+        + ", ".join(f"{v:,} {k}" for k, v in counts.items())
+    )
+    if manifest is not None:
+        truth.write(manifest)
+        out.print(f"ground truth written to {manifest}")
+    if counts["rejected"]:
+        raise fail(f"the simulator produced {counts['rejected']:,} rejected events (a bug)")
+
+
+@app.command()
+def simulate(
+    db: DbOption = DEFAULT_DB,
+    users: Annotated[int, typer.Option(min=1, help="Users in the world")] = 20_000,
+    days: Annotated[int, typer.Option(min=1, max=3650, help="Days of history")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same world)")] = 42,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Where to write the ground-truth JSON")
+    ] = None,
+) -> None:
+    """Simulate a fintech (users, banks, features, subscriptions) into a store."""
+    with _open(db) as analytics:
+        _simulate_into(analytics, users, days, seed, manifest)
+
+
+@app.command()
+def demo(
+    db: DbOption = DEFAULT_DB,
+    users: Annotated[int, typer.Option(min=1)] = 20_000,
+    days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
+    seed: int = 42,
+) -> None:
+    """The quick start: simulate the demo world into a fresh store and summarise it."""
+    path = db.removeprefix("duckdb:///")
+    if db.startswith("duckdb:///") and path != ":memory:":
+        for stale in (Path(path), Path(path + ".wal")):
+            stale.unlink(missing_ok=True)
+    manifest = Path(path).with_suffix(".truth.json") if db.startswith("duckdb:///") else None
+    with _open(db) as analytics:
+        _simulate_into(analytics, users, days, seed, manifest)
+        show_info(analytics.info())
+    out.print(f"\nStore: {db}\nTry:   banking-analytics info --db {db}")
+
+
+def main() -> None:
+    """Entry point of the ``banking-analytics`` script."""
+    app()

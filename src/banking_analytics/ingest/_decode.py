@@ -77,7 +77,7 @@ _TYPE_OF_STRUCT = {
     **{cls: t for t, cls in _JSON_STRUCTS.items()},
     **{cls: t for t, cls in _PY_STRUCTS.items()},
 }
-_JSON_DECODER = msgspec.json.Decoder(Union[tuple(_JSON_STRUCTS.values())])  # type: ignore[misc]  # noqa: UP007
+_JSON_DECODER: Any = msgspec.json.Decoder(Union[tuple(_JSON_STRUCTS.values())])  # noqa: UP007
 _PY_UNION: Any = Union[tuple(_PY_STRUCTS.values())]  # noqa: UP007
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?:\.(?P<field>[A-Za-z_][A-Za-z0-9_]*))?[^`]*`)?$")
@@ -117,7 +117,10 @@ class Decoded:
 
     first_position: int
     size: int
-    tables: dict[EventType, pa.Table] = field(default_factory=dict)
+    #: Typed tables per event type (each with a ``_position`` column).
+    arrow: dict[EventType, list[pa.Table]] = field(default_factory=dict)
+    #: Decoded records not yet turned into columns: (positions, structs) per type.
+    records: dict[EventType, tuple[list[int], list[msgspec.Struct]]] = field(default_factory=dict)
     failures: dict[int, tuple[EventError, ...]] = field(default_factory=dict)
     meta: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     raw: Callable[[int], str] = field(default=lambda _: "")
@@ -132,6 +135,19 @@ class Decoded:
             found = source
         return found
 
+    @property
+    def tables(self) -> dict[EventType, pa.Table]:
+        """One typed table per event type; records become columns here, once per batch."""
+        built = _tables_from_structs(self.records)
+        out: dict[EventType, pa.Table] = {}
+        for event_type in {*self.arrow, *built}:
+            parts = [
+                *self.arrow.get(event_type, ()),
+                *([built[event_type]] if event_type in built else []),
+            ]
+            out[event_type] = pa.concat_tables(parts, promote_options="default")
+        return out
+
     @staticmethod
     def concat(parts: Sequence[Decoded]) -> Decoded:
         """One batch out of several, renumbered consecutively from the first's first position."""
@@ -139,24 +155,28 @@ class Decoded:
             return parts[0]
         start = parts[0].first_position
         offsets: list[tuple[int, int, Decoded]] = []  # (new start, shift, part)
-        tables: dict[EventType, list[pa.Table]] = {}
         out = Decoded(start, sum(p.size for p in parts))
         nxt = start
         for part in parts:
             shift = nxt - part.first_position
             offsets.append((nxt, shift, part))
-            for t, table in part.tables.items():
-                moved = table.set_column(
-                    table.schema.get_field_index("_position"),
-                    "_position",
-                    pc.add(table["_position"], pa.scalar(shift, pa.int64())),
+            for t, tables in part.arrow.items():
+                out.arrow.setdefault(t, []).extend(
+                    table.set_column(
+                        table.schema.get_field_index("_position"),
+                        "_position",
+                        pc.add(table["_position"], pa.scalar(shift, pa.int64())),
+                    )
+                    for table in tables
                 )
-                tables.setdefault(t, []).append(moved)
+            for t, (positions, structs) in part.records.items():
+                entry = out.records.setdefault(t, ([], []))
+                entry[0].extend(p + shift for p in positions)
+                entry[1].extend(structs)
             out.failures.update({p + shift: e for p, e in part.failures.items()})
             out.meta.update({p + shift: m for p, m in part.meta.items()})
             out.sources.extend((start + shift, source) for start, source in part.sources)
             nxt += part.size
-        out.tables = {t: pa.concat_tables(ts) for t, ts in tables.items()}
 
         def raw(position: int) -> str:
             for begin, shift, part in reversed(offsets):
@@ -213,7 +233,7 @@ def decode_json_lines(
         raw=lambda p: lines[p - first_position].decode("utf-8", "replace"),
         sources=[(first_position, source)],
     )
-    grouped: dict[EventType, tuple[list[int], list[msgspec.Struct]]] = {}
+    grouped = out.records
     decode = _JSON_DECODER.decode
     for i, line in enumerate(lines):
         pos = first_position + i
@@ -234,7 +254,6 @@ def decode_json_lines(
         entry = grouped.setdefault(event_type, ([], []))
         entry[0].append(pos)
         entry[1].append(obj)
-    out.tables = _tables_from_structs(grouped)
     return out
 
 
@@ -274,10 +293,10 @@ def decode_records(
         raw=lambda p: raw_text(records[p - first_position]),
         sources=[(first_position, source)],
     )
-    grouped: dict[EventType, tuple[list[int], list[msgspec.Struct]]] = {}
+    grouped = out.records
     for i, record in enumerate(records):
         pos = first_position + i
-        if not isinstance(record, Mapping):
+        if type(record) is not dict and not isinstance(record, Mapping):  # dict: fast path
             out.failures[pos] = (EventError(None, "not_an_object", "each event must be an object"),)
             continue
         if isinstance(record.get("event_id"), uuid.UUID):
@@ -306,7 +325,6 @@ def decode_records(
         entry = grouped.setdefault(event_type, ([], []))
         entry[0].append(pos)
         entry[1].append(obj)
-    out.tables = _tables_from_structs(grouped)
     return out
 
 
@@ -405,7 +423,7 @@ def decode_arrow(
         if typed is None:
             _decode_rows_instead(out, et, part, part_positions, max_bytes, strict)
         elif typed.num_rows:
-            out.tables[et] = typed
+            out.arrow[et] = [typed]
     return out
 
 
@@ -424,7 +442,9 @@ def _decode_rows_instead(
             [c for c in ("received_at", "ingest_flags") if c in part.column_names]
         ).to_pylist()
     ]
-    decoded = decode_records(records, 0, max_bytes, out.source_of(0), strict=strict)
+    decoded = decode_records(
+        records, 0, max_bytes, out.source_of(out.first_position), strict=strict
+    )
     pos_list = positions.to_pylist()
     out.failures.update({pos_list[p]: e for p, e in decoded.failures.items()})
     out.meta.update({pos_list[p]: m for p, m in decoded.meta.items()})
@@ -436,7 +456,7 @@ def _decode_rows_instead(
             table = table.append_column(
                 "received_at", pc.cast(received, arrow_type(Kind.TIMESTAMP))
             )
-        out.tables[et] = table
+        out.arrow[et] = [table]
 
 
 def _true_indices(mask: pa.Array | pa.ChunkedArray) -> Iterable[int]:

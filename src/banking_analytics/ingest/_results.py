@@ -91,7 +91,7 @@ class BatchOutcome:
         return [self.result(int(i)) for i in np.flatnonzero(self.status == 2)]
 
     def slice(self, start: int, stop: int, first_position: int) -> BatchOutcome:
-        """The outcome of events ``start``..``stop`` (0-based), renumbered from ``first_position``."""
+        """Outcome of events ``start``..``stop`` (0-based), renumbered from ``first_position``."""
         base = self.first_position + start
         keep = range(base, self.first_position + stop)
         shift = first_position - base

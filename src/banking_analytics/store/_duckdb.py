@@ -64,20 +64,22 @@ class _DuckDBTransaction(WriteTransaction):
         bounds = pc.min_max(rows["occurred_at"])
         low = bounds["min"].as_py() - dedup_window
         high = bounds["max"].as_py() + dedup_window
-        self._cur.register("_incoming", rows)
+        name = _quote(table.name)
+        self._cur.register("_incoming", rows.select(list(table.column_names)))
         try:
-            # The time bound lets DuckDB skip row groups by their zone maps.
-            stored = self._cur.sql(
-                f"SELECT CAST(event_id AS VARCHAR) AS event_id FROM {_quote(table.name)} "
-                "WHERE occurred_at BETWEEN ? AND ? "
-                "AND event_id IN (SELECT CAST(event_id AS UUID) FROM _incoming)",
+            # One statement: the time bound lets DuckDB skip row groups by their zone
+            # maps, and RETURNING says which rows were new.
+            inserted = self._cur.sql(
+                f"INSERT INTO {name} ({', '.join(_quote(n) for n in table.column_names)}) "
+                f"SELECT {_select_list(table)} FROM _incoming WHERE CAST(event_id AS UUID) "
+                f"NOT IN (SELECT event_id FROM {name} WHERE occurred_at BETWEEN ? AND ? "
+                "AND event_id IN (SELECT CAST(event_id AS UUID) FROM _incoming)) "
+                "RETURNING CAST(event_id AS VARCHAR) AS event_id",
                 params=[low, high],
             ).to_arrow_table()
         finally:
             self._cur.unregister("_incoming")
-        is_new = pc.invert(pc.is_in(rows["event_id"], value_set=stored["event_id"]))
-        self.append(table, rows.filter(is_new))
-        return is_new
+        return pc.is_in(rows["event_id"], value_set=inserted["event_id"])
 
     def append(self, table: TableDef, rows: pa.Table) -> None:
         if rows.num_rows == 0:
@@ -109,8 +111,10 @@ class DuckDBEngine(Engine):
         self._con = duckdb.connect(path)
         self._write_lock = threading.Lock()
         self._closed = False
+        self._writer_cursor = self._cursor()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for the calling thread (DuckDB cursors are not shared)."""
         if self._closed:
             raise RuntimeError(f"store {self.url} is closed")
         cur = self._con.cursor()
@@ -154,7 +158,7 @@ class DuckDBEngine(Engine):
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._write_lock:
-            cur = self._cursor()
+            cur = self._writer_cursor
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
@@ -163,8 +167,6 @@ class DuckDBEngine(Engine):
                 raise
             else:
                 cur.execute("COMMIT")
-            finally:
-                cur.close()
 
     @contextmanager
     def begin(self) -> Iterator[WriteTransaction]:
@@ -181,4 +183,5 @@ class DuckDBEngine(Engine):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._writer_cursor.close()
             self._con.close()

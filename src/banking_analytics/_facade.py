@@ -1,0 +1,307 @@
+"""``BankingPerformanceAnalytics``: the library's front door, wiring store and ingestion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Self
+
+import pyarrow as pa
+
+from banking_analytics.events import SCHEMAS
+from banking_analytics.ingest import (
+    BatchOutcome,
+    EventResult,
+    EventStatus,
+    GroupCommitWriter,
+    IngestLimits,
+    IngestPipeline,
+    decode_arrow,
+    decode_records,
+)
+from banking_analytics.ingest._files import FileFormat, detect_format, read_file
+from banking_analytics.store import QUARANTINE, Engine, open_engine
+from banking_analytics.vocabulary import BankingFeature, EventType, PerformanceMetric
+
+__all__ = [
+    "BankingPerformanceAnalytics",
+    "BatchTooLargeError",
+    "EventRejectedError",
+    "FileReport",
+    "PendingEvent",
+    "StoreInfo",
+    "TableInfo",
+]
+
+
+class EventRejectedError(ValueError):
+    """A recorded event was rejected; it is in quarantine and ``result.errors`` says why."""
+
+    def __init__(self, result: EventResult) -> None:
+        super().__init__(f"event rejected: {result.reason}")
+        self.result = result
+
+
+class BatchTooLargeError(ValueError):
+    """More events in one ``ingest`` call than ``IngestLimits.max_batch_events``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    event_type: str
+    table: str
+    events: int
+    first_occurred_at: datetime | None
+    last_occurred_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    url: str
+    tables: tuple[TableInfo, ...]
+    quarantined: int
+
+    @property
+    def total_events(self) -> int:
+        return sum(t.events for t in self.tables)
+
+
+@dataclass(slots=True)
+class FileReport:
+    """What happened to a file's events; ``rejected`` lists (position, reason)."""
+
+    path: Path
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    rejections: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.accepted + self.duplicate + self.rejected
+
+    def add(self, outcome: BatchOutcome) -> None:
+        self.accepted += outcome.count(EventStatus.ACCEPTED)
+        self.duplicate += outcome.count(EventStatus.DUPLICATE)
+        self.rejected += outcome.count(EventStatus.REJECTED)
+        self.rejections.extend((r.position, r.reason or "") for r in outcome.rejected())
+
+
+class PendingEvent:
+    """An event on its way to the store."""
+
+    __slots__ = ("_batch",)
+
+    def __init__(self, batch: Future[BatchOutcome]) -> None:
+        self._batch = batch
+
+    def done(self) -> bool:
+        return self._batch.done()
+
+    def result(self, timeout: float | None = None) -> EventResult:
+        """Wait for the commit; raises if the store failed to write the event."""
+        return self._batch.result(timeout).result(0)
+
+
+def _plain(value: object) -> object:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _event(event_type: EventType, fields: Mapping[str, object]) -> dict[str, object]:
+    """An event mapping from keyword fields, leaving out the ones not given."""
+    event: dict[str, object] = {"event_type": event_type.value}
+    event.update({k: _plain(v) for k, v in fields.items() if v is not None})
+    return event
+
+
+class BankingPerformanceAnalytics:
+    """Records banking events and (in later layers) analyses them.
+
+    Thread-safe: any number of threads may record at once; their events share
+    group commits, and each ``record_*`` call returns only once its event is
+    durably stored (or raises :class:`EventRejectedError`).
+    """
+
+    def __init__(self, engine: Engine, *, limits: IngestLimits | None = None) -> None:
+        self.engine = engine
+        self.limits = limits or IngestLimits()
+        self._pipeline = IngestPipeline(engine, self.limits)
+        self._writer = GroupCommitWriter(self._pipeline)
+
+    @classmethod
+    def open(cls, url: str, *, limits: IngestLimits | None = None) -> Self:
+        """Open (creating if needed) the store at ``url``, e.g. ``duckdb:///analytics.duckdb``."""
+        return cls(open_engine(url), limits=limits)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def submit(self, event: Mapping[str, object], source: str = "library") -> PendingEvent:
+        """Queue one event; ``.result()`` answers once it is durably stored or rejected.
+
+        For producers that keep many events in flight: each thread can submit a
+        window of events and then wait for them, so commits carry many events.
+        """
+        decoded = decode_records([event], 0, self.limits.max_event_bytes, source)
+        return PendingEvent(self._writer.submit(decoded))
+
+    def _record(self, event_type: EventType, fields: Mapping[str, object]) -> str:
+        result = self.submit(_event(event_type, fields)).result()
+        if result.status is EventStatus.REJECTED or result.event_id is None:
+            raise EventRejectedError(result)
+        return result.event_id
+
+    def record_performance_metric(
+        self,
+        metric_type: PerformanceMetric | str,
+        feature: BankingFeature | str,
+        value: float,
+        user_id: str | None = None,
+        **fields: object,
+    ) -> str:
+        """Record one performance measurement; returns its id (the metric id).
+
+        Other fields of the ``performance_metric`` event (``unit``,
+        ``institution_id``, ``occurred_at``, ``event_id``, ...) go as keywords.
+        """
+        return self._record(
+            EventType.PERFORMANCE_METRIC,
+            {
+                "metric_type": metric_type,
+                "feature": feature,
+                "value": value,
+                "user_id": user_id,
+                **fields,
+            },
+        )
+
+    def record_user_behavior(
+        self,
+        user_id: str,
+        feature: BankingFeature | str,
+        action: str,
+        duration_s: float | None = None,
+        success: bool | None = None,
+        **fields: object,
+    ) -> str:
+        """Record a user's interaction with a feature (``device``, ``platform``... as keywords)."""
+        return self._record(
+            EventType.BEHAVIOR,
+            {
+                "user_id": user_id,
+                "feature": feature,
+                "action": action,
+                "duration_s": duration_s,
+                "success": success,
+                **fields,
+            },
+        )
+
+    def record_connection_attempt(self, **fields: object) -> str:
+        """Record a link or reauth attempt; fields as in the ``connection_attempt`` schema."""
+        return self._record(EventType.CONNECTION_ATTEMPT, fields)
+
+    def record_sync_run(self, **fields: object) -> str:
+        """Record a data sync run; fields as in the ``sync_run`` schema."""
+        return self._record(EventType.SYNC_RUN, fields)
+
+    def record_subscription_event(self, **fields: object) -> str:
+        """Record a subscription lifecycle or payment event; fields as in its schema."""
+        return self._record(EventType.SUBSCRIPTION, fields)
+
+    def ingest(
+        self, events: Iterable[Mapping[str, object]], source: str = "library"
+    ) -> list[EventResult]:
+        """Store a batch of events of any types; one result per event, in order.
+
+        A bad event is rejected (and quarantined) without affecting the others.
+        """
+        batch = list(events)
+        if len(batch) > self.limits.max_batch_events:
+            raise BatchTooLargeError(
+                f"{len(batch)} events in one batch; the limit is {self.limits.max_batch_events}"
+            )
+        decoded = decode_records(batch, 0, self.limits.max_event_bytes, source)
+        return self._writer.submit(decoded).result().results()
+
+    def ingest_arrow(
+        self,
+        table: pa.Table,
+        *,
+        event_type: EventType | None = None,
+        source: str = "arrow",
+        first_position: int = 0,
+    ) -> BatchOutcome:
+        """Store a columnar batch in one transaction (bulk path, same validation and dedup).
+
+        A ``received_at`` column, if present, is taken as the receipt time.
+        """
+        decoded = decode_arrow(
+            table, first_position, self.limits.max_event_bytes, source, event_type=event_type
+        )
+        return self._pipeline.write(decoded)
+
+    def ingest_file(
+        self,
+        path: str | Path,
+        *,
+        file_format: FileFormat | None = None,
+        chunk_events: int = 100_000,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> FileReport:
+        """Store every event of a JSON Lines, CSV or Parquet file, one transaction per chunk.
+
+        ``on_progress(bytes_done, events_done)`` is called after each chunk.
+        """
+        path = Path(path)
+        fmt = file_format or detect_format(path)
+        report = FileReport(path)
+        done = 0
+        for chunk in read_file(path, fmt, chunk_events, self.limits.max_event_bytes):
+            report.add(self._pipeline.write(chunk.decoded))
+            done += chunk.nbytes
+            if on_progress is not None:
+                on_progress(done, report.total)
+        return report
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        """Counts per event type, their time range, and the quarantine size."""
+        tables = []
+        for schema in SCHEMAS.values():
+            row = self.engine.query(
+                f"SELECT count(*) AS n, min(occurred_at) AS lo, max(occurred_at) AS hi "
+                f"FROM {schema.table}"
+            ).to_pylist()[0]
+            tables.append(
+                TableInfo(
+                    schema.event_type.value, schema.table, int(row["n"]), row["lo"], row["hi"]
+                )
+            )
+        quarantined = self.engine.query(f"SELECT count(*) AS n FROM {QUARANTINE.name}")
+        return StoreInfo(self.engine.url, tuple(tables), int(quarantined["n"][0].as_py()))
+
+    def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recent quarantined events with their reasons and raw payloads."""
+        rows: list[dict[str, Any]] = self.engine.query(
+            f"SELECT * FROM {QUARANTINE.name} ORDER BY received_at DESC, position LIMIT ?",
+            [limit],
+        ).to_pylist()
+        return rows
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish queued writes and close the store."""
+        self._writer.close()
+        self.engine.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
