@@ -25,11 +25,6 @@ __all__ = [
 U64 = NDArray[np.uint64]
 U8 = NDArray[np.uint8]
 
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-#: Two hex characters for every byte value.
-_HEX_PAIRS: U8 = np.stack(
-    [_HEX_DIGITS[np.arange(256) >> 4], _HEX_DIGITS[np.arange(256) & 15]], axis=1
-)
 _BASE62 = np.frombuffer(
     b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8
 )
@@ -49,9 +44,15 @@ def mix64(values: U64, key: int) -> U64:
     is invertible, so distinct inputs always give distinct outputs.
     """
     z = values + np.uint64(key)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    shifted = z >> np.uint64(30)
+    z ^= shifted
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    np.right_shift(z, np.uint64(27), out=shifted)
+    z ^= shifted
+    z *= np.uint64(0x94D049BB133111EB)
+    np.right_shift(z, np.uint64(31), out=shifted)
+    z ^= shifted
+    return z
 
 
 def _strings(chars: U8) -> pa.StringArray:
@@ -72,10 +73,28 @@ def _with_prefix(prefix: str, body: U8) -> U8:
     return out
 
 
+def _hex8(half: U64) -> U64:
+    """Eight ASCII hex digits of the low 32 bits, packed in one word (SWAR).
+
+    The shifts move each nibble into its own byte; adding 0x30 makes the digit
+    and a carry-derived 0x27 lifts 10-15 to ``a``-``f``. The byte swap puts the
+    most significant digit first in memory.
+    """
+    x = (half | (half << np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    x = (x | (x << np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    x = (x | (x << np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    letters = ((x + np.uint64(0x0606060606060606)) >> np.uint64(4)) & np.uint64(0x0101010101010101)
+    x += np.uint64(0x3030303030303030)
+    x += letters * np.uint64(0x27)
+    return x.byteswap()
+
+
 def _hex_bytes(values: U64) -> U8:
-    """``(n, 16)`` lower-case hex characters of big-endian 64-bit values."""
-    raw = values.astype(">u8").view(np.uint8).reshape(-1, 8)
-    return _HEX_PAIRS[raw].reshape(-1, 16)
+    """``(n, 16)`` lower-case hex characters of 64-bit values, most significant first."""
+    words = np.empty((values.size, 2), dtype=np.uint64)
+    words[:, 0] = _hex8(values >> np.uint64(32))
+    words[:, 1] = _hex8(values & np.uint64(0xFFFFFFFF))
+    return words.view(np.uint8).reshape(-1, 16)
 
 
 def hex_strings(prefix: str, keys: U64, key: int) -> pa.StringArray:
@@ -90,12 +109,13 @@ def uuid_strings(keys: U64, key: int) -> pa.StringArray:
     the high half is an independent hash, so two keys share a UUID with
     probability about 2**-122.
     """
-    raw = np.empty((keys.size, 16), dtype=np.uint8)
-    raw[:, :8] = mix64(keys, key ^ 0x5851F42D4C957F2D).astype(">u8").view(np.uint8).reshape(-1, 8)
-    raw[:, 8:] = mix64(keys, key).astype(">u8").view(np.uint8).reshape(-1, 8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexes = _HEX_PAIRS[raw].reshape(-1, 32)
+    high = mix64(keys, key ^ 0x5851F42D4C957F2D)
+    high &= np.uint64(0xFFFFFFFFFFFF0FFF)
+    high |= np.uint64(0x0000000000004000)
+    low = mix64(keys, key)
+    low &= np.uint64(0x3FFFFFFFFFFFFFFF)
+    low |= np.uint64(0x8000000000000000)
+    hexes = np.concatenate([_hex_bytes(high), _hex_bytes(low)], axis=1)
     out = np.full((keys.size, 36), _DASH, dtype=np.uint8)
     out[:, 0:8] = hexes[:, 0:8]
     out[:, 9:13] = hexes[:, 8:12]

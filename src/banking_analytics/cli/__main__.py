@@ -1,0 +1,3 @@
+from banking_analytics.cli import main
+
+main()

@@ -1,0 +1,208 @@
+"""Idempotency, normalisation and derived fields, each against a hand-worked case."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from banking_analytics import (
+    BankingFeature,
+    BankingPerformanceAnalytics,
+    EventRejectedError,
+    EventStatus,
+    IngestLimits,
+    PerformanceMetric,
+)
+from banking_analytics.ingest import IngestPipeline, decode_records
+from banking_analytics.store import open_engine
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def events(n: int) -> list[dict[str, object]]:
+    return [
+        {
+            "event_type": "behavior",
+            "event_id": str(uuid.uuid4()),
+            "user_id": f"user-{i % 7}",
+            "feature": "budget_tracking",
+            "action": "open",
+            "occurred_at": (NOW - timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(n)
+    ]
+
+
+def count(analytics: BankingPerformanceAnalytics, table: str = "behavior_events") -> int:
+    return int(analytics.engine.query(f"SELECT count(*) AS n FROM {table}")["n"][0].as_py())
+
+
+def test_same_batch_twice_is_stored_once(analytics: BankingPerformanceAnalytics) -> None:
+    batch = events(300)
+    first = analytics.ingest(batch)
+    second = analytics.ingest(batch)
+    assert {r.status for r in first} == {EventStatus.ACCEPTED}
+    assert {r.status for r in second} == {EventStatus.DUPLICATE}
+    assert [r.event_id for r in second] == [e["event_id"] for e in batch]
+    assert count(analytics) == 300
+
+
+def test_same_batch_from_two_threads_at_once_is_stored_once(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    batch = events(1000)
+    results: list[list[EventStatus]] = []
+    start = threading.Barrier(2)
+
+    def send() -> None:
+        start.wait()
+        results.append([r.status for r in analytics.ingest(batch)])
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert count(analytics) == 1000
+    # Each event is accepted exactly once across the two senders.
+    for i in range(1000):
+        assert sorted(r[i] for r in results) == [EventStatus.ACCEPTED, EventStatus.DUPLICATE]
+
+
+def test_duplicates_within_a_batch_keep_the_first(analytics: BankingPerformanceAnalytics) -> None:
+    (event,) = events(1)
+    changed = {**event, "action": "second_copy"}
+    results = analytics.ingest([event, changed])
+    assert [r.status for r in results] == [EventStatus.ACCEPTED, EventStatus.DUPLICATE]
+    actions = analytics.engine.query("SELECT action FROM behavior_events")["action"].to_pylist()
+    assert actions == ["open"]
+
+
+def test_event_ids_are_case_insensitive(analytics: BankingPerformanceAnalytics) -> None:
+    (event,) = events(1)
+    analytics.ingest([event])
+    (again,) = analytics.ingest([{**event, "event_id": str(event["event_id"]).upper()}])
+    assert again.status is EventStatus.DUPLICATE
+
+
+def test_retry_via_file_and_arrow_paths_is_deduplicated(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    batch = events(50)
+    analytics.ingest(batch)
+    table = pa.Table.from_pylist(
+        [{**e, "occurred_at": datetime.fromisoformat(str(e["occurred_at"]))} for e in batch]
+    )
+    outcome = analytics.ingest_arrow(table)
+    assert outcome.count(EventStatus.DUPLICATE) == 50
+    assert count(analytics) == 50
+
+
+def test_server_generates_missing_event_ids(analytics: BankingPerformanceAnalytics) -> None:
+    metric_id = analytics.record_performance_metric(
+        PerformanceMetric.CONNECTION_SUCCESS_RATE,
+        BankingFeature.ACCOUNT_LINKING,
+        0.95,
+        user_id="user123",
+    )
+    assert uuid.UUID(metric_id).version == 4
+    stored = analytics.engine.query("SELECT CAST(event_id AS VARCHAR) AS id, value, feature "
+                                    "FROM performance_metric_events").to_pylist()  # fmt: skip
+    assert stored == [{"id": metric_id, "value": 0.95, "feature": "account_linking"}]
+
+
+def test_record_raises_with_the_reason_and_quarantines(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    try:
+        analytics.record_performance_metric("connection_success_rate", "nope", 1.0)
+    except EventRejectedError as exc:
+        assert "feature" in str(exc)
+        assert exc.result.errors[0].code == "not_allowed"
+    else:
+        raise AssertionError("a bad feature must be rejected")
+    assert analytics.info().quarantined == 1
+
+
+def test_clock_skew_correction_hand_worked() -> None:
+    """Client clock 2 h fast: occurred 10:00:00, sent 10:00:05 (client), received 08:00:07.
+
+    occurred_at = received_at - (sent_at - occurred_at) = 08:00:07 - 5 s = 08:00:02,
+    and every other client time shifts by the same -1:59:58.
+    """
+    received = datetime(2026, 3, 1, 8, 0, 7, tzinfo=UTC)
+    engine = open_engine("duckdb:///:memory:")
+    pipeline = IngestPipeline(engine, clock=lambda: received)
+    event = {
+        "event_type": "connection_attempt",
+        "attempt_id": "a1",
+        "aggregator": "plaid",
+        "institution_id": "ins_1",
+        "feature": "account_linking",
+        "flow": "new",
+        "outcome": "failure",
+        "error_code": "INSTITUTION_DOWN",
+        "occurred_at": "2026-03-01T10:00:00Z",
+        "started_at": "2026-03-01T09:59:50Z",
+        "credentials_submitted_at": "2026-03-01T09:59:55Z",
+        "ended_at": "2026-03-01T09:59:58.250Z",
+        "sent_at": "2026-03-01T10:00:05Z",
+    }
+    outcome = pipeline.write(decode_records([event], 0, 32768, "test"))
+    assert outcome.result(0).flags == ("skew_corrected",)
+    row = engine.query("SELECT * FROM connection_attempt_events").to_pylist()[0]
+    shift = timedelta(hours=-1, minutes=-59, seconds=-58)
+    assert row["occurred_at"] == datetime(2026, 3, 1, 8, 0, 2, tzinfo=UTC)
+    assert row["started_at"] == datetime(2026, 3, 1, 9, 59, 50, tzinfo=UTC) + shift
+    assert row["received_at"] == received
+    assert row["sent_at"] == datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
+    # latency from credential submit to outcome: 58.25 - 55 = 3.25 s
+    assert row["latency_ms"] == 3250.0
+    # INSTITUTION_DOWN decides the category even though the client sent none.
+    assert row["error_category"] == "institution"
+
+
+def test_error_code_wins_over_a_misleading_type_and_client_category() -> None:
+    engine = open_engine("duckdb:///:memory:")
+    pipeline = IngestPipeline(engine)
+    base = {
+        "event_type": "sync_run",
+        "connection_id": "item-1",
+        "aggregator": "plaid",
+        "institution_id": "ins_1",
+        "feature": "transaction_sync",
+        "trigger": "scheduled",
+        "started_at": NOW.isoformat(),
+        "outcome": "failure",
+    }
+    cases = [
+        ({"error_code": "INSTITUTION_REGISTRATION_REQUIRED", "error_type": "INSTITUTION_ERROR",
+          "error_category": "institution"}, "integration"),
+        ({"error_type": "API_ERROR", "error_code": "SOMETHING_NEW"}, "aggregator"),
+        ({"error_category": "rate_limited"}, "rate_limited"),
+        ({}, "unknown"),
+    ]  # fmt: skip
+    pipeline.write(decode_records([{**base, **c} for c, _ in cases], 0, 32768, "test"))
+    got = engine.query("SELECT error_category FROM sync_run_events")["error_category"].to_pylist()
+    assert sorted(got) == sorted(expected for _, expected in cases)
+
+
+def test_late_events_are_accepted_and_flagged(analytics: BankingPerformanceAnalytics) -> None:
+    (e,) = events(1)
+    (result,) = analytics.ingest([{**e, "occurred_at": (NOW - timedelta(days=30)).isoformat()}])
+    assert result.status is EventStatus.ACCEPTED
+    assert result.flags == ("late",)
+
+
+def test_batch_size_limit_is_a_clear_error(store_url: str) -> None:
+    with BankingPerformanceAnalytics.open(store_url, limits=IngestLimits(max_batch_events=10)) as a:
+        try:
+            a.ingest(events(11))
+        except ValueError as exc:
+            assert "11 events" in str(exc) and "limit is 10" in str(exc)
+        else:
+            raise AssertionError("an oversize batch must be refused")
+        assert a.info().total_events == 0

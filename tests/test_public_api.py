@@ -1,0 +1,37 @@
+"""The public API is deliberate: this test changes whenever it does."""
+
+import banking_analytics
+from banking_analytics import BankingFeature, PerformanceMetric, RevenueMetric
+
+EXPECTED = {
+    "Aggregator", "AuthMethod", "BankingFeature", "BankingPerformanceAnalytics",
+    "BatchTooLargeError", "BillingInterval", "ConnectionFlow", "DeviceType", "ErrorCategory",
+    "EventError", "EventRejectedError", "EventResult", "EventStatus", "EventType", "FileReport",
+    "IngestLimits", "Outcome", "PendingEvent", "PerformanceMetric", "Platform",
+    "ResponsibleParty", "RevenueMetric", "StoreInfo", "StoreURLError", "SubscriptionEventKind",
+    "SubscriptionStatus", "SyncOutcome", "SyncTrigger", "TableInfo", "__version__",
+}  # fmt: skip
+
+
+def test_all_is_exactly_the_public_api() -> None:
+    assert set(banking_analytics.__all__) == EXPECTED
+    for name in banking_analytics.__all__:
+        assert hasattr(banking_analytics, name), name
+
+
+def test_vocabulary_strings_are_the_api_strings() -> None:
+    assert [m.value for m in PerformanceMetric] == [
+        "connection_success_rate", "connection_latency", "data_sync_frequency", "error_rate",
+        "user_engagement", "feature_usage", "revenue_impact", "conversion_rate",
+    ]  # fmt: skip
+    assert [m.value for m in BankingFeature] == [
+        "account_linking", "transaction_sync", "balance_monitoring", "spending_analysis",
+        "budget_tracking", "goal_setting", "bill_reminders", "investment_tracking",
+        "credit_monitoring", "tax_optimization",
+    ]  # fmt: skip
+    assert [m.value for m in RevenueMetric] == [
+        "subscription_upgrades", "feature_adoption", "user_retention", "customer_lifetime_value",
+        "churn_rate", "revenue_per_user", "upgrade_conversion", "feature_revenue",
+    ]  # fmt: skip
+    assert BankingFeature("account_linking") is BankingFeature.ACCOUNT_LINKING
+    assert PerformanceMetric.CONNECTION_SUCCESS_RATE == "connection_success_rate"
