@@ -15,6 +15,7 @@ import pyarrow as pa
 from banking_analytics.events import SCHEMAS
 from banking_analytics.ingest import (
     BatchOutcome,
+    BatchPart,
     EventResult,
     EventStatus,
     GroupCommitWriter,
@@ -96,7 +97,7 @@ class PendingEvent:
 
     __slots__ = ("_batch",)
 
-    def __init__(self, batch: Future[BatchOutcome]) -> None:
+    def __init__(self, batch: Future[BatchPart]) -> None:
         self._batch = batch
 
     def done(self) -> bool:

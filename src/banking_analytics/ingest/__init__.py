@@ -7,12 +7,19 @@ from banking_analytics.ingest._decode import (
     decode_records,
 )
 from banking_analytics.ingest._pipeline import IngestPipeline
-from banking_analytics.ingest._results import BatchOutcome, EventError, EventResult, EventStatus
+from banking_analytics.ingest._results import (
+    BatchOutcome,
+    BatchPart,
+    EventError,
+    EventResult,
+    EventStatus,
+)
 from banking_analytics.ingest._validate import IngestLimits
 from banking_analytics.ingest._writer import GroupCommitWriter, WriterClosedError
 
 __all__ = [
     "BatchOutcome",
+    "BatchPart",
     "Decoded",
     "EventError",
     "EventResult",

@@ -8,7 +8,7 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BatchOutcome", "EventError", "EventResult", "EventStatus"]
+__all__ = ["BatchOutcome", "BatchPart", "EventError", "EventResult", "EventStatus"]
 
 
 class EventStatus(StrEnum):
@@ -90,16 +90,26 @@ class BatchOutcome:
     def rejected(self) -> list[EventResult]:
         return [self.result(int(i)) for i in np.flatnonzero(self.status == 2)]
 
-    def slice(self, start: int, stop: int, first_position: int) -> BatchOutcome:
-        """Outcome of events ``start``..``stop`` (0-based), renumbered from ``first_position``."""
-        base = self.first_position + start
-        keep = range(base, self.first_position + stop)
-        shift = first_position - base
-        return BatchOutcome(
-            first_position=first_position,
-            status=self.status[start:stop],
-            event_ids=self.event_ids[start:stop],
-            event_types=self.event_types[start:stop],
-            errors={p + shift: e for p, e in self.errors.items() if p in keep},
-            flags={p + shift: f for p, f in self.flags.items() if p in keep},
+
+@dataclass(frozen=True, slots=True)
+class BatchPart:
+    """One caller's share of a group commit: events ``start .. start + size`` of ``outcome``.
+
+    Results are built on demand, so a caller that submitted one event pays for one.
+    """
+
+    outcome: BatchOutcome
+    start: int
+    size: int
+    first_position: int
+
+    def result(self, i: int) -> EventResult:
+        """The i-th event of this part, numbered from the caller's ``first_position``."""
+        r = self.outcome.result(self.start + i)
+        shift = self.first_position - (self.outcome.first_position + self.start)
+        return EventResult(
+            r.position + shift, r.status, r.event_id, r.event_type, r.errors, r.flags
         )
+
+    def results(self) -> list[EventResult]:
+        return [self.result(i) for i in range(self.size)]

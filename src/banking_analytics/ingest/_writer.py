@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from banking_analytics.ingest._decode import Decoded
 from banking_analytics.ingest._pipeline import IngestPipeline
-from banking_analytics.ingest._results import BatchOutcome
+from banking_analytics.ingest._results import BatchPart
 
 __all__ = ["GroupCommitWriter", "WriterClosedError"]
 
@@ -29,7 +29,7 @@ class WriterClosedError(RuntimeError):
 @dataclass(slots=True)
 class _Submission:
     decoded: Decoded
-    future: Future[BatchOutcome]
+    future: Future[BatchPart]
 
 
 class GroupCommitWriter:
@@ -44,9 +44,9 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, decoded: Decoded) -> Future[BatchOutcome]:
+    def submit(self, decoded: Decoded) -> Future[BatchPart]:
         """Queue a batch; the future resolves after its transaction commits (or fails)."""
-        future: Future[BatchOutcome] = Future()
+        future: Future[BatchPart] = Future()
         with self._wakeup:
             if self._closing:
                 raise WriterClosedError("the writer is closed")
@@ -85,6 +85,5 @@ class GroupCommitWriter:
             offset = 0
             for s in group:
                 size = s.decoded.size
-                part = outcome.slice(offset, offset + size, s.decoded.first_position)
-                s.future.set_result(part)
+                s.future.set_result(BatchPart(outcome, offset, size, s.decoded.first_position))
                 offset += size
