@@ -251,17 +251,23 @@ class BankingPerformanceAnalytics:
         *,
         file_format: FileFormat | None = None,
         chunk_events: int = 100_000,
+        decode_workers: int = 0,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> FileReport:
         """Store every event of a JSON Lines, CSV or Parquet file, one transaction per chunk.
 
-        ``on_progress(bytes_done, events_done)`` is called after each chunk.
+        ``decode_workers`` > 0 decodes JSON Lines in that many worker processes
+        (see :func:`read_file`). ``on_progress(bytes_done, events_done)`` is
+        called after each chunk.
         """
         path = Path(path)
         fmt = file_format or detect_format(path)
         report = FileReport(path)
         done = 0
-        for chunk in read_file(path, fmt, chunk_events, self.limits.max_event_bytes):
+        chunks = read_file(
+            path, fmt, chunk_events, self.limits.max_event_bytes, decode_workers=decode_workers
+        )
+        for chunk in chunks:
             report.add(self._pipeline.write(chunk.decoded))
             done += chunk.nbytes
             if on_progress is not None:

