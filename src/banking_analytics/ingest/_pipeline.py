@@ -37,6 +37,58 @@ def _first_occurrences(ids: pa.ChunkedArray) -> pa.Array:
     return pa.array(mask)
 
 
+class _Scatter:
+    """Per-event facts gathered table by table, laid out by position at the end."""
+
+    def __init__(self, start: int, size: int) -> None:
+        self.start, self.size = start, size
+        self._positions: list[np.ndarray] = []
+        self._ids: list[pa.Array] = []
+        self._types: list[pa.Array] = []
+        self._flag_positions: list[np.ndarray] = []
+        self._flags: list[pa.Array] = []
+
+    def add(self, positions: np.ndarray, event_type: str | None, ids: pa.Array) -> None:
+        self._positions.append(positions)
+        self._ids.append(ids.cast(pa.string()))
+        self._types.append(pc.fill_null(pa.nulls(len(positions), pa.string()), event_type))
+
+    def add_one(self, position: int, event_type: str | None, event_id: str | None) -> None:
+        self._positions.append(np.array([position]))
+        self._ids.append(pa.array([event_id], pa.string()))
+        self._types.append(pa.array([event_type], pa.string()))
+
+    def add_flags(self, positions: np.ndarray, flags: pa.ChunkedArray) -> None:
+        self._flag_positions.append(positions)
+        self._flags.append(flags.combine_chunks())
+
+    def _layout(self, positions: list[np.ndarray], values: list[pa.Array]) -> pa.Array:
+        if not positions:
+            return pa.nulls(self.size, pa.string())
+        where = np.full(self.size, -1, dtype=np.int64)
+        flat = np.concatenate(positions) - self.start
+        where[flat] = np.arange(len(flat))
+        return pa.concat_arrays(values).take(pa.array(where, mask=where < 0))
+
+    def event_ids(self) -> pa.Array:
+        return self._layout(self._positions, self._ids)
+
+    def event_types(self) -> pa.Array:
+        return self._layout(self._positions, self._types)
+
+    def flags(self) -> pa.Array:
+        return self._layout(self._flag_positions, self._flags)
+
+    def lookup(self, position: int) -> tuple[str | None, str | None]:
+        """Event type and id of one position (for the few rejected events)."""
+        for positions, types, ids in zip(self._positions, self._types, self._ids, strict=True):
+            hit = np.flatnonzero(positions == position)
+            if len(hit):
+                i = int(hit[0])
+                return types[i].as_py(), ids[i].as_py()
+        return None, None
+
+
 class IngestPipeline:
     """Turns decoded batches into stored events and quarantine rows, in one transaction each.
 
@@ -61,31 +113,23 @@ class IngestPipeline:
     def write(self, decoded: Decoded) -> BatchOutcome:
         start, n = decoded.first_position, decoded.size
         status = np.full(n, _REJECTED, dtype=np.uint8)
-        event_ids = np.full(n, None, dtype=object)
-        event_types = np.full(n, None, dtype=object)
         errors: dict[int, tuple[EventError, ...]] = dict(decoded.failures)
+        known = _Scatter(start, n)
         for pos, (event_type, event_id) in decoded.meta.items():
-            event_types[pos - start], event_ids[pos - start] = event_type, event_id
-        flags: dict[int, tuple[str, ...]] = {}
+            known.add_one(pos, event_type, event_id)
         pending: list[tuple[str, pa.Table, np.ndarray]] = []
         for event_type, table in decoded.tables.items():
             schema = SCHEMAS[event_type]
             checked = validate(schema, table, self.limits, self.clock)
-            index = checked.all_positions.to_numpy() - start
-            event_types[index] = event_type.value
-            event_ids[index] = checked.all_event_ids.to_numpy(zero_copy_only=False)
             errors.update(checked.rejected)
+            known.add(checked.all_positions.to_numpy(), event_type.value, checked.all_event_ids)
             rows, positions = checked.rows, checked.positions.to_numpy()
-            first = _first_occurrences(rows["event_id"])
-            status[positions[~first.to_numpy(zero_copy_only=False)] - start] = _DUPLICATE
-            keep = first.to_numpy(zero_copy_only=False)
-            rows, positions = rows.filter(first), positions[keep]
-            noted = pc.indices_nonzero(pc.is_valid(rows["ingest_flags"])).to_numpy()
-            flag_values = rows["ingest_flags"].take(noted).to_pylist()
-            for i, value in zip(noted, flag_values, strict=True):
-                flags[int(positions[i])] = tuple(value.split(","))
+            first = _first_occurrences(rows["event_id"]).to_numpy(zero_copy_only=False)
+            status[positions[~first] - start] = _DUPLICATE
+            rows, positions = rows.filter(pa.array(first)), positions[first]
+            known.add_flags(positions, rows["ingest_flags"])
             pending.append((schema.table, rows, positions))
-        quarantine = self._quarantine_rows(decoded, errors, event_types, event_ids)
+        quarantine = self._quarantine_rows(decoded, errors, known)
         with self.engine.begin() as tx:
             inserted = [
                 (tx.insert_events(EVENT_TABLES[table], rows, self.limits.dedup_window), positions)
@@ -96,14 +140,15 @@ class IngestPipeline:
             new = is_new.to_numpy(zero_copy_only=False)
             status[positions[new] - start] = _ACCEPTED
             status[positions[~new] - start] = _DUPLICATE
-        return BatchOutcome(start, status, event_ids, event_types, errors, flags)
+        return BatchOutcome(
+            start, status, known.event_ids(), known.event_types(), known.flags(), errors
+        )
 
     def _quarantine_rows(
         self,
         decoded: Decoded,
         errors: dict[int, tuple[EventError, ...]],
-        event_types: np.ndarray,
-        event_ids: np.ndarray,
+        known: _Scatter,
     ) -> pa.Table:
         rows: dict[str, list[object]] = {c.name: [] for c in QUARANTINE.columns}
         received = self.clock()
@@ -117,8 +162,9 @@ class IngestPipeline:
             rows["received_at"].append(received)
             rows["source"].append(decoded.source_of(pos))
             rows["position"].append(pos)
-            rows["event_type"].append(event_types[pos - decoded.first_position])
-            rows["event_id"].append(event_ids[pos - decoded.first_position])
+            event_type, event_id = known.lookup(pos)
+            rows["event_type"].append(event_type)
+            rows["event_id"].append(event_id)
             rows["reason"].append("; ".join(str(e) for e in reasons))
             rows["errors"].append(
                 orjson.dumps(

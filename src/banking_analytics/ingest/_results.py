@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 __all__ = ["BatchOutcome", "BatchPart", "EventError", "EventResult", "EventStatus"]
 
@@ -53,17 +54,17 @@ class EventResult:
 class BatchOutcome:
     """Results of a batch, kept columnar so a million events cost little.
 
-    ``status`` holds 0/1/2 for accepted/duplicate/rejected per position
-    ``first_position + i``; ``event_ids``/``event_types``/``flags`` are known
-    for every event that could be decoded.
+    Index ``i`` is the event at position ``first_position + i``: ``status`` holds
+    0/1/2 for accepted/duplicate/rejected; ``event_ids``, ``event_types`` and
+    ``flags`` (comma-joined) are string arrays, null where unknown.
     """
 
     first_position: int
     status: npt.NDArray[np.uint8]
-    event_ids: npt.NDArray[np.object_]
-    event_types: npt.NDArray[np.object_]
+    event_ids: pa.Array
+    event_types: pa.Array
+    flags: pa.Array
     errors: dict[int, tuple[EventError, ...]] = field(default_factory=dict)
-    flags: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -75,13 +76,14 @@ class BatchOutcome:
     def result(self, i: int) -> EventResult:
         """The result of the i-th event of this batch (0-based)."""
         pos = self.first_position + i
+        flags = self.flags[i].as_py()
         return EventResult(
             position=pos,
             status=_STATUS_CODES[int(self.status[i])],
-            event_id=self.event_ids[i],
-            event_type=self.event_types[i],
+            event_id=self.event_ids[i].as_py(),
+            event_type=self.event_types[i].as_py(),
             errors=self.errors.get(pos, ()),
-            flags=self.flags.get(pos, ()),
+            flags=tuple(flags.split(",")) if flags else (),
         )
 
     def results(self) -> list[EventResult]:

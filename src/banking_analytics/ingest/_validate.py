@@ -51,6 +51,7 @@ _BAD_TEXT = (
     "[\\x00-\\x1f\\x7f-\\x9f\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}\\x{200b}-\\x{200f}\\x{feff}]"
 )
 _TS = arrow_type(Kind.TIMESTAMP)
+_TEXT_KINDS = (Kind.IDENTIFIER, Kind.TEXT, Kind.UUID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,16 @@ def _field_checks(spec: Field, col: pa.ChunkedArray) -> list[_Check]:
     def bad(mask: pa.ChunkedArray, code: str, message: str) -> None:
         checks.append((pc.and_(present, mask), EventError(spec.name, code, message)))
 
+    distinct = pc.unique(col) if spec.kind in _TEXT_KINDS else None
+
+    def bad_values(predicate: Callable[[pa.Array], pa.Array], code: str, message: str) -> None:
+        # Text repeats (users, actions, banks): test each distinct value once and
+        # build a row mask only when some value fails.
+        assert distinct is not None
+        failing = distinct.filter(pc.fill_null(predicate(distinct), False))
+        if len(failing):
+            bad(pc.is_in(col, value_set=failing), code, message)
+
     if spec.kind is Kind.ENUM:
         allowed = pa.array(spec.choices, pa.string())
         bad(
@@ -112,27 +123,28 @@ def _field_checks(spec: Field, col: pa.ChunkedArray) -> list[_Check]:
             bad(pc.less(col, spec.ge), "out_of_range", f"must be at least {spec.ge:g}")
         if spec.le is not None:
             bad(pc.greater(col, spec.le), "out_of_range", f"must be at most {spec.le:g}")
-    if spec.kind in (Kind.IDENTIFIER, Kind.TEXT) and spec.max_length is not None:
-        bad(
-            pc.greater(pc.utf8_length(col), spec.max_length),
+    max_length, pattern = spec.max_length, spec.pattern
+    if spec.kind in (Kind.IDENTIFIER, Kind.TEXT) and max_length is not None:
+        bad_values(
+            lambda v: pc.greater(pc.utf8_length(v), max_length),
             "too_long",
-            f"must be at most {spec.max_length} characters",
+            f"must be at most {max_length} characters",
         )
-    if spec.pattern is not None:
-        bad(
-            pc.invert(pc.match_substring_regex(col, spec.pattern)),
+    if pattern is not None:
+        bad_values(
+            lambda v: pc.invert(pc.match_substring_regex(v, pattern)),
             "invalid_format",
             _describe_pattern(spec),
         )
     if spec.kind is Kind.TEXT:
-        bad(
-            pc.match_substring_regex(col, _BAD_TEXT),
+        bad_values(
+            lambda v: pc.match_substring_regex(v, _BAD_TEXT),
             "invalid_characters",
             "must not contain control, zero-width or bidirectional-override characters",
         )
     if spec.kind is Kind.UUID:
-        bad(
-            pc.invert(pc.match_substring_regex(col, _UUID)),
+        bad_values(
+            lambda v: pc.invert(pc.match_substring_regex(v, _UUID)),
             "invalid_uuid",
             "must be a UUID such as 123e4567-e89b-12d3-a456-426614174000",
         )
@@ -201,8 +213,11 @@ def _derive(schema: EventSchema, table: pa.Table) -> pa.Table:
 
 def _fill_event_ids(col: pa.ChunkedArray) -> pa.Array:
     """Lower-cased ids, with a fresh UUIDv4 wherever the client sent none."""
-    ids = pc.utf8_lower(col).to_pylist()
-    return pa.array([i if i is not None else str(uuid.uuid4()) for i in ids], pa.string())
+    ids = pc.utf8_lower(col.combine_chunks())
+    if ids.null_count == 0:
+        return ids
+    fresh = pa.array([str(uuid.uuid4()) for _ in range(ids.null_count)], pa.string())
+    return pc.replace_with_mask(ids, pc.is_null(ids), fresh)
 
 
 def validate(

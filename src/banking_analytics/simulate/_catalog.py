@@ -21,14 +21,18 @@ from banking_analytics.vocabulary import (
 
 __all__ = [
     "ACTIONS",
-    "ACTION_FEATURE",
+    "ACTION_CHOICES",
     "AGGREGATORS",
     "ERRORS",
     "FEATURES",
+    "INSTITUTION_WORDS",
+    "OPEN_LINK",
     "PLANS",
+    "ROLES",
     "SYNC_FEATURES",
     "ErrorCode",
     "ErrorRole",
+    "ErrorTable",
     "Plan",
     "error_table",
     "string_table",
@@ -247,11 +251,6 @@ class Plan:
     interval: BillingInterval
     period_days: float
 
-    @property
-    def monthly_amount(self) -> float:
-        """The price normalised to a month, in minor units."""
-        return self.unit_amount * 30.4375 / self.period_days
-
 
 PLANS: tuple[Plan, ...] = (
     Plan("plus_monthly", "plus", 499, BillingInterval.MONTH, 30.4375),
@@ -299,11 +298,6 @@ OPEN_LINK = "open_link"
 ACTIONS: tuple[str, ...] = (
     *(action for f in FEATURES for action, _ in ACTION_CHOICES[f]),
     OPEN_LINK,
-)
-ACTION_FEATURE: NDArray[np.int8] = np.asarray(
-    [FEATURES.index(f) for f in FEATURES for _ in ACTION_CHOICES[f]]
-    + [FEATURES.index(_F.ACCOUNT_LINKING)],
-    dtype=np.int8,
 )
 
 INSTITUTION_WORDS = (

@@ -64,11 +64,9 @@ _USER_ERROR = tuple(ErrorCategory).index(ErrorCategory.USER_ACTION_REQUIRED)
 _LINKING = FEATURES.index(BankingFeature.ACCOUNT_LINKING)
 _OPEN_LINK = ACTIONS.index(OPEN_LINK)
 _LATENCY = tuple(PerformanceMetric).index(PerformanceMetric.CONNECTION_LATENCY)
-#: The attempt properties are four Plaid exit statuses, then an MFA note.
-_EXIT_STATUSES = 4
-_MFA = 4
-assert len(PROPERTIES[EventType.CONNECTION_ATTEMPT]) == _MFA + 1
-
+#: Attempt properties: Plaid exit statuses (noted on abandons), then an MFA note.
+_MFA = PROPERTIES[EventType.CONNECTION_ATTEMPT].index('{"mfa_type":"code"}')
+_EXIT_STATUSES = _MFA
 
 #: The aggregator gives up on an institution after two minutes.
 TIMEOUT_MS = 120_000.0
