@@ -273,8 +273,8 @@ class Billing:
             )
         )
 
-    def _subscribe(self, users: I64, at: F64, parts: list[Batch]) -> None:
-        """Turn into a paying subscription at ``at`` and charge the first period."""
+    def _subscribe(self, users: I64, at: F64, parts: list[Batch], kind: _K = _K.SUBSCRIBED) -> None:
+        """Start (or restart) a paying subscription at ``at`` and charge the first period."""
         state = self._state
         state.sub_state[users] = PAYING
         state.next_bill[users] = at + _PERIOD[state.plan[users]]
@@ -282,7 +282,7 @@ class Billing:
             self._events(
                 users,
                 at,
-                _K.SUBSCRIBED,
+                kind,
                 _S.ACTIVE,
                 credited=True,
                 properties=self._coupon_notes(users),
@@ -372,18 +372,5 @@ class Billing:
         back = former[self._daily(np.full(former.size, 0.004))]
         state.discount[back] = np.where(rng.random(back.size) < 0.3, _WINBACK50, _NO_COUPON)
         state.credited[back] = self._credit(back, d0)
-        at_back = today(back)
-        state.sub_state[back] = PAYING
-        state.next_bill[back] = at_back + _PERIOD[state.plan[back]]
-        parts.append(
-            self._events(
-                back,
-                at_back,
-                _K.REACTIVATED,
-                _S.ACTIVE,
-                credited=True,
-                properties=self._coupon_notes(back),
-            )
-        )
-        self._pay(back, at_back + 2.0, parts)
+        self._subscribe(back, today(back), parts, _K.REACTIVATED)
         return concat(parts)
