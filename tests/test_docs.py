@@ -10,3 +10,12 @@ DOCS = Path(__file__).parents[1] / "docs"
 def test_event_reference_is_up_to_date() -> None:
     current = (DOCS / "events.md").read_text()
     assert current == render_reference(), "run: python -m banking_analytics.events > docs/events.md"
+
+
+def test_readme_example_runs(tmp_path: Path) -> None:
+    readme = (DOCS.parent / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    example = example.replace("duckdb:///data/analytics.duckdb", f"duckdb:///{tmp_path}/a.duckdb")
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102
+    assert str(namespace["metric_id"]).count("-") == 4
