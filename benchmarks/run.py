@@ -1,0 +1,860 @@
+"""Speed benchmarks, each measured side by side with a baseline in the same run.
+
+    python -m benchmarks.run [--only NAME] [--quick]
+
+Every variant runs ``RUNS`` times against a fresh DuckDB file in a temporary
+directory; the median goes into ``benchmarks/RESULTS.md`` (overwritten on each
+run) together with the machine, the date, the command and library versions.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import TypeVar
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from banking_analytics import (
+    Aggregator,
+    AuthMethod,
+    BankingFeature,
+    BankingPerformanceAnalytics,
+    ConnectionFlow,
+    DeviceType,
+    EventResult,
+    EventStatus,
+    Outcome,
+    PendingEvent,
+    PerformanceMetric,
+    Platform,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+#: The CLI of the interpreter's own environment (``.venv/bin/banking-analytics``).
+CLI = str(Path(sys.executable).with_name("banking-analytics"))
+RUNS = 3
+GNU_TIME = shutil.which("time", path="/usr/bin")
+SEED = 20_240_601
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+SECOND_US = 1_000_000
+DAY_US = 86_400 * SECOND_US
+
+
+# -- measurement -------------------------------------------------------------------------------
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark could not produce a valid measurement (a failed command, rejected events)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One timed run."""
+
+    seconds: float
+    events: int
+    peak_rss_mb: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """The runs of one variant and its target: a minimum rate or a maximum time."""
+
+    variant: str
+    samples: tuple[Sample, ...]
+    min_rate: float | None = None
+    max_seconds: float | None = None
+
+    @property
+    def events(self) -> int:
+        return int(statistics.median(s.events for s in self.samples))
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(s.events / s.seconds for s in self.samples)
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        peaks = [s.peak_rss_mb for s in self.samples if s.peak_rss_mb is not None]
+        return max(peaks) if peaks else None
+
+    @property
+    def target(self) -> str:
+        if self.min_rate is not None:
+            return f"≥ {self.min_rate:,.0f}/s"
+        if self.max_seconds is not None:
+            return f"≤ {self.max_seconds:g} s"
+        return "—"
+
+    @property
+    def met(self) -> str:
+        if self.min_rate is not None:
+            return "yes" if self.rate >= self.min_rate else "**no**"
+        if self.max_seconds is not None:
+            return "yes" if self.seconds <= self.max_seconds else "**no**"
+        return "—"
+
+
+class Reporter:
+    """Progress on stderr: a bar per benchmark and a line per step."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def start(self, name: str, steps: int) -> None:
+        self._task = self._progress.add_task(name, total=steps)
+
+    def log(self, message: str) -> None:
+        self._progress.console.log(message, highlight=False)
+
+    def step(self, message: str) -> None:
+        self.log(message)
+        if self._task is not None:
+            self._progress.advance(self._task)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    quick: bool
+    tmp: Path
+    reporter: Reporter
+
+
+def repeat(
+    ctx: Context,
+    label: str,
+    once: Callable[[Path], Sample],
+    *,
+    budget_s: float | None = None,
+) -> tuple[Sample, ...]:
+    """``RUNS`` runs of ``once(fresh_dir)``, the directory deleted after each.
+
+    With ``budget_s``, stops early (after at least one run) when another run
+    would likely end past the budget, so the whole suite keeps to its time.
+    """
+    samples: list[Sample] = []
+    started = time.perf_counter()
+    for i in range(RUNS):
+        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=ctx.tmp))
+        try:
+            sample = once(run_dir)
+        finally:
+            shutil.rmtree(run_dir)
+        samples.append(sample)
+        rss = f", peak RSS {sample.peak_rss_mb:,.0f} MB" if sample.peak_rss_mb else ""
+        ctx.reporter.step(
+            f"{label}: run {i + 1}/{RUNS}: {sample.events:,} events in {sample.seconds:.2f} s "
+            f"({sample.events / sample.seconds:,.0f}/s{rss})"
+        )
+        spent = time.perf_counter() - started
+        if budget_s is not None and i + 1 < RUNS and spent + sample.seconds > budget_s:
+            ctx.reporter.log(f"{label}: stopping after {i + 1} runs to keep to {budget_s:g} s")
+            break
+    return tuple(samples)
+
+
+def run_command(cmd: Sequence[str], workdir: Path) -> tuple[float, float | None, str]:
+    """Run a command; its wall seconds, peak RSS in MB (if measurable) and stdout.
+
+    The peak RSS comes from GNU time wrapping the command: a child's own
+    ``ru_maxrss`` (``os.wait4``, ``RUSAGE_CHILDREN``) starts from this process's
+    high-water mark at fork, which holds the generated data, and would overstate it.
+    Fails on a non-zero exit.
+    """
+    out_path, err_path = workdir / "stdout.txt", workdir / "stderr.txt"
+    rss_path = workdir / "max_rss_kb.txt"
+    wrapped = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd] if GNU_TIME else list(cmd)
+    # Wide enough that rich does not wrap the summary lines we parse.
+    env = {**os.environ, "COLUMNS": "250"}
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        started = time.perf_counter()
+        code = subprocess.run(wrapped, stdout=out, stderr=err, cwd=ROOT, env=env).returncode
+        seconds = time.perf_counter() - started
+    if code != 0:
+        tail = err_path.read_text(errors="replace").strip().splitlines()[-5:]
+        raise BenchmarkError(f"`{shlex.join(cmd)}` exited with {code}: " + " | ".join(tail))
+    rss_mb = int(rss_path.read_text().split()[-1]) / 1024 if GNU_TIME else None
+    return seconds, rss_mb, out_path.read_text(errors="replace")
+
+
+def parse_count(pattern: str, text: str) -> int:
+    """An event count printed by the CLI (with thousands separators)."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise BenchmarkError(f"no match for {pattern!r} in the output: {text.strip()[:300]}")
+    return int(match[1].replace(",", ""))
+
+
+# -- vectorised event generation ---------------------------------------------------------------
+
+
+HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
+#: Where the 32 hex digits go in the 36 characters of ``8-4-4-4-12``.
+UUID_DIGITS = np.r_[0:8, 9:13, 14:18, 19:23, 24:36]
+
+
+def uuids(rng: np.random.Generator, n: int) -> pa.Array:
+    """``n`` random version-4 UUID strings, built as bytes without a Python loop per id."""
+    raw = np.frombuffer(rng.bytes(16 * n), np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    nibbles = np.empty((n, 32), np.uint8)
+    nibbles[:, 0::2], nibbles[:, 1::2] = raw >> 4, raw & 0x0F
+    text = np.full((n, 36), ord("-"), np.uint8)
+    text[:, UUID_DIGITS] = HEX_DIGITS[nibbles]
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())]
+    )
+
+
+def numbered(prefix: str, numbers: np.ndarray) -> pa.Array:
+    """Strings such as ``u_123``: valid identifiers when the prefix is one."""
+    return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
+
+
+def pick(
+    rng: np.random.Generator, choices: Sequence[str], n: int, p: Sequence[float] | None = None
+) -> pa.Array:
+    return pc.take(pa.array(choices, pa.string()), pa.array(rng.choice(len(choices), n, p=p)))
+
+
+def only_where(mask: np.ndarray, values: pa.Array) -> pa.Array:
+    """``values`` where ``mask`` holds, null elsewhere (optional fields are often absent)."""
+    return pc.if_else(pa.array(mask), values, pa.scalar(None, values.type))
+
+
+def timestamps(us: np.ndarray) -> pa.Array:
+    return pa.array(us, type=TIMESTAMP)
+
+
+def envelope(rng: np.random.Generator, event_type: str, n: int, now_us: int) -> dict[str, pa.Array]:
+    """Fields every event carries; occurred within the last three days (not flagged late)."""
+    return {
+        "event_type": pa.repeat(pa.scalar(event_type), n),
+        "event_id": uuids(rng, n),
+        "schema_version": pa.repeat(pa.scalar(1, pa.int64()), n),
+        "occurred_at": timestamps(now_us - rng.integers(SECOND_US, 3 * DAY_US, n)),
+        "user_id": numbered("u_", rng.integers(1, 50_000, n)),
+        "session_id": numbered("sess_", rng.integers(1, 10**9, n)),
+    }
+
+
+FEATURES = [f.value for f in BankingFeature]
+FEATURE_SHARE = [0.10, 0.08, 0.20, 0.15, 0.13, 0.07, 0.11, 0.07, 0.06, 0.03]
+ACTIONS = ["open", "view_report", "view_transactions", "create_budget", "edit_goal"]
+ACTIONS += ["set_alert", "export_csv", "refresh", "dismiss_tip"]
+SCREENS = ["home", "insights", "budgets", "goals", "accounts", "settings"]
+
+
+def behavior_events(rng: np.random.Generator, n: int, now_us: int) -> pa.Table:
+    columns = envelope(rng, "behavior", n, now_us)
+    app_version = pc.binary_join_element_wise(
+        "4.", pc.cast(pa.array(rng.integers(0, 20, n)), pa.string()), ".0", ""
+    )
+    properties = pc.binary_join_element_wise(
+        '{"screen":"', pick(rng, SCREENS, n), '","app_version":"', app_version, '"}', ""
+    )
+    columns |= {
+        "properties": only_where(rng.random(n) < 0.1, properties),
+        "feature": pick(rng, FEATURES, n, FEATURE_SHARE),
+        "action": pick(rng, ACTIONS, n),
+        "duration_s": pa.array(np.round(rng.lognormal(1.0, 0.9, n), 3)),
+        "success": pa.array(rng.random(n) < 0.96),
+        "device": pick(rng, [d.value for d in DeviceType], n, [0.68, 0.1, 0.2, 0.02]),
+        "platform": pick(rng, [p.value for p in Platform], n, [0.45, 0.35, 0.18, 0.02]),
+    }
+    return pa.table(columns)
+
+
+#: Unit and typical value of each metric; ratios are drawn from a beta distribution instead.
+METRICS: dict[PerformanceMetric, tuple[str, float]] = {
+    PerformanceMetric.CONNECTION_SUCCESS_RATE: ("ratio", 0.0),
+    PerformanceMetric.CONNECTION_LATENCY: ("ms", 2_500.0),
+    PerformanceMetric.DATA_SYNC_FREQUENCY: ("per_day", 4.0),
+    PerformanceMetric.ERROR_RATE: ("ratio", 0.0),
+    PerformanceMetric.USER_ENGAGEMENT: ("minutes", 6.0),
+    PerformanceMetric.FEATURE_USAGE: ("count", 20.0),
+    PerformanceMetric.REVENUE_IMPACT: ("usd", 50.0),
+    PerformanceMetric.CONVERSION_RATE: ("ratio", 0.0),
+}
+AGGREGATORS = [a.value for a in Aggregator]
+AGGREGATOR_SHARE = [0.55, 0.2, 0.1, 0.05, 0.05, 0.05]
+
+
+def performance_metric_events(rng: np.random.Generator, n: int, now_us: int) -> pa.Table:
+    columns = envelope(rng, "performance_metric", n, now_us)
+    metric = rng.integers(0, len(METRICS), n)
+    units = [unit for unit, _ in METRICS.values()]
+    typical = np.array([value for _, value in METRICS.values()])
+    value = np.where(
+        typical[metric] == 0.0, rng.beta(8, 2, n), typical[metric] * rng.lognormal(0, 0.6, n)
+    )
+    columns |= {
+        "metric_type": pc.take(pa.array([m.value for m in METRICS]), pa.array(metric)),
+        "feature": pick(rng, FEATURES, n, FEATURE_SHARE),
+        "value": pa.array(np.round(value, 4)),
+        "unit": pc.take(pa.array(units), pa.array(metric)),
+        "aggregator": only_where(rng.random(n) < 0.6, pick(rng, AGGREGATORS, n, AGGREGATOR_SHARE)),
+        "institution_id": only_where(
+            rng.random(n) < 0.6, numbered("ins_", np.minimum(rng.zipf(1.8, n), 3_000))
+        ),
+    }
+    return pa.table(columns)
+
+
+ERROR_CODES = ["ITEM_LOGIN_REQUIRED", "INVALID_CREDENTIALS", "INVALID_MFA", "INSTITUTION_DOWN"]
+ERROR_CODES += ["INSTITUTION_NOT_RESPONDING", "INTERNAL_SERVER_ERROR", "RATE_LIMIT_EXCEEDED"]
+ERROR_CODES += ["PRODUCT_NOT_READY", "USER_SETUP_REQUIRED", "NO_ACCOUNTS"]
+
+
+def connection_attempt_events(rng: np.random.Generator, n: int, now_us: int) -> pa.Table:
+    columns = envelope(rng, "connection_attempt", n, now_us)
+    outcome = rng.choice(4, n, p=[0.72, 0.14, 0.11, 0.03])
+    is_outcome = {o: outcome == i for i, o in enumerate(Outcome)}
+    started = columns["occurred_at"].cast(pa.int64()).to_numpy()
+    # Abandoned attempts often end before the user submits credentials.
+    submitted_present = ~(is_outcome[Outcome.ABANDONED] & (rng.random(n) < 0.6))
+    submitted = started + rng.integers(5 * SECOND_US, 90 * SECOND_US, n)
+    ended = np.where(submitted_present, submitted, started) + (
+        rng.lognormal(np.log(3.5), 0.7, n) * SECOND_US
+    ).astype(np.int64)
+    institution = np.minimum(rng.zipf(1.8, n), 3_000)
+    failed = is_outcome[Outcome.FAILURE]
+    columns |= {
+        "attempt_id": numbered("att_", rng.integers(1, 10**12, n)),
+        "link_session_id": numbered("link-sess-", rng.integers(1, 10**12, n)),
+        "aggregator": pick(rng, AGGREGATORS, n, AGGREGATOR_SHARE),
+        "institution_id": numbered("ins_", institution),
+        "institution_name": numbered("Community Bank ", institution),
+        "feature": pick(rng, FEATURES[:2] + FEATURES[7:9], n, [0.6, 0.25, 0.1, 0.05]),
+        "flow": pick(rng, [f.value for f in ConnectionFlow], n, [0.7, 0.25, 0.05]),
+        "auth_method": pick(rng, [a.value for a in AuthMethod], n, [0.55, 0.4, 0.05]),
+        "started_at": timestamps(started),
+        "credentials_submitted_at": only_where(submitted_present, timestamps(submitted)),
+        "ended_at": only_where(~is_outcome[Outcome.PENDING], timestamps(ended)),
+        "outcome": pc.take(pa.array([o.value for o in Outcome]), pa.array(outcome)),
+        "error_code": only_where(failed, pick(rng, ERROR_CODES, n)),
+        "error_type": only_where(failed, pick(rng, ["ITEM_ERROR", "INSTITUTION_ERROR"], n)),
+        "platform": pick(rng, [p.value for p in Platform], n, [0.45, 0.35, 0.18, 0.02]),
+    }
+    return pa.table(columns)
+
+
+def mixed_events(n: int, now_us: int) -> pa.Table:
+    """60 % behavior, 25 % performance_metric, 15 % connection_attempt, interleaved.
+
+    Columns are the union of the types' fields; a field of another type is null.
+    """
+    rng = np.random.default_rng(SEED)
+    n_metric, n_conn = n // 4, n * 15 // 100
+    parts = [
+        behavior_events(rng, n - n_metric - n_conn, now_us),
+        performance_metric_events(rng, n_metric, now_us),
+        connection_attempt_events(rng, n_conn, now_us),
+    ]
+    table = pa.concat_tables(parts, promote_options="default")
+    return table.take(pa.array(rng.permutation(n)))
+
+
+def write_json_lines(table: pa.Table, path: Path) -> None:
+    """One JSON object per row, leaving out null fields, built column-wise.
+
+    Generated strings hold no quotes, backslashes or control characters, so
+    wrapping them in quotes is valid JSON; ``properties`` is already JSON text.
+    """
+    members = []
+    for name in table.column_names:
+        column = table[name]
+        if pa.types.is_timestamp(column.type):
+            text = pc.binary_join_element_wise(
+                '"', pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ"), '"', ""
+            )
+        elif pa.types.is_string(column.type) and name != "properties":
+            text = pc.binary_join_element_wise('"', column, '"', "")
+        else:
+            text = pc.cast(column, pa.string())  # numbers, booleans and raw JSON as they print
+        members.append(pc.binary_join_element_wise(f'"{name}":', text, ""))
+    body = pc.binary_join_element_wise(*members, ",", null_handling="skip")
+    lines = pc.binary_join_element_wise("{", body, "}\n", "").cast(pa.large_string())
+    lines = lines.combine_chunks()
+    offsets = np.frombuffer(lines.buffers()[1], np.int64)[
+        lines.offset : lines.offset + len(lines) + 1
+    ]
+    path.write_bytes(memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]])
+
+
+# -- 1. facade_threads -------------------------------------------------------------------------
+
+THREADS = 8
+WINDOW = 512
+T = TypeVar("T")
+
+NAIVE_DDL = """
+CREATE TABLE behavior_events (
+    event_id UUID NOT NULL,
+    occurred_at TIMESTAMPTZ,
+    received_at TIMESTAMPTZ NOT NULL,
+    user_id VARCHAR,
+    session_id VARCHAR,
+    feature VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    duration_s DOUBLE,
+    success BOOLEAN,
+    device VARCHAR,
+    platform VARCHAR
+)
+"""
+NAIVE_INSERT = "INSERT INTO behavior_events VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?)"
+NAIVE_FIELDS = ("event_id", "occurred_at", "user_id", "session_id", "feature", "action")
+NAIVE_FIELDS += ("duration_s", "success", "device", "platform")
+
+
+def behavior_dicts(n: int) -> list[dict[str, object]]:
+    """Behavior events as an app would pass them: plain values, ISO-8601 times."""
+    rng = np.random.default_rng(SEED)
+    table = behavior_events(rng, n, time.time_ns() // 1000).drop_columns(["properties"])
+    iso = pc.strftime(table["occurred_at"], format="%Y-%m-%dT%H:%M:%SZ")
+    events: list[dict[str, object]] = table.set_column(
+        table.schema.get_field_index("occurred_at"), "occurred_at", iso
+    ).to_pylist()
+    return events
+
+
+def expect_accepted(result: EventResult) -> None:
+    if result.status is not EventStatus.ACCEPTED:
+        raise BenchmarkError(f"event not accepted: {result}")
+
+
+def in_threads(work: Callable[[list[T]], None], events: list[T]) -> float:
+    """Seconds for ``THREADS`` threads to each run ``work`` on their share of ``events``."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(THREADS) as pool:
+        for future in [pool.submit(work, events[i::THREADS]) for i in range(THREADS)]:
+            future.result()
+    return time.perf_counter() - started
+
+
+def facade_run(events: list[dict[str, object]], blocking: bool) -> Callable[[Path], Sample]:
+    def pipelined(analytics: BankingPerformanceAnalytics, share: list[dict[str, object]]) -> None:
+        in_flight: deque[PendingEvent] = deque()
+        for event in share:
+            if len(in_flight) == WINDOW:
+                expect_accepted(in_flight.popleft().result())
+            in_flight.append(analytics.submit(event))
+        for pending in in_flight:
+            expect_accepted(pending.result())
+
+    def one_by_one(analytics: BankingPerformanceAnalytics, share: list[dict[str, object]]) -> None:
+        for event in share:
+            fields = {k: v for k, v in event.items() if k != "event_type"}
+            analytics.record_user_behavior(**fields)
+
+    def once(run_dir: Path) -> Sample:
+        work = one_by_one if blocking else pipelined
+        with BankingPerformanceAnalytics.open(f"duckdb:///{run_dir}/x.duckdb") as analytics:
+            seconds = in_threads(lambda share: work(analytics, share), events)
+        return Sample(seconds, len(events))
+
+    return once
+
+
+def naive_run(events: list[dict[str, object]]) -> Callable[[Path], Sample]:
+    rows = [tuple(event[k] for k in NAIVE_FIELDS) for event in events]
+
+    def once(run_dir: Path) -> Sample:
+        con = duckdb.connect(str(run_dir / "x.duckdb"))
+        con.execute(NAIVE_DDL)
+        lock = threading.Lock()
+
+        def insert(share: list[tuple[object, ...]]) -> None:
+            for row in share:
+                with lock:
+                    con.execute(NAIVE_INSERT, row)
+
+        try:
+            return Sample(in_threads(insert, rows), len(rows))
+        finally:
+            con.close()
+
+    return once
+
+
+def facade_threads(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    n_pipelined = 40_000 if ctx.quick else 200_000
+    n_blocking = THREADS * (300 if ctx.quick else 1_500)
+    n_naive = THREADS * (250 if ctx.quick else 1_000)
+    ctx.reporter.start("facade_threads", 1 + 3 * RUNS)
+    events = behavior_dicts(n_pipelined)
+    ctx.reporter.step(f"generated {len(events):,} behavior events")
+    pipelined = Measurement(
+        f"pipelined group commit: `submit()`, window {WINDOW}/thread",
+        repeat(ctx, "pipelined", facade_run(events, blocking=False)),
+        min_rate=20_000,
+    )
+    blocking = Measurement(
+        "blocking group commit: `record_user_behavior()`",
+        repeat(ctx, "blocking", facade_run(events[:n_blocking], blocking=True)),
+    )
+    naive = Measurement(
+        "baseline: naive autocommitted INSERT per event, shared connection",
+        repeat(ctx, "naive", naive_run(events[:n_naive])),
+    )
+    notes = [
+        f"{THREADS} threads; every event is acknowledged only after its durable commit.",
+        f"Pipelined / naive: **{pipelined.rate / naive.rate:,.1f}x**; "
+        f"blocking / naive: **{blocking.rate / naive.rate:,.1f}x**.",
+    ]
+    return [pipelined, blocking, naive], notes
+
+
+# -- 2. ingest_files ---------------------------------------------------------------------------
+
+#: The baseline: DuckDB loading the same file with no validation at all.
+BARE_DUCKDB = """
+import sys, duckdb
+path, db, reader = sys.argv[1:]
+con = duckdb.connect(db)
+con.execute("SET enable_progress_bar = false")
+con.execute(f"CREATE TABLE events AS SELECT * FROM {reader}('{path}')")
+print(con.execute("SELECT count(*) FROM events").fetchone()[0])
+con.close()
+"""
+
+
+def cli_ingest_run(path: Path, n: int) -> Callable[[Path], Sample]:
+    def once(run_dir: Path) -> Sample:
+        cmd = [CLI, "ingest", str(path), "--db", f"duckdb:///{run_dir}/x.duckdb"]
+        seconds, rss, stdout = run_command(cmd, run_dir)
+        accepted = parse_count(r"([\d,]+)\s+accepted", stdout)
+        if accepted != n:
+            raise BenchmarkError(f"{accepted:,} of {n:,} events accepted: {stdout.strip()}")
+        return Sample(seconds, n, rss)
+
+    return once
+
+
+def bare_duckdb_run(path: Path, n: int, reader: str) -> Callable[[Path], Sample]:
+    def once(run_dir: Path) -> Sample:
+        cmd = [sys.executable, "-c", BARE_DUCKDB, str(path), str(run_dir / "x.duckdb"), reader]
+        seconds, rss, stdout = run_command(cmd, run_dir)
+        if int(stdout.strip()) != n:
+            raise BenchmarkError(f"{reader} loaded {stdout.strip()} rows, not {n:,}")
+        return Sample(seconds, n, rss)
+
+    return once
+
+
+def ingest_files(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    n = 100_000 if ctx.quick else 1_000_000
+    ctx.reporter.start("ingest_files", 1 + 4 * RUNS)
+    table = mixed_events(n, time.time_ns() // 1000)
+    jsonl, parquet = ctx.tmp / "events.jsonl", ctx.tmp / "events.parquet"
+    write_json_lines(table, jsonl)
+    pq.write_table(table, parquet)
+    mib = 1024 * 1024
+    ctx.reporter.step(
+        f"wrote {n:,} events: {jsonl.stat().st_size / mib:,.0f} MiB JSON Lines, "
+        f"{parquet.stat().st_size / mib:,.0f} MiB Parquet"
+    )
+    cli_jsonl = Measurement(
+        "`banking-analytics ingest` JSON Lines",
+        repeat(ctx, "ingest jsonl", cli_ingest_run(jsonl, n)),
+        min_rate=200_000,
+    )
+    bare_jsonl = Measurement(
+        "baseline: bare DuckDB `read_json` → `CREATE TABLE AS`",
+        repeat(ctx, "bare read_json", bare_duckdb_run(jsonl, n, "read_json")),
+    )
+    cli_parquet = Measurement(
+        "`banking-analytics ingest` Parquet",
+        repeat(ctx, "ingest parquet", cli_ingest_run(parquet, n)),
+        min_rate=1_000_000,
+    )
+    bare_parquet = Measurement(
+        "baseline: bare DuckDB `read_parquet` → `CREATE TABLE AS`",
+        repeat(ctx, "bare read_parquet", bare_duckdb_run(parquet, n, "read_parquet")),
+    )
+    counts = pc.value_counts(table["event_type"]).to_pylist()
+    mix = ", ".join(f"{c['counts']:,} {c['values']}" for c in counts)
+    notes = [
+        f"Files: {mix}; {jsonl.stat().st_size / mib:,.0f} MiB JSON Lines, "
+        f"{parquet.stat().st_size / mib:,.0f} MiB Parquet. Every event is accepted.",
+        "Both sides are whole processes (interpreter start-up included) writing a fresh file.",
+        f"Cost of parsing + validation + dedup, as time relative to bare DuckDB: JSON Lines "
+        f"**{cli_jsonl.seconds / bare_jsonl.seconds:,.1f}x**, Parquet "
+        f"**{cli_parquet.seconds / bare_parquet.seconds:,.1f}x**.",
+    ]
+    return [cli_jsonl, bare_jsonl, cli_parquet, bare_parquet], notes
+
+
+# -- 3. simulator ------------------------------------------------------------------------------
+
+
+def simulate_run(users: int) -> Callable[[Path], Sample]:
+    def once(run_dir: Path) -> Sample:
+        cmd = [CLI, "simulate", "--users", str(users), "--days", "90"]
+        cmd += ["--db", f"duckdb:///{run_dir}/x.duckdb"]
+        seconds, rss, stdout = run_command(cmd, run_dir)
+        return Sample(seconds, parse_count(r"stored\s+([\d,]+)\s+events", stdout), rss)
+
+    return once
+
+
+def simulated_events(ctx: Context, users: int) -> int:
+    """Events a world of ``users`` holds (an untimed probe run)."""
+    probe_dir = Path(tempfile.mkdtemp(prefix="probe-", dir=ctx.tmp))
+    try:
+        return simulate_run(users)(probe_dir).events
+    finally:
+        shutil.rmtree(probe_dir)
+
+
+def simulator(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    target_events = 1_000_000 if ctx.quick else 10_000_000
+    small = 200 if ctx.quick else 1_000
+    ctx.reporter.start("simulator", 2 + RUNS)
+
+    # Events per user shrink as the world grows, and most in small worlds: a small probe
+    # says roughly how many users make the target, and one a quarter that size refines it.
+    def probe(users: int) -> tuple[int, int]:
+        events = simulated_events(ctx, users)
+        ctx.reporter.step(f"calibration: {users:,} users → {events:,} events")
+        return users, events
+
+    first = probe(small)
+    probes = [first, probe(round(target_events * first[0] / first[1] / 4))]
+    users = max(100, int(round(target_events * probes[1][0] / probes[1][1], -2)))
+    ctx.reporter.log(f"using --users {users:,} for ~{target_events:,} events")
+    samples = repeat(ctx, "simulate", simulate_run(users), budget_s=None if ctx.quick else 300)
+    measurement = Measurement(
+        f"`banking-analytics simulate --users {users:,} --days 90`",
+        samples,
+        max_seconds=None if ctx.quick else 60,
+    )
+    calibration = ", ".join(f"{u:,} users → {e:,}" for u, e in probes)
+    notes = [
+        f"`--users {users:,}` gave {measurement.events:,} events (calibrated on {calibration} "
+        "events).",
+        f"Median rate {measurement.rate:,.0f} events/s; no baseline (nothing else generates "
+        f"this world).",
+    ]
+    if len(samples) < RUNS:
+        notes.append(f"Only {len(samples)} runs: each took too long for the 5-minute budget.")
+    if len({s.events for s in samples}) > 1:
+        counts = ", ".join(f"{s.events:,}" for s in samples)
+        notes.append(
+            f"The runs stored different numbers of events ({counts}) although the seed is "
+            "fixed: the simulator changed during the run or is not deterministic."
+        )
+    return [measurement], notes
+
+
+# -- the suite ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    name: str
+    what: str
+    run: Callable[[Context], tuple[list[Measurement], list[str]]]
+
+
+BENCHMARKS = {
+    b.name: b
+    for b in (
+        Benchmark(
+            "facade_threads",
+            "Durable single-event recording through the library facade from 8 threads, "
+            "against one autocommitted INSERT per event.",
+            facade_threads,
+        ),
+        Benchmark(
+            "ingest_files",
+            "End-to-end file loading with the CLI (parse, validate, dedup, write) against "
+            "DuckDB loading the same file unvalidated.",
+            ingest_files,
+        ),
+        Benchmark(
+            "simulator",
+            "Generating and storing a ~10M-event, 90-day simulated world with the CLI, "
+            "wall time and peak memory.",
+            simulator,
+        ),
+    )
+}
+
+
+@dataclass(slots=True)
+class BenchmarkResult:
+    benchmark: Benchmark
+    measurements: list[Measurement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    meminfo = Path("/proc/meminfo").read_text()
+    mem_kb = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.MULTILINE)
+    ram = f"{int(mem_kb[1]) / 1024**2:,.1f} GiB RAM" if mem_kb else "RAM unknown"
+    cpu = model[1].strip() if model else platform.processor() or "unknown CPU"
+    return f"{cpu}, {os.cpu_count()} cores (logical), {ram}; {platform.platform()}"
+
+
+def git_revision() -> str:
+    """The commit measured; others edit the tree concurrently, so say if it differs."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    suffix = " plus uncommitted changes" if dirty.stdout.strip() else ""
+    return f"git {head.stdout.decode().strip()}{suffix}"
+
+
+def command(argv: Sequence[str]) -> str:
+    python = os.path.relpath(sys.executable, ROOT)
+    text = f"`{shlex.join([python, '-m', 'benchmarks.run', *argv])}` (in {ROOT})"
+    return text + (", run by `make bench`" if "MAKELEVEL" in os.environ else "")
+
+
+def markdown_table(measurements: Sequence[Measurement]) -> list[str]:
+    with_rss = any(m.peak_rss_mb is not None for m in measurements)
+    header = ["variant", "events", "median s", "median events/s", "runs (s each)", "target"]
+    header += ["met?", *(["peak RSS (MB)"] if with_rss else [])]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for m in measurements:
+        runs = f"{len(m.samples)}: " + ", ".join(f"{s.seconds:.2f}" for s in m.samples)
+        cells = [m.variant, f"{m.events:,}", f"{m.seconds:.2f}", f"{m.rate:,.0f}", runs]
+        cells += [m.target, m.met]
+        if with_rss:
+            cells.append(f"{m.peak_rss_mb:,.0f}" if m.peak_rss_mb is not None else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(
+    outcomes: Sequence[BenchmarkResult],
+    argv: Sequence[str],
+    quick: bool,
+    started: datetime,
+    wall: float,
+) -> str:
+    title = "# Benchmark results" + (
+        " — QUICK RUN (small sizes, smoke check only)" if quick else ""
+    )
+    lines = [
+        title,
+        "",
+        "The latest run of `python -m benchmarks.run`; the file is overwritten on every run.",
+        "",
+        f"- Machine: {machine()}",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC (whole suite: {wall / 60:.1f} min)",
+        f"- Command: {command(argv)}",
+        f"- Versions: python {platform.python_version()}, duckdb {duckdb.__version__}, "
+        f"pyarrow {pa.__version__}, numpy {np.__version__}, "
+        f"banking-analytics {version('banking-analytics')} ({git_revision()})",
+        f"- Figures: the median of {RUNS} runs per variant (per-run seconds listed), each run "
+        f"into a fresh DuckDB file in a temporary directory; events/s is the median of the "
+        f"runs' rates.",
+    ]
+    for o in outcomes:
+        lines += ["", f"## {o.benchmark.name}", "", o.benchmark.what, ""]
+        if o.error is not None:
+            lines.append(f"**Failed:** {o.error}")
+            continue
+        lines += markdown_table(o.measurements)
+        lines += ["", *(f"- {note}" for note in o.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--only", choices=list(BENCHMARKS), help="run just this benchmark")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    names = [args.only] if args.only else list(BENCHMARKS)
+    started, clock = datetime.now(UTC), time.perf_counter()
+    outcomes: list[BenchmarkResult] = []
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    with tempfile.TemporaryDirectory(prefix="ba-bench-") as tmp, progress:
+        reporter = Reporter(progress)
+        for name in names:
+            outcome = BenchmarkResult(BENCHMARKS[name])
+            bench_dir = Path(tmp) / name
+            bench_dir.mkdir()
+            try:
+                outcome.measurements, outcome.notes = outcome.benchmark.run(
+                    Context(args.quick, bench_dir, reporter)
+                )
+            except Exception as exc:  # record it and go on: the other benchmarks still count
+                outcome.error = f"{type(exc).__name__}: {exc}"
+                reporter.log(f"[red]{name} failed:[/] {outcome.error}")
+            outcomes.append(outcome)
+    text = report(outcomes, argv, args.quick, started, time.perf_counter() - clock)
+    RESULTS.write_text(text)
+    print(text)
+    print(f"written to {RESULTS}", file=sys.stderr)
+    return 1 if any(o.error for o in outcomes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
