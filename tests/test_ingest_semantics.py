@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -200,3 +202,27 @@ def test_batch_size_limit_is_a_clear_error(store_url: str) -> None:
         with pytest.raises(BatchTooLargeError, match="11 events in one batch; the limit is 10"):
             a.ingest(events(11))
         assert a.info().total_events == 0
+
+
+def test_a_failed_commit_reaches_every_waiting_caller(store_url: str) -> None:
+    analytics = BankingPerformanceAnalytics.open(store_url)
+    analytics.engine.close()  # the store goes away under the writer
+    pending = [analytics.submit(e) for e in events(5)]
+    for p in pending:
+        with pytest.raises(RuntimeError, match="closed"):
+            p.result(timeout=30)
+    analytics._writer.close()
+
+
+def test_decoding_in_worker_processes_gives_the_same_report(
+    analytics: BankingPerformanceAnalytics, tmp_path: Path
+) -> None:
+    path = tmp_path / "e.jsonl"
+    lines = [json.dumps(e) for e in events(30)]
+    lines[7] = '{"event_type": "behavior", "feature": "nope"}'
+    path.write_text("\n".join(lines))
+    report = analytics.ingest_file(path, chunk_events=10, decode_workers=1)
+    assert (report.accepted, report.rejected) == (29, 1)
+    assert report.rejections[0][0] == 8
+    assert "feature" in report.rejections[0][1]
+    assert analytics.quarantine()[0]["raw"] == lines[7]

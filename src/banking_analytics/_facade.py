@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -15,12 +14,12 @@ import pyarrow as pa
 from banking_analytics.events import SCHEMAS
 from banking_analytics.ingest import (
     BatchOutcome,
-    BatchPart,
     EventResult,
     EventStatus,
     GroupCommitWriter,
     IngestLimits,
     IngestPipeline,
+    Ticket,
     decode_arrow,
     decode_records,
 )
@@ -95,17 +94,17 @@ class FileReport:
 class PendingEvent:
     """An event on its way to the store."""
 
-    __slots__ = ("_batch",)
+    __slots__ = ("_ticket",)
 
-    def __init__(self, batch: Future[BatchPart]) -> None:
-        self._batch = batch
+    def __init__(self, ticket: Ticket) -> None:
+        self._ticket = ticket
 
     def done(self) -> bool:
-        return self._batch.done()
+        return self._ticket.done()
 
     def result(self, timeout: float | None = None) -> EventResult:
         """Wait for the commit; raises if the store failed to write the event."""
-        return self._batch.result(timeout).result(0)
+        return self._ticket.result(timeout).result(0)
 
 
 def _plain(value: object) -> object:

@@ -119,8 +119,13 @@ def ingest(
     ] = None,
     show: Annotated[int, typer.Option(help="How many rejected lines to list")] = 20,
     workers: Annotated[
-        int, typer.Option(min=0, max=64, help="Processes decoding JSON Lines (0: in-process)")
-    ] = 1,
+        int,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Worker processes decoding JSON Lines (0: a thread; more helps on >2 cores)",
+        ),
+    ] = 0,
 ) -> None:
     """Load events from a file; rejected events are listed by line and quarantined.
 

@@ -15,7 +15,7 @@ from banking_analytics.ingest._results import (
     EventStatus,
 )
 from banking_analytics.ingest._validate import IngestLimits
-from banking_analytics.ingest._writer import GroupCommitWriter, WriterClosedError
+from banking_analytics.ingest._writer import GroupCommitWriter, Ticket, WriterClosedError
 
 __all__ = [
     "BatchOutcome",
@@ -27,6 +27,7 @@ __all__ = [
     "GroupCommitWriter",
     "IngestLimits",
     "IngestPipeline",
+    "Ticket",
     "WriterClosedError",
     "decode_arrow",
     "decode_json_lines",

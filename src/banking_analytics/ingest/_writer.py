@@ -1,35 +1,61 @@
 """Group commit: many callers share one transaction, each answered after it commits.
 
-Callers hand in decoded batches and get a future. One writer thread takes
-everything queued (up to ``max_group_events``), writes it through the pipeline
-in a single transaction, and only after the commit resolves each caller's
-future with that caller's part of the outcome. While a commit is in flight new
-submissions queue up, so the group grows with the load: few callers get low
-latency, many callers get high throughput.
+Callers hand in decoded batches and get a :class:`Ticket`. Submissions join
+the open *group*; one writer thread takes the oldest group, writes it through
+the pipeline in a single transaction, and only after the commit wakes every
+caller of that group at once. While a commit is in flight new submissions
+gather in the next group, so groups grow with the load: few callers get low
+latency, many callers get high throughput. One event per group (rather than a
+future per caller) keeps the cost per recorded event small.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from concurrent.futures import Future
-from dataclasses import dataclass
 
 from banking_analytics.ingest._decode import Decoded
 from banking_analytics.ingest._pipeline import IngestPipeline
-from banking_analytics.ingest._results import BatchPart
+from banking_analytics.ingest._results import BatchOutcome, BatchPart
 
-__all__ = ["GroupCommitWriter", "WriterClosedError"]
+__all__ = ["GroupCommitWriter", "Ticket", "WriterClosedError"]
 
 
 class WriterClosedError(RuntimeError):
     """Raised when submitting to a writer that has been closed."""
 
 
-@dataclass(slots=True)
-class _Submission:
-    decoded: Decoded
-    future: Future[BatchPart]
+class _Group:
+    __slots__ = ("committed", "error", "outcome", "parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[Decoded] = []
+        self.size = 0
+        self.committed = threading.Event()
+        self.outcome: BatchOutcome | None = None
+        self.error: BaseException | None = None
+
+
+class Ticket:
+    """A caller's claim on the outcome of the group commit its batch joined."""
+
+    __slots__ = ("_first_position", "_group", "_size", "_start")
+
+    def __init__(self, group: _Group, start: int, decoded: Decoded) -> None:
+        self._group, self._start = group, start
+        self._size, self._first_position = decoded.size, decoded.first_position
+
+    def done(self) -> bool:
+        return self._group.committed.is_set()
+
+    def result(self, timeout: float | None = None) -> BatchPart:
+        """Wait for the commit; re-raises the writer's error if the commit failed."""
+        if not self._group.committed.wait(timeout):
+            raise TimeoutError("the group commit did not finish in time")
+        if self._group.error is not None:
+            raise self._group.error
+        assert self._group.outcome is not None
+        return BatchPart(self._group.outcome, self._start, self._size, self._first_position)
 
 
 class GroupCommitWriter:
@@ -38,52 +64,51 @@ class GroupCommitWriter:
     def __init__(self, pipeline: IngestPipeline, max_group_events: int = 20_000) -> None:
         self._pipeline = pipeline
         self._max_group_events = max_group_events
-        self._queue: deque[_Submission] = deque()
+        self._full: deque[_Group] = deque()
+        self._open = _Group()
         self._wakeup = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, decoded: Decoded) -> Future[BatchPart]:
-        """Queue a batch; the future resolves after its transaction commits (or fails)."""
-        future: Future[BatchPart] = Future()
+    def submit(self, decoded: Decoded) -> Ticket:
+        """Add a batch to the open group; the ticket answers after that group commits."""
         with self._wakeup:
             if self._closing:
                 raise WriterClosedError("the writer is closed")
-            self._queue.append(_Submission(decoded, future))
+            group = self._open
+            if group.size and group.size + decoded.size > self._max_group_events:
+                self._full.append(group)
+                group = self._open = _Group()
+            ticket = Ticket(group, group.size, decoded)
+            group.parts.append(decoded)
+            group.size += decoded.size
             self._wakeup.notify()
-        return future
+        return ticket
 
     def close(self) -> None:
-        """Write everything queued, then stop the thread."""
+        """Write everything submitted, then stop the thread."""
         with self._wakeup:
             self._closing = True
             self._wakeup.notify()
         self._thread.join()
 
-    def _take_group(self) -> list[_Submission] | None:
+    def _take_group(self) -> _Group | None:
         with self._wakeup:
-            while not self._queue and not self._closing:
+            while not self._full and not self._open.parts and not self._closing:
                 self._wakeup.wait()
-            if not self._queue:
-                return None
-            group = [self._queue.popleft()]
-            size = group[0].decoded.size
-            while self._queue and size + self._queue[0].decoded.size <= self._max_group_events:
-                size += self._queue[0].decoded.size
-                group.append(self._queue.popleft())
-            return group
+            if self._full:
+                return self._full.popleft()
+            if self._open.parts:
+                group, self._open = self._open, _Group()
+                return group
+            return None
 
     def _run(self) -> None:
         while (group := self._take_group()) is not None:
             try:
-                outcome = self._pipeline.write(Decoded.concat([s.decoded for s in group]))
-            except BaseException as exc:  # every caller must hear about the failure
-                for s in group:
-                    s.future.set_exception(exc)
-                continue
-            offset = 0
-            for s in group:
-                size = s.decoded.size
-                s.future.set_result(BatchPart(outcome, offset, size, s.decoded.first_position))
-                offset += size
+                group.outcome = self._pipeline.write(Decoded.concat(group.parts))
+            except BaseException as exc:  # every caller of the group must hear about it
+                group.error = exc
+            group.parts = []
+            group.committed.set()

@@ -164,6 +164,8 @@ class DuckDBEngine(Engine):
     @contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._write_lock:
+            if self._closed:
+                raise RuntimeError(f"store {self.url} is closed")
             cur = self._writer_cursor
             cur.execute("BEGIN TRANSACTION")
             try:
