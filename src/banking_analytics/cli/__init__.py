@@ -123,9 +123,9 @@ def ingest(
         typer.Option(
             min=0,
             max=64,
-            help="Worker processes decoding JSON Lines (0: a thread; more helps on >2 cores)",
+            help="Worker processes decoding JSON Lines (0: decode in a thread instead)",
         ),
-    ] = 0,
+    ] = 1,
 ) -> None:
     """Load events from a file; rejected events are listed by line and quarantined.
 
