@@ -79,15 +79,6 @@ class _Scatter:
     def flags(self) -> pa.Array:
         return self._layout(self._flag_positions, self._flags)
 
-    def lookup(self, position: int) -> tuple[str | None, str | None]:
-        """Event type and id of one position (for the few rejected events)."""
-        for positions, types, ids in zip(self._positions, self._types, self._ids, strict=True):
-            hit = np.flatnonzero(positions == position)
-            if len(hit):
-                i = int(hit[0])
-                return types[i].as_py(), ids[i].as_py()
-        return None, None
-
 
 class IngestPipeline:
     """Turns decoded batches into stored events and quarantine rows, in one transaction each.
@@ -129,7 +120,8 @@ class IngestPipeline:
             rows, positions = rows.filter(pa.array(first)), positions[first]
             known.add_flags(positions, rows["ingest_flags"])
             pending.append((schema.table, rows, positions))
-        quarantine = self._quarantine_rows(decoded, errors, known)
+        event_ids, event_types = known.event_ids(), known.event_types()
+        quarantine = self._quarantine_rows(decoded, errors, event_ids, event_types)
         with self.engine.begin() as tx:
             inserted = [
                 (tx.insert_events(EVENT_TABLES[table], rows, self.limits.dedup_window), positions)
@@ -140,15 +132,14 @@ class IngestPipeline:
             new = is_new.to_numpy(zero_copy_only=False)
             status[positions[new] - start] = _ACCEPTED
             status[positions[~new] - start] = _DUPLICATE
-        return BatchOutcome(
-            start, status, known.event_ids(), known.event_types(), known.flags(), errors
-        )
+        return BatchOutcome(start, status, event_ids, event_types, known.flags(), errors)
 
     def _quarantine_rows(
         self,
         decoded: Decoded,
         errors: dict[int, tuple[EventError, ...]],
-        known: _Scatter,
+        event_ids: pa.Array,
+        event_types: pa.Array,
     ) -> pa.Table:
         rows: dict[str, list[object]] = {c.name: [] for c in QUARANTINE.columns}
         received = self.clock()
@@ -162,9 +153,8 @@ class IngestPipeline:
             rows["received_at"].append(received)
             rows["source"].append(decoded.source_of(pos))
             rows["position"].append(pos)
-            event_type, event_id = known.lookup(pos)
-            rows["event_type"].append(event_type)
-            rows["event_id"].append(event_id)
+            rows["event_type"].append(event_types[pos - decoded.first_position].as_py())
+            rows["event_id"].append(event_ids[pos - decoded.first_position].as_py())
             rows["reason"].append("; ".join(str(e) for e in reasons))
             rows["errors"].append(
                 orjson.dumps(
