@@ -35,6 +35,7 @@ from datetime import timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from banking_analytics.simulate._arrays import F64, I64
 from banking_analytics.simulate._catalog import (
     ACTION_CHOICES,
     ACTIONS,
@@ -62,8 +63,6 @@ from banking_analytics.vocabulary import (
 
 __all__ = ["behaviour", "initial_syncs", "sync_runs"]
 
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
 
 _F = BankingFeature
 _SYNC_OUTCOMES = tuple(SyncOutcome)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from banking_analytics.simulate._arrays import F64, I64
 from banking_analytics.simulate._catalog import FEATURES, PLANS
 from banking_analytics.simulate._emit import SOURCES, Batch, concat
 from banking_analytics.simulate._links import receipt_us, to_us
@@ -45,8 +46,6 @@ from banking_analytics.vocabulary import SubscriptionEventKind, SubscriptionStat
 
 __all__ = ["Billing"]
 
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
 
 _K = SubscriptionEventKind
 _S = SubscriptionStatus

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from banking_analytics.simulate._activity import behaviour, initial_syncs, sync_runs
+from banking_analytics.simulate._arrays import F64, I64
 from banking_analytics.simulate._billing import Billing
 from banking_analytics.simulate._catalog import FEATURES
 from banking_analytics.simulate._config import EventSink, SimulationConfig
@@ -53,8 +54,6 @@ from banking_analytics.vocabulary import BankingFeature, ConnectionFlow, EventTy
 
 __all__ = ["run_simulation"]
 
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
 
 _FLOWS = tuple(ConnectionFlow)
 _NEW = _FLOWS.index(ConnectionFlow.NEW)

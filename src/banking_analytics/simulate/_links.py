@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from banking_analytics.simulate._arrays import F64, I64
 from banking_analytics.simulate._catalog import ACTIONS, AGGREGATORS, FEATURES, OPEN_LINK
 from banking_analytics.simulate._emit import NULL_TIME, PROPERTIES, Batch
 from banking_analytics.simulate._world import World
@@ -49,8 +50,6 @@ __all__ = [
     "to_us",
 ]
 
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
 
 _OUTCOMES = tuple(Outcome)
 SUCCESS = _OUTCOMES.index(Outcome.SUCCESS)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from banking_analytics.simulate._arrays import F64
 from banking_analytics.simulate._catalog import FEATURES
 from banking_analytics.simulate._world import World
 from banking_analytics.vocabulary import BankingFeature
 
 __all__ = ["ACTIVE", "GONE", "LINKING", "NOT_YET", "PRODUCT_FEATURES", "State", "initial_state"]
 
-F64 = NDArray[np.float64]
 
 NOT_YET, LINKING, ACTIVE, GONE = 0, 1, 2, 3
 

@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from banking_analytics.simulate._arrays import F64, I8
 from banking_analytics.simulate._catalog import (
     AGGREGATORS,
     FEATURES,
@@ -67,8 +68,6 @@ __all__ = [
 DAY = 86_400.0
 HOUR = 3_600.0
 
-F64 = NDArray[np.float64]
-I8 = NDArray[np.int8]
 
 _F = BankingFeature
 
