@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -11,6 +11,12 @@ from typing import Any, Self
 
 import pyarrow as pa
 
+from banking_analytics.analytics import (
+    HealthThresholds,
+    InstitutionHealth,
+    PerformanceAnalytics,
+    SyncFreshness,
+)
 from banking_analytics.events import SCHEMAS
 from banking_analytics.ingest import (
     BatchOutcome,
@@ -24,6 +30,14 @@ from banking_analytics.ingest import (
     decode_records,
 )
 from banking_analytics.ingest._files import FileFormat, detect_format, read_file
+from banking_analytics.metrics import (
+    Bucket,
+    MetricQuery,
+    MetricService,
+    QueryResult,
+    TimeWindow,
+    parse_time_period,
+)
 from banking_analytics.store import QUARANTINE, Engine, open_engine
 from banking_analytics.vocabulary import BankingFeature, EventType, PerformanceMetric
 
@@ -126,16 +140,32 @@ class BankingPerformanceAnalytics:
     durably stored (or raises :class:`EventRejectedError`).
     """
 
-    def __init__(self, engine: Engine, *, limits: IngestLimits | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        limits: IngestLimits | None = None,
+        health_thresholds: HealthThresholds | None = None,
+    ) -> None:
         self.engine = engine
         self.limits = limits or IngestLimits()
         self._pipeline = IngestPipeline(engine, self.limits)
         self._writer = GroupCommitWriter(self._pipeline)
+        self.metrics = MetricService(engine)
+        self._performance = PerformanceAnalytics(self.metrics)
+        self._health = InstitutionHealth(self.metrics, health_thresholds)
+        self._freshness = SyncFreshness(self.metrics)
 
     @classmethod
-    def open(cls, url: str, *, limits: IngestLimits | None = None) -> Self:
+    def open(
+        cls,
+        url: str,
+        *,
+        limits: IngestLimits | None = None,
+        health_thresholds: HealthThresholds | None = None,
+    ) -> Self:
         """Open (creating if needed) the store at ``url``, e.g. ``duckdb:///analytics.duckdb``."""
-        return cls(open_engine(url), limits=limits)
+        return cls(open_engine(url), limits=limits, health_thresholds=health_thresholds)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -272,6 +302,87 @@ class BankingPerformanceAnalytics:
             if on_progress is not None:
                 on_progress(done, report.total)
         return report
+
+    # -- analysis ----------------------------------------------------------------------------
+
+    def query_metrics(
+        self,
+        metrics: Iterable[str],
+        time_period: str | TimeWindow = "24h",
+        *,
+        dimensions: Sequence[str] = (),
+        bucket: Bucket | str | None = None,
+        filters: Mapping[str, str | Sequence[str]] | None = None,
+        timezone: str = "UTC",
+        compare: bool = False,
+        now: datetime | None = None,
+    ) -> QueryResult:
+        """Any catalogue metrics, cut by dimensions and optionally bucketed in time.
+
+        ``time_period`` is ``"1h"``, ``"24h"``, ``"7d"``, ... ending now (or
+        ``now``), or a :class:`TimeWindow`. Raises :class:`QueryError` naming
+        the part of the query that cannot be answered.
+        """
+        query = MetricQuery.build(
+            metrics,
+            parse_time_period(time_period, now),
+            dimensions=dimensions,
+            bucket=bucket,
+            filters=filters,
+            timezone=timezone,
+        )
+        return self.metrics.run(query, compare=compare)
+
+    def analyze_connection_performance(
+        self,
+        time_period: str | TimeWindow = "24h",
+        *,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> dict[str, Any]:
+        """Connection health: success rate and breakdown, latency, conversion, cuts, series."""
+        return self._performance.analyze_connection_performance(
+            time_period, now=now, timezone=timezone
+        )
+
+    def analyze_feature_usage(
+        self,
+        time_period: str | TimeWindow = "7d",
+        feature: BankingFeature | str | None = None,
+        *,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> dict[str, Any]:
+        """Per feature: usage count, unique users, sessions, success rate, mean duration."""
+        return self._performance.analyze_feature_usage(
+            time_period, feature, now=now, timezone=timezone
+        )
+
+    def analyze_error_rates(
+        self,
+        time_period: str | TimeWindow = "24h",
+        *,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> dict[str, Any]:
+        """Failures per error category, as counts and as shares of all attempts and sync runs."""
+        return self._performance.analyze_error_rates(time_period, now=now, timezone=timezone)
+
+    def institution_health(
+        self,
+        lookback: str | TimeWindow = "7d",
+        *,
+        now: datetime | None = None,
+        include_history: bool = False,
+    ) -> dict[str, Any]:
+        """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product."""
+        return self._health.institution_health(lookback, now=now, include_history=include_history)
+
+    def sync_freshness(
+        self, lookback: str | TimeWindow = "7d", *, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """NORMAL / DELAYED / STOPPED refresh state of every connection synced recently."""
+        return self._freshness.sync_freshness(lookback, now=now)
 
     # -- inspection --------------------------------------------------------------------------
 

@@ -1,0 +1,434 @@
+"""The metric catalogue: every figure the analytics compute, defined once.
+
+Connection health follows Plaid's bank-health view: successes ÷ (successes +
+institution failures + aggregator failures). A failure counts against the
+institution or the aggregator by its error category's responsible party (a
+network timeout counts against the aggregator). User errors, abandons,
+pending attempts, our own client errors (integration, rate limiting) and
+unattributed failures stay outside the denominator and are counted apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from banking_analytics.metrics._model import (
+    All,
+    AnyOf,
+    Condition,
+    Count,
+    CountDistinct,
+    Is,
+    IsNull,
+    Max,
+    Mean,
+    Metric,
+    NotNull,
+    Percentile,
+    Ratio,
+    Sum,
+    Unit,
+)
+from banking_analytics.vocabulary import (
+    ErrorCategory,
+    EventType,
+    Outcome,
+    PerformanceMetric,
+    ResponsibleParty,
+    SubscriptionEventKind,
+    SyncOutcome,
+)
+
+__all__ = [
+    "CATALOG",
+    "LATENCY_PERCENTILES",
+    "MIN_SAMPLE",
+    "SUCCESS_BREAKDOWN",
+    "error_rate_metric",
+]
+
+#: Below this many events in the denominator a rate or percentile is "insufficient data".
+MIN_SAMPLE = 20
+LATENCY_PERCENTILES = (50, 95, 99)
+#: The three shares of the bank-health denominator; they sum to 1.
+SUCCESS_BREAKDOWN = (
+    "connection_success_rate",
+    "connection_institution_error_share",
+    "connection_aggregator_error_share",
+)
+
+_ATTEMPT = EventType.CONNECTION_ATTEMPT
+_SYNC = EventType.SYNC_RUN
+
+
+def _categories(party: ResponsibleParty) -> tuple[str, ...]:
+    return tuple(c.value for c in ErrorCategory if c.responsible_party is party)
+
+
+def _failed(outcome: str, categories: Iterable[str]) -> Condition:
+    return All((Is("outcome", (outcome,)), Is("error_category", tuple(categories))))
+
+
+_UNATTRIBUTED = (*_categories(ResponsibleParty.NONE),)
+
+# Connection attempts.
+_LINKED = Is("outcome", (Outcome.SUCCESS.value,))
+_INSTITUTION_FAILURE = _failed(Outcome.FAILURE, _categories(ResponsibleParty.INSTITUTION))
+_AGGREGATOR_FAILURE = _failed(Outcome.FAILURE, _categories(ResponsibleParty.AGGREGATOR))
+_HEALTH = AnyOf((_LINKED, _INSTITUTION_FAILURE, _AGGREGATOR_FAILURE))
+_COMPLETED = Is("outcome", (Outcome.SUCCESS.value, Outcome.FAILURE.value))
+
+# Sync runs: a partial refresh still reached the institution, so it counts as a success.
+_SYNCED = Is("outcome", (SyncOutcome.SUCCESS.value, SyncOutcome.PARTIAL.value))
+_SYNC_INSTITUTION_FAILURE = _failed(SyncOutcome.FAILURE, _categories(ResponsibleParty.INSTITUTION))
+_SYNC_AGGREGATOR_FAILURE = _failed(SyncOutcome.FAILURE, _categories(ResponsibleParty.AGGREGATOR))
+_SYNC_HEALTH = AnyOf((_SYNCED, _SYNC_INSTITUTION_FAILURE, _SYNC_AGGREGATOR_FAILURE))
+
+
+def _rate(
+    name: str,
+    event_type: EventType,
+    numerator: Condition,
+    denominator: Condition | None,
+    description: str,
+    *,
+    higher_is_better: bool,
+    serves: PerformanceMetric | None = None,
+) -> Metric:
+    return Metric(
+        name,
+        event_type,
+        Ratio(Count(numerator), Count(denominator)),
+        Unit.RATIO,
+        description,
+        higher_is_better=higher_is_better,
+        min_sample=MIN_SAMPLE,
+        serves=serves,
+    )
+
+
+def _count(name: str, event_type: EventType, where: Condition | None, description: str) -> Metric:
+    return Metric(name, event_type, Count(where), Unit.COUNT, description)
+
+
+def error_rate_metric(event_type: EventType, category: ErrorCategory) -> str:
+    """Name of the error-rate metric of one category: ``<source>_error_rate_<category>``."""
+    source = "connection" if event_type is _ATTEMPT else "sync"
+    return f"{source}_error_rate_{category.value}"
+
+
+def _error_rates(event_type: EventType) -> Iterable[Metric]:
+    failure = Outcome.FAILURE.value if event_type is _ATTEMPT else SyncOutcome.FAILURE.value
+    noun = "connection attempts" if event_type is _ATTEMPT else "sync runs"
+    for category in ErrorCategory:
+        yield _rate(
+            error_rate_metric(event_type, category),
+            event_type,
+            _failed(failure, (category.value,)),
+            None,
+            f"Failures in category {category.value} ÷ all {noun}",
+            higher_is_better=False,
+            serves=PerformanceMetric.ERROR_RATE,
+        )
+
+
+def _latencies() -> Iterable[Metric]:
+    for suffix, where, scope in (
+        ("", _COMPLETED, "completed (succeeded or failed) attempts"),
+        ("_success", _LINKED, "successful attempts"),
+    ):
+        yield Metric(
+            f"connection_latency_mean_ms{suffix}",
+            _ATTEMPT,
+            Mean("latency_ms", where),
+            Unit.MILLISECONDS,
+            f"Mean credential-submit-to-outcome latency of {scope}",
+            higher_is_better=False,
+            min_sample=MIN_SAMPLE,
+            serves=PerformanceMetric.CONNECTION_LATENCY,
+        )
+        for p in LATENCY_PERCENTILES:
+            yield Metric(
+                f"connection_latency_p{p}_ms{suffix}",
+                _ATTEMPT,
+                Percentile("latency_ms", p / 100, where),
+                Unit.MILLISECONDS,
+                f"Nearest-rank p{p} latency of {scope}",
+                higher_is_better=False,
+                min_sample=MIN_SAMPLE,
+                serves=PerformanceMetric.CONNECTION_LATENCY,
+            )
+
+
+_SUCCESS = Is("success", (True,))
+_PAID = SubscriptionEventKind.PAYMENT_SUCCEEDED.value
+_REFUNDED = SubscriptionEventKind.REFUNDED.value
+
+_METRICS: tuple[Metric, ...] = (
+    # Connection health (bank-health view).
+    _rate(
+        "connection_success_rate",
+        _ATTEMPT,
+        _LINKED,
+        _HEALTH,
+        "Successes ÷ (successes + institution failures + aggregator failures)",
+        higher_is_better=True,
+        serves=PerformanceMetric.CONNECTION_SUCCESS_RATE,
+    ),
+    _rate(
+        "connection_institution_error_share",
+        _ATTEMPT,
+        _INSTITUTION_FAILURE,
+        _HEALTH,
+        "Institution failures ÷ the bank-health denominator",
+        higher_is_better=False,
+    ),
+    _rate(
+        "connection_aggregator_error_share",
+        _ATTEMPT,
+        _AGGREGATOR_FAILURE,
+        _HEALTH,
+        "Aggregator failures (timeouts included) ÷ the bank-health denominator",
+        higher_is_better=False,
+    ),
+    _count("connection_attempts", _ATTEMPT, None, "Connection attempts of any outcome"),
+    _count("connection_health_attempts", _ATTEMPT, _HEALTH, "The bank-health denominator"),
+    _count("connection_successes", _ATTEMPT, _LINKED, "Successful attempts"),
+    _count(
+        "connection_user_errors",
+        _ATTEMPT,
+        _failed(Outcome.FAILURE, _categories(ResponsibleParty.USER)),
+        "Failures the user must act on (credentials, MFA, consent)",
+    ),
+    _count(
+        "connection_client_errors",
+        _ATTEMPT,
+        _failed(Outcome.FAILURE, _categories(ResponsibleParty.CLIENT)),
+        "Failures of our own integration (bad request, rate limited)",
+    ),
+    _count(
+        "connection_unattributed_failures",
+        _ATTEMPT,
+        All(
+            (
+                Is("outcome", (Outcome.FAILURE.value,)),
+                AnyOf((Is("error_category", _UNATTRIBUTED), IsNull("error_category"))),
+            )
+        ),
+        "Failures with no responsible party (not ready, unknown, uncategorised)",
+    ),
+    _count(
+        "connection_failures",
+        _ATTEMPT,
+        Is("outcome", (Outcome.FAILURE.value,)),
+        "Failed attempts of any category (cut by error_category for the mix)",
+    ),
+    _count("connection_abandoned", _ATTEMPT, Is("outcome", ("abandoned",)), "Abandoned attempts"),
+    _count("connection_pending", _ATTEMPT, Is("outcome", ("pending",)), "Attempts still pending"),
+    _rate(
+        "connection_error_rate",
+        _ATTEMPT,
+        Is("outcome", (Outcome.FAILURE.value,)),
+        None,
+        "Failed attempts (any category) ÷ all attempts",
+        higher_is_better=False,
+        serves=PerformanceMetric.ERROR_RATE,
+    ),
+    *_error_rates(_ATTEMPT),
+    *_latencies(),
+    # Link conversion, as Plaid measures it: sessions that linked ÷ sessions opened.
+    Metric(
+        "link_conversion_rate",
+        _ATTEMPT,
+        Ratio(CountDistinct("link_session_id", _LINKED), CountDistinct("link_session_id")),
+        Unit.RATIO,
+        "Distinct link sessions with a successful attempt ÷ distinct link sessions opened",
+        higher_is_better=True,
+        min_sample=MIN_SAMPLE,
+        serves=PerformanceMetric.CONVERSION_RATE,
+    ),
+    Metric(
+        "link_abandonment_rate",
+        _ATTEMPT,
+        Ratio(
+            CountDistinct("link_session_id", Is("outcome", ("abandoned",))),
+            CountDistinct("link_session_id"),
+        ),
+        Unit.RATIO,
+        "Distinct link sessions with an abandoned attempt ÷ distinct link sessions opened",
+        higher_is_better=False,
+        min_sample=MIN_SAMPLE,
+    ),
+    Metric(
+        "link_sessions",
+        _ATTEMPT,
+        CountDistinct("link_session_id"),
+        Unit.COUNT,
+        "Distinct link sessions opened",
+    ),
+    # Sync runs.
+    _rate(
+        "sync_success_rate",
+        _SYNC,
+        _SYNCED,
+        _SYNC_HEALTH,
+        "Successful or partial syncs ÷ (those + institution failures + aggregator failures)",
+        higher_is_better=True,
+    ),
+    _count("sync_runs", _SYNC, None, "Sync runs of any outcome"),
+    _count("sync_successes", _SYNC, _SYNCED, "Successful or partial sync runs"),
+    _count(
+        "sync_failures",
+        _SYNC,
+        Is("outcome", (SyncOutcome.FAILURE.value,)),
+        "Failed sync runs of any category (cut by error_category for the mix)",
+    ),
+    _count("sync_health_runs", _SYNC, _SYNC_HEALTH, "The sync bank-health denominator"),
+    Metric(
+        "sync_frequency_per_day",
+        _SYNC,
+        Ratio(Count(_SYNCED), CountDistinct("connection_id"), per_day=True),
+        Unit.PER_DAY,
+        "Successful syncs per connection per day (connections with any sync run in the period)",
+        higher_is_better=True,
+        min_sample=1,
+        serves=PerformanceMetric.DATA_SYNC_FREQUENCY,
+    ),
+    Metric(
+        "sync_connections",
+        _SYNC,
+        CountDistinct("connection_id"),
+        Unit.COUNT,
+        "Distinct connections with a sync run",
+    ),
+    Metric(
+        "sync_last_success_at",
+        _SYNC,
+        Max("occurred_at", _SYNCED),
+        Unit.TIMESTAMP,
+        "When the latest successful or partial sync ran (cut by connection for freshness)",
+    ),
+    Metric(
+        "sync_last_run_at",
+        _SYNC,
+        Max("occurred_at"),
+        Unit.TIMESTAMP,
+        "When the latest sync of any outcome ran",
+    ),
+    Metric(
+        "sync_expected_interval_s",
+        _SYNC,
+        Max("expected_interval_s"),
+        Unit.SECONDS,
+        "Expected seconds between syncs (the largest reported, so freshness errs lenient)",
+    ),
+    _rate(
+        "sync_error_rate",
+        _SYNC,
+        Is("outcome", (SyncOutcome.FAILURE.value,)),
+        None,
+        "Failed sync runs (any category) ÷ all sync runs",
+        higher_is_better=False,
+        serves=PerformanceMetric.ERROR_RATE,
+    ),
+    *_error_rates(_SYNC),
+    # Behaviour.
+    Metric(
+        "feature_interactions",
+        EventType.BEHAVIOR,
+        Count(),
+        Unit.COUNT,
+        "Interactions with a feature (behaviour events)",
+        serves=PerformanceMetric.FEATURE_USAGE,
+    ),
+    Metric(
+        "unique_users",
+        EventType.BEHAVIOR,
+        CountDistinct("user_id"),
+        Unit.COUNT,
+        "Distinct users with at least one interaction",
+    ),
+    Metric(
+        "sessions",
+        EventType.BEHAVIOR,
+        CountDistinct("session_id"),
+        Unit.COUNT,
+        "Distinct app sessions with at least one interaction",
+    ),
+    _rate(
+        "feature_success_rate",
+        EventType.BEHAVIOR,
+        _SUCCESS,
+        NotNull("success"),
+        "Successful interactions ÷ interactions that report success or failure",
+        higher_is_better=True,
+    ),
+    Metric(
+        "feature_mean_duration_s",
+        EventType.BEHAVIOR,
+        Mean("duration_s"),
+        Unit.SECONDS,
+        "Mean duration of interactions that report one",
+        min_sample=1,
+    ),
+    Metric(
+        "interactions_per_user",
+        EventType.BEHAVIOR,
+        Ratio(Count(), CountDistinct("user_id")),
+        Unit.COUNT,
+        "Interactions ÷ distinct users: how much each active user does",
+        higher_is_better=True,
+        min_sample=1,
+        serves=PerformanceMetric.USER_ENGAGEMENT,
+    ),
+    Metric(
+        "sessions_per_user",
+        EventType.BEHAVIOR,
+        Ratio(CountDistinct("session_id"), CountDistinct("user_id")),
+        Unit.COUNT,
+        "Distinct sessions ÷ distinct users",
+        higher_is_better=True,
+        min_sample=1,
+    ),
+    # Money attributed to features.
+    Metric(
+        "net_revenue",
+        EventType.SUBSCRIPTION,
+        Sum(
+            "amount",
+            Is(
+                "kind",
+                (
+                    SubscriptionEventKind.PAYMENT_SUCCEEDED.value,
+                    SubscriptionEventKind.REFUNDED.value,
+                ),
+            ),
+            negative_when=Is("kind", (SubscriptionEventKind.REFUNDED.value,)),
+        ),
+        Unit.MINOR_UNITS,
+        "Payments collected minus refunds, in minor units (cut by attributed_feature for "
+        "each feature's revenue impact)",
+        higher_is_better=True,
+        serves=PerformanceMetric.REVENUE_IMPACT,
+    ),
+    # What clients report through record_performance_metric.
+    Metric(
+        "reported_value_mean",
+        EventType.PERFORMANCE_METRIC,
+        Mean("value"),
+        Unit.COUNT,
+        "Mean of client-reported values (cut by metric_type; the unit is the reporter's)",
+        min_sample=1,
+    ),
+    _count(
+        "reported_measurements",
+        EventType.PERFORMANCE_METRIC,
+        None,
+        "Client-reported performance measurements",
+    ),
+)
+
+#: Every metric, by name.
+CATALOG: dict[str, Metric] = {m.name: m for m in _METRICS}
+if len(CATALOG) != len(_METRICS):
+    raise RuntimeError("two metrics share a name")

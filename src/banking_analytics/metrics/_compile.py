@@ -1,0 +1,228 @@
+"""Compile a metric query into one parameterised SQL statement per source table.
+
+Each metric becomes one or more aggregate *parts* (a ratio's numerator and
+denominator, a mean's sum and count, a percentile and its sample); identical
+parts are computed once. Constants from metric definitions are rendered as
+literals; every value that comes from the caller (window bounds, filter
+values) is a positional placeholder, in the order of ``params``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+
+from banking_analytics.events import SCHEMAS
+from banking_analytics.metrics._model import (
+    DIMENSIONS,
+    All,
+    AnyOf,
+    Condition,
+    Count,
+    CountDistinct,
+    Is,
+    IsNull,
+    Max,
+    Mean,
+    Measure,
+    Metric,
+    NotNull,
+    Percentile,
+    Ratio,
+    Sum,
+)
+from banking_analytics.metrics._query import MetricQuery
+from banking_analytics.metrics._render import Renderer
+from banking_analytics.vocabulary import EventType
+
+__all__ = ["BUCKET_KEY", "CompiledQuery", "MetricParts", "compile_query"]
+
+BUCKET_KEY = "bucket"
+TIME_COLUMN = "occurred_at"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricParts:
+    """Where a metric's figures are in the result: aliases of its aggregate parts.
+
+    ``value`` is the figure itself (a count, sum or percentile), or the
+    numerator of a ratio or the sum behind a mean; ``sample`` is the count the
+    figure rests on (a ratio's denominator, a mean's or percentile's count).
+    """
+
+    metric: Metric
+    value: str
+    sample: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledQuery:
+    """One statement over one event table, ready for ``Engine.query(sql, params)``."""
+
+    event_type: EventType
+    table: str
+    sql: str
+    params: tuple[object, ...]
+    #: Output key columns: the bucket (if any) then the dimensions.
+    keys: tuple[str, ...]
+    parts: tuple[MetricParts, ...]
+
+
+def compile_query(query: MetricQuery, renderer: Renderer) -> tuple[CompiledQuery, ...]:
+    """One statement per event type the query's metrics read, in a stable order."""
+    by_type: dict[EventType, list[Metric]] = defaultdict(list)
+    for metric in query.metrics:
+        by_type[metric.event_type].append(metric)
+    return tuple(_compile_table(query, et, by_type[et], renderer) for et in sorted(by_type))
+
+
+def _compile_table(
+    query: MetricQuery, event_type: EventType, metrics: list[Metric], renderer: Renderer
+) -> CompiledQuery:
+    keys: list[tuple[str, exp.Expr]] = []
+    if query.bucket is not None:
+        keys.append(
+            (BUCKET_KEY, renderer.bucket(_column(TIME_COLUMN), query.bucket, query.timezone))
+        )
+    keys.extend((dim, _column(DIMENSIONS[dim].column)) for dim in query.dimensions)
+
+    aggregates = _Aggregates(renderer)
+    parts = tuple(_metric_parts(metric, aggregates) for metric in metrics)
+
+    params: list[object] = [query.window.start, query.window.end]
+    where: list[exp.Expr] = [
+        _column(TIME_COLUMN) >= exp.Placeholder(),
+        _column(TIME_COLUMN) < exp.Placeholder(),
+    ]
+    for dim, values in query.filters:
+        where.append(_column(DIMENSIONS[dim].column).isin(*(exp.Placeholder() for _ in values)))
+        params.extend(values)
+
+    table = SCHEMAS[event_type].table
+    select = (
+        sqlglot.select(
+            *(expr.as_(alias) for alias, expr in keys),
+            *(expr.as_(alias) for alias, expr in aggregates.items()),
+        )
+        .from_(table)
+        .where(exp.and_(*where))
+    )
+    if keys:
+        select = select.group_by(*(expr for _, expr in keys)).order_by(
+            *(exp.column(alias) for alias, _ in keys)
+        )
+    placeholders = len(list(select.find_all(exp.Placeholder)))
+    if placeholders != len(params):
+        raise AssertionError(f"{placeholders} placeholders for {len(params)} parameters")
+    return CompiledQuery(
+        event_type,
+        table,
+        renderer.sql(select),
+        tuple(params),
+        tuple(alias for alias, _ in keys),
+        parts,
+    )
+
+
+class _Aggregates:
+    """The distinct aggregate expressions of one statement, each with an alias."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self._renderer = renderer
+        self._aliases: dict[str, str] = {}
+        self._expressions: dict[str, exp.Expr] = {}
+
+    def add(self, expression: exp.Expr) -> str:
+        key = expression.sql()
+        if key not in self._aliases:
+            alias = f"p{len(self._aliases)}"
+            self._aliases[key] = alias
+            self._expressions[alias] = expression
+        return self._aliases[key]
+
+    def items(self) -> list[tuple[str, exp.Expr]]:
+        return list(self._expressions.items())
+
+    def count(self, measure: Count | CountDistinct) -> str:
+        if isinstance(measure, Count):
+            if measure.where is None:
+                return self.add(exp.Count(this=exp.Star()))
+            return self.add(exp.Count(this=_when(measure.where, exp.Literal.number(1))))
+        value = _when(measure.where, _column(measure.column))
+        return self.add(exp.Count(this=exp.Distinct(expressions=[value])))
+
+    def values(self, column: str, where: Condition | None) -> str:
+        """How many non-null ``column`` values match ``where``."""
+        return self.add(exp.Count(this=_when(where, _column(column))))
+
+    def total(self, measure: Sum | Mean) -> str:
+        value: exp.Expr = _column(measure.column)
+        if isinstance(measure, Sum) and measure.negative_when is not None:
+            value = (
+                exp.Case().when(_condition(measure.negative_when), exp.Neg(this=value)).else_(value)
+            )
+        return self.add(exp.Sum(this=_when(measure.where, value)))
+
+    def percentile(self, measure: Percentile) -> str:
+        value = _when(measure.where, _column(measure.column))
+        return self.add(self._renderer.percentile(value, measure.q))
+
+
+def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
+    measure: Measure = metric.measure
+    match measure:
+        case Count() | CountDistinct():
+            return MetricParts(metric, aggregates.count(measure), None)
+        case Sum():
+            return MetricParts(metric, aggregates.total(measure), None)
+        case Max(column=column, where=where):
+            return MetricParts(
+                metric, aggregates.add(exp.Max(this=_when(where, _column(column)))), None
+            )
+        case Mean(column=column, where=where):
+            return MetricParts(metric, aggregates.total(measure), aggregates.values(column, where))
+        case Percentile(column=column, where=where):
+            sample = aggregates.values(column, where)
+            return MetricParts(metric, aggregates.percentile(measure), sample)
+        case Ratio(numerator=numerator, denominator=denominator):
+            value = (
+                aggregates.total(numerator)
+                if isinstance(numerator, Sum)
+                else aggregates.count(numerator)
+            )
+            return MetricParts(metric, value, aggregates.count(denominator))
+
+
+def _column(name: str) -> exp.Column:
+    # Quoted, so that a column named like a keyword (trigger, value, ...) is never misread.
+    return exp.column(name, quoted=True)
+
+
+def _when(where: Condition | None, value: exp.Expr) -> exp.Expr:
+    """``value`` where the condition holds, else NULL (aggregates skip NULLs)."""
+    if where is None:
+        return value
+    return exp.Case().when(_condition(where), value)
+
+
+def _literal(value: str | bool) -> exp.Expr:
+    return exp.Boolean(this=value) if isinstance(value, bool) else exp.Literal.string(value)
+
+
+def _condition(condition: Condition) -> exp.Expr:
+    match condition:
+        case Is(column=column, values=(value,)):
+            return _column(column).eq(_literal(value))
+        case Is(column=column, values=values):
+            return _column(column).isin(*(_literal(v) for v in values))
+        case NotNull(column=column):
+            return exp.Not(this=_column(column).is_(exp.null()))
+        case IsNull(column=column):
+            return _column(column).is_(exp.null())
+        case All(parts=parts):
+            return exp.and_(*(_condition(p) for p in parts))
+        case AnyOf(parts=parts):
+            return exp.or_(*(_condition(p) for p in parts))

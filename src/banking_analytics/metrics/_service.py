@@ -1,0 +1,274 @@
+"""Run metric queries on an engine, with results cached per data version.
+
+Event tables are append-only (deduplication never deletes), so a table's row
+count is a version number: it changes exactly when events are added. A cached
+statement is reused while the row count of the one table it reads is
+unchanged, so new behaviour events leave cached connection figures alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from itertools import product
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlglot
+from sqlglot import exp
+
+from banking_analytics.events import SCHEMAS
+from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, MetricParts, compile_query
+from banking_analytics.metrics._model import Max, Mean, Percentile, Ratio, Sum, Unit
+from banking_analytics.metrics._query import MetricQuery
+from banking_analytics.metrics._render import renderer_for
+from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
+from banking_analytics.metrics._window import Bucket, TimeWindow
+from banking_analytics.store import Engine
+from banking_analytics.vocabulary import EventType
+
+__all__ = ["DataVersions", "MetricService", "bucket_starts"]
+
+DataVersions = Mapping[EventType, int]
+_Key = tuple[datetime | None, tuple[str | None, ...]]
+
+
+class _LRUCache:
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[object, ...], list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> list[dict[str, Any]] | None:
+        with self._lock:
+            rows = self._items.get(key)
+            if rows is not None:
+                self._items.move_to_end(key)
+            return rows
+
+    def put(self, key: tuple[object, ...], rows: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._items[key] = rows
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class MetricService:
+    """Compiles metric queries for an engine's dialect, runs them and caches the answers."""
+
+    def __init__(self, engine: Engine, *, cache_size: int = 512) -> None:
+        self._engine = engine
+        self._renderer = renderer_for(engine.dialect)
+        self._cache = _LRUCache(cache_size)
+
+    def compile(self, query: MetricQuery) -> tuple[CompiledQuery, ...]:
+        return compile_query(query, self._renderer)
+
+    def versions(self, event_types: Iterable[EventType] | None = None) -> dict[EventType, int]:
+        """The current data version (row count) of each event table."""
+        chosen = tuple(EventType) if event_types is None else tuple(dict.fromkeys(event_types))
+        counts = sqlglot.select(
+            *(
+                sqlglot.select(exp.Count(this=exp.Star()))
+                .from_(SCHEMAS[et].table)
+                .subquery()
+                .as_(et.value)
+                for et in chosen
+            )
+        )
+        row = self._engine.query(self._renderer.sql(counts)).to_pylist()[0]
+        return {et: int(row[et.value]) for et in chosen}
+
+    def run(
+        self,
+        query: MetricQuery,
+        *,
+        compare: bool = False,
+        fill_gaps: bool = True,
+        versions: DataVersions | None = None,
+    ) -> QueryResult:
+        """Answer a query; with ``compare``, each row also carries the previous period's figures.
+
+        A bucketed query has a row for every bucket of the window (for every
+        dimension combination seen) unless ``fill_gaps`` is false, when buckets
+        without events are left out. ``versions`` lets several queries share
+        one reading of the data versions.
+        """
+        if versions is None:
+            versions = self.versions(m.event_type for m in query.metrics)
+        rows, cached = self._rows(query, versions, fill_gaps)
+        if compare:
+            earlier = query.with_window(query.window.previous())
+            previous_rows, previous_cached = self._rows(earlier, versions, fill_gaps)
+            cached += previous_cached
+            shift = query.window.length
+            by_key = {(r.bucket + shift if r.bucket else None, _dims(r)): r for r in previous_rows}
+            rows = [
+                ResultRow(
+                    r.bucket,
+                    r.dimensions,
+                    r.values,
+                    by_key[key].values
+                    if (key := (r.bucket, _dims(r))) in by_key
+                    else _empty_values(query),
+                )
+                for r in rows
+            ]
+        return QueryResult(query, tuple(rows), cached)
+
+    def _rows(
+        self, query: MetricQuery, versions: DataVersions, fill_gaps: bool
+    ) -> tuple[list[ResultRow], int]:
+        merged: dict[_Key, dict[str, Any]] = {}
+        cached = 0
+        compiled = self.compile(query)
+        for statement in compiled:
+            key = (statement.sql, statement.params, versions[statement.event_type])
+            raw = self._cache.get(key)
+            if raw is None:
+                raw = self._engine.query(statement.sql, statement.params).to_pylist()
+                self._cache.put(key, raw)
+            else:
+                cached += 1
+            for record in raw:
+                row_key = _row_key(record, query)
+                merged.setdefault(row_key, {}).update(
+                    {_part(statement, alias): record[alias] for alias in record}
+                )
+        if query.bucket is not None and fill_gaps:
+            for row_key in _all_buckets(query, {k[1] for k in merged}):
+                merged.setdefault(row_key, {})
+        parts = [(s, p) for s in compiled for p in s.parts]
+        rows = [
+            ResultRow(
+                bucket,
+                dict(zip(query.dimensions, dims, strict=True)),
+                {
+                    p.metric.name: _value(p, raw, statement, _days(query, bucket))
+                    for statement, p in parts
+                },
+            )
+            for (bucket, dims), raw in sorted(merged.items(), key=_sort_key)
+        ]
+        return rows, cached
+
+
+def _part(statement: CompiledQuery, alias: str) -> str:
+    return f"{statement.event_type.value}.{alias}"
+
+
+def _row_key(record: Mapping[str, Any], query: MetricQuery) -> _Key:
+    bucket = record.get(BUCKET_KEY) if query.bucket is not None else None
+    return bucket, tuple(record[d] for d in query.dimensions)
+
+
+def _sort_key(item: tuple[_Key, object]) -> tuple[object, ...]:
+    # Buckets in time order; within one, dimension values in order with missing ones first.
+    (bucket, dims), _ = item
+    return (bucket.timestamp() if bucket else 0.0, *((d is not None, d or "") for d in dims))
+
+
+def _dims(row: ResultRow) -> tuple[str | None, ...]:
+    return tuple(row.dimensions.values())
+
+
+def _empty_values(query: MetricQuery) -> dict[str, MetricValue]:
+    """The figures of a period with no events at all."""
+    return {
+        m.name: MetricValue(0, None, Status.OK)
+        if m.min_sample == 0
+        else MetricValue(None, 0, Status.INSUFFICIENT_DATA)
+        for m in query.metrics
+    }
+
+
+def _days(query: MetricQuery, bucket: datetime | None) -> float:
+    """Length in days of the part of the window a row covers (for per-day rates)."""
+    if bucket is None or query.bucket is None:
+        return query.window.days
+    start = max(bucket, query.window.start)
+    end = min(bucket + query.bucket.width, query.window.end)
+    return max((end - start) / timedelta(days=1), 0.0)
+
+
+def _number(raw: object) -> float:
+    return 0.0 if raw is None else float(raw)  # type: ignore[arg-type]
+
+
+def _value(
+    parts: MetricParts, raw: Mapping[str, Any], statement: CompiledQuery, days: float
+) -> MetricValue:
+    metric = parts.metric
+    value = raw.get(_part(statement, parts.value))
+    sample = raw.get(_part(statement, parts.sample)) if parts.sample else None
+    measure = metric.measure
+    if isinstance(measure, Max):
+        status = Status.OK if value is not None else Status.INSUFFICIENT_DATA
+        return MetricValue(value, None, status)
+    if parts.sample is None:
+        total = _number(value)
+        if metric.unit is Unit.MINOR_UNITS or not isinstance(measure, Sum):
+            return MetricValue(round(total), None, Status.OK)
+        return MetricValue(total, None, Status.OK)
+    n = int(_number(sample))
+    if n < max(metric.min_sample, 1):
+        return MetricValue(None, n, Status.INSUFFICIENT_DATA)
+    match measure:
+        case Mean():
+            figure = _number(value) / n
+        case Percentile():
+            figure = _number(value)
+        case Ratio(per_day=per_day):
+            figure = _number(value) / n
+            if per_day:
+                if days <= 0:
+                    return MetricValue(None, n, Status.INSUFFICIENT_DATA)
+                figure /= days
+        case _:
+            raise AssertionError(f"{type(measure).__name__} has no sample")
+    return MetricValue(figure, n, Status.OK)
+
+
+def _all_buckets(query: MetricQuery, dims: set[tuple[str | None, ...]]) -> list[_Key]:
+    """Every bucket of the window, for every dimension combination seen (or none)."""
+    assert query.bucket is not None
+    starts = bucket_starts(query.window, query.bucket, query.timezone)
+    combos = dims or ({()} if not query.dimensions else set())
+    return [(start, combo) for start, combo in product(starts, combos)]
+
+
+def bucket_starts(window: TimeWindow, bucket: Bucket, timezone: str) -> list[datetime]:
+    """The start of every bucket that overlaps the window, as the engines truncate time.
+
+    A bucket starts at the wall-clock truncation of an instant in ``timezone``;
+    the window is walked in steps no wider than an hour so that days of 23 or
+    25 hours (daylight saving) are cut where the engines cut them.
+    """
+    zone = ZoneInfo(timezone)
+    step = min(bucket.width, timedelta(hours=1))
+    starts: dict[datetime, None] = {}
+    at = window.start
+    while at < window.end:
+        starts[_truncate(at, bucket, zone)] = None
+        at += step
+    # The walk can step past the start of the last, partial bucket.
+    starts[_truncate(window.end - timedelta(microseconds=1), bucket, zone)] = None
+    return list(starts)
+
+
+def _truncate(at: datetime, bucket: Bucket, zone: ZoneInfo) -> datetime:
+    local = at.astimezone(zone).replace(tzinfo=None)
+    match bucket:
+        case Bucket.MINUTE:
+            local = local.replace(second=0, microsecond=0)
+        case Bucket.HOUR:
+            local = local.replace(minute=0, second=0, microsecond=0)
+        case Bucket.DAY:
+            local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        case Bucket.WEEK:
+            local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            local -= timedelta(days=local.weekday())
+    return local.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))

@@ -1,0 +1,131 @@
+"""Time windows and buckets: what span a metric covers and how it is cut."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import cache
+from zoneinfo import available_timezones
+
+__all__ = [
+    "TIME_PERIODS",
+    "Bucket",
+    "QueryError",
+    "TimeWindow",
+    "check_timezone",
+    "parse_time_period",
+]
+
+#: The named periods the spec's ``time_period`` argument takes, ending now.
+TIME_PERIODS: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "6h": timedelta(hours=6),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+}
+
+_PERIOD = re.compile(r"^(\d{1,4})([hd])$")
+#: The longest window a query may span: the store keeps at most five years.
+MAX_WINDOW = timedelta(days=1830)
+
+
+class QueryError(ValueError):
+    """A metric query that cannot be answered as asked; the message says which part."""
+
+
+class Bucket(StrEnum):
+    """Width of a time-series bucket."""
+
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+
+    @property
+    def width(self) -> timedelta:
+        return _WIDTHS[self]
+
+
+_WIDTHS = {
+    Bucket.MINUTE: timedelta(minutes=1),
+    Bucket.HOUR: timedelta(hours=1),
+    Bucket.DAY: timedelta(days=1),
+    Bucket.WEEK: timedelta(weeks=1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The half-open span ``[start, end)`` in UTC, with the label it was asked by."""
+
+    start: datetime
+    end: datetime
+    label: str = "custom"
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value: datetime = getattr(self, name)
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise QueryError(f"{name} must be timezone-aware, got {value.isoformat()}")
+            object.__setattr__(self, name, value.astimezone(UTC))
+        if self.end <= self.start:
+            raise QueryError(
+                f"end ({self.end.isoformat()}) must be after start ({self.start.isoformat()})"
+            )
+        if self.length > MAX_WINDOW:
+            raise QueryError(f"a window may span at most {MAX_WINDOW.days} days")
+
+    @property
+    def length(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def days(self) -> float:
+        return self.length / timedelta(days=1)
+
+    def previous(self) -> TimeWindow:
+        """The window of the same length just before this one (for period comparison)."""
+        return TimeWindow(self.start - self.length, self.start, f"previous {self.label}")
+
+    def as_dict(self) -> dict[str, str]:
+        return {"label": self.label, "start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+def parse_time_period(period: str | TimeWindow, now: datetime | None = None) -> TimeWindow:
+    """``"24h"``, ``"7d"``, ... (any ``<n>h`` or ``<n>d``) ending at ``now``, or a window as is.
+
+    ``now`` defaults to the current time; it is cut to the whole second so that
+    two calls in the same second share cached results.
+    """
+    if isinstance(period, TimeWindow):
+        return period
+    match = _PERIOD.match(period.strip())
+    if not match:
+        raise QueryError(
+            f"time_period {period!r} is not understood; use one of "
+            f"{', '.join(TIME_PERIODS)} (or any <n>h / <n>d)"
+        )
+    count, unit = int(match[1]), match[2]
+    length = timedelta(hours=count) if unit == "h" else timedelta(days=count)
+    if length <= timedelta(0):
+        raise QueryError(f"time_period {period!r} must be longer than zero")
+    end = (now or datetime.now(UTC)).replace(microsecond=0)
+    return TimeWindow(end - length, end, period.strip())
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_timezone(name: str) -> str:
+    """An IANA timezone name, checked against the tz database (it is rendered into SQL)."""
+    if name == "UTC":
+        return name
+    if name not in _known_timezones():
+        raise QueryError(f"timezone {name!r} is not an IANA timezone name, e.g. Europe/London")
+    return name
