@@ -1,0 +1,416 @@
+"""Every performance figure against a small case worked out by hand, on every engine."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from banking_analytics import BankingPerformanceAnalytics, EventStatus
+from banking_analytics.metrics import QueryError, TimeWindow
+
+T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=1)
+HOUR = TimeWindow(T0, NOW, "hand")
+
+
+def attempt(i: int, outcome: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_type": "connection_attempt",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": (T0 + timedelta(seconds=10 + i)).isoformat(),
+        "user_id": f"u{i}",
+        "attempt_id": f"a{i}",
+        "aggregator": "plaid",
+        "institution_id": "ins_1",
+        "feature": "account_linking",
+        "flow": "new",
+        "started_at": (T0 + timedelta(seconds=i)).isoformat(),
+        "outcome": outcome,
+        **fields,
+    }
+
+
+def connection_attempts() -> list[dict[str, Any]]:
+    """34 attempts: 20 successes, 4 institution, 2 aggregator (one a timeout), 3 user,
+    1 client and 1 unknown failures, 2 abandoned, 1 pending.
+
+    Latencies: success k (1..20) took 1000·k ms; the 11 failures took 100..1100 ms.
+    Link sessions: each success has its own; u1 and u2 failed first in the sessions
+    of successes 1 and 2; every other attempt has a session of its own: 32 sessions.
+    """
+    events = [
+        attempt(k, "success", latency_ms=1000.0 * k, link_session_id=f"s{k}") for k in range(1, 21)
+    ]
+    failures = [
+        ("institution", "ins_2", "mx"),
+        ("institution", "ins_2", "mx"),
+        ("institution", "ins_2", "mx"),
+        ("institution", "ins_2", "mx"),
+        ("aggregator", "ins_1", "plaid"),
+        ("network_timeout", "ins_1", "plaid"),
+        ("user_action_required", "ins_1", "plaid"),
+        ("user_action_required", "ins_1", "plaid"),
+        ("user_action_required", "ins_1", "plaid"),
+        ("rate_limited", "ins_1", "plaid"),
+        ("unknown", "ins_1", "plaid"),
+    ]
+    sessions = ["f1", "f2", "f3", "f4", "f5", "f6", "s1", "s2", "f9", "f10", "f11"]
+    for j, ((category, institution, aggregator), session) in enumerate(
+        zip(failures, sessions, strict=True)
+    ):
+        events.append(
+            attempt(
+                21 + j,
+                "failure",
+                error_category=category,
+                institution_id=institution,
+                aggregator=aggregator,
+                latency_ms=100.0 * (j + 1),
+                link_session_id=session,
+            )
+        )
+    events += [
+        attempt(40, "abandoned", link_session_id="x1"),
+        attempt(41, "abandoned", link_session_id="x2"),
+        attempt(42, "pending", link_session_id="x3"),
+    ]
+    return events
+
+
+def behaviour() -> list[dict[str, Any]]:
+    """24 interactions with spending_analysis: 18 succeed, 2 fail, 4 say nothing;
+    durations 1..24 s; users u0..u5; sessions s0..s7."""
+    success: list[bool | None] = [True] * 18 + [False] * 2 + [None] * 4
+    return [
+        {
+            "event_type": "behavior",
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": (T0 + timedelta(minutes=i)).isoformat(),
+            "user_id": f"u{i % 6}",
+            "session_id": f"s{i % 8}",
+            "feature": "spending_analysis",
+            "action": "view_report",
+            "duration_s": float(i + 1),
+            **({} if success[i] is None else {"success": success[i]}),
+        }
+        for i in range(24)
+    ]
+
+
+def syncs() -> list[dict[str, Any]]:
+    """Connection c1: 3 successes and 1 failure; c2: 1 partial (counts as success)."""
+    outcomes = [("c1", "success"), ("c1", "success"), ("c1", "success"), ("c1", "failure")]
+    outcomes.append(("c2", "partial"))
+    return [
+        {
+            "event_type": "sync_run",
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": (T0 + timedelta(minutes=5 * i + 1)).isoformat(),
+            "user_id": "u1",
+            "connection_id": connection,
+            "aggregator": "plaid",
+            "institution_id": "ins_1",
+            "feature": "transaction_sync",
+            "trigger": "scheduled",
+            "started_at": (T0 + timedelta(minutes=5 * i)).isoformat(),
+            "outcome": outcome,
+            **({"error_category": "institution"} if outcome == "failure" else {}),
+        }
+        for i, (connection, outcome) in enumerate(outcomes)
+    ]
+
+
+def payments() -> list[dict[str, Any]]:
+    """Three USD payments of 999 and one refund of 999 for spending_analysis; 500 EUR."""
+    rows = [("payment_succeeded", 999, "USD")] * 3 + [("refunded", 999, "USD")]
+    rows.append(("payment_succeeded", 500, "EUR"))
+    return [
+        {
+            "event_type": "subscription",
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": (T0 + timedelta(minutes=i + 1)).isoformat(),
+            "user_id": f"u{i}",
+            "kind": kind,
+            "subscription_id": f"sub{i}",
+            "plan": "premium_monthly",
+            "tier": "premium",
+            "unit_amount": 999,
+            "interval": "month",
+            "currency": currency,
+            "status": "active",
+            "amount": amount,
+            "attributed_feature": "spending_analysis",
+        }
+        for i, (kind, amount, currency) in enumerate(rows)
+    ]
+
+
+@pytest.fixture
+def hand(analytics: BankingPerformanceAnalytics) -> BankingPerformanceAnalytics:
+    results = analytics.ingest(connection_attempts() + behaviour() + syncs() + payments())
+    assert {r.status for r in results} == {EventStatus.ACCEPTED}, [
+        r.reason for r in results if r.status is not EventStatus.ACCEPTED
+    ]
+    return analytics
+
+
+def test_success_rate_breakdown_and_exclusions(hand: BankingPerformanceAnalytics) -> None:
+    perf = hand.analyze_connection_performance(HOUR)
+    rate = perf["success_rate"]
+    assert rate["average"] == pytest.approx(20 / 26)
+    assert rate["sample_size"] == 26
+    breakdown = rate["breakdown"]
+    assert breakdown == {
+        "success": pytest.approx(20 / 26),
+        "error_institution": pytest.approx(4 / 26),
+        "error_aggregator": pytest.approx(2 / 26),
+    }
+    assert sum(breakdown.values()) == pytest.approx(1.0)
+    assert rate["excluded"] == {
+        "user_errors": 3,
+        "abandoned": 2,
+        "pending": 1,
+        "client_errors": 1,
+        "unattributed_failures": 1,
+    }
+    assert perf["attempts"] == 34
+    # Nothing happened in the hour before.
+    assert rate["previous_period"] is None
+    assert rate["change"] is None
+
+
+def test_latency_nearest_rank_percentiles(hand: BankingPerformanceAnalytics) -> None:
+    latency = hand.analyze_connection_performance(HOUR)["latency"]
+    # 31 completed attempts: 100..900, 1000 (failure), 1000, 1100, 2000..20000.
+    assert latency["sample_size"] == 31
+    assert latency["average_ms"] == pytest.approx((6600 + 210_000) / 31)
+    assert latency["p50_ms"] == 5000  # ceil(0.50·31) = 16th
+    assert latency["p95_ms"] == 19000  # ceil(0.95·31) = 30th
+    assert latency["p99_ms"] == 20000  # ceil(0.99·31) = 31st
+    success = latency["success_only"]
+    assert success["sample_size"] == 20
+    assert success["average_ms"] == pytest.approx(10500)
+    assert (success["p50_ms"], success["p95_ms"], success["p99_ms"]) == (10000, 19000, 20000)
+
+
+def test_link_conversion(hand: BankingPerformanceAnalytics) -> None:
+    conversion = hand.analyze_connection_performance(HOUR)["link_conversion"]
+    assert conversion["sessions"] == 32
+    assert conversion["rate"] == pytest.approx(20 / 32)
+    assert conversion["abandonment_rate"] == pytest.approx(2 / 32)
+
+
+def test_breakdowns_say_insufficient_data_below_the_minimum_sample(
+    hand: BankingPerformanceAnalytics,
+) -> None:
+    perf = hand.analyze_connection_performance(HOUR)
+    by_aggregator = {row["aggregator"]: row for row in perf["by_aggregator"]}
+    # plaid: 20 successes + 2 aggregator failures = 22 ≥ 20; mx: 4 institution failures.
+    assert by_aggregator["plaid"]["success_rate"] == pytest.approx(20 / 22)
+    assert by_aggregator["plaid"]["attempts"] == 30
+    assert by_aggregator["mx"]["success_rate"] is None
+    assert by_aggregator["mx"]["status"] == "insufficient_data"
+    assert by_aggregator["mx"]["sample_size"] == 4
+
+
+def test_error_rates_by_category(hand: BankingPerformanceAnalytics) -> None:
+    errors = hand.analyze_error_rates(HOUR)
+    connection = errors["connection"]
+    assert connection["total"] == 34
+    assert connection["failures"] == 11
+    assert connection["error_rate"] == pytest.approx(11 / 34)
+    by_category = connection["by_category"]
+    assert by_category["institution"] == {
+        "count": 4,
+        "rate": pytest.approx(4 / 34),
+        "responsible_party": "institution",
+    }
+    assert by_category["user_action_required"]["count"] == 3
+    assert by_category["network_timeout"]["responsible_party"] == "aggregator"
+    assert sum(c["count"] for c in by_category.values()) + connection["uncategorised"] == 11
+    sync = errors["sync"]
+    assert (sync["total"], sync["failures"]) == (5, 1)
+    assert sync["by_category"]["institution"]["rate"] == pytest.approx(1 / 5)
+
+
+def test_feature_usage(hand: BankingPerformanceAnalytics) -> None:
+    usage = hand.analyze_feature_usage(HOUR)["feature_usage"]
+    assert set(usage) == {
+        "account_linking",
+        "transaction_sync",
+        "balance_monitoring",
+        "spending_analysis",
+        "budget_tracking",
+        "goal_setting",
+        "bill_reminders",
+        "investment_tracking",
+        "credit_monitoring",
+        "tax_optimization",
+    }
+    spending = usage["spending_analysis"]
+    assert spending["usage_count"] == 24
+    assert spending["unique_users"] == 6
+    assert spending["sessions"] == 8
+    assert spending["success_rate"] == pytest.approx(18 / 20)
+    assert spending["mean_duration_s"] == pytest.approx(12.5)
+    assert usage["goal_setting"]["usage_count"] == 0
+    assert usage["goal_setting"]["success_rate"] is None
+    only = hand.analyze_feature_usage(HOUR, feature="spending_analysis")["feature_usage"]
+    assert list(only) == ["spending_analysis"]
+
+
+def test_sync_frequency_and_revenue_through_generic_queries(
+    hand: BankingPerformanceAnalytics,
+) -> None:
+    day = TimeWindow(T0, T0 + timedelta(days=1))
+    frequency = hand.query_metrics(["sync_frequency_per_day", "sync_success_rate"], day).single()
+    # 4 successful or partial syncs over 2 connections in one day.
+    assert frequency["sync_frequency_per_day"] == pytest.approx(2.0)
+    assert frequency.values["sync_success_rate"].status.value == "insufficient_data"
+    revenue = hand.query_metrics(
+        ["net_revenue"], HOUR, dimensions=["attributed_feature", "currency"]
+    )
+    got = {(r.dimensions["attributed_feature"], r.dimensions["currency"]): r for r in revenue.rows}
+    assert got[("spending_analysis", "USD")]["net_revenue"] == 1998
+    assert got[("spending_analysis", "EUR")]["net_revenue"] == 500
+
+
+def test_money_is_never_summed_across_currencies(hand: BankingPerformanceAnalytics) -> None:
+    with pytest.raises(QueryError, match="currency"):
+        hand.query_metrics(["net_revenue"], HOUR)
+    usd = hand.query_metrics(["net_revenue"], HOUR, filters={"currency": "USD"}).single()
+    assert usd["net_revenue"] == 1998
+
+
+def test_day_buckets_follow_the_requested_timezone(analytics: BankingPerformanceAnalytics) -> None:
+    # 03:30 and 03:45 UTC on 10 March are 23:30 and 23:45 on 9 March in New York (EDT,
+    # UTC-4 since 8 March); 05:00 UTC is 01:00 on 10 March there.
+    times = ["2026-03-10T03:30:00Z", "2026-03-10T03:45:00Z", "2026-03-10T05:00:00Z"]
+    analytics.ingest(
+        [
+            {
+                "event_type": "behavior",
+                "occurred_at": t,
+                "user_id": "u1",
+                "feature": "budget_tracking",
+                "action": "open",
+            }
+            for t in times
+        ]
+    )
+    window = TimeWindow(datetime(2026, 3, 9, 4, tzinfo=UTC), datetime(2026, 3, 11, 4, tzinfo=UTC))
+    local = analytics.query_metrics(
+        ["feature_interactions"], window, bucket="day", timezone="America/New_York"
+    )
+    assert [(r.bucket, r["feature_interactions"]) for r in local.rows] == [
+        (datetime(2026, 3, 9, 4, tzinfo=UTC), 2),
+        (datetime(2026, 3, 10, 4, tzinfo=UTC), 1),
+    ]
+    utc = analytics.query_metrics(["feature_interactions"], window, bucket="day")
+    assert [(r.bucket, r["feature_interactions"]) for r in utc.rows] == [
+        (datetime(2026, 3, 9, tzinfo=UTC), 0),
+        (datetime(2026, 3, 10, tzinfo=UTC), 3),
+        (datetime(2026, 3, 11, tzinfo=UTC), 0),
+    ]
+    assert local.as_dict()["rows"][0]["bucket"] == "2026-03-09T00:00:00-04:00"
+
+
+def test_hourly_series_has_every_hour_and_compares_with_the_previous_period(
+    hand: BankingPerformanceAnalytics,
+) -> None:
+    perf = hand.analyze_connection_performance("24h", now=NOW)
+    points = perf["time_series"]["points"]
+    assert perf["time_series"]["bucket"] == "hour"
+    assert len(points) == 24
+    assert [p["connection_attempts"] for p in points][-1] == 34
+    assert sum(p["connection_attempts"] for p in points) == 34
+    assert points[-1]["start"] == T0.isoformat()
+    assert points[-1]["connection_success_rate"] == pytest.approx(20 / 26)
+    assert points[0]["connection_success_rate"] is None
+
+
+def test_filters_narrow_the_events(hand: BankingPerformanceAnalytics) -> None:
+    only_mx = hand.query_metrics(
+        ["connection_attempts"], HOUR, filters={"aggregator": ["mx"]}
+    ).single()
+    assert only_mx["connection_attempts"] == 4
+    two = hand.query_metrics(
+        ["connection_attempts"], HOUR, filters={"institution": ["ins_1", "ins_2"]}
+    ).single()
+    assert two["connection_attempts"] == 34
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metrics": ["no_such_metric"]}, "unknown metric 'no_such_metric'"),
+        ({"metrics": []}, "at least one metric"),
+        (
+            {"metrics": ["feature_interactions"], "dimensions": ["institution"]},
+            "cannot be cut by 'institution'",
+        ),
+        (
+            {"metrics": ["connection_attempts"], "filters": {"aggregator": ["nope"]}},
+            "filters.aggregator: 'nope' is not one of",
+        ),
+        (
+            {"metrics": ["connection_attempts"], "filters": {"institution": ["x'; DROP"]}},
+            "is not a valid institution_id",
+        ),
+        ({"metrics": ["connection_attempts"], "bucket": "fortnight"}, "bucket 'fortnight'"),
+        ({"metrics": ["connection_attempts"], "timezone": "Mars/Olympus"}, "Mars/Olympus"),
+        (
+            {"metrics": ["connection_attempts"], "time_period": "90d", "bucket": "minute"},
+            "more than 10000 buckets",
+        ),
+        ({"metrics": ["connection_attempts"], "time_period": "yesterday"}, "not understood"),
+    ],
+)
+def test_bad_queries_name_the_part_at_fault(
+    analytics: BankingPerformanceAnalytics, kwargs: dict[str, Any], message: str
+) -> None:
+    kwargs.setdefault("time_period", "24h")
+    with pytest.raises(QueryError, match=re.escape(message)):
+        analytics.query_metrics(**kwargs)
+
+
+def test_windows_must_be_aware_and_ordered() -> None:
+    with pytest.raises(QueryError, match="timezone-aware"):
+        TimeWindow(datetime(2026, 1, 1), datetime(2026, 1, 2, tzinfo=UTC))
+    with pytest.raises(QueryError, match="must be after"):
+        TimeWindow(NOW, T0)
+
+
+def test_cached_answer_is_reused_until_new_events_arrive(
+    hand: BankingPerformanceAnalytics,
+) -> None:
+    first = hand.query_metrics(["connection_attempts", "feature_interactions"], HOUR)
+    assert first.cached == 0
+    again = hand.query_metrics(["connection_attempts", "feature_interactions"], HOUR)
+    assert again.cached == 2
+    assert again.single()["connection_attempts"] == 34
+    # A new behaviour event invalidates only the statement over behaviour events.
+    hand.record_user_behavior(
+        feature="spending_analysis",
+        action="open",
+        user_id="u9",
+        occurred_at=(T0 + timedelta(minutes=59)).isoformat(),
+    )
+    after = hand.query_metrics(["connection_attempts", "feature_interactions"], HOUR)
+    assert after.cached == 1
+    assert after.single()["feature_interactions"] == 25
+
+
+def test_new_event_changes_the_cached_connection_answer(
+    hand: BankingPerformanceAnalytics,
+) -> None:
+    before = hand.analyze_connection_performance(HOUR)
+    assert hand.analyze_connection_performance(HOUR) == before
+    hand.ingest([attempt(99, "failure", error_category="institution", latency_ms=50.0)])
+    after = hand.analyze_connection_performance(HOUR)
+    assert after["success_rate"]["average"] == pytest.approx(20 / 27)
+    assert after["attempts"] == 35
