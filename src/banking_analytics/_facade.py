@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from banking_analytics.analytics import (
     HealthThresholds,
@@ -404,9 +406,17 @@ class BankingPerformanceAnalytics:
 
     def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
         """The most recent quarantined events with their reasons and raw payloads."""
+        newest_first = (
+            sqlglot.select("*")
+            .from_(exp.table_(QUARANTINE.name, quoted=True))
+            .order_by(
+                exp.Ordered(this=exp.column("received_at", quoted=True), desc=True),
+                exp.column("position", quoted=True),
+            )
+            .limit(exp.Placeholder())
+        )
         rows: list[dict[str, Any]] = self.engine.query(
-            f"SELECT * FROM {QUARANTINE.name} ORDER BY received_at DESC, position LIMIT ?",
-            [limit],
+            newest_first.sql(self.engine.dialect), [limit]
         ).to_pylist()
         return rows
 

@@ -1,6 +1,7 @@
 """Where events live: the engine interface and its implementations."""
 
-from banking_analytics.store._engine import Engine, StoreURLError, WriteTransaction, open_engine
+from banking_analytics.store._engine import Engine, WriteTransaction, open_engine
+from banking_analytics.store._errors import StoreUnavailableError, StoreURLError
 from banking_analytics.store._tables import ALL_TABLES, EVENT_TABLES, QUARANTINE, Column, TableDef
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Column",
     "Engine",
     "StoreURLError",
+    "StoreUnavailableError",
     "TableDef",
     "WriteTransaction",
     "open_engine",

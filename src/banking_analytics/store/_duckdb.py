@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 
 from banking_analytics.events import Kind
 from banking_analytics.store._engine import Engine, WriteTransaction
-from banking_analytics.store._tables import Column, TableDef
+from banking_analytics.store._sql import column_list, migration_statements, quote
+from banking_analytics.store._tables import TableDef
 
 __all__ = ["DuckDBEngine"]
 
@@ -37,19 +38,11 @@ CHECKPOINT_THRESHOLD = "256MB"
 _CAST_ON_INSERT = {Kind.UUID, Kind.JSON}
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _ddl_column(col: Column) -> str:
-    return f"{_quote(col.name)} {_COLUMN_TYPES[col.kind]}{'' if col.nullable else ' NOT NULL'}"
-
-
 def _select_list(table: TableDef) -> str:
     return ", ".join(
-        f"CAST({_quote(c.name)} AS {_COLUMN_TYPES[c.kind]})"
+        f"CAST({quote(c.name)} AS {_COLUMN_TYPES[c.kind]})"
         if c.kind in _CAST_ON_INSERT
-        else _quote(c.name)
+        else quote(c.name)
         for c in table.columns
     )
 
@@ -66,13 +59,13 @@ class _DuckDBTransaction(WriteTransaction):
         bounds = pc.min_max(rows["occurred_at"])
         low = bounds["min"].as_py() - dedup_window
         high = bounds["max"].as_py() + dedup_window
-        name = _quote(table.name)
+        name = quote(table.name)
         self._cur.register("_incoming", rows.select(list(table.column_names)))
         try:
             # One statement: the time bound lets DuckDB skip row groups by their zone
             # maps, and RETURNING says which rows were new.
             inserted = self._cur.sql(
-                f"INSERT INTO {name} ({', '.join(_quote(n) for n in table.column_names)}) "
+                f"INSERT INTO {name} ({column_list(table.column_names)}) "
                 f"SELECT {_select_list(table)} FROM _incoming WHERE CAST(event_id AS UUID) "
                 f"NOT IN (SELECT event_id FROM {name} WHERE occurred_at BETWEEN ? AND ? "
                 "AND event_id IN (SELECT CAST(event_id AS UUID) FROM _incoming)) "
@@ -89,8 +82,8 @@ class _DuckDBTransaction(WriteTransaction):
         self._cur.register("_rows", rows.select(list(table.column_names)))
         try:
             self._cur.execute(
-                f"INSERT INTO {_quote(table.name)} "
-                f"({', '.join(_quote(n) for n in table.column_names)}) "
+                f"INSERT INTO {quote(table.name)} "
+                f"({column_list(table.column_names)}) "
                 f"SELECT {_select_list(table)} FROM _rows"
             )
         finally:
@@ -131,19 +124,8 @@ class DuckDBEngine(Engine):
         with self._transaction() as cur:
             for table in tables:
                 existing = set(self._columns(cur, table.name))
-                if not existing:
-                    cur.execute(
-                        f"CREATE TABLE {_quote(table.name)} "
-                        f"({', '.join(_ddl_column(c) for c in table.columns)})"
-                    )
-                    continue
-                for col in table.columns:
-                    if col.name not in existing:
-                        # Added columns are nullable, so stored rows stay valid.
-                        cur.execute(
-                            f"ALTER TABLE {_quote(table.name)} ADD COLUMN "
-                            f"{_quote(col.name)} {_COLUMN_TYPES[col.kind]}"
-                        )
+                for statement in migration_statements(table, existing, _COLUMN_TYPES):
+                    cur.execute(statement)
 
     @staticmethod
     def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:

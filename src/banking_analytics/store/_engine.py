@@ -10,13 +10,11 @@ from typing import Any
 
 import pyarrow as pa
 
+from banking_analytics.store._errors import StoreURLError
+from banking_analytics.store._postgres_url import POSTGRES_SCHEMES, mask_password
 from banking_analytics.store._tables import TableDef
 
-__all__ = ["Engine", "StoreURLError", "WriteTransaction", "open_engine"]
-
-
-class StoreURLError(ValueError):
-    """A store URL that names no engine we have, or is malformed."""
+__all__ = ["Engine", "WriteTransaction", "open_engine"]
 
 
 class WriteTransaction(ABC):
@@ -55,7 +53,13 @@ class Engine(ABC):
 
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        """Run a read query with positional ``?`` parameters; safe from any thread."""
+        """Run a read query; safe from any thread, and may run while a write is in progress.
+
+        ``sql`` is in the engine's :attr:`dialect`, with positional placeholders
+        as that sqlglot dialect renders ``sqlglot.exp.Placeholder()``: ``?`` for
+        DuckDB, ``%s`` for PostgreSQL. Timestamps come back as
+        ``timestamp[us, tz=UTC]``, UUIDs and JSON as strings.
+        """
 
     @abstractmethod
     def table_columns(self, table: str) -> list[str]:
@@ -73,15 +77,36 @@ class Engine(ABC):
 
 
 def open_engine(url: str) -> Engine:
-    """Open the engine a URL names: ``duckdb:///path/file.duckdb`` or ``duckdb:///:memory:``."""
+    """Open the engine a URL names.
+
+    ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:``, or
+    ``postgresql://user:password@host:port/database?schema=NAME`` (also ``postgres://``).
+    """
     scheme, sep, rest = url.partition("://")
+    shown = mask_password(url)
     if not sep:
-        raise StoreURLError(f"store URL {url!r} has no scheme; try duckdb:///path/file.duckdb")
+        raise StoreURLError(f"store URL {shown!r} has no scheme; try duckdb:///path/file.duckdb")
     if scheme == "duckdb":
         from banking_analytics.store._duckdb import DuckDBEngine
 
         return DuckDBEngine(url, _duckdb_path(url, rest))
-    raise StoreURLError(f"no engine for scheme {scheme!r} in {url!r}; supported: duckdb")
+    if scheme in POSTGRES_SCHEMES:
+        return _open_postgres(url)
+    raise StoreURLError(
+        f"no engine for scheme {scheme!r} in {shown!r}; supported: duckdb, postgresql"
+    )
+
+
+def _open_postgres(url: str) -> Engine:
+    try:
+        from banking_analytics.store._postgres import PostgresEngine
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("psycopg"):
+            raise
+        raise StoreURLError(
+            "PostgreSQL stores need psycopg: pip install 'banking-analytics[postgres]'"
+        ) from None
+    return PostgresEngine(url)
 
 
 def _duckdb_path(url: str, rest: str) -> str:

@@ -1,0 +1,38 @@
+"""SQL text both engines share: quoted identifiers and the statements of a migration."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from banking_analytics.events import Kind
+from banking_analytics.store._tables import Column, TableDef
+
+__all__ = ["column_list", "migration_statements", "quote"]
+
+
+def quote(name: str) -> str:
+    """A double-quoted identifier (the same rule in DuckDB and PostgreSQL)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_list(names: Iterable[str]) -> str:
+    return ", ".join(quote(n) for n in names)
+
+
+def _ddl_column(col: Column, types: Mapping[Kind, str]) -> str:
+    return f"{quote(col.name)} {types[col.kind]}{'' if col.nullable else ' NOT NULL'}"
+
+
+def migration_statements(
+    table: TableDef, existing: Collection[str], types: Mapping[Kind, str]
+) -> list[str]:
+    """What brings a stored table (with ``existing`` columns, none if absent) up to ``table``."""
+    name = quote(table.name)
+    if not existing:
+        return [f"CREATE TABLE {name} ({', '.join(_ddl_column(c, types) for c in table.columns)})"]
+    # Added columns are nullable, so stored rows stay valid.
+    return [
+        f"ALTER TABLE {name} ADD COLUMN {quote(c.name)} {types[c.kind]}"
+        for c in table.columns
+        if c.name not in existing
+    ]
