@@ -1,22 +1,74 @@
-"""Shared fixtures: every store-backed test runs once per engine (DuckDB so far)."""
+"""Shared fixtures: every store-backed test runs once per engine (DuckDB, PostgreSQL).
+
+Select engines with markers, e.g. ``pytest -m duckdb`` or ``pytest -m postgres``.
+PostgreSQL tests use the server at ``BA_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``), else a throwaway cluster; with
+neither they are skipped, saying why, except under ``CI=true`` where they fail.
+Each test gets a schema of its own, dropped afterwards.
+
+A known gap of an engine is declared on the test, as in Ibis:
+``@pytest.mark.notimpl(["postgres"], reason="...")`` makes the test a strict
+expected failure on those engines (it must fail there, and pass elsewhere).
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from banking_analytics import BankingPerformanceAnalytics
+from postgres_server import configured_url, reachable, start_throwaway_cluster
 
-ENGINES = [pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb")]
+ENGINES = [
+    pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),
+    pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),
+]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server for this session: the configured one, else a throwaway cluster."""
+    url = configured_url()
+    why_not = reachable(url)
+    if why_not is None:
+        yield url
+        return
+    try:
+        cluster = start_throwaway_cluster()
+    except RuntimeError as exc:
+        reason = f"no PostgreSQL: {url} is unreachable ({why_not}) and {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def with_schema(server_url: str, schema: str) -> str:
+    return f"{server_url}{'&' if '?' in server_url else '?'}schema={schema}"
 
 
 @pytest.fixture(params=ENGINES)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty store on a real engine (a DuckDB file, not memory)."""
-    assert request.param == "duckdb"
-    return f"duckdb:///{tmp_path}/store.duckdb"
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store on a real engine (a DuckDB file; a PostgreSQL schema)."""
+    for gap in request.node.iter_markers("notimpl"):
+        if request.param in gap.args[0]:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=gap.kwargs["reason"]))
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path}/store.duckdb"
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield with_schema(server, schema)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

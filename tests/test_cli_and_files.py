@@ -34,30 +34,30 @@ def metric(i: int) -> dict[str, object]:
     }
 
 
-def test_ingest_jsonl_reports_bad_lines_and_exits_2(tmp_path: Path) -> None:
+def test_ingest_jsonl_reports_bad_lines_and_exits_2(tmp_path: Path, store_url: str) -> None:
     path = tmp_path / "events.jsonl"
     lines = [json.dumps(metric(i)) for i in range(5)]
     lines[3] = json.dumps({**metric(3), "feature": "warp_drive"})
     path.write_text("\n".join(lines) + "\n")
-    db = f"duckdb:///{tmp_path}/s.duckdb"
-    result = run("ingest", str(path), "--db", db)
+    result = run("ingest", str(path), "--db", store_url)
     assert result.returncode == 2
     assert "5 events" in result.stdout
     assert "4 accepted" in result.stdout
     assert f"{path}:line 4: feature: must be one of" in result.stderr
     assert "Traceback" not in result.stderr
-    info = run("info", "--db", db)
+    info = run("info", "--db", store_url)
     assert info.returncode == 0
     assert "quarantined (rejected) events: 1" in info.stdout
 
 
-def test_clean_file_exits_0_and_a_second_load_is_all_duplicates(tmp_path: Path) -> None:
+def test_clean_file_exits_0_and_a_second_load_is_all_duplicates(
+    tmp_path: Path, store_url: str
+) -> None:
     path = tmp_path / "events.jsonl"
     ids = [f"00000000-0000-4000-8000-{i:012d}" for i in range(10)]
     path.write_text("\n".join(json.dumps({**metric(i), "event_id": ids[i]}) for i in range(10)))
-    db = f"duckdb:///{tmp_path}/s.duckdb"
-    assert run("ingest", str(path), "--db", db).returncode == 0
-    again = run("ingest", str(path), "--db", db)
+    assert run("ingest", str(path), "--db", store_url).returncode == 0
+    again = run("ingest", str(path), "--db", store_url)
     assert again.returncode == 0
     assert "0 accepted, 10 duplicate" in again.stdout
 
@@ -117,16 +117,15 @@ def test_parquet_rows_are_typed_and_checked(
     assert report.rejections == [(3, "value: must be a finite number")]
 
 
-def test_migration_adds_new_optional_columns_and_keeps_rows(tmp_path: Path) -> None:
-    url = f"duckdb:///{tmp_path}/s.duckdb"
-    with BankingPerformanceAnalytics.open(url) as a:
+def test_migration_adds_new_optional_columns_and_keeps_rows(store_url: str) -> None:
+    with BankingPerformanceAnalytics.open(store_url) as a:
         a.record_performance_metric("connection_latency", "account_linking", 5.0)
     grown = TableDef(
         "performance_metric_events",
         (*ALL_TABLES[0].columns, Column("region", Kind.IDENTIFIER)),
         time_column="occurred_at",
     )
-    with open_engine(url) as engine:
+    with open_engine(store_url) as engine:
         engine.migrate([grown])
         assert engine.table_columns("performance_metric_events")[-1] == "region"
         rows = engine.query("SELECT value, region FROM performance_metric_events").to_pylist()

@@ -12,10 +12,10 @@ def test_event_reference_is_up_to_date() -> None:
     assert current == render_reference(), "run: python -m banking_analytics.events > docs/events.md"
 
 
-def test_readme_example_runs(tmp_path: Path) -> None:
+def test_readme_example_runs(store_url: str) -> None:
     readme = (DOCS.parent / "README.md").read_text()
     example = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    example = example.replace("duckdb:///data/analytics.duckdb", f"duckdb:///{tmp_path}/a.duckdb")
+    example = example.replace("duckdb:///data/analytics.duckdb", store_url)
     namespace: dict[str, object] = {}
     exec(compile(example, "README.md", "exec"), namespace)
     assert str(namespace["metric_id"]).count("-") == 4

@@ -127,15 +127,13 @@ def test_record_raises_with_the_reason_and_quarantines(
     assert analytics.info().quarantined == 1
 
 
-def test_clock_skew_correction_hand_worked() -> None:
+def test_clock_skew_correction_hand_worked(store_url: str) -> None:
     """Client clock 2 h fast: occurred 10:00:00, sent 10:00:05 (client), received 08:00:07.
 
     occurred_at = received_at - (sent_at - occurred_at) = 08:00:07 - 5 s = 08:00:02,
     and every other client time shifts by the same -1:59:58.
     """
     received = datetime(2026, 3, 1, 8, 0, 7, tzinfo=UTC)
-    engine = open_engine("duckdb:///:memory:")
-    pipeline = IngestPipeline(engine, clock=lambda: received)
     event = {
         "event_type": "connection_attempt",
         "attempt_id": "a1",
@@ -151,9 +149,11 @@ def test_clock_skew_correction_hand_worked() -> None:
         "ended_at": "2026-03-01T09:59:58.250Z",
         "sent_at": "2026-03-01T10:00:05Z",
     }
-    outcome = pipeline.write(decode_records([event], 0, 32768, "test"))
+    with open_engine(store_url) as engine:
+        pipeline = IngestPipeline(engine, clock=lambda: received)
+        outcome = pipeline.write(decode_records([event], 0, 32768, "test"))
+        row = engine.query("SELECT * FROM connection_attempt_events").to_pylist()[0]
     assert outcome.result(0).flags == ("skew_corrected",)
-    row = engine.query("SELECT * FROM connection_attempt_events").to_pylist()[0]
     shift = timedelta(hours=-1, minutes=-59, seconds=-58)
     assert row["occurred_at"] == datetime(2026, 3, 1, 8, 0, 2, tzinfo=UTC)
     assert row["started_at"] == datetime(2026, 3, 1, 9, 59, 50, tzinfo=UTC) + shift
@@ -165,9 +165,7 @@ def test_clock_skew_correction_hand_worked() -> None:
     assert row["error_category"] == "institution"
 
 
-def test_error_code_wins_over_a_misleading_type_and_client_category() -> None:
-    engine = open_engine("duckdb:///:memory:")
-    pipeline = IngestPipeline(engine)
+def test_error_code_wins_over_a_misleading_type_and_client_category(store_url: str) -> None:
     base = {
         "event_type": "sync_run",
         "connection_id": "item-1",
@@ -185,9 +183,11 @@ def test_error_code_wins_over_a_misleading_type_and_client_category() -> None:
         ({"error_category": "rate_limited"}, "rate_limited"),
         ({}, "unknown"),
     ]  # fmt: skip
-    pipeline.write(decode_records([{**base, **c} for c, _ in cases], 0, 32768, "test"))
-    got = engine.query("SELECT error_category FROM sync_run_events")["error_category"].to_pylist()
-    assert sorted(got) == sorted(expected for _, expected in cases)
+    with open_engine(store_url) as engine:
+        pipeline = IngestPipeline(engine)
+        pipeline.write(decode_records([{**base, **c} for c, _ in cases], 0, 32768, "test"))
+        got = engine.query("SELECT error_category FROM sync_run_events")["error_category"]
+    assert sorted(got.to_pylist()) == sorted(expected for _, expected in cases)
 
 
 def test_late_events_are_accepted_and_flagged(analytics: BankingPerformanceAnalytics) -> None:
