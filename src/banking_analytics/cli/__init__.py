@@ -31,7 +31,7 @@ from rich.table import Table
 from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo
 from banking_analytics.ingest import EventStatus
 from banking_analytics.ingest._files import FileFormat, UnreadableFileError
-from banking_analytics.store import StoreURLError
+from banking_analytics.store import StoreUnavailableError, StoreURLError
 from banking_analytics.vocabulary import EventType
 
 __all__ = ["app", "main"]
@@ -48,7 +48,12 @@ err = Console(stderr=True)
 
 DEFAULT_DB = "duckdb:///demo-data/analytics.duckdb"
 DbOption = Annotated[
-    str, typer.Option("--db", help="Store URL, e.g. duckdb:///path/file.duckdb", envvar="BA_DB")
+    str,
+    typer.Option(
+        "--db",
+        help="Store URL: duckdb:///path/file.duckdb or postgresql://user@host:5432/db?schema=NAME",
+        envvar="BA_DB",
+    ),
 ]
 BAD_INPUT = 2
 
@@ -63,7 +68,7 @@ def fail(message: str) -> typer.Exit:
 def _open(db: str) -> Iterator[BankingPerformanceAnalytics]:
     try:
         analytics = BankingPerformanceAnalytics.open(db)
-    except StoreURLError as exc:
+    except (StoreURLError, StoreUnavailableError) as exc:
         raise fail(str(exc)) from None
     try:
         yield analytics

@@ -24,6 +24,11 @@ _ACCEPTED, _DUPLICATE, _REJECTED = 0, 1, 2
 QUARANTINE_RAW_LIMIT = 1024 * 1024
 
 
+def _storable(text: str | None) -> str | None:
+    """Bad input may carry NUL characters, which PostgreSQL text and jsonb cannot hold."""
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -151,17 +156,24 @@ class IngestPipeline:
             reasons = errors[pos]
             rows["quarantine_id"].append(str(uuid.uuid4()))
             rows["received_at"].append(received)
-            rows["source"].append(decoded.source_of(pos))
+            rows["source"].append(_storable(decoded.source_of(pos)))
             rows["position"].append(pos)
-            rows["event_type"].append(event_types[pos - decoded.first_position].as_py())
-            rows["event_id"].append(event_ids[pos - decoded.first_position].as_py())
-            rows["reason"].append("; ".join(str(e) for e in reasons))
+            rows["event_type"].append(_storable(event_types[pos - decoded.first_position].as_py()))
+            rows["event_id"].append(_storable(event_ids[pos - decoded.first_position].as_py()))
+            rows["reason"].append(_storable("; ".join(str(e) for e in reasons)))
             rows["errors"].append(
                 orjson.dumps(
-                    [{"field": e.field, "code": e.code, "message": e.message} for e in reasons]
+                    [
+                        {
+                            "field": _storable(e.field),
+                            "code": e.code,
+                            "message": _storable(e.message),
+                        }
+                        for e in reasons
+                    ]
                 ).decode()
             )
-            rows["raw"].append(raw.encode("utf-8", "replace").decode("utf-8"))
+            rows["raw"].append(_storable(raw.encode("utf-8", "replace").decode("utf-8")))
             rows["raw_bytes"].append(raw_bytes)
         return pa.table(
             {c.name: pa.array(rows[c.name], arrow_type(c.kind)) for c in QUARANTINE.columns}

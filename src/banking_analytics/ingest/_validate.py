@@ -50,6 +50,9 @@ _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 _BAD_TEXT = (
     "[\\x00-\\x1f\\x7f-\\x9f\\x{202a}-\\x{202e}\\x{2066}-\\x{2069}\\x{200b}-\\x{200f}\\x{feff}]"
 )
+# A \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL's jsonb
+# cannot hold NUL, so no engine accepts it.
+_JSON_NUL = r"(?:^|[^\\])(?:\\\\)*\\u0000"
 _TS = arrow_type(Kind.TIMESTAMP)
 _TEXT_KINDS = (Kind.IDENTIFIER, Kind.TEXT, Kind.UUID)
 
@@ -156,6 +159,11 @@ def _field_checks(spec: Field, col: pa.ChunkedArray) -> list[_Check]:
             f"must be at most {spec.max_length} bytes of JSON",
         )
         bad(_not_json_object(col), "not_an_object", "must be a JSON object")
+        bad(
+            pc.match_substring_regex(col, _JSON_NUL),
+            "invalid_characters",
+            "must not contain the NUL character (\\u0000)",
+        )
     return checks
 
 

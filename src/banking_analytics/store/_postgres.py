@@ -91,6 +91,12 @@ def _copy(conn: Connection, table: TableDef, rows: pa.Table) -> None:
             copy.write(memoryview(_csv(batch)))
 
 
+def _one_line(exc: Exception, password: str | None) -> str:
+    """The driver's message on one line, without the password should it quote it."""
+    message = " ".join(str(exc).split())
+    return message.replace(password, "***") if password else message
+
+
 def _uuid_array(ids: pa.ChunkedArray) -> str:
     """A uuid[] literal: one text parameter instead of one parameter per id."""
     return "{" + ",".join(ids.to_pylist()) + "}"
@@ -141,11 +147,13 @@ class PostgresEngine(Engine):
     def __init__(self, url: str) -> None:
         target = parse_postgres_url(url)
         self.url = target.masked
-        self._conninfo = target.conninfo
+        self._conninfo, self._password = target.conninfo, target.password
         try:
-            self._password = str(conninfo_to_dict(self._conninfo).get("password") or "")
+            conninfo_to_dict(self._conninfo)  # libpq's own check of the URL's parameters
         except psycopg.ProgrammingError as exc:
-            raise StoreURLError(f"PostgreSQL URL {self.url!r}: {exc}") from None
+            raise StoreURLError(
+                f"PostgreSQL URL {self.url!r}: {_one_line(exc, self._password)}"
+            ) from None
         self._schema = target.schema
         self._idle: list[Connection] = []
         self._pool_lock = threading.Lock()
@@ -166,10 +174,9 @@ class PostgresEngine(Engine):
         try:
             conn = psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.OperationalError as exc:
-            reason = " ".join(str(exc).split())
-            if self._password:
-                reason = reason.replace(self._password, "***")
-            raise StoreUnavailableError(f"cannot connect to {self.url}: {reason}") from None
+            raise StoreUnavailableError(
+                f"cannot connect to {self.url}: {_one_line(exc, self._password)}"
+            ) from None
         for text_type in ("uuid", "json", "jsonb"):
             conn.adapters.register_loader(text_type, TextLoader)
         settings = [("TimeZone", "UTC")]

@@ -26,6 +26,8 @@ class PostgresURL:
     conninfo: str
     schema: str | None
     masked: str
+    #: To be hidden wherever a driver's message might quote it.
+    password: str | None
 
 
 def _query_items(query: str) -> list[tuple[str, str]]:
@@ -60,4 +62,6 @@ def parse_postgres_url(url: str) -> PostgresURL:
         raise StoreURLError(f"PostgreSQL URL {masked!r}: give at most one non-empty schema=NAME")
     query = "&".join(item for key, item in items if key != _SCHEMA_PARAM)
     conninfo = urlunsplit(parts._replace(query=query))
-    return PostgresURL(conninfo, schemas[0] if schemas else None, masked)
+    passwords = [unquote(item.partition("=")[2]) for key, item in items if key == "password"]
+    password = passwords[-1] if passwords else parts.password and unquote(parts.password)
+    return PostgresURL(conninfo, schemas[0] if schemas else None, masked, password or None)
