@@ -4,10 +4,10 @@ Health is judged per *aggregator product*, as Plaid reports it: link attempts
 make ``item_logins``; sync runs make the product their feature's data comes
 from (``transactions_updates``, ``balance``, ...).
 
-Each hour ``h`` is judged on a trailing window ending with it: one hour, or
-the shortest of 2, 3 or 6 hours that holds ``min_sample`` events of the
-bank-health denominator (successes + institution failures + aggregator
-failures). With ``n`` such events and ``s`` successes:
+Every 15 minutes, health is judged on a trailing window ending then: the last
+hour, or the shortest of the last 2, 3 or 6 hours that holds ``min_sample``
+events of the bank-health denominator (successes + institution failures +
+aggregator failures). With ``n`` such events and ``s`` successes:
 
 * UNKNOWN when even 6 hours hold fewer than ``min_sample``;
 * DOWN when ``s = 0``, or the success rate is clearly below ``down`` (0.50);
@@ -15,10 +15,11 @@ failures). With ``n`` such events and ``s`` successes:
 * HEALTHY otherwise.
 
 "Clearly below t" means the upper end of the rate's Wilson score interval
-(``z`` = 1.96, 95%) is below t, so that a dip a small sample makes by chance
+(``z`` = 1.96: one-sided 97.5%) is below t, so that a dip a small sample makes by chance
 does not flag a healthy bank (``z = 0`` gives the plain rule ``s/n < t``).
-A state changes only after the new state held for ``consecutive`` windows in
-a row (hysteresis); ``last_state_change`` is when that change took effect.
+A state changes only after ``consecutive`` judgements in a row call for it
+(hysteresis), and falls back to UNKNOWN after ``stale_after`` without enough
+data; ``last_state_change`` is when a change took effect.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ PRODUCTS: dict[BankingFeature, Product] = {
     BankingFeature.TAX_OPTIMIZATION: Product.TRANSACTIONS_UPDATES,
 }
 
-_WIDENINGS = (1, 2, 3, 6)
+#: How often health is judged, and the trailing windows it is judged on (in steps: 1-6 h).
+STEP = timedelta(minutes=15)
+_WIDENINGS = (4, 8, 12, 24)
 _SEVERITY = {
     HealthState.UNKNOWN: 0,
     HealthState.HEALTHY: 1,
@@ -95,14 +98,16 @@ class HealthThresholds:
     min_sample: int = 20
     consecutive: int = 2
     z: float = 1.96
-    #: Hours without enough data after which a known state falls back to UNKNOWN.
-    stale_after_hours: int = 24
+    #: How long without enough data before a known state falls back to UNKNOWN.
+    stale_after: timedelta = timedelta(hours=6)
 
     def __post_init__(self) -> None:
         if not 0 <= self.down <= self.healthy <= 1:
             raise ValueError("thresholds need 0 ≤ down ≤ healthy ≤ 1")
-        if min(self.min_sample, self.consecutive, self.stale_after_hours) < 1 or self.z < 0:
-            raise ValueError("min_sample, consecutive and stale_after_hours must be ≥ 1; z ≥ 0")
+        if min(self.min_sample, self.consecutive) < 1 or self.z < 0 or self.stale_after < STEP:
+            raise ValueError(
+                f"min_sample and consecutive must be ≥ 1, z ≥ 0 and stale_after ≥ {STEP}"
+            )
 
     def judge(self, successes: int, n: int) -> HealthState:
         """The state one window's counts show."""
@@ -137,7 +142,7 @@ def wilson_upper(
 
 
 class InstitutionHealth:
-    """Computes institution health from hourly counts the metric layer provides."""
+    """Computes institution health from 15-minute counts the metric layer provides."""
 
     def __init__(self, metrics: MetricService, thresholds: HealthThresholds | None = None) -> None:
         self._metrics = metrics
@@ -154,16 +159,17 @@ class InstitutionHealth:
 
         Each entry has ``state``, ``last_state_change`` (None if the state held
         all along), the latest window's counts and ``success_rate``, and with
-        ``include_history`` the hourly states and the list of changes. Entries
+        ``include_history`` the state after every 15-minute step and the list of
+        changes. Entries
         come worst first; ``institutions`` rolls products up to the worst state
         known per institution and aggregator.
         """
         window = parse_time_period(lookback, now)
-        hours = bucket_starts(window, Bucket.HOUR, "UTC")
+        steps = bucket_starts(window, Bucket.QUARTER_HOUR, "UTC")
         warm_up = max(_WIDENINGS) - 1
-        counts = self._hourly_counts(
-            TimeWindow(hours[0] - timedelta(hours=warm_up), window.end, "warm-up"),
-            [hours[0] + timedelta(hours=i) for i in range(-warm_up, len(hours))],
+        counts = self._step_counts(
+            TimeWindow(steps[0] - warm_up * STEP, window.end, "warm-up"),
+            [steps[0] + i * STEP for i in range(-warm_up, len(steps))],
         )
         entities = sorted(counts)
         successes = np.array([counts[e][0] for e in entities], dtype=np.int64).reshape(
@@ -184,17 +190,17 @@ class InstitutionHealth:
                 "aggregator": aggregator,
                 "product": product.value,
                 "state": _STATES[states[i, -1]].value,
-                "last_state_change": _closing(hours[mine[-1][0]]) if mine else None,
+                "last_state_change": _closing(steps[mine[-1][0]]) if mine else None,
                 "window_sample_size": latest,
                 "window_success_rate": int(s[i, -1]) / latest if latest else None,
             }
             if include_history:
                 entry["history"] = [
-                    {"hour": h.isoformat(), "seen": _STATES[v].value, "state": _STATES[st].value}
-                    for h, v, st in zip(hours, seen[i], states[i], strict=True)
+                    {"at": _closing(at), "seen": _STATES[v].value, "state": _STATES[st].value}
+                    for at, v, st in zip(steps, seen[i], states[i], strict=True)
                 ]
                 entry["changes"] = [
-                    {"at": _closing(hours[t]), "from": _STATES[a].value, "to": _STATES[b].value}
+                    {"at": _closing(steps[t]), "from": _STATES[a].value, "to": _STATES[b].value}
                     for t, a, b in mine
                 ]
             entries.append(entry)
@@ -206,12 +212,12 @@ class InstitutionHealth:
             "institutions": _roll_up(entries),
         }
 
-    def _hourly_counts(
-        self, window: TimeWindow, hours: list[datetime]
+    def _step_counts(
+        self, window: TimeWindow, steps: list[datetime]
     ) -> dict[_Entity, tuple[list[int], list[int]]]:
-        """Per entity, bank-health successes and denominators for each of ``hours``."""
+        """Per entity, bank-health successes and denominators in each 15-minute step."""
         versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN])
-        index = {h: i for i, h in enumerate(hours)}
+        index = {at: i for i, at in enumerate(steps)}
         counts: dict[_Entity, tuple[list[int], list[int]]] = {}
         sources = (
             ("connection_successes", "connection_health_attempts", ()),
@@ -223,7 +229,7 @@ class InstitutionHealth:
                     [successes, total],
                     window,
                     dimensions=["institution", "aggregator", *extra],
-                    bucket=Bucket.HOUR,
+                    bucket=Bucket.QUARTER_HOUR,
                 ),
                 fill_gaps=False,
                 versions=versions,
@@ -235,7 +241,7 @@ class InstitutionHealth:
                 )
                 entity = (str(dims["institution"]), str(dims["aggregator"]), product)
                 if entity not in counts:
-                    counts[entity] = ([0] * len(hours), [0] * len(hours))
+                    counts[entity] = ([0] * len(steps), [0] * len(steps))
                 at = index[row.bucket] if row.bucket is not None else None
                 if at is None:
                     continue
@@ -248,15 +254,15 @@ _STATES = (HealthState.UNKNOWN, HealthState.HEALTHY, HealthState.DEGRADED, Healt
 _CODE = {state: code for code, state in enumerate(_STATES)}
 
 
-def _closing(hour: datetime) -> str:
-    """When the window of an hour closes: the moment a state seen in it takes effect."""
-    return (hour + timedelta(hours=1)).isoformat()
+def _closing(step: datetime) -> str:
+    """When a step ends: the moment what was judged in it takes effect."""
+    return (step + STEP).isoformat()
 
 
 def _trailing(
     successes: NDArray[np.int64], totals: NDArray[np.int64], min_sample: int, warm_up: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Counts of the shortest trailing window ending with each hour that holds ``min_sample``."""
+    """Counts of the shortest trailing window ending with each step that holds ``min_sample``."""
     zero = np.zeros((successes.shape[0], 1), dtype=np.int64)
     cum_s = np.hstack([zero, np.cumsum(successes, axis=1)])
     cum_n = np.hstack([zero, np.cumsum(totals, axis=1)])
@@ -277,34 +283,47 @@ def _trailing(
 def _hysteresis(
     seen: NDArray[np.int8], thresholds: HealthThresholds
 ) -> tuple[NDArray[np.int8], dict[int, list[tuple[int, int, int]]]]:
-    """Run every entity's state machine over its hourly judgements.
+    """Run every entity's state machine over its judgements, one per step.
 
-    Windows without enough data neither confirm nor break a streak; after
-    ``stale_after_hours`` of them in a row a known state falls back to UNKNOWN.
-    Returns the state after each hour and, per entity, its (hour, from, to) changes.
+    A change needs ``consecutive`` windows in a row that all differ from the
+    current state in the same direction (all worse, or all better); it goes to
+    the state every one of them supports, the one nearest the current state
+    (DEGRADED then DOWN confirms DEGRADED). Windows without enough data neither
+    confirm nor break a streak; after ``stale_after`` of them in a row a known
+    state falls back to UNKNOWN. Returns the state after each step and, per
+    entity, its (step, from, to) changes.
     """
-    entities, hours = seen.shape
+    entities, count = seen.shape
+    stale_steps = thresholds.stale_after // STEP
     unknown = _CODE[HealthState.UNKNOWN]
     state = np.full(entities, unknown, dtype=np.int8)
     candidate = state.copy()
+    # Codes of known states are their severity, so a sign is a direction: +1 worse, -1 better,
+    # and 0 for any change away from UNKNOWN.
+    direction = np.zeros(entities, dtype=np.int8)
     streak = np.zeros(entities, dtype=np.int64)
     last_known = np.zeros(entities, dtype=np.int64)
     states = np.empty_like(seen)
     changes: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for t in range(hours):
+    for t in range(count):
         v = seen[:, t]
         known = v != unknown
         last_known[known] = t
         differs = known & (v != state)
-        continues = differs & (v == candidate)
-        streak = np.where(differs, np.where(continues, streak + 1, 1), np.where(known, 0, streak))
-        candidate = np.where(differs, v, np.where(known, state, candidate))
+        step = np.where(state == unknown, 0, np.sign(v.astype(np.int64) - state))
+        continues = differs & (streak > 0) & (step == direction)
+        nearer = np.where(step > 0, np.minimum(candidate, v), np.maximum(candidate, v))
+        candidate = np.where(
+            continues, np.where(step == 0, v, nearer), np.where(differs, v, candidate)
+        )
+        streak = np.where(continues, streak + 1, np.where(differs, 1, np.where(known, 0, streak)))
+        direction = np.where(differs, step, direction).astype(np.int8)
         flips = differs & (streak >= thresholds.consecutive)
-        stale = ~known & (state != unknown) & (t - last_known >= thresholds.stale_after_hours)
+        stale = ~known & (state != unknown) & (t - last_known >= stale_steps)
         for i in np.flatnonzero(flips | stale):
-            to = unknown if stale[i] else int(v[i])
+            to = unknown if stale[i] else int(candidate[i])
             changes[int(i)].append((t, int(state[i]), to))
-        state = np.where(flips, v, np.where(stale, unknown, state)).astype(np.int8)
+        state = np.where(flips, candidate, np.where(stale, unknown, state)).astype(np.int8)
         streak[flips | stale] = 0
         states[:, t] = state
     return states, changes

@@ -29,6 +29,15 @@ class Renderer:
 
     def bucket(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> exp.Expr:
         """The instant a bucket starts: ``timestamp`` truncated in ``timezone``'s wall clock."""
+        if bucket is Bucket.QUARTER_HOUR:
+            # No engine truncates to 15 minutes by name; every UTC offset in the tz database
+            # is a whole number of quarter hours, so flooring the epoch serves every timezone.
+            seconds = exp.Literal.number(int(bucket.width.total_seconds()))
+            epoch = exp.TimeToUnix(this=timestamp)
+            floored = exp.Mul(
+                this=exp.Floor(this=exp.Div(this=epoch, expression=seconds)), expression=seconds
+            )
+            return exp.UnixToTime(this=floored)
         unit = exp.var(bucket.value.upper())
         if timezone == "UTC":
             # Engines run their sessions in UTC, so truncating the instant is enough.

@@ -264,6 +264,8 @@ def _truncate(at: datetime, bucket: Bucket, zone: ZoneInfo) -> datetime:
     match bucket:
         case Bucket.MINUTE:
             local = local.replace(second=0, microsecond=0)
+        case Bucket.QUARTER_HOUR:
+            local = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
         case Bucket.HOUR:
             local = local.replace(minute=0, second=0, microsecond=0)
         case Bucket.DAY:

@@ -41,6 +41,7 @@ class Bucket(StrEnum):
     """Width of a time-series bucket."""
 
     MINUTE = "minute"
+    QUARTER_HOUR = "15min"
     HOUR = "hour"
     DAY = "day"
     WEEK = "week"
@@ -52,6 +53,7 @@ class Bucket(StrEnum):
 
 _WIDTHS = {
     Bucket.MINUTE: timedelta(minutes=1),
+    Bucket.QUARTER_HOUR: timedelta(minutes=15),
     Bucket.HOUR: timedelta(hours=1),
     Bucket.DAY: timedelta(days=1),
     Bucket.WEEK: timedelta(weeks=1),
