@@ -1,0 +1,3 @@
+-- sync_run_events
+SELECT TO_TIMESTAMP(FLOOR(EPOCH("occurred_at") / 900) * 900) AS bucket, "institution_id" AS institution, "aggregator" AS aggregator, "feature" AS feature, COUNT(CASE WHEN "outcome" IN ('success', 'partial') THEN 1 END) AS p0, COUNT(CASE WHEN "outcome" IN ('success', 'partial') OR ("outcome" = 'failure' AND "error_category" = 'institution') OR ("outcome" = 'failure' AND "error_category" IN ('aggregator', 'network_timeout')) THEN 1 END) AS p1 FROM sync_run_events WHERE "occurred_at" >= ? AND "occurred_at" < ? GROUP BY TO_TIMESTAMP(FLOOR(EPOCH("occurred_at") / 900) * 900), "institution_id", "aggregator", "feature" ORDER BY bucket, institution, aggregator, feature;
+-- params: 2
