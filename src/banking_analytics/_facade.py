@@ -370,6 +370,34 @@ class BankingPerformanceAnalytics:
         """Failures per error category, as counts and as shares of all attempts and sync runs."""
         return self._performance.analyze_error_rates(time_period, now=now, timezone=timezone)
 
+    def performance_dashboard(
+        self,
+        time_period: str | TimeWindow = "24h",
+        *,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+        health_lookback: str | TimeWindow = "7d",
+    ) -> dict[str, Any]:
+        """Everything the performance dashboard shows, from one reading of the store:
+        connection performance (success rate and breakdown, latency percentiles, cuts by
+        aggregator, institution and feature, time series), an hourly series, error rates
+        by category, institution health and sync freshness.
+        """
+        window = parse_time_period(time_period, now)
+        end = window.end
+        return {
+            "connection": self.analyze_connection_performance(window, timezone=timezone),
+            "hourly": self.query_metrics(
+                ["connection_success_rate", "connection_attempts", "connection_latency_p95_ms"],
+                window,
+                bucket=Bucket.HOUR,
+                timezone=timezone,
+            ).as_dict(),
+            "errors": self.analyze_error_rates(window, timezone=timezone),
+            "institution_health": self.institution_health(health_lookback, now=end),
+            "sync_freshness": self.sync_freshness(health_lookback, now=end),
+        }
+
     def institution_health(
         self,
         lookback: str | TimeWindow = "7d",

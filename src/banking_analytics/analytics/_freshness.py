@@ -20,9 +20,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
 from banking_analytics.metrics import MetricQuery, MetricService, TimeWindow, parse_time_period
 
-__all__ = ["DEFAULT_EXPECTED_INTERVAL", "RefreshState", "SyncFreshness"]
+__all__ = [
+    "DEFAULT_EXPECTED_INTERVAL",
+    "RefreshState",
+    "SyncFreshness",
+    "refresh_state",
+    "refresh_states",
+]
 
 #: Assumed when a connection's sync runs report no expected interval (Plaid: 1-4 a day).
 DEFAULT_EXPECTED_INTERVAL = timedelta(hours=24)
@@ -36,13 +46,22 @@ class RefreshState(StrEnum):
     STOPPED = "STOPPED"
 
 
+_STATES = tuple(RefreshState)
+
+
 def refresh_state(freshness: timedelta | None, expected: timedelta) -> RefreshState:
     """The refresh state of a connection last refreshed ``freshness`` ago (None: never)."""
-    if freshness is None or freshness > STOPPED_AFTER * expected:
-        return RefreshState.STOPPED
-    if freshness > DELAYED_AFTER * expected:
-        return RefreshState.DELAYED
-    return RefreshState.NORMAL
+    seconds = np.array([np.nan if freshness is None else freshness.total_seconds()])
+    return _STATES[int(refresh_states(seconds, np.array([expected.total_seconds()]))[0])]
+
+
+def refresh_states(
+    freshness_s: NDArray[np.float64], expected_s: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """Indices into ``RefreshState`` of many connections; NaN freshness means never refreshed."""
+    stopped = np.isnan(freshness_s) | (freshness_s > STOPPED_AFTER * expected_s)
+    delayed = freshness_s > DELAYED_AFTER * expected_s
+    return np.where(stopped, 2, np.where(delayed, 1, 0))
 
 
 class SyncFreshness:
@@ -62,67 +81,72 @@ class SyncFreshness:
         institution x aggregator x feature, with the ``stale_limit`` stalest connections.
         """
         window = parse_time_period(lookback, now)
-        result = self._metrics.run(
-            MetricQuery.build(
-                ["sync_last_success_at", "sync_last_run_at", "sync_expected_interval_s"],
-                window,
-                dimensions=["connection", "institution", "aggregator", "feature"],
-            )
+        query = MetricQuery.build(
+            ["sync_last_success_at", "sync_expected_interval_s"],
+            window,
+            dimensions=["connection", "institution", "aggregator", "feature"],
         )
-        overall: Counter[str] = Counter()
+        [(statement, table)], _ = self._metrics.fetch(query)
+        aliases = {p.metric.name: p.value for p in statement.parts}
+        last = table[aliases["sync_last_success_at"]].cast(pa.timestamp("us", tz="UTC"))
+        last_us = last.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        freshness_s = (window.end.timestamp() * 1e6 - last_us) / 1e6
+        expected_s = table[aliases["sync_expected_interval_s"]].to_numpy(zero_copy_only=False)
+        expected_s = np.where(
+            np.isnan(expected_s.astype(np.float64)),
+            DEFAULT_EXPECTED_INTERVAL.total_seconds(),
+            expected_s.astype(np.float64),
+        )
+        codes = refresh_states(freshness_s, expected_s)
+        states = np.array([s.value for s in _STATES], dtype=object)[codes]
+        grouped = (
+            table.select(["institution", "aggregator", "feature"])
+            .append_column("state", pa.array(states, pa.string()))
+            .group_by(["institution", "aggregator", "feature", "state"])
+            .aggregate([([], "count_all")])
+        )
         groups: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
-        connections: list[dict[str, Any]] = []
-        for row in result.rows:
-            last_success = row["sync_last_success_at"]
-            interval = row.number("sync_expected_interval_s")
-            expected = timedelta(seconds=interval) if interval else DEFAULT_EXPECTED_INTERVAL
-            freshness = window.end - last_success if isinstance(last_success, datetime) else None
-            state = refresh_state(freshness, expected)
-            dims = row.dimensions
-            overall[state] += 1
-            groups[(str(dims["institution"]), str(dims["aggregator"]), str(dims["feature"]))][
-                state
-            ] += 1
-            connections.append(
-                {
-                    "connection_id": dims["connection"],
-                    "institution_id": dims["institution"],
-                    "aggregator": dims["aggregator"],
-                    "feature": dims["feature"],
-                    "state": state.value,
-                    "last_successful_sync": last_success.isoformat()
-                    if isinstance(last_success, datetime)
-                    else None,
-                    "freshness_s": freshness.total_seconds() if freshness is not None else None,
-                    "expected_interval_s": expected.total_seconds(),
-                }
-            )
-        # Never refreshed first, then by how many expected intervals they are late.
-        stale = sorted(
-            (c for c in connections if c["state"] != RefreshState.NORMAL),
-            key=lambda c: (
-                c["freshness_s"] is not None,
-                -(c["freshness_s"] or 0) / c["expected_interval_s"],
-            ),
-        )
+        for g in grouped.to_pylist():
+            groups[(g["institution"], g["aggregator"], g["feature"])][g["state"]] = g["count_all"]
+        # Never refreshed first, then by how many expected intervals late.
+        lateness = np.nan_to_num(freshness_s / expected_s, nan=np.inf)
+        stale = np.flatnonzero(codes > 0)
+        stalest = stale[np.argsort(-lateness[stale], kind="stable")][:stale_limit]
+        picked = table.take(pa.array(stalest, pa.int64())).to_pylist() if stale.size else []
         return {
             "time_period": window.as_dict(),
-            "connections": len(connections),
-            "states": {s.value: overall[s] for s in RefreshState},
+            "connections": table.num_rows,
+            "states": {s.value: int(np.count_nonzero(codes == i)) for i, s in enumerate(_STATES)},
             "by_institution": [
                 {
                     "institution_id": institution,
                     "aggregator": aggregator,
                     "feature": feature,
-                    **{s.value: counts[s] for s in RefreshState},
+                    **{s.value: counts[s.value] for s in RefreshState},
                     "refresh_interval": _group_state(counts).value,
                 }
                 for (institution, aggregator, feature), counts in sorted(groups.items())
             ],
-            "stalest": stale[:stale_limit],
+            "stalest": [
+                {
+                    "connection_id": row["connection"],
+                    "institution_id": row["institution"],
+                    "aggregator": row["aggregator"],
+                    "feature": row["feature"],
+                    "state": states[i],
+                    "last_successful_sync": _iso(row[aliases["sync_last_success_at"]]),
+                    "freshness_s": None if np.isnan(freshness_s[i]) else float(freshness_s[i]),
+                    "expected_interval_s": float(expected_s[i]),
+                }
+                for i, row in zip(stalest, picked, strict=True)
+            ],
         }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _group_state(counts: Counter[str]) -> RefreshState:
     """A group's refresh interval: the state most of its connections are in."""
-    return max(RefreshState, key=lambda s: (counts[s], -list(RefreshState).index(s)))
+    return max(_STATES, key=lambda s: (counts[s.value], -_STATES.index(s)))

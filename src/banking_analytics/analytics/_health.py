@@ -31,9 +31,12 @@ from enum import StrEnum
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from banking_analytics.metrics import (
+    BUCKET_KEY,
     Bucket,
     MetricQuery,
     MetricService,
@@ -167,16 +170,9 @@ class InstitutionHealth:
         window = parse_time_period(lookback, now)
         steps = bucket_starts(window, Bucket.QUARTER_HOUR, "UTC")
         warm_up = max(_WIDENINGS) - 1
-        counts = self._step_counts(
+        entities, successes, totals = self._step_counts(
             TimeWindow(steps[0] - warm_up * STEP, window.end, "warm-up"),
-            [steps[0] + i * STEP for i in range(-warm_up, len(steps))],
-        )
-        entities = sorted(counts)
-        successes = np.array([counts[e][0] for e in entities], dtype=np.int64).reshape(
-            len(entities), -1
-        )
-        totals = np.array([counts[e][1] for e in entities], dtype=np.int64).reshape(
-            len(entities), -1
+            len(steps) + warm_up,
         )
         s, n = _trailing(successes, totals, self.thresholds.min_sample, warm_up)
         seen = self.thresholds.judge_all(s, n)
@@ -213,41 +209,73 @@ class InstitutionHealth:
         }
 
     def _step_counts(
-        self, window: TimeWindow, steps: list[datetime]
-    ) -> dict[_Entity, tuple[list[int], list[int]]]:
-        """Per entity, bank-health successes and denominators in each 15-minute step."""
+        self, window: TimeWindow, steps: int
+    ) -> tuple[list[_Entity], NDArray[np.int64], NDArray[np.int64]]:
+        """Bank-health successes and denominators per entity (rows) and 15-minute step
+        (columns, from the window's start), counted whole columns at a time.
+        """
         versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN])
-        index = {at: i for i, at in enumerate(steps)}
-        counts: dict[_Entity, tuple[list[int], list[int]]] = {}
-        sources = (
+        start_us = int(window.start.timestamp()) * 1_000_000
+        step_us = STEP // timedelta(microseconds=1)
+        keys, at, good, total = [], [], [], []
+        for successes, denominator, extra in (
             ("connection_successes", "connection_health_attempts", ()),
             ("sync_successes", "sync_health_runs", ("feature",)),
-        )
-        for successes, total, extra in sources:
-            result = self._metrics.run(
-                MetricQuery.build(
-                    [successes, total],
-                    window,
-                    dimensions=["institution", "aggregator", *extra],
-                    bucket=Bucket.QUARTER_HOUR,
-                ),
-                fill_gaps=False,
-                versions=versions,
+        ):
+            query = MetricQuery.build(
+                [successes, denominator],
+                window,
+                dimensions=["institution", "aggregator", *extra],
+                bucket=Bucket.QUARTER_HOUR,
             )
-            for row in result.rows:
-                dims = row.dimensions
-                product = (
-                    PRODUCTS[BankingFeature(str(dims["feature"]))] if extra else Product.ITEM_LOGINS
-                )
-                entity = (str(dims["institution"]), str(dims["aggregator"]), product)
-                if entity not in counts:
-                    counts[entity] = ([0] * len(steps), [0] * len(steps))
-                at = index[row.bucket] if row.bucket is not None else None
-                if at is None:
+            answers, _ = self._metrics.fetch(query, versions)
+            for statement, table in answers:
+                if not table.num_rows:
                     continue
-                counts[entity][0][at] += row.count(successes)
-                counts[entity][1][at] += row.count(total)
-        return counts
+                aliases = {p.metric.name: p.value for p in statement.parts}
+                product = (
+                    _products_of(table["feature"])
+                    if extra
+                    else pa.repeat(Product.ITEM_LOGINS.value, table.num_rows)
+                )
+                keys.append(
+                    pc.binary_join_element_wise(
+                        table["institution"], table["aggregator"], product, _SEPARATOR
+                    )
+                )
+                bucket_us = table[BUCKET_KEY].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                at.append((bucket_us.to_numpy() - start_us) // step_us)
+                good.append(table[aliases[successes]].to_numpy())
+                total.append(table[aliases[denominator]].to_numpy())
+        if not keys:
+            empty = np.zeros((0, steps), dtype=np.int64)
+            return [], empty, empty.copy()
+        key = pa.chunked_array(keys)
+        names = pc.unique(key)
+        rows = pc.index_in(key, value_set=names).to_numpy()
+        columns = np.concatenate(at)
+        successes_grid = np.zeros((len(names), steps), dtype=np.int64)
+        totals_grid = np.zeros((len(names), steps), dtype=np.int64)
+        np.add.at(successes_grid, (rows, columns), np.concatenate(good))
+        np.add.at(totals_grid, (rows, columns), np.concatenate(total))
+        entities = [_entity(name) for name in names.to_pylist()]
+        order = sorted(range(len(entities)), key=entities.__getitem__)
+        return [entities[i] for i in order], successes_grid[order], totals_grid[order]
+
+
+_SEPARATOR = "\x1f"
+
+
+def _products_of(features: pa.ChunkedArray) -> pa.Array:
+    names = [f.value for f in PRODUCTS]
+    products = np.array([PRODUCTS[BankingFeature(f)].value for f in names], dtype=object)
+    codes = pc.index_in(features, value_set=pa.array(names)).to_numpy(zero_copy_only=False)
+    return pa.array(products[codes.astype(np.int64)])
+
+
+def _entity(name: str) -> _Entity:
+    institution, aggregator, product = name.split(_SEPARATOR)
+    return institution, aggregator, Product(product)
 
 
 _STATES = (HealthState.UNKNOWN, HealthState.HEALTHY, HealthState.DEGRADED, HealthState.DOWN)

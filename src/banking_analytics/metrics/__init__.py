@@ -12,7 +12,7 @@ from banking_analytics.metrics._catalog import (
     SUCCESS_BREAKDOWN,
     error_rate_metric,
 )
-from banking_analytics.metrics._compile import CompiledQuery, compile_query
+from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, compile_query
 from banking_analytics.metrics._model import DIMENSIONS, Dimension, Metric, Unit
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
@@ -27,6 +27,7 @@ from banking_analytics.metrics._window import (
 )
 
 __all__ = [
+    "BUCKET_KEY",
     "CATALOG",
     "DIMENSIONS",
     "LATENCY_PERCENTILES",

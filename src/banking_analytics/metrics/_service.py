@@ -16,6 +16,7 @@ from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
@@ -38,17 +39,17 @@ _Key = tuple[datetime | None, tuple[str | None, ...]]
 class _LRUCache:
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[object, ...], list[dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[tuple[object, ...], pa.Table] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[object, ...]) -> list[dict[str, Any]] | None:
+    def get(self, key: tuple[object, ...]) -> pa.Table | None:
         with self._lock:
             rows = self._items.get(key)
             if rows is not None:
                 self._items.move_to_end(key)
             return rows
 
-    def put(self, key: tuple[object, ...], rows: list[dict[str, Any]]) -> None:
+    def put(self, key: tuple[object, ...], rows: pa.Table) -> None:
         with self._lock:
             self._items[key] = rows
             self._items.move_to_end(key)
@@ -119,21 +120,35 @@ class MetricService:
             ]
         return QueryResult(query, tuple(rows), cached)
 
+    def fetch(
+        self, query: MetricQuery, versions: DataVersions | None = None
+    ) -> tuple[list[tuple[CompiledQuery, pa.Table]], int]:
+        """Each statement of a query with its raw result (bucket, dimensions, aggregate parts),
+        and how many came from the cache: for analyses that consume whole columns.
+        """
+        if versions is None:
+            versions = self.versions(m.event_type for m in query.metrics)
+        answers = []
+        cached = 0
+        for statement in self.compile(query):
+            key = (statement.sql, statement.params, versions[statement.event_type])
+            table = self._cache.get(key)
+            if table is None:
+                table = self._engine.query(statement.sql, statement.params)
+                self._cache.put(key, table)
+            else:
+                cached += 1
+            answers.append((statement, table))
+        return answers, cached
+
     def _rows(
         self, query: MetricQuery, versions: DataVersions, fill_gaps: bool
     ) -> tuple[list[ResultRow], int]:
         merged: dict[_Key, dict[str, Any]] = {}
-        cached = 0
-        compiled = self.compile(query)
-        for statement in compiled:
-            key = (statement.sql, statement.params, versions[statement.event_type])
-            raw = self._cache.get(key)
-            if raw is None:
-                raw = self._engine.query(statement.sql, statement.params).to_pylist()
-                self._cache.put(key, raw)
-            else:
-                cached += 1
-            for record in raw:
+        answers, cached = self.fetch(query, versions)
+        compiled = [statement for statement, _ in answers]
+        for statement, table in answers:
+            for record in table.to_pylist():
                 row_key = _row_key(record, query)
                 merged.setdefault(row_key, {}).update(
                     {_part(statement, alias): record[alias] for alias in record}
