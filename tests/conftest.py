@@ -55,20 +55,25 @@ def with_schema(server_url: str, schema: str) -> str:
     return f"{server_url}{'&' if '?' in server_url else '?'}schema={schema}"
 
 
+@pytest.fixture
+def postgres_store_url(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL store: a schema of its own, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield with_schema(postgres_url, schema)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @pytest.fixture(params=ENGINES)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty store on a real engine (a DuckDB file; a PostgreSQL schema)."""
     for gap in request.node.iter_markers("notimpl"):
         if request.param in gap.args[0]:
             request.applymarker(pytest.mark.xfail(strict=True, reason=gap.kwargs["reason"]))
     if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path}/store.duckdb"
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    yield with_schema(server, schema)
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        return f"duckdb:///{tmp_path}/store.duckdb"
+    url: str = request.getfixturevalue("postgres_store_url")
+    return url
 
 
 @pytest.fixture

@@ -72,6 +72,7 @@ BAD_EVENTS: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("zero width", attempt(institution_name="Ba\u200bnk"), "institution_name", BAD_CHARS),
     ("ended before start", attempt(ended_at="2000-01-01T00:00:00Z"), "ended_at", "out_of_order"),
     ("properties not object", behavior(properties=[1, 2]), "properties", "wrong_type"),
+    ("nul in properties", behavior(properties={"k\x00": "v\x00"}), "properties", BAD_CHARS),
     ("oversize", behavior(properties={"blob": "x" * 40_000}), None, "too_large"),
     ("not an object", [1, 2], None, "not_an_object"),  # type: ignore[list-item]
 ]  # fmt: skip
@@ -172,6 +173,23 @@ def test_sql_looking_free_text_is_stored_verbatim_not_executed(
     assert result.status is EventStatus.ACCEPTED
     stored = analytics.engine.query("SELECT institution_name FROM connection_attempt_events")
     assert stored["institution_name"].to_pylist() == [name]
+
+
+def test_nul_characters_are_quarantined_as_replacement_characters(
+    analytics: BankingPerformanceAnalytics, tmp_path: Path
+) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL: quarantine keeps U+FFFD in its place."""
+    path = tmp_path / "e.jsonl"
+    bad_line = b'{"event_type": "behavior", "user_id": "a\x00b"}'
+    path.write_bytes(bad_line + b"\n" + json.dumps(GOOD).encode())
+    report = analytics.ingest_file(path)
+    assert (report.accepted, report.rejected) == (1, 1)
+    (result,) = analytics.ingest([behavior(**{"col\x00our": 1})])
+    assert result.errors[0].field == "col\x00our"  # the answer names the field as sent
+    by_file, by_call = sorted(analytics.quarantine(), key=lambda q: q["source"])
+    assert by_file["raw"] == '{"event_type": "behavior", "user_id": "a\ufffdb"}'
+    assert json.loads(by_call["errors"])[0]["field"] == "col\ufffdour"
+    assert by_call["reason"].startswith("col\ufffdour: ")
 
 
 def test_lone_surrogates_are_rejected_not_crashing(analytics: BankingPerformanceAnalytics) -> None:

@@ -22,22 +22,7 @@ from banking_analytics import (
 )
 from banking_analytics.ingest import IngestPipeline, decode_records
 from banking_analytics.store import open_engine
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def events(n: int) -> list[dict[str, object]]:
-    return [
-        {
-            "event_type": "behavior",
-            "event_id": str(uuid.uuid4()),
-            "user_id": f"user-{i % 7}",
-            "feature": "budget_tracking",
-            "action": "open",
-            "occurred_at": (NOW - timedelta(seconds=i)).isoformat(),
-        }
-        for i in range(n)
-    ]
+from sample_events import NOW, behavior_events
 
 
 def count(analytics: BankingPerformanceAnalytics, table: str = "behavior_events") -> int:
@@ -45,7 +30,7 @@ def count(analytics: BankingPerformanceAnalytics, table: str = "behavior_events"
 
 
 def test_same_batch_twice_is_stored_once(analytics: BankingPerformanceAnalytics) -> None:
-    batch = events(300)
+    batch = behavior_events(300)
     first = analytics.ingest(batch)
     second = analytics.ingest(batch)
     assert {r.status for r in first} == {EventStatus.ACCEPTED}
@@ -57,7 +42,7 @@ def test_same_batch_twice_is_stored_once(analytics: BankingPerformanceAnalytics)
 def test_same_batch_from_two_threads_at_once_is_stored_once(
     analytics: BankingPerformanceAnalytics,
 ) -> None:
-    batch = events(1000)
+    batch = behavior_events(1000)
     results: list[list[EventStatus]] = []
     start = threading.Barrier(2)
 
@@ -77,7 +62,7 @@ def test_same_batch_from_two_threads_at_once_is_stored_once(
 
 
 def test_duplicates_within_a_batch_keep_the_first(analytics: BankingPerformanceAnalytics) -> None:
-    (event,) = events(1)
+    (event,) = behavior_events(1)
     changed = {**event, "action": "second_copy"}
     results = analytics.ingest([event, changed])
     assert [r.status for r in results] == [EventStatus.ACCEPTED, EventStatus.DUPLICATE]
@@ -86,7 +71,7 @@ def test_duplicates_within_a_batch_keep_the_first(analytics: BankingPerformanceA
 
 
 def test_event_ids_are_case_insensitive(analytics: BankingPerformanceAnalytics) -> None:
-    (event,) = events(1)
+    (event,) = behavior_events(1)
     analytics.ingest([event])
     (again,) = analytics.ingest([{**event, "event_id": str(event["event_id"]).upper()}])
     assert again.status is EventStatus.DUPLICATE
@@ -95,7 +80,7 @@ def test_event_ids_are_case_insensitive(analytics: BankingPerformanceAnalytics) 
 def test_retry_via_file_and_arrow_paths_is_deduplicated(
     analytics: BankingPerformanceAnalytics,
 ) -> None:
-    batch = events(50)
+    batch = behavior_events(50)
     analytics.ingest(batch)
     table = pa.Table.from_pylist(
         [{**e, "occurred_at": datetime.fromisoformat(str(e["occurred_at"]))} for e in batch]
@@ -191,7 +176,7 @@ def test_error_code_wins_over_a_misleading_type_and_client_category(store_url: s
 
 
 def test_late_events_are_accepted_and_flagged(analytics: BankingPerformanceAnalytics) -> None:
-    (e,) = events(1)
+    (e,) = behavior_events(1)
     (result,) = analytics.ingest([{**e, "occurred_at": (NOW - timedelta(days=30)).isoformat()}])
     assert result.status is EventStatus.ACCEPTED
     assert result.flags == ("late",)
@@ -200,14 +185,14 @@ def test_late_events_are_accepted_and_flagged(analytics: BankingPerformanceAnaly
 def test_batch_size_limit_is_a_clear_error(store_url: str) -> None:
     with BankingPerformanceAnalytics.open(store_url, limits=IngestLimits(max_batch_events=10)) as a:
         with pytest.raises(BatchTooLargeError, match="11 events in one batch; the limit is 10"):
-            a.ingest(events(11))
+            a.ingest(behavior_events(11))
         assert a.info().total_events == 0
 
 
 def test_a_failed_commit_reaches_every_waiting_caller(store_url: str) -> None:
     analytics = BankingPerformanceAnalytics.open(store_url)
     analytics.engine.close()  # the store goes away under the writer
-    pending = [analytics.submit(e) for e in events(5)]
+    pending = [analytics.submit(e) for e in behavior_events(5)]
     for p in pending:
         with pytest.raises(RuntimeError, match="closed"):
             p.result(timeout=30)
@@ -218,7 +203,7 @@ def test_decoding_in_worker_processes_gives_the_same_report(
     analytics: BankingPerformanceAnalytics, tmp_path: Path
 ) -> None:
     path = tmp_path / "e.jsonl"
-    lines = [json.dumps(e) for e in events(30)]
+    lines = [json.dumps(e) for e in behavior_events(30)]
     lines[7] = '{"event_type": "behavior", "feature": "nope"}'
     path.write_text("\n".join(lines))
     report = analytics.ingest_file(path, chunk_events=10, decode_workers=1)

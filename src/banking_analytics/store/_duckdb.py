@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +51,9 @@ class _DuckDBTransaction(WriteTransaction):
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._cur = cursor
 
-    def insert_events(
-        self, table: TableDef, rows: pa.Table, dedup_window: timedelta
+    def _insert_new(
+        self, table: TableDef, rows: pa.Table, low: datetime, high: datetime
     ) -> pa.ChunkedArray:
-        if rows.num_rows == 0:
-            return pa.chunked_array([pa.array([], pa.bool_())])
-        bounds = pc.min_max(rows["occurred_at"])
-        low = bounds["min"].as_py() - dedup_window
-        high = bounds["max"].as_py() + dedup_window
         name = quote(table.name)
         self._cur.register("_incoming", rows.select(list(table.column_names)))
         try:

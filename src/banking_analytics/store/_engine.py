@@ -5,10 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from banking_analytics.store._errors import StoreURLError
 from banking_analytics.store._postgres_url import POSTGRES_SCHEMES, mask_password
@@ -20,7 +21,6 @@ __all__ = ["Engine", "WriteTransaction", "open_engine"]
 class WriteTransaction(ABC):
     """Writes inside one transaction; nothing is visible or durable before commit."""
 
-    @abstractmethod
     def insert_events(
         self, table: TableDef, rows: pa.Table, dedup_window: timedelta
     ) -> pa.ChunkedArray:
@@ -29,6 +29,21 @@ class WriteTransaction(ABC):
         Rows must have the table's columns (Arrow types of their kinds) and unique
         event ids. A stored event with the same id and an ``occurred_at`` within
         ``dedup_window`` of the batch's time range makes a row a duplicate.
+        """
+        if rows.num_rows == 0:
+            return pa.chunked_array([pa.array([], pa.bool_())])
+        bounds = pc.min_max(rows["occurred_at"])
+        low = bounds["min"].as_py() - dedup_window
+        high = bounds["max"].as_py() + dedup_window
+        return self._insert_new(table, rows, low, high)
+
+    @abstractmethod
+    def _insert_new(
+        self, table: TableDef, rows: pa.Table, low: datetime, high: datetime
+    ) -> pa.ChunkedArray:
+        """Insert the (non-empty) rows whose id is not stored with ``low <= occurred_at <= high``.
+
+        Returns the mask of the rows inserted.
         """
 
     @abstractmethod

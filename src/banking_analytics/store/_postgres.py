@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import timedelta
+from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -106,14 +106,9 @@ class _PostgresTransaction(WriteTransaction):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def insert_events(
-        self, table: TableDef, rows: pa.Table, dedup_window: timedelta
+    def _insert_new(
+        self, table: TableDef, rows: pa.Table, low: datetime, high: datetime
     ) -> pa.ChunkedArray:
-        if rows.num_rows == 0:
-            return pa.chunked_array([pa.array([], pa.bool_())])
-        bounds = pc.min_max(rows["occurred_at"])
-        low = bounds["min"].as_py() - dedup_window
-        high = bounds["max"].as_py() + dedup_window
         name = quote(table.name)
         # Held until commit: another process writing this table waits here, so no
         # id can be stored between our look-up and our COPY.
@@ -202,18 +197,28 @@ class PostgresEngine(Engine):
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self._write_lock:
+        with self._write_lock, ExitStack() as stack:
             self._check_open()
-            if self._writer.closed:  # lost (server restart, network): start afresh
-                self._writer = self._connect(writer=True)
-            with self._writer.transaction():
-                yield self._writer
+            yield self._begin_on_writer(stack)
+
+    def _begin_on_writer(self, stack: ExitStack) -> Connection:
+        """BEGIN on the writer connection; on a new one if the server had dropped it."""
+        try:
+            stack.enter_context(self._writer.transaction())
+        except psycopg.OperationalError:
+            if not self._writer.broken:
+                raise
+            # Nothing was written yet, so starting again on a new connection is safe.
+            self._writer = self._connect(writer=True)
+            stack.enter_context(self._writer.transaction())
+        return self._writer
 
     @contextmanager
-    def _reader(self) -> Iterator[Connection]:
+    def _reader(self, *, fresh: bool = False) -> Iterator[Connection]:
+        """A connection for reading: an idle one unless ``fresh``, returned to the idle list."""
         with self._pool_lock:
             self._check_open()
-            conn = self._idle.pop() if self._idle else None
+            conn = self._idle.pop() if self._idle and not fresh else None
         if conn is None:
             conn = self._connect()
         try:
@@ -263,7 +268,20 @@ class PostgresEngine(Engine):
             yield _PostgresTransaction(conn)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        with self._reader() as conn, conn.cursor() as cur:
+        with self._reader() as conn:
+            try:
+                return self._run(conn, sql, params)
+            except psycopg.OperationalError:
+                if not conn.broken:
+                    raise
+        # The server had dropped the connection (restart, idle timeout): reads are safe
+        # to run again, on a new connection.
+        with self._reader(fresh=True) as conn:
+            return self._run(conn, sql, params)
+
+    @staticmethod
+    def _run(conn: Connection, sql: str, params: Sequence[Any]) -> pa.Table:
+        with conn.cursor() as cur:
             # Without parameters psycopg leaves the text alone: a literal % stays a %.
             cur.execute(sql, list(params) or None)
             if cur.description is None:

@@ -1,13 +1,16 @@
 """PostgreSQL store URLs: our own ``schema`` parameter, and a form safe to show.
 
-Kept apart from the engine so that URLs can be checked (and masked in error
-messages) without psycopg installed.
+Parsed the way libpq reads a connection URI (``scheme://[user[:password]@]hosts
+[/database][?parameters]``, the user part ending at the first ``@`` or ``/``),
+so that a password is found and hidden even when it holds a ``#`` or ``?``.
+Kept apart from the engine so that URLs can be checked, and masked in error
+messages, without psycopg installed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from banking_analytics.store._errors import StoreURLError
 
@@ -30,20 +33,47 @@ class PostgresURL:
     password: str | None
 
 
-def _query_items(query: str) -> list[tuple[str, str]]:
-    """``(decoded key, raw item)`` pairs; items stay raw because libpq reads ``+`` as ``+``."""
-    return [(unquote(item.partition("=")[0]), item) for item in query.split("&") if item]
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    scheme: str
+    user: str | None  # as written, percent-encoded
+    password: str | None  # as written
+    location: str  # hosts, ports and database
+    params: tuple[tuple[str, str], ...]  # (decoded key, item as written)
+
+    def unparse(self, *, password: str | None, params: tuple[tuple[str, str], ...]) -> str:
+        userinfo = "" if self.user is None else self.user
+        if password is not None:
+            userinfo += f":{password}"
+        at = "@" if self.user is not None else ""
+        query = "&".join(item for _, item in params)
+        return f"{self.scheme}://{userinfo}{at}{self.location}{'?' if query else ''}{query}"
+
+
+def _split(url: str) -> _Parts:
+    scheme, _, rest = url.partition("://")
+    end = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=len(rest))
+    user = password = None
+    if rest[end : end + 1] == "@":
+        user, colon, secret = rest[:end].partition(":")
+        password = secret if colon else None
+        rest = rest[end + 1 :]
+    location, _, query = rest.partition("?")
+    # Items stay as written: libpq reads "+" as "+", which a form decoder would not.
+    params = tuple((unquote(item.partition("=")[0]), item) for item in query.split("&") if item)
+    return _Parts(scheme, user, password, location, params)
+
+
+def _masked(parts: _Parts) -> str:
+    params = tuple(
+        (key, f"{key}={_MASK}" if key == "password" else item) for key, item in parts.params
+    )
+    return parts.unparse(password=None if parts.password is None else _MASK, params=params)
 
 
 def mask_password(url: str) -> str:
     """The URL with any password (in the user part or a ``password=`` parameter) hidden."""
-    parts = urlsplit(url)
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    netloc = f"{userinfo.partition(':')[0]}:{_MASK}@{hostport}" if at and ":" in userinfo else None
-    query = "&".join(
-        f"{key}={_MASK}" if key == "password" else item for key, item in _query_items(parts.query)
-    )
-    return urlunsplit(parts._replace(netloc=netloc or parts.netloc, query=query))
+    return _masked(_split(url)) if "://" in url else url
 
 
 def parse_postgres_url(url: str) -> PostgresURL:
@@ -52,16 +82,22 @@ def parse_postgres_url(url: str) -> PostgresURL:
     Every other query parameter goes to libpq unchanged (``sslmode``,
     ``connect_timeout``, ...), which checks them when connecting.
     """
-    masked = mask_password(url)
-    parts = urlsplit(url)
+    parts = _split(url)
+    masked = _masked(parts)
     if parts.scheme not in POSTGRES_SCHEMES:
         raise StoreURLError(f"{masked!r} is not a PostgreSQL URL (postgresql://...)")
-    items = _query_items(parts.query)
-    schemas = [unquote(item.partition("=")[2]) for key, item in items if key == _SCHEMA_PARAM]
+    schemas = [
+        unquote(item.partition("=")[2]) for key, item in parts.params if key == _SCHEMA_PARAM
+    ]
     if len(schemas) > 1 or (schemas and not schemas[0]):
         raise StoreURLError(f"PostgreSQL URL {masked!r}: give at most one non-empty schema=NAME")
-    query = "&".join(item for key, item in items if key != _SCHEMA_PARAM)
-    conninfo = urlunsplit(parts._replace(query=query))
-    passwords = [unquote(item.partition("=")[2]) for key, item in items if key == "password"]
-    password = passwords[-1] if passwords else parts.password and unquote(parts.password)
-    return PostgresURL(conninfo, schemas[0] if schemas else None, masked, password or None)
+    libpq_params = tuple((key, item) for key, item in parts.params if key != _SCHEMA_PARAM)
+    passwords = [unquote(item.partition("=")[2]) for key, item in libpq_params if key == "password"]
+    if parts.password is not None:
+        passwords.insert(0, unquote(parts.password))
+    return PostgresURL(
+        conninfo=parts.unparse(password=parts.password, params=libpq_params),
+        schema=schemas[0] if schemas else None,
+        masked=masked,
+        password=passwords[-1] if passwords and passwords[-1] else None,
+    )
