@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -378,25 +379,29 @@ class BankingPerformanceAnalytics:
         timezone: str = "UTC",
         health_lookback: str | TimeWindow = "7d",
     ) -> dict[str, Any]:
-        """Everything the performance dashboard shows, from one reading of the store:
-        connection performance (success rate and breakdown, latency percentiles, cuts by
-        aggregator, institution and feature, time series), an hourly series, error rates
-        by category, institution health and sync freshness.
+        """Everything the performance dashboard shows: connection performance (success
+        rate and breakdown, latency percentiles, cuts by aggregator, institution and
+        feature, time series), an hourly series, error rates by category, institution
+        health and sync freshness. The parts are computed concurrently (the engines run
+        queries in parallel and release the GIL while they do).
         """
         window = parse_time_period(time_period, now)
         end = window.end
-        return {
-            "connection": self.analyze_connection_performance(window, timezone=timezone),
-            "hourly": self.query_metrics(
+        parts: dict[str, Callable[[], dict[str, Any]]] = {
+            "connection": lambda: self.analyze_connection_performance(window, timezone=timezone),
+            "hourly": lambda: self.query_metrics(
                 ["connection_success_rate", "connection_attempts", "connection_latency_p95_ms"],
                 window,
                 bucket=Bucket.HOUR,
                 timezone=timezone,
             ).as_dict(),
-            "errors": self.analyze_error_rates(window, timezone=timezone),
-            "institution_health": self.institution_health(health_lookback, now=end),
-            "sync_freshness": self.sync_freshness(health_lookback, now=end),
+            "errors": lambda: self.analyze_error_rates(window, timezone=timezone),
+            "institution_health": lambda: self.institution_health(health_lookback, now=end),
+            "sync_freshness": lambda: self.sync_freshness(health_lookback, now=end),
         }
+        with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="dashboard") as pool:
+            futures = {name: pool.submit(compute) for name, compute in parts.items()}
+            return {name: future.result() for name, future in futures.items()}
 
     def institution_health(
         self,

@@ -5,13 +5,17 @@ from banking_analytics.analytics._freshness import (
     RefreshState,
     SyncFreshness,
     refresh_state,
+    refresh_states,
 )
 from banking_analytics.analytics._health import (
     PRODUCTS,
+    STEP,
+    WARM_UP_STEPS,
     HealthState,
     HealthThresholds,
     InstitutionHealth,
     Product,
+    judge_steps,
     wilson_upper,
 )
 from banking_analytics.analytics._performance import PerformanceAnalytics, series_bucket
@@ -19,6 +23,8 @@ from banking_analytics.analytics._performance import PerformanceAnalytics, serie
 __all__ = [
     "DEFAULT_EXPECTED_INTERVAL",
     "PRODUCTS",
+    "STEP",
+    "WARM_UP_STEPS",
     "HealthState",
     "HealthThresholds",
     "InstitutionHealth",
@@ -26,7 +32,9 @@ __all__ = [
     "Product",
     "RefreshState",
     "SyncFreshness",
+    "judge_steps",
     "refresh_state",
+    "refresh_states",
     "series_bucket",
     "wilson_upper",
 ]

@@ -24,7 +24,13 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from banking_analytics.metrics import MetricQuery, MetricService, TimeWindow, parse_time_period
+from banking_analytics.metrics import (
+    MetricQuery,
+    MetricService,
+    TimeWindow,
+    parse_time_period,
+    to_records,
+)
 
 __all__ = [
     "DEFAULT_EXPECTED_INTERVAL",
@@ -112,7 +118,7 @@ class SyncFreshness:
         lateness = np.nan_to_num(freshness_s / expected_s, nan=np.inf)
         stale = np.flatnonzero(codes > 0)
         stalest = stale[np.argsort(-lateness[stale], kind="stable")][:stale_limit]
-        picked = table.take(pa.array(stalest, pa.int64())).to_pylist() if stale.size else []
+        picked = to_records(table.take(pa.array(stalest, pa.int64()))) if stale.size else []
         return {
             "time_period": window.as_dict(),
             "connections": table.num_rows,

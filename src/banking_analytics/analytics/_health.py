@@ -83,6 +83,8 @@ PRODUCTS: dict[BankingFeature, Product] = {
 #: How often health is judged, and the trailing windows it is judged on (in steps: 1-6 h).
 STEP = timedelta(minutes=15)
 _WIDENINGS = (4, 8, 12, 24)
+#: Steps before the first judged one that its widest trailing window reaches back to.
+WARM_UP_STEPS = max(_WIDENINGS) - 1
 _SEVERITY = {
     HealthState.UNKNOWN: 0,
     HealthState.HEALTHY: 1,
@@ -169,14 +171,12 @@ class InstitutionHealth:
         """
         window = parse_time_period(lookback, now)
         steps = bucket_starts(window, Bucket.QUARTER_HOUR, "UTC")
-        warm_up = max(_WIDENINGS) - 1
+        warm_up = WARM_UP_STEPS
         entities, successes, totals = self._step_counts(
             TimeWindow(steps[0] - warm_up * STEP, window.end, "warm-up"),
             len(steps) + warm_up,
         )
-        s, n = _trailing(successes, totals, self.thresholds.min_sample, warm_up)
-        seen = self.thresholds.judge_all(s, n)
-        states, changes = _hysteresis(seen, self.thresholds)
+        s, n, seen, states, changes = judge_steps(successes, totals, self.thresholds)
         entries = []
         for i, (institution, aggregator, product) in enumerate(entities):
             mine = changes.get(i, [])
@@ -285,6 +285,26 @@ _CODE = {state: code for code, state in enumerate(_STATES)}
 def _closing(step: datetime) -> str:
     """When a step ends: the moment what was judged in it takes effect."""
     return (step + STEP).isoformat()
+
+
+def judge_steps(
+    successes: NDArray[np.int64], totals: NDArray[np.int64], thresholds: HealthThresholds
+) -> tuple[
+    NDArray[np.int64],
+    NDArray[np.int64],
+    NDArray[np.int8],
+    NDArray[np.int8],
+    dict[int, list[tuple[int, int, int]]],
+]:
+    """Health of entities (rows) from counts per step (columns, ``WARM_UP_STEPS`` first).
+
+    Returns the trailing-window counts, the judgement and the state after each judged
+    step, and each entity's changes as (step, from, to) state codes.
+    """
+    s, n = _trailing(successes, totals, thresholds.min_sample, WARM_UP_STEPS)
+    seen = thresholds.judge_all(s, n)
+    states, changes = _hysteresis(seen, thresholds)
+    return s, n, seen, states, changes
 
 
 def _trailing(

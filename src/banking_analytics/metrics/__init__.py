@@ -17,7 +17,12 @@ from banking_analytics.metrics._model import DIMENSIONS, Dimension, Metric, Unit
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
-from banking_analytics.metrics._service import DataVersions, MetricService, bucket_starts
+from banking_analytics.metrics._service import (
+    DataVersions,
+    MetricService,
+    bucket_starts,
+    to_records,
+)
 from banking_analytics.metrics._window import (
     TIME_PERIODS,
     Bucket,
@@ -54,4 +59,5 @@ __all__ = [
     "error_rate_metric",
     "parse_time_period",
     "renderer_for",
+    "to_records",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -36,6 +37,7 @@ from banking_analytics.metrics._model import (
 )
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer
+from banking_analytics.metrics._window import Bucket
 from banking_analytics.vocabulary import EventType
 
 __all__ = ["BUCKET_KEY", "CompiledQuery", "MetricParts", "compile_query"]
@@ -72,34 +74,70 @@ class CompiledQuery:
 
 
 def compile_query(query: MetricQuery, renderer: Renderer) -> tuple[CompiledQuery, ...]:
-    """One statement per event type the query's metrics read, in a stable order."""
+    """One statement per event type the query's metrics read, in a stable order.
+
+    The SQL depends only on the query's shape (metrics, dimensions, bucket, timezone,
+    and how many values each filter has); the window and filter values are
+    parameters. Shapes are compiled once and kept, as dashboards ask the same ones
+    again and again.
+    """
+    shape = _Shape(
+        query.metrics,
+        query.dimensions,
+        query.bucket,
+        tuple((dim, len(values)) for dim, values in query.filters),
+        query.timezone,
+    )
+    params = (
+        query.window.start,
+        query.window.end,
+        *(value for _, values in query.filters for value in values),
+    )
+    return tuple(
+        CompiledQuery(t.event_type, t.table, t.sql, params, t.keys, t.parts)
+        for t in _compile_shape(shape, renderer)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    metrics: tuple[Metric, ...]
+    dimensions: tuple[str, ...]
+    bucket: Bucket | None
+    #: (dimension, number of values) of each filter.
+    filters: tuple[tuple[str, int], ...]
+    timezone: str
+
+
+@lru_cache(maxsize=1024)
+def _compile_shape(shape: _Shape, renderer: Renderer) -> tuple[CompiledQuery, ...]:
     by_type: dict[EventType, list[Metric]] = defaultdict(list)
-    for metric in query.metrics:
+    for metric in shape.metrics:
         by_type[metric.event_type].append(metric)
-    return tuple(_compile_table(query, et, by_type[et], renderer) for et in sorted(by_type))
+    return tuple(_compile_table(shape, et, by_type[et], renderer) for et in sorted(by_type))
 
 
 def _compile_table(
-    query: MetricQuery, event_type: EventType, metrics: list[Metric], renderer: Renderer
+    shape: _Shape, event_type: EventType, metrics: list[Metric], renderer: Renderer
 ) -> CompiledQuery:
     keys: list[tuple[str, exp.Expr]] = []
-    if query.bucket is not None:
+    if shape.bucket is not None:
         keys.append(
-            (BUCKET_KEY, renderer.bucket(_column(TIME_COLUMN), query.bucket, query.timezone))
+            (BUCKET_KEY, renderer.bucket(_column(TIME_COLUMN), shape.bucket, shape.timezone))
         )
-    keys.extend((dim, _column(DIMENSIONS[dim].column)) for dim in query.dimensions)
+    keys.extend((dim, _column(DIMENSIONS[dim].column)) for dim in shape.dimensions)
 
     aggregates = _Aggregates(renderer)
     parts = tuple(_metric_parts(metric, aggregates) for metric in metrics)
 
-    params: list[object] = [query.window.start, query.window.end]
     where: list[exp.Expr] = [
         _column(TIME_COLUMN) >= exp.Placeholder(),
         _column(TIME_COLUMN) < exp.Placeholder(),
     ]
-    for dim, values in query.filters:
-        where.append(_column(DIMENSIONS[dim].column).isin(*(exp.Placeholder() for _ in values)))
-        params.extend(values)
+    for dim, count in shape.filters:
+        where.append(
+            _column(DIMENSIONS[dim].column).isin(*(exp.Placeholder() for _ in range(count)))
+        )
 
     table = SCHEMAS[event_type].table
     select = (
@@ -114,14 +152,15 @@ def _compile_table(
         select = select.group_by(*(expr for _, expr in keys)).order_by(
             *(exp.column(alias) for alias, _ in keys)
         )
-    placeholders = len(list(select.find_all(exp.Placeholder)))
-    if placeholders != len(params):
-        raise AssertionError(f"{placeholders} placeholders for {len(params)} parameters")
+    found = len(list(select.find_all(exp.Placeholder)))
+    expected = 2 + sum(count for _, count in shape.filters)
+    if found != expected:
+        raise AssertionError(f"{found} placeholders for {expected} parameters")
     return CompiledQuery(
         event_type,
         table,
         renderer.sql(select),
-        tuple(params),
+        (),
         tuple(alias for alias, _ in keys),
         parts,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,7 +30,7 @@ from banking_analytics.metrics._window import Bucket, TimeWindow
 from banking_analytics.store import Engine
 from banking_analytics.vocabulary import EventType
 
-__all__ = ["DataVersions", "MetricService", "bucket_starts"]
+__all__ = ["DataVersions", "MetricService", "bucket_starts", "to_records"]
 
 DataVersions = Mapping[EventType, int]
 _Key = tuple[datetime | None, tuple[str | None, ...]]
@@ -80,7 +80,7 @@ class MetricService:
                 for et in chosen
             )
         )
-        row = self._engine.query(self._renderer.sql(counts)).to_pylist()[0]
+        row = to_records(self._engine.query(self._renderer.sql(counts)))[0]
         return {et: int(row[et.value]) for et in chosen}
 
     def run(
@@ -148,7 +148,7 @@ class MetricService:
         answers, cached = self.fetch(query, versions)
         compiled = [statement for statement, _ in answers]
         for statement, table in answers:
-            for record in table.to_pylist():
+            for record in to_records(table):
                 row_key = _row_key(record, query)
                 merged.setdefault(row_key, {}).update(
                     {_part(statement, alias): record[alias] for alias in record}
@@ -169,6 +169,25 @@ class MetricService:
             for (bucket, dims), raw in sorted(merged.items(), key=_sort_key)
         ]
         return rows, cached
+
+
+def to_records(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dictionaries, times as aware UTC datetimes.
+
+    pyarrow converts zoned timestamps through pandas (importing it, a fifth of a
+    second, on first use); naive UTC values converted directly are the same instants.
+    """
+    zoned = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz]
+    for name in zoned:
+        index = table.schema.get_field_index(name)
+        unit = table.schema.field(index).type.unit
+        table = table.set_column(index, name, table[name].cast(pa.timestamp(unit)))
+    records: list[dict[str, Any]] = table.to_pylist()
+    for record in records:
+        for name in zoned:
+            if record[name] is not None:
+                record[name] = record[name].replace(tzinfo=UTC)
+    return records
 
 
 def _part(statement: CompiledQuery, alias: str) -> str:
