@@ -113,14 +113,15 @@ class _PostgresTransaction(WriteTransaction):
         # Held until commit: another process writing this table waits here, so no
         # id can be stored between our look-up and our COPY.
         self._conn.execute("SELECT pg_advisory_xact_lock(%s::regclass::oid::bigint)", [name])
-        # Found through the event_id index whatever the window holds; the window is
-        # applied to the (few) stored copies found.
+        # The planner sees the ids and the window (nothing is prepared) and reads
+        # whichever is smaller: the event_id index or the occurred_at range.
         stored = self._conn.execute(
-            f"SELECT event_id::text, occurred_at FROM {name} WHERE event_id = ANY(%s::uuid[])",
-            [_uuid_array(rows["event_id"])],
+            f"SELECT event_id::text FROM {name} WHERE event_id = ANY(%s::uuid[]) "
+            "AND occurred_at BETWEEN %s AND %s",
+            [_uuid_array(rows["event_id"]), low, high],
         ).fetchall()
-        in_window = [event_id for event_id, occurred_at in stored if low <= occurred_at <= high]
-        is_new = pc.invert(pc.is_in(rows["event_id"], value_set=pa.array(in_window, pa.string())))
+        duplicates = pa.array([event_id for (event_id,) in stored], pa.string())
+        is_new = pc.invert(pc.is_in(rows["event_id"], value_set=duplicates))
         _copy(self._conn, table, rows.filter(is_new))
         return is_new
 
@@ -167,7 +168,9 @@ class PostgresEngine(Engine):
 
     def _connect(self, *, writer: bool = False) -> Connection:
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True)
+            # No server-side prepared statements: their generic plans cannot see the
+            # values (an id list, a time window) that decide the best plan.
+            conn = psycopg.connect(self._conninfo, autocommit=True, prepare_threshold=None)
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(
                 f"cannot connect to {self.url}: {_one_line(exc, self._password)}"
