@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from banking_analytics.events._reference import render_reference
+from banking_analytics.metrics._reference import render_reference as render_catalogue
 
 DOCS = Path(__file__).parents[1] / "docs"
 
@@ -10,6 +11,13 @@ DOCS = Path(__file__).parents[1] / "docs"
 def test_event_reference_is_up_to_date() -> None:
     current = (DOCS / "events.md").read_text()
     assert current == render_reference(), "run: python -m banking_analytics.events > docs/events.md"
+
+
+def test_metric_catalogue_is_up_to_date() -> None:
+    current = (DOCS / "metrics-catalog.md").read_text()
+    assert current == render_catalogue(), (
+        "run: python -m banking_analytics.metrics > docs/metrics-catalog.md"
+    )
 
 
 def test_readme_example_runs(store_url: str) -> None:
