@@ -26,7 +26,7 @@ from banking_analytics.store import (
     open_engine,
 )
 from banking_analytics.store._postgres_url import mask_password, parse_postgres_url
-from postgres_server import start_throwaway_cluster
+from postgres_server import missing, start_throwaway_cluster
 from sample_events import behavior_events
 
 pytestmark = pytest.mark.postgres
@@ -250,7 +250,11 @@ def test_a_writer_connection_the_server_dropped_is_replaced(pg_url: str) -> None
 
 
 def test_a_throwaway_cluster_starts_accepts_connections_and_stops() -> None:
-    cluster = start_throwaway_cluster()
+    """The fallback of the suite's server discovery, forced (as root it goes through runuser)."""
+    try:
+        cluster = start_throwaway_cluster()
+    except RuntimeError as exc:
+        missing(f"cannot start a throwaway cluster: {exc}")
     try:
         with psycopg.connect(cluster.url, connect_timeout=10) as conn:
             assert conn.execute("SELECT current_user").fetchone() == ("postgres",)
