@@ -5,11 +5,12 @@ from banking_analytics import BankingFeature, PerformanceMetric, RevenueMetric
 
 EXPECTED = {
     "Aggregator", "AuthMethod", "BankingFeature", "BankingPerformanceAnalytics",
-    "BatchTooLargeError", "BillingInterval", "ConnectionFlow", "DeviceType", "ErrorCategory",
-    "EventError", "EventRejectedError", "EventResult", "EventStatus", "EventType", "FileReport",
-    "IngestLimits", "Outcome", "PendingEvent", "PerformanceMetric", "Platform",
+    "BatchTooLargeError", "BillingInterval", "Bucket", "ConnectionFlow", "DeviceType",
+    "ErrorCategory", "EventError", "EventRejectedError", "EventResult", "EventStatus",
+    "EventType", "FileReport", "HealthState", "HealthThresholds", "IngestLimits", "Outcome",
+    "PendingEvent", "PerformanceMetric", "Platform", "QueryError", "QueryResult", "RefreshState",
     "ResponsibleParty", "RevenueMetric", "StoreInfo", "StoreURLError", "SubscriptionEventKind",
-    "SubscriptionStatus", "SyncOutcome", "SyncTrigger", "TableInfo", "__version__",
+    "SubscriptionStatus", "SyncOutcome", "SyncTrigger", "TableInfo", "TimeWindow", "__version__",
 }  # fmt: skip
 
 

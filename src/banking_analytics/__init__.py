@@ -12,7 +12,9 @@ from banking_analytics._facade import (
     StoreInfo,
     TableInfo,
 )
+from banking_analytics.analytics import HealthState, HealthThresholds, RefreshState
 from banking_analytics.ingest import EventError, EventResult, EventStatus, IngestLimits
+from banking_analytics.metrics import Bucket, QueryError, QueryResult, TimeWindow
 from banking_analytics.store import StoreURLError
 from banking_analytics.vocabulary import (
     Aggregator,
@@ -43,6 +45,7 @@ __all__ = [
     "BankingPerformanceAnalytics",
     "BatchTooLargeError",
     "BillingInterval",
+    "Bucket",
     "ConnectionFlow",
     "DeviceType",
     "ErrorCategory",
@@ -52,11 +55,16 @@ __all__ = [
     "EventStatus",
     "EventType",
     "FileReport",
+    "HealthState",
+    "HealthThresholds",
     "IngestLimits",
     "Outcome",
     "PendingEvent",
     "PerformanceMetric",
     "Platform",
+    "QueryError",
+    "QueryResult",
+    "RefreshState",
     "ResponsibleParty",
     "RevenueMetric",
     "StoreInfo",
@@ -66,5 +74,6 @@ __all__ = [
     "SyncOutcome",
     "SyncTrigger",
     "TableInfo",
+    "TimeWindow",
     "__version__",
 ]
