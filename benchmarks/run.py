@@ -751,12 +751,19 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
         "baseline: the same computations in pandas (tables already in memory)",
         repeat(ctx, "dashboard pandas", pandas_run),
     )
+    pandas_with_load = Measurement(
+        "baseline: pandas, including reading the events from the store",
+        tuple(
+            Sample(s.seconds + float(a["load_seconds"]), s.events, s.peak_rss_mb)
+            for s, a in zip(pandas.samples, pandas_run.answers, strict=True)
+        ),
+    )
     mine, theirs = engine_run.answers[0], pandas_run.answers[0]
     for key in ("success_rate", "p95_ms", "institutions", "health_entries"):
         if mine[key] != theirs[key]:
             raise BenchmarkError(f"{key}: the engine says {mine[key]}, pandas {theirs[key]}")
     speedup = pandas.seconds / engine.seconds
-    loads = [a["load_seconds"] for a in pandas_run.answers]
+    end_to_end = pandas_with_load.seconds / engine.seconds
     notes = [
         f"{events:,} events over 90 days (`simulate --users {users:,}`); the dashboard is "
         "`performance_dashboard('90d')`: success rate with breakdown and exclusions, latency "
@@ -764,15 +771,16 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
         "institution and feature, a daily and an hourly series, error rates by category for "
         "connections and syncs, institution health (7 days at 15-minute steps) and sync "
         "freshness. Its parts run concurrently.",
-        f"Speed-up over pandas: **{speedup:,.1f}x** (target ≥ 10x). The pandas side is timed "
-        f"after its data is in memory; reading the two tables into DataFrames took a further "
-        f"{statistics.median(loads):.2f} s (median), not counted.",
+        f"Speed-up over pandas, both starting from the store: **{end_to_end:,.1f}x**; against "
+        f"pandas' computing alone, its two tables already in memory: **{speedup:,.1f}x** "
+        "(target ≥ 10x).",
         "Both sides give the same success rate, p95 latency, institution count and health "
         "entries (checked in each run).",
         "Cold: a fresh process opens the store and computes with an empty result cache; the "
-        "store file is in the operating system's page cache (it was just written).",
+        "store file is in the operating system's page cache (it was just written). Imports "
+        "happen before the clock starts, on both sides.",
     ]
-    measurements = [engine, pandas]
+    measurements = [engine, pandas, pandas_with_load]
     try:
         measurements.append(postgres_dashboard(ctx, users // 10))
     except BenchmarkError as exc:

@@ -387,17 +387,28 @@ class BankingPerformanceAnalytics:
         """
         window = parse_time_period(time_period, now)
         end = window.end
+        # One reading of the data versions serves every part, so they describe one state.
+        versions = self.metrics.versions()
+        hourly = MetricQuery.build(
+            ["connection_success_rate", "connection_attempts", "connection_latency_p95_ms"],
+            window,
+            bucket=Bucket.HOUR,
+            timezone=timezone,
+        )
         parts: dict[str, Callable[[], dict[str, Any]]] = {
-            "connection": lambda: self.analyze_connection_performance(window, timezone=timezone),
-            "hourly": lambda: self.query_metrics(
-                ["connection_success_rate", "connection_attempts", "connection_latency_p95_ms"],
-                window,
-                bucket=Bucket.HOUR,
-                timezone=timezone,
-            ).as_dict(),
-            "errors": lambda: self.analyze_error_rates(window, timezone=timezone),
-            "institution_health": lambda: self.institution_health(health_lookback, now=end),
-            "sync_freshness": lambda: self.sync_freshness(health_lookback, now=end),
+            "connection": lambda: self._performance.analyze_connection_performance(
+                window, timezone=timezone, versions=versions
+            ),
+            "hourly": lambda: self.metrics.run(hourly, versions=versions).as_dict(),
+            "errors": lambda: self._performance.analyze_error_rates(
+                window, timezone=timezone, versions=versions
+            ),
+            "institution_health": lambda: self._health.institution_health(
+                health_lookback, now=end, versions=versions
+            ),
+            "sync_freshness": lambda: self._freshness.sync_freshness(
+                health_lookback, now=end, versions=versions
+            ),
         }
         with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="dashboard") as pool:
             futures = {name: pool.submit(compute) for name, compute in parts.items()}

@@ -25,6 +25,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from banking_analytics.metrics import (
+    DataVersions,
     MetricQuery,
     MetricService,
     TimeWindow,
@@ -82,6 +83,7 @@ class SyncFreshness:
         *,
         now: datetime | None = None,
         stale_limit: int = 50,
+        versions: DataVersions | None = None,
     ) -> dict[str, Any]:
         """Refresh state of every connection synced in ``lookback``, summed up overall and per
         institution x aggregator x feature, with the ``stale_limit`` stalest connections.
@@ -92,7 +94,7 @@ class SyncFreshness:
             window,
             dimensions=["connection", "institution", "aggregator", "feature"],
         )
-        [(statement, table)], _ = self._metrics.fetch(query)
+        [(statement, table)], _ = self._metrics.fetch(query, versions)
         aliases = {p.metric.name: p.value for p in statement.parts}
         last = table[aliases["sync_last_success_at"]].cast(pa.timestamp("us", tz="UTC"))
         last_us = last.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)

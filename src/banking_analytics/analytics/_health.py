@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from banking_analytics.metrics import (
     BUCKET_KEY,
     Bucket,
+    DataVersions,
     MetricQuery,
     MetricService,
     TimeWindow,
@@ -159,6 +160,7 @@ class InstitutionHealth:
         *,
         now: datetime | None = None,
         include_history: bool = False,
+        versions: DataVersions | None = None,
     ) -> dict[str, Any]:
         """The state of every institution x aggregator x product seen in ``lookback``.
 
@@ -175,6 +177,7 @@ class InstitutionHealth:
         entities, successes, totals = self._step_counts(
             TimeWindow(steps[0] - warm_up * STEP, window.end, "warm-up"),
             len(steps) + warm_up,
+            versions,
         )
         s, n, seen, states, changes = judge_steps(successes, totals, self.thresholds)
         entries = []
@@ -209,12 +212,13 @@ class InstitutionHealth:
         }
 
     def _step_counts(
-        self, window: TimeWindow, steps: int
+        self, window: TimeWindow, steps: int, versions: DataVersions | None
     ) -> tuple[list[_Entity], NDArray[np.int64], NDArray[np.int64]]:
         """Bank-health successes and denominators per entity (rows) and 15-minute step
         (columns, from the window's start), counted whole columns at a time.
         """
-        versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN])
+        if versions is None:
+            versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN])
         start_us = int(window.start.timestamp()) * 1_000_000
         step_us = STEP // timedelta(microseconds=1)
         keys, at, good, total = [], [], [], []

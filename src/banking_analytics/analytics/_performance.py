@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from banking_analytics.metrics import (
     LATENCY_PERCENTILES,
     Bucket,
+    DataVersions,
     MetricQuery,
     MetricService,
     MetricValue,
@@ -98,6 +99,7 @@ class PerformanceAnalytics:
         *,
         now: datetime | None = None,
         timezone: str = "UTC",
+        versions: DataVersions | None = None,
     ) -> dict[str, Any]:
         """Connection health over a period: success rate with its breakdown, latency,
         link conversion, the same cut by aggregator, institution and feature, and a
@@ -110,7 +112,8 @@ class PerformanceAnalytics:
         completed attempts, and ``latency.success_only`` over successful ones.
         """
         window = self._window(time_period, now)
-        versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT])
+        if versions is None:
+            versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT])
         latency_metrics = [
             _latency_metric(stat, success_only)
             for success_only in (False, True)
@@ -178,7 +181,7 @@ class PerformanceAnalytics:
         window: TimeWindow,
         dimension: str,
         timezone: str,
-        versions: dict[EventType, int],
+        versions: DataVersions,
     ) -> list[dict[str, Any]]:
         result = self._metrics.run(
             MetricQuery.build(
@@ -201,9 +204,7 @@ class PerformanceAnalytics:
             for row in rows
         ]
 
-    def _series(
-        self, window: TimeWindow, timezone: str, versions: dict[EventType, int]
-    ) -> dict[str, Any]:
+    def _series(self, window: TimeWindow, timezone: str, versions: DataVersions) -> dict[str, Any]:
         bucket = series_bucket(window)
         result = self._metrics.run(
             MetricQuery.build(
@@ -223,6 +224,7 @@ class PerformanceAnalytics:
         *,
         now: datetime | None = None,
         timezone: str = "UTC",
+        versions: DataVersions | None = None,
     ) -> dict[str, Any]:
         """Per feature: interactions (``usage_count``), distinct users and sessions,
         ``success_rate`` (successful ÷ interactions that report success) and mean
@@ -245,6 +247,7 @@ class PerformanceAnalytics:
                 timezone=timezone,
             ),
             compare=True,
+            versions=versions,
         )
         by_feature = {row.dimensions["feature"]: row for row in result.rows}
         return {
@@ -258,6 +261,7 @@ class PerformanceAnalytics:
         *,
         now: datetime | None = None,
         timezone: str = "UTC",
+        versions: DataVersions | None = None,
     ) -> dict[str, Any]:
         """Error mix of connection attempts and sync runs: per category, the count of
         failures and their rate = failures in the category ÷ all attempts (or runs),
@@ -266,19 +270,22 @@ class PerformanceAnalytics:
         window = self._window(time_period, now)
         return {
             "time_period": window.as_dict(),
-            "connection": self._errors(window, "connection_attempts", "connection", timezone),
-            "sync": self._errors(window, "sync_runs", "sync", timezone),
+            "connection": self._errors(window, "connection", timezone, versions),
+            "sync": self._errors(window, "sync", timezone, versions),
         }
 
     def _errors(
-        self, window: TimeWindow, total_metric: str, source: str, timezone: str
+        self, window: TimeWindow, source: str, timezone: str, versions: DataVersions | None
     ) -> dict[str, Any]:
+        total_metric = "connection_attempts" if source == "connection" else "sync_runs"
         failures = f"{source}_failures"
         total = self._metrics.run(
-            MetricQuery.build([total_metric, failures], window, timezone=timezone)
+            MetricQuery.build([total_metric, failures], window, timezone=timezone),
+            versions=versions,
         ).single()
         by_category = self._metrics.run(
-            MetricQuery.build([failures], window, dimensions=["error_category"], timezone=timezone)
+            MetricQuery.build([failures], window, dimensions=["error_category"], timezone=timezone),
+            versions=versions,
         )
         counts = {row.dimensions["error_category"]: row.count(failures) for row in by_category.rows}
         attempts = total.count(total_metric)
