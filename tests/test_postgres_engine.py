@@ -164,6 +164,26 @@ def test_migrate_creates_the_schema_the_tables_and_their_indexes(pg_url: str) ->
     assert defs == expected
 
 
+def test_several_processes_may_open_a_new_store_at_once(pg_url: str) -> None:
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_and_migrate() -> None:
+        try:
+            start.wait()
+            with open_engine(pg_url) as engine:
+                engine.migrate(ALL_TABLES)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_migrate) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
 def test_tables_of_another_schema_are_invisible(engine: Engine, pg_url: str) -> None:
     engine.migrate(ALL_TABLES)
     other = pg_url.rsplit("schema=", 1)[0] + f"schema=o_{uuid.uuid4().hex[:10]}"
@@ -173,6 +193,16 @@ def test_tables_of_another_schema_are_invisible(engine: Engine, pg_url: str) -> 
     finally:
         with psycopg.connect(other.split("?")[0], autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{other.rsplit("=", 1)[1]}" CASCADE')
+
+
+def test_writes_are_synchronous_whatever_the_connection_asks(pg_url: str) -> None:
+    relaxed = f"{pg_url}&options=-c%20synchronous_commit%3Doff"
+    with open_engine(relaxed) as engine:
+        assert engine.query("SHOW synchronous_commit").to_pylist() == [
+            {"synchronous_commit": "off"}
+        ]
+        writer = engine._writer  # type: ignore[attr-defined]
+        assert writer.execute("SHOW synchronous_commit").fetchone() == ("on",)
 
 
 # -- several writers ----------------------------------------------------------------------

@@ -50,7 +50,8 @@ _MAX_IDLE_READERS = 8
 #: Rows per CSV piece sent to COPY: bounds memory, and lets the server parse one piece
 #: while the next is formatted.
 _COPY_BATCH_ROWS = 50_000
-#: First key of the two-key advisory lock taken while migrating (the second is the schema).
+#: First key of the two-key advisory lock taken while creating or migrating a schema's
+#: tables (the second is the schema's name hashed).
 _MIGRATION_LOCK = 0x62_61_6E_6B  # "bank"
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -190,8 +191,20 @@ class PostgresEngine(Engine):
         )
         return conn
 
+    @staticmethod
+    def _lock_schema(conn: Connection, schema_sql: str, params: Sequence[str] = ()) -> None:
+        """Until commit, no other process creates or migrates this schema's tables.
+
+        ``CREATE ... IF NOT EXISTS`` alone is not enough: two processes opening a
+        new store at once would both try to create it.
+        """
+        conn.execute(
+            f"SELECT pg_advisory_xact_lock(%s, hashtext({schema_sql}))", [_MIGRATION_LOCK, *params]
+        )
+
     def _create_schema(self, schema: str) -> None:
         with self._transaction() as conn:
+            self._lock_schema(conn, "%s", [schema])
             exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
             if exists.fetchone() is None:
                 # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE right even
@@ -246,10 +259,7 @@ class PostgresEngine(Engine):
 
     def migrate(self, tables: Sequence[TableDef]) -> None:
         with self._transaction() as conn:
-            # Two processes opening a new store at once must not both create its tables.
-            conn.execute(
-                "SELECT pg_advisory_xact_lock(%s, hashtext(current_schema()))", [_MIGRATION_LOCK]
-            )
+            self._lock_schema(conn, "current_schema()")
             for table in tables:
                 existing = self._columns(conn, table.name)
                 for statement in migration_statements(table, existing, _COLUMN_TYPES):
