@@ -6,6 +6,7 @@ one-line message on stderr and exit code 2; never a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import time
@@ -29,8 +30,10 @@ from rich.progress import (
 from rich.table import Table
 
 from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo
+from banking_analytics.cli._reports import show_health, show_performance
 from banking_analytics.ingest import EventStatus
 from banking_analytics.ingest._files import FileFormat, UnreadableFileError
+from banking_analytics.metrics import QueryError
 from banking_analytics.store import StoreUnavailableError, StoreURLError
 from banking_analytics.vocabulary import EventType
 
@@ -242,7 +245,53 @@ def demo(
     with _open(db) as analytics:
         _simulate_into(analytics, users, days, seed, manifest)
         show_info(analytics.info())
-    out.print(f"\nStore: {db}\nTry:   banking-analytics info --db {db}")
+        show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
+        show_health(out, analytics.institution_health("7d"), limit=10)
+    out.print(
+        f"\nStore: {db}\nTry:   banking-analytics performance --period 7d --db {db}\n"
+        f"       banking-analytics health --db {db}"
+    )
+
+
+PeriodOption = Annotated[
+    str, typer.Option("--period", help="1h, 6h, 24h, 7d, 30d, 90d or any <n>h / <n>d")
+]
+LookbackOption = Annotated[
+    str, typer.Option("--lookback", help="How far back to judge: 24h, 7d, 30d, ...")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON")]
+
+
+@app.command()
+def performance(
+    db: DbOption = DEFAULT_DB, period: PeriodOption = "24h", as_json: JsonOption = False
+) -> None:
+    """Connection health: success rate and breakdown, latency, conversion, busiest cuts."""
+    with _open(db) as analytics:
+        try:
+            perf = analytics.analyze_connection_performance(period)
+        except QueryError as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps(perf, default=str))
+    else:
+        show_performance(out, perf)
+
+
+@app.command()
+def health(
+    db: DbOption = DEFAULT_DB, lookback: LookbackOption = "7d", as_json: JsonOption = False
+) -> None:
+    """Institution health per aggregator product: what is down or degraded, and since when."""
+    with _open(db) as analytics:
+        try:
+            answer = analytics.institution_health(lookback)
+        except QueryError as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps(answer, default=str))
+    else:
+        show_health(out, answer)
 
 
 def main() -> None:
