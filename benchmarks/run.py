@@ -71,6 +71,9 @@ CLI = str(Path(sys.executable).with_name("banking-analytics"))
 RUNS = 3
 GNU_TIME = shutil.which("time", path="/usr/bin")
 SEED = 20_240_601
+#: Where every simulated history ends: fixed for the whole run, so repeated runs simulate
+#: the same world (the simulator's default end moves with the clock).
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 SECOND_US = 1_000_000
@@ -640,7 +643,7 @@ def ingest_files(ctx: Context) -> tuple[list[Measurement], list[str]]:
 
 def simulate_run(users: int) -> Callable[[Path], Sample]:
     def once(run_dir: Path) -> Sample:
-        cmd = [CLI, "simulate", "--users", str(users), "--days", "90"]
+        cmd = [CLI, "simulate", "--users", str(users), "--days", "90", "--end", END.isoformat()]
         cmd += ["--db", f"duckdb:///{run_dir}/x.duckdb"]
         seconds, rss, stdout = run_command(cmd, run_dir)
         return Sample(seconds, parse_count(r"stored\s+([\d,]+)\s+events", stdout), rss)
@@ -704,13 +707,13 @@ DASHBOARD_USERS = 68_700
 POSTGRES_URL = os.environ.get("BA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def simulate_store(ctx: Context, url: str, users: int) -> tuple[int, datetime]:
-    """Simulate a 90-day world into ``url``; its event count and when its data ends."""
-    cmd = [CLI, "simulate", "--users", str(users), "--days", "90", "--db", url]
-    seconds, _, stdout = run_command(cmd, ctx.tmp)
+def simulate_store(ctx: Context, url: str, users: int) -> int:
+    """Simulate a 90-day world ending at ``END`` into ``url``; its event count."""
+    cmd = [CLI, "simulate", "--users", str(users), "--days", "90", "--end", END.isoformat()]
+    seconds, _, stdout = run_command([*cmd, "--db", url], ctx.tmp)
     events = parse_count(r"stored\s+([\d,]+)\s+events", stdout)
     ctx.reporter.step(f"simulated {events:,} events into {url.split('?')[0]} in {seconds:.0f} s")
-    return events, datetime.now(UTC)
+    return events
 
 
 @dataclass
@@ -739,14 +742,14 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
     users = DASHBOARD_USERS // 10 if ctx.quick else DASHBOARD_USERS
     ctx.reporter.start("dashboard", 3 + 4 * RUNS)
     url = f"duckdb:///{ctx.tmp}/dashboard.duckdb"
-    events, now = simulate_store(ctx, url, users)
-    engine_run = DashboardRun(url, "engine", events, now)
+    events = simulate_store(ctx, url, users)
+    engine_run = DashboardRun(url, "engine", events, END)
     engine = Measurement(
         "metric layer on DuckDB, cold process",
         repeat(ctx, "dashboard duckdb", engine_run),
         max_seconds=None if ctx.quick else 1.0,
     )
-    pandas_run = DashboardRun(url, "pandas", events, now)
+    pandas_run = DashboardRun(url, "pandas", events, END)
     pandas = Measurement(
         "baseline: the same computations in pandas (tables already in memory)",
         repeat(ctx, "dashboard pandas", pandas_run),
@@ -786,10 +789,10 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
     except BenchmarkError as exc:
         notes.append(f"PostgreSQL not measured: {exc}")
     demo_url = f"duckdb:///{ctx.tmp}/demo.duckdb"
-    demo_events, demo_now = simulate_store(ctx, demo_url, 20_000)
+    demo_events = simulate_store(ctx, demo_url, 20_000)
     warm = Measurement(
         "`analyze_connection_performance('24h')` warm (cached), demo store",
-        repeat(ctx, "warm 24h", DashboardRun(demo_url, "warm", demo_events, demo_now)),
+        repeat(ctx, "warm 24h", DashboardRun(demo_url, "warm", demo_events, END)),
         max_seconds=0.1,
     )
     measurements.append(warm)
@@ -814,10 +817,10 @@ def postgres_dashboard(ctx: Context, users: int) -> Measurement:
         raise BenchmarkError(f"no server at {POSTGRES_URL}: {exc}") from exc
     url = f"{POSTGRES_URL}?schema={schema}"
     try:
-        events, now = simulate_store(ctx, url, users)
+        events = simulate_store(ctx, url, users)
         return Measurement(
             f"metric layer on PostgreSQL, {events:,} events (no target yet)",
-            repeat(ctx, "dashboard postgres", DashboardRun(url, "engine", events, now)),
+            repeat(ctx, "dashboard postgres", DashboardRun(url, "engine", events, END)),
         )
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as con:

@@ -10,11 +10,11 @@ import json
 import os
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyarrow as pa
 import typer
@@ -179,10 +179,14 @@ def _simulate_into(
     days: int,
     seed: int,
     manifest: Path | None,
+    end: datetime | None = None,
 ) -> None:
     from banking_analytics.simulate import SimulationConfig, run_simulation
 
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    if end is None:
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    elif end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
     config = SimulationConfig(users=users, days=days, seed=seed, end=end)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     position = 0
@@ -223,10 +227,21 @@ def simulate(
     manifest: Annotated[
         Path | None, typer.Option(help="Where to write the ground-truth JSON")
     ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option(
+            help="When the simulated history ends (UTC unless an offset is given; "
+            "default: the start of the current hour)",
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        ),
+    ] = None,
 ) -> None:
-    """Simulate a fintech (users, banks, features, subscriptions) into a store."""
+    """Simulate a fintech (users, banks, features, subscriptions) into a store.
+
+    The same seed, size and end always make the same world.
+    """
     with _open(db) as analytics:
-        _simulate_into(analytics, users, days, seed, manifest)
+        _simulate_into(analytics, users, days, seed, manifest, end)
 
 
 @app.command()
@@ -262,20 +277,30 @@ LookbackOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON")]
 
 
+def _report(
+    db: str,
+    compute: Callable[[BankingPerformanceAnalytics], dict[str, Any]],
+    show: Callable[[Console, dict[str, Any]], None],
+    as_json: bool,
+) -> None:
+    """Answer one analysis on a store, as text or as JSON; a bad period is bad input."""
+    with _open(db) as analytics:
+        try:
+            answer = compute(analytics)
+        except QueryError as exc:
+            raise fail(str(exc)) from None
+    if as_json:
+        out.print_json(json.dumps(answer, default=str))
+    else:
+        show(out, answer)
+
+
 @app.command()
 def performance(
     db: DbOption = DEFAULT_DB, period: PeriodOption = "24h", as_json: JsonOption = False
 ) -> None:
     """Connection health: success rate and breakdown, latency, conversion, busiest cuts."""
-    with _open(db) as analytics:
-        try:
-            perf = analytics.analyze_connection_performance(period)
-        except QueryError as exc:
-            raise fail(str(exc)) from None
-    if as_json:
-        out.print_json(json.dumps(perf, default=str))
-    else:
-        show_performance(out, perf)
+    _report(db, lambda a: a.analyze_connection_performance(period), show_performance, as_json)
 
 
 @app.command()
@@ -283,15 +308,7 @@ def health(
     db: DbOption = DEFAULT_DB, lookback: LookbackOption = "7d", as_json: JsonOption = False
 ) -> None:
     """Institution health per aggregator product: what is down or degraded, and since when."""
-    with _open(db) as analytics:
-        try:
-            answer = analytics.institution_health(lookback)
-        except QueryError as exc:
-            raise fail(str(exc)) from None
-    if as_json:
-        out.print_json(json.dumps(answer, default=str))
-    else:
-        show_health(out, answer)
+    _report(db, lambda a: a.institution_health(lookback), show_health, as_json)
 
 
 def main() -> None:
