@@ -414,3 +414,15 @@ def test_new_event_changes_the_cached_connection_answer(
     after = hand.analyze_connection_performance(HOUR)
     assert after["success_rate"]["average"] == pytest.approx(20 / 27)
     assert after["attempts"] == 35
+
+
+def test_dashboard_is_the_analyses_together(hand: BankingPerformanceAnalytics) -> None:
+    board = hand.performance_dashboard(HOUR)
+    assert set(board) == {"connection", "hourly", "errors", "institution_health", "sync_freshness"}
+    assert board["connection"] == hand.analyze_connection_performance(HOUR)
+    assert board["errors"] == hand.analyze_error_rates(HOUR)
+    assert [r["values"]["connection_attempts"]["value"] for r in board["hourly"]["rows"]] == [34]
+    some = hand.performance_dashboard(HOUR, parts=["errors"])
+    assert list(some) == ["errors"]
+    with pytest.raises(QueryError, match="parts"):
+        hand.performance_dashboard(HOUR, parts=["weather"])

@@ -37,6 +37,7 @@ from banking_analytics.metrics import (
     Bucket,
     MetricQuery,
     MetricService,
+    QueryError,
     QueryResult,
     TimeWindow,
     parse_time_period,
@@ -378,12 +379,14 @@ class BankingPerformanceAnalytics:
         now: datetime | None = None,
         timezone: str = "UTC",
         health_lookback: str | TimeWindow = "7d",
+        parts: Iterable[str] | None = None,
     ) -> dict[str, Any]:
-        """Everything the performance dashboard shows: connection performance (success
+        """Everything the performance dashboard shows: ``connection`` performance (success
         rate and breakdown, latency percentiles, cuts by aggregator, institution and
-        feature, time series), an hourly series, error rates by category, institution
-        health and sync freshness. The parts are computed concurrently (the engines run
-        queries in parallel and release the GIL while they do).
+        feature, time series), an ``hourly`` series, ``errors`` by category,
+        ``institution_health`` and ``sync_freshness`` (or only the ``parts`` named).
+        The parts are computed concurrently (the engines run queries in parallel and
+        release the GIL while they do).
         """
         window = parse_time_period(time_period, now)
         end = window.end
@@ -395,7 +398,7 @@ class BankingPerformanceAnalytics:
             bucket=Bucket.HOUR,
             timezone=timezone,
         )
-        parts: dict[str, Callable[[], dict[str, Any]]] = {
+        panels: dict[str, Callable[[], dict[str, Any]]] = {
             "connection": lambda: self._performance.analyze_connection_performance(
                 window, timezone=timezone, versions=versions
             ),
@@ -410,8 +413,12 @@ class BankingPerformanceAnalytics:
                 health_lookback, now=end, versions=versions
             ),
         }
-        with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="dashboard") as pool:
-            futures = {name: pool.submit(compute) for name, compute in parts.items()}
+        chosen = list(panels) if parts is None else list(dict.fromkeys(parts))
+        unknown = [name for name in chosen if name not in panels]
+        if unknown or not chosen:
+            raise QueryError(f"parts: {unknown or 'none'}; choose from {', '.join(panels)}")
+        with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="dashboard") as pool:
+            futures = {name: pool.submit(panels[name]) for name in chosen}
             return {name: future.result() for name, future in futures.items()}
 
     def institution_health(

@@ -277,22 +277,25 @@ class PerformanceAnalytics:
     def _errors(
         self, window: TimeWindow, source: str, timezone: str, versions: DataVersions | None
     ) -> dict[str, Any]:
+        # One statement: events and failures per category; the total is their sum.
         total_metric = "connection_attempts" if source == "connection" else "sync_runs"
         failures = f"{source}_failures"
-        total = self._metrics.run(
-            MetricQuery.build([total_metric, failures], window, timezone=timezone),
-            versions=versions,
-        ).single()
         by_category = self._metrics.run(
-            MetricQuery.build([failures], window, dimensions=["error_category"], timezone=timezone),
+            MetricQuery.build(
+                [total_metric, failures],
+                window,
+                dimensions=["error_category"],
+                timezone=timezone,
+            ),
             versions=versions,
         )
         counts = {row.dimensions["error_category"]: row.count(failures) for row in by_category.rows}
-        attempts = total.count(total_metric)
+        attempts = sum(row.count(total_metric) for row in by_category.rows)
+        failed = sum(counts.values())
         return {
             "total": attempts,
-            "failures": total[failures],
-            "error_rate": _share(total.count(failures), attempts),
+            "failures": failed,
+            "error_rate": _share(failed, attempts),
             "by_category": {
                 category.value: {
                     "count": counts.get(category.value, 0),
