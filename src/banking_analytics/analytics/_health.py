@@ -221,7 +221,12 @@ class InstitutionHealth:
             versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN])
         start_us = int(window.start.timestamp()) * 1_000_000
         step_us = STEP // timedelta(microseconds=1)
-        keys, at, good, total = [], [], [], []
+        institutions: list[pa.ChunkedArray] = []
+        aggregators: list[pa.ChunkedArray] = []
+        products: list[NDArray[np.int64]] = []
+        at: list[NDArray[np.int64]] = []
+        good: list[NDArray[np.int64]] = []
+        total: list[NDArray[np.int64]] = []
         for successes, denominator, extra in (
             ("connection_successes", "connection_health_attempts", ()),
             ("sync_successes", "sync_health_runs", ("feature",)),
@@ -237,49 +242,68 @@ class InstitutionHealth:
                 if not table.num_rows:
                     continue
                 aliases = {p.metric.name: p.value for p in statement.parts}
-                product = (
-                    _products_of(table["feature"])
+                institutions.append(table["institution"])
+                aggregators.append(table["aggregator"])
+                products.append(
+                    _product_codes(table["feature"])
                     if extra
-                    else pa.repeat(Product.ITEM_LOGINS.value, table.num_rows)
-                )
-                keys.append(
-                    pc.binary_join_element_wise(
-                        table["institution"], table["aggregator"], product, _SEPARATOR
-                    )
+                    else np.full(table.num_rows, _PRODUCT_CODES[Product.ITEM_LOGINS])
                 )
                 bucket_us = table[BUCKET_KEY].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
                 at.append((bucket_us.to_numpy() - start_us) // step_us)
                 good.append(table[aliases[successes]].to_numpy())
                 total.append(table[aliases[denominator]].to_numpy())
-        if not keys:
+        if not at:
             empty = np.zeros((0, steps), dtype=np.int64)
             return [], empty, empty.copy()
-        key = pa.chunked_array(keys)
-        names = pc.unique(key)
-        rows = pc.index_in(key, value_set=names).to_numpy()
+        # An entity is a (institution, aggregator, product) code triple; codes, not strings,
+        # are what gets grouped.
+        institution = _encoded(institutions)
+        aggregator = _encoded(aggregators)
+        # One integer per entity: the three codes in mixed radix.
+        n_aggregators, n_products = len(aggregator.dictionary), len(_PRODUCT_LIST)
+        key = (
+            institution.indices.to_numpy().astype(np.int64) * n_aggregators
+            + aggregator.indices.to_numpy().astype(np.int64)
+        ) * n_products + np.concatenate(products)
+        unique, rows = np.unique(key, return_inverse=True)
         columns = np.concatenate(at)
-        successes_grid = np.zeros((len(names), steps), dtype=np.int64)
-        totals_grid = np.zeros((len(names), steps), dtype=np.int64)
+        successes_grid = np.zeros((len(unique), steps), dtype=np.int64)
+        totals_grid = np.zeros((len(unique), steps), dtype=np.int64)
         np.add.at(successes_grid, (rows, columns), np.concatenate(good))
         np.add.at(totals_grid, (rows, columns), np.concatenate(total))
-        entities = [_entity(name) for name in names.to_pylist()]
+        institution_names = institution.dictionary.to_pylist()
+        aggregator_names = aggregator.dictionary.to_pylist()
+        pairs, product = np.divmod(unique, n_products)
+        institution_code, aggregator_code = np.divmod(pairs, n_aggregators)
+        entities = [
+            (institution_names[i], aggregator_names[a], _PRODUCT_LIST[p])
+            for i, a, p in zip(
+                institution_code.tolist(), aggregator_code.tolist(), product.tolist(), strict=True
+            )
+        ]
         order = sorted(range(len(entities)), key=entities.__getitem__)
         return [entities[i] for i in order], successes_grid[order], totals_grid[order]
 
 
-_SEPARATOR = "\x1f"
+_PRODUCT_LIST = tuple(Product)
+_PRODUCT_CODES = {product: code for code, product in enumerate(_PRODUCT_LIST)}
+_FEATURE_PRODUCT = pa.array(
+    [_PRODUCT_CODES[PRODUCTS[feature]] for feature in BankingFeature], pa.int64()
+)
+_FEATURE_NAMES = pa.array([feature.value for feature in BankingFeature])
 
 
-def _products_of(features: pa.ChunkedArray) -> pa.Array:
-    names = [f.value for f in PRODUCTS]
-    products = np.array([PRODUCTS[BankingFeature(f)].value for f in names], dtype=object)
-    codes = pc.index_in(features, value_set=pa.array(names)).to_numpy(zero_copy_only=False)
-    return pa.array(products[codes.astype(np.int64)])
+def _product_codes(features: pa.ChunkedArray) -> NDArray[np.int64]:
+    """The product code of each row's feature."""
+    feature = pc.index_in(features, value_set=_FEATURE_NAMES)
+    codes: NDArray[np.int64] = pc.take(_FEATURE_PRODUCT, feature).to_numpy()
+    return codes
 
 
-def _entity(name: str) -> _Entity:
-    institution, aggregator, product = name.split(_SEPARATOR)
-    return institution, aggregator, Product(product)
+def _encoded(parts: list[pa.ChunkedArray]) -> pa.DictionaryArray:
+    """One column out of several, dictionary-encoded with one dictionary."""
+    return pa.concat_arrays([c for part in parts for c in part.chunks]).dictionary_encode()
 
 
 _STATES = (HealthState.UNKNOWN, HealthState.HEALTHY, HealthState.DEGRADED, HealthState.DOWN)

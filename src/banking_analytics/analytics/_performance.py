@@ -9,6 +9,7 @@ A figure resting on too few events is ``None`` with status
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -114,6 +115,24 @@ class PerformanceAnalytics:
         window = self._window(time_period, now)
         if versions is None:
             versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT])
+        # The cuts and the series are separate statements; they run while the headline
+        # figures compute (engines release the GIL, and a small table is one thread's work).
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="performance") as pool:
+            cuts = {
+                dimension: pool.submit(self._breakdown, window, dimension, timezone, versions)
+                for dimension in ("aggregator", "institution", "feature")
+            }
+            series = pool.submit(self._series, window, timezone, versions)
+            headline = self._headline(window, timezone, versions)
+            return {
+                **headline,
+                **{f"by_{dimension}": cut.result() for dimension, cut in cuts.items()},
+                "time_series": series.result(),
+            }
+
+    def _headline(
+        self, window: TimeWindow, timezone: str, versions: DataVersions
+    ) -> dict[str, Any]:
         latency_metrics = [
             _latency_metric(stat, success_only)
             for success_only in (False, True)
@@ -169,11 +188,6 @@ class PerformanceAnalytics:
                 "sessions": overall["link_sessions"],
                 "abandonment_rate": overall["link_abandonment_rate"],
             },
-            **{
-                f"by_{dimension}": self._breakdown(window, dimension, timezone, versions)
-                for dimension in ("aggregator", "institution", "feature")
-            },
-            "time_series": self._series(window, timezone, versions),
         }
 
     def _breakdown(

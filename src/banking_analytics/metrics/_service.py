@@ -148,10 +148,10 @@ class MetricService:
         answers, cached = self.fetch(query, versions)
         compiled = [statement for statement, _ in answers]
         for statement, table in answers:
+            names = {alias: _part(statement, alias) for alias in table.column_names}
             for record in to_records(table):
-                row_key = _row_key(record, query)
-                merged.setdefault(row_key, {}).update(
-                    {_part(statement, alias): record[alias] for alias in record}
+                merged.setdefault(_row_key(record, query), {}).update(
+                    {names[alias]: value for alias, value in record.items()}
                 )
         if query.bucket is not None and fill_gaps:
             for row_key in _all_buckets(query, {k[1] for k in merged}):
@@ -282,6 +282,11 @@ def bucket_starts(window: TimeWindow, bucket: Bucket, timezone: str) -> list[dat
     25 hours (daylight saving) are cut where the engines cut them.
     """
     zone = ZoneInfo(timezone)
+    if timezone == "UTC" and bucket is not Bucket.WEEK:
+        # Every UTC bucket but the week (Monday-aligned) is a fixed width from the epoch.
+        first = _truncate(window.start, bucket, zone)
+        count = -(-(window.end - first) // bucket.width)
+        return [first + i * bucket.width for i in range(count)]
     step = min(bucket.width, timedelta(hours=1))
     starts: dict[datetime, None] = {}
     at = window.start
