@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
-from banking_analytics.metrics import QueryError, TimeWindow
+from banking_analytics.metrics import QueryError, TimeWindow, parse_time_period
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -426,3 +426,12 @@ def test_dashboard_is_the_analyses_together(hand: BankingPerformanceAnalytics) -
     assert list(some) == ["errors"]
     with pytest.raises(QueryError, match="parts"):
         hand.performance_dashboard(HOUR, parts=["weather"])
+
+
+def test_a_named_period_without_now_ends_at_the_next_whole_minute() -> None:
+    window = parse_time_period("24h")
+    assert window.end.second == window.end.microsecond == 0
+    assert timedelta(0) <= window.end - datetime.now(UTC) <= timedelta(minutes=1)
+    assert window.length == timedelta(hours=24)
+    exact = parse_time_period("1h", now=T0 + timedelta(seconds=7))
+    assert exact.end == T0 + timedelta(seconds=7)

@@ -100,8 +100,9 @@ class TimeWindow:
 def parse_time_period(period: str | TimeWindow, now: datetime | None = None) -> TimeWindow:
     """``"24h"``, ``"7d"``, ... (any ``<n>h`` or ``<n>d``) ending at ``now``, or a window as is.
 
-    ``now`` defaults to the current time; it is cut to the whole second so that
-    two calls in the same second share cached results.
+    Without ``now`` the window ends at the next whole minute: it holds every event
+    so far, and calls within the same minute ask the same question, so they share
+    cached answers (a new event still changes them: it changes the data version).
     """
     if isinstance(period, TimeWindow):
         return period
@@ -115,8 +116,13 @@ def parse_time_period(period: str | TimeWindow, now: datetime | None = None) -> 
     length = timedelta(hours=count) if unit == "h" else timedelta(days=count)
     if length <= timedelta(0):
         raise QueryError(f"time_period {period!r} must be longer than zero")
-    end = (now or datetime.now(UTC)).replace(microsecond=0)
+    end = now if now is not None else _next_minute(datetime.now(UTC))
     return TimeWindow(end - length, end, period.strip())
+
+
+def _next_minute(at: datetime) -> datetime:
+    whole = at.replace(second=0, microsecond=0)
+    return whole if whole == at else whole + timedelta(minutes=1)
 
 
 @cache
