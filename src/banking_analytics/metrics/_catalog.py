@@ -118,8 +118,19 @@ def error_rate_metric(event_type: EventType, category: ErrorCategory) -> str:
 
 
 def _error_rates(event_type: EventType) -> Iterable[Metric]:
+    """The failure rate of a source, then its rate per error category."""
     failure = Outcome.FAILURE.value if event_type is _ATTEMPT else SyncOutcome.FAILURE.value
     noun = "connection attempts" if event_type is _ATTEMPT else "sync runs"
+    source = "connection" if event_type is _ATTEMPT else "sync"
+    yield _rate(
+        f"{source}_error_rate",
+        event_type,
+        Is("outcome", (failure,)),
+        None,
+        f"Failures (any category) ÷ all {noun}",
+        higher_is_better=False,
+        serves=PerformanceMetric.ERROR_RATE,
+    )
     for category in ErrorCategory:
         yield _rate(
             error_rate_metric(event_type, category),
@@ -225,15 +236,6 @@ _METRICS: tuple[Metric, ...] = (
     ),
     _count("connection_abandoned", _ATTEMPT, Is("outcome", ("abandoned",)), "Abandoned attempts"),
     _count("connection_pending", _ATTEMPT, Is("outcome", ("pending",)), "Attempts still pending"),
-    _rate(
-        "connection_error_rate",
-        _ATTEMPT,
-        Is("outcome", (Outcome.FAILURE.value,)),
-        None,
-        "Failed attempts (any category) ÷ all attempts",
-        higher_is_better=False,
-        serves=PerformanceMetric.ERROR_RATE,
-    ),
     *_error_rates(_ATTEMPT),
     *_latencies(),
     # Link conversion, as Plaid measures it: sessions that linked ÷ sessions opened.
@@ -321,15 +323,6 @@ _METRICS: tuple[Metric, ...] = (
         Max("expected_interval_s"),
         Unit.SECONDS,
         "Expected seconds between syncs (the largest reported, so freshness errs lenient)",
-    ),
-    _rate(
-        "sync_error_rate",
-        _SYNC,
-        Is("outcome", (SyncOutcome.FAILURE.value,)),
-        None,
-        "Failed sync runs (any category) ÷ all sync runs",
-        higher_is_better=False,
-        serves=PerformanceMetric.ERROR_RATE,
     ),
     *_error_rates(_SYNC),
     # Behaviour.
