@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
-from banking_analytics.metrics import QueryError, TimeWindow, parse_time_period
+from banking_analytics.metrics import (
+    MetricQuery,
+    MetricService,
+    QueryError,
+    TimeWindow,
+    parse_time_period,
+)
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -435,3 +441,13 @@ def test_a_named_period_without_now_ends_at_the_next_whole_minute() -> None:
     assert window.length == timedelta(hours=24)
     exact = parse_time_period("1h", now=T0 + timedelta(seconds=7))
     assert exact.end == T0 + timedelta(seconds=7)
+
+
+def test_the_cache_keeps_to_its_byte_bound(hand: BankingPerformanceAnalytics) -> None:
+    query = MetricQuery.build(["connection_attempts"], HOUR, dimensions=["institution"])
+    tiny = MetricService(hand.engine, cache_bytes=1)
+    assert tiny.run(query).cached == 0
+    assert tiny.run(query).cached == 0  # too big to keep: asked again
+    roomy = MetricService(hand.engine)
+    roomy.run(query)
+    assert roomy.run(query).cached == 1

@@ -117,11 +117,18 @@ def error_rate_metric(event_type: EventType, category: ErrorCategory) -> str:
     return f"{source}_error_rate_{category.value}"
 
 
-def _error_rates(event_type: EventType) -> Iterable[Metric]:
-    """The failure rate of a source, then its rate per error category."""
+def _failures(event_type: EventType) -> Iterable[Metric]:
+    """A source's failures (to cut by error_category), its failure rate, and its rate per
+    error category."""
     failure = Outcome.FAILURE.value if event_type is _ATTEMPT else SyncOutcome.FAILURE.value
     noun = "connection attempts" if event_type is _ATTEMPT else "sync runs"
     source = "connection" if event_type is _ATTEMPT else "sync"
+    yield _count(
+        f"{source}_failures",
+        event_type,
+        Is("outcome", (failure,)),
+        f"Failed {noun} of any category (cut by error_category for the mix)",
+    )
     yield _rate(
         f"{source}_error_rate",
         event_type,
@@ -228,15 +235,9 @@ _METRICS: tuple[Metric, ...] = (
         ),
         "Failures with no responsible party (not ready, unknown, uncategorised)",
     ),
-    _count(
-        "connection_failures",
-        _ATTEMPT,
-        Is("outcome", (Outcome.FAILURE.value,)),
-        "Failed attempts of any category (cut by error_category for the mix)",
-    ),
     _count("connection_abandoned", _ATTEMPT, Is("outcome", ("abandoned",)), "Abandoned attempts"),
     _count("connection_pending", _ATTEMPT, Is("outcome", ("pending",)), "Attempts still pending"),
-    *_error_rates(_ATTEMPT),
+    *_failures(_ATTEMPT),
     *_latencies(),
     # Link conversion, as Plaid measures it: sessions that linked ÷ sessions opened.
     Metric(
@@ -279,12 +280,6 @@ _METRICS: tuple[Metric, ...] = (
     ),
     _count("sync_runs", _SYNC, None, "Sync runs of any outcome"),
     _count("sync_successes", _SYNC, _SYNCED, "Successful or partial sync runs"),
-    _count(
-        "sync_failures",
-        _SYNC,
-        Is("outcome", (SyncOutcome.FAILURE.value,)),
-        "Failed sync runs of any category (cut by error_category for the mix)",
-    ),
     _count("sync_health_runs", _SYNC, _SYNC_HEALTH, "The sync bank-health denominator"),
     Metric(
         "sync_frequency_per_day",
@@ -324,7 +319,7 @@ _METRICS: tuple[Metric, ...] = (
         Unit.SECONDS,
         "Expected seconds between syncs (the largest reported, so freshness errs lenient)",
     ),
-    *_error_rates(_SYNC),
+    *_failures(_SYNC),
     # Behaviour.
     Metric(
         "feature_interactions",

@@ -37,33 +37,43 @@ _Key = tuple[datetime | None, tuple[str | None, ...]]
 
 
 class _LRUCache:
-    def __init__(self, size: int) -> None:
+    """Least recently used answers, bounded in count and in bytes (answers vary in size)."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._items: OrderedDict[tuple[object, ...], pa.Table] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: tuple[object, ...]) -> pa.Table | None:
         with self._lock:
-            rows = self._items.get(key)
-            if rows is not None:
+            table = self._items.get(key)
+            if table is not None:
                 self._items.move_to_end(key)
-            return rows
+            return table
 
-    def put(self, key: tuple[object, ...], rows: pa.Table) -> None:
+    def put(self, key: tuple[object, ...], table: pa.Table) -> None:
         with self._lock:
-            self._items[key] = rows
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            previous = self._items.pop(key, None)
+            if previous is not None:
+                self._bytes -= previous.nbytes
+            self._items[key] = table
+            self._bytes += table.nbytes
+            while self._items and (len(self._items) > self._size or self._bytes > self._max_bytes):
+                _, evicted = self._items.popitem(last=False)
+                self._bytes -= evicted.nbytes
 
 
 class MetricService:
     """Compiles metric queries for an engine's dialect, runs them and caches the answers."""
 
-    def __init__(self, engine: Engine, *, cache_size: int = 512) -> None:
+    def __init__(
+        self, engine: Engine, *, cache_size: int = 512, cache_bytes: int = 256 * 2**20
+    ) -> None:
         self._engine = engine
         self._renderer = renderer_for(engine.dialect)
-        self._cache = _LRUCache(cache_size)
+        self._cache = _LRUCache(cache_size, cache_bytes)
 
     def compile(self, query: MetricQuery) -> tuple[CompiledQuery, ...]:
         return compile_query(query, self._renderer)
