@@ -314,3 +314,10 @@ def health(
 def main() -> None:
     """Entry point of the ``banking-analytics`` script."""
     app()
+
+
+# Imported last: the subcommands use this module's options and consoles.
+from banking_analytics.cli._access import audit_app, keys_app  # noqa: E402
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")

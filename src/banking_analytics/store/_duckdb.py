@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,40 @@ CHECKPOINT_THRESHOLD = "256MB"
 
 # Arrow carries UUIDs and JSON as strings; these kinds need a cast on the way in.
 _CAST_ON_INSERT = {Kind.UUID, Kind.JSON}
+
+
+#: How DuckDB answers a statement that returns no rows: the count of rows it changed
+#: (INSERT, UPDATE, DELETE without RETURNING; CREATE), or whether it succeeded (SET, DROP...).
+_STATUS_COLUMNS = (pa.schema([("Count", pa.int64())]), pa.schema([("Success", pa.bool_())]))
+
+
+def _is_status(sql: str, answer: pa.Table) -> bool:
+    """Whether ``answer`` is DuckDB's status of a statement that returns no rows.
+
+    A SELECT answers rows, whatever their names; only a RETURNING list of one
+    BIGINT column named ``Count`` would be mistaken for a status.
+    """
+    return (
+        any(answer.schema.equals(status) for status in _STATUS_COLUMNS)
+        and duckdb.extract_statements(sql)[0].type != duckdb.StatementType.SELECT
+    )
+
+
+_file_write_locks: dict[str, threading.Lock] = {}
+_file_write_locks_guard = threading.Lock()
+
+
+def _write_lock_of(path: str) -> threading.Lock:
+    """The write lock of a database: one per file, shared by this process's engines on it.
+
+    Engines opening the same file share one DuckDB database, where two write
+    transactions may both commit (appends never conflict), so a read followed by
+    a write that depends on it would race without a lock common to both.
+    """
+    if path == ":memory:":
+        return threading.Lock()
+    with _file_write_locks_guard:
+        return _file_write_locks.setdefault(os.path.realpath(path), threading.Lock())
 
 
 def _select_list(table: TableDef) -> str:
@@ -84,9 +119,19 @@ class _DuckDBTransaction(WriteTransaction):
         finally:
             self._cur.unregister("_rows")
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        answer = self._cur.sql(sql, params=list(params) or None).to_arrow_table()
+        return pa.table({}) if _is_status(sql, answer) else answer
+
+    def lock(self, table: TableDef) -> None:
+        # Nothing to take: a database's write transactions already run one at a time
+        # (the write lock its engines share), and DuckDB lets only one process open a
+        # file for writing.
+        pass
+
 
 class DuckDBEngine(Engine):
-    """DuckDB in one file (or in memory). One writer at a time; readers in parallel.
+    """DuckDB in one file (or in memory). One writer at a time per file; readers in parallel.
 
     DuckDB writes its WAL and fsyncs it at every commit, so a committed
     transaction survives the process being killed.
@@ -103,7 +148,7 @@ class DuckDBEngine(Engine):
         # costs ~60% of the write time. At 256 MB a crash replays at most that much
         # WAL on reopen (measured: 0.8 s for 150 MB).
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-        self._write_lock = threading.Lock()
+        self._write_lock = _write_lock_of(path)
         self._closed = False
         self._writer_cursor = self._cursor()
 

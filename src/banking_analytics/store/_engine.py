@@ -50,6 +50,23 @@ class WriteTransaction(ABC):
     def append(self, table: TableDef, rows: pa.Table) -> None:
         """Append rows as they are (no deduplication)."""
 
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run one statement in this transaction and return the rows it answers.
+
+        ``sql``, ``params`` and the result's types are as for :meth:`Engine.query`.
+        The statement sees this transaction's earlier writes. One that answers no
+        rows (an UPDATE without RETURNING, DDL) gives a table without columns.
+        """
+
+    @abstractmethod
+    def lock(self, table: TableDef) -> None:
+        """Until this transaction ends, no other transaction that locks ``table`` runs.
+
+        Any process's. What makes a read followed by a write that depends on it
+        (the next number of a sequence, which ids are stored) safe: lock, then read.
+        """
+
 
 class Engine(ABC):
     """A place events are stored and queried: DuckDB, PostgreSQL, Spark."""

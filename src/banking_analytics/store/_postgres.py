@@ -103,6 +103,15 @@ def _uuid_array(ids: pa.ChunkedArray) -> str:
     return "{" + ",".join(ids.to_pylist()) + "}"
 
 
+def _run(conn: Connection, sql: str, params: Sequence[Any]) -> pa.Table:
+    with conn.cursor() as cur:
+        # Without parameters psycopg leaves the text alone: a literal % stays a %.
+        cur.execute(sql, list(params) or None)
+        if cur.description is None:
+            return pa.table({})
+        return rows_to_arrow(cur.description, cur.fetchall())
+
+
 class _PostgresTransaction(WriteTransaction):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -111,9 +120,8 @@ class _PostgresTransaction(WriteTransaction):
         self, table: TableDef, rows: pa.Table, low: datetime, high: datetime
     ) -> pa.ChunkedArray:
         name = quote(table.name)
-        # Held until commit: another process writing this table waits here, so no
-        # id can be stored between our look-up and our COPY.
-        self._conn.execute("SELECT pg_advisory_xact_lock(%s::regclass::oid::bigint)", [name])
+        # No id can be stored by another process between our look-up and our COPY.
+        self.lock(table)
         # The planner sees the ids and the window (nothing is prepared) and reads
         # whichever is smaller: the event_id index or the occurred_at range.
         stored = self._conn.execute(
@@ -128,6 +136,16 @@ class _PostgresTransaction(WriteTransaction):
 
     def append(self, table: TableDef, rows: pa.Table) -> None:
         _copy(self._conn, table, rows)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return _run(self._conn, sql, params)
+
+    def lock(self, table: TableDef) -> None:
+        # A transaction-level advisory lock keyed by the table's oid: held until commit
+        # or rollback, by whichever connection of any process takes it first.
+        self._conn.execute(
+            "SELECT pg_advisory_xact_lock(%s::regclass::oid::bigint)", [quote(table.name)]
+        )
 
 
 class PostgresEngine(Engine):
@@ -264,8 +282,8 @@ class PostgresEngine(Engine):
                 existing = self._columns(conn, table.name)
                 for statement in migration_statements(table, existing, _COLUMN_TYPES):
                     conn.execute(statement)
-                if not existing and table.time_column is not None:
-                    for column in ("event_id", table.time_column):
+                if not existing:
+                    for column in table.indexed_columns:
                         conn.execute(
                             f"CREATE INDEX {quote(f'{table.name}_{column}_idx')} "
                             f"ON {quote(table.name)} ({quote(column)})"
@@ -283,23 +301,14 @@ class PostgresEngine(Engine):
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         with self._reader() as conn:
             try:
-                return self._run(conn, sql, params)
+                return _run(conn, sql, params)
             except psycopg.OperationalError:
                 if not conn.broken:
                     raise
         # The server had dropped the connection (restart, idle timeout): reads are safe
         # to run again, on a new connection.
         with self._reader(fresh=True) as conn:
-            return self._run(conn, sql, params)
-
-    @staticmethod
-    def _run(conn: Connection, sql: str, params: Sequence[Any]) -> pa.Table:
-        with conn.cursor() as cur:
-            # Without parameters psycopg leaves the text alone: a literal % stays a %.
-            cur.execute(sql, list(params) or None)
-            if cur.description is None:
-                return pa.table({})
-            return rows_to_arrow(cur.description, cur.fetchall())
+            return _run(conn, sql, params)
 
     def close(self) -> None:
         with self._write_lock, self._pool_lock:

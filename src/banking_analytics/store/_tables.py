@@ -18,15 +18,27 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class TableDef:
-    """A table: its columns and, for event tables, the time column dedup prunes by."""
+    """A table: its columns, for event tables the time column dedup prunes by, and the
+    other columns rows are looked up by.
+
+    Engines that keep indexes (PostgreSQL) index the looked-up columns when they
+    create the table; DuckDB skips row groups by their min/max instead.
+    """
 
     name: str
     columns: tuple[Column, ...]
     time_column: str | None = None
+    lookup_columns: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def indexed_columns(self) -> tuple[str, ...]:
+        """An event table's ``event_id`` (dedup) and time column (windows), then the lookups."""
+        events = ("event_id", self.time_column) if self.time_column is not None else ()
+        return (*events, *self.lookup_columns)
 
 
 def _event_table(schema: EventSchema) -> TableDef:
