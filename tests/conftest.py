@@ -23,6 +23,9 @@ import pytest
 from banking_analytics import BankingPerformanceAnalytics
 from postgres_server import configured_url, missing, reachable, start_throwaway_cluster
 
+# The API tests' fixtures (a live server, keys per role, user tokens).
+pytest_plugins = ["api_fixtures"]
+
 ENGINES = [
     pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),
     pytest.param("postgres", marks=pytest.mark.postgres, id="postgres"),

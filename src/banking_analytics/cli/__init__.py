@@ -250,8 +250,13 @@ def demo(
     users: Annotated[int, typer.Option(min=1)] = 20_000,
     days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
     seed: int = 42,
+    serve: Annotated[
+        bool, typer.Option(help="Then serve the REST API on it, with a new admin key")
+    ] = True,
+    host: Annotated[str, typer.Option(help="Address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on")] = 8000,
 ) -> None:
-    """The quick start: simulate the demo world into a fresh store and summarise it."""
+    """The quick start: simulate the demo world into a fresh store, summarise it, serve it."""
     path = db.removeprefix("duckdb:///")
     if db.startswith("duckdb:///") and path != ":memory:":
         for stale in (Path(path), Path(path + ".wal")):
@@ -262,10 +267,14 @@ def demo(
         show_info(analytics.info())
         show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
         show_health(out, analytics.institution_health("7d"), limit=10)
-    out.print(
-        f"\nStore: {db}\nTry:   banking-analytics performance --period 7d --db {db}\n"
-        f"       banking-analytics health --db {db}"
-    )
+        out.print(
+            f"\nStore: {db}\nTry:   banking-analytics performance --period 7d --db {db}\n"
+            f"       banking-analytics health --db {db}"
+        )
+        if serve:
+            from banking_analytics.cli._serve import serve_store
+
+            serve_store(analytics, db, host, port, admin_key=True)
 
 
 PeriodOption = Annotated[
@@ -316,7 +325,9 @@ def main() -> None:
     app()
 
 
-# Imported last: the subcommands use this module's options and consoles.
+# Imported last: these commands use this module's options and consoles. ``serve``
+# registers itself on ``app``; the key and audit commands are groups.
+from banking_analytics.cli import _serve  # noqa: E402, F401
 from banking_analytics.cli._access import audit_app, keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")

@@ -1,0 +1,122 @@
+"""The FastAPI application: routers, auth, problem responses and the services they share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from banking_analytics import __version__
+from banking_analytics._facade import BankingPerformanceAnalytics
+from banking_analytics.access import AuditLog, KeyStore, UserTokenVerifier
+from banking_analytics.api._auth import Authenticator
+from banking_analytics.api._idempotency import IdempotencyStore
+from banking_analytics.api._json import JSONBody
+from banking_analytics.api._limits import BodySizeLimit
+from banking_analytics.api._problems import PROBLEM_MEDIA_TYPE, Problem, install_handlers
+from banking_analytics.api._ratelimit import RateLimiter
+from banking_analytics.api._settings import ApiSettings
+from banking_analytics.api.routes import (
+    admin,
+    dashboard,
+    events,
+    health,
+    metrics,
+    performance,
+    users,
+)
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/banking-analytics"
+
+_ERRORS = {
+    status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
+    for status in (400, 401, 403, 404, 413, 422, 429)
+}
+
+
+def _problems_as_problem_json(app: FastAPI) -> None:
+    """Document error bodies under ``application/problem+json``, the type they are sent as
+    (FastAPI files a response model under the route's own media type)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    content = response.get("content", {})
+                    if PROBLEM_MEDIA_TYPE in content and "application/json" in content:
+                        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _tokens(settings: ApiSettings) -> UserTokenVerifier | None:
+    if settings.jwt_hs256_secret is None and settings.jwt_rs256_public_key is None:
+        return None
+    return UserTokenVerifier(
+        hs256_secret=(
+            settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None
+        ),
+        rs256_public_key=settings.jwt_rs256_public_key,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+    )
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    analytics: BankingPerformanceAnalytics | None = None,
+) -> FastAPI:
+    """The API over the store ``settings.db`` (or over ``analytics``, left open at shutdown)."""
+    settings = settings or ApiSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = analytics is None
+        opened = analytics or BankingPerformanceAnalytics.open(settings.db)
+        keys = KeyStore(opened.engine, cache_seconds=settings.key_cache_seconds)
+        app.state.settings = settings
+        app.state.analytics = opened
+        app.state.keys = keys
+        app.state.audit = AuditLog(opened.engine)
+        app.state.idempotency = IdempotencyStore(
+            opened.engine, timedelta(hours=settings.idempotency_retention_hours)
+        )
+        app.state.authenticator = Authenticator(keys, _tokens(settings))
+        app.state.rate_limiter = RateLimiter(
+            settings.rate_limit_per_second, settings.rate_limit_burst
+        )
+        try:
+            yield
+        finally:
+            keys.close()
+            if owned:
+                opened.close()
+
+    app = FastAPI(
+        title="banking-analytics",
+        version=__version__,
+        summary="Bank-integration health, feature usage and subscription-revenue analytics",
+        lifespan=lifespan,
+        default_response_class=JSONBody,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    install_handlers(app)
+    _problems_as_problem_json(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (performance, dashboard, metrics, events, users, admin):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,76 @@
+"""Request bodies larger than the limit answer 413 before they are read whole."""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from banking_analytics.api._json import dumps
+from banking_analytics.api._problems import PROBLEM_MEDIA_TYPE, Problem
+
+__all__ = ["BodySizeLimit"]
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware: refuses a declared ``Content-Length`` above ``max_bytes`` without
+    calling the app, and stops a body sent without one as soon as it passes the limit
+    (the app's own answer to the cut-off body is then dropped)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        problem = Problem(
+            title="Content Too Large",
+            status=413,
+            detail=f"the request body is larger than the limit of {self.max_bytes} bytes",
+            instance=scope.get("path"),
+        )
+        body = dumps(problem.model_dump(exclude_none=True))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+        received = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes and not refused:
+                    refused = True
+                    await self._refuse(scope, send)
+                    raise _BodyTooLargeError
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        with contextlib.suppress(_BodyTooLargeError):
+            await self.app(scope, counted, unless_refused)

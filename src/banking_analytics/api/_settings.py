@@ -1,0 +1,57 @@
+"""Server settings, read from ``BA_*`` environment variables (or given directly)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ApiSettings"]
+
+#: Secrets copied from examples and templates; a server configured with one is not secret.
+_KNOWN_DEFAULTS = frozenset({"secret", "changeme", "changethis", "password", "jwt-secret"})
+_MIN_SECRET_BYTES = 32
+
+
+class ApiSettings(BaseSettings):
+    """How the API server runs. Every field can be set as ``BA_<NAME>`` in the environment.
+
+    End-user tokens are accepted only when one of ``jwt_hs256_secret`` (at least
+    32 bytes, not a template value) or ``jwt_rs256_public_key`` (PEM) is set.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="BA_", extra="forbid", frozen=True)
+
+    db: str = "duckdb:///demo-data/analytics.duckdb"
+    jwt_hs256_secret: SecretStr | None = None
+    jwt_rs256_public_key: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    #: Sustained requests per second each API key (or end user) may make, and the burst above it.
+    rate_limit_per_second: float = Field(default=200.0, gt=0)
+    rate_limit_burst: int = Field(default=400, ge=1)
+    #: Largest request body accepted; larger ones answer 413 before being read whole.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_page_size: int = Field(default=1000, ge=1)
+    #: How long an ``Idempotency-Key`` and its first response are kept (Stripe keeps 24 h).
+    idempotency_retention_hours: int = Field(default=24, ge=1)
+    #: How long a verified API key is trusted before the store is asked again (revocation lag).
+    key_cache_seconds: float = Field(default=5.0, ge=0)
+
+    @field_validator("jwt_hs256_secret")
+    @classmethod
+    def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in _KNOWN_DEFAULTS or len(secret.encode()) < _MIN_SECRET_BYTES:
+            raise ValueError(
+                f"jwt_hs256_secret must be a random value of at least {_MIN_SECRET_BYTES} "
+                "bytes, not a template default"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_token_key(self) -> ApiSettings:
+        if self.jwt_hs256_secret is not None and self.jwt_rs256_public_key is not None:
+            raise ValueError("set jwt_hs256_secret or jwt_rs256_public_key, not both")
+        return self

@@ -1,0 +1,93 @@
+"""Dependencies of the routes, as ``Annotated`` aliases (one place to see what a route needs)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from banking_analytics._facade import BankingPerformanceAnalytics
+from banking_analytics.access import AuditLog, KeyStore, Role
+from banking_analytics.api._auth import Principal, allow
+from banking_analytics.api._idempotency import IdempotencyStore
+from banking_analytics.api._settings import ApiSettings
+
+__all__ = [
+    "Admin",
+    "Analytics",
+    "Audit",
+    "Idempotency",
+    "Keys",
+    "ReadAnalytics",
+    "ReadUserData",
+    "RecordUserEvents",
+    "Settings",
+    "WriteEvents",
+    "record_audit",
+]
+
+
+def _analytics(request: Request) -> BankingPerformanceAnalytics:
+    analytics: BankingPerformanceAnalytics = request.app.state.analytics
+    return analytics
+
+
+def _keys(request: Request) -> KeyStore:
+    keys: KeyStore = request.app.state.keys
+    return keys
+
+
+def _audit(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+def _idempotency(request: Request) -> IdempotencyStore:
+    store: IdempotencyStore = request.app.state.idempotency
+    return store
+
+
+def _settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+Analytics = Annotated[BankingPerformanceAnalytics, Depends(_analytics)]
+Keys = Annotated[KeyStore, Depends(_keys)]
+Audit = Annotated[AuditLog, Depends(_audit)]
+Idempotency = Annotated[IdempotencyStore, Depends(_idempotency)]
+Settings = Annotated[ApiSettings, Depends(_settings)]
+
+#: Admins only.
+Admin = Annotated[Principal, Depends(allow())]
+#: Analysts (and admins): analytics over everyone.
+ReadAnalytics = Annotated[Principal, Depends(allow(Role.ANALYST))]
+#: Ingest keys (and admins): events of anyone.
+WriteEvents = Annotated[Principal, Depends(allow(Role.INGEST))]
+#: Analysts, and end users for their own data.
+ReadUserData = Annotated[Principal, Depends(allow(Role.ANALYST, end_user=True))]
+#: Ingest keys, and end users for their own events.
+RecordUserEvents = Annotated[Principal, Depends(allow(Role.INGEST, end_user=True))]
+
+
+def record_audit(
+    request: Request,
+    principal: Principal,
+    action: str,
+    outcome: str,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append who did what to which object, from where, and how it ended, to the audit log."""
+    _audit(request).record(
+        actor=principal.actor,
+        actor_role=principal.actor_role,
+        action=action,
+        outcome=outcome,
+        object_type=object_type,
+        object_id=object_id,
+        client_ip=request.client.host if request.client else None,
+        details=details,
+    )

@@ -1,0 +1,68 @@
+"""Query parameters shared by several routes."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Header, Query
+
+from banking_analytics.api._problems import ProblemError
+from banking_analytics.metrics import QueryError, TimeWindow
+
+__all__ = ["IdempotencyKey", "Lookback", "Period7d", "Period24h", "Period30d", "Timezone", "window"]
+
+Lookback = Annotated[
+    str, Query(max_length=32, description="How far back to look, e.g. 7d", examples=["7d"])
+]
+Timezone = Annotated[
+    str, Query(max_length=64, description="IANA timezone for day boundaries", examples=["UTC"])
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Retry-safe key: the same key and request return the first response again",
+    ),
+]
+
+
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def window(default: str) -> Callable[..., str | TimeWindow]:
+    """A dependency reading ``time_period`` (ending now), or ``start`` and ``end`` together."""
+
+    def read_window(
+        time_period: Annotated[
+            str,
+            Query(
+                max_length=32,
+                description="1h, 6h, 24h, 7d, 30d, 90d or any <n>h / <n>d, ending now",
+                examples=[default],
+            ),
+        ] = default,
+        start: Annotated[
+            datetime | None,
+            Query(description="With end: an explicit window (ISO-8601 with offset)"),
+        ] = None,
+        end: Annotated[datetime | None, Query(description="End of the explicit window")] = None,
+    ) -> str | TimeWindow:
+        if start is None and end is None:
+            return time_period
+        if start is None or end is None:
+            raise ProblemError(422, "start and end (query): give both, or neither")
+        for name, value in (("start", start), ("end", end)):
+            if value.tzinfo is not None and not _EARLIEST <= value <= _LATEST:
+                raise ProblemError(422, f"{name} (query): must lie between 1970 and 2200")
+        try:
+            return TimeWindow(start, end)
+        except QueryError as exc:
+            raise ProblemError(422, f"start/end (query): {exc}") from None
+
+    return read_window
+
+
+Period24h = Annotated[str | TimeWindow, Depends(window("24h"))]
+Period7d = Annotated[str | TimeWindow, Depends(window("7d"))]
+Period30d = Annotated[str | TimeWindow, Depends(window("30d"))]

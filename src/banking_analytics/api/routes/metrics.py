@@ -1,0 +1,73 @@
+"""The metric catalogue, and any query over it (metrics x dimensions x window x bucket)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from banking_analytics.api._auth import PolicedRoute
+from banking_analytics.api._models import MetricQueryIn, MetricQueryOut
+from banking_analytics.api._problems import ProblemError
+from banking_analytics.api.deps import Analytics, ReadAnalytics
+from banking_analytics.metrics import CATALOG, TimeWindow
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=PolicedRoute)
+
+
+class MetricDefinition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    event_type: str
+    description: str
+    unit: str
+    higher_is_better: bool | None
+    min_sample: int
+    serves: str | None
+    dimensions: list[str]
+
+
+@router.get("", response_model=list[MetricDefinition])
+def metric_catalogue(_: ReadAnalytics) -> list[dict[str, Any]]:
+    """Every metric that can be queried, with its unit, direction and dimensions."""
+    return [
+        {
+            "name": m.name,
+            "event_type": m.event_type.value,
+            "description": m.description,
+            "unit": m.unit.value,
+            "higher_is_better": m.higher_is_better,
+            "min_sample": m.min_sample,
+            "serves": m.serves.value if m.serves else None,
+            "dimensions": list(m.dimensions),
+        }
+        for m in CATALOG.values()
+    ]
+
+
+@router.post("/query", response_model=MetricQueryOut)
+def query_metrics(body: MetricQueryIn, analytics: Analytics, _: ReadAnalytics) -> dict[str, Any]:
+    """Any catalogue metrics, cut by dimensions and optionally bucketed in time.
+
+    The window is ``time_period`` ending now, or ``start`` and ``end`` together.
+    """
+    if (body.start is None) != (body.end is None):
+        raise ProblemError(
+            422, "start and end (body): give both for an explicit window, or neither"
+        )
+    period: str | TimeWindow = body.time_period
+    if body.start is not None and body.end is not None:
+        period = TimeWindow(body.start, body.end)
+    return analytics.query_metrics(
+        body.metrics,
+        period,
+        dimensions=body.dimensions,
+        bucket=body.bucket,
+        filters=body.filters,
+        timezone=body.timezone,
+        compare=body.compare,
+    ).as_dict()

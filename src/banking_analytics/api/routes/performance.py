@@ -1,0 +1,122 @@
+"""Bank-integration performance: connections, feature usage, errors, health, freshness."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from banking_analytics.api._auth import PolicedRoute
+from banking_analytics.api._event_models import event_model
+from banking_analytics.api._models import (
+    ConnectionPerformance,
+    ErrorRates,
+    FeatureUsage,
+    InstitutionHealthOut,
+    RecordedOut,
+    SyncFreshnessOut,
+)
+from banking_analytics.api._writes import record_event, run_idempotently
+from banking_analytics.api.deps import Analytics, Idempotency, ReadAnalytics, WriteEvents
+from banking_analytics.api.routes._params import (
+    IdempotencyKey,
+    Lookback,
+    Period7d,
+    Period24h,
+    Timezone,
+)
+from banking_analytics.vocabulary import BankingFeature, EventType
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/performance", tags=["performance"], route_class=PolicedRoute)
+
+if TYPE_CHECKING:
+    PerformanceMetricIn = BaseModel
+else:
+    PerformanceMetricIn = event_model(EventType.PERFORMANCE_METRIC, "PerformanceMetricIn")
+
+
+@router.get("/connection", response_model=ConnectionPerformance)
+def connection_performance(
+    analytics: Analytics,
+    _: ReadAnalytics,
+    period: Period24h,
+    timezone: Timezone = "UTC",
+) -> dict[str, Any]:
+    """Success rate (Plaid's bank-health definition) with its breakdown, latency
+    percentiles, link conversion, cuts by aggregator, institution and feature, and a
+    time series."""
+    return analytics.analyze_connection_performance(period, timezone=timezone)
+
+
+@router.get("/feature-usage", response_model=FeatureUsage)
+def feature_usage(
+    analytics: Analytics,
+    _: ReadAnalytics,
+    period: Period7d,
+    feature: BankingFeature | None = None,
+    timezone: Timezone = "UTC",
+) -> dict[str, Any]:
+    """Per feature: usage count, unique users, sessions, success rate, mean duration."""
+    return analytics.analyze_feature_usage(period, feature, timezone=timezone)
+
+
+@router.get("/errors", response_model=ErrorRates)
+def error_rates(
+    analytics: Analytics,
+    _: ReadAnalytics,
+    period: Period24h,
+    timezone: Timezone = "UTC",
+) -> dict[str, Any]:
+    """Failures of connection attempts and sync runs by error category."""
+    return analytics.analyze_error_rates(period, timezone=timezone)
+
+
+@router.get("/institution-health", response_model=InstitutionHealthOut)
+def institution_health(
+    analytics: Analytics,
+    _: ReadAnalytics,
+    lookback: Lookback = "7d",
+    include_history: bool = Query(False, description="Add each 15-minute state and the changes"),
+) -> dict[str, Any]:
+    """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product."""
+    return analytics.institution_health(lookback, include_history=include_history)
+
+
+@router.get("/sync-freshness", response_model=SyncFreshnessOut)
+def sync_freshness(
+    analytics: Analytics, _: ReadAnalytics, lookback: Lookback = "7d"
+) -> dict[str, Any]:
+    """NORMAL / DELAYED / STOPPED refresh state of the connections synced recently."""
+    return analytics.sync_freshness(lookback)
+
+
+@router.post(
+    "/metric",
+    status_code=201,
+    response_model=RecordedOut,
+    responses={200: {"model": RecordedOut, "description": "Already stored (same event_id)"}},
+)
+async def record_performance_metric(
+    request: Request,
+    body: PerformanceMetricIn,
+    principal: WriteEvents,
+    analytics: Analytics,
+    idempotency: Idempotency,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Record one performance measurement; answers once it is durably stored."""
+    event = {
+        "event_type": EventType.PERFORMANCE_METRIC.value,
+        **body.model_dump(mode="json", exclude_none=True),
+    }
+    return await run_idempotently(
+        request,
+        principal,
+        idempotency,
+        idempotency_key,
+        lambda key: record_event(analytics, principal, event, key),
+    )

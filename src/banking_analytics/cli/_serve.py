@@ -1,0 +1,66 @@
+"""``banking-analytics serve``: the REST API over a store, through uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from banking_analytics._facade import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore, Role
+from banking_analytics.api import API_PREFIX, ApiSettings, create_app
+from banking_analytics.cli import DEFAULT_DB, DbOption, _open, app, fail, out
+
+__all__ = ["serve", "serve_store"]
+
+HostOption = Annotated[str, typer.Option(help="Address to listen on", envvar="BA_HOST")]
+PortOption = Annotated[
+    int, typer.Option(min=1, max=65535, help="Port to listen on", envvar="BA_PORT")
+]
+
+
+def _settings(db: str) -> ApiSettings:
+    try:
+        return ApiSettings(db=db)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise fail(f"BA_{where.upper()}: {first['msg']}") from None
+
+
+def serve_store(
+    analytics: BankingPerformanceAnalytics, db: str, host: str, port: int, *, admin_key: bool
+) -> None:
+    """Serve an open store until interrupted; with ``admin_key``, issue and print one first."""
+    settings = _settings(db)
+    base = f"http://{host}:{port}"
+    if admin_key:
+        issued = KeyStore(analytics.engine).create("demo admin", Role.ADMIN, created_by="demo")
+        out.print(
+            f"\n[bold]Admin API key[/] (shown once): {issued.secret}\n"
+            f"API docs:  {base}/docs\n"
+            f"Try:       curl -H 'Authorization: Bearer {issued.secret}' "
+            f"'{base}{API_PREFIX}/performance/connection?time_period=24h'\n"
+            f"           curl -H 'Authorization: Bearer {issued.secret}' "
+            f"'{base}{API_PREFIX}/dashboard/performance'",
+            soft_wrap=True,
+        )
+    out.print(f"Serving {db} on {base} (docs: {base}/docs); Ctrl-C stops")
+    uvicorn.run(
+        create_app(settings, analytics=analytics),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@app.command()
+def serve(
+    db: DbOption = DEFAULT_DB, host: HostOption = "127.0.0.1", port: PortOption = 8000
+) -> None:
+    """Serve the REST API (OpenAPI docs at /docs). Settings: BA_* environment variables."""
+    with _open(db) as analytics:
+        serve_store(analytics, db, host, port, admin_key=False)

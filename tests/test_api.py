@@ -1,0 +1,321 @@
+"""The REST API over real HTTP (uvicorn on loopback), on every engine: the spec's routes
+give the hand-worked figures, writes are durable and per-event, errors are problems."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from api_fixtures import LiveAPI
+from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
+
+PREFIX = "/api/banking-analytics"
+HAND_WINDOW = {"start": T0.isoformat(), "end": NOW.isoformat()}
+
+
+def _ok(response: Any, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+@pytest.fixture
+def hand(live_api: LiveAPI) -> LiveAPI:
+    events = connection_attempts() + behaviour() + syncs() + payments()
+    answer = _ok(
+        live_api.client.post(
+            f"{PREFIX}/events/batch", json={"events": events}, headers=live_api.as_key("ingest")
+        )
+    )
+    assert answer["accepted"] == len(events), answer
+    return live_api
+
+
+def test_connection_performance_gives_the_hand_worked_figures(hand: LiveAPI) -> None:
+    perf = _ok(
+        hand.client.get(
+            f"{PREFIX}/performance/connection", params=HAND_WINDOW, headers=hand.as_key("analyst")
+        )
+    )
+    assert perf["success_rate"]["average"] == pytest.approx(20 / 26)
+    assert perf["success_rate"]["breakdown"]["error_institution"] == pytest.approx(4 / 26)
+    assert perf["success_rate"]["excluded"]["user_errors"] == 3
+    assert perf["attempts"] == 34
+    assert perf["latency"]["p95_ms"] == 19000
+    assert perf["latency"]["average_ms"] == pytest.approx((6600 + 210_000) / 31)
+    assert perf["link_conversion"]["rate"] == pytest.approx(20 / 32)
+
+
+def test_every_analysis_matches_the_library(hand: LiveAPI) -> None:
+    """Each read route answers exactly what the facade answers for the same question."""
+    from banking_analytics.metrics import TimeWindow
+
+    window = TimeWindow(T0, NOW)
+    analyst = hand.as_key("analyst")
+    for path, expected in [
+        ("performance/connection", hand.analytics.analyze_connection_performance(window)),
+        ("performance/feature-usage", hand.analytics.analyze_feature_usage(window)),
+        ("performance/errors", hand.analytics.analyze_error_rates(window)),
+    ]:
+        got = _ok(hand.client.get(f"{PREFIX}/{path}", params=HAND_WINDOW, headers=analyst))
+        expected = _json(expected)
+        # Times may be spelt with Z or +00:00; compare the instants.
+        for bound in ("start", "end"):
+            assert datetime.fromisoformat(got["time_period"].pop(bound)) == datetime.fromisoformat(
+                expected["time_period"].pop(bound)
+            )
+        assert got == expected, path
+    usage = _ok(
+        hand.client.get(
+            f"{PREFIX}/performance/feature-usage",
+            params={**HAND_WINDOW, "feature": "spending_analysis"},
+            headers=analyst,
+        )
+    )
+    assert list(usage["feature_usage"]) == ["spending_analysis"]
+    assert usage["feature_usage"]["spending_analysis"]["usage_count"] == 24
+    assert usage["feature_usage"]["spending_analysis"]["success_rate"] == pytest.approx(18 / 20)
+
+
+def _json(value: Any) -> Any:
+    """What a value looks like after a JSON round trip."""
+    import orjson
+
+    return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+
+
+def test_dashboard_health_freshness_and_generic_query(hand: LiveAPI) -> None:
+    analyst = hand.as_key("analyst")
+    dashboard = _ok(hand.client.get(f"{PREFIX}/dashboard/performance", headers=analyst))
+    assert set(dashboard) == {
+        "connection",
+        "hourly",
+        "errors",
+        "institution_health",
+        "sync_freshness",
+    }
+    health = _ok(
+        hand.client.get(
+            f"{PREFIX}/performance/institution-health",
+            params={"lookback": "30d", "include_history": "true"},
+            headers=analyst,
+        )
+    )
+    assert {p["institution_id"] for p in health["products"]} == {"ins_1", "ins_2"}
+    freshness = _ok(
+        hand.client.get(
+            f"{PREFIX}/performance/sync-freshness", params={"lookback": "30d"}, headers=analyst
+        )
+    )
+    assert freshness["connections"] == 2
+    query = _ok(
+        hand.client.post(
+            f"{PREFIX}/metrics/query",
+            json={
+                "metrics": ["net_revenue"],
+                "dimensions": ["currency"],
+                **HAND_WINDOW,
+            },
+            headers=analyst,
+        )
+    )
+    revenue = {
+        r["dimensions"]["currency"]: r["values"]["net_revenue"]["value"] for r in query["rows"]
+    }
+    assert revenue == {"USD": 999 * 2, "EUR": 500}
+    catalogue = _ok(hand.client.get(f"{PREFIX}/metrics", headers=analyst))
+    assert "connection_success_rate" in {m["name"] for m in catalogue}
+
+
+def test_record_metric_is_durable_and_idempotent_by_event_id(live_api: LiveAPI) -> None:
+    ingest = live_api.as_key("ingest")
+    body = {
+        "metric_type": "connection_success_rate",
+        "feature": "account_linking",
+        "value": 0.95,
+        "user_id": "user123",
+    }
+    first = _ok(
+        live_api.client.post(f"{PREFIX}/performance/metric", json=body, headers=ingest), 201
+    )
+    assert first["status"] == "accepted"
+    assert first["metric_id"] == first["event_id"]
+    again = {**body, "event_id": first["event_id"]}
+    second = _ok(live_api.client.post(f"{PREFIX}/performance/metric", json=again, headers=ingest))
+    assert second["status"] == "duplicate"
+    stored = live_api.analytics.engine.query(
+        "SELECT count(*) AS n FROM performance_metric_events"
+    ).to_pylist()
+    assert stored == [{"n": 1}]
+
+
+def test_behavior_of_the_spec_with_a_user_token(live_api: LiveAPI) -> None:
+    body = {
+        "feature": "spending_analysis",
+        "action": "view_report",
+        "duration": 45.2,
+        "success": True,
+    }
+    recorded = _ok(
+        live_api.client.post(f"{PREFIX}/user/behavior", json=body, headers=live_api.as_user("u7")),
+        201,
+    )
+    usage = _ok(
+        live_api.client.get(f"{PREFIX}/users/u7/feature-usage", headers=live_api.as_user("u7"))
+    )
+    (row,) = usage["rows"]
+    assert row["dimensions"] == {"feature": "spending_analysis"}
+    assert row["values"]["feature_interactions"]["value"] == 1
+    assert row["values"]["feature_mean_duration_s"]["value"] == pytest.approx(45.2)
+    # An ingest key must say whose behaviour it is.
+    missing = live_api.client.post(
+        f"{PREFIX}/user/behavior", json=body, headers=live_api.as_key("ingest")
+    )
+    assert missing.status_code == 422
+    assert "user_id" in missing.json()["detail"]
+    assert uuid.UUID(recorded["event_id"])
+
+
+def test_a_bad_event_never_rejects_its_neighbours(live_api: LiveAPI) -> None:
+    good = behaviour()[:3]
+    bad = {**behaviour()[3], "feature": "teleportation"}
+    answer = _ok(
+        live_api.client.post(
+            f"{PREFIX}/events/batch",
+            json={"events": [good[0], bad, good[1], {"event_type": "nonsense"}, good[2]]},
+            headers=live_api.as_key("ingest"),
+        )
+    )
+    assert (answer["accepted"], answer["rejected"]) == (3, 2)
+    statuses = [r["status"] for r in answer["results"]]
+    assert statuses == ["accepted", "rejected", "accepted", "rejected", "accepted"]
+    assert answer["results"][1]["errors"][0]["field"] == "feature"
+    assert live_api.analytics.info().quarantined == 2
+
+
+def test_other_users_objects_answer_404_and_reads_are_audited(live_api: LiveAPI) -> None:
+    own = live_api.client.get(
+        f"{PREFIX}/users/alice/connections", headers=live_api.as_user("alice")
+    )
+    assert own.status_code == 200
+    other = live_api.client.get(
+        f"{PREFIX}/users/bob/connections", headers=live_api.as_user("alice")
+    )
+    assert other.status_code == 404
+    assert other.headers["content-type"] == "application/problem+json"
+    entries = _ok(live_api.client.get(f"{PREFIX}/admin/audit", headers=live_api.as_key("admin")))
+    reads = [(e["actor"], e["object_id"], e["outcome"]) for e in entries["entries"]]
+    assert ("user:alice", "bob", "not_found") in reads
+    assert ("user:alice", "alice", "ok") in reads
+    report = _ok(
+        live_api.client.get(f"{PREFIX}/admin/audit/verify", headers=live_api.as_key("admin"))
+    )
+    assert report["ok"] is True
+
+
+def test_keys_are_issued_once_listed_without_secrets_and_revoked(live_api: LiveAPI) -> None:
+    admin = live_api.as_key("admin")
+    issued = _ok(
+        live_api.client.post(
+            f"{PREFIX}/admin/keys", json={"name": "reporting", "role": "analyst"}, headers=admin
+        ),
+        201,
+    )
+    token = {"Authorization": f"Bearer {issued['secret']}"}
+    assert live_api.client.get(f"{PREFIX}/metrics", headers=token).status_code == 200
+    listed = live_api.client.get(f"{PREFIX}/admin/keys", headers=admin)
+    assert issued["secret"] not in listed.text
+    assert issued["key_id"] in listed.text
+    _ok(live_api.client.delete(f"{PREFIX}/admin/keys/{issued['key_id']}", headers=admin))
+    assert live_api.client.get(f"{PREFIX}/metrics", headers=token).status_code == 401
+    gone = live_api.client.delete(f"{PREFIX}/admin/keys/nosuchkey", headers=admin)
+    assert gone.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "names"),
+    [
+        (
+            ("GET", "/performance/connection", {"params": {"time_period": "soon"}}),
+            422,
+            "time_period",
+        ),
+        (("GET", "/performance/feature-usage", {"params": {"feature": "x"}}), 422, "feature"),
+        (
+            ("GET", "/performance/connection", {"params": {"start": "2026-01-01T00:00:00Z"}}),
+            422,
+            "end",
+        ),
+        (("POST", "/performance/metric", {"json": {"metric_type": "x"}}), 422, "metric_type"),
+        (
+            (
+                "POST",
+                "/performance/metric",
+                {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            ),
+            422,
+            "body",
+        ),
+        (("POST", "/events/batch", {"json": {"events": [], "extra": 1}}), 422, "events"),
+        (("POST", "/metrics/query", {"json": {"metrics": ["nope"]}}), 422, "nope"),
+        (("GET", "/no/such/route", {}), 404, "Not Found"),
+    ],
+)
+def test_bad_input_gets_a_problem_naming_the_field(
+    live_api: LiveAPI, request_args: tuple[str, str, dict[str, Any]], status: int, names: str
+) -> None:
+    method, path, kwargs = request_args
+    headers = {**live_api.as_key("admin"), **kwargs.pop("headers", {})}
+    response = live_api.client.request(method, f"{PREFIX}{path}", headers=headers, **kwargs)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert names in problem["detail"]
+
+
+def test_bodies_and_batches_over_the_limits_answer_413(live_api: LiveAPI) -> None:
+    ingest = live_api.as_key("ingest")
+    huge = b'{"events": [' + b",".join([b'{"event_type": "behavior"}'] * 400_000) + b"]}"
+    response = live_api.client.post(
+        f"{PREFIX}/events/batch",
+        content=huge,
+        headers={**ingest, "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    many = {"events": [{"event_type": "behavior"}] * 5001}
+    assert (
+        live_api.client.post(f"{PREFIX}/events/batch", json=many, headers=ingest).status_code == 413
+    )
+
+
+def test_missing_or_bad_credentials_answer_401(live_api: LiveAPI) -> None:
+    url = f"{PREFIX}/performance/connection"
+    for headers in (
+        {},
+        {"Authorization": "Bearer ba_live_nope_nope"},
+        {"Authorization": "Bearer x.y.z"},
+    ):
+        response = live_api.client.get(url, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    assert live_api.client.get(url, headers=live_api.as_key("ingest")).status_code == 403
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(live_api: LiveAPI) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"events": ['
+        for _ in range(200):
+            yield b'{"event_type": "behavior", "action": "' + b"x" * 50_000 + b'"},'
+        yield b"{}]}"
+
+    response = live_api.client.post(
+        f"{PREFIX}/events/batch",
+        content=chunks(),
+        headers={**live_api.as_key("ingest"), "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["status"] == 413
