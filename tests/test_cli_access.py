@@ -175,3 +175,17 @@ def test_exit_codes_of_the_real_command(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
+
+
+def test_key_changes_at_the_command_line_are_audited(store_url: str) -> None:
+    created = cli("keys", "create", "--name", "ops", "--role", "analyst", "--json", "--db", store_url)
+    key_id = json.loads(created.stdout)["key_id"]
+    assert cli("keys", "revoke", key_id, "--db", store_url).exit_code == 0
+    with open_engine(store_url) as engine:
+        entries = AuditLog(engine).entries()
+        assert AuditLog(engine).verify().ok
+    assert [(e.action, e.object_id, e.actor_role) for e in entries] == [
+        ("revoke_key", key_id, "admin"),
+        ("create_key", key_id, "admin"),
+    ]
+    assert all(e.actor.startswith("cli:") for e in entries)

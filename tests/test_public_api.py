@@ -36,3 +36,17 @@ def test_vocabulary_strings_are_the_api_strings() -> None:
     ]  # fmt: skip
     assert BankingFeature("account_linking") is BankingFeature.ACCOUNT_LINKING
     assert PerformanceMetric.CONNECTION_SUCCESS_RATE == "connection_success_rate"
+
+
+def test_the_api_and_access_packages_export_exactly_their_public_names() -> None:
+    from banking_analytics import access, api
+
+    assert set(api.__all__) == {"API_PREFIX", "ApiSettings", "create_app"}
+    assert set(access.__all__) == {
+        "API_KEYS", "AUDIT_LOG", "ApiKey", "AuditEntry", "AuditLog", "ChainReport",
+        "InvalidTokenError", "IssuedKey", "KeyNotFoundError", "KeyStore", "Role",
+        "UserTokenVerifier",
+    }  # fmt: skip
+    for module in (api, access):
+        for name in module.__all__:
+            assert hasattr(module, name), name

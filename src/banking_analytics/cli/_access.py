@@ -7,6 +7,7 @@ store (names, actors, details) is printed as is, never read as Rich markup.
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from collections.abc import Iterator
@@ -32,6 +33,20 @@ keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=T
 audit_app = typer.Typer(
     help="The audit log: verify its hash chain, show recent entries.", no_args_is_help=True
 )
+
+
+def _audit_cli(engine: Engine, action: str, key_id: str, details: dict[str, Any]) -> None:
+    """Key changes made at the command line are admin actions too: audit them."""
+    AuditLog(engine).record(
+        actor=f"cli:{getpass.getuser()}",
+        actor_role="admin",
+        action=action,
+        outcome="ok",
+        object_type="api_key",
+        object_id=key_id,
+        client_ip=None,
+        details=details,
+    )
 
 
 @contextmanager
@@ -96,6 +111,7 @@ def create_key(
             issued = KeyStore(engine).create(name, role, expires_at=expires_at, created_by="cli")
         except ValueError as exc:
             raise fail(escape(str(exc))) from None
+        _audit_cli(engine, "create_key", issued.key.key_id, {"role": role, "name": name})
     key = issued.key
     if as_json:
         out.print_json(_as_json({**_key_record(key, key.created_at), "token": issued.secret}))
@@ -152,6 +168,7 @@ def revoke_key(
             key = KeyStore(engine).revoke(key_id)
         except KeyNotFoundError as exc:
             raise fail(escape(str(exc))) from None
+        _audit_cli(engine, "revoke_key", key.key_id, {})
     out.print(
         f"API key {key.key_id} ({escape(key.name)}) revoked at {_when(key.revoked_at)}",
         highlight=False,
