@@ -319,3 +319,21 @@ def test_a_chunked_body_is_cut_off_at_the_limit(live_api: LiveAPI) -> None:
     )
     assert response.status_code == 413
     assert response.json()["status"] == 413
+
+
+def test_denied_attempts_and_queries_singling_out_a_user_are_audited(live_api: LiveAPI) -> None:
+    denied = live_api.client.get(f"{PREFIX}/admin/keys", headers=live_api.as_key("analyst"))
+    assert denied.status_code == 403
+    query = live_api.client.post(
+        f"{PREFIX}/metrics/query",
+        json={"metrics": ["feature_interactions"], "filters": {"user": ["carol", "dave"]}},
+        headers=live_api.as_key("analyst"),
+    )
+    assert query.status_code == 200
+    entries = _ok(live_api.client.get(f"{PREFIX}/admin/audit", headers=live_api.as_key("admin")))
+    seen = {
+        (e["actor_role"], e["action"], e["object_id"], e["outcome"]) for e in entries["entries"]
+    }
+    assert ("analyst", f"GET {PREFIX}/admin/keys", None, "denied") in seen
+    assert ("analyst", "query_user_metrics", "carol", "ok") in seen
+    assert ("analyst", "query_user_metrics", "dave", "ok") in seen

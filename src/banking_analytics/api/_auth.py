@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from banking_analytics.access import InvalidTokenError, KeyStore, Role, UserTokenVerifier
+from banking_analytics.api._audit import record_audit
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._ratelimit import RateLimiter
 
@@ -119,6 +120,8 @@ def allow(*roles: Role, end_user: bool = False) -> Callable[..., Principal]:
             )
         admitted = principal.role in policy.roles if principal.role else policy.end_user
         if not admitted:
+            # Someone probing beyond their role is worth knowing about.
+            record_audit(request, principal, f"{request.method} {request.url.path}", "denied")
             raise ProblemError(403, f"the {principal.actor_role} role may not do this")
         request.state.principal = principal
         return principal

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from banking_analytics.access import Role
+
 __all__ = [
     "AuditEntryOut",
     "AuditPage",
@@ -337,8 +339,8 @@ class RecordedOut(_Out):
 
 class KeyIn(_In):
     name: str = Field(min_length=1, max_length=100)
-    role: str = Field(description="admin, analyst or ingest")
-    expires_at: datetime | None = None
+    role: Role
+    expires_at: datetime | None = Field(default=None, description="In the future; none: never")
 
 
 class KeyOut(_Out):

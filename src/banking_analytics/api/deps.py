@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
@@ -23,7 +23,6 @@ __all__ = [
     "RecordUserEvents",
     "Settings",
     "WriteEvents",
-    "record_audit",
 ]
 
 
@@ -68,26 +67,3 @@ WriteEvents = Annotated[Principal, Depends(allow(Role.INGEST))]
 ReadUserData = Annotated[Principal, Depends(allow(Role.ANALYST, end_user=True))]
 #: Ingest keys, and end users for their own events.
 RecordUserEvents = Annotated[Principal, Depends(allow(Role.INGEST, end_user=True))]
-
-
-def record_audit(
-    request: Request,
-    principal: Principal,
-    action: str,
-    outcome: str,
-    *,
-    object_type: str | None = None,
-    object_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Append who did what to which object, from where, and how it ended, to the audit log."""
-    _audit(request).record(
-        actor=principal.actor,
-        actor_role=principal.actor_role,
-        action=action,
-        outcome=outcome,
-        object_type=object_type,
-        object_id=object_id,
-        client_ip=request.client.host if request.client else None,
-        details=details,
-    )

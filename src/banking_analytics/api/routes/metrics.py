@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
+from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import MetricQueryIn, MetricQueryOut
 from banking_analytics.api._problems import ProblemError
@@ -50,10 +51,13 @@ def metric_catalogue(_: ReadAnalytics) -> list[dict[str, Any]]:
 
 
 @router.post("/query", response_model=MetricQueryOut)
-def query_metrics(body: MetricQueryIn, analytics: Analytics, _: ReadAnalytics) -> dict[str, Any]:
+def query_metrics(
+    body: MetricQueryIn, request: Request, analytics: Analytics, principal: ReadAnalytics
+) -> dict[str, Any]:
     """Any catalogue metrics, cut by dimensions and optionally bucketed in time.
 
-    The window is ``time_period`` ending now, or ``start`` and ``end`` together.
+    The window is ``time_period`` ending now, or ``start`` and ``end`` together. A
+    query filtered to single users reads their data, and is audited as such.
     """
     if (body.start is None) != (body.end is None):
         raise ProblemError(
@@ -62,7 +66,7 @@ def query_metrics(body: MetricQueryIn, analytics: Analytics, _: ReadAnalytics) -
     period: str | TimeWindow = body.time_period
     if body.start is not None and body.end is not None:
         period = TimeWindow(body.start, body.end)
-    return analytics.query_metrics(
+    result = analytics.query_metrics(
         body.metrics,
         period,
         dimensions=body.dimensions,
@@ -71,3 +75,15 @@ def query_metrics(body: MetricQueryIn, analytics: Analytics, _: ReadAnalytics) -
         timezone=body.timezone,
         compare=body.compare,
     ).as_dict()
+    users = body.filters.get("user")
+    for user in [users] if isinstance(users, str) else users or []:
+        record_audit(
+            request,
+            principal,
+            "query_user_metrics",
+            "ok",
+            object_type="user",
+            object_id=user,
+            details={"metrics": body.metrics},
+        )
+    return result

@@ -14,18 +14,13 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute, Principal
 from banking_analytics.api._event_models import event_model
 from banking_analytics.api._models import MetricQueryOut, RecordedOut
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._writes import record_event, run_idempotently
-from banking_analytics.api.deps import (
-    Analytics,
-    Idempotency,
-    ReadUserData,
-    RecordUserEvents,
-    record_audit,
-)
+from banking_analytics.api.deps import Analytics, Idempotency, ReadUserData, RecordUserEvents
 from banking_analytics.api.routes._params import (
     IdempotencyKey,
     Period30d,
