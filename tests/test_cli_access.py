@@ -178,7 +178,9 @@ def test_exit_codes_of_the_real_command(tmp_path: Path) -> None:
 
 
 def test_key_changes_at_the_command_line_are_audited(store_url: str) -> None:
-    created = cli("keys", "create", "--name", "ops", "--role", "analyst", "--json", "--db", store_url)
+    created = cli(
+        "keys", "create", "--name", "ops", "--role", "analyst", "--json", "--db", store_url
+    )
     key_id = json.loads(created.stdout)["key_id"]
     assert cli("keys", "revoke", key_id, "--db", store_url).exit_code == 0
     with open_engine(store_url) as engine:
