@@ -1,0 +1,225 @@
+"""Acknowledged means durable, over HTTP too: SIGKILL the server mid-stream, restart, retry.
+
+``banking-analytics serve`` runs as a subprocess on a fresh store. Client threads
+post batches with client-side event ids and note which were answered with a 2xx;
+after enough acknowledgements the server is killed with SIGKILL while other
+batches are in flight. Restarted on the same store, it gets every batch that
+had no 2xx again, with the same ids. Every acknowledged event must then be
+stored exactly once, and every retried event answered accepted or duplicate.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api_server import free_port
+from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore, Role
+
+CLI = str(Path(sys.executable).with_name("banking-analytics"))
+BATCH_PATH = "/api/banking-analytics/events/batch"
+BATCH_EVENTS = 100
+BATCHES = 300
+WORKERS = 4
+ACKED_BATCHES_BEFORE_KILL = 40
+#: Rate limits far above this test's load.
+SERVER_ENV = {
+    **os.environ,
+    "BA_RATE_LIMIT_PER_SECOND": "1000000",
+    "BA_RATE_LIMIT_BURST": "1000000",
+}
+
+
+class Server:
+    """``banking-analytics serve`` on a free loopback port, its output appended to ``log``."""
+
+    def __init__(self, store_url: str, log: Path) -> None:
+        self.store_url, self.log = store_url, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=SERVER_ENV)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the server did not answer in 60 s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL after 30 s); a no-op if it is not running."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def server(store_url: str, tmp_path: Path) -> Iterator[Server]:
+    """Not started yet; stopped at the end whatever happened (its log shown on failure)."""
+    served = Server(store_url, tmp_path / "server.log")
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def ingest_key(store_url: str) -> str:
+    """An ingest key, made before the server opens the store (DuckDB: one process per file)."""
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        keys = KeyStore(analytics.engine)
+        try:
+            return keys.create("durability test", Role.INGEST).secret
+        finally:
+            keys.close()
+
+
+def make_batch(n: int) -> list[dict[str, Any]]:
+    now = datetime.now(UTC).isoformat()
+    return [
+        {
+            "event_type": "behavior",
+            "event_id": str(uuid.uuid4()),
+            "user_id": f"user-{i % 7}",
+            "feature": "spending_analysis",
+            "action": "view_report",
+            "occurred_at": now,
+        }
+        for i in range(n)
+    ]
+
+
+@dataclass
+class Stream:
+    """Which batches the client saw acknowledged (a 2xx) and which not, up to the kill."""
+
+    acknowledged: list[int] = field(default_factory=list)
+    unacknowledged: list[int] = field(default_factory=list)
+    killed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    errors: list[BaseException] = field(default_factory=list)
+
+
+def stream_until_killed(
+    server: Server, key: str, batches: list[list[dict[str, Any]]], kill_after: int
+) -> Stream:
+    """``WORKERS`` threads post batches; the one that sees the ``kill_after``-th 2xx kills
+    the server (SIGKILL) while the others' batches are in flight; none starts after that."""
+    stream = Stream()
+    queue = iter(range(len(batches)))
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def work() -> None:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            while True:
+                with stream.lock:
+                    i = None if stream.killed else next(queue, None)
+                if i is None:
+                    return
+                try:
+                    ok = client.post(BATCH_PATH, json={"events": batches[i]}).is_success
+                except httpx.TransportError:
+                    ok = False
+                with stream.lock:
+                    (stream.acknowledged if ok else stream.unacknowledged).append(i)
+                    if ok and not stream.killed and len(stream.acknowledged) >= kill_after:
+                        server.kill()
+                        stream.killed = True
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:  # surfaced in the main thread
+            stream.errors.append(exc)
+
+    threads = [threading.Thread(target=guarded) for _ in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if stream.errors:
+        raise stream.errors[0]
+    return stream
+
+
+def stored_copies(store_url: str) -> dict[str, int]:
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        rows = analytics.engine.query(
+            "SELECT CAST(event_id AS VARCHAR) AS id, count(*) AS n FROM behavior_events GROUP BY 1"
+        ).to_pydict()
+    return dict(zip(rows["id"], rows["n"], strict=True))
+
+
+def test_sigkill_over_http_loses_no_acknowledged_event(store_url: str, server: Server) -> None:
+    key = ingest_key(store_url)
+    batches = [make_batch(BATCH_EVENTS) for _ in range(BATCHES)]
+    server.start()
+    stream = stream_until_killed(server, key, batches, ACKED_BATCHES_BEFORE_KILL)
+    assert server.proc is not None
+    assert server.proc.wait(30) == -signal.SIGKILL, server.log.read_text()
+    assert stream.killed, f"only {len(stream.acknowledged)} batches acknowledged"
+
+    # Restarted on the same store (DuckDB replays its WAL), every batch that had no
+    # 2xx goes again with the same ids: each event is new, or a duplicate of one
+    # committed before the kill whose answer never arrived.
+    server.start()
+    retried_statuses: list[str] = []
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
+        for i in stream.unacknowledged:
+            answer = client.post(BATCH_PATH, json={"events": batches[i]})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["accepted"] + body["duplicate"] == len(batches[i]), body
+            retried_statuses += [r["status"] for r in body["results"]]
+            sent = [e["event_id"] for e in batches[i]]
+            assert [r["event_id"] for r in body["results"]] == sent
+    server.stop()
+    assert set(retried_statuses) <= {"accepted", "duplicate"}
+
+    copies = stored_copies(store_url)
+    acknowledged = [e["event_id"] for i in stream.acknowledged for e in batches[i]]
+    retried = [e["event_id"] for i in stream.unacknowledged for e in batches[i]]
+    log = server.log.read_text()
+    lost = [x for x in acknowledged if x not in copies]
+    assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged events lost\n{log}"
+    assert all(x in copies for x in retried), "a retried event is not stored"
+    twice = {x: n for x, n in copies.items() if n != 1}
+    assert not twice, f"{len(twice)} events stored more than once"
+    # Nothing else was sent: the store holds exactly the acknowledged and retried events.
+    assert set(copies) == set(acknowledged) | set(retried)
+    assert len(acknowledged) >= ACKED_BATCHES_BEFORE_KILL * BATCH_EVENTS
