@@ -50,6 +50,7 @@ __all__ = [
     "BatchTooLargeError",
     "EventRejectedError",
     "FileReport",
+    "PendingBatch",
     "PendingEvent",
     "StoreInfo",
     "TableInfo",
@@ -109,8 +110,8 @@ class FileReport:
         self.rejections.extend((r.position, r.reason or "") for r in outcome.rejected())
 
 
-class PendingEvent:
-    """An event on its way to the store."""
+class PendingBatch:
+    """Events on their way to the store, written together in one group commit."""
 
     __slots__ = ("_ticket",)
 
@@ -119,6 +120,21 @@ class PendingEvent:
 
     def done(self) -> bool:
         return self._ticket.done()
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` from the writer's thread once the commit finished (or at
+        once); for event loops, which hand it over with ``call_soon_threadsafe``."""
+        self._ticket.add_done_callback(callback)
+
+    def results(self, timeout: float | None = None) -> list[EventResult]:
+        """Wait for the commit; raises if the store failed to write the events."""
+        return self._ticket.result(timeout).results()
+
+
+class PendingEvent(PendingBatch):
+    """One event on its way to the store."""
+
+    __slots__ = ()
 
     def result(self, timeout: float | None = None) -> EventResult:
         """Wait for the commit; raises if the store failed to write the event."""
@@ -246,6 +262,18 @@ class BankingPerformanceAnalytics:
         """Record a subscription lifecycle or payment event; fields as in its schema."""
         return self._record(EventType.SUBSCRIPTION, fields)
 
+    def submit_batch(
+        self, events: Iterable[Mapping[str, object]], source: str = "library"
+    ) -> PendingBatch:
+        """Queue a batch of events of any types; ``.results()`` answers once they are stored."""
+        batch = list(events)
+        if len(batch) > self.limits.max_batch_events:
+            raise BatchTooLargeError(
+                f"{len(batch)} events in one batch; the limit is {self.limits.max_batch_events}"
+            )
+        decoded = decode_records(batch, 0, self.limits.max_event_bytes, source)
+        return PendingBatch(self._writer.submit(decoded))
+
     def ingest(
         self, events: Iterable[Mapping[str, object]], source: str = "library"
     ) -> list[EventResult]:
@@ -253,13 +281,7 @@ class BankingPerformanceAnalytics:
 
         A bad event is rejected (and quarantined) without affecting the others.
         """
-        batch = list(events)
-        if len(batch) > self.limits.max_batch_events:
-            raise BatchTooLargeError(
-                f"{len(batch)} events in one batch; the limit is {self.limits.max_batch_events}"
-            )
-        decoded = decode_records(batch, 0, self.limits.max_event_bytes, source)
-        return self._writer.submit(decoded).result().results()
+        return self.submit_batch(events, source).results()
 
     def ingest_arrow(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -96,6 +97,10 @@ def create_app(
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_second, settings.rate_limit_burst
         )
+        # Everything alive now lives as long as the server: keep it out of the cyclic
+        # collector's full passes, which would otherwise pause random requests (~70 ms).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

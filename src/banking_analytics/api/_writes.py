@@ -4,14 +4,15 @@ optionally under an ``Idempotency-Key`` (see :mod:`._idempotency`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from banking_analytics._facade import BankingPerformanceAnalytics, BatchTooLargeError
+from banking_analytics._facade import BankingPerformanceAnalytics, BatchTooLargeError, PendingBatch
 from banking_analytics.api._auth import Principal
 from banking_analytics.api._idempotency import (
     IdempotencyConflictError,
@@ -50,7 +51,25 @@ def _with_ids(events: list[dict[str, Any]], scope: str, key: str | None) -> list
     ]
 
 
-def ingest_batch(
+async def _stored(pending: PendingBatch) -> list[EventResult]:
+    """Wait for the group commit without holding a thread: the writer's thread wakes
+    the event loop when it is done."""
+    loop = asyncio.get_running_loop()
+    committed = loop.create_future()
+
+    def settle() -> None:
+        if not committed.done():
+            committed.set_result(None)
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(settle)
+
+    pending.add_done_callback(wake)
+    await committed
+    return pending.results(0)
+
+
+async def ingest_batch(
     analytics: BankingPerformanceAnalytics,
     principal: Principal,
     events: list[dict[str, Any]],
@@ -58,9 +77,10 @@ def ingest_batch(
 ) -> Response:
     """Store a batch; per-event results, in order. A bad event never rejects the others."""
     try:
-        results = analytics.ingest(_with_ids(events, principal.actor, key), source="api")
+        pending = analytics.submit_batch(_with_ids(events, principal.actor, key), source="api")
     except BatchTooLargeError as exc:
         raise ProblemError(413, f"events: {exc}") from None
+    results = await _stored(pending)
     counts = dict.fromkeys(EventStatus, 0)
     for r in results:
         counts[r.status] += 1
@@ -74,14 +94,15 @@ def ingest_batch(
     )
 
 
-def record_event(
+async def record_event(
     analytics: BankingPerformanceAnalytics,
     principal: Principal,
     event: Mapping[str, Any],
     key: str | None,
 ) -> Response:
     """Store one event: 201 when new, 200 when a duplicate, 422 naming the field when rejected."""
-    (result,) = analytics.ingest(_with_ids([dict(event)], principal.actor, key), source="api")
+    pending = analytics.submit_batch(_with_ids([dict(event)], principal.actor, key), source="api")
+    (result,) = await _stored(pending)
     if result.status is EventStatus.REJECTED or result.event_id is None:
         problems = [FieldProblem(field=e.field or "body", message=e.message) for e in result.errors]
         raise ProblemError(422, result.reason or "the event was rejected", errors=problems)
@@ -101,11 +122,11 @@ async def run_idempotently(
     principal: Principal,
     store: IdempotencyStore,
     key: str | None,
-    write: Callable[[str | None], Response],
+    write: Callable[[str | None], Awaitable[Response]],
 ) -> Response:
-    """Run ``write(key)`` in a worker thread, at most once per (caller, key)."""
+    """Run ``write(key)``, at most once per (caller, key) when a key is given."""
     if key is None:
-        return await run_in_threadpool(write, None)
+        return await write(None)
     if not 1 <= len(key) <= _MAX_KEY_LENGTH or not key.isprintable():
         raise ProblemError(
             422, f"Idempotency-Key (header): must be 1 to {_MAX_KEY_LENGTH} printable characters"
@@ -124,7 +145,7 @@ async def run_idempotently(
             headers={"Idempotent-Replayed": "true"},
         )
     try:
-        response = await run_in_threadpool(write, key)
+        response = await write(key)
     except ProblemError as exc:
         response = problem_response(
             request, exc.status, exc.detail, headers=exc.headers, errors=exc.errors

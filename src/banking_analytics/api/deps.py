@@ -1,4 +1,8 @@
-"""Dependencies of the routes, as ``Annotated`` aliases (one place to see what a route needs)."""
+"""Dependencies of the routes, as ``Annotated`` aliases (one place to see what a route needs).
+
+They are ``async``: FastAPI runs a plain function in a worker thread, and a hop
+through the thread pool per dependency costs more than these take.
+"""
 
 from __future__ import annotations
 
@@ -26,27 +30,27 @@ __all__ = [
 ]
 
 
-def _analytics(request: Request) -> BankingPerformanceAnalytics:
+async def _analytics(request: Request) -> BankingPerformanceAnalytics:
     analytics: BankingPerformanceAnalytics = request.app.state.analytics
     return analytics
 
 
-def _keys(request: Request) -> KeyStore:
+async def _keys(request: Request) -> KeyStore:
     keys: KeyStore = request.app.state.keys
     return keys
 
 
-def _audit(request: Request) -> AuditLog:
+async def _audit(request: Request) -> AuditLog:
     audit: AuditLog = request.app.state.audit
     return audit
 
 
-def _idempotency(request: Request) -> IdempotencyStore:
+async def _idempotency(request: Request) -> IdempotencyStore:
     store: IdempotencyStore = request.app.state.idempotency
     return store
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from banking_analytics.ingest._decode import Decoded
 from banking_analytics.ingest._pipeline import IngestPipeline
@@ -26,7 +27,7 @@ class WriterClosedError(RuntimeError):
 
 
 class _Group:
-    __slots__ = ("committed", "error", "outcome", "parts", "size")
+    __slots__ = ("callbacks", "committed", "error", "lock", "outcome", "parts", "size")
 
     def __init__(self) -> None:
         self.parts: list[Decoded] = []
@@ -34,6 +35,16 @@ class _Group:
         self.committed = threading.Event()
         self.outcome: BatchOutcome | None = None
         self.error: BaseException | None = None
+        self.callbacks: list[Callable[[], None]] = []
+        self.lock = threading.Lock()
+
+    def finish(self) -> None:
+        """Mark the group committed (or failed) and run the callbacks waiting for it."""
+        with self.lock:
+            self.committed.set()
+            callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
 
 
 class Ticket:
@@ -47,6 +58,16 @@ class Ticket:
 
     def done(self) -> bool:
         return self._group.committed.is_set()
+
+    def add_done_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the commit finished (at once if it has), from the
+        writer's thread: it must be quick, e.g. hand over to an event loop."""
+        group = self._group
+        with group.lock:
+            if not group.committed.is_set():
+                group.callbacks.append(callback)
+                return
+        callback()
 
     def result(self, timeout: float | None = None) -> BatchPart:
         """Wait for the commit; re-raises the writer's error if the commit failed."""
@@ -111,4 +132,4 @@ class GroupCommitWriter:
             except BaseException as exc:  # every caller of the group must hear about it
                 group.error = exc
             group.parts = []
-            group.committed.set()
+            group.finish()
