@@ -8,7 +8,8 @@ EXPECTED = {
     "BatchTooLargeError", "BillingInterval", "Bucket", "ConnectionFlow", "DeviceType",
     "ErrorCategory", "EventError", "EventRejectedError", "EventResult", "EventStatus",
     "EventType", "FileReport", "HealthState", "HealthThresholds", "IngestLimits", "Outcome",
-    "PendingBatch", "PendingEvent", "PerformanceMetric", "Platform", "QueryError", "QueryResult", "RefreshState",
+    "PendingBatch", "PendingEvent", "PerformanceMetric", "Platform", "QueryError", "QueryResult",
+    "RefreshState",
     "ResponsibleParty", "RevenueMetric", "StoreInfo", "StoreURLError", "SubscriptionEventKind",
     "SubscriptionStatus", "SyncOutcome", "SyncTrigger", "TableInfo", "TimeWindow", "__version__",
 }  # fmt: skip
