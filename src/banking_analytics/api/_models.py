@@ -12,14 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from banking_analytics.access import Role
+from banking_analytics.access import AuditEntry, Role
 
 __all__ = [
-    "AuditEntryOut",
     "AuditPage",
     "BatchIn",
     "BatchOut",
-    "ChainReportOut",
     "ConnectionPerformance",
     "ErrorRates",
     "EventResultOut",
@@ -358,29 +356,6 @@ class IssuedKeyOut(KeyOut):
     secret: str = Field(description="The API key itself. Shown once; store it now.")
 
 
-class AuditEntryOut(_Out):
-    seq: int
-    occurred_at: datetime
-    actor: str
-    actor_role: str
-    action: str
-    object_type: str | None
-    object_id: str | None
-    client_ip: str | None
-    outcome: str
-    details: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-
 class AuditPage(_Out):
-    entries: list[AuditEntryOut]
+    entries: list[AuditEntry]
     next_before_seq: int | None = Field(description="Pass as before_seq for the next page")
-
-
-class ChainReportOut(_Out):
-    ok: bool
-    checked: int
-    first_broken_seq: int | None
-    reason: str | None
-    head_hash: str | None

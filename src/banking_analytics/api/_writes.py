@@ -22,12 +22,20 @@ from banking_analytics.api._idempotency import (
     fingerprint,
 )
 from banking_analytics.api._json import JSONBody
+from banking_analytics.api._models import RecordedOut
 from banking_analytics.api._problems import FieldProblem, ProblemError, problem_response
 from banking_analytics.ingest import EventResult, EventStatus
 
-__all__ = ["ingest_batch", "record_event", "run_idempotently"]
+__all__ = ["RECORDING", "ingest_batch", "record_one", "run_idempotently"]
 
 _MAX_KEY_LENGTH = 255
+
+#: How a route recording one event documents its answers (``@router.post(path, **RECORDING)``).
+RECORDING: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": RecordedOut,
+    "responses": {200: {"model": RecordedOut, "description": "Already stored (same event_id)"}},
+}
 
 
 def _result(r: EventResult) -> dict[str, Any]:
@@ -161,3 +169,21 @@ async def run_idempotently(
         response.media_type or "application/json",
     )
     return response
+
+
+async def record_one(
+    request: Request,
+    principal: Principal,
+    analytics: BankingPerformanceAnalytics,
+    idempotency: IdempotencyStore,
+    key: str | None,
+    event: Mapping[str, Any],
+) -> Response:
+    """Record one event, at most once per ``Idempotency-Key``."""
+    return await run_idempotently(
+        request,
+        principal,
+        idempotency,
+        key,
+        lambda k: record_event(analytics, principal, event, k),
+    )

@@ -6,7 +6,8 @@ through the thread pool per dependency costs more than these take.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -30,36 +31,20 @@ __all__ = [
 ]
 
 
-async def _analytics(request: Request) -> BankingPerformanceAnalytics:
-    analytics: BankingPerformanceAnalytics = request.app.state.analytics
-    return analytics
+def _from_state(attribute: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency answering one of the services the app keeps in ``app.state``."""
+
+    async def service(request: Request) -> Any:
+        return getattr(request.app.state, attribute)
+
+    return service
 
 
-async def _keys(request: Request) -> KeyStore:
-    keys: KeyStore = request.app.state.keys
-    return keys
-
-
-async def _audit(request: Request) -> AuditLog:
-    audit: AuditLog = request.app.state.audit
-    return audit
-
-
-async def _idempotency(request: Request) -> IdempotencyStore:
-    store: IdempotencyStore = request.app.state.idempotency
-    return store
-
-
-async def _settings(request: Request) -> ApiSettings:
-    settings: ApiSettings = request.app.state.settings
-    return settings
-
-
-Analytics = Annotated[BankingPerformanceAnalytics, Depends(_analytics)]
-Keys = Annotated[KeyStore, Depends(_keys)]
-Audit = Annotated[AuditLog, Depends(_audit)]
-Idempotency = Annotated[IdempotencyStore, Depends(_idempotency)]
-Settings = Annotated[ApiSettings, Depends(_settings)]
+Analytics = Annotated[BankingPerformanceAnalytics, Depends(_from_state("analytics"))]
+Keys = Annotated[KeyStore, Depends(_from_state("keys"))]
+Audit = Annotated[AuditLog, Depends(_from_state("audit"))]
+Idempotency = Annotated[IdempotencyStore, Depends(_from_state("idempotency"))]
+Settings = Annotated[ApiSettings, Depends(_from_state("settings"))]
 
 #: Admins only.
 Admin = Annotated[Principal, Depends(allow())]

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from banking_analytics.access import ApiKey, KeyNotFoundError
+from banking_analytics.access import ApiKey, ChainReport, KeyNotFoundError
 from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
-from banking_analytics.api._models import AuditPage, ChainReportOut, IssuedKeyOut, KeyIn, KeyOut
+from banking_analytics.api._models import AuditPage, IssuedKeyOut, KeyIn, KeyOut
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api.deps import Admin, Audit, Keys, Settings
 
@@ -95,7 +95,7 @@ def audit_entries(
     }
 
 
-@router.get("/audit/verify", response_model=ChainReportOut)
+@router.get("/audit/verify", response_model=ChainReport)
 def verify_audit(
     request: Request,
     principal: Admin,

@@ -15,10 +15,9 @@ from banking_analytics.api._models import (
     ErrorRates,
     FeatureUsage,
     InstitutionHealthOut,
-    RecordedOut,
     SyncFreshnessOut,
 )
-from banking_analytics.api._writes import record_event, run_idempotently
+from banking_analytics.api._writes import RECORDING, record_one
 from banking_analytics.api.deps import Analytics, Idempotency, ReadAnalytics, WriteEvents
 from banking_analytics.api.routes._params import (
     IdempotencyKey,
@@ -94,12 +93,7 @@ def sync_freshness(
     return analytics.sync_freshness(lookback)
 
 
-@router.post(
-    "/metric",
-    status_code=201,
-    response_model=RecordedOut,
-    responses={200: {"model": RecordedOut, "description": "Already stored (same event_id)"}},
-)
+@router.post("/metric", **RECORDING)
 async def record_performance_metric(
     request: Request,
     body: PerformanceMetricIn,
@@ -113,10 +107,4 @@ async def record_performance_metric(
         "event_type": EventType.PERFORMANCE_METRIC.value,
         **body.model_dump(mode="json", exclude_none=True),
     }
-    return await run_idempotently(
-        request,
-        principal,
-        idempotency,
-        idempotency_key,
-        lambda key: record_event(analytics, principal, event, key),
-    )
+    return await record_one(request, principal, analytics, idempotency, idempotency_key, event)

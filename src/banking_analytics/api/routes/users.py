@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute, Principal
 from banking_analytics.api._event_models import event_model
-from banking_analytics.api._models import MetricQueryOut, RecordedOut
+from banking_analytics.api._models import MetricQueryOut
 from banking_analytics.api._problems import ProblemError
-from banking_analytics.api._writes import record_event, run_idempotently
+from banking_analytics.api._writes import RECORDING, record_one
 from banking_analytics.api.deps import Analytics, Idempotency, ReadUserData, RecordUserEvents
 from banking_analytics.api.routes._params import (
     IdempotencyKey,
@@ -62,12 +62,7 @@ def _user_read(
     return answer
 
 
-@router.post(
-    "/user/behavior",
-    status_code=201,
-    response_model=RecordedOut,
-    responses={200: {"model": RecordedOut, "description": "Already stored (same event_id)"}},
-)
+@router.post("/user/behavior", **RECORDING)
 async def record_user_behavior(
     request: Request,
     body: BehaviorIn,
@@ -88,13 +83,7 @@ async def record_user_behavior(
     if not principal.sees_user(user_id):
         raise _not_found(user_id)
     event = {"event_type": EventType.BEHAVIOR.value, **fields, "user_id": user_id}
-    return await run_idempotently(
-        request,
-        principal,
-        idempotency,
-        idempotency_key,
-        lambda key: record_event(analytics, principal, event, key),
-    )
+    return await record_one(request, principal, analytics, idempotency, idempotency_key, event)
 
 
 @router.get("/users/{user_id}/feature-usage", response_model=MetricQueryOut)
