@@ -140,18 +140,21 @@ def _compile_table(
         )
 
     table = SCHEMAS[event_type].table
+    # The expressions are built for this statement alone: no builder needs to copy them.
     select = (
         sqlglot.select(
-            *(expr.as_(alias) for alias, expr in keys),
-            *(expr.as_(alias) for alias, expr in aggregates.items()),
+            *(expr.as_(alias, copy=False) for alias, expr in keys),
+            *(expr.as_(alias, copy=False) for alias, expr in aggregates.items()),
+            copy=False,
         )
-        .from_(table)
-        .where(exp.and_(*where))
+        .from_(table, copy=False)
+        .where(exp.and_(*where, copy=False), copy=False)
     )
     if keys:
         # No ORDER BY: rows are put in order where they are turned into results, and
         # analyses that take whole columns need none (sorting 100k groups costs ~30 ms).
-        select = select.group_by(*(expr for _, expr in keys))
+        # The keys are copied: they also stand in the select list.
+        select = select.group_by(*(expr.copy() for _, expr in keys), copy=False)
     found = len(list(select.find_all(exp.Placeholder)))
     expected = 2 + sum(count for _, count in shape.filters)
     if found != expected:
@@ -171,16 +174,16 @@ class _Aggregates:
 
     def __init__(self, renderer: Renderer) -> None:
         self._renderer = renderer
-        self._aliases: dict[str, str] = {}
+        # sqlglot expressions compare and hash by structure: equal aggregates meet here.
+        self._aliases: dict[exp.Expr, str] = {}
         self._expressions: dict[str, exp.Expr] = {}
 
     def add(self, expression: exp.Expr) -> str:
-        key = expression.sql()
-        if key not in self._aliases:
+        if expression not in self._aliases:
             alias = f"p{len(self._aliases)}"
-            self._aliases[key] = alias
+            self._aliases[expression] = alias
             self._expressions[alias] = expression
-        return self._aliases[key]
+        return self._aliases[expression]
 
     def items(self) -> list[tuple[str, exp.Expr]]:
         return list(self._expressions.items())

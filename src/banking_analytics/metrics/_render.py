@@ -8,6 +8,7 @@ exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``.
 from __future__ import annotations
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 
 from banking_analytics.metrics._window import Bucket
 
@@ -19,6 +20,8 @@ class Renderer:
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
+        # Loaded now rather than on the first query (sqlglot imports dialects lazily).
+        self._dialect = Dialect.get_or_raise(dialect)
 
     def percentile(self, value: exp.Expr, q: float) -> exp.Expr:
         """Nearest-rank percentile (``percentile_disc``) of non-null ``value``."""
@@ -48,7 +51,7 @@ class Renderer:
         return exp.AtTimeZone(this=truncated, zone=zone)
 
     def sql(self, expression: exp.Expr) -> str:
-        return expression.sql(dialect=self.dialect)
+        return expression.sql(dialect=self._dialect)
 
 
 _RENDERERS: dict[str, type[Renderer]] = {"duckdb": Renderer, "postgres": Renderer}

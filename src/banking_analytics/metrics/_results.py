@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from banking_analytics.metrics._model import Metric
@@ -20,9 +20,12 @@ class Status(StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
 
 
-@dataclass(frozen=True, slots=True)
-class MetricValue:
-    """A figure, the sample it rests on, and whether it is trustworthy enough to show."""
+class MetricValue(NamedTuple):
+    """A figure, the sample it rests on, and whether it is trustworthy enough to show.
+
+    A named tuple rather than a frozen dataclass: results hold thousands, and a
+    tuple is several times cheaper to make.
+    """
 
     value: float | int | datetime | None
     sample_size: int | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import product
 from typing import Any
@@ -156,27 +156,26 @@ class MetricService:
     ) -> tuple[list[ResultRow], int]:
         merged: dict[_Key, dict[str, Any]] = {}
         answers, cached = self.fetch(query, versions)
-        compiled = [statement for statement, _ in answers]
         for statement, table in answers:
-            names = {alias: _part(statement, alias) for alias in table.column_names}
-            for record in to_records(table):
-                merged.setdefault(_row_key(record, query), {}).update(
-                    {names[alias]: value for alias, value in record.items()}
-                )
+            # Aggregate columns renamed to keys unique across statements; the key columns
+            # (bucket, dimensions) keep their names, so rows of several tables meet.
+            named = table.rename_columns(
+                [c if c in statement.keys else _part(statement, c) for c in table.column_names]
+            )
+            for record in to_records(named):
+                merged.setdefault(_row_key(record, query), {}).update(record)
         if query.bucket is not None and fill_gaps:
             for row_key in _all_buckets(query, {k[1] for k in merged}):
                 merged.setdefault(row_key, {})
-        parts = [(s, p) for s in compiled for p in s.parts]
+        readers = [(p.metric.name, _reader(p, s)) for s, _ in answers for p in s.parts]
         rows = [
             ResultRow(
                 bucket,
                 dict(zip(query.dimensions, dims, strict=True)),
-                {
-                    p.metric.name: _value(p, raw, statement, _days(query, bucket))
-                    for statement, p in parts
-                },
+                {name: read(raw, days) for name, read in readers},
             )
             for (bucket, dims), raw in sorted(merged.items(), key=_sort_key)
+            for days in (_days(query, bucket),)
         ]
         return rows, cached
 
@@ -242,38 +241,57 @@ def _number(raw: object) -> float:
     return 0.0 if raw is None else float(raw)  # type: ignore[arg-type]
 
 
-def _value(
-    parts: MetricParts, raw: Mapping[str, Any], statement: CompiledQuery, days: float
-) -> MetricValue:
+# Enum members looked up once: rows are built by the thousand.
+_OK = Status.OK
+_INSUFFICIENT = Status.INSUFFICIENT_DATA
+
+_Reader = Callable[[Mapping[str, Any], float], MetricValue]
+
+
+def _reader(parts: MetricParts, statement: CompiledQuery) -> _Reader:
+    """How to read one metric's figure out of a result row (given the days it covers).
+
+    The measure is looked at once per query, not once per row.
+    """
     metric = parts.metric
-    value = raw.get(_part(statement, parts.value))
-    sample = raw.get(_part(statement, parts.sample)) if parts.sample else None
     measure = metric.measure
+    value_key = _part(statement, parts.value)
     if isinstance(measure, Max):
-        status = Status.OK if value is not None else Status.INSUFFICIENT_DATA
-        return MetricValue(value, None, status)
+
+        def read_max(raw: Mapping[str, Any], days: float) -> MetricValue:
+            value = raw.get(value_key)
+            return MetricValue(value, None, _OK if value is not None else _INSUFFICIENT)
+
+        return read_max
     if parts.sample is None:
-        total = _number(value)
-        if metric.unit is Unit.MINOR_UNITS or not isinstance(measure, Sum):
-            return MetricValue(round(total), None, Status.OK)
-        return MetricValue(total, None, Status.OK)
-    n = int(_number(sample))
-    if n < max(metric.min_sample, 1):
-        return MetricValue(None, n, Status.INSUFFICIENT_DATA)
-    match measure:
-        case Mean():
-            figure = _number(value) / n
-        case Percentile():
-            figure = _number(value)
-        case Ratio(per_day=per_day):
-            figure = _number(value) / n
-            if per_day:
-                if days <= 0:
-                    return MetricValue(None, n, Status.INSUFFICIENT_DATA)
-                figure /= days
-        case _:
-            raise AssertionError(f"{type(measure).__name__} has no sample")
-    return MetricValue(figure, n, Status.OK)
+        whole = metric.unit is Unit.MINOR_UNITS or not isinstance(measure, Sum)
+
+        def read_total(raw: Mapping[str, Any], days: float) -> MetricValue:
+            total = _number(raw.get(value_key))
+            return MetricValue(round(total) if whole else total, None, _OK)
+
+        return read_total
+    if not isinstance(measure, Mean | Percentile | Ratio):
+        raise AssertionError(f"{type(measure).__name__} has no sample")
+    sample_key = _part(statement, parts.sample)
+    smallest = max(metric.min_sample, 1)
+    divide = not isinstance(measure, Percentile)
+    per_day = isinstance(measure, Ratio) and measure.per_day
+
+    def read_figure(raw: Mapping[str, Any], days: float) -> MetricValue:
+        n = int(_number(raw.get(sample_key)))
+        if n < smallest:
+            return MetricValue(None, n, _INSUFFICIENT)
+        figure = _number(raw.get(value_key))
+        if divide:
+            figure /= n
+        if per_day:
+            if days <= 0:
+                return MetricValue(None, n, _INSUFFICIENT)
+            figure /= days
+        return MetricValue(figure, n, _OK)
+
+    return read_figure
 
 
 def _all_buckets(query: MetricQuery, dims: set[tuple[str | None, ...]]) -> list[_Key]:

@@ -34,6 +34,8 @@ _COLUMN_TYPES: dict[Kind, str] = {
 }
 
 CHECKPOINT_THRESHOLD = "256MB"
+#: Reader cursors kept idle for reuse; more concurrent readers make and drop their own.
+_MAX_IDLE_READERS = 8
 
 # Arrow carries UUIDs and JSON as strings; these kinds need a cast on the way in.
 _CAST_ON_INSERT = {Kind.UUID, Kind.JSON}
@@ -151,6 +153,10 @@ class DuckDBEngine(Engine):
         self._write_lock = _write_lock_of(path)
         self._closed = False
         self._writer_cursor = self._cursor()
+        # Reader cursors kept for reuse: making one and setting its time zone costs
+        # about as much as a small dashboard query.
+        self._idle_readers: list[duckdb.DuckDBPyConnection] = []
+        self._readers_lock = threading.Lock()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for the calling thread (DuckDB cursors are not shared)."""
@@ -204,14 +210,26 @@ class DuckDBEngine(Engine):
             yield _DuckDBTransaction(cur)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        cur = self._cursor()
+        with self._readers_lock:
+            cur = self._idle_readers.pop() if self._idle_readers else None
+        if cur is None:
+            cur = self._cursor()
         try:
             return cur.sql(sql, params=list(params) or None).to_arrow_table()
         finally:
-            cur.close()
+            with self._readers_lock:
+                keep = not self._closed and len(self._idle_readers) < _MAX_IDLE_READERS
+                if keep:
+                    self._idle_readers.append(cur)
+            if not keep:
+                cur.close()
 
     def close(self) -> None:
         if not self._closed:
-            self._closed = True
+            with self._readers_lock:
+                self._closed = True
+                idle, self._idle_readers = self._idle_readers, []
+            for cur in idle:
+                cur.close()
             self._writer_cursor.close()
             self._con.close()
