@@ -167,7 +167,13 @@ class MetricService:
         if query.bucket is not None and fill_gaps:
             for row_key in _all_buckets(query, {k[1] for k in merged}):
                 merged.setdefault(row_key, {})
-        readers = [(p.metric.name, _reader(p, s)) for s, _ in answers for p in s.parts]
+        metric_parts = [(s, p) for s, _ in answers for p in s.parts]
+        readers = [(p.metric.name, _reader(p, s)) for s, p in metric_parts]
+        # Only per-day rates need the length of the span a row covers.
+        per_day = any(
+            isinstance(p.metric.measure, Ratio) and p.metric.measure.per_day
+            for _, p in metric_parts
+        )
         rows = [
             ResultRow(
                 bucket,
@@ -175,7 +181,7 @@ class MetricService:
                 {name: read(raw, days) for name, read in readers},
             )
             for (bucket, dims), raw in sorted(merged.items(), key=_sort_key)
-            for days in (_days(query, bucket),)
+            for days in (_days(query, bucket) if per_day else 0.0,)
         ]
         return rows, cached
 
