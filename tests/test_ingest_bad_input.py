@@ -198,6 +198,19 @@ def test_lone_surrogates_are_rejected_not_crashing(analytics: BankingPerformance
     assert "\\ud800" in analytics.quarantine()[0]["raw"]
 
 
+def test_absurd_time_spans_are_judged_not_crashing(analytics: BankingPerformanceAnalytics) -> None:
+    """Found by fuzzing the API: an attempt from year 221 to 2089 overflowed the latency
+    derivation and failed its whole group commit, neighbours included."""
+    absurd = attempt(started_at="0221-12-18T18:37:52-02:42", ended_at="2089-08-11T09:30:01Z")
+    results = analytics.ingest([behavior(), absurd, behavior()])
+    assert [r.status for r in results] == [
+        EventStatus.ACCEPTED,
+        EventStatus.REJECTED,
+        EventStatus.ACCEPTED,
+    ]
+    assert results[1].errors[0].field in {"occurred_at", "started_at", "ended_at"}
+
+
 def test_paths_agree_on_what_they_reject(
     analytics: BankingPerformanceAnalytics, tmp_path: Path
 ) -> None:

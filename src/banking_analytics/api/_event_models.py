@@ -18,7 +18,7 @@ from pydantic import Field as PydanticField
 from banking_analytics.events import Field, Kind, schema_for
 from banking_analytics.vocabulary import EventType
 
-__all__ = ["event_model"]
+__all__ = ["any_event_schema", "event_model"]
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -68,16 +68,33 @@ def event_model(
     name: str,
     *,
     aliases: dict[str, str] | None = None,
+    tagged: bool = False,
 ) -> type[BaseModel]:
     """A strict model (unknown fields refused) of the fields a client sends for one event.
 
     ``aliases`` maps a field to a second accepted name (the spec's ``duration``
-    for ``duration_s``).
+    for ``duration_s``); ``tagged`` adds the ``event_type`` field naming the type.
     """
     aliases = aliases or {}
     fields: dict[str, Any] = {
         spec.name: _field(spec, aliases.get(spec.name))
         for spec in schema_for(event_type).input_fields
     }
+    if tagged:
+        fields = {"event_type": (Literal[event_type.value], ...), **fields}
     model: type[BaseModel] = create_model(name, __config__=_STRICT, **fields)
     return model
+
+
+def any_event_schema() -> dict[str, Any]:
+    """JSON Schema of one event of any type, for documentation: a batch is not validated
+    against it as a whole (each event is judged on its own, so one bad event cannot
+    reject the others)."""
+    return {
+        "oneOf": [
+            event_model(
+                t, f"{t.value.title().replace('_', '')}Event", tagged=True
+            ).model_json_schema()
+            for t in EventType
+        ]
+    }

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from banking_analytics.access import AuditEntry, Role
+from banking_analytics.api._event_models import any_event_schema
 
 __all__ = [
     "AuditPage",
@@ -308,6 +309,7 @@ class EventResultOut(_Out):
 class BatchIn(_In):
     events: list[dict[str, Any]] = Field(
         min_length=1,
+        json_schema_extra={"items": any_event_schema()},
         description=(
             "Events of any types, each with its `event_type` and the fields of its schema "
             "(docs/events.md). Each is validated on its own: a bad event is rejected and "
