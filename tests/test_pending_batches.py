@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
+
+import pytest
 
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
+from banking_analytics.ingest import _pipeline as pipeline_module
 from sample_events import behavior_events
 
 
@@ -40,3 +44,32 @@ def test_a_rejected_event_in_a_submitted_batch_leaves_the_others(
         EventStatus.REJECTED,
         EventStatus.ACCEPTED,
     ]
+
+
+@pytest.mark.duckdb
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
+def test_a_batch_that_breaks_its_group_commit_fails_alone(
+    analytics: BankingPerformanceAnalytics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two callers share a group; writing the group fails because of one of them: the
+    other's events are still stored and acknowledged, and only the culprit hears of it."""
+    original = pipeline_module.validate
+
+    def validate_or_explode(schema, table, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "explode" in table.column("action").to_pylist():
+            raise RuntimeError("validator broke on this batch")
+        return original(schema, table, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "validate", validate_or_explode)
+    lock = analytics.engine._write_lock  # type: ignore[attr-defined]
+    with lock:  # the writer blocks on the first group while the next one gathers
+        first = analytics.submit_batch(behavior_events(1))
+        time.sleep(0.2)
+        innocent = analytics.submit_batch(behavior_events(2))
+        culprit = analytics.submit_batch([{**behavior_events(1)[0], "action": "explode"}])
+    assert [r.status for r in first.results(30)] == [EventStatus.ACCEPTED]
+    assert [r.status for r in innocent.results(30)] == [EventStatus.ACCEPTED] * 2
+    with pytest.raises(RuntimeError, match="validator broke"):
+        culprit.results(30)
+    stored = analytics.engine.query("SELECT count(*) AS n FROM behavior_events")
+    assert stored["n"][0].as_py() == 3

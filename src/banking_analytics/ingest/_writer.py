@@ -27,7 +27,16 @@ class WriterClosedError(RuntimeError):
 
 
 class _Group:
-    __slots__ = ("callbacks", "committed", "error", "lock", "outcome", "parts", "size")
+    __slots__ = (
+        "callbacks",
+        "committed",
+        "error",
+        "lock",
+        "outcome",
+        "part_outcomes",
+        "parts",
+        "size",
+    )
 
     def __init__(self) -> None:
         self.parts: list[Decoded] = []
@@ -35,6 +44,8 @@ class _Group:
         self.committed = threading.Event()
         self.outcome: BatchOutcome | None = None
         self.error: BaseException | None = None
+        #: Set when the group failed as a whole and each part was written on its own.
+        self.part_outcomes: list[BatchOutcome | BaseException] | None = None
         self.callbacks: list[Callable[[], None]] = []
         self.lock = threading.Lock()
 
@@ -50,10 +61,10 @@ class _Group:
 class Ticket:
     """A caller's claim on the outcome of the group commit its batch joined."""
 
-    __slots__ = ("_first_position", "_group", "_size", "_start")
+    __slots__ = ("_first_position", "_group", "_index", "_size", "_start")
 
     def __init__(self, group: _Group, start: int, decoded: Decoded) -> None:
-        self._group, self._start = group, start
+        self._group, self._start, self._index = group, start, len(group.parts)
         self._size, self._first_position = decoded.size, decoded.first_position
 
     def done(self) -> bool:
@@ -73,6 +84,11 @@ class Ticket:
         """Wait for the commit; re-raises the writer's error if the commit failed."""
         if not self._group.committed.wait(timeout):
             raise TimeoutError("the group commit did not finish in time")
+        if self._group.part_outcomes is not None:
+            own = self._group.part_outcomes[self._index]
+            if isinstance(own, BaseException):
+                raise own
+            return BatchPart(own, 0, self._size, self._first_position)
         if self._group.error is not None:
             raise self._group.error
         assert self._group.outcome is not None
@@ -130,6 +146,17 @@ class GroupCommitWriter:
             try:
                 group.outcome = self._pipeline.write(Decoded.concat(group.parts))
             except BaseException as exc:  # every caller of the group must hear about it
-                group.error = exc
+                if len(group.parts) == 1:
+                    group.error = exc
+                else:
+                    # Whatever failed, it must not fail the callers who merely shared
+                    # the commit: each part is written (or fails) on its own.
+                    group.part_outcomes = [self._write_alone(part) for part in group.parts]
             group.parts = []
             group.finish()
+
+    def _write_alone(self, part: Decoded) -> BatchOutcome | BaseException:
+        try:
+            return self._pipeline.write(part)
+        except BaseException as exc:
+            return exc
