@@ -211,3 +211,21 @@ def test_decoding_in_worker_processes_gives_the_same_report(
     assert report.rejections[0][0] == 8
     assert "feature" in report.rejections[0][1]
     assert analytics.quarantine()[0]["raw"] == lines[7]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_line_numbers_hold_across_pieces_whatever_the_line_ends(
+    analytics: BankingPerformanceAnalytics, tmp_path: Path, workers: int, ending: str
+) -> None:
+    lines = [json.dumps(e) for e in behavior_events(60)]
+    lines[44] = ""  # a blank line far into the file
+    lines[51] = '{"event_type": "behavior", "feature": "nope"}'
+    path = tmp_path / "e.jsonl"
+    path.write_bytes((ending.join(lines) + ending).encode())
+    report = analytics.ingest_file(path, chunk_events=5, decode_workers=workers)
+    assert (report.accepted, report.rejected) == (58, 2)
+    assert [line for line, _ in report.rejections] == [45, 52]
+    assert "empty line" in report.rejections[0][1]
+    raws = {row["position"]: row["raw"] for row in analytics.quarantine()}
+    assert raws[52] == lines[51]

@@ -135,29 +135,57 @@ def _prefetched(chunks: Iterator[FileChunk]) -> Iterator[FileChunk]:
         thread.join()
 
 
-def _jsonl_line_chunks(path: Path, chunk: int) -> Iterator[tuple[int, list[bytes], int]]:
-    """(first line number, lines without their newline, bytes read) per chunk."""
+@dataclass(frozen=True, slots=True)
+class _LineRange:
+    """Whole lines of a JSON Lines file: ``data`` read from byte ``offset``, ``count``
+    lines starting at line ``first``."""
+
+    offset: int
+    data: bytes
+    first: int
+    count: int
+
+
+def _line_ranges(path: Path, chunk: int) -> Iterator[_LineRange]:
+    """The file in pieces of about ``chunk`` events (at ~256 bytes each), cut after a newline."""
     with path.open("rb") as f:
-        line_no = 1
-        while lines := f.readlines(chunk * 256):
-            nbytes = sum(len(line) for line in lines)
-            stripped = [line.rstrip(b"\r\n") for line in lines]
-            yield line_no, stripped, nbytes
-            line_no += len(stripped)
+        line_no, offset = 1, 0
+        while data := f.read(chunk * 256):
+            data += f.readline()  # finish the line the piece ends in
+            count = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            yield _LineRange(offset, data, line_no, count)
+            line_no += count
+            offset += len(data)
 
 
-def _decode_jsonl_chunk(
-    lines: list[bytes], first: int, max_bytes: int, source: str
+def _split_lines(data: bytes) -> list[bytes]:
+    """Lines as ``readlines`` cuts them (only at ``\\n``), without their line ends."""
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    return [line.rstrip(b"\r") for line in lines]
+
+
+def _decode_jsonl_range(
+    path: str, offset: int, length: int, first: int, max_bytes: int, source: str
 ) -> tuple[dict[EventType, list[pa.Table]], dict[int, tuple[EventError, ...]], dict[int, Meta]]:
-    """Worker-process side: decode a chunk and return it in picklable parts."""
-    decoded = decode_json_lines(lines, first, max_bytes, source)
+    """Worker-process side: read a piece of the file, decode it, return picklable parts.
+
+    The worker reads the bytes itself: sending them through a pipe cost the main
+    process as much as decoding them.
+    """
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    decoded = decode_json_lines(_split_lines(data), first, max_bytes, source)
     decoded.materialize()
     return decoded.arrow, decoded.failures, decoded.meta
 
 
 def _read_jsonl(path: Path, source: str, chunk: int, max_bytes: int) -> Iterator[FileChunk]:
-    for first, lines, nbytes in _jsonl_line_chunks(path, chunk):
-        yield FileChunk(decode_json_lines(lines, first, max_bytes, source), nbytes)
+    for piece in _line_ranges(path, chunk):
+        lines = _split_lines(piece.data)
+        yield FileChunk(decode_json_lines(lines, piece.first, max_bytes, source), len(piece.data))
 
 
 def _read_jsonl_in_workers(
@@ -165,45 +193,54 @@ def _read_jsonl_in_workers(
 ) -> Iterator[FileChunk]:
     """JSON decoding is Python work; worker processes do it beside the writer.
 
-    ``workers + 1`` chunks are in flight, so the workers decode ahead while this
+    ``workers + 1`` pieces are in flight, so the workers decode ahead while this
     process validates and writes (the spawn context keeps workers clear of
     DuckDB's threads).
     """
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
-        in_flight: deque[tuple[int, list[bytes], int, Future[Any]]] = deque()
-        for first, lines, nbytes in _jsonl_line_chunks(path, chunk):
-            in_flight.append(
-                (
-                    first,
-                    lines,
-                    nbytes,
-                    pool.submit(_decode_jsonl_chunk, lines, first, max_bytes, source),
-                )
+        in_flight: deque[tuple[_LineRange, Future[Any]]] = deque()
+        for piece in _line_ranges(path, chunk):
+            future = pool.submit(
+                _decode_jsonl_range,
+                str(path),
+                piece.offset,
+                len(piece.data),
+                piece.first,
+                max_bytes,
+                source,
             )
+            in_flight.append((piece, future))
             if len(in_flight) <= workers:
                 continue
-            yield _finish_jsonl(in_flight.popleft(), source)
+            yield _finish_jsonl(*in_flight.popleft(), source)
         while in_flight:
-            yield _finish_jsonl(in_flight.popleft(), source)
+            yield _finish_jsonl(*in_flight.popleft(), source)
     finally:
         pool.shutdown(cancel_futures=True)
 
 
-def _finish_jsonl(item: tuple[int, list[bytes], int, Future[Any]], source: str) -> FileChunk:
-    first, lines, nbytes, future = item
+def _finish_jsonl(piece: _LineRange, future: Future[Any], source: str) -> FileChunk:
     arrow, failures, meta = future.result()
+    lines: list[bytes] = []
+
+    def raw(position: int) -> str:
+        # Only rejected events are looked up: the lines are cut when first needed.
+        if not lines:
+            lines.extend(_split_lines(piece.data))
+        return lines[position - piece.first].decode("utf-8", "replace")
+
     decoded = Decoded(
-        first,
-        len(lines),
+        piece.first,
+        piece.count,
         arrow=arrow,
         failures=failures,
         meta=meta,
-        raw=lambda p: lines[p - first].decode("utf-8", "replace"),
-        sources=[(first, source)],
+        raw=raw,
+        sources=[(piece.first, source)],
     )
-    return FileChunk(decoded, nbytes)
+    return FileChunk(decoded, len(piece.data))
 
 
 def _read_csv(path: Path, source: str, chunk: int, max_bytes: int) -> Iterator[FileChunk]:
