@@ -1,15 +1,30 @@
-"""A real uvicorn server on a free loopback port, in a thread, for API tests."""
+"""Real API servers on free loopback ports: uvicorn in a thread, or the
+``banking-analytics serve`` command in a process of its own."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
+
+CLI = str(Path(sys.executable).with_name("banking-analytics"))
+#: Rate limits far above what the tests send.
+SERVER_ENV = {
+    **os.environ,
+    "BA_RATE_LIMIT_PER_SECOND": "1000000",
+    "BA_RATE_LIMIT_BURST": "1000000",
+}
 
 
 def free_port() -> int:
@@ -38,3 +53,47 @@ def running(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+class Server:
+    """``banking-analytics serve`` on a free loopback port, its output appended to ``log``."""
+
+    def __init__(self, store_url: str, log: Path, *options: str) -> None:
+        self.store_url, self.log, self.options = store_url, log, options
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
+        cmd += self.options
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=SERVER_ENV)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the server did not answer in 60 s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """SIGTERM and wait (SIGKILL after 30 s); a no-op if it is not running."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()

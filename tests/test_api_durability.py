@@ -10,12 +10,8 @@ stored exactly once, and every retried event answered accepted or duplicate.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,65 +22,15 @@ from typing import Any
 import httpx
 import pytest
 
-from api_server import free_port
+from api_server import Server
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
 
-CLI = str(Path(sys.executable).with_name("banking-analytics"))
 BATCH_PATH = "/api/banking-analytics/events/batch"
 BATCH_EVENTS = 100
 BATCHES = 300
 WORKERS = 4
 ACKED_BATCHES_BEFORE_KILL = 40
-#: Rate limits far above this test's load.
-SERVER_ENV = {
-    **os.environ,
-    "BA_RATE_LIMIT_PER_SECOND": "1000000",
-    "BA_RATE_LIMIT_BURST": "1000000",
-}
-
-
-class Server:
-    """``banking-analytics serve`` on a free loopback port, its output appended to ``log``."""
-
-    def __init__(self, store_url: str, log: Path) -> None:
-        self.store_url, self.log = store_url, log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=SERVER_ENV)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the server did not answer in 60 s:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-
-    def stop(self) -> None:
-        """SIGTERM and wait (SIGKILL after 30 s); a no-op if it is not running."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
 
 
 @pytest.fixture

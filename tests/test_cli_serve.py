@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from api_server import Server
+from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore, Role
 from banking_analytics.cli import app
 
 
@@ -40,3 +44,41 @@ def test_demo_without_serving_simulates_and_summarises(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "success rate" in result.stdout.lower()
     assert (tmp_path / "demo.truth.json").exists()
+
+
+def test_several_workers_need_postgresql(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--db", f"duckdb:///{tmp_path}/s.duckdb", "--workers", "2"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2
+    assert "PostgreSQL" in result.stderr
+
+
+@pytest.mark.postgres
+def test_several_workers_serve_one_postgresql_store(
+    postgres_store_url: str, tmp_path: Path
+) -> None:
+    with BankingPerformanceAnalytics.open(postgres_store_url) as analytics:
+        key = KeyStore(analytics.engine).create("workers", Role.ADMIN).secret
+    server = Server(postgres_store_url, tmp_path / "server.log", "--workers", "2")
+    try:
+        server.start()
+        headers = {"Authorization": f"Bearer {key}"}
+        body = {"metric_type": "error_rate", "feature": "transaction_sync", "value": 0.02}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+            assert client.get("/readyz").status_code == 200
+            answers = [
+                client.post("/api/banking-analytics/performance/metric", json=body)
+                for _ in range(40)
+            ]
+            assert {a.status_code for a in answers} == {201}
+            report = client.get("/api/banking-analytics/admin/audit/verify").json()
+        assert report["ok"] is True
+    finally:
+        server.stop()
+    with BankingPerformanceAnalytics.open(postgres_store_url) as analytics:
+        stored = analytics.engine.query("SELECT count(*) AS n FROM performance_metric_events")
+        assert stored["n"][0].as_py() == 40
+    assert "Started parent process" in (tmp_path / "server.log").read_text()

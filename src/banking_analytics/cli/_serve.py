@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,6 +19,15 @@ if TYPE_CHECKING:
 __all__ = ["serve", "serve_store"]
 
 HostOption = Annotated[str, typer.Option(help="Address to listen on", envvar="BA_HOST")]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Server processes; above 1 needs a PostgreSQL store (one process holds a DuckDB file)",
+        envvar="BA_WORKERS",
+    ),
+]
 PortOption = Annotated[
     int, typer.Option(min=1, max=65535, help="Port to listen on", envvar="BA_PORT")
 ]
@@ -36,12 +46,23 @@ def _settings(db: str) -> ApiSettings:
         raise fail(f"BA_{where.upper()}: {first['msg']}") from None
 
 
+def _run(target: object, host: str, port: int, **options: object) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        target,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        **options,  # type: ignore[arg-type]
+    )
+
+
 def serve_store(
     analytics: BankingPerformanceAnalytics, db: str, host: str, port: int, *, admin_key: bool
 ) -> None:
     """Serve an open store until interrupted; with ``admin_key``, issue and print one first."""
-    import uvicorn
-
     from banking_analytics.access import KeyStore, Role
     from banking_analytics.api import API_PREFIX, create_app
 
@@ -59,19 +80,27 @@ def serve_store(
             soft_wrap=True,
         )
     out.print(f"Serving {db} on {base} (docs: {base}/docs); Ctrl-C stops")
-    uvicorn.run(
-        create_app(settings, analytics=analytics),
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,
-    )
+    _run(create_app(settings, analytics=analytics), host, port)
 
 
 @app.command()
 def serve(
-    db: DbOption = DEFAULT_DB, host: HostOption = "127.0.0.1", port: PortOption = 8000
+    db: DbOption = DEFAULT_DB,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8000,
+    workers: WorkersOption = 1,
 ) -> None:
     """Serve the REST API (OpenAPI docs at /docs). Settings: BA_* environment variables."""
-    with _open(db) as analytics:
-        serve_store(analytics, db, host, port, admin_key=False)
+    if workers == 1:
+        with _open(db) as analytics:
+            serve_store(analytics, db, host, port, admin_key=False)
+        return
+    if not db.startswith(("postgresql://", "postgres://")):
+        raise fail("--workers above 1 needs a PostgreSQL store: one process holds a DuckDB file")
+    _settings(db)
+    with _open(db):
+        pass  # the store answers and its tables exist before the workers start
+    # Each worker builds its own app from the environment (create_app reads BA_*).
+    os.environ["BA_DB"] = db
+    out.print(f"Serving {db} on http://{host}:{port} with {workers} workers; Ctrl-C stops")
+    _run("banking_analytics.api:create_app", host, port, factory=True, workers=workers)
