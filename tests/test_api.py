@@ -7,9 +7,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
-from api_fixtures import LiveAPI
+from api_fixtures import LiveAPI, api_settings
+from api_server import running
+from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.api import ApiSettings, create_app
 from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
 
 PREFIX = "/api/banking-analytics"
@@ -337,3 +341,26 @@ def test_denied_attempts_and_queries_singling_out_a_user_are_audited(live_api: L
     assert ("analyst", f"GET {PREFIX}/admin/keys", None, "denied") in seen
     assert ("analyst", "query_user_metrics", "carol", "ok") in seen
     assert ("analyst", "query_user_metrics", "dave", "ok") in seen
+
+
+def test_cors_admits_only_the_configured_origins(analytics: BankingPerformanceAnalytics) -> None:
+    settings = api_settings(analytics, cors_origins=["https://app.example.com"])
+    preflight = {
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    url = f"{PREFIX}/users/alice/feature-usage"
+    with (
+        running(create_app(settings, analytics=analytics)) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        allowed = client.options(url, headers={**preflight, "Origin": "https://app.example.com"})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+        other = client.options(url, headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_wildcard_origin_is_refused() -> None:
+    with pytest.raises(ValueError, match="wildcard"):
+        ApiSettings(cors_origins=["*"])

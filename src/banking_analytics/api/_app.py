@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from banking_analytics import __version__
 from banking_analytics._facade import BankingPerformanceAnalytics
@@ -119,6 +120,15 @@ def create_app(
     install_handlers(app)
     _problems_as_problem_json(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "Idempotent-Replayed"],
+            max_age=600,
+        )
     api = APIRouter(prefix=API_PREFIX)
     for module in (performance, dashboard, metrics, events, users, admin):
         api.include_router(module.router)

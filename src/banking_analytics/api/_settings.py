@@ -36,6 +36,20 @@ class ApiSettings(BaseSettings):
     idempotency_retention_hours: int = Field(default=24, ge=1)
     #: How long a verified API key is trusted before the store is asked again (revocation lag).
     key_cache_seconds: float = Field(default=5.0, ge=0)
+    #: Web origins whose pages may call the API from the browser (the host app's front
+    #: end showing a user their own analytics), e.g. ``["https://app.example.com"]``.
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin == "*" or not origin.startswith(("https://", "http://")):
+                raise ValueError(
+                    f"cors_origins: {origin!r} is not an origin like https://app.example.com "
+                    "(a wildcard would let any site use a visitor's token)"
+                )
+        return origins
 
     @field_validator("jwt_hs256_secret")
     @classmethod
