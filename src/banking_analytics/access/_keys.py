@@ -213,6 +213,7 @@ class KeyStore:
         self._loaded_at = -float("inf")  # time.monotonic() when _keys was read
         self._used_lock = threading.Lock()
         self._used: dict[str, datetime] = {}  # last uses not written yet
+        self._writers: list[threading.Thread] = []  # writing last uses in the background
         self._flush_at = time.monotonic() + last_used_flush_seconds
 
     # -- managing keys ----------------------------------------------------------------------
@@ -325,11 +326,20 @@ class KeyStore:
             if time.monotonic() < self._flush_at:
                 return
             used = self._take_used()
+        # Written on a thread of its own: the caller is often an event loop serving many
+        # requests, and the commit may queue behind a bulk write.
+        writer = threading.Thread(
+            target=self._write_used_or_log, args=(used,), name="api-key-uses", daemon=True
+        )
+        with self._used_lock:
+            self._writers = [w for w in self._writers if w.is_alive()] + [writer]
+        writer.start()
+
+    def _write_used_or_log(self, used: dict[str, datetime]) -> None:
         try:
             self._write_used(used)
         except Exception:
-            # The key is valid all the same: the request goes on, and the uses are
-            # written by the next flush.
+            # The key was valid all the same: the uses are written by the next flush.
             _log.warning("could not write the last use of API keys; kept for later", exc_info=True)
 
     def _take_used(self) -> dict[str, datetime]:
@@ -361,7 +371,11 @@ class KeyStore:
     # -- lifecycle --------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write the last uses not written yet."""
+        """Write the last uses not written yet (waiting for writes already under way)."""
+        with self._used_lock:
+            writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.join()
         with self._used_lock:
             used = self._take_used()
         self._write_used(used)
