@@ -14,6 +14,7 @@ from api_fixtures import LiveAPI, api_settings
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.api import ApiSettings, create_app
+from banking_analytics.store import StoreUnavailableError
 from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
 
 PREFIX = "/api/banking-analytics"
@@ -364,3 +365,19 @@ def test_cors_admits_only_the_configured_origins(analytics: BankingPerformanceAn
 def test_a_wildcard_origin_is_refused() -> None:
     with pytest.raises(ValueError, match="wildcard"):
         ApiSettings(cors_origins=["*"])
+
+
+def test_an_unreachable_store_answers_503_not_500(
+    live_api: LiveAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(sql: str, params: object = ()) -> None:
+        raise StoreUnavailableError("cannot connect to postgresql://db.internal/analytics")
+
+    monkeypatch.setattr(live_api.analytics.engine, "query", unreachable)
+    response = live_api.client.get(
+        f"{PREFIX}/performance/connection", headers=live_api.as_key("analyst")
+    )
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "store is unavailable" in response.json()["detail"]
+    assert live_api.client.get("/readyz").status_code == 503

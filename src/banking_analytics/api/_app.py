@@ -37,7 +37,7 @@ API_PREFIX = "/api/banking-analytics"
 
 _ERRORS = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
-    for status in (400, 401, 403, 404, 413, 422, 429)
+    for status in (400, 401, 403, 404, 413, 422, 429, 503)
 }
 
 

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from banking_analytics.api._json import dumps
 from banking_analytics.metrics import QueryError
+from banking_analytics.store import StoreUnavailableError
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "FieldProblem", "Problem", "ProblemError", "install_handlers"]
 
@@ -120,6 +121,12 @@ def install_handlers(app: FastAPI) -> None:
     async def on_query_error(request: Request, exc: Exception) -> Response:
         return problem_response(request, 422, str(exc))
 
+    async def on_store_unavailable(request: Request, exc: Exception) -> Response:
+        # Nothing of the request was stored: it may be sent again as it is.
+        return problem_response(
+            request, 503, f"the store is unavailable: {exc}", headers={"Retry-After": "5"}
+        )
+
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
@@ -133,6 +140,7 @@ def install_handlers(app: FastAPI) -> None:
         ProblemError: on_problem,
         RequestValidationError: on_validation,
         QueryError: on_query_error,
+        StoreUnavailableError: on_store_unavailable,
         HTTPException: on_http,
         Exception: on_unexpected,
     }
