@@ -265,6 +265,16 @@ def test_keys_are_issued_once_listed_without_secrets_and_revoked(live_api: LiveA
         ),
         (("POST", "/events/batch", {"json": {"events": [], "extra": 1}}), 422, "events"),
         (("POST", "/metrics/query", {"json": {"metrics": ["nope"]}}), 422, "nope"),
+        (
+            ("GET", "/performance/errors", {"params": {"start": "5", "end": "6.5"}}),
+            422,
+            "ISO-8601",
+        ),
+        (
+            ("POST", "/metrics/query", {"json": {"metrics": ["sync_runs"], "start": 5, "end": 9}}),
+            422,
+            "ISO-8601",
+        ),
         (("GET", "/no/such/route", {}), 404, "Not Found"),
     ],
 )

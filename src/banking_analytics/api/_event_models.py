@@ -9,12 +9,12 @@ things: what the model lets through and the pipeline rejects comes back as a
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, StringConstraints, create_model
 from pydantic import Field as PydanticField
 
+from banking_analytics.api._types import IsoDateTime
 from banking_analytics.events import Field, Kind, schema_for
 from banking_analytics.vocabulary import EventType
 
@@ -43,7 +43,7 @@ def _annotation(spec: Field) -> Any:
         case Kind.BOOLEAN:
             return bool
         case Kind.TIMESTAMP:
-            return datetime
+            return IsoDateTime
         case Kind.UUID:
             return uuid.UUID
         case Kind.JSON:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from banking_analytics.access import AuditEntry, Role
 from banking_analytics.api._event_models import any_event_schema
+from banking_analytics.api._types import IsoDateTime
 
 __all__ = [
     "AuditPage",
@@ -279,8 +280,8 @@ class PerformanceDashboard(_Out):
 class MetricQueryIn(_In):
     metrics: list[str] = Field(min_length=1, max_length=50)
     time_period: str = Field(default="24h", max_length=32)
-    start: datetime | None = Field(default=None, description="With end: an explicit window")
-    end: datetime | None = None
+    start: IsoDateTime | None = Field(default=None, description="With end: an explicit window")
+    end: IsoDateTime | None = None
     dimensions: list[str] = Field(default_factory=list, max_length=5)
     bucket: str | None = Field(default=None, max_length=16)
     filters: dict[str, str | list[str]] = Field(default_factory=dict, max_length=10)
@@ -340,7 +341,7 @@ class RecordedOut(_Out):
 class KeyIn(_In):
     name: str = Field(min_length=1, max_length=100)
     role: Role
-    expires_at: datetime | None = Field(default=None, description="In the future; none: never")
+    expires_at: IsoDateTime | None = Field(default=None, description="In the future; none: never")
 
 
 class KeyOut(_Out):

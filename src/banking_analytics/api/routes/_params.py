@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Query
 
 from banking_analytics.api._problems import ProblemError
+from banking_analytics.api._types import IsoDateTime
 from banking_analytics.metrics import QueryError, TimeWindow
 
 __all__ = ["IdempotencyKey", "Lookback", "Period7d", "Period24h", "Period30d", "Timezone", "window"]
@@ -43,10 +44,10 @@ def window(default: str) -> Callable[..., str | TimeWindow]:
             ),
         ] = default,
         start: Annotated[
-            datetime | None,
+            IsoDateTime | None,
             Query(description="With end: an explicit window (ISO-8601 with offset)"),
         ] = None,
-        end: Annotated[datetime | None, Query(description="End of the explicit window")] = None,
+        end: Annotated[IsoDateTime | None, Query(description="End of the explicit window")] = None,
     ) -> str | TimeWindow:
         if start is None and end is None:
             return time_period
