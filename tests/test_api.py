@@ -275,6 +275,7 @@ def test_keys_are_issued_once_listed_without_secrets_and_revoked(live_api: LiveA
             422,
             "ISO-8601",
         ),
+        (("GET", "/admin/audit", {"params": {"actor": "key:x\u0000"}}), 422, "actor"),
         (("GET", "/no/such/route", {}), 404, "Not Found"),
     ],
 )

@@ -18,6 +18,8 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/admin", tags=["administration"], route_class=PolicedRoute)
 
+# No control characters: PostgreSQL refuses NUL in text, and no actor or action has any.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 KeyId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 
 
@@ -81,8 +83,8 @@ def audit_entries(
     settings: Settings,
     limit: int = Query(100, ge=1, description="Entries per page (newest first)"),
     before_seq: int | None = Query(None, ge=1, description="Entries before this one"),
-    actor: str | None = Query(None, max_length=200),
-    action: str | None = Query(None, max_length=100),
+    actor: str | None = Query(None, max_length=200, pattern=_PRINTABLE),
+    action: str | None = Query(None, max_length=300, pattern=_PRINTABLE),
 ) -> dict[str, Any]:
     """The audit log, newest first, a page at a time."""
     if limit > settings.max_page_size:
