@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from banking_analytics import BankingPerformanceAnalytics, EventStatus, EventType
 from banking_analytics.analytics import HealthState, HealthThresholds, wilson_upper
@@ -85,6 +87,73 @@ def test_quiet_windows_keep_the_state_until_it_is_stale() -> None:
     # Windows without data neither confirm nor break a streak: G, U, G is two in a row.
     assert states == [U, H, H, H, H, H, G, G, G, U]
     assert changes == [(1, U, H), (6, H, G), (9, G, U)]
+
+
+def step_by_step(
+    seen: np.ndarray[Any, np.dtype[np.int8]], thresholds: HealthThresholds
+) -> tuple[list[list[int]], dict[int, list[tuple[int, int, int]]]]:
+    """The state machine as the module docs state it, one step at a time: the oracle
+    the run-at-a-time implementation must agree with."""
+    stale_steps = thresholds.stale_after // timedelta(minutes=15)
+    all_states: list[list[int]] = []
+    changes: dict[int, list[tuple[int, int, int]]] = {}
+    for i, row in enumerate(seen.tolist()):
+        state = candidate = U
+        direction = streak = last_known = 0
+        states = []
+        for t, v in enumerate(row):
+            known = v != U
+            if known:
+                last_known = t
+            differs = known and v != state
+            step = 0 if state == U else (v > state) - (v < state)
+            continues = differs and streak > 0 and step == direction
+            if continues:
+                candidate = (
+                    v if step == 0 else (min(candidate, v) if step > 0 else max(candidate, v))
+                )
+            elif differs:
+                candidate = v
+            streak = streak + 1 if continues else 1 if differs else 0 if known else streak
+            if differs:
+                direction = step
+            stale = not known and state != U and t - last_known >= stale_steps
+            if differs and streak >= thresholds.consecutive:
+                changes.setdefault(i, []).append((t, state, candidate))
+                state, streak = candidate, 0
+            elif stale:
+                changes.setdefault(i, []).append((t, state, U))
+                state, streak = U, 0
+            states.append(state)
+        all_states.append(states)
+    return all_states, changes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([U, U, H, H, H, G, D]), min_size=1, max_size=60).map(
+            # Runs, as real judgements come: each value held for 1 to 5 steps.
+            lambda values: [v for k, v in enumerate(values) for _ in range(1 + k % 5)]
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    consecutive=st.integers(1, 4),
+    stale_steps=st.integers(1, 12),
+)
+def test_the_machine_agrees_with_the_step_by_step_definition(
+    rows: list[list[int]], consecutive: int, stale_steps: int
+) -> None:
+    width = max(len(r) for r in rows)
+    seen = np.array([r + [U] * (width - len(r)) for r in rows], dtype=np.int8)
+    thresholds = HealthThresholds(
+        consecutive=consecutive, stale_after=timedelta(minutes=15 * stale_steps)
+    )
+    states, changes = _hysteresis(seen, thresholds)
+    expected_states, expected_changes = step_by_step(seen, thresholds)
+    assert states.tolist() == expected_states
+    assert dict(changes) == expected_changes
 
 
 END = datetime(2026, 11, 20, tzinfo=UTC)

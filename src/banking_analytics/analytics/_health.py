@@ -342,10 +342,14 @@ def _trailing(
     zero = np.zeros((successes.shape[0], 1), dtype=np.int64)
     cum_s = np.hstack([zero, np.cumsum(successes, axis=1)])
     cum_n = np.hstack([zero, np.cumsum(totals, axis=1)])
-    end = np.arange(warm_up + 1, successes.shape[1] + 1)
+    first, last = warm_up + 1, successes.shape[1] + 1  # window ends, as slices (no copies)
 
     def trailing(width: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        return cum_s[:, end] - cum_s[:, end - width], cum_n[:, end] - cum_n[:, end - width]
+        before = slice(first - width, last - width)
+        return (
+            cum_s[:, first:last] - cum_s[:, before],
+            cum_n[:, first:last] - cum_n[:, before],
+        )
 
     chosen_s, chosen_n = trailing(_WIDENINGS[-1])
     for width in reversed(_WIDENINGS[:-1]):
@@ -368,41 +372,81 @@ def _hysteresis(
     confirm nor break a streak; after ``stale_after`` of them in a row a known
     state falls back to UNKNOWN. Returns the state after each step and, per
     entity, its (step, from, to) changes.
+
+    Judgements come in runs of one value (a bank stays healthy for days), so the
+    machine advances a run at a time: where a change falls inside a run is known
+    from the streak, without visiting each step.
     """
     entities, count = seen.shape
-    stale_steps = thresholds.stale_after // STEP
-    unknown = _CODE[HealthState.UNKNOWN]
-    state = np.full(entities, unknown, dtype=np.int8)
-    candidate = state.copy()
-    # Codes of known states are their severity, so a sign is a direction: +1 worse, -1 better,
-    # and 0 for any change away from UNKNOWN.
-    direction = np.zeros(entities, dtype=np.int8)
-    streak = np.zeros(entities, dtype=np.int64)
-    last_known = np.zeros(entities, dtype=np.int64)
     states = np.empty_like(seen)
     changes: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-    for t in range(count):
-        v = seen[:, t]
-        known = v != unknown
-        last_known[known] = t
-        differs = known & (v != state)
-        step = np.where(state == unknown, 0, np.sign(v.astype(np.int64) - state))
-        continues = differs & (streak > 0) & (step == direction)
-        nearer = np.where(step > 0, np.minimum(candidate, v), np.maximum(candidate, v))
-        candidate = np.where(
-            continues, np.where(step == 0, v, nearer), np.where(differs, v, candidate)
-        )
-        streak = np.where(continues, streak + 1, np.where(differs, 1, np.where(known, 0, streak)))
-        direction = np.where(differs, step, direction).astype(np.int8)
-        flips = differs & (streak >= thresholds.consecutive)
-        stale = ~known & (state != unknown) & (t - last_known >= stale_steps)
-        for i in np.flatnonzero(flips | stale):
-            to = unknown if stale[i] else int(candidate[i])
-            changes[int(i)].append((t, int(state[i]), to))
-        state = np.where(flips, candidate, np.where(stale, unknown, state)).astype(np.int8)
-        streak[flips | stale] = 0
-        states[:, t] = state
+    bounds = np.flatnonzero(np.diff(seen, axis=1)) if count else np.empty(0, np.int64)
+    # Where each entity's runs start: column 0 and every column its value changes at.
+    run_starts: list[list[int]] = [[0] for _ in range(entities)]
+    for flat in bounds.tolist():
+        row, column = divmod(flat, count - 1)
+        run_starts[row].append(column + 1)
+    for i in range(entities):
+        row_states, mine = _machine(seen[i], run_starts[i], count, thresholds)
+        states[i] = row_states
+        if mine:
+            changes[i] = mine
     return states, changes
+
+
+def _machine(
+    row: NDArray[np.int8], starts: list[int], count: int, thresholds: HealthThresholds
+) -> tuple[NDArray[np.int8], list[tuple[int, int, int]]]:
+    """One entity's states after each step, and its changes, from its runs of judgements."""
+    unknown = _CODE[HealthState.UNKNOWN]
+    consecutive = thresholds.consecutive
+    stale_steps = thresholds.stale_after // STEP
+    state = candidate = unknown
+    direction = streak = last_known = 0
+    changes: list[tuple[int, int, int]] = []
+    out = np.empty(count, dtype=np.int8)
+    held_from = 0  # the step since which ``state`` holds
+
+    def change(at: int, to: int) -> None:
+        nonlocal state, held_from, streak
+        out[held_from:at] = state
+        changes.append((at, state, to))
+        state, held_from, streak = to, at, 0
+
+    values = row[starts].tolist()
+    for a, b, v in zip(starts, [*starts[1:], count], values, strict=True):
+        if v == unknown:
+            # No data: the streak waits; a known state goes stale at its time.
+            at = max(a, last_known + stale_steps)
+            if state != unknown and at < b:
+                change(at, unknown)
+            continue
+        t = a
+        while t < b:
+            if v == state:
+                streak = 0
+                break
+            # Codes of known states are their severity: a sign is a direction (+1 worse),
+            # and 0 is any change away from UNKNOWN.
+            step = 0 if state == unknown else (1 if v > state else -1)
+            if streak > 0 and step == direction:
+                candidate = (
+                    v if step == 0 else (min(candidate, v) if step > 0 else max(candidate, v))
+                )
+                streak += 1
+            else:
+                candidate, streak = v, 1
+            direction = step
+            # Every further step of the run continues the streak with the same candidate.
+            at = t + max(consecutive - streak, 0)
+            if at >= b:
+                streak += b - 1 - t
+                break
+            change(at, candidate)
+            t = at + 1
+        last_known = b - 1
+    out[held_from:] = state
+    return out, changes
 
 
 def _roll_up(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
