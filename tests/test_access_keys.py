@@ -298,6 +298,7 @@ def test_last_use_is_written_once_the_interval_is_over(engine: Engine) -> None:
     while stored_last_use(engine, issued.key.key_id) is None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+    keys.close()  # the owner closes the key store before the store it writes to
 
 
 def test_close_writes_the_last_use(engine: Engine) -> None:

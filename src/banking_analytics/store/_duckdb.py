@@ -225,7 +225,10 @@ class DuckDBEngine(Engine):
                 cur.close()
 
     def close(self) -> None:
-        if not self._closed:
+        # The write lock: a transaction under way (another thread's) ends first.
+        with self._write_lock:
+            if self._closed:
+                return
             with self._readers_lock:
                 self._closed = True
                 idle, self._idle_readers = self._idle_readers, []
