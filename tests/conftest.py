@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.store import Engine, open_engine
 from postgres_server import configured_url, missing, reachable, start_throwaway_cluster
 
 # The API tests' fixtures (a live server, keys per role, user tokens).
@@ -73,6 +74,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"duckdb:///{tmp_path}/store.duckdb"
     url: str = request.getfixturevalue("postgres_store_url")
     return url
+
+
+@pytest.fixture
+def engine(store_url: str) -> Iterator[Engine]:
+    """The bare engine of a fresh store, for the layers below the facade."""
+    with open_engine(store_url) as e:
+        yield e
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +27,6 @@ from banking_analytics.events import Kind
 from banking_analytics.store import Column, Engine, TableDef, open_engine
 
 GENESIS = "0" * 64
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    with open_engine(store_url) as e:
-        yield e
 
 
 @pytest.fixture

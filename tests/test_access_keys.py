@@ -7,7 +7,7 @@ import hashlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,6 @@ from banking_analytics.access import ApiKey, KeyNotFoundError, KeyStore, Role
 from banking_analytics.store import Engine, StoreUnavailableError, open_engine
 
 TOKEN = re.compile(r"ba_live_([a-z2-7]{16})_([A-Za-z0-9_-]{43})")
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    with open_engine(store_url) as e:
-        yield e
 
 
 @pytest.fixture

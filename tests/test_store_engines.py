@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -14,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 
 from banking_analytics.events import Kind, arrow_type
-from banking_analytics.store import Column, Engine, TableDef, open_engine
+from banking_analytics.store import Column, Engine, TableDef
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 WINDOW = timedelta(days=7)
@@ -43,12 +42,6 @@ ROWS: list[dict[str, object]] = [
     {"n": 4, "text": "NULL", "float": -0.1, "timestamp": datetime(9999, 12, 31, 23, 59, 59,
      999999, tzinfo=UTC)},
 ]  # fmt: skip
-
-
-@pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    with open_engine(store_url) as e:
-        yield e
 
 
 def kinds_table(rows: list[dict[str, object]]) -> pa.Table:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Self
 
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from banking_analytics.analytics import (
@@ -43,6 +42,7 @@ from banking_analytics.metrics import (
     parse_time_period,
 )
 from banking_analytics.store import QUARANTINE, Engine, open_engine
+from banking_analytics.store.statements import column, select_all
 from banking_analytics.vocabulary import BankingFeature, EventType, PerformanceMetric
 
 __all__ = [
@@ -480,12 +480,8 @@ class BankingPerformanceAnalytics:
     def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
         """The most recent quarantined events with their reasons and raw payloads."""
         newest_first = (
-            sqlglot.select("*")
-            .from_(exp.table_(QUARANTINE.name, quoted=True))
-            .order_by(
-                exp.Ordered(this=exp.column("received_at", quoted=True), desc=True),
-                exp.column("position", quoted=True),
-            )
+            select_all(QUARANTINE)
+            .order_by(exp.Ordered(this=column("received_at"), desc=True), column("position"))
             .limit(exp.Placeholder())
         )
         rows: list[dict[str, Any]] = self.engine.query(

@@ -45,9 +45,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from banking_analytics.access._sql import column, insert, select, table
 from banking_analytics.events import Kind
 from banking_analytics.store import Column, Engine, TableDef
+from banking_analytics.store.statements import column, insert_row, select_all, table
 
 __all__ = ["AUDIT_LOG", "AuditEntry", "AuditLog", "ChainReport"]
 
@@ -173,9 +173,9 @@ class AuditLog:
             .limit(1)
             .sql(dialect)
         )
-        self._sql_insert = insert(AUDIT_LOG).sql(dialect)
+        self._sql_insert = insert_row(AUDIT_LOG).sql(dialect)
         self._sql_page = (
-            select(AUDIT_LOG)
+            select_all(AUDIT_LOG)
             .where(seq >= exp.Placeholder())
             .order_by(seq, column("hash"))
             .limit(exp.Placeholder())
@@ -238,7 +238,7 @@ class AuditLog:
         if not 1 <= limit <= _MAX_ENTRIES:
             raise ValueError(f"limit must be between 1 and {_MAX_ENTRIES:,}; got {limit}")
         seq = column("seq")
-        query = select(AUDIT_LOG)
+        query = select_all(AUDIT_LOG)
         params: list[Any] = []
         for condition, value in (
             (seq < exp.Placeholder(), before_seq),

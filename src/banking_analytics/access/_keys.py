@@ -44,9 +44,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from banking_analytics.access._sql import column, insert, select, update
 from banking_analytics.events import Kind
 from banking_analytics.store import Column, Engine, TableDef
+from banking_analytics.store.statements import column, insert_row, select_all, update
 
 __all__ = [
     "API_KEYS",
@@ -192,10 +192,10 @@ class KeyStore:
         dialect = engine.dialect
         key_is = column("key_id").eq(exp.Placeholder())
         self._sql_all = (
-            select(API_KEYS).order_by(column("created_at"), column("key_id")).sql(dialect)
+            select_all(API_KEYS).order_by(column("created_at"), column("key_id")).sql(dialect)
         )
-        self._sql_one = select(API_KEYS).where(key_is).sql(dialect)
-        self._sql_insert = insert(API_KEYS).sql(dialect)
+        self._sql_one = select_all(API_KEYS).where(key_is).sql(dialect)
+        self._sql_insert = insert_row(API_KEYS).sql(dialect)
         # COALESCE keeps the first revocation time: revoking again changes nothing.
         revoked_at = exp.func("COALESCE", column("revoked_at"), exp.Placeholder())
         self._sql_revoke = update(API_KEYS, {"revoked_at": revoked_at}, key_is).sql(dialect)

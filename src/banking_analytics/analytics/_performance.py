@@ -91,9 +91,6 @@ class PerformanceAnalytics:
     def __init__(self, metrics: MetricService) -> None:
         self._metrics = metrics
 
-    def _window(self, time_period: str | TimeWindow, now: datetime | None) -> TimeWindow:
-        return parse_time_period(time_period, now)
-
     def analyze_connection_performance(
         self,
         time_period: str | TimeWindow = "24h",
@@ -112,7 +109,7 @@ class PerformanceAnalytics:
         mean and nearest-rank p50/p95/p99 of credential-submit-to-outcome time over
         completed attempts, and ``latency.success_only`` over successful ones.
         """
-        window = self._window(time_period, now)
+        window = parse_time_period(time_period, now)
         if versions is None:
             versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT])
         # The cuts and the series are separate statements; they run while the headline
@@ -244,7 +241,7 @@ class PerformanceAnalytics:
         ``success_rate`` (successful ÷ interactions that report success) and mean
         duration; every feature is listed, unused ones with zeros.
         """
-        window = self._window(time_period, now)
+        window = parse_time_period(time_period, now)
         chosen = [BankingFeature(feature)] if feature is not None else list(BankingFeature)
         result = self._metrics.run(
             MetricQuery.build(
@@ -281,7 +278,7 @@ class PerformanceAnalytics:
         failures and their rate = failures in the category ÷ all attempts (or runs),
         with the party that must act.
         """
-        window = self._window(time_period, now)
+        window = parse_time_period(time_period, now)
         return {
             "time_period": window.as_dict(),
             "connection": self._errors(window, "connection", timezone, versions),

@@ -27,6 +27,7 @@ from sqlglot import exp
 
 from banking_analytics.events import Kind
 from banking_analytics.store import Column, Engine, TableDef
+from banking_analytics.store.statements import column, table
 
 __all__ = ["IDEMPOTENCY_TABLE", "Claim", "IdempotencyStore", "Replay", "derived_event_id"]
 
@@ -89,23 +90,24 @@ class IdempotencyStore:
         self._running: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._stored = 0
-        table = exp.table_(IDEMPOTENCY_TABLE.name, quoted=True)
         self._lookup_sql = (
-            sqlglot.select("fingerprint", "status", "body", "media_type")
-            .from_(table)
+            sqlglot.select(
+                *(column(name) for name in ("fingerprint", "status", "body", "media_type"))
+            )
+            .from_(table(IDEMPOTENCY_TABLE))
             .where(
                 exp.and_(
-                    exp.column("scope", quoted=True).eq(exp.Placeholder()),
-                    exp.column("key", quoted=True).eq(exp.Placeholder()),
-                    exp.column("created_at", quoted=True) > exp.Placeholder(),
+                    column("scope").eq(exp.Placeholder()),
+                    column("key").eq(exp.Placeholder()),
+                    column("created_at") > exp.Placeholder(),
                 )
             )
-            .order_by(exp.column("created_at", quoted=True))
+            .order_by(column("created_at"))
             .limit(1)
             .sql(engine.dialect)
         )
-        self._purge_sql = (
-            exp.delete(table, where=exp.column("created_at", quoted=True) <= exp.Placeholder())
+        self._purge_sql = exp.delete(
+            table(IDEMPOTENCY_TABLE), where=column("created_at") <= exp.Placeholder()
         ).sql(engine.dialect)
 
     def claim(self, scope: str, key: str, fingerprint: str) -> Claim | Replay:

@@ -38,6 +38,7 @@ from banking_analytics.metrics._model import (
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer
 from banking_analytics.metrics._window import Bucket
+from banking_analytics.store.statements import column as _column
 from banking_analytics.vocabulary import EventType
 
 __all__ = ["BUCKET_KEY", "CompiledQuery", "MetricParts", "compile_query"]
@@ -236,11 +237,6 @@ def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
                 else aggregates.count(numerator)
             )
             return MetricParts(metric, value, aggregates.count(denominator))
-
-
-def _column(name: str) -> exp.Column:
-    # Quoted, so that a column named like a keyword (trigger, value, ...) is never misread.
-    return exp.column(name, quoted=True)
 
 
 def _when(where: Condition | None, value: exp.Expr) -> exp.Expr:

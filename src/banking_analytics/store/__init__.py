@@ -1,4 +1,7 @@
-"""Where events live: the engine interface and its implementations."""
+"""Where events live: the engine interface and its implementations.
+
+``banking_analytics.store.statements`` builds dialect-neutral statements on tables.
+"""
 
 from banking_analytics.store._engine import Engine, WriteTransaction, open_engine
 from banking_analytics.store._errors import StoreUnavailableError, StoreURLError

@@ -1,4 +1,5 @@
-"""Statements on the access tables, built with sqlglot and rendered per engine dialect."""
+"""Statements on stored tables, built with sqlglot (each caller renders them for its
+engine's dialect): quoted identifiers, so a column named like a keyword is never misread."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from collections.abc import Mapping
 import sqlglot
 from sqlglot import exp
 
-from banking_analytics.store import TableDef
+from banking_analytics.store._tables import TableDef
 
-__all__ = ["column", "insert", "select", "table", "update"]
+__all__ = ["column", "insert_row", "select_all", "table", "update"]
 
 
 def column(name: str) -> exp.Column:
@@ -20,14 +21,14 @@ def table(definition: TableDef) -> exp.Table:
     return exp.table_(definition.name, quoted=True)
 
 
-def select(definition: TableDef) -> exp.Select:
+def select_all(definition: TableDef) -> exp.Select:
     """Every column of the table, in its order."""
     return sqlglot.select(*(column(name) for name in definition.column_names)).from_(
         table(definition)
     )
 
 
-def insert(definition: TableDef) -> exp.Insert:
+def insert_row(definition: TableDef) -> exp.Insert:
     """One row, every column a placeholder, in the table's column order."""
     names = definition.column_names
     return exp.Insert(
