@@ -6,8 +6,7 @@ import contextlib
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from banking_analytics.api._json import dumps
-from banking_analytics.api._problems import PROBLEM_MEDIA_TYPE, Problem
+from banking_analytics.api._problems import problem_response
 
 __all__ = ["BodySizeLimit"]
 
@@ -25,26 +24,14 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        problem = Problem(
-            title="Content Too Large",
-            status=413,
-            detail=f"the request body is larger than the limit of {self.max_bytes} bytes",
-            instance=scope.get("path"),
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            scope["path"],
+            413,
+            f"the request body is larger than the limit of {self.max_bytes} bytes",
+            headers={"Connection": "close"},
         )
-        body = dumps(problem.model_dump(exclude_none=True))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +39,7 @@ class BodySizeLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, send)
+                await self._refuse(scope, receive, send)
                 return
         received = 0
         refused = False
@@ -64,7 +51,7 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes and not refused:
                     refused = True
-                    await self._refuse(scope, send)
+                    await self._refuse(scope, receive, send)
                     raise _BodyTooLargeError
             return message
 

@@ -62,7 +62,7 @@ class ProblemError(Exception):
 
 
 def problem_response(
-    request: Request,
+    instance: str,
     status: int,
     detail: str,
     *,
@@ -73,7 +73,7 @@ def problem_response(
         title=HTTPStatus(status).phrase,
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=instance,
         errors=list(errors) or None,
     )
     return Response(
@@ -107,7 +107,7 @@ def install_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
         return problem_response(
-            request, exc.status, exc.detail, headers=exc.headers, errors=exc.errors
+            request.url.path, exc.status, exc.detail, headers=exc.headers, errors=exc.errors
         )
 
     async def on_validation(request: Request, exc: Exception) -> Response:
@@ -116,25 +116,27 @@ def install_handlers(app: FastAPI) -> None:
         detail = "; ".join(f"{p.field}: {p.message}" for p in problems[:3])
         if len(problems) > 3:
             detail += f"; and {len(problems) - 3} more"
-        return problem_response(request, 422, detail, errors=problems)
+        return problem_response(request.url.path, 422, detail, errors=problems)
 
     async def on_query_error(request: Request, exc: Exception) -> Response:
-        return problem_response(request, 422, str(exc))
+        return problem_response(request.url.path, 422, str(exc))
 
     async def on_store_unavailable(request: Request, exc: Exception) -> Response:
         # Nothing of the request was stored: it may be sent again as it is.
         return problem_response(
-            request, 503, f"the store is unavailable: {exc}", headers={"Retry-After": "5"}
+            request.url.path, 503, f"the store is unavailable: {exc}", headers={"Retry-After": "5"}
         )
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(request, exc.status_code, detail, headers=exc.headers)
+        return problem_response(request.url.path, exc.status_code, detail, headers=exc.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         _log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(request, 500, "an internal error occurred; it has been logged")
+        return problem_response(
+            request.url.path, 500, "an internal error occurred; it has been logged"
+        )
 
     handlers: dict[Any, Any] = {
         ProblemError: on_problem,

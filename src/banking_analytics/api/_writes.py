@@ -156,7 +156,7 @@ async def run_idempotently(
         response = await write(key)
     except ProblemError as exc:
         response = problem_response(
-            request, exc.status, exc.detail, headers=exc.headers, errors=exc.errors
+            request.url.path, exc.status, exc.detail, headers=exc.headers, errors=exc.errors
         )
     except BaseException:
         store.release(claim)
