@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import signal
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import pytest
 from api_server import Server
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
+from sample_events import behavior_events
 
 BATCH_PATH = "/api/banking-analytics/events/batch"
 BATCH_EVENTS = 100
@@ -51,21 +50,6 @@ def ingest_key(store_url: str) -> str:
             return keys.create("durability test", Role.INGEST).secret
         finally:
             keys.close()
-
-
-def make_batch(n: int) -> list[dict[str, Any]]:
-    now = datetime.now(UTC).isoformat()
-    return [
-        {
-            "event_type": "behavior",
-            "event_id": str(uuid.uuid4()),
-            "user_id": f"user-{i % 7}",
-            "feature": "spending_analysis",
-            "action": "view_report",
-            "occurred_at": now,
-        }
-        for i in range(n)
-    ]
 
 
 @dataclass
@@ -131,7 +115,7 @@ def stored_copies(store_url: str) -> dict[str, int]:
 
 def test_sigkill_over_http_loses_no_acknowledged_event(store_url: str, server: Server) -> None:
     key = ingest_key(store_url)
-    batches = [make_batch(BATCH_EVENTS) for _ in range(BATCHES)]
+    batches = [behavior_events(BATCH_EVENTS) for _ in range(BATCHES)]
     server.start()
     stream = stream_until_killed(server, key, batches, ACKED_BATCHES_BEFORE_KILL)
     assert server.proc is not None
