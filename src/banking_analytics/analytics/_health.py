@@ -267,11 +267,9 @@ class InstitutionHealth:
             + aggregator.indices.to_numpy().astype(np.int64)
         ) * n_products + np.concatenate(products)
         unique, rows = np.unique(key, return_inverse=True)
-        columns = np.concatenate(at)
-        successes_grid = np.zeros((len(unique), steps), dtype=np.int64)
-        totals_grid = np.zeros((len(unique), steps), dtype=np.int64)
-        np.add.at(successes_grid, (rows, columns), np.concatenate(good))
-        np.add.at(totals_grid, (rows, columns), np.concatenate(total))
+        cells = rows * steps + np.concatenate(at)
+        successes_grid = _grid(cells, np.concatenate(good), (len(unique), steps))
+        totals_grid = _grid(cells, np.concatenate(total), (len(unique), steps))
         institution_names = institution.dictionary.to_pylist()
         aggregator_names = aggregator.dictionary.to_pylist()
         pairs, product = np.divmod(unique, n_products)
@@ -292,6 +290,15 @@ _FEATURE_PRODUCT = pa.array(
     [_PRODUCT_CODES[PRODUCTS[feature]] for feature in BankingFeature], pa.int64()
 )
 _FEATURE_NAMES = pa.array([feature.value for feature in BankingFeature])
+
+
+def _grid(
+    cells: NDArray[np.int64], counts: NDArray[np.int64], shape: tuple[int, int]
+) -> NDArray[np.int64]:
+    """Counts summed into a grid by flat cell index (row x columns + column)."""
+    # Weighted bincount sums in floats: exact for counts below 2^53.
+    summed = np.bincount(cells, weights=counts, minlength=shape[0] * shape[1])
+    return summed.astype(np.int64).reshape(shape)
 
 
 def _product_codes(features: pa.ChunkedArray) -> NDArray[np.int64]:

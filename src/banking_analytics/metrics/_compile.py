@@ -204,8 +204,9 @@ class _Aggregates:
     def total(self, measure: Sum | Mean) -> str:
         value: exp.Expr = _column(measure.column)
         if isinstance(measure, Sum) and measure.negative_when is not None:
-            value = (
-                exp.Case().when(_condition(measure.negative_when), exp.Neg(this=value)).else_(value)
+            value = exp.Case(
+                ifs=[exp.If(this=_condition(measure.negative_when), true=exp.Neg(this=value))],
+                default=value.copy(),
             )
         return self.add(exp.Sum(this=_when(measure.where, value)))
 
@@ -239,11 +240,15 @@ def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
             return MetricParts(metric, value, aggregates.count(denominator))
 
 
+# Nodes are built with their constructors: sqlglot's builder methods copy their operands
+# and parse strings, which made compiling a dashboard's shapes cost tens of milliseconds.
+
+
 def _when(where: Condition | None, value: exp.Expr) -> exp.Expr:
     """``value`` where the condition holds, else NULL (aggregates skip NULLs)."""
     if where is None:
         return value
-    return exp.Case().when(_condition(where), value)
+    return exp.Case(ifs=[exp.If(this=_condition(where), true=value)])
 
 
 def _literal(value: str | bool) -> exp.Expr:
@@ -253,14 +258,23 @@ def _literal(value: str | bool) -> exp.Expr:
 def _condition(condition: Condition) -> exp.Expr:
     match condition:
         case Is(column=column, values=(value,)):
-            return _column(column).eq(_literal(value))
+            return exp.EQ(this=_column(column), expression=_literal(value))
         case Is(column=column, values=values):
-            return _column(column).isin(*(_literal(v) for v in values))
+            return exp.In(this=_column(column), expressions=[_literal(v) for v in values])
         case NotNull(column=column):
-            return exp.Not(this=_column(column).is_(exp.null()))
+            return exp.Not(this=exp.Is(this=_column(column), expression=exp.Null()))
         case IsNull(column=column):
-            return _column(column).is_(exp.null())
+            return exp.Is(this=_column(column), expression=exp.Null())
         case All(parts=parts):
-            return exp.and_(*(_condition(p) for p in parts))
+            return _joined(exp.And, [_condition(p) for p in parts])
         case AnyOf(parts=parts):
-            return exp.or_(*(_condition(p) for p in parts))
+            return _joined(exp.Or, [_condition(p) for p in parts])
+
+
+def _joined(connective: type[exp.And | exp.Or], parts: list[exp.Expr]) -> exp.Expr:
+    """``parts`` joined by AND or OR, each compound part in parentheses."""
+    wrapped = [exp.Paren(this=p) if isinstance(p, exp.Connector) else p for p in parts]
+    joined = wrapped[0]
+    for part in wrapped[1:]:
+        joined = connective(this=joined, expression=part)
+    return joined

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlglot
+from numpy.typing import NDArray
 from sqlglot import exp
 
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, MetricParts, compile_query
-from banking_analytics.metrics._model import Max, Mean, Percentile, Ratio, Sum, Unit
+from banking_analytics.metrics._model import Max, Mean, Metric, Percentile, Ratio, Sum, Unit
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
@@ -154,64 +157,66 @@ class MetricService:
     def _rows(
         self, query: MetricQuery, versions: DataVersions, fill_gaps: bool
     ) -> tuple[list[ResultRow], int]:
-        merged: dict[_Key, dict[str, Any]] = {}
         answers, cached = self.fetch(query, versions)
+        # Figures are computed a whole column at a time; only the assembly into rows is
+        # per row. Rows of several statements (one per event table) meet by their keys.
+        found: dict[_Key, dict[str, MetricValue]] = {}
         for statement, table in answers:
-            # Aggregate columns renamed to keys unique across statements; the key columns
-            # (bucket, dimensions) keep their names, so rows of several tables meet.
-            named = table.rename_columns(
-                [c if c in statement.keys else _part(statement, c) for c in table.column_names]
+            keys = _row_keys(table, query)
+            days = (
+                np.array([_days(query, bucket) for bucket, _ in keys], dtype=np.float64)
+                if any(_per_day(p.metric) for p in statement.parts)
+                else None
             )
-            for record in to_records(named):
-                merged.setdefault(_row_key(record, query), {}).update(record)
+            names = [p.metric.name for p in statement.parts]
+            columns = [_figures(p, table, days) for p in statement.parts]
+            for key, values in zip(keys, zip(*columns, strict=True), strict=True):
+                found.setdefault(key, {}).update(zip(names, values, strict=True))
         if query.bucket is not None and fill_gaps:
-            for row_key in _all_buckets(query, {k[1] for k in merged}):
-                merged.setdefault(row_key, {})
-        metric_parts = [(s, p) for s, _ in answers for p in s.parts]
-        readers = [(p.metric.name, _reader(p, s)) for s, p in metric_parts]
-        # Only per-day rates need the length of the span a row covers.
-        per_day = any(
-            isinstance(p.metric.measure, Ratio) and p.metric.measure.per_day
-            for _, p in metric_parts
-        )
+            for row_key in _all_buckets(query, {k[1] for k in found}):
+                found.setdefault(row_key, {})
+        blanks = {p.metric.name: _blank(p) for s, _ in answers for p in s.parts}
         rows = [
             ResultRow(
                 bucket,
                 dict(zip(query.dimensions, dims, strict=True)),
-                {name: read(raw, days) for name, read in readers},
+                {name: values.get(name, blank) for name, blank in blanks.items()},
             )
-            for (bucket, dims), raw in sorted(merged.items(), key=_sort_key)
-            for days in (_days(query, bucket) if per_day else 0.0,)
+            for (bucket, dims), values in sorted(found.items(), key=_sort_key)
         ]
         return rows, cached
 
 
-def to_records(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows as dictionaries, times as aware UTC datetimes.
+def _python_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values as Python objects, zoned times as aware UTC datetimes.
 
     pyarrow converts zoned timestamps through pandas (importing it, a fifth of a
     second, on first use); naive UTC values converted directly are the same instants.
     """
-    zoned = [f.name for f in table.schema if pa.types.is_timestamp(f.type) and f.type.tz]
-    for name in zoned:
-        index = table.schema.get_field_index(name)
-        unit = table.schema.field(index).type.unit
-        table = table.set_column(index, name, table[name].cast(pa.timestamp(unit)))
-    records: list[dict[str, Any]] = table.to_pylist()
-    for record in records:
-        for name in zoned:
-            if record[name] is not None:
-                record[name] = record[name].replace(tzinfo=UTC)
-    return records
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.tz:
+        naive = column.cast(pa.timestamp(kind.unit)).to_pylist()
+        return [None if at is None else at.replace(tzinfo=UTC) for at in naive]
+    values: list[Any] = column.to_pylist()
+    return values
 
 
-def _part(statement: CompiledQuery, alias: str) -> str:
-    return f"{statement.event_type.value}.{alias}"
+def to_records(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dictionaries, times as aware UTC datetimes (see :func:`_python_values`)."""
+    names = table.column_names
+    columns = [_python_values(table[name]) for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def _row_key(record: Mapping[str, Any], query: MetricQuery) -> _Key:
-    bucket = record.get(BUCKET_KEY) if query.bucket is not None else None
-    return bucket, tuple(record[d] for d in query.dimensions)
+def _row_keys(table: pa.Table, query: MetricQuery) -> list[_Key]:
+    """Each result row's key: its bucket (or None) and its dimension values."""
+    buckets = (
+        _python_values(table[BUCKET_KEY]) if query.bucket is not None else [None] * table.num_rows
+    )
+    if not query.dimensions:
+        return [(bucket, ()) for bucket in buckets]
+    dims = zip(*(table[d].to_pylist() for d in query.dimensions), strict=True)
+    return list(zip(buckets, dims, strict=True))
 
 
 def _sort_key(item: tuple[_Key, object]) -> tuple[object, ...]:
@@ -243,61 +248,72 @@ def _days(query: MetricQuery, bucket: datetime | None) -> float:
     return max((end - start) / timedelta(days=1), 0.0)
 
 
-def _number(raw: object) -> float:
-    return 0.0 if raw is None else float(raw)  # type: ignore[arg-type]
-
-
 # Enum members looked up once: rows are built by the thousand.
 _OK = Status.OK
 _INSUFFICIENT = Status.INSUFFICIENT_DATA
 
-_Reader = Callable[[Mapping[str, Any], float], MetricValue]
+
+def _per_day(metric: Metric) -> bool:
+    return isinstance(metric.measure, Ratio) and metric.measure.per_day
 
 
-def _reader(parts: MetricParts, statement: CompiledQuery) -> _Reader:
-    """How to read one metric's figure out of a result row (given the days it covers).
+def _floats(column: pa.ChunkedArray) -> NDArray[np.float64]:
+    """A numeric column as floats, missing values as 0 (sums over no rows are NULL)."""
+    values: NDArray[np.float64] = pc.fill_null(
+        column.cast(pa.float64(), safe=False), 0.0
+    ).to_numpy()
+    return values
 
-    The measure is looked at once per query, not once per row.
+
+def _figures(
+    parts: MetricParts, table: pa.Table, days: NDArray[np.float64] | None
+) -> list[MetricValue]:
+    """One metric's figure on every row of its statement's result.
+
+    ``days`` is the length of the span each row covers (per-day rates only).
+    Counts and sums stand as they are; a mean or ratio is its value part ÷ its
+    sample; a figure resting on fewer than ``min_sample`` events is not given.
     """
     metric = parts.metric
     measure = metric.measure
-    value_key = _part(statement, parts.value)
     if isinstance(measure, Max):
-
-        def read_max(raw: Mapping[str, Any], days: float) -> MetricValue:
-            value = raw.get(value_key)
-            return MetricValue(value, None, _OK if value is not None else _INSUFFICIENT)
-
-        return read_max
+        return [
+            MetricValue(v, None, _OK if v is not None else _INSUFFICIENT)
+            for v in _python_values(table[parts.value])
+        ]
+    figures = _floats(table[parts.value])
     if parts.sample is None:
-        whole = metric.unit is Unit.MINOR_UNITS or not isinstance(measure, Sum)
-
-        def read_total(raw: Mapping[str, Any], days: float) -> MetricValue:
-            total = _number(raw.get(value_key))
-            return MetricValue(round(total) if whole else total, None, _OK)
-
-        return read_total
+        if _whole(parts):
+            return [MetricValue(t, None, _OK) for t in np.rint(figures).astype(np.int64).tolist()]
+        return [MetricValue(t, None, _OK) for t in figures.tolist()]
     if not isinstance(measure, Mean | Percentile | Ratio):
         raise AssertionError(f"{type(measure).__name__} has no sample")
-    sample_key = _part(statement, parts.sample)
-    smallest = max(metric.min_sample, 1)
-    divide = not isinstance(measure, Percentile)
-    per_day = isinstance(measure, Ratio) and measure.per_day
+    sample = _floats(table[parts.sample]).astype(np.int64)
+    usable = sample >= max(metric.min_sample, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if not isinstance(measure, Percentile):
+            figures = figures / sample
+        if days is not None and _per_day(metric):
+            figures = figures / days
+            usable &= days > 0
+    return [
+        MetricValue(f, n, _OK) if ok else MetricValue(None, n, _INSUFFICIENT)
+        for f, n, ok in zip(figures.tolist(), sample.tolist(), usable.tolist(), strict=True)
+    ]
 
-    def read_figure(raw: Mapping[str, Any], days: float) -> MetricValue:
-        n = int(_number(raw.get(sample_key)))
-        if n < smallest:
-            return MetricValue(None, n, _INSUFFICIENT)
-        figure = _number(raw.get(value_key))
-        if divide:
-            figure /= n
-        if per_day:
-            if days <= 0:
-                return MetricValue(None, n, _INSUFFICIENT)
-            figure /= days
-        return MetricValue(figure, n, _OK)
 
-    return read_figure
+def _whole(parts: MetricParts) -> bool:
+    """Whether a total is a whole number: a count, or a sum of money in minor units."""
+    return parts.metric.unit is Unit.MINOR_UNITS or not isinstance(parts.metric.measure, Sum)
+
+
+def _blank(parts: MetricParts) -> MetricValue:
+    """A metric's figure on a row its statement has none for (no events there)."""
+    if isinstance(parts.metric.measure, Max):
+        return MetricValue(None, None, _INSUFFICIENT)
+    if parts.sample is None:
+        return MetricValue(0 if _whole(parts) else 0.0, None, _OK)
+    return MetricValue(None, 0, _INSUFFICIENT)
 
 
 def _all_buckets(query: MetricQuery, dims: set[tuple[str | None, ...]]) -> list[_Key]:
