@@ -54,11 +54,14 @@ class MetricParts:
     ``value`` is the figure itself (a count, sum or percentile), or the
     numerator of a ratio or the sum behind a mean; ``sample`` is the count the
     figure rests on (a ratio's denominator, a mean's or percentile's count).
+    A percentile's ``value`` is a list, one element per percentile asked of the
+    same values (one sort serves them all); ``index`` is its element.
     """
 
     metric: Metric
     value: str
     sample: str | None
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,7 @@ def _compile_table(
         )
     keys.extend((dim, _column(DIMENSIONS[dim].column)) for dim in shape.dimensions)
 
-    aggregates = _Aggregates(renderer)
+    aggregates = _Aggregates(renderer, metrics)
     parts = tuple(_metric_parts(metric, aggregates) for metric in metrics)
 
     where: list[exp.Expr] = [
@@ -173,11 +176,18 @@ def _compile_table(
 class _Aggregates:
     """The distinct aggregate expressions of one statement, each with an alias."""
 
-    def __init__(self, renderer: Renderer) -> None:
+    def __init__(self, renderer: Renderer, metrics: list[Metric]) -> None:
         self._renderer = renderer
         # sqlglot expressions compare and hash by structure: equal aggregates meet here.
         self._aliases: dict[exp.Expr, str] = {}
         self._expressions: dict[str, exp.Expr] = {}
+        # Every percentile asked of the same values, so that one aggregate answers them all.
+        self._quantiles: dict[exp.Expr, list[float]] = defaultdict(list)
+        for metric in metrics:
+            if isinstance(metric.measure, Percentile):
+                qs = self._quantiles[_percentile_values(metric.measure)]
+                if metric.measure.q not in qs:
+                    qs.append(metric.measure.q)
 
     def add(self, expression: exp.Expr) -> str:
         if expression not in self._aliases:
@@ -210,9 +220,15 @@ class _Aggregates:
             )
         return self.add(exp.Sum(this=_when(measure.where, value)))
 
-    def percentile(self, measure: Percentile) -> str:
-        value = _when(measure.where, _column(measure.column))
-        return self.add(self._renderer.percentile(value, measure.q))
+    def percentile(self, measure: Percentile) -> tuple[str, int]:
+        """The list of percentiles of the measure's values, and the measure's place in it."""
+        values = _percentile_values(measure)
+        qs = self._quantiles[values]
+        return self.add(self._renderer.percentiles(values, qs)), qs.index(measure.q)
+
+
+def _percentile_values(measure: Percentile) -> exp.Expr:
+    return _when(measure.where, _column(measure.column))
 
 
 def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
@@ -230,7 +246,8 @@ def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
             return MetricParts(metric, aggregates.total(measure), aggregates.values(column, where))
         case Percentile(column=column, where=where):
             sample = aggregates.values(column, where)
-            return MetricParts(metric, aggregates.percentile(measure), sample)
+            value, index = aggregates.percentile(measure)
+            return MetricParts(metric, value, sample, index)
         case Ratio(numerator=numerator, denominator=denominator):
             value = (
                 aggregates.total(numerator)

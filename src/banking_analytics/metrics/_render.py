@@ -7,6 +7,8 @@ exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
@@ -23,10 +25,13 @@ class Renderer:
         # Loaded now rather than on the first query (sqlglot imports dialects lazily).
         self._dialect = Dialect.get_or_raise(dialect)
 
-    def percentile(self, value: exp.Expr, q: float) -> exp.Expr:
-        """Nearest-rank percentile (``percentile_disc``) of non-null ``value``."""
+    def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
+        """Nearest-rank percentiles (``percentile_disc``) of non-null ``value``, as a list
+        in the order of ``qs``: one sort serves them all.
+        """
+        fractions = exp.Array(expressions=[exp.Literal.number(q) for q in qs])
         return exp.WithinGroup(
-            this=exp.PercentileDisc(this=exp.Literal.number(q)),
+            this=exp.PercentileDisc(this=fractions),
             expression=exp.Order(expressions=[exp.Ordered(this=value)]),
         )
 

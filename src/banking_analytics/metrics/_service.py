@@ -281,7 +281,8 @@ def _figures(
             MetricValue(v, None, _OK if v is not None else _INSUFFICIENT)
             for v in _python_values(table[parts.value])
         ]
-    figures = _floats(table[parts.value])
+    value = table[parts.value]
+    figures = _floats(value if parts.index is None else pc.list_element(value, parts.index))
     if parts.sample is None:
         if _whole(parts):
             return [MetricValue(t, None, _OK) for t in np.rint(figures).astype(np.int64).tolist()]
