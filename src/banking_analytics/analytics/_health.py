@@ -262,26 +262,35 @@ class InstitutionHealth:
         aggregator = _encoded(aggregators)
         # One integer per entity: the three codes in mixed radix.
         n_aggregators, n_products = len(aggregator.dictionary), len(_PRODUCT_LIST)
+        space = len(institution.dictionary) * n_aggregators * n_products
         key = (
             institution.indices.to_numpy().astype(np.int64) * n_aggregators
             + aggregator.indices.to_numpy().astype(np.int64)
         ) * n_products + np.concatenate(products)
-        unique, rows = np.unique(key, return_inverse=True)
-        cells = rows * steps + np.concatenate(at)
-        successes_grid = _grid(cells, np.concatenate(good), (len(unique), steps))
-        totals_grid = _grid(cells, np.concatenate(total), (len(unique), steps))
+        # The codes space is small (institutions x aggregators x products): entities are
+        # found by counting in it, not by sorting the rows.
+        present = np.flatnonzero(np.bincount(key, minlength=space))
         institution_names = institution.dictionary.to_pylist()
         aggregator_names = aggregator.dictionary.to_pylist()
-        pairs, product = np.divmod(unique, n_products)
+        pairs, product = np.divmod(present, n_products)
         institution_code, aggregator_code = np.divmod(pairs, n_aggregators)
-        entities = [
+        found = [
             (institution_names[i], aggregator_names[a], _PRODUCT_LIST[p])
             for i, a, p in zip(
                 institution_code.tolist(), aggregator_code.tolist(), product.tolist(), strict=True
             )
         ]
-        order = sorted(range(len(entities)), key=entities.__getitem__)
-        return [entities[i] for i in order], successes_grid[order], totals_grid[order]
+        order = sorted(range(len(found)), key=found.__getitem__)
+        # Each entity's row in the result: entities in name order.
+        row_of = np.empty(space, dtype=np.int64)
+        row_of[present[order]] = np.arange(len(order))
+        cells = row_of[key] * steps + np.concatenate(at)
+        shape = (len(order), steps)
+        return (
+            [found[i] for i in order],
+            _grid(cells, np.concatenate(good), shape),
+            _grid(cells, np.concatenate(total), shape),
+        )
 
 
 _PRODUCT_LIST = tuple(Product)
@@ -362,8 +371,8 @@ def _trailing(
     for width in reversed(_WIDENINGS[:-1]):
         s, n = trailing(width)
         enough = n >= min_sample
-        chosen_s = np.where(enough, s, chosen_s)
-        chosen_n = np.where(enough, n, chosen_n)
+        np.copyto(chosen_s, s, where=enough)
+        np.copyto(chosen_n, n, where=enough)
     return chosen_s, chosen_n
 
 
