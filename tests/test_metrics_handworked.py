@@ -325,6 +325,60 @@ def test_day_buckets_follow_the_requested_timezone(analytics: BankingPerformance
     assert local.as_dict()["rows"][0]["bucket"] == "2026-03-09T00:00:00-04:00"
 
 
+def test_weeks_start_on_monday_and_minutes_cut_at_the_minute(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    # Sunday 8 March 2026 23:30 UTC is still week 2 March in UTC, but Monday 9 March
+    # 00:30 in Europe/Berlin (UTC+1): the next week there. Monday 9 March 00:10 UTC is
+    # week 9 March in UTC. 12:00:59 and 12:01:00 fall in two minutes.
+    times = [
+        "2026-03-08T23:30:00Z",
+        "2026-03-09T00:10:00Z",
+        "2026-03-11T12:00:59.999Z",
+        "2026-03-11T12:01:00Z",
+    ]
+    analytics.ingest(
+        [
+            {
+                "event_type": "behavior",
+                "occurred_at": t,
+                "user_id": "u1",
+                "feature": "budget_tracking",
+                "action": "open",
+            }
+            for t in times
+        ]
+    )
+    window = TimeWindow(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 16, tzinfo=UTC))
+
+    def weeks(timezone: str) -> list[tuple[datetime | None, object]]:
+        result = analytics.query_metrics(
+            ["feature_interactions"], window, bucket="week", timezone=timezone
+        )
+        return [(r.bucket, r["feature_interactions"]) for r in result.rows]
+
+    assert weeks("UTC") == [
+        (datetime(2026, 3, 2, tzinfo=UTC), 1),
+        (datetime(2026, 3, 9, tzinfo=UTC), 3),
+    ]
+    # Berlin's weeks start at 23:00 UTC on the Sunday before (the window starts inside one).
+    assert weeks("Europe/Berlin") == [
+        (datetime(2026, 3, 1, 23, tzinfo=UTC), 0),
+        (datetime(2026, 3, 8, 23, tzinfo=UTC), 4),
+        (datetime(2026, 3, 15, 23, tzinfo=UTC), 0),
+    ]
+    minutes = analytics.query_metrics(
+        ["feature_interactions"],
+        TimeWindow(datetime(2026, 3, 11, 12, tzinfo=UTC), datetime(2026, 3, 11, 12, 3, tzinfo=UTC)),
+        bucket="minute",
+    )
+    assert [(r.bucket, r["feature_interactions"]) for r in minutes.rows] == [
+        (datetime(2026, 3, 11, 12, 0, tzinfo=UTC), 1),
+        (datetime(2026, 3, 11, 12, 1, tzinfo=UTC), 1),
+        (datetime(2026, 3, 11, 12, 2, tzinfo=UTC), 0),
+    ]
+
+
 def test_hourly_series_has_every_hour_and_compares_with_the_previous_period(
     hand: BankingPerformanceAnalytics,
 ) -> None:

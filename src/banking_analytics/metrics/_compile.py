@@ -124,12 +124,14 @@ def _compile_shape(shape: _Shape, renderer: Renderer) -> tuple[CompiledQuery, ..
 def _compile_table(
     shape: _Shape, event_type: EventType, metrics: list[Metric], renderer: Renderer
 ) -> CompiledQuery:
-    keys: list[tuple[str, exp.Expr]] = []
+    # Each key: its alias, what the select list shows, what rows are grouped by.
+    keys: list[tuple[str, exp.Expr, exp.Expr]] = []
     if shape.bucket is not None:
-        keys.append(
-            (BUCKET_KEY, renderer.bucket(_column(TIME_COLUMN), shape.bucket, shape.timezone))
-        )
-    keys.extend((dim, _column(DIMENSIONS[dim].column)) for dim in shape.dimensions)
+        cut = renderer.bucket(_column(TIME_COLUMN), shape.bucket, shape.timezone)
+        keys.append((BUCKET_KEY, cut.start, cut.key))
+    for dim in shape.dimensions:
+        column = _column(DIMENSIONS[dim].column)
+        keys.append((dim, column, column.copy()))
 
     aggregates = _Aggregates(renderer, metrics)
     parts = tuple(_metric_parts(metric, aggregates) for metric in metrics)
@@ -147,7 +149,7 @@ def _compile_table(
     # The expressions are built for this statement alone: no builder needs to copy them.
     select = (
         sqlglot.select(
-            *(expr.as_(alias, copy=False) for alias, expr in keys),
+            *(shown.as_(alias, copy=False) for alias, shown, _ in keys),
             *(expr.as_(alias, copy=False) for alias, expr in aggregates.items()),
             copy=False,
         )
@@ -157,8 +159,7 @@ def _compile_table(
     if keys:
         # No ORDER BY: rows are put in order where they are turned into results, and
         # analyses that take whole columns need none (sorting 100k groups costs ~30 ms).
-        # The keys are copied: they also stand in the select list.
-        select = select.group_by(*(expr.copy() for _, expr in keys), copy=False)
+        select = select.group_by(*(grouped for _, _, grouped in keys), copy=False)
     found = len(list(select.find_all(exp.Placeholder)))
     expected = 2 + sum(count for _, count in shape.filters)
     if found != expected:
@@ -168,7 +169,7 @@ def _compile_table(
         table,
         renderer.sql(select),
         (),
-        tuple(alias for alias, _ in keys),
+        tuple(alias for alias, _, _ in keys),
         parts,
     )
 

@@ -8,13 +8,28 @@ exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 
 from banking_analytics.metrics._window import Bucket
 
-__all__ = ["Renderer", "renderer_for"]
+__all__ = ["Renderer", "TimeBucket", "renderer_for"]
+
+
+#: Seconds from the epoch (a Thursday) to the Monday that weeks are counted from.
+_WEEK_ORIGIN = 4 * 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBucket:
+    """A query's cut of time: rows are grouped by ``key``; ``start``, an expression of
+    the key alone, is the instant the bucket starts (computed once per group).
+    """
+
+    key: exp.Expr
+    start: exp.Expr
 
 
 class Renderer:
@@ -35,25 +50,30 @@ class Renderer:
             expression=exp.Order(expressions=[exp.Ordered(this=value)]),
         )
 
-    def bucket(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> exp.Expr:
-        """The instant a bucket starts: ``timestamp`` truncated in ``timezone``'s wall clock."""
-        if bucket is Bucket.QUARTER_HOUR:
-            # No engine truncates to 15 minutes by name; every UTC offset in the tz database
-            # is a whole number of quarter hours, so flooring the epoch serves every timezone.
-            seconds = exp.Literal.number(int(bucket.width.total_seconds()))
-            epoch = exp.TimeToUnix(this=timestamp)
-            floored = exp.Mul(
-                this=exp.Floor(this=exp.Div(this=epoch, expression=seconds)), expression=seconds
-            )
-            return exp.UnixToTime(this=floored)
+    def bucket(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> TimeBucket:
+        """How ``timestamp`` is cut into buckets truncated in ``timezone``'s wall clock."""
+        if timezone == "UTC" or bucket is Bucket.QUARTER_HOUR:
+            # In UTC every bucket is a fixed width from an origin (weeks from a Monday), so
+            # flooring the epoch cuts it: whole-number arithmetic, where truncating a zoned
+            # time costs the engine a calendar computation per row. No engine truncates to
+            # 15 minutes by name; every UTC offset in the tz database is a whole number of
+            # quarter hours, so flooring the epoch serves that bucket in every timezone.
+            width = exp.Literal.number(int(bucket.width.total_seconds()))
+            origin = _WEEK_ORIGIN if bucket is Bucket.WEEK else 0
+            since: exp.Expr = exp.TimeToUnix(this=timestamp)
+            if origin:
+                since = exp.Paren(this=exp.Sub(this=since, expression=exp.Literal.number(origin)))
+            key = exp.Floor(this=exp.Div(this=since, expression=width))
+            start: exp.Expr = exp.Mul(this=key.copy(), expression=width.copy())
+            if origin:
+                start = exp.Add(this=start, expression=exp.Literal.number(origin))
+            return TimeBucket(key, exp.UnixToTime(this=start))
         unit = exp.var(bucket.value.upper())
-        if timezone == "UTC":
-            # Engines run their sessions in UTC, so truncating the instant is enough.
-            return exp.TimestampTrunc(this=timestamp, unit=unit)
         zone = exp.Literal.string(timezone)
         local = exp.AtTimeZone(this=timestamp, zone=zone)
         truncated = exp.DateTrunc(unit=unit, this=local)  # type: ignore[no-untyped-call]
-        return exp.AtTimeZone(this=truncated, zone=zone)
+        start = exp.AtTimeZone(this=truncated, zone=zone)
+        return TimeBucket(start, start.copy())
 
     def sql(self, expression: exp.Expr) -> str:
         return expression.sql(dialect=self._dialect)
