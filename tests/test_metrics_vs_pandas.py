@@ -251,3 +251,15 @@ def test_every_figure_matches_pandas(store_url: str) -> None:
             ["attributed_feature", "currency"],
         )
         assert checked > 500
+
+        errors = analytics.analyze_error_rates(WINDOW)
+        for source, frame in (("connection", attempts), ("sync", sync_runs)):
+            failed = frame[frame.outcome == "failure"]
+            counts = failed.error_category.value_counts()
+            mix = errors[source]
+            assert (mix["total"], mix["failures"]) == (len(frame), len(failed))
+            assert len(failed) > 10
+            for category, entry in mix["by_category"].items():
+                assert entry["count"] == counts.get(category, 0), (source, category)
+                assert entry["rate"] == pytest.approx(counts.get(category, 0) / len(frame))
+            assert mix["uncategorised"] == int(failed.error_category.isna().sum())

@@ -26,7 +26,13 @@ from banking_analytics.metrics import (
     TimeWindow,
     parse_time_period,
 )
-from banking_analytics.vocabulary import BankingFeature, ErrorCategory, EventType
+from banking_analytics.vocabulary import (
+    BankingFeature,
+    ErrorCategory,
+    EventType,
+    Outcome,
+    SyncOutcome,
+)
 
 __all__ = ["PerformanceAnalytics", "series_bucket"]
 
@@ -288,20 +294,27 @@ class PerformanceAnalytics:
     def _errors(
         self, window: TimeWindow, source: str, timezone: str, versions: DataVersions | None
     ) -> dict[str, Any]:
-        # One statement: events and failures per category; the total is their sum.
-        total_metric = "connection_attempts" if source == "connection" else "sync_runs"
+        connection = source == "connection"
+        total_metric = "connection_attempts" if connection else "sync_runs"
+        failed_outcome = Outcome.FAILURE if connection else SyncOutcome.FAILURE
         failures = f"{source}_failures"
+        # Failures per category are counted among failures alone (the engine filters them
+        # while scanning, rather than grouping every event); the total is its own count.
         by_category = self._metrics.run(
             MetricQuery.build(
-                [total_metric, failures],
+                [failures],
                 window,
                 dimensions=["error_category"],
+                filters={"outcome": [failed_outcome.value]},
                 timezone=timezone,
             ),
             versions=versions,
         )
+        total = self._metrics.run(
+            MetricQuery.build([total_metric], window, timezone=timezone), versions=versions
+        )
         counts = {row.dimensions["error_category"]: row.count(failures) for row in by_category.rows}
-        attempts = sum(row.count(total_metric) for row in by_category.rows)
+        attempts = total.single().count(total_metric)
         failed = sum(counts.values())
         return {
             "total": attempts,
