@@ -191,11 +191,10 @@ class _Aggregates:
                     qs.append(metric.measure.q)
 
     def add(self, expression: exp.Expr) -> str:
-        if expression not in self._aliases:
-            alias = f"p{len(self._aliases)}"
-            self._aliases[expression] = alias
-            self._expressions[alias] = expression
-        return self._aliases[expression]
+        # One look-up: hashing an expression walks its whole tree.
+        alias = self._aliases.setdefault(expression, f"p{len(self._aliases)}")
+        self._expressions.setdefault(alias, expression)
+        return alias
 
     def items(self) -> list[tuple[str, exp.Expr]]:
         return list(self._expressions.items())

@@ -58,16 +58,7 @@ class Renderer:
             # time costs the engine a calendar computation per row. No engine truncates to
             # 15 minutes by name; every UTC offset in the tz database is a whole number of
             # quarter hours, so flooring the epoch serves that bucket in every timezone.
-            width = exp.Literal.number(int(bucket.width.total_seconds()))
-            origin = _WEEK_ORIGIN if bucket is Bucket.WEEK else 0
-            since: exp.Expr = exp.TimeToUnix(this=timestamp)
-            if origin:
-                since = exp.Paren(this=exp.Sub(this=since, expression=exp.Literal.number(origin)))
-            key = exp.Floor(this=exp.Div(this=since, expression=width))
-            start: exp.Expr = exp.Mul(this=key.copy(), expression=width.copy())
-            if origin:
-                start = exp.Add(this=start, expression=exp.Literal.number(origin))
-            return TimeBucket(key, exp.UnixToTime(this=start))
+            return self._fixed_width(timestamp, bucket)
         unit = exp.var(bucket.value.upper())
         zone = exp.Literal.string(timezone)
         local = exp.AtTimeZone(this=timestamp, zone=zone)
@@ -75,11 +66,56 @@ class Renderer:
         start = exp.AtTimeZone(this=truncated, zone=zone)
         return TimeBucket(start, start.copy())
 
+    def _fixed_width(self, timestamp: exp.Expr, bucket: Bucket) -> TimeBucket:
+        """UTC buckets counted from the epoch (weeks: from the first Monday after it), by
+        flooring the epoch in seconds."""
+        width = exp.Literal.number(int(bucket.width.total_seconds()))
+        origin = _WEEK_ORIGIN if bucket is Bucket.WEEK else 0
+        since: exp.Expr = exp.TimeToUnix(this=timestamp)
+        if origin:
+            since = exp.Paren(this=exp.Sub(this=since, expression=exp.Literal.number(origin)))
+        key = exp.Floor(this=exp.Div(this=since, expression=width))
+        start: exp.Expr = exp.Mul(this=key.copy(), expression=width.copy())
+        if origin:
+            start = exp.Add(this=start, expression=exp.Literal.number(origin))
+        return TimeBucket(key, exp.UnixToTime(this=start))
+
     def sql(self, expression: exp.Expr) -> str:
-        return expression.sql(dialect=self._dialect)
+        """The expression's SQL. The expression is consumed: it is rendered in place, not
+        copied first (a statement is built to be rendered once).
+        """
+        return self._dialect.generate(expression, copy=False)
 
 
-_RENDERERS: dict[str, type[Renderer]] = {"duckdb": Renderer, "postgres": Renderer}
+#: 0001-01-01, a Monday, in seconds from the epoch: an origin before any time a window
+#: can start at (windows are Python datetimes), aligned to every bucket width.
+_YEAR_ONE = -62_135_596_800
+
+
+class DuckDBRenderer(Renderer):
+    """DuckDB keeps times as integer microseconds: buckets divide those as integers,
+    cheaper than flooring a floating-point epoch (the 15-minute health counts over
+    850k sync runs: 521M instructions against 630M)."""
+
+    def _fixed_width(self, timestamp: exp.Expr, bucket: Bucket) -> TimeBucket:
+        # Counted from year one, every time a query reads is positive, so integer
+        # division (which truncates) floors; and weeks start on Mondays.
+        seconds = int(bucket.width.total_seconds())
+        since = exp.Paren(
+            this=exp.Add(
+                this=exp.UnixMicros(this=timestamp),
+                expression=exp.Literal.number(-_YEAR_ONE * 1_000_000),
+            )
+        )
+        key = exp.IntDiv(this=since, expression=exp.Literal.number(seconds * 1_000_000))
+        start = exp.Sub(
+            this=exp.Mul(this=key.copy(), expression=exp.Literal.number(seconds)),
+            expression=exp.Literal.number(-_YEAR_ONE),
+        )
+        return TimeBucket(key, exp.UnixToTime(this=start))
+
+
+_RENDERERS: dict[str, type[Renderer]] = {"duckdb": DuckDBRenderer, "postgres": Renderer}
 
 
 def renderer_for(dialect: str) -> Renderer:
