@@ -122,7 +122,8 @@ class IngestPipeline:
             rows, positions = checked.rows, checked.positions.to_numpy()
             first = _first_occurrences(rows["event_id"]).to_numpy(zero_copy_only=False)
             status[positions[~first] - start] = _DUPLICATE
-            rows, positions = rows.filter(pa.array(first)), positions[first]
+            if not first.all():  # filtering copies every column: only when an id repeats
+                rows, positions = rows.filter(pa.array(first)), positions[first]
             known.add_flags(positions, rows["ingest_flags"])
             pending.append((schema.table, rows, positions))
         event_ids, event_types = known.event_ids(), known.event_types()

@@ -298,7 +298,7 @@ def validate(
             )
         )
 
-    any_bad = pa.array([False] * n, pa.bool_()) if n else pa.array([], pa.bool_())
+    any_bad = pa.repeat(pa.scalar(False), n)
     rejected: dict[int, list[EventError]] = {}
     positions = work["_position"]
     for mask, error in checks:
@@ -316,9 +316,9 @@ def validate(
         pc.if_else(skewed, "skew_corrected", pc.if_else(late, "late", null)),
     )
     work = work.append_column("ingest_flags", flags)
-    keep = pc.invert(any_bad)
     stored = stored_arrow_schema(schema)
-    valid = work.filter(keep)
+    # Filtering copies every column; with no row rejected (the usual case) it would keep all.
+    valid = work.filter(pc.invert(any_bad)) if rejected else work
     return Validated(
         rows=pa.table({f.name: valid[f.name] for f in stored}, schema=stored),
         positions=valid["_position"].combine_chunks(),
