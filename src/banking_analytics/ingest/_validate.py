@@ -54,7 +54,6 @@ _BAD_TEXT = (
 # cannot hold NUL, so no engine accepts it.
 _JSON_NUL = r"(?:^|[^\\])(?:\\\\)*\\u0000"
 _TS = arrow_type(Kind.TIMESTAMP)
-_REPEATING_TEXT_KINDS = (Kind.IDENTIFIER, Kind.TEXT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +101,6 @@ def _field_checks(spec: Field, col: pa.ChunkedArray) -> list[_Check]:
     def bad(mask: pa.ChunkedArray, code: str, message: str) -> None:
         checks.append((pc.and_(present, mask), EventError(spec.name, code, message)))
 
-    # Text repeats (users, actions, banks): each distinct value is tested once. UUIDs
-    # (event ids) hardly ever repeat, so hashing them would cost more than it saves.
-    distinct = pc.unique(col) if spec.kind in _REPEATING_TEXT_KINDS else col
-
-    def bad_values(predicate: Callable[[pa.Array], pa.Array], code: str, message: str) -> None:
-        # The row mask is built only when some value fails.
-        failing = distinct.filter(pc.fill_null(predicate(distinct), False))
-        if len(failing):
-            bad(pc.is_in(col, value_set=failing), code, message)
-
     if spec.kind is Kind.ENUM:
         allowed = pa.array(spec.choices, pa.string())
         bad(
@@ -128,26 +117,26 @@ def _field_checks(spec: Field, col: pa.ChunkedArray) -> list[_Check]:
             bad(pc.greater(col, spec.le), "out_of_range", f"must be at most {spec.le:g}")
     max_length, pattern = spec.max_length, spec.pattern
     if spec.kind in (Kind.IDENTIFIER, Kind.TEXT) and max_length is not None:
-        bad_values(
-            lambda v: pc.greater(pc.utf8_length(v), max_length),
+        bad(
+            pc.greater(pc.utf8_length(col), max_length),
             "too_long",
             f"must be at most {max_length} characters",
         )
     if pattern is not None:
-        bad_values(
-            lambda v: pc.invert(pc.match_substring_regex(v, pattern)),
+        bad(
+            pc.invert(pc.match_substring_regex(col, pattern)),
             "invalid_format",
             _describe_pattern(spec),
         )
     if spec.kind is Kind.TEXT:
-        bad_values(
-            lambda v: pc.match_substring_regex(v, _BAD_TEXT),
+        bad(
+            pc.match_substring_regex(col, _BAD_TEXT),
             "invalid_characters",
             "must not contain control, zero-width or bidirectional-override characters",
         )
     if spec.kind is Kind.UUID:
-        bad_values(
-            lambda v: pc.invert(pc.match_substring_regex(v, _UUID)),
+        bad(
+            pc.invert(pc.match_substring_regex(col, _UUID)),
             "invalid_uuid",
             "must be a UUID such as 123e4567-e89b-12d3-a456-426614174000",
         )
