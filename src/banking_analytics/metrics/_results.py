@@ -20,6 +20,11 @@ class Status(StrEnum):
     INSUFFICIENT_DATA = "insufficient_data"
 
 
+#: Each status as plain text, looked up rather than read through the enum (results are
+#: turned into JSON by the thousand).
+_TEXT = {status: status.value for status in Status}
+
+
 class MetricValue(NamedTuple):
     """A figure, the sample it rests on, and whether it is trustworthy enough to show.
 
@@ -33,7 +38,7 @@ class MetricValue(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         value = self.value.isoformat() if isinstance(self.value, datetime) else self.value
-        return {"value": value, "sample_size": self.sample_size, "status": self.status.value}
+        return {"value": value, "sample_size": self.sample_size, "status": _TEXT[self.status]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,11 @@ from banking_analytics.vocabulary import EventType
 __all__ = ["DataVersions", "MetricService", "bucket_starts", "to_records"]
 
 DataVersions = Mapping[EventType, int]
-_Key = tuple[datetime | None, tuple[str | None, ...]]
+#: A result row's key: its bucket's start in microseconds since the epoch (None without
+#: a bucket: integers compare and hash faster than times) and its dimension values.
+_Key = tuple[int | None, tuple[str | None, ...]]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class _LRUCache:
@@ -164,7 +168,7 @@ class MetricService:
         for statement, table in answers:
             keys = _row_keys(table, query)
             days = (
-                np.array([_days(query, bucket) for bucket, _ in keys], dtype=np.float64)
+                np.array([_days(query, _instant(at)) for at, _ in keys], dtype=np.float64)
                 if any(_per_day(p.metric) for p in statement.parts)
                 else None
             )
@@ -178,7 +182,7 @@ class MetricService:
         blanks = {p.metric.name: _blank(p) for s, _ in answers for p in s.parts}
         rows = [
             ResultRow(
-                bucket,
+                _instant(bucket),
                 dict(zip(query.dimensions, dims, strict=True)),
                 {name: values.get(name, blank) for name, blank in blanks.items()},
             )
@@ -210,8 +214,10 @@ def to_records(table: pa.Table) -> list[dict[str, Any]]:
 
 def _row_keys(table: pa.Table, query: MetricQuery) -> list[_Key]:
     """Each result row's key: its bucket (or None) and its dimension values."""
-    buckets = (
-        _python_values(table[BUCKET_KEY]) if query.bucket is not None else [None] * table.num_rows
+    buckets: list[int | None] = (
+        table[BUCKET_KEY].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+        if query.bucket is not None
+        else [None] * table.num_rows
     )
     if not query.dimensions:
         return [(bucket, ()) for bucket in buckets]
@@ -219,10 +225,15 @@ def _row_keys(table: pa.Table, query: MetricQuery) -> list[_Key]:
     return list(zip(buckets, dims, strict=True))
 
 
+def _instant(microseconds: int | None) -> datetime | None:
+    """A bucket's start from its key."""
+    return None if microseconds is None else _EPOCH + microseconds * _MICROSECOND
+
+
 def _sort_key(item: tuple[_Key, object]) -> tuple[object, ...]:
     # Buckets in time order; within one, dimension values in order with missing ones first.
     (bucket, dims), _ = item
-    return (bucket.timestamp() if bucket else 0.0, *((d is not None, d or "") for d in dims))
+    return (bucket or 0, *((d is not None, d or "") for d in dims))
 
 
 def _dims(row: ResultRow) -> tuple[str | None, ...]:
@@ -320,7 +331,10 @@ def _blank(parts: MetricParts) -> MetricValue:
 def _all_buckets(query: MetricQuery, dims: set[tuple[str | None, ...]]) -> list[_Key]:
     """Every bucket of the window, for every dimension combination seen (or none)."""
     assert query.bucket is not None
-    starts = bucket_starts(query.window, query.bucket, query.timezone)
+    starts = [
+        (start - _EPOCH) // _MICROSECOND
+        for start in bucket_starts(query.window, query.bucket, query.timezone)
+    ]
     combos = dims or ({()} if not query.dimensions else set())
     return [(start, combo) for start, combo in product(starts, combos)]
 
