@@ -292,22 +292,26 @@ def test_money_is_never_summed_across_currencies(hand: BankingPerformanceAnalyti
     assert usd["net_revenue"] == 1998
 
 
+def opened_at(analytics: BankingPerformanceAnalytics, times: list[str]) -> None:
+    """One user opening budget tracking at each of ``times``."""
+    events = [
+        {
+            "event_type": "behavior",
+            "occurred_at": t,
+            "user_id": "u1",
+            "feature": "budget_tracking",
+            "action": "open",
+        }
+        for t in times
+    ]
+    assert {r.status for r in analytics.ingest(events)} == {EventStatus.ACCEPTED}
+
+
 def test_day_buckets_follow_the_requested_timezone(analytics: BankingPerformanceAnalytics) -> None:
     # 03:30 and 03:45 UTC on 10 March are 23:30 and 23:45 on 9 March in New York (EDT,
     # UTC-4 since 8 March); 05:00 UTC is 01:00 on 10 March there.
     times = ["2026-03-10T03:30:00Z", "2026-03-10T03:45:00Z", "2026-03-10T05:00:00Z"]
-    analytics.ingest(
-        [
-            {
-                "event_type": "behavior",
-                "occurred_at": t,
-                "user_id": "u1",
-                "feature": "budget_tracking",
-                "action": "open",
-            }
-            for t in times
-        ]
-    )
+    opened_at(analytics, times)
     window = TimeWindow(datetime(2026, 3, 9, 4, tzinfo=UTC), datetime(2026, 3, 11, 4, tzinfo=UTC))
     local = analytics.query_metrics(
         ["feature_interactions"], window, bucket="day", timezone="America/New_York"
@@ -337,18 +341,7 @@ def test_weeks_start_on_monday_and_minutes_cut_at_the_minute(
         "2026-03-11T12:00:59.999Z",
         "2026-03-11T12:01:00Z",
     ]
-    analytics.ingest(
-        [
-            {
-                "event_type": "behavior",
-                "occurred_at": t,
-                "user_id": "u1",
-                "feature": "budget_tracking",
-                "action": "open",
-            }
-            for t in times
-        ]
-    )
+    opened_at(analytics, times)
     window = TimeWindow(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 16, tzinfo=UTC))
 
     def weeks(timezone: str) -> list[tuple[datetime | None, object]]:
