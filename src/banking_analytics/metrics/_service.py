@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import product
 from typing import Any
@@ -43,6 +44,27 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
+@dataclass(slots=True)
+class _Answer:
+    """A statement's result, and each metric's figures once they have been read from it.
+
+    The figures are kept with the result: a dashboard asking again reads them
+    instead of computing them again (for a small result, computing costs more
+    than the look-up of the result itself).
+    """
+
+    table: pa.Table
+    figures: dict[MetricParts, list[MetricValue]] = field(default_factory=dict)
+
+    def figures_of(self, parts: MetricParts, days: NDArray[np.float64] | None) -> list[MetricValue]:
+        """One metric's figure on every row (``days``: see :func:`_figures`)."""
+        found = self.figures.get(parts)
+        if found is None:
+            # Two threads may compute the same figures at once; either result serves.
+            found = self.figures.setdefault(parts, _figures(parts, self.table, days))
+        return found
+
+
 class _LRUCache:
     """Least recently used answers, bounded in count and in bytes (answers vary in size)."""
 
@@ -50,26 +72,26 @@ class _LRUCache:
         self._size = size
         self._max_bytes = max_bytes
         self._bytes = 0
-        self._items: OrderedDict[tuple[object, ...], pa.Table] = OrderedDict()
+        self._items: OrderedDict[tuple[object, ...], _Answer] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[object, ...]) -> pa.Table | None:
+    def get(self, key: tuple[object, ...]) -> _Answer | None:
         with self._lock:
-            table = self._items.get(key)
-            if table is not None:
+            answer = self._items.get(key)
+            if answer is not None:
                 self._items.move_to_end(key)
-            return table
+            return answer
 
-    def put(self, key: tuple[object, ...], table: pa.Table) -> None:
+    def put(self, key: tuple[object, ...], answer: _Answer) -> None:
         with self._lock:
             previous = self._items.pop(key, None)
             if previous is not None:
-                self._bytes -= previous.nbytes
-            self._items[key] = table
-            self._bytes += table.nbytes
+                self._bytes -= previous.table.nbytes
+            self._items[key] = answer
+            self._bytes += answer.table.nbytes
             while self._items and (len(self._items) > self._size or self._bytes > self._max_bytes):
                 _, evicted = self._items.popitem(last=False)
-                self._bytes -= evicted.nbytes
+                self._bytes -= evicted.table.nbytes
 
 
 class MetricService:
@@ -143,29 +165,36 @@ class MetricService:
         """Each statement of a query with its raw result (bucket, dimensions, aggregate parts),
         and how many came from the cache: for analyses that consume whole columns.
         """
+        answers, cached = self._answers(query, versions)
+        return [(statement, answer.table) for statement, answer in answers], cached
+
+    def _answers(
+        self, query: MetricQuery, versions: DataVersions | None
+    ) -> tuple[list[tuple[CompiledQuery, _Answer]], int]:
         if versions is None:
             versions = self.versions(m.event_type for m in query.metrics)
         answers = []
         cached = 0
         for statement in self.compile(query):
             key = (statement.sql, statement.params, versions[statement.event_type])
-            table = self._cache.get(key)
-            if table is None:
-                table = self._engine.query(statement.sql, statement.params)
-                self._cache.put(key, table)
+            answer = self._cache.get(key)
+            if answer is None:
+                answer = _Answer(self._engine.query(statement.sql, statement.params))
+                self._cache.put(key, answer)
             else:
                 cached += 1
-            answers.append((statement, table))
+            answers.append((statement, answer))
         return answers, cached
 
     def _rows(
         self, query: MetricQuery, versions: DataVersions, fill_gaps: bool
     ) -> tuple[list[ResultRow], int]:
-        answers, cached = self.fetch(query, versions)
+        answers, cached = self._answers(query, versions)
         # Figures are computed a whole column at a time; only the assembly into rows is
         # per row. Rows of several statements (one per event table) meet by their keys.
         found: dict[_Key, dict[str, MetricValue]] = {}
-        for statement, table in answers:
+        for statement, answer in answers:
+            table = answer.table
             keys = _row_keys(table, query)
             days = (
                 np.array([_days(query, _instant(at)) for at, _ in keys], dtype=np.float64)
@@ -173,7 +202,7 @@ class MetricService:
                 else None
             )
             names = [p.metric.name for p in statement.parts]
-            columns = [_figures(p, table, days) for p in statement.parts]
+            columns = [answer.figures_of(p, days) for p in statement.parts]
             for key, values in zip(keys, zip(*columns, strict=True), strict=True):
                 found.setdefault(key, {}).update(zip(names, values, strict=True))
         if query.bucket is not None and fill_gaps:
