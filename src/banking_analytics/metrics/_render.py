@@ -2,7 +2,8 @@
 
 sqlglot transpiles most of the SQL; a renderer overrides only what it gets
 wrong or what a dialect lacks. DuckDB and PostgreSQL share the base: both have
-exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``.
+exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``;
+DuckDB overrides only how a UTC bucket is computed.
 """
 
 from __future__ import annotations
