@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
@@ -17,6 +18,7 @@ from banking_analytics.metrics import (
     TimeWindow,
     parse_time_period,
 )
+from banking_analytics.metrics._service import _Answer, _LRUCache  # the cache's accounting
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -498,3 +500,27 @@ def test_the_cache_keeps_to_its_byte_bound(hand: BankingPerformanceAnalytics) ->
     roomy = MetricService(hand.engine)
     roomy.run(query)
     assert roomy.run(query).cached == 1
+
+
+def test_figures_kept_with_a_cached_answer_count_towards_the_byte_bound(
+    hand: BankingPerformanceAnalytics,
+) -> None:
+    query = MetricQuery.build(["connection_attempts"], HOUR, dimensions=["institution"])
+    (statement,) = MetricService(hand.engine).compile(query)
+    parts = statement.parts[0]
+    table = pa.table({"institution": [f"ins_{i}" for i in range(1000)], parts.value: range(1000)})
+
+    def filled(read_figures: bool) -> _LRUCache:
+        # Room for three answers' tables exactly.
+        cache = _LRUCache(10, 3 * table.nbytes)
+        for key in ("first", "second", "third"):
+            answer = _Answer(table)
+            cache.put((key,), answer)
+            if key == "second" and read_figures:
+                assert len(answer.figures_of(parts, None)) == 1000
+        return cache
+
+    assert filled(read_figures=False).get(("first",)) is not None
+    # The figures read from the second answer take it past the bound: the next put
+    # evicts the least recently used.
+    assert filled(read_figures=True).get(("first",)) is None

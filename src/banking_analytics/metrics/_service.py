@@ -56,6 +56,13 @@ class _Answer:
     table: pa.Table
     figures: dict[MetricParts, list[MetricValue]] = field(default_factory=dict)
 
+    @property
+    def nbytes(self) -> int:
+        """The table's bytes and an estimate of the figures' (a small tuple each)."""
+        table_bytes: int = self.table.nbytes
+        rows: int = self.table.num_rows
+        return table_bytes + _FIGURE_BYTES * rows * len(self.figures)
+
     def figures_of(self, parts: MetricParts, days: NDArray[np.float64] | None) -> list[MetricValue]:
         """One metric's figure on every row (``days``: see :func:`_figures`)."""
         found = self.figures.get(parts)
@@ -65,13 +72,16 @@ class _Answer:
         return found
 
 
+#: About what one figure (a MetricValue with its float) occupies.
+_FIGURE_BYTES = 100
+
+
 class _LRUCache:
     """Least recently used answers, bounded in count and in bytes (answers vary in size)."""
 
     def __init__(self, size: int, max_bytes: int) -> None:
         self._size = size
         self._max_bytes = max_bytes
-        self._bytes = 0
         self._items: OrderedDict[tuple[object, ...], _Answer] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -84,14 +94,13 @@ class _LRUCache:
 
     def put(self, key: tuple[object, ...], answer: _Answer) -> None:
         with self._lock:
-            previous = self._items.pop(key, None)
-            if previous is not None:
-                self._bytes -= previous.table.nbytes
+            self._items.pop(key, None)
             self._items[key] = answer
-            self._bytes += answer.table.nbytes
-            while self._items and (len(self._items) > self._size or self._bytes > self._max_bytes):
+            # Summed afresh: answers grow after they are put, as figures are read from them.
+            total = sum(item.nbytes for item in self._items.values())
+            while self._items and (len(self._items) > self._size or total > self._max_bytes):
                 _, evicted = self._items.popitem(last=False)
-                self._bytes -= evicted.table.nbytes
+                total -= evicted.nbytes
 
 
 class MetricService:
