@@ -36,12 +36,12 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from banking_analytics.metrics import (
-    BUCKET_KEY,
     Bucket,
     DataVersions,
     MetricQuery,
     MetricService,
     TimeWindow,
+    bucket_microseconds,
     bucket_starts,
     parse_time_period,
 )
@@ -249,8 +249,7 @@ class InstitutionHealth:
                     if extra
                     else np.full(table.num_rows, _PRODUCT_CODES[Product.ITEM_LOGINS])
                 )
-                bucket_us = table[BUCKET_KEY].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-                at.append((bucket_us.to_numpy() - start_us) // step_us)
+                at.append((bucket_microseconds(table).to_numpy() - start_us) // step_us)
                 good.append(table[aliases[successes]].to_numpy())
                 total.append(table[aliases[denominator]].to_numpy())
         if not at:

@@ -20,6 +20,7 @@ from banking_analytics.metrics._results import MetricValue, QueryResult, ResultR
 from banking_analytics.metrics._service import (
     DataVersions,
     MetricService,
+    bucket_microseconds,
     bucket_starts,
     to_records,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Status",
     "TimeWindow",
     "Unit",
+    "bucket_microseconds",
     "bucket_starts",
     "compile_query",
     "error_rate_metric",

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import product
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,13 +29,13 @@ from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, MetricParts, compile_query
 from banking_analytics.metrics._model import Max, Mean, Metric, Percentile, Ratio, Sum, Unit
 from banking_analytics.metrics._query import MetricQuery
-from banking_analytics.metrics._render import renderer_for
+from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
 from banking_analytics.metrics._window import Bucket, TimeWindow
 from banking_analytics.store import Engine
 from banking_analytics.vocabulary import EventType
 
-__all__ = ["DataVersions", "MetricService", "bucket_starts", "to_records"]
+__all__ = ["DataVersions", "MetricService", "bucket_microseconds", "bucket_starts", "to_records"]
 
 DataVersions = Mapping[EventType, int]
 #: A result row's key: its bucket's start in microseconds since the epoch (None without
@@ -119,16 +120,7 @@ class MetricService:
     def versions(self, event_types: Iterable[EventType] | None = None) -> dict[EventType, int]:
         """The current data version (row count) of each event table."""
         chosen = tuple(EventType) if event_types is None else tuple(dict.fromkeys(event_types))
-        counts = sqlglot.select(
-            *(
-                sqlglot.select(exp.Count(this=exp.Star()))
-                .from_(SCHEMAS[et].table)
-                .subquery()
-                .as_(et.value)
-                for et in chosen
-            )
-        )
-        row = to_records(self._engine.query(self._renderer.sql(counts)))[0]
+        row = to_records(self._engine.query(_versions_sql(self._renderer, chosen)))[0]
         return {et: int(row[et.value]) for et in chosen}
 
     def run(
@@ -154,15 +146,14 @@ class MetricService:
             previous_rows, previous_cached = self._rows(earlier, versions, fill_gaps)
             cached += previous_cached
             shift = query.window.length
+            blanks = _blanks(self.compile(query))
             by_key = {(r.bucket + shift if r.bucket else None, _dims(r)): r for r in previous_rows}
             rows = [
                 ResultRow(
                     r.bucket,
                     r.dimensions,
                     r.values,
-                    by_key[key].values
-                    if (key := (r.bucket, _dims(r))) in by_key
-                    else _empty_values(query),
+                    by_key[key].values if (key := (r.bucket, _dims(r))) in by_key else blanks,
                 )
                 for r in rows
             ]
@@ -217,7 +208,7 @@ class MetricService:
         if query.bucket is not None and fill_gaps:
             for row_key in _all_buckets(query, {k[1] for k in found}):
                 found.setdefault(row_key, {})
-        blanks = {p.metric.name: _blank(p) for s, _ in answers for p in s.parts}
+        blanks = _blanks(statement for statement, _ in answers)
         rows = [
             ResultRow(
                 _instant(bucket),
@@ -227,6 +218,21 @@ class MetricService:
             for (bucket, dims), values in sorted(found.items(), key=_sort_key)
         ]
         return rows, cached
+
+
+@lru_cache(maxsize=64)
+def _versions_sql(renderer: Renderer, event_types: tuple[EventType, ...]) -> str:
+    """One statement counting the rows of each table (built once: every request reads it)."""
+    counts = sqlglot.select(
+        *(
+            sqlglot.select(exp.Count(this=exp.Star()))
+            .from_(SCHEMAS[et].table)
+            .subquery()
+            .as_(et.value)
+            for et in event_types
+        )
+    )
+    return renderer.sql(counts)
 
 
 def _python_values(column: pa.ChunkedArray) -> list[Any]:
@@ -250,10 +256,15 @@ def to_records(table: pa.Table) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
+def bucket_microseconds(table: pa.Table) -> pa.ChunkedArray:
+    """A bucketed result's bucket starts as microseconds since the epoch."""
+    return table[BUCKET_KEY].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+
+
 def _row_keys(table: pa.Table, query: MetricQuery) -> list[_Key]:
     """Each result row's key: its bucket (or None) and its dimension values."""
     buckets: list[int | None] = (
-        table[BUCKET_KEY].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_pylist()
+        bucket_microseconds(table).to_pylist()
         if query.bucket is not None
         else [None] * table.num_rows
     )
@@ -276,16 +287,6 @@ def _sort_key(item: tuple[_Key, object]) -> tuple[object, ...]:
 
 def _dims(row: ResultRow) -> tuple[str | None, ...]:
     return tuple(row.dimensions.values())
-
-
-def _empty_values(query: MetricQuery) -> dict[str, MetricValue]:
-    """The figures of a period with no events at all."""
-    return {
-        m.name: MetricValue(0, None, Status.OK)
-        if m.min_sample == 0
-        else MetricValue(None, 0, Status.INSUFFICIENT_DATA)
-        for m in query.metrics
-    }
 
 
 def _days(query: MetricQuery, bucket: datetime | None) -> float:
@@ -355,6 +356,11 @@ def _figures(
 def _whole(parts: MetricParts) -> bool:
     """Whether a total is a whole number: a count, or a sum of money in minor units."""
     return parts.metric.unit is Unit.MINOR_UNITS or not isinstance(parts.metric.measure, Sum)
+
+
+def _blanks(statements: Iterable[CompiledQuery]) -> dict[str, MetricValue]:
+    """Every metric's figure where there are no events (see :func:`_blank`)."""
+    return {p.metric.name: _blank(p) for statement in statements for p in statement.parts}
 
 
 def _blank(parts: MetricParts) -> MetricValue:
