@@ -65,6 +65,11 @@ class BatchOutcome:
     event_types: pa.Array
     flags: pa.Array
     errors: dict[int, tuple[EventError, ...]] = field(default_factory=dict)
+    #: ``event_ids``, ``event_types`` and ``flags`` as Python lists, made on the first
+    #: ``result()``: thousands of callers of one group commit each ask for one result.
+    _lists: tuple[list[str | None], list[str | None], list[str | None]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def size(self) -> int:
@@ -73,17 +78,25 @@ class BatchOutcome:
     def count(self, status: EventStatus) -> int:
         return int(np.count_nonzero(self.status == _STATUS_CODES.index(status)))
 
-    def result(self, i: int) -> EventResult:
-        """The result of the i-th event of this batch (0-based)."""
+    def result(self, i: int, position: int | None = None) -> EventResult:
+        """The result of the i-th event of this batch (0-based), reported at ``position``
+        (by default its position in this batch)."""
+        if self._lists is None:  # two threads may both make them: the same lists
+            self._lists = (
+                self.event_ids.to_pylist(),
+                self.event_types.to_pylist(),
+                self.flags.to_pylist(),
+            )
+        event_ids, event_types, all_flags = self._lists
         pos = self.first_position + i
-        flags = self.flags[i].as_py()
+        flags = all_flags[i]
         return EventResult(
-            position=pos,
-            status=_STATUS_CODES[int(self.status[i])],
-            event_id=self.event_ids[i].as_py(),
-            event_type=self.event_types[i].as_py(),
-            errors=self.errors.get(pos, ()),
-            flags=tuple(flags.split(",")) if flags else (),
+            pos if position is None else position,
+            _STATUS_CODES[self.status[i]],
+            event_ids[i],
+            event_types[i],
+            self.errors.get(pos, ()),
+            tuple(flags.split(",")) if flags else (),
         )
 
     def results(self) -> list[EventResult]:
@@ -107,11 +120,7 @@ class BatchPart:
 
     def result(self, i: int) -> EventResult:
         """The i-th event of this part, numbered from the caller's ``first_position``."""
-        r = self.outcome.result(self.start + i)
-        shift = self.first_position - (self.outcome.first_position + self.start)
-        return EventResult(
-            r.position + shift, r.status, r.event_id, r.event_type, r.errors, r.flags
-        )
+        return self.outcome.result(self.start + i, self.first_position + i)
 
     def results(self) -> list[EventResult]:
         return [self.result(i) for i in range(self.size)]
