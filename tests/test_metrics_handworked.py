@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,9 +17,15 @@ from banking_analytics.metrics import (
     MetricService,
     QueryError,
     TimeWindow,
+    bucket_starts,
     parse_time_period,
 )
-from banking_analytics.metrics._service import _Answer, _LRUCache  # the cache's accounting
+from banking_analytics.metrics._service import (  # the cache's accounting; gap filling
+    _EPOCH,
+    _Answer,
+    _bucket_keys,
+    _LRUCache,
+)
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
@@ -524,3 +531,26 @@ def test_figures_kept_with_a_cached_answer_count_towards_the_byte_bound(
     # The figures read from the second answer take it past the bound: the next put
     # evicts the least recently used.
     assert filled(read_figures=True).get(("first",)) is None
+
+
+@pytest.mark.parametrize("bucket", ["minute", "15min", "hour", "day", "week"])
+@pytest.mark.parametrize("timezone", ["UTC", "America/New_York"])
+def test_gap_filling_lists_the_buckets_the_engines_cut(bucket: str, timezone: str) -> None:
+    """The buckets a series is filled with, whether counted as integers (fixed-width UTC)
+    or walked on the calendar, are those that overlap the window, from the bucket holding
+    its start; across a daylight-saving change too."""
+    start = datetime(2026, 3, 7, 23, 7, 30, tzinfo=UTC)  # New York springs forward on 8 March
+    length = timedelta(hours=4, seconds=90) if bucket == "minute" else timedelta(days=9, minutes=1)
+    if bucket == "minute":
+        start += timedelta(hours=7)  # 2:00 does not exist in New York that morning
+    window = TimeWindow(start, start + length)
+    query = MetricQuery.build(["connection_attempts"], window, bucket=bucket, timezone=timezone)
+    keys = list(_bucket_keys(query))
+    starts = [_EPOCH + k * timedelta(microseconds=1) for k in keys]
+    assert starts == bucket_starts(window, query.bucket, timezone)  # type: ignore[arg-type]
+    assert starts[0] <= window.start < starts[1]
+    assert starts[-1] < window.end
+    width = query.bucket.width if query.bucket else None
+    if timezone == "UTC" and bucket != "week":
+        assert all(b - a == width for a, b in itertools.pairwise(starts))
+        assert (keys[0] * 1000) % (width // timedelta(milliseconds=1)) == 0  # type: ignore[operator]

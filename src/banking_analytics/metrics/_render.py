@@ -96,7 +96,15 @@ _YEAR_ONE = -62_135_596_800
 class DuckDBRenderer(Renderer):
     """DuckDB keeps times as integer microseconds: buckets divide those as integers,
     cheaper than flooring a floating-point epoch (the 15-minute health counts over
-    850k sync runs: 521M instructions against 630M)."""
+    850k sync runs: 521M instructions against 630M). Its percentiles are called as the
+    plain aggregate they are, not as an ordered-set one."""
+
+    def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
+        # ``percentile_disc(...) WITHIN GROUP (ORDER BY x)`` is DuckDB's
+        # ``quantile_disc(x, ... ORDER BY x)``: the same function, with the rows sorted
+        # first for an ordering it does not need (the headline's two: 12.5 -> 7 ms).
+        fractions = exp.Array(expressions=[exp.Literal.number(q) for q in qs])
+        return exp.Anonymous(this="QUANTILE_DISC", expressions=[value, fractions])
 
     def _fixed_width(self, timestamp: exp.Expr, bucket: Bucket) -> TimeBucket:
         # Counted from year one, every time a query reads is positive, so integer
