@@ -227,9 +227,11 @@ class InstitutionHealth:
         at: list[NDArray[np.int64]] = []
         good: list[NDArray[np.int64]] = []
         total: list[NDArray[np.int64]] = []
+        # Sync runs first: they are the larger count, and a dashboard computes its
+        # parts at once, so the longest statement should not wait behind a short one.
         for successes, denominator, extra in (
-            ("connection_successes", "connection_health_attempts", ()),
             ("sync_successes", "sync_health_runs", ("feature",)),
+            ("connection_successes", "connection_health_attempts", ()),
         ):
             query = MetricQuery.build(
                 [successes, denominator],

@@ -285,10 +285,12 @@ class PerformanceAnalytics:
         with the party that must act.
         """
         window = parse_time_period(time_period, now)
+        # Sync runs, the larger count, first (see ``InstitutionHealth._step_counts``).
+        sync = self._errors(window, "sync", timezone, versions)
         return {
             "time_period": window.as_dict(),
             "connection": self._errors(window, "connection", timezone, versions),
-            "sync": self._errors(window, "sync", timezone, versions),
+            "sync": sync,
         }
 
     def _errors(

@@ -175,6 +175,11 @@ class DuckDBEngine(Engine):
             raise RuntimeError(f"store {self.url} is closed")
         cur = self._con.cursor()
         cur.execute("SET TimeZone = 'UTC'")
+        # The Python client's progress bar (on by default, per cursor) prints to the
+        # terminal of whatever program embeds the store, and it takes the GIL while a
+        # query runs: with Python busy in other threads (a dashboard's parts), the
+        # 15-minute sync counts took 247 ms instead of 171 (54 ms on an idle process).
+        cur.execute("SET enable_progress_bar = false")
         return cur
 
     def migrate(self, tables: Sequence[TableDef]) -> None:
