@@ -90,7 +90,7 @@ class Ticket:
     def result(self, timeout: float | None = None) -> BatchPart:
         """Wait for the commit; re-raises the writer's error if the commit failed."""
         if not self._settled:
-            if not self._latch.acquire(timeout=-1 if timeout is None else timeout):
+            if not self._latch.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
                 raise TimeoutError("the group commit did not finish in time")
             self._latch.release()  # the next waiter on the same ticket passes too
         group = self._group
