@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -287,13 +288,17 @@ def validate(
             )
         )
 
-    any_bad = pa.repeat(pa.scalar(False), n)
+    # Masks are combined in NumPy: one kernel call and one conversion per check, where
+    # Arrow needed three calls (a one-event batch made ~100 calls in all, ~3.5 ms).
+    any_bad = np.zeros(n, dtype=np.bool_)
     rejected: dict[int, list[EventError]] = {}
     positions = work["_position"]
     for mask, error in checks:
-        mask = pc.fill_null(mask, False)
-        any_bad = pc.or_(any_bad, mask)
-        for i in pc.indices_nonzero(mask).to_pylist():
+        bad = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        if not bad.any():
+            continue
+        any_bad |= bad
+        for i in np.flatnonzero(bad).tolist():
             rejected.setdefault(positions[i].as_py(), []).append(error)
 
     late_us = int(limits.late_after / timedelta(microseconds=1))
@@ -307,7 +312,7 @@ def validate(
     work = work.append_column("ingest_flags", flags)
     stored = stored_arrow_schema(schema)
     # Filtering copies every column; with no row rejected (the usual case) it would keep all.
-    valid = work.filter(pc.invert(any_bad)) if rejected else work
+    valid = work.filter(pa.array(~any_bad)) if rejected else work
     return Validated(
         rows=pa.table({f.name: valid[f.name] for f in stored}, schema=stored),
         positions=valid["_position"].combine_chunks(),
