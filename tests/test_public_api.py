@@ -1,5 +1,8 @@
 """The public API is deliberate: this test changes whenever it does."""
 
+import subprocess
+import sys
+
 import banking_analytics
 from banking_analytics import BankingFeature, PerformanceMetric, RevenueMetric
 
@@ -51,3 +54,21 @@ def test_the_api_and_access_packages_export_exactly_their_public_names() -> None
     for module in (api, access):
         for name in module.__all__:
             assert hasattr(module, name), name
+
+
+def test_importing_the_package_loads_only_what_is_used() -> None:
+    """Names beyond the vocabulary load on first use: a worker decoding a file imports
+    the ingestion modules alone, not the query compiler or the analyses."""
+    probe = (
+        "import sys, banking_analytics, banking_analytics.ingest._files\n"
+        "heavy = ['sqlglot', 'banking_analytics._facade', 'banking_analytics.analytics']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+        "banking_analytics.BankingPerformanceAnalytics\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "[]"
+    assert out[1] == "['sqlglot', 'banking_analytics._facade', 'banking_analytics.analytics']"
+    assert "BankingPerformanceAnalytics" in dir(banking_analytics)

@@ -3,20 +3,11 @@
 The public API is what ``__all__`` lists; everything else is private.
 """
 
-from banking_analytics._facade import (
-    BankingPerformanceAnalytics,
-    BatchTooLargeError,
-    EventRejectedError,
-    FileReport,
-    PendingBatch,
-    PendingEvent,
-    StoreInfo,
-    TableInfo,
-)
-from banking_analytics.analytics import HealthState, HealthThresholds, RefreshState
-from banking_analytics.ingest import EventError, EventResult, EventStatus, IngestLimits
-from banking_analytics.metrics import Bucket, QueryError, QueryResult, TimeWindow
-from banking_analytics.store import StoreURLError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from banking_analytics.vocabulary import (
     Aggregator,
     AuthMethod,
@@ -36,6 +27,22 @@ from banking_analytics.vocabulary import (
     SyncOutcome,
     SyncTrigger,
 )
+
+if TYPE_CHECKING:
+    from banking_analytics._facade import (
+        BankingPerformanceAnalytics,
+        BatchTooLargeError,
+        EventRejectedError,
+        FileReport,
+        PendingBatch,
+        PendingEvent,
+        StoreInfo,
+        TableInfo,
+    )
+    from banking_analytics.analytics import HealthState, HealthThresholds, RefreshState
+    from banking_analytics.ingest import EventError, EventResult, EventStatus, IngestLimits
+    from banking_analytics.metrics import Bucket, QueryError, QueryResult, TimeWindow
+    from banking_analytics.store import StoreURLError
 
 __version__ = "0.1.0"
 
@@ -79,3 +86,43 @@ __all__ = [
     "TimeWindow",
     "__version__",
 ]
+
+#: Where each public name beyond the vocabulary lives. They are imported on first use:
+#: a process that needs only part of the package (a worker decoding a file, the CLI's
+#: ``--help``) does not load the query compiler, the analyses and what they import.
+_LAZY = {
+    "BankingPerformanceAnalytics": "banking_analytics._facade",
+    "BatchTooLargeError": "banking_analytics._facade",
+    "EventRejectedError": "banking_analytics._facade",
+    "FileReport": "banking_analytics._facade",
+    "PendingBatch": "banking_analytics._facade",
+    "PendingEvent": "banking_analytics._facade",
+    "StoreInfo": "banking_analytics._facade",
+    "TableInfo": "banking_analytics._facade",
+    "HealthState": "banking_analytics.analytics",
+    "HealthThresholds": "banking_analytics.analytics",
+    "RefreshState": "banking_analytics.analytics",
+    "EventError": "banking_analytics.ingest",
+    "EventResult": "banking_analytics.ingest",
+    "EventStatus": "banking_analytics.ingest",
+    "IngestLimits": "banking_analytics.ingest",
+    "Bucket": "banking_analytics.metrics",
+    "QueryError": "banking_analytics.metrics",
+    "QueryResult": "banking_analytics.metrics",
+    "TimeWindow": "banking_analytics.metrics",
+    "StoreURLError": "banking_analytics.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
