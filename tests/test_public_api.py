@@ -58,10 +58,12 @@ def test_the_api_and_access_packages_export_exactly_their_public_names() -> None
 
 def test_importing_the_package_loads_only_what_is_used() -> None:
     """Names beyond the vocabulary load on first use: a worker decoding a file imports
-    the ingestion modules alone, not the query compiler or the analyses."""
+    the ingestion modules and the CLI (spawn runs the main module again), not the query
+    compiler, the analyses or the access package."""
     probe = (
-        "import sys, banking_analytics, banking_analytics.ingest._files\n"
+        "import sys, banking_analytics, banking_analytics.ingest._files, banking_analytics.cli\n"
         "heavy = ['sqlglot', 'banking_analytics._facade', 'banking_analytics.analytics']\n"
+        "assert 'jwt' not in sys.modules\n"
         "print([m for m in heavy if m in sys.modules])\n"
         "banking_analytics.BankingPerformanceAnalytics\n"
         "print([m for m in heavy if m in sys.modules])\n"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pyarrow as pa
 import typer
@@ -29,13 +29,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo
 from banking_analytics.cli._reports import show_health, show_performance
 from banking_analytics.ingest import EventStatus
 from banking_analytics.ingest._files import FileFormat, UnreadableFileError, detect_format
-from banking_analytics.metrics import QueryError
 from banking_analytics.store import StoreUnavailableError, StoreURLError
 from banking_analytics.vocabulary import EventType
+
+if TYPE_CHECKING:
+    from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo
+
+# The facade (and with it the query compiler and the analyses) is imported by the
+# commands that open a store, not with this module: ``--help`` starts sooner, and so
+# does each worker process decoding a file, which imports the main module again.
 
 __all__ = ["app", "main"]
 
@@ -77,6 +82,8 @@ def fail(message: str) -> typer.Exit:
 
 @contextmanager
 def _open(db: str) -> Iterator[BankingPerformanceAnalytics]:
+    from banking_analytics._facade import BankingPerformanceAnalytics
+
     try:
         analytics = BankingPerformanceAnalytics.open(db)
     except (StoreURLError, StoreUnavailableError) as exc:
@@ -303,6 +310,8 @@ def _report(
     as_json: bool,
 ) -> None:
     """Answer one analysis on a store, as text or as JSON; a bad period is bad input."""
+    from banking_analytics.metrics import QueryError
+
     with _open(db) as analytics:
         try:
             answer = compute(analytics)

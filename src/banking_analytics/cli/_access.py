@@ -14,15 +14,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from banking_analytics.access import ApiKey, AuditLog, KeyNotFoundError, KeyStore
 from banking_analytics.cli import DEFAULT_DB, DbOption, JsonOption, err, fail, out
 from banking_analytics.store import Engine, StoreUnavailableError, StoreURLError, open_engine
+
+if TYPE_CHECKING:
+    from banking_analytics.access import ApiKey
+
+# The access package (its audit queries compile with sqlglot; tokens need PyJWT) is
+# imported by the commands that use it, not whenever the CLI starts.
 
 __all__ = ["audit_app", "keys_app"]
 
@@ -37,6 +42,8 @@ audit_app = typer.Typer(
 
 def _audit_cli(engine: Engine, action: str, key_id: str, details: dict[str, Any]) -> None:
     """Key changes made at the command line are admin actions too: audit them."""
+    from banking_analytics.access import AuditLog
+
     AuditLog(engine).record(
         actor=f"cli:{getpass.getuser()}",
         actor_role="admin",
@@ -105,6 +112,8 @@ def create_key(
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print its token; the token is shown this once, never again."""
+    from banking_analytics.access import KeyStore
+
     expires_at = None if expires_in is None else datetime.now(UTC) + _lifetime(expires_in)
     with _store(db) as engine:
         try:
@@ -132,6 +141,8 @@ def create_key(
 @keys_app.command("list")
 def list_keys(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """Every key with its role and state; never a secret."""
+    from banking_analytics.access import KeyStore
+
     with _store(db) as engine:
         keys = KeyStore(engine).list()
     now = datetime.now(UTC)
@@ -163,6 +174,8 @@ def revoke_key(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Revoke a key for good; the API refuses it within seconds."""
+    from banking_analytics.access import KeyNotFoundError, KeyStore
+
     with _store(db) as engine:
         try:
             key = KeyStore(engine).revoke(key_id)
@@ -183,6 +196,8 @@ def verify_audit(
     db: DbOption = DEFAULT_DB,
 ) -> None:
     """Check the audit log's hash chain; exit 1 at the first broken link."""
+    from banking_analytics.access import AuditLog
+
     with _store(db) as engine:
         try:
             report = AuditLog(engine).verify(expected_head=expected_head)
@@ -211,6 +226,8 @@ def show_audit(
     as_json: JsonOption = False,
 ) -> None:
     """The newest audit entries, newest first."""
+    from banking_analytics.access import AuditLog
+
     with _store(db) as engine:
         try:
             entries = AuditLog(engine).entries(limit=limit)
