@@ -3,7 +3,7 @@
 sqlglot transpiles most of the SQL; a renderer overrides only what it gets
 wrong or what a dialect lacks. DuckDB and PostgreSQL share the base: both have
 exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``;
-DuckDB overrides only how a UTC bucket is computed.
+DuckDB overrides how a UTC bucket is computed and how percentiles are called.
 """
 
 from __future__ import annotations

@@ -396,13 +396,19 @@ def _bucket_keys(query: MetricQuery) -> Iterable[int]:
     """The start of every bucket of the window, in microseconds since the epoch."""
     assert query.bucket is not None
     if _fixed_width(query.bucket, query.timezone):  # integers all the way (hourly: 2,160)
-        width = query.bucket.width // _MICROSECOND
-        first = (query.window.start - _EPOCH) // _MICROSECOND // width * width
-        return range(first, (query.window.end - _EPOCH) // _MICROSECOND, width)
+        return _fixed_width_keys(query.window, query.bucket)
     return [
         (start - _EPOCH) // _MICROSECOND
         for start in bucket_starts(query.window, query.bucket, query.timezone)
     ]
+
+
+def _fixed_width_keys(window: TimeWindow, bucket: Bucket) -> range:
+    """Bucket starts, in microseconds since the epoch, of a fixed-width cut of ``window``:
+    from the one holding its start to the last that starts before its end."""
+    width = bucket.width // _MICROSECOND
+    first = (window.start - _EPOCH) // _MICROSECOND // width * width
+    return range(first, (window.end - _EPOCH) // _MICROSECOND, width)
 
 
 def _fixed_width(bucket: Bucket, timezone: str) -> bool:
@@ -418,11 +424,9 @@ def bucket_starts(window: TimeWindow, bucket: Bucket, timezone: str) -> list[dat
     the window is walked in steps no wider than an hour so that days of 23 or
     25 hours (daylight saving) are cut where the engines cut them.
     """
-    zone = ZoneInfo(timezone)
     if _fixed_width(bucket, timezone):
-        first = _truncate(window.start, bucket, zone)
-        count = -(-(window.end - first) // bucket.width)
-        return [first + i * bucket.width for i in range(count)]
+        return [_EPOCH + at * _MICROSECOND for at in _fixed_width_keys(window, bucket)]
+    zone = ZoneInfo(timezone)
     step = min(bucket.width, timedelta(hours=1))
     starts: dict[datetime, None] = {}
     at = window.start

@@ -111,10 +111,7 @@ class _DuckDBTransaction(WriteTransaction):
             # A plain INSERT, not one with RETURNING: only then does DuckDB write the
             # full row groups of a large transaction straight into the database file
             # instead of into the WAL (0.9 s less per million events at commit).
-            self._cur.execute(
-                f"INSERT INTO {name} ({column_list(table.column_names)}) "
-                f"SELECT {_select_list(table)} FROM _incoming"
-            )
+            self._insert_from(table, "_incoming")
         finally:
             self._cur.unregister("_incoming")
         return is_new
@@ -124,13 +121,16 @@ class _DuckDBTransaction(WriteTransaction):
             return
         self._cur.register("_rows", rows.select(list(table.column_names)))
         try:
-            self._cur.execute(
-                f"INSERT INTO {quote(table.name)} "
-                f"({column_list(table.column_names)}) "
-                f"SELECT {_select_list(table)} FROM _rows"
-            )
+            self._insert_from(table, "_rows")
         finally:
             self._cur.unregister("_rows")
+
+    def _insert_from(self, table: TableDef, registered: str) -> None:
+        """Insert every row of the Arrow table registered as ``registered``."""
+        self._cur.execute(
+            f"INSERT INTO {quote(table.name)} ({column_list(table.column_names)}) "
+            f"SELECT {_select_list(table)} FROM {registered}"
+        )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         answer = self._cur.sql(sql, params=list(params) or None).to_arrow_table()
