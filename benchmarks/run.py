@@ -756,7 +756,7 @@ class DashboardRun:
 
 def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
     users = DASHBOARD_USERS // 10 if ctx.quick else DASHBOARD_USERS
-    ctx.reporter.start("dashboard", 3 + 5 * RUNS)
+    ctx.reporter.start("dashboard", 3 + 6 * RUNS)
     url = f"duckdb:///{ctx.tmp}/dashboard.duckdb"
     events = simulate_store(ctx, url, users)
     engine_run = DashboardRun(url, "engine", events, END)
@@ -764,6 +764,11 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
         "metric layer on DuckDB, cold process",
         repeat(ctx, "dashboard duckdb", engine_run),
         max_seconds=None if ctx.quick else 1.0,
+    )
+    loaded_run = DashboardRun(url, "engine-loaded", events, END)
+    loaded = Measurement(
+        "metric layer on DuckDB, store loaded (blocks in its buffer pool), empty result cache",
+        repeat(ctx, "dashboard duckdb loaded", loaded_run),
     )
     full = Measurement(
         "the whole `performance_dashboard()` (sync freshness too), DuckDB, cold process",
@@ -781,12 +786,15 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
             for s, a in zip(pandas.samples, pandas_run.answers, strict=True)
         ),
     )
-    mine, theirs = engine_run.answers[0], pandas_run.answers[0]
-    for key in ("success_rate", "p95_ms", "institutions", "health_entries"):
-        if mine[key] != theirs[key]:
-            raise BenchmarkError(f"{key}: the engine says {mine[key]}, pandas {theirs[key]}")
-    speedup = pandas.seconds / engine.seconds
-    end_to_end = pandas_with_load.seconds / engine.seconds
+    theirs = pandas_run.answers[0]
+    for mine in (engine_run.answers[0], loaded_run.answers[0]):
+        for key in ("success_rate", "p95_ms", "institutions", "health_entries"):
+            if mine[key] != theirs[key]:
+                raise BenchmarkError(f"{key}: the engine says {mine[key]}, pandas {theirs[key]}")
+    from_store = pandas_with_load.seconds / engine.seconds
+    in_memory = pandas.seconds / loaded.seconds
+    mixed = pandas.seconds / engine.seconds
+    met = "met" if min(from_store, in_memory) >= 10 else "**not met**"
     notes = [
         f"{events:,} events over 90 days (`simulate --users {users:,}`). The measured set is "
         "the issue's: `performance_dashboard('90d', parts=[connection, hourly, errors, "
@@ -795,17 +803,24 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
         "institution and feature, a daily and an hourly series, error rates by category for "
         "connections and syncs, institution health (7 days at 15-minute steps); its parts run "
         "concurrently. The whole dashboard adds sync freshness per connection.",
-        f"Speed-up over pandas, both starting from the store: **{end_to_end:,.1f}x**; against "
-        f"pandas' computing alone, its two tables already in memory: **{speedup:,.1f}x** "
-        "(target ≥ 10x).",
+        "Speed-up over pandas (target ≥ 10x), like for like: both starting from the store "
+        f"(the engine cold; pandas reads its two tables, then computes): **{from_store:,.1f}x**; "
+        "both with the data already in memory (DuckDB's buffer pool holding the blocks, "
+        "pandas holding its DataFrames), every figure computed afresh: "
+        f"**{in_memory:,.1f}x**; target {met}. Mixed, the cold engine against pandas with "
+        f"its tables already in memory: {mixed:,.1f}x.",
         "Both sides give the same success rate, p95 latency, institution count and health "
         "entries (checked in each run).",
         "Cold: a fresh process opens the store and computes with an empty result cache; the "
         "store file is in the operating system's page cache (it was just written). Imports, "
         "and a full garbage collection of the objects they made, happen before the clock "
         "starts, on both sides (the collector stays on while it runs).",
+        "Loaded: in a fresh process the set is computed once, untimed, through one handle "
+        "on the store, then timed through a second handle, which shares the open database "
+        "(its buffer pool) but not the result cache: every statement runs again, as every "
+        "pandas computation does on its loaded DataFrames.",
     ]
-    measurements = [engine, pandas, pandas_with_load, full]
+    measurements = [engine, loaded, pandas, pandas_with_load, full]
     try:
         measurements.append(postgres_dashboard(ctx, users // 10))
     except BenchmarkError as exc:
