@@ -4,7 +4,7 @@ give the hand-worked figures, writes are durable and per-event, errors are probl
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,6 +19,8 @@ from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, pay
 
 PREFIX = "/api/banking-analytics"
 HAND_WINDOW = {"start": T0.isoformat(), "end": NOW.isoformat()}
+#: Health and freshness look back from the real present: far enough to reach the fixed T0.
+HAND_LOOKBACK = f"{(datetime.now(UTC) - T0).days + 2}d"
 
 
 def _ok(response: Any, status: int = 200) -> Any:
@@ -104,14 +106,16 @@ def test_dashboard_health_freshness_and_generic_query(hand: LiveAPI) -> None:
     health = _ok(
         hand.client.get(
             f"{PREFIX}/performance/institution-health",
-            params={"lookback": "30d", "include_history": "true"},
+            params={"lookback": HAND_LOOKBACK, "include_history": "true"},
             headers=analyst,
         )
     )
     assert {p["institution_id"] for p in health["products"]} == {"ins_1", "ins_2"}
     freshness = _ok(
         hand.client.get(
-            f"{PREFIX}/performance/sync-freshness", params={"lookback": "30d"}, headers=analyst
+            f"{PREFIX}/performance/sync-freshness",
+            params={"lookback": HAND_LOOKBACK},
+            headers=analyst,
         )
     )
     assert freshness["connections"] == 2
