@@ -7,8 +7,10 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from banking_analytics import (
@@ -21,7 +23,7 @@ from banking_analytics import (
     PerformanceMetric,
 )
 from banking_analytics.ingest import IngestPipeline, decode_records
-from banking_analytics.store import open_engine
+from banking_analytics.store import WriteTransaction, open_engine
 from sample_events import NOW, behavior_events
 
 
@@ -229,3 +231,72 @@ def test_line_numbers_hold_across_pieces_whatever_the_line_ends(
     assert "empty line" in report.rejections[0][1]
     raws = {row["position"]: row["raw"] for row in analytics.quarantine()}
     assert raws[52] == lines[51]
+
+
+@pytest.mark.parametrize("per_transaction", [None, 12, 1000], ids=["per-chunk", "12", "whole"])
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_chunks_sharing_a_transaction_are_checked_and_deduplicated_as_one_batch(
+    analytics: BankingPerformanceAnalytics,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fmt: str,
+    per_transaction: int | None,
+) -> None:
+    events = behavior_events(30)
+    for i, event in enumerate(events):
+        event["action"] = f"action_{i}"
+    events[20]["event_id"] = events[3]["event_id"]  # a repeat three chunks later
+    events[7]["feature"] = "nope"
+    path = tmp_path / f"e.{fmt}"
+    if fmt == "jsonl":
+        path.write_text("\n".join(json.dumps(e) for e in events))
+    else:
+        pq.write_table(pa.Table.from_pylist(events), path)
+    inserts: list[int] = []
+    insert_events = WriteTransaction.insert_events
+
+    def counting(self: WriteTransaction, table: Any, rows: pa.Table, window: Any) -> Any:
+        inserts.append(rows.num_rows)
+        return insert_events(self, table, rows, window)
+
+    monkeypatch.setattr(WriteTransaction, "insert_events", counting)
+    progress: list[tuple[int, int]] = []
+    report = analytics.ingest_file(
+        path,
+        chunk_events=5,
+        transaction_events=per_transaction,
+        on_progress=lambda done, n: progress.append((done, n)),
+    )
+    assert (report.accepted, report.duplicate, report.rejected) == (28, 1, 1)
+    assert report.rejections == [(8, report.rejections[0][1])]
+    assert "feature" in report.rejections[0][1]
+    stored = analytics.engine.query(
+        "SELECT CAST(event_id AS VARCHAR) AS event_id, action FROM behavior_events"
+    ).to_pylist()
+    repeated = [row["action"] for row in stored if row["event_id"] == events[3]["event_id"]]
+    assert repeated == ["action_3"]  # the first copy wins
+    assert count(analytics) == 28
+    # One insert per transaction, of its valid events less the repeats within it.
+    ends = [n for _, n in progress]
+    assert ends == sorted(ends)
+    assert ends[-1] == 30
+    assert len(ends) > 2
+    expected, start = [], 0
+    for end in ends:
+        if per_transaction is None or end - start >= per_transaction or end == 30:
+            inside = set(range(start, end)) - {7}
+            expected.append(len(inside - {20} if 3 in inside else inside))
+            start = end
+    assert inserts == expected
+    if per_transaction == 1000:
+        assert inserts == [28]
+
+
+def test_batches_written_together_must_be_consecutive(store_url: str) -> None:
+    with open_engine(store_url) as engine:
+        pipeline = IngestPipeline(engine)
+        first = decode_records(behavior_events(3), 1, 32_768, "test")
+        gap = decode_records(behavior_events(3), 5, 32_768, "test")
+        with pytest.raises(ValueError, match="consecutive"):
+            pipeline.write_many([first, gap])
+        assert pipeline.write_many([first, decode_records(behavior_events(2), 4, 32_768, "t")])

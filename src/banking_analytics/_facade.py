@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +22,7 @@ from banking_analytics.analytics import (
 from banking_analytics.events import SCHEMAS
 from banking_analytics.ingest import (
     BatchOutcome,
+    Decoded,
     EventResult,
     EventStatus,
     GroupCommitWriter,
@@ -31,7 +32,7 @@ from banking_analytics.ingest import (
     decode_arrow,
     decode_records,
 )
-from banking_analytics.ingest._files import FileFormat, detect_format, read_file
+from banking_analytics.ingest._files import FileChunk, FileFormat, detect_format, read_file
 from banking_analytics.metrics import (
     Bucket,
     MetricQuery,
@@ -306,27 +307,44 @@ class BankingPerformanceAnalytics:
         *,
         file_format: FileFormat | None = None,
         chunk_events: int = 100_000,
+        transaction_events: int | None = None,
         decode_workers: int = 0,
         on_progress: Callable[[int, int], None] | None = None,
     ) -> FileReport:
-        """Store every event of a JSON Lines, CSV or Parquet file, one transaction per chunk.
+        """Store every event of a JSON Lines, CSV or Parquet file.
 
-        ``decode_workers`` > 0 decodes JSON Lines in that many worker processes
-        (see :func:`read_file`). ``on_progress(bytes_done, events_done)`` is
-        called after each chunk.
+        The file is decoded in chunks of ``chunk_events``, each validated as it
+        comes; every ``transaction_events`` (default: every chunk) are then
+        written in one transaction. ``decode_workers`` > 0 decodes JSON Lines in
+        that many worker processes (see :func:`read_file`).
+        ``on_progress(bytes_done, events_done)`` is called after each chunk is
+        validated.
         """
         path = Path(path)
         fmt = file_format or detect_format(path)
+        per_transaction = transaction_events or chunk_events
         report = FileReport(path)
-        done = 0
         chunks = read_file(
             path, fmt, chunk_events, self.limits.max_event_bytes, decode_workers=decode_workers
         )
-        for chunk in chunks:
-            report.add(self._pipeline.write(chunk.decoded))
-            done += chunk.nbytes
-            if on_progress is not None:
-                on_progress(done, report.total)
+        done_bytes = done_events = 0
+
+        def transaction(first: FileChunk) -> Iterator[Decoded]:
+            """Chunks from ``first`` on, until the transaction is full or the file ends."""
+            nonlocal done_bytes, done_events
+            events = 0
+            chunk: FileChunk | None = first
+            while chunk is not None:
+                yield chunk.decoded
+                events += chunk.decoded.size
+                done_bytes += chunk.nbytes
+                done_events += chunk.decoded.size
+                if on_progress is not None:
+                    on_progress(done_bytes, done_events)
+                chunk = next(chunks, None) if events < per_transaction else None
+
+        while (first := next(chunks, None)) is not None:
+            report.add(self._pipeline.write_many(transaction(first)))
         return report
 
     # -- analysis ----------------------------------------------------------------------------

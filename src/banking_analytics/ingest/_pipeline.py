@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import orjson
@@ -40,6 +42,13 @@ def _first_occurrences(ids: pa.ChunkedArray) -> pa.Array:
     mask = np.zeros(len(ids), dtype=bool)
     mask[first.to_numpy()] = True
     return pa.array(mask)
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Arrays or tables of consecutive batches as one (the one itself, uncopied)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables(parts) if isinstance(parts[0], pa.Table) else pa.concat_arrays(parts)
 
 
 class _Scatter:
@@ -85,8 +94,22 @@ class _Scatter:
         return self._layout(self._flag_positions, self._flags)
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A validated batch waiting for its transaction."""
+
+    start: int
+    size: int
+    #: (table, valid rows, their positions), one entry per event type present.
+    valid: list[tuple[str, pa.Table, np.ndarray]]
+    event_ids: pa.Array
+    event_types: pa.Array
+    errors: dict[int, tuple[EventError, ...]]
+    quarantine: pa.Table
+
+
 class IngestPipeline:
-    """Turns decoded batches into stored events and quarantine rows, in one transaction each.
+    """Turns decoded batches into stored events and quarantine rows, one transaction a write.
 
     Statuses are only reported once the transaction has committed, so an
     ``accepted`` answer means the event is durable. Deduplication: an event whose
@@ -107,38 +130,84 @@ class IngestPipeline:
         engine.migrate(ALL_TABLES)
 
     def write(self, decoded: Decoded) -> BatchOutcome:
+        """Store one batch in one transaction; its outcome once committed."""
+        return self._commit([self._check(decoded)])
+
+    def write_many(self, batches: Iterable[Decoded]) -> BatchOutcome:
+        """Store consecutive batches in one transaction, as if they were one batch.
+
+        Each batch is validated as it arrives (so later ones may still be decoding);
+        then each table gets one insert for all of them, which DuckDB writes
+        straight into full row groups, where one insert per batch would go through
+        its WAL and be written again at commit.
+        """
+        return self._commit([self._check(decoded) for decoded in batches])
+
+    def _check(self, decoded: Decoded) -> _Checked:
+        """Validate a batch; nothing is written yet."""
         start, n = decoded.first_position, decoded.size
-        status = np.full(n, _REJECTED, dtype=np.uint8)
         errors: dict[int, tuple[EventError, ...]] = dict(decoded.failures)
         known = _Scatter(start, n)
         for pos, (event_type, event_id) in decoded.meta.items():
             known.add_one(pos, event_type, event_id)
-        pending: list[tuple[str, pa.Table, np.ndarray]] = []
+        valid: list[tuple[str, pa.Table, np.ndarray]] = []
         for event_type, table in decoded.tables.items():
             schema = SCHEMAS[event_type]
             checked = validate(schema, table, self.limits, self.clock)
             errors.update(checked.rejected)
             known.add(checked.all_positions.to_numpy(), event_type.value, checked.all_event_ids)
-            rows, positions = checked.rows, checked.positions.to_numpy()
+            valid.append((schema.table, checked.rows, checked.positions.to_numpy()))
+        event_ids, event_types = known.event_ids(), known.event_types()
+        quarantine = self._quarantine_rows(decoded, errors, event_ids, event_types)
+        return _Checked(start, n, valid, event_ids, event_types, errors, quarantine)
+
+    def _commit(self, batches: list[_Checked]) -> BatchOutcome:
+        """Deduplicate and write validated consecutive batches in one transaction."""
+        if not batches:
+            raise ValueError("no batch to write")
+        start = batches[0].start
+        n = 0
+        for batch in batches:
+            if batch.start != start + n:
+                raise ValueError("batches written together must be consecutive")
+            n += batch.size
+        status = np.full(n, _REJECTED, dtype=np.uint8)
+        by_table: dict[str, tuple[list[pa.Table], list[np.ndarray]]] = {}
+        for batch in batches:
+            for table, rows, positions in batch.valid:
+                parts = by_table.setdefault(table, ([], []))
+                parts[0].append(rows)
+                parts[1].append(positions)
+        flags = _Scatter(start, n)
+        pending: list[tuple[str, pa.Table, np.ndarray]] = []
+        for table, (row_parts, position_parts) in by_table.items():
+            rows = _concat(row_parts)
+            positions = np.concatenate(position_parts)
             first = _first_occurrences(rows["event_id"]).to_numpy(zero_copy_only=False)
             status[positions[~first] - start] = _DUPLICATE
             if not first.all():  # filtering copies every column: only when an id repeats
                 rows, positions = rows.filter(pa.array(first)), positions[first]
-            known.add_flags(positions, rows["ingest_flags"])
-            pending.append((schema.table, rows, positions))
-        event_ids, event_types = known.event_ids(), known.event_types()
-        quarantine = self._quarantine_rows(decoded, errors, event_ids, event_types)
+            flags.add_flags(positions, rows["ingest_flags"])
+            pending.append((table, rows, positions))
         with self.engine.begin() as tx:
             inserted = [
                 (tx.insert_events(EVENT_TABLES[table], rows, self.limits.dedup_window), positions)
                 for table, rows, positions in pending
             ]
-            tx.append(QUARANTINE, quarantine)
+            tx.append(QUARANTINE, _concat([b.quarantine for b in batches]))
         for is_new, positions in inserted:
             new = is_new.to_numpy(zero_copy_only=False)
             status[positions[new] - start] = _ACCEPTED
             status[positions[~new] - start] = _DUPLICATE
-        return BatchOutcome(start, status, event_ids, event_types, known.flags(), errors)
+        errors = {pos: e for batch in batches for pos, e in batch.errors.items()}
+        return BatchOutcome(
+            start,
+            status,
+            _concat([b.event_ids for b in batches]),
+            _concat([b.event_types for b in batches]),
+            flags.flags(),
+            errors,
+        )
 
     def _quarantine_rows(
         self,
