@@ -62,8 +62,9 @@ FILE_CHUNK_EVENTS = 100_000
 #: goes to the WAL and is written again at commit and by the checkpoint (together
 #: ~1.5 s per million events). Parquet decodes fast, so its chunks are validated while
 #: the next ones are read, and written together at the end (1M events: ~1.1 GB peak).
-#: JSON Lines commit every chunk: their decoding is slow, and writing each chunk while
-#: the workers decode the next ones saves more than the larger inserts would.
+#: JSON Lines and CSV commit every chunk (measured for JSON Lines: their decoding is
+#: slow, and writing each chunk while workers decode the next saves more than one
+#: large insert would).
 PARQUET_TRANSACTION_EVENTS = 1_000_000
 #: JSON Lines decoding workers by default: one per core, at most four.
 DEFAULT_DECODE_WORKERS = min(4, os.cpu_count() or 1)
