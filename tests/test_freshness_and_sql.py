@@ -111,6 +111,18 @@ QUERIES = {
         TimeWindow(NOW - timedelta(days=30), NOW),
         dimensions=["attributed_feature", "currency"],
     ),
+    "engagement_daily": MetricQuery.build(
+        ["unique_users", "weekly_active_users", "dau_mau_stickiness", "paying_user_share"],
+        TimeWindow(NOW - timedelta(days=14), NOW),
+        bucket="day",
+    ),
+    "weekly_active_by_platform": MetricQuery.build(
+        ["weekly_active_users"],
+        TimeWindow(NOW - timedelta(days=14), NOW),
+        dimensions=["platform"],
+        filters={"feature": ["budget_tracking"]},
+        bucket="day",
+    ),
 }
 
 
@@ -119,7 +131,10 @@ QUERIES = {
 def test_compiled_sql_matches_the_reviewed_snapshot(name: str, dialect: str) -> None:
     """Any change to generated SQL shows up here; BA_UPDATE_SNAPSHOTS=1 rewrites them."""
     compiled = compile_query(QUERIES[name], renderer_for(dialect))
-    text = "\n\n".join(f"-- {c.table}\n{c.sql};\n-- params: {len(c.params)}" for c in compiled)
+    text = "\n\n".join(
+        f"-- {c.source} (reads {', '.join(c.depends_on)})\n{c.sql};\n-- params: {len(c.params)}"
+        for c in compiled
+    )
     path = SNAPSHOTS / f"{name}.{dialect}.sql"
     if os.environ.get("BA_UPDATE_SNAPSHOTS") == "1":
         path.write_text(text + "\n")

@@ -524,7 +524,7 @@ def test_figures_kept_with_a_cached_answer_count_towards_the_byte_bound(
             answer = _Answer(table)
             cache.put((key,), answer)
             if key == "second" and read_figures:
-                assert len(answer.figures_of(parts, None)) == 1000
+                assert len(answer.figures_of(parts)) == 1000
         return cache
 
     assert filled(read_figures=False).get(("first",)) is not None

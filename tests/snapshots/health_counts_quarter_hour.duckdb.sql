@@ -1,3 +1,3 @@
--- sync_run_events
-SELECT TO_TIMESTAMP((EPOCH_US("occurred_at") + 62135596800000000) // 900000000 * 900 - 62135596800) AS bucket, "institution_id" AS institution, "aggregator" AS aggregator, "feature" AS feature, COUNT(CASE WHEN "outcome" IN ('success', 'partial') THEN 1 END) AS p0, COUNT(CASE WHEN "outcome" IN ('success', 'partial') OR ("outcome" = 'failure' AND "error_category" = 'institution') OR ("outcome" = 'failure' AND "error_category" IN ('aggregator', 'network_timeout')) THEN 1 END) AS p1 FROM sync_run_events WHERE "occurred_at" >= ? AND "occurred_at" < ? GROUP BY (EPOCH_US("occurred_at") + 62135596800000000) // 900000000, "institution_id", "aggregator", "feature";
--- params: 2
+-- sync_run (reads sync_run_events)
+SELECT TO_TIMESTAMP((EPOCH_US("occurred_at") + 62135596800000000) // 900000000 * 900 - 62135596800) AS bucket, "institution_id" AS institution, "aggregator" AS aggregator, "feature" AS feature, COUNT(CASE WHEN "outcome" IN (?, ?) THEN 1 END) AS p0, COUNT(CASE WHEN "outcome" IN (?, ?) OR ("outcome" = ? AND "error_category" = ?) OR ("outcome" = ? AND "error_category" IN (?, ?)) THEN 1 END) AS p1 FROM sync_run_events WHERE "occurred_at" >= ? AND "occurred_at" < ? GROUP BY (EPOCH_US("occurred_at") + 62135596800000000) // 900000000, "institution_id", "aggregator", "feature";
+-- params: 11

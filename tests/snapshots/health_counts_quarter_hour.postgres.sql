@@ -1,3 +1,3 @@
--- sync_run_events
-SELECT TO_TIMESTAMP(FLOOR(CAST(DATE_PART('epoch', "occurred_at") AS DOUBLE PRECISION) / 900) * 900) AS bucket, "institution_id" AS institution, "aggregator" AS aggregator, "feature" AS feature, COUNT(CASE WHEN "outcome" IN ('success', 'partial') THEN 1 END) AS p0, COUNT(CASE WHEN "outcome" IN ('success', 'partial') OR ("outcome" = 'failure' AND "error_category" = 'institution') OR ("outcome" = 'failure' AND "error_category" IN ('aggregator', 'network_timeout')) THEN 1 END) AS p1 FROM sync_run_events WHERE "occurred_at" >= %s AND "occurred_at" < %s GROUP BY FLOOR(CAST(DATE_PART('epoch', "occurred_at") AS DOUBLE PRECISION) / 900), "institution_id", "aggregator", "feature";
--- params: 2
+-- sync_run (reads sync_run_events)
+SELECT TO_TIMESTAMP(FLOOR(CAST(DATE_PART('epoch', "occurred_at") AS DOUBLE PRECISION) / 900) * 900) AS bucket, "institution_id" AS institution, "aggregator" AS aggregator, "feature" AS feature, COUNT(CASE WHEN "outcome" IN (%s, %s) THEN 1 END) AS p0, COUNT(CASE WHEN "outcome" IN (%s, %s) OR ("outcome" = %s AND "error_category" = %s) OR ("outcome" = %s AND "error_category" IN (%s, %s)) THEN 1 END) AS p1 FROM sync_run_events WHERE "occurred_at" >= %s AND "occurred_at" < %s GROUP BY FLOOR(CAST(DATE_PART('epoch', "occurred_at") AS DOUBLE PRECISION) / 900), "institution_id", "aggregator", "feature";
+-- params: 11

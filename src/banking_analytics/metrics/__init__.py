@@ -1,6 +1,9 @@
 """Declarative metrics: typed definitions compiled to each engine's SQL, cached per data version.
 
-A :class:`MetricQuery` asks for metrics x dimensions x time window x bucket x
+A :class:`Metric` is a measure over a :class:`Source` (an event table or a
+relation derived from others), built from typed expressions; rolling metrics
+count over trailing windows and derived ones combine other metrics. A
+:class:`MetricQuery` asks for metrics x dimensions x time window x bucket x
 filters; :class:`MetricService` compiles it with sqlglot for the engine's
 dialect, runs it, and returns a :class:`QueryResult`.
 """
@@ -13,7 +16,39 @@ from banking_analytics.metrics._catalog import (
     error_rate_metric,
 )
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, compile_query
-from banking_analytics.metrics._model import DIMENSIONS, Dimension, Metric, Unit
+from banking_analytics.metrics._expr import (
+    All,
+    AnyOf,
+    Arith,
+    Case,
+    Coalesce,
+    Col,
+    Compare,
+    Greatest,
+    Is,
+    IsNull,
+    Least,
+    Lit,
+    Not,
+    NotNull,
+)
+from banking_analytics.metrics._model import (
+    DIMENSIONS,
+    PERIOD_DAYS,
+    Count,
+    CountDistinct,
+    Derived,
+    Dimension,
+    Max,
+    Mean,
+    Metric,
+    Min,
+    Percentile,
+    Ratio,
+    Rolling,
+    Sum,
+    Unit,
+)
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
@@ -24,6 +59,7 @@ from banking_analytics.metrics._service import (
     bucket_starts,
     to_records,
 )
+from banking_analytics.metrics._source import SOURCES, Source
 from banking_analytics.metrics._window import (
     TIME_PERIODS,
     Bucket,
@@ -38,21 +74,48 @@ __all__ = [
     "DIMENSIONS",
     "LATENCY_PERCENTILES",
     "MIN_SAMPLE",
+    "PERIOD_DAYS",
+    "SOURCES",
     "SUCCESS_BREAKDOWN",
     "TIME_PERIODS",
+    "All",
+    "AnyOf",
+    "Arith",
     "Bucket",
+    "Case",
+    "Coalesce",
+    "Col",
+    "Compare",
     "CompiledQuery",
+    "Count",
+    "CountDistinct",
     "DataVersions",
+    "Derived",
     "Dimension",
+    "Greatest",
+    "Is",
+    "IsNull",
+    "Least",
+    "Lit",
+    "Max",
+    "Mean",
     "Metric",
     "MetricQuery",
     "MetricService",
     "MetricValue",
+    "Min",
+    "Not",
+    "NotNull",
+    "Percentile",
     "QueryError",
     "QueryResult",
+    "Ratio",
     "Renderer",
     "ResultRow",
+    "Rolling",
+    "Source",
     "Status",
+    "Sum",
     "TimeWindow",
     "Unit",
     "bucket_microseconds",

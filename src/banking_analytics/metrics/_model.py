@@ -1,9 +1,11 @@
-"""Metrics as typed data: what is measured, over which events, cut by which dimensions.
+"""Metrics as typed data: what is measured, over which source, cut by which dimensions.
 
-A metric names its source event type and a *measure*. Measures are small
-frozen values (``Count``, ``Ratio``, ``Percentile``, ...) built from
-*conditions* over the event's own columns; nothing here is SQL. The compiler
-turns them into expressions for each engine's dialect.
+A metric names its :class:`~banking_analytics.metrics.Source` and a *measure*.
+Measures are small frozen values (``Count``, ``Ratio``, ``Percentile``, ...)
+built from expressions over the source's columns (:mod:`._expr`); a
+``Rolling`` measure counts over a trailing window at each bucket, and a
+``Derived`` one is arithmetic over other metrics. Nothing here is SQL: the
+compiler turns them into expressions for each engine's dialect.
 """
 
 from __future__ import annotations
@@ -11,16 +13,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from banking_analytics.events import SCHEMAS
-from banking_analytics.vocabulary import EventType, PerformanceMetric
+from banking_analytics.metrics._expr import (
+    All,
+    AnyOf,
+    Col,
+    Compare,
+    Condition,
+    Is,
+    IsNull,
+    Not,
+    NotNull,
+    Value,
+    as_expr,
+    columns,
+)
+from banking_analytics.metrics._source import Source
+from banking_analytics.vocabulary import PerformanceMetric
 
 __all__ = [
     "DIMENSIONS",
+    "PERIOD_DAYS",
     "All",
     "AnyOf",
+    "Compare",
     "Condition",
     "Count",
     "CountDistinct",
+    "Derived",
     "Dimension",
     "Is",
     "IsNull",
@@ -28,116 +47,86 @@ __all__ = [
     "Mean",
     "Measure",
     "Metric",
+    "Min",
+    "Not",
     "NotNull",
     "Percentile",
     "Ratio",
+    "Rolling",
     "Sum",
     "Unit",
 ]
 
-Scalar = str | bool
 
+class _OfValue:
+    """A measure over a value given as a column name or an expression."""
 
-@dataclass(frozen=True, slots=True)
-class Is:
-    """``column`` equals one of ``values``."""
+    __slots__ = ()
+    value: Value | str
 
-    column: str
-    values: tuple[Scalar, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NotNull:
-    """``column`` has a value."""
-
-    column: str
-
-
-@dataclass(frozen=True, slots=True)
-class IsNull:
-    """``column`` has no value."""
-
-    column: str
-
-
-@dataclass(frozen=True, slots=True)
-class All:
-    """Every part holds."""
-
-    parts: tuple[Condition, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AnyOf:
-    """At least one part holds."""
-
-    parts: tuple[Condition, ...]
-
-
-Condition = Is | NotNull | IsNull | All | AnyOf
-
-
-def condition_columns(condition: Condition | None) -> set[str]:
-    """Every column a condition reads."""
-    match condition:
-        case None:
-            return set()
-        case Is(column=column) | NotNull(column=column) | IsNull(column=column):
-            return {column}
-        case All(parts=parts) | AnyOf(parts=parts):
-            return set().union(*(condition_columns(p) for p in parts))
+    @property
+    def expression(self) -> Value:
+        """The value as an expression: a column name is that column."""
+        return Col(self.value) if isinstance(self.value, str) else as_expr(self.value)
 
 
 @dataclass(frozen=True, slots=True)
 class Count:
-    """Events matching ``where`` (all events when it is None)."""
+    """Rows matching ``where`` (all rows when it is None)."""
 
     where: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class CountDistinct:
-    """Distinct non-null values of ``column`` among events matching ``where``."""
+class CountDistinct(_OfValue):
+    """Distinct non-null values of ``value`` among rows matching ``where``."""
 
-    column: str
+    value: Value | str
     where: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Sum:
-    """Sum of ``column`` over events matching ``where``; ``negative_when`` rows subtract."""
+class Sum(_OfValue):
+    """Sum of ``value`` (a column or an expression) over rows matching ``where``."""
 
-    column: str
-    where: Condition | None = None
-    negative_when: Condition | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Mean:
-    """Arithmetic mean of the non-null ``column`` values of events matching ``where``."""
-
-    column: str
+    value: Value | str
     where: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Max:
-    """The largest ``column`` value (a time: the latest) among events matching ``where``."""
+class Mean(_OfValue):
+    """Arithmetic mean of the non-null ``value`` values of rows matching ``where``."""
 
-    column: str
+    value: Value | str
     where: Condition | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Percentile:
+class Max(_OfValue):
+    """The largest ``value`` (a time: the latest) among rows matching ``where``."""
+
+    value: Value | str
+    where: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Min(_OfValue):
+    """The smallest ``value`` (a time: the earliest) among rows matching ``where``."""
+
+    value: Value | str
+    where: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Percentile(_OfValue):
     """Nearest-rank percentile: the smallest value ``v`` with ``P(X ≤ v) ≥ q``.
 
-    Over the non-null ``column`` values of events matching ``where``; that is
+    Over the non-null ``value`` values of rows matching ``where``; that is
     the ``ceil(q·n)``-th smallest value, which is what DuckDB's
     ``quantile_disc`` and PostgreSQL's ``percentile_disc`` return.
     """
 
-    column: str
+    value: Value | str
     q: float
     where: Condition | None = None
 
@@ -148,33 +137,79 @@ class Percentile:
 
 @dataclass(frozen=True, slots=True)
 class Ratio:
-    """``numerator ÷ denominator``; with ``per_day`` also ÷ the period's length in days."""
+    """``numerator ÷ denominator``, both over the same rows."""
 
     numerator: Count | CountDistinct | Sum
     denominator: Count | CountDistinct
-    per_day: bool = False
 
 
-Measure = Count | CountDistinct | Sum | Mean | Max | Percentile | Ratio
+@dataclass(frozen=True, slots=True)
+class Rolling:
+    """Distinct values over a trailing window at each day: at day ``d``, the distinct
+    non-null ``value`` values among rows matching ``where`` in the ``days`` days ending
+    with ``d`` (``d - days + 1`` to ``d``, inclusive), as PostHog counts weekly (7) and
+    monthly (30) active users. Asked with a day bucket.
+    """
+
+    distinct: CountDistinct
+    days: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.days <= 366:
+            raise ValueError(f"a rolling window spans 1 to 366 days, got {self.days}")
+
+
+#: In a derived metric's formula, the length in days of the span a row covers (the
+#: window, or the part of it in the row's bucket): per-day rates divide by it.
+PERIOD_DAYS = "period_days"
+
+
+@dataclass(frozen=True, slots=True)
+class Derived:
+    """Arithmetic over other metrics' figures on the same row: ``formula`` reads each
+    input metric as ``Col(<its name>)``, and the row's span in days as
+    ``Col(PERIOD_DAYS)`` (per-day rates divide by it).
+
+    A figure is given only where every input has one; a division by zero gives
+    no value, not an error. The inputs may come from different sources: each is
+    computed, and cached, over its own, and the rows meet by bucket and dimensions.
+    """
+
+    formula: Value
+    inputs: tuple[Metric, ...]
+
+    def __post_init__(self) -> None:
+        named = {m.name for m in self.inputs}
+        unknown = columns(self.formula) - named - {PERIOD_DAYS}
+        if unknown:
+            raise ValueError(f"derived formula reads {sorted(unknown)}, not among its inputs")
+        if any(isinstance(m.measure, Derived) for m in self.inputs):
+            raise ValueError("a derived metric's inputs are computed metrics, not derived ones")
+
+
+Measure = Count | CountDistinct | Sum | Mean | Max | Min | Percentile | Ratio | Rolling | Derived
 
 
 def measure_columns(measure: Measure) -> set[str]:
-    """Every column a measure reads."""
+    """Every source column a measure reads (a derived metric reads other metrics)."""
     match measure:
         case Count(where=where):
-            return condition_columns(where)
+            return columns(where)
         case (
-            CountDistinct(column=column, where=where)
-            | Mean(column=column, where=where)
-            | Max(column=column, where=where)
+            CountDistinct(where=where)
+            | Sum(where=where)
+            | Mean(where=where)
+            | Max(where=where)
+            | Min(where=where)
+            | Percentile(where=where)
         ):
-            return {column} | condition_columns(where)
-        case Percentile(column=column, where=where):
-            return {column} | condition_columns(where)
-        case Sum(column=column, where=where, negative_when=negative):
-            return {column} | condition_columns(where) | condition_columns(negative)
+            return columns(measure.expression) | columns(where)
         case Ratio(numerator=numerator, denominator=denominator):
             return measure_columns(numerator) | measure_columns(denominator)
+        case Rolling(distinct=distinct):
+            return measure_columns(distinct)
+        case Derived():
+            return set()
 
 
 class Unit(StrEnum):
@@ -225,7 +260,7 @@ DIMENSIONS: dict[str, Dimension] = {
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """One named figure.
+    """One named figure over one source (a derived metric: over its inputs').
 
     ``min_sample`` is the smallest sample (the denominator of a ratio, the
     number of values behind a mean or percentile) that yields a number; below
@@ -234,7 +269,7 @@ class Metric:
     """
 
     name: str
-    event_type: EventType
+    source: Source | None
     measure: Measure
     unit: Unit
     description: str
@@ -243,22 +278,40 @@ class Metric:
     serves: PerformanceMetric | None = None
 
     def __post_init__(self) -> None:
+        if (self.source is None) != isinstance(self.measure, Derived):
+            raise ValueError(f"metric {self.name!r}: a derived metric, and only one, has no source")
         missing = measure_columns(self.measure) - set(self.columns)
         if missing:
             raise ValueError(
                 f"metric {self.name!r} reads {sorted(missing)}, "
-                f"which {self.event_type.value} events do not have"
+                f"which source {self.source_name} does not have"
             )
 
     @property
+    def source_name(self) -> str:
+        """The source's name; a derived metric's is its inputs' sources joined by +."""
+        if self.source is not None:
+            return self.source.name
+        return " + ".join(dict.fromkeys(m.source_name for m in self.inputs))
+
+    @property
+    def inputs(self) -> tuple[Metric, ...]:
+        """The metrics computed to answer this one: itself, or a derived one's inputs."""
+        return self.measure.inputs if isinstance(self.measure, Derived) else (self,)
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        return tuple(f.name for f in SCHEMAS[self.event_type].stored_fields)
+        return () if self.source is None else self.source.columns
 
     @property
     def dimensions(self) -> tuple[str, ...]:
-        """The dimensions this metric can be cut by: those its events carry."""
-        columns = set(self.columns)
-        return tuple(name for name, d in DIMENSIONS.items() if d.column in columns)
+        """The dimensions this metric can be cut by: those its source (every input's
+        source, for a derived metric) carries."""
+        if self.source is None:
+            shared = set.intersection(*(set(m.dimensions) for m in self.inputs))
+            return tuple(name for name in DIMENSIONS if name in shared)
+        available = set(self.columns)
+        return tuple(name for name, d in DIMENSIONS.items() if d.column in available)
 
     @property
     def is_money(self) -> bool:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from banking_analytics.events import SCHEMAS, Kind
+from banking_analytics.events import Field, Kind
 from banking_analytics.metrics._catalog import CATALOG
 from banking_analytics.metrics._model import DIMENSIONS, Metric
 from banking_analytics.metrics._window import Bucket, QueryError, TimeWindow, check_timezone
@@ -106,6 +106,15 @@ def _check_dimension(dim: str, metrics: Sequence[Metric], where: str) -> None:
             )
 
 
+def _field(metrics: Sequence[Metric], column: str) -> Field:
+    """The typed field behind a dimension's column, from the first source that has it."""
+    for metric in metrics:
+        for source in (m.source for m in metric.inputs):
+            if source is not None and column in source.columns:
+                return source.field(column)
+    raise AssertionError(f"no source of {[m.name for m in metrics]} has {column!r}")
+
+
 def _check_filter(
     dim: str, values: str | Sequence[str], metrics: Sequence[Metric]
 ) -> tuple[str, ...]:
@@ -113,7 +122,7 @@ def _check_filter(
     listed = (values,) if isinstance(values, str) else tuple(dict.fromkeys(values))
     if not 1 <= len(listed) <= MAX_FILTER_VALUES:
         raise QueryError(f"filters.{dim}: give 1 to {MAX_FILTER_VALUES} values")
-    field = SCHEMAS[metrics[0].event_type].field(DIMENSIONS[dim].column)
+    field = _field(metrics, DIMENSIONS[dim].column)
     for value in listed:
         if not isinstance(value, str):
             raise QueryError(f"filters.{dim}: values must be strings, got {value!r}")

@@ -3,49 +3,27 @@
 from __future__ import annotations
 
 from banking_analytics.metrics._catalog import CATALOG
+from banking_analytics.metrics._expr import Condition
+from banking_analytics.metrics._expr import describe as _words
 from banking_analytics.metrics._model import (
-    All,
-    AnyOf,
-    Condition,
     Count,
     CountDistinct,
-    Is,
-    IsNull,
+    Derived,
     Max,
     Mean,
     Measure,
-    NotNull,
+    Min,
     Percentile,
     Ratio,
+    Rolling,
     Sum,
 )
 
 __all__ = ["describe", "render_reference"]
 
 
-def _condition(condition: Condition) -> str:
-    match condition:
-        case Is(column=column, values=(value,)):
-            return f"{column} = {str(value).lower() if isinstance(value, bool) else value}"
-        case Is(column=column, values=values):
-            return f"{column} in ({', '.join(str(v) for v in values)})"
-        case NotNull(column=column):
-            return f"{column} is set"
-        case IsNull(column=column):
-            return f"{column} is not set"
-        case All(parts=parts):
-            return " and ".join(_wrapped(p) for p in parts)
-        case AnyOf(parts=parts):
-            return " or ".join(_wrapped(p) for p in parts)
-
-
-def _wrapped(condition: Condition) -> str:
-    text = _condition(condition)
-    return f"({text})" if isinstance(condition, All | AnyOf) else text
-
-
 def _where(condition: Condition | None) -> str:
-    return "" if condition is None else f" where {_condition(condition)}"
+    return "" if condition is None else f" where {_words(condition)}"
 
 
 def describe(measure: Measure) -> str:
@@ -53,20 +31,25 @@ def describe(measure: Measure) -> str:
     match measure:
         case Count(where=where):
             return f"count{_where(where)}"
-        case CountDistinct(column=column, where=where):
-            return f"distinct {column}{_where(where)}"
-        case Sum(column=column, where=where, negative_when=negative):
-            minus = f", negated where {_condition(negative)}" if negative else ""
-            return f"sum of {column}{_where(where)}{minus}"
-        case Mean(column=column, where=where):
-            return f"mean of {column}{_where(where)}"
-        case Max(column=column, where=where):
-            return f"largest {column}{_where(where)}"
-        case Percentile(column=column, q=q, where=where):
-            return f"nearest-rank p{q * 100:g} of {column}{_where(where)}"
-        case Ratio(numerator=numerator, denominator=denominator, per_day=per_day):
-            days = " ÷ days in the period" if per_day else ""
-            return f"[{describe(numerator)}] ÷ [{describe(denominator)}]{days}"
+        case CountDistinct(where=where):
+            return f"distinct {_words(measure.expression)}{_where(where)}"
+        case Sum(where=where):
+            return f"sum of {_words(measure.expression)}{_where(where)}"
+        case Mean(where=where):
+            return f"mean of {_words(measure.expression)}{_where(where)}"
+        case Max(where=where):
+            return f"largest {_words(measure.expression)}{_where(where)}"
+        case Min(where=where):
+            return f"smallest {_words(measure.expression)}{_where(where)}"
+        case Percentile(q=q, where=where):
+            words = _words(measure.expression)
+            return f"nearest-rank p{q * 100:g} of {words}{_where(where)}"
+        case Ratio(numerator=numerator, denominator=denominator):
+            return f"[{describe(numerator)}] ÷ [{describe(denominator)}]"
+        case Rolling(distinct=distinct, days=days):
+            return f"{describe(distinct)} in the {days} days ending with each day"
+        case Derived(formula=formula):
+            return _words(formula)
 
 
 def render_reference() -> str:
@@ -82,19 +65,20 @@ def render_reference() -> str:
         "units and is always cut by currency. The definitions in prose are in "
         "[metrics.md](metrics.md).",
         "",
-        "| metric | events | formula | unit | better | min sample | serves |",
+        "| metric | source | formula | unit | better | min sample | serves |",
         "|---|---|---|---|---|---|---|",
     ]
     for m in CATALOG.values():
         better = {True: "higher", False: "lower", None: ""}[m.higher_is_better]
         serves = f"`{m.serves.value}`" if m.serves else ""
         lines.append(
-            f"| `{m.name}` | {m.event_type.value} | {describe(m.measure)} | {m.unit.value} "
+            f"| `{m.name}` | {m.source_name} | {describe(m.measure)} | {m.unit.value} "
             f"| {better} | {m.min_sample or ''} | {serves} |"
         )
-    lines += ["", "## Dimensions per event type", ""]
+    lines += ["", "## Dimensions per source", ""]
     seen: dict[str, tuple[str, ...]] = {}
     for m in CATALOG.values():
-        seen.setdefault(m.event_type.value, m.dimensions)
+        if m.source is not None:
+            seen.setdefault(m.source.name, m.dimensions)
     lines += [f"- **{et}**: {', '.join(f'`{d}`' for d in dims)}" for et, dims in seen.items()]
     return "\n".join(lines) + "\n"

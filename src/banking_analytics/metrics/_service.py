@@ -8,6 +8,7 @@ unchanged, so new behaviour events leave cached connection figures alone.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -27,7 +28,19 @@ from sqlglot import exp
 
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, MetricParts, compile_query
-from banking_analytics.metrics._model import Max, Mean, Metric, Percentile, Ratio, Sum, Unit
+from banking_analytics.metrics._expr import evaluate
+from banking_analytics.metrics._model import (
+    PERIOD_DAYS,
+    Derived,
+    Max,
+    Mean,
+    Metric,
+    Min,
+    Percentile,
+    Ratio,
+    Sum,
+    Unit,
+)
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
@@ -37,7 +50,8 @@ from banking_analytics.vocabulary import EventType
 
 __all__ = ["DataVersions", "MetricService", "bucket_microseconds", "bucket_starts", "to_records"]
 
-DataVersions = Mapping[EventType, int]
+#: Each table's data version, by table name.
+DataVersions = Mapping[str, int]
 #: A result row's key: its bucket's start in microseconds since the epoch (None without
 #: a bucket: integers compare and hash faster than times) and its dimension values.
 _Key = tuple[int | None, tuple[str | None, ...]]
@@ -64,12 +78,12 @@ class _Answer:
         rows: int = self.table.num_rows
         return table_bytes + _FIGURE_BYTES * rows * len(self.figures)
 
-    def figures_of(self, parts: MetricParts, days: NDArray[np.float64] | None) -> list[MetricValue]:
-        """One metric's figure on every row (``days``: see :func:`_figures`)."""
+    def figures_of(self, parts: MetricParts) -> list[MetricValue]:
+        """One metric's figure on every row."""
         found = self.figures.get(parts)
         if found is None:
             # Two threads may compute the same figures at once; either result serves.
-            found = self.figures.setdefault(parts, _figures(parts, self.table, days))
+            found = self.figures.setdefault(parts, _figures(parts, self.table))
         return found
 
 
@@ -117,11 +131,18 @@ class MetricService:
     def compile(self, query: MetricQuery) -> tuple[CompiledQuery, ...]:
         return compile_query(query, self._renderer)
 
-    def versions(self, event_types: Iterable[EventType] | None = None) -> dict[EventType, int]:
-        """The current data version (row count) of each event table."""
-        chosen = tuple(EventType) if event_types is None else tuple(dict.fromkeys(event_types))
+    def versions(self, tables: Iterable[str] | None = None) -> dict[str, int]:
+        """The current data version (row count) of each table (every event table by default)."""
+        chosen = (
+            tuple(SCHEMAS[et].table for et in EventType)
+            if tables is None
+            else tuple(dict.fromkeys(tables))
+        )
         row = to_records(self._engine.query(_versions_sql(self._renderer, chosen)))[0]
-        return {et: int(row[et.value]) for et in chosen}
+        return {table: int(row[table]) for table in chosen}
+
+    def _versions_for(self, query: MetricQuery) -> dict[str, int]:
+        return self.versions(t for s in self.compile(query) for t in s.depends_on)
 
     def run(
         self,
@@ -139,14 +160,14 @@ class MetricService:
         one reading of the data versions.
         """
         if versions is None:
-            versions = self.versions(m.event_type for m in query.metrics)
+            versions = self._versions_for(query)
         rows, cached = self._rows(query, versions, fill_gaps)
         if compare:
             earlier = query.with_window(query.window.previous())
             previous_rows, previous_cached = self._rows(earlier, versions, fill_gaps)
             cached += previous_cached
             shift = query.window.length
-            blanks = _blanks(self.compile(query))
+            blanks = _blanks(query.metrics)
             by_key = {(r.bucket + shift if r.bucket else None, _dims(r)): r for r in previous_rows}
             rows = [
                 ResultRow(
@@ -172,11 +193,15 @@ class MetricService:
         self, query: MetricQuery, versions: DataVersions | None
     ) -> tuple[list[tuple[CompiledQuery, _Answer]], int]:
         if versions is None:
-            versions = self.versions(m.event_type for m in query.metrics)
+            versions = self._versions_for(query)
         answers = []
         cached = 0
         for statement in self.compile(query):
-            key = (statement.sql, statement.params, versions[statement.event_type])
+            key = (
+                statement.sql,
+                statement.params,
+                tuple(versions[table] for table in statement.depends_on),
+            )
             answer = self._cache.get(key)
             if answer is None:
                 answer = _Answer(self._engine.query(statement.sql, statement.params))
@@ -191,18 +216,12 @@ class MetricService:
     ) -> tuple[list[ResultRow], int]:
         answers, cached = self._answers(query, versions)
         # Figures are computed a whole column at a time; only the assembly into rows is
-        # per row. Rows of several statements (one per event table) meet by their keys.
+        # per row. Rows of several statements (one per source) meet by their keys.
         found: dict[_Key, dict[str, MetricValue]] = {}
         for statement, answer in answers:
-            table = answer.table
-            keys = _row_keys(table, query)
-            days = (
-                np.array([_days(query, _instant(at)) for at, _ in keys], dtype=np.float64)
-                if any(_per_day(p.metric) for p in statement.parts)
-                else None
-            )
+            keys = _row_keys(answer.table, query)
             names = [p.metric.name for p in statement.parts]
-            columns = zip(*(answer.figures_of(p, days) for p in statement.parts), strict=True)
+            columns = zip(*(answer.figures_of(p) for p in statement.parts), strict=True)
             if not found:  # the usual case: one statement, whose keys are all new
                 found = {
                     key: dict(zip(names, values, strict=True))
@@ -215,30 +234,41 @@ class MetricService:
             for row_key in _all_buckets(query, {k[1] for k in found}):
                 if row_key not in found:
                     found[row_key] = {}
-        blanks = _blanks(statement for statement, _ in answers)
+        blanks = _blanks(m for wanted in query.metrics for m in wanted.inputs)
+        derived = [m for m in query.metrics if isinstance(m.measure, Derived)]
         # Without dimensions a key is (bucket, ()): plain tuples, which sort faster.
         ordered = sorted(found.items(), key=_sort_key if query.dimensions else _first)
-        rows = [
-            ResultRow(
-                _instant(bucket),
-                dict(zip(query.dimensions, dims, strict=True)),
-                {name: values.get(name, blank) for name, blank in blanks.items()},
+        if not derived and list(blanks) == [m.name for m in query.metrics]:
+            return [
+                ResultRow(
+                    _instant(bucket),
+                    dict(zip(query.dimensions, dims, strict=True)),
+                    {name: values.get(name, blank) for name, blank in blanks.items()},
+                )
+                for (bucket, dims), values in ordered
+            ], cached
+        rows: list[ResultRow] = []
+        for (bucket, dims), computed in ordered:
+            figures = {name: computed.get(name, blank) for name, blank in blanks.items()}
+            for metric in derived:
+                figures[metric.name] = _derive(metric, figures, _days(query, _instant(bucket)))
+            rows.append(
+                ResultRow(
+                    _instant(bucket),
+                    dict(zip(query.dimensions, dims, strict=True)),
+                    {m.name: figures[m.name] for m in query.metrics},
+                )
             )
-            for (bucket, dims), values in ordered
-        ]
         return rows, cached
 
 
 @lru_cache(maxsize=64)
-def _versions_sql(renderer: Renderer, event_types: tuple[EventType, ...]) -> str:
+def _versions_sql(renderer: Renderer, tables: tuple[str, ...]) -> str:
     """One statement counting the rows of each table (built once: every request reads it)."""
     counts = sqlglot.select(
         *(
-            sqlglot.select(exp.Count(this=exp.Star()))
-            .from_(SCHEMAS[et].table)
-            .subquery()
-            .as_(et.value)
-            for et in event_types
+            sqlglot.select(exp.Count(this=exp.Star())).from_(table).subquery().as_(table)
+            for table in tables
         )
     )
     return renderer.sql(counts)
@@ -316,10 +346,6 @@ _OK = Status.OK
 _INSUFFICIENT = Status.INSUFFICIENT_DATA
 
 
-def _per_day(metric: Metric) -> bool:
-    return isinstance(metric.measure, Ratio) and metric.measure.per_day
-
-
 def _floats(column: pa.ChunkedArray) -> NDArray[np.float64]:
     """A numeric column as floats, missing values as 0 (sums over no rows are NULL)."""
     values: NDArray[np.float64] = pc.fill_null(
@@ -328,18 +354,15 @@ def _floats(column: pa.ChunkedArray) -> NDArray[np.float64]:
     return values
 
 
-def _figures(
-    parts: MetricParts, table: pa.Table, days: NDArray[np.float64] | None
-) -> list[MetricValue]:
+def _figures(parts: MetricParts, table: pa.Table) -> list[MetricValue]:
     """One metric's figure on every row of its statement's result.
 
-    ``days`` is the length of the span each row covers (per-day rates only).
     Counts and sums stand as they are; a mean or ratio is its value part ÷ its
     sample; a figure resting on fewer than ``min_sample`` events is not given.
     """
     metric = parts.metric
     measure = metric.measure
-    if isinstance(measure, Max):
+    if isinstance(measure, Max | Min):
         return [
             MetricValue(v, None, _OK if v is not None else _INSUFFICIENT)
             for v in _python_values(table[parts.value])
@@ -347,7 +370,7 @@ def _figures(
     value = table[parts.value]
     figures = _floats(value if parts.index is None else pc.list_element(value, parts.index))
     if parts.sample is None:
-        if _whole(parts):
+        if _whole(metric):
             return [MetricValue(t, None, _OK) for t in np.rint(figures).astype(np.int64).tolist()]
         return [MetricValue(t, None, _OK) for t in figures.tolist()]
     if not isinstance(measure, Mean | Percentile | Ratio):
@@ -357,32 +380,53 @@ def _figures(
     with np.errstate(divide="ignore", invalid="ignore"):
         if not isinstance(measure, Percentile):
             figures = figures / sample
-        if days is not None and _per_day(metric):
-            figures = figures / days
-            usable &= days > 0
     return [
         MetricValue(f, n, _OK) if ok else MetricValue(None, n, _INSUFFICIENT)
         for f, n, ok in zip(figures.tolist(), sample.tolist(), usable.tolist(), strict=True)
     ]
 
 
-def _whole(parts: MetricParts) -> bool:
+def _whole(metric: Metric) -> bool:
     """Whether a total is a whole number: a count, or a sum of money in minor units."""
-    return parts.metric.unit is Unit.MINOR_UNITS or not isinstance(parts.metric.measure, Sum)
+    return metric.unit is Unit.MINOR_UNITS or not isinstance(metric.measure, Sum)
 
 
-def _blanks(statements: Iterable[CompiledQuery]) -> dict[str, MetricValue]:
-    """Every metric's figure where there are no events (see :func:`_blank`)."""
-    return {p.metric.name: _blank(p) for statement in statements for p in statement.parts}
+def _blanks(metrics: Iterable[Metric]) -> dict[str, MetricValue]:
+    """Each computed metric's figure where there are no events (see :func:`_blank`)."""
+    return {m.name: _blank(m) for m in metrics}
 
 
-def _blank(parts: MetricParts) -> MetricValue:
-    """A metric's figure on a row its statement has none for (no events there)."""
-    if isinstance(parts.metric.measure, Max):
+def _blank(metric: Metric) -> MetricValue:
+    """A metric's figure on a row its statement has none for (no events there): no
+    value for a latest or earliest time, zero for a count or sum, and no value
+    (from a sample of zero) for a rate, mean or percentile."""
+    measure = metric.measure
+    if isinstance(measure, Max | Min | Derived):
         return MetricValue(None, None, _INSUFFICIENT)
-    if parts.sample is None:
-        return MetricValue(0 if _whole(parts) else 0.0, None, _OK)
-    return MetricValue(None, 0, _INSUFFICIENT)
+    if isinstance(measure, Mean | Percentile | Ratio):
+        return MetricValue(None, 0, _INSUFFICIENT)
+    return MetricValue(0 if _whole(metric) else 0.0, None, _OK)
+
+
+def _derive(metric: Metric, figures: Mapping[str, MetricValue], days: float) -> MetricValue:
+    """A derived metric's figure from its inputs' figures on the same row.
+
+    No value when an input has none or the arithmetic has none (a division by
+    zero); the sample is the smallest of the inputs' samples, where they have one.
+    """
+    measure = metric.measure
+    assert isinstance(measure, Derived)
+    inputs = [figures[m.name] for m in measure.inputs]
+    samples = [f.sample_size for f in inputs if f.sample_size is not None]
+    sample = min(samples) if samples else None
+    known: dict[str, float | None] = {PERIOD_DAYS: days if days > 0 else None}
+    for m, figure in zip(measure.inputs, inputs, strict=True):
+        ok = figure.status is _OK and isinstance(figure.value, int | float)
+        known[m.name] = float(figure.value) if ok else None  # type: ignore[arg-type]
+    value = evaluate(measure.formula, known)
+    if value is None or not math.isfinite(value):
+        return MetricValue(None, sample, _INSUFFICIENT)
+    return MetricValue(value, sample, _OK)
 
 
 def _all_buckets(query: MetricQuery, dims: set[tuple[str | None, ...]]) -> list[_Key]:

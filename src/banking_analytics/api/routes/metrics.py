@@ -23,7 +23,8 @@ class MetricDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    event_type: str
+    #: The source it is computed over (a derived metric: its inputs' sources, joined by +).
+    source: str
     description: str
     unit: str
     higher_is_better: bool | None
@@ -38,7 +39,7 @@ def metric_catalogue(_: ReadAnalytics) -> list[dict[str, Any]]:
     return [
         {
             "name": m.name,
-            "event_type": m.event_type.value,
+            "source": m.source_name,
             "description": m.description,
             "unit": m.unit.value,
             "higher_is_better": m.higher_is_better,
