@@ -878,6 +878,13 @@ def http_api(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_http(ctx)
 
 
+def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.engagement` (imported here: it builds on this module)."""
+    from benchmarks.engagement import engagement as run_engagement
+
+    return run_engagement(ctx)
+
+
 # -- the suite ---------------------------------------------------------------------------------
 
 
@@ -909,6 +916,12 @@ BENCHMARKS = {
             "DuckDB, against the same computations in pandas; over ~1M events on PostgreSQL; "
             "and a warm, cached answer on the demo store.",
             dashboard,
+        ),
+        Benchmark(
+            "engagement",
+            "DAU, WAU, MAU and DAU/MAU at each of 90 days over the ~10M-event world: the metric "
+            "layer against hand-written DuckDB SQL and polars (lazy, events in memory).",
+            engagement,
         ),
         Benchmark(
             "simulator",

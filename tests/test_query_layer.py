@@ -339,3 +339,42 @@ def test_engagement_matches_pandas_over_ninety_days(store_url: str) -> None:
     assert checked == 90
     assert max(r["monthly_active_users"] or 0 for r in result.rows) > 100
     assert sum(r["paying_users"] or 0 for r in result.rows) > 10
+
+
+def test_daily_users_are_the_same_asked_alone_or_beside_rolling_counts(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """Beside a rolling count, distinct users per day come from the rolling statement; the
+    window's first, partial day still counts only what happened after its start."""
+    ingest(analytics, [*engagement(), interaction("u9", 0, 10)])
+    window = TimeWindow(D0 + timedelta(hours=13), D0 + timedelta(days=9, hours=13))
+    alone = analytics.query_metrics(["unique_users"], window, bucket="day")
+    beside = analytics.query_metrics(["unique_users", "monthly_active_users"], window, bucket="day")
+    assert [r["unique_users"] for r in alone.rows] == [r["unique_users"] for r in beside.rows]
+    # u1's day 0 interactions are at 09:00 and 18:00, u9's at 10:00: before the 13:00 start.
+    assert [r["unique_users"] for r in alone.rows] == [1, 1, 0, 1, 0, 0, 0, 0, 1, 0]
+    assert len(compile_query(beside.query, renderer_for(analytics.engine.dialect))) == 1
+
+
+def test_rolling_counts_agree_whether_days_fit_in_a_mask_or_not(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """Where an engine's integers hold every day a window reaches (DuckDB: 128 bits), rolling
+    counts mask them; a longer window sorts (value, day) pairs instead. Same answers."""
+    ingest(analytics, engagement())
+    renderer = renderer_for(analytics.engine.dialect)
+    short = MetricQuery.build(["monthly_active_users"], TEN_DAYS, bucket="day")
+    # 100 days and the 29 before them: 129 days, one more than a mask holds.
+    long = MetricQuery.build(
+        ["monthly_active_users"],
+        TimeWindow(TEN_DAYS.end - timedelta(days=100), TEN_DAYS.end),
+        bucket="day",
+    )
+    [short_sql] = compile_query(short, renderer)
+    [long_sql] = compile_query(long, renderer)
+    assert ("BIT_OR" in short_sql.sql) == (analytics.engine.dialect == "duckdb")
+    assert "BIT_OR" not in long_sql.sql
+    service = MetricService(analytics.engine)
+    tail = [r["monthly_active_users"] for r in service.run(long).rows[-10:]]
+    assert tail == [r["monthly_active_users"] for r in service.run(short).rows]
+    assert tail == [2, 2, 2, 3, 3, 3, 3, 3, 3, 3]

@@ -14,7 +14,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from functools import lru_cache
 
@@ -39,7 +39,7 @@ from banking_analytics.metrics._model import (
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer
 from banking_analytics.metrics._source import Source
-from banking_analytics.metrics._window import Bucket, QueryError
+from banking_analytics.metrics._window import Bucket, QueryError, TimeWindow
 from banking_analytics.store.statements import column as _column
 
 __all__ = ["BUCKET_KEY", "CompiledQuery", "MetricParts", "compile_query"]
@@ -87,12 +87,14 @@ def compile_query(query: MetricQuery, renderer: Renderer) -> tuple[CompiledQuery
     parameters. Shapes are compiled once and kept, as dashboards ask the same ones
     again and again.
     """
+    rolling = any(isinstance(m.measure, Rolling) for q in query.metrics for m in q.inputs)
     shape = _Shape(
         query.metrics,
         query.dimensions,
         query.bucket,
         tuple((dim, len(values)) for dim, values in query.filters),
         query.timezone,
+        _days(query.window) if rolling else None,
     )
     given: dict[str, object] = {
         "start": query.window.start,
@@ -123,6 +125,19 @@ class _Shape:
     #: (dimension, number of values) of each filter.
     filters: tuple[tuple[str, int], ...]
     timezone: str
+    #: How many UTC days the window touches, for rolling counts (None without them): it
+    #: decides whether a day mask can hold them.
+    days: int | None = None
+
+
+_DAY = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _days(window: TimeWindow) -> int:
+    """The UTC days a window touches, its first and last partial days included."""
+    last = window.end - timedelta(microseconds=1)
+    return (last - _EPOCH) // _DAY - (window.start - _EPOCH) // _DAY + 1
 
 
 #: A compiled statement without its parameters, the slot each placeholder takes its value
@@ -134,22 +149,47 @@ _Compiled = tuple[CompiledQuery, tuple[str, ...], dict[str, Scalar]]
 def _compile_shape(shape: _Shape, renderer: Renderer) -> tuple[_Compiled, ...]:
     by_source: dict[str, list[Metric]] = defaultdict(list)
     sources: dict[str, Source] = {}
-    rolling: list[Metric] = []
-    for metric in dict.fromkeys(m for wanted in shape.metrics for m in wanted.inputs):
+    # Rolling counts of the same values share one statement: one pass over the pairs.
+    rolling: dict[tuple[str, object, object], list[Metric]] = defaultdict(list)
+    wanted = list(dict.fromkeys(m for asked in shape.metrics for m in asked.inputs))
+    for metric in wanted:
         assert metric.source is not None
+        sources[metric.source.name] = metric.source
         if isinstance(metric.measure, Rolling):
-            rolling.append(metric)
+            rolling[_counted(metric.source, metric.measure.distinct)].append(metric)
+    for metric in wanted:
+        assert metric.source is not None
+        measure = metric.measure
+        if isinstance(measure, Rolling):
+            continue
+        if (
+            isinstance(measure, CountDistinct)
+            and shape.bucket is Bucket.DAY
+            and shape.timezone == "UTC"
+            and _counted(metric.source, measure) in rolling
+        ):
+            # Distinct values in a day are the rolling count over one day: the statement
+            # that reads the pairs for the longer spans answers it too.
+            rolling[_counted(metric.source, measure)].append(metric)
             continue
         by_source[metric.source.name].append(metric)
-        sources[metric.source.name] = metric.source
     statements = [
         _Statement(shape, sources[name], renderer).aggregate(by_source[name])
         for name in sorted(by_source)
     ]
-    for metric in rolling:
-        assert metric.source is not None
-        statements.append(_Statement(shape, metric.source, renderer).rolling(metric))
+    for (name, _, _), metrics in rolling.items():
+        statements.append(_Statement(shape, sources[name], renderer).rolling(metrics))
     return tuple(statements)
+
+
+def _counted(source: Source, measure: CountDistinct) -> tuple[str, object, object]:
+    """What a distinct count counts: the same values of the same rows of the same source."""
+    return (source.name, measure.expression, measure.where)
+
+
+def _span(metric: Metric) -> int:
+    """Days a rolling count spans (a distinct count within each day: one)."""
+    return metric.measure.days if isinstance(metric.measure, Rolling) else 1
 
 
 class _Statement:
@@ -223,23 +263,27 @@ class _Statement:
             select = select.group_by(*(grouped for _, _, grouped in keys), copy=False)
         return self._finish(select, tuple(alias for alias, _, _ in keys), parts)
 
-    def rolling(self, metric: Metric) -> _Compiled:
-        """Distinct values over a trailing window of days, at every day of the window.
+    def rolling(self, metrics: list[Metric]) -> _Compiled:
+        """Distinct values over trailing windows of days, at every day of the window.
 
-        Each (dimensions, value, day) seen once is a *pair*. A value counts at day ``d``
-        when one of its pairs lies in ``[d - days + 1, d]``: its coverage starts at a
-        pair with no pair in the ``days`` days before it (+1), and ends ``days`` after a
-        pair with none in the ``days`` days after it (-1). The running sum of those
-        steps over the days is the count: work in proportion to the pairs, not to
-        pairs x days. Steps before the window are carried into its first day.
+        Each (dimensions, value, day) seen is a *pair*. A value counts at day ``d`` for a
+        span of ``n`` days when one of its pairs lies in ``[d - n + 1, d]``: its coverage
+        starts at a pair with no pair in the ``n`` days before it (+1), and ends ``n``
+        days after a pair with none in the ``n`` days after it (-1). The running sum of
+        those steps over the days is the count: work in proportion to the pairs, not to
+        pairs x days, and every span from one pass. Steps before the window are carried
+        into its first day. The longer spans read whole days back from the window's
+        first; a one-day count (distinct values per day) reads from the window's start,
+        as any other figure does.
         """
-        measure = metric.measure
-        assert isinstance(measure, Rolling)
+        spans = sorted({_span(m) for m in metrics})
+        first_metric = metrics[0]
+        measure = first_metric.measure
+        counted = measure.distinct if isinstance(measure, Rolling) else measure
+        assert isinstance(counted, CountDistinct)
         if self._shape.bucket is not Bucket.DAY or self._shape.timezone != "UTC":
-            raise QueryError(
-                f"{metric.name} is a rolling count over days: ask it with bucket 'day' in UTC"
-            )
-        span = measure.days
+            names = ", ".join(m.name for m in metrics if isinstance(m.measure, Rolling))
+            raise QueryError(f"{names}: a rolling count over days; ask it with bucket 'day' in UTC")
         cut = self._renderer.bucket(_column(self._source.time_column), Bucket.DAY, "UTC")
 
         def day_of(instant: exp.Expr) -> exp.Expr:
@@ -248,83 +292,109 @@ class _Statement:
             return exp.Cast(this=day, to=exp.DataType.build("bigint"))
 
         first = day_of(exp.Placeholder(this="start"))
-        dims = self._dimensions()
-
-        def ref(name: str, table: str | None = None) -> exp.Column:
-            return exp.column(name, table=table, quoted=True)
-
-        value = self.when(measure.distinct.where, self.render(measure.distinct.expression))
+        dims = [dim for dim, _ in self._dimensions()]
+        time = _column(self._source.time_column)
+        value = self.when(counted.where, self.render(counted.expression))
         filters = self._filters()
-        # The window's first bucket reads whole days back to (days - 1) before it.
-        filters[0] = _column(self._source.time_column) >= exp.Sub(
+        filters[0] = time >= exp.Sub(
             this=self._renderer.bucket(exp.Placeholder(this="start"), Bucket.DAY, "UTC").start,
-            expression=exp.Interval(this=exp.Literal.string(str(span - 1)), unit=exp.var("DAY")),
+            expression=exp.Interval(
+                this=exp.Literal.string(str(spans[-1] - 1)), unit=exp.var("DAY")
+            ),
         )
+        filters.append(exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())))
+        mask = self._renderer.day_mask
+        days = self._shape.days
+        if mask is not None and days is not None and days + spans[-1] - 1 <= mask.bits:
+            return self._rolling_by_mask(metrics, spans, value, filters, first, day_of)
         pairs = (
             sqlglot.select(
-                *(column.as_(dim, copy=False) for dim, column in dims),
+                *(column.as_(dim, copy=False) for dim, column in self._dimensions()),
                 value.as_("v", copy=False),
                 exp.Cast(this=cut.key, to=exp.DataType.build("bigint")).as_("day", copy=False),
+                # Whether the pair's day has a row in the window itself (a one-day count
+                # reads no earlier than the window's start).
+                exp.GTE(
+                    this=exp.Max(this=time.copy()), expression=exp.Placeholder(this="start")
+                ).as_("inside", copy=False),
                 copy=False,
             )
             .from_(self._source.from_clause(), copy=False)
-            .where(
-                exp.and_(
-                    *filters,
-                    exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
-                    copy=False,
-                ),
-                copy=False,
-            )
-            .group_by(*(ref(dim) for dim, _ in dims), ref("v"), ref("day"), copy=False)
-        )
-        by_value = exp.Window(
-            partition_by=[*(ref(dim) for dim, _ in dims), ref("v")],
-            order=exp.Order(expressions=[exp.Ordered(this=ref("day"))]),
+            .where(exp.and_(*filters, copy=False), copy=False)
+            .group_by(*(_ref(dim) for dim in dims), _ref("v"), _ref("day"), copy=False)
         )
 
         def over(function: exp.Expr) -> exp.Expr:
-            window = by_value.copy()
-            window.set("this", function)
-            return window
+            return exp.Window(
+                this=function,
+                partition_by=[*(_ref(dim) for dim in dims), _ref("v")],
+                order=exp.Order(expressions=[exp.Ordered(this=_ref("day"))]),
+            )
 
         marks = sqlglot.select(
-            *(ref(dim) for dim, _ in dims),
-            ref("day"),
-            exp.Sub(this=ref("day"), expression=over(exp.Lag(this=ref("day")))).as_("since"),
-            exp.Sub(this=over(exp.Lead(this=ref("day"))), expression=ref("day")).as_("until"),
+            *(_ref(dim) for dim in dims),
+            _ref("day"),
+            _ref("inside"),
+            exp.Sub(this=_ref("day"), expression=over(exp.Lag(this=_ref("day")))).as_("since"),
+            exp.Sub(this=over(exp.Lead(this=_ref("day"))), expression=_ref("day")).as_("until"),
             copy=False,
         ).from_("pairs", copy=False)
-        span_literal = exp.Literal.number(span)
 
-        def steps(day: exp.Expr, gap: str, step: int) -> exp.Select:
-            open_ended = exp.or_(
-                exp.Is(this=ref(gap), expression=exp.Null()),
-                exp.GTE(this=ref(gap), expression=span_literal.copy()),
-                copy=False,
-            )
-            return (
-                sqlglot.select(
-                    *(ref(dim) for dim, _ in dims),
-                    exp.Greatest(this=day, expressions=[first.copy()]).as_("day"),
-                    exp.Literal.number(step).as_("step"),
+        def opens(gap: str, span: int) -> exp.Expr:
+            """Whether a pair starts (gap: since) or ends (until) a coverage of ``span``."""
+            if span == 1:
+                return _ref("inside")
+            return exp.Paren(
+                this=exp.or_(
+                    exp.Is(this=_ref(gap), expression=exp.Null()),
+                    exp.GTE(this=_ref(gap), expression=_number(span)),
                     copy=False,
                 )
-                .from_("marks", copy=False)
-                .where(open_ended, copy=False)
             )
 
-        starts = steps(ref("day"), "since", 1)
-        ends = steps(exp.Add(this=ref("day"), expression=span_literal.copy()), "until", -1)
+        def steps(day: exp.Expr, columns: list[exp.Expr], where: exp.Expr | None) -> exp.Select:
+            select = sqlglot.select(
+                *(_ref(dim) for dim in dims),
+                exp.Greatest(this=day, expressions=[first.copy()]).as_("day"),
+                *columns,
+                copy=False,
+            ).from_("marks", copy=False)
+            return select if where is None else select.where(where, copy=False)
+
+        # Every pair's start of coverage for every span in one select; its end falls on
+        # another day for each span, so one select per span.
+        parts = [
+            steps(
+                _ref("day"),
+                [
+                    exp.Case(
+                        ifs=[exp.If(this=opens("since", n), true=_number(1))], default=_number(0)
+                    ).as_(f"s{n}")
+                    for n in spans
+                ],
+                None,
+            )
+        ]
+        for n in spans:
+            parts.append(
+                steps(
+                    exp.Add(this=_ref("day"), expression=_number(n)),
+                    [_number(-1 if m == n else 0).as_(f"s{m}") for m in spans],
+                    opens("until", n),
+                )
+            )
+        union: exp.Query = parts[0]
+        for part in parts[1:]:
+            union = exp.union(union, part, distinct=False)
         totals = (
             sqlglot.select(
-                *(ref(dim) for dim, _ in dims),
-                ref("day"),
-                exp.Sum(this=ref("step")).as_("step"),
+                *(_ref(dim) for dim in dims),
+                _ref("day"),
+                *(exp.Sum(this=_ref(f"s{n}")).as_(f"s{n}") for n in spans),
                 copy=False,
             )
-            .from_(exp.union(starts, ends, distinct=False).subquery("steps"), copy=False)
-            .group_by(*(ref(dim) for dim, _ in dims), ref("day"), copy=False)
+            .from_(union.subquery("steps"), copy=False)
+            .group_by(*(_ref(dim) for dim in dims), _ref("day"), copy=False)
         )
         series = exp.Table(
             this=exp.Anonymous(
@@ -333,54 +403,132 @@ class _Statement:
             ),
             alias=exp.TableAlias(this=exp.to_identifier("s"), columns=[exp.to_identifier("d")]),
         )
-        grid = sqlglot.select(*(ref(dim, "c") for dim, _ in dims), ref("d", "s"), copy=False)
+        grid = sqlglot.select(*(_ref(dim, "c") for dim in dims), _ref("d", "s"), copy=False)
         if dims:
-            combos = (
-                sqlglot.select(*(ref(dim) for dim, _ in dims), copy=False)
-                .from_("totals")
-                .distinct()
+            combos = sqlglot.select(*(_ref(dim) for dim in dims), copy=False).from_("totals")
+            grid = grid.from_(combos.distinct().subquery("c"), copy=False).join(
+                series, join_type="cross"
             )
-            grid = grid.from_(combos.subquery("c"), copy=False).join(series, join_type="cross")
         else:
             grid = grid.from_(series, copy=False)
         on = exp.and_(
-            exp.EQ(this=ref("d", "g"), expression=ref("day", "t")),
-            *(exp.NullSafeEQ(this=ref(dim, "g"), expression=ref(dim, "t")) for dim, _ in dims),
+            exp.EQ(this=_ref("d", "g"), expression=_ref("day", "t")),
+            *(exp.NullSafeEQ(this=_ref(dim, "g"), expression=_ref(dim, "t")) for dim in dims),
             copy=False,
         )
-        running = exp.Window(
-            this=exp.Sum(
-                this=exp.Coalesce(this=ref("step", "t"), expressions=[exp.Literal.number(0)])
-            ),
-            partition_by=[ref(dim, "g") for dim, _ in dims],
-            order=exp.Order(expressions=[exp.Ordered(this=ref("d", "g"))]),
-            spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING"),
-        )
+
+        def running(n: int) -> exp.Expr:
+            return exp.Window(
+                this=exp.Sum(this=exp.Coalesce(this=_ref(f"s{n}", "t"), expressions=[_number(0)])),
+                partition_by=[_ref(dim, "g") for dim in dims],
+                order=exp.Order(expressions=[exp.Ordered(this=_ref("d", "g"))]),
+                spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING"),
+            )
+
         day_key = cut.key
-        start = cut.start.transform(lambda node: ref("d", "g") if node == day_key else node)
+        start = cut.start.transform(lambda node: _ref("d", "g") if node == day_key else node)
+        totals_table = exp.Table(
+            this=exp.to_identifier("totals"), alias=exp.TableAlias(this=exp.to_identifier("t"))
+        )
         select = (
             sqlglot.select(
                 start.as_(BUCKET_KEY, copy=False),
-                *(ref(dim, "g").as_(dim, copy=False) for dim, _ in dims),
-                running.as_("p0", copy=False),
+                *(_ref(dim, "g").as_(dim, copy=False) for dim in dims),
+                *(running(n).as_(f"r{n}", copy=False) for n in spans),
                 copy=False,
             )
             .from_(grid.subquery("g"), copy=False)
-            .join(
-                exp.Table(
-                    this=exp.to_identifier("totals"),
-                    alias=exp.TableAlias(this=exp.to_identifier("t")),
-                ),
-                on=on,
-                join_type="left",
-                copy=False,
-            )
+            .join(totals_table, on=on, join_type="left", copy=False)
             .with_("pairs", pairs, copy=False)
             .with_("marks", marks, copy=False)
             .with_("totals", totals, copy=False)
         )
-        keys = (BUCKET_KEY, *(dim for dim, _ in dims))
-        return self._finish(select, keys, (MetricParts(metric, "p0", None),))
+        parts_of = tuple(MetricParts(m, f"r{_span(m)}", None) for m in metrics)
+        return self._finish(select, (BUCKET_KEY, *dims), parts_of)
+
+    def _rolling_by_mask(
+        self,
+        metrics: list[Metric],
+        spans: list[int],
+        value: exp.Expr,
+        filters: list[exp.Expr],
+        first: exp.Expr,
+        day_of: Callable[[exp.Expr], exp.Expr],
+    ) -> _Compiled:
+        """The same counts where each value's active days fit in one integer's bits.
+
+        Bit ``i`` of a value's mask is its day ``base + i``, where ``base`` is the first
+        day a span reaches back to; the value counts at day ``d`` for a span of ``n``
+        when any of the bits ``d - base - n + 1 .. d - base`` is set. One aggregate per
+        value, then every day of the window masked: no pairs to sort, which makes it
+        several times cheaper where the engine has wide integers (DuckDB's 128 bits).
+        """
+        mask = self._renderer.day_mask
+        assert mask is not None
+        dims = self._dimensions()
+        time = _column(self._source.time_column)
+        cut = self._renderer.bucket(time.copy(), Bucket.DAY, "UTC")
+        base = exp.Paren(this=exp.Sub(this=first.copy(), expression=_number(spans[-1] - 1)))
+
+        def wide(number: exp.Expr) -> exp.Expr:
+            return exp.Cast(this=number, to=mask.type.copy())
+
+        def bit(index: exp.Expr) -> exp.Expr:
+            return exp.BitwiseLeftShift(this=wide(_number(1)), expression=wide(index))
+
+        day = exp.Cast(this=cut.key, to=exp.DataType.build("bigint"))
+        offset = exp.Paren(this=exp.Sub(this=day, expression=base.copy()))
+        inside = exp.GTE(this=time.copy(), expression=exp.Placeholder(this="start"))
+        masks = (
+            sqlglot.select(
+                *(column.as_(dim, copy=False) for dim, column in dims),
+                exp.BitwiseOrAgg(this=bit(offset)).as_("m", copy=False),
+                # A one-day count reads no earlier than the window's start.
+                exp.BitwiseOrAgg(
+                    this=exp.Case(ifs=[exp.If(this=inside, true=bit(offset.copy()))])
+                ).as_("inside", copy=False),
+                copy=False,
+            )
+            .from_(self._source.from_clause(), copy=False)
+            .where(exp.and_(*filters, copy=False), copy=False)
+            .group_by(*(_ref(dim) for dim, _ in dims), value.copy(), copy=False)
+        )
+
+        def count(n: int) -> exp.Expr:
+            lowest = exp.Sub(
+                this=exp.Sub(this=_ref("d", "s"), expression=base.copy()), expression=_number(n - 1)
+            )
+            window = exp.BitwiseAnd(
+                this=exp.BitwiseRightShift(
+                    this=_ref("inside" if n == 1 else "m", "v"), expression=wide(lowest)
+                ),
+                expression=wide(_number((1 << n) - 1)),
+            )
+            seen = exp.NEQ(this=window, expression=wide(_number(0)))
+            return exp.Count(this=exp.Case(ifs=[exp.If(this=seen, true=_number(1))]))
+
+        series = exp.Table(
+            this=exp.Anonymous(
+                this="generate_series",
+                expressions=[first.copy(), day_of(exp.Placeholder(this="last"))],
+            ),
+            alias=exp.TableAlias(this=exp.to_identifier("s"), columns=[exp.to_identifier("d")]),
+        )
+        day_key = cut.key
+        start = cut.start.transform(lambda node: _ref("d", "s") if node == day_key else node)
+        select = (
+            sqlglot.select(
+                start.as_(BUCKET_KEY, copy=False),
+                *(_ref(dim, "v").as_(dim, copy=False) for dim, _ in dims),
+                *(count(n).as_(f"r{n}", copy=False) for n in spans),
+                copy=False,
+            )
+            .from_(masks.subquery("v"), copy=False)
+            .join(series, join_type="cross", copy=False)
+            .group_by(_ref("d", "s"), *(_ref(dim, "v") for dim, _ in dims), copy=False)
+        )
+        parts = tuple(MetricParts(m, f"r{_span(m)}", None) for m in metrics)
+        return self._finish(select, (BUCKET_KEY, *(dim for dim, _ in dims)), parts)
 
     def _finish(
         self, select: exp.Expr, keys: tuple[str, ...], parts: tuple[MetricParts, ...]
@@ -397,6 +545,14 @@ class _Statement:
 #: A named placeholder as each dialect renders it.
 _NAMED = {"duckdb": re.compile(r"\$([a-z][a-z0-9_]*)"), "postgres": re.compile(r"%\((\w+)\)s")}
 _POSITIONAL = {"duckdb": "?", "postgres": "%s"}
+
+
+def _ref(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table, quoted=True)
+
+
+def _number(value: int) -> exp.Expr:
+    return exp.Literal.number(value)
 
 
 def _positional(sql: str, dialect: str) -> tuple[str, tuple[str, ...]]:

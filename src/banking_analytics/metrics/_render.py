@@ -16,7 +16,7 @@ from sqlglot.dialects.dialect import Dialect
 
 from banking_analytics.metrics._window import Bucket
 
-__all__ = ["Renderer", "TimeBucket", "renderer_for"]
+__all__ = ["DayMask", "Renderer", "TimeBucket", "renderer_for"]
 
 
 #: Seconds from the epoch (a Thursday) to the Monday that weeks are counted from.
@@ -33,8 +33,21 @@ class TimeBucket:
     start: exp.Expr
 
 
+@dataclass(frozen=True, slots=True)
+class DayMask:
+    """An integer type whose bits can hold a value's active days (rolling counts)."""
+
+    type: exp.DataType
+    bits: int
+
+
 class Renderer:
     """Builds dialect-sensitive expressions and renders whole queries."""
+
+    #: Where the engine has an integer wide enough to hold a value's active days as bits,
+    #: rolling counts are computed by masking them (see the compiler); otherwise from the
+    #: sorted (value, day) pairs.
+    day_mask: DayMask | None = None
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
@@ -97,7 +110,10 @@ class DuckDBRenderer(Renderer):
     """DuckDB keeps times as integer microseconds: buckets divide those as integers,
     cheaper than flooring a floating-point epoch (the 15-minute health counts over
     850k sync runs: 521M instructions against 630M). Its percentiles are called as the
-    plain aggregate they are, not as an ordered-set one."""
+    plain aggregate they are, not as an ordered-set one. Its 128-bit integers hold the
+    active days of rolling counts over up to 128 days (a 90-day window's MAU: 119)."""
+
+    day_mask = DayMask(exp.DataType.build("UINT128"), 128)
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         # ``percentile_disc(...) WITHIN GROUP (ORDER BY x)`` is DuckDB's
