@@ -118,19 +118,19 @@ def behaviour() -> list[dict[str, Any]]:
     ]
 
 
-def sync_run(started: datetime, connection: str, outcome: str, **fields: Any) -> dict[str, Any]:
+def sync_run(ended: datetime, connection: str, outcome: str, **fields: Any) -> dict[str, Any]:
     """A run of ins_1's transaction sync through Plaid, ending a minute after it started."""
     return {
         "event_type": "sync_run",
         "event_id": str(uuid.uuid4()),
-        "occurred_at": (started + timedelta(minutes=1)).isoformat(),
+        "occurred_at": ended.isoformat(),
         "user_id": "u1",
         "connection_id": connection,
         "aggregator": "plaid",
         "institution_id": "ins_1",
         "feature": "transaction_sync",
         "trigger": "scheduled",
-        "started_at": started.isoformat(),
+        "started_at": (ended - timedelta(minutes=1)).isoformat(),
         "outcome": outcome,
         **fields,
     }
@@ -142,7 +142,7 @@ def syncs() -> list[dict[str, Any]]:
     outcomes.append(("c2", "partial"))
     return [
         sync_run(
-            T0 + timedelta(minutes=5 * i),
+            T0 + timedelta(minutes=5 * i + 1),
             connection,
             outcome,
             **({"error_category": "institution"} if outcome == "failure" else {}),
@@ -178,7 +178,7 @@ def earlier_syncs() -> list[dict[str, Any]]:
     runs += [("failure", category) for category in failures]
     return [
         sync_run(
-            T0 - timedelta(minutes=60 - 2 * i),
+            T0 - timedelta(minutes=59 - 2 * i),
             "c3" if i < 20 else "c4",
             outcome,
             expected_interval_s=3600.0 if i < 20 else 21600.0,
