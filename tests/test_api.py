@@ -4,7 +4,7 @@ give the hand-worked figures, writes are durable and per-event, errors are probl
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,8 +19,8 @@ from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, pay
 
 PREFIX = "/api/banking-analytics"
 HAND_WINDOW = {"start": T0.isoformat(), "end": NOW.isoformat()}
-#: Health and freshness look back from the real present: far enough to reach the fixed T0.
-HAND_LOOKBACK = f"{(datetime.now(UTC) - T0).days + 2}d"
+#: Health and freshness judged at the end of the hand-worked hour (looking back 7 days).
+AT_NOW = {"end": NOW.isoformat()}
 
 
 def _ok(response: Any, status: int = 200) -> Any:
@@ -95,7 +95,9 @@ def _json(value: Any) -> Any:
 
 def test_dashboard_health_freshness_and_generic_query(hand: LiveAPI) -> None:
     analyst = hand.as_key("analyst")
-    dashboard = _ok(hand.client.get(f"{PREFIX}/dashboard/performance", headers=analyst))
+    dashboard = _ok(
+        hand.client.get(f"{PREFIX}/dashboard/performance", params=HAND_WINDOW, headers=analyst)
+    )
     assert set(dashboard) == {
         "connection",
         "hourly",
@@ -103,22 +105,82 @@ def test_dashboard_health_freshness_and_generic_query(hand: LiveAPI) -> None:
         "institution_health",
         "sync_freshness",
     }
+    connection = dashboard["connection"]
+    assert connection["success_rate"]["average"] == pytest.approx(20 / 26)
+    assert connection["attempts"] == 34
+    assert connection["latency"]["p95_ms"] == 19000
+    (hour,) = dashboard["hourly"]["rows"]
+    assert datetime.fromisoformat(hour["bucket"]) == T0
+    assert {name: figure["value"] for name, figure in hour["values"].items()} == {
+        "connection_success_rate": pytest.approx(20 / 26),
+        "connection_attempts": 34,
+        "connection_latency_p95_ms": 19000,
+    }
+    errors = dashboard["errors"]
+    assert (errors["connection"]["failures"], errors["connection"]["total"]) == (11, 34)
+    assert errors["sync"]["by_category"]["institution"]["count"] == 1
+
+    # Health and freshness are judged at the dashboard window's end, and at ``end`` on
+    # their own routes.
     health = _ok(
+        hand.client.get(f"{PREFIX}/performance/institution-health", params=AT_NOW, headers=analyst)
+    )
+    assert dashboard["institution_health"] == health
+    products = {
+        (p["institution_id"], p["aggregator"], p["product"]): (
+            p["state"],
+            p["window_sample_size"],
+            p["window_success_rate"],
+            p["last_state_change"] and datetime.fromisoformat(p["last_state_change"]),
+        )
+        for p in health["products"]
+    }
+    assert products == {
+        # 22 bank-health attempts in the minute after T0, 20 of them successes: the trailing
+        # hours judged at T0 + 15 min and T0 + 30 min hold them, and the second judgement in
+        # a row makes the change (the Wilson upper end of 20/22 is above 0.90).
+        ("ins_1", "plaid", "item_logins"): (
+            "HEALTHY",
+            22,
+            pytest.approx(20 / 22),
+            T0 + timedelta(minutes=30),
+        ),
+        # Fewer than 20 events even in six hours: 4 of 5 syncs, no mx success in 4 attempts.
+        ("ins_1", "plaid", "transactions_updates"): ("UNKNOWN", 5, pytest.approx(0.8), None),
+        ("ins_2", "mx", "item_logins"): ("UNKNOWN", 4, 0.0, None),
+    }
+    history = _ok(
         hand.client.get(
             f"{PREFIX}/performance/institution-health",
-            params={"lookback": HAND_LOOKBACK, "include_history": "true"},
+            params={**AT_NOW, "include_history": "true"},
             headers=analyst,
         )
     )
-    assert {p["institution_id"] for p in health["products"]} == {"ins_1", "ins_2"}
+    linked = next(p for p in history["products"] if p["product"] == "item_logins")
+    assert [(c["from"], c["to"]) for c in linked["changes"]] == [("UNKNOWN", "HEALTHY")]
+
+    # c1 last synced at T0 + 11 min, c2 (partially) at T0 + 21 min; neither reports an
+    # expected interval, so it is 24 hours: NORMAL up to 36 hours, DELAYED up to 96.
     freshness = _ok(
+        hand.client.get(f"{PREFIX}/performance/sync-freshness", params=AT_NOW, headers=analyst)
+    )
+    assert dashboard["sync_freshness"] == freshness
+    assert (freshness["connections"], freshness["states"]) == (
+        2,
+        {"NORMAL": 2, "DELAYED": 0, "STOPPED": 0},
+    )
+    later = _ok(
         hand.client.get(
             f"{PREFIX}/performance/sync-freshness",
-            params={"lookback": HAND_LOOKBACK},
+            params={"end": (T0 + timedelta(days=2)).isoformat()},
             headers=analyst,
         )
     )
-    assert freshness["connections"] == 2
+    assert later["states"] == {"NORMAL": 0, "DELAYED": 2, "STOPPED": 0}
+    assert [(c["connection_id"], c["freshness_s"]) for c in later["stalest"]] == [
+        ("c1", 2 * 86400 - 11 * 60),
+        ("c2", 2 * 86400 - 21 * 60),
+    ]
     query = _ok(
         hand.client.post(
             f"{PREFIX}/metrics/query",
@@ -256,6 +318,16 @@ def test_keys_are_issued_once_listed_without_secrets_and_revoked(live_api: LiveA
             ("GET", "/performance/connection", {"params": {"start": "2026-01-01T00:00:00Z"}}),
             422,
             "end",
+        ),
+        (
+            ("GET", "/performance/sync-freshness", {"params": {"end": "2300-01-01T00:00:00Z"}}),
+            422,
+            "end (query): must lie between 1970 and 2200",
+        ),
+        (
+            ("GET", "/performance/institution-health", {"params": {"end": "2026-11-02T13:00"}}),
+            422,
+            "end (query): give a UTC offset",
         ),
         (("POST", "/performance/metric", {"json": {"metric_type": "x"}}), 422, "metric_type"),
         (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from api_server import Server
 from banking_analytics import BankingPerformanceAnalytics
@@ -44,6 +44,71 @@ def test_demo_without_serving_simulates_and_summarises(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "success rate" in result.stdout.lower()
     assert (tmp_path / "demo.truth.json").exists()
+
+
+def demo(db: Path, *options: str) -> Result:
+    """A small demo world into ``db``, without serving it."""
+    return CliRunner().invoke(
+        app,
+        ["demo", "--db", f"duckdb:///{db}", "--users", "50", "--days", "1", "--no-serve", *options],
+        env={"COLUMNS": "200"},
+    )
+
+
+def leave_a_measurement(db: Path) -> None:
+    """Record one measurement by user ``mine`` into ``db`` (creating the store if need be)."""
+    with BankingPerformanceAnalytics.open(f"duckdb:///{db}") as analytics:
+        analytics.record_performance_metric(
+            metric_type="error_rate", feature="transaction_sync", value=0.02, user_id="mine"
+        )
+
+
+def measurements_left(db: Path) -> int:
+    with BankingPerformanceAnalytics.open(f"duckdb:///{db}") as analytics:
+        found = analytics.engine.query(
+            "SELECT count(*) AS n FROM performance_metric_events WHERE user_id = 'mine'"
+        )
+        return int(found["n"][0].as_py())
+
+
+def test_demo_refuses_to_replace_a_file_it_did_not_make(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.duckdb"
+    leave_a_measurement(mine)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a store at all")
+    for precious in (mine, notes):
+        before = precious.read_bytes()
+        result = demo(precious)
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert "the demo did not make it" in result.stderr
+        assert "--fresh" in result.stderr
+        assert "Traceback" not in result.output
+        assert precious.read_bytes() == before
+    assert measurements_left(mine) == 1
+
+
+def test_demo_replaces_its_own_store_and_any_with_fresh(tmp_path: Path) -> None:
+    store = tmp_path / "demo.duckdb"
+    assert demo(store).exit_code == 0
+    # Its own store, recognised by the marker beside it: replaced, not added to.
+    leave_a_measurement(store)
+    again = demo(store)
+    assert again.exit_code == 0, again.output
+    assert measurements_left(store) == 0
+    # Another file moved into its place is not the demo's, though the marker is there.
+    other = tmp_path / "other.duckdb"
+    leave_a_measurement(other)
+    other.replace(store)
+    assert (tmp_path / "demo.duckdb.demo.json").exists()
+    refused = demo(store)
+    assert refused.exit_code == 2, refused.output
+    assert measurements_left(store) == 1
+    # --fresh replaces it all the same, and the result is the demo's own again.
+    for options in (["--fresh"], []):
+        replaced = demo(store, *options)
+        assert replaced.exit_code == 0, replaced.output
+    assert measurements_left(store) == 0
 
 
 def test_several_workers_need_postgresql(tmp_path: Path) -> None:

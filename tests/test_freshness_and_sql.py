@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
 from banking_analytics.analytics import RefreshState, refresh_state
 from banking_analytics.metrics import MetricQuery, TimeWindow, compile_query, renderer_for
+from test_metrics_handworked import sync_run
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -21,22 +21,13 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 def sync(
     connection: str, hours_ago: float, outcome: str, interval_h: float | None
 ) -> dict[str, Any]:
-    at = NOW - timedelta(hours=hours_ago)
-    return {
-        "event_type": "sync_run",
-        "event_id": str(uuid.uuid4()),
-        "occurred_at": at.isoformat(),
-        "user_id": "u1",
-        "connection_id": connection,
-        "aggregator": "plaid",
-        "institution_id": "ins_1",
-        "feature": "transaction_sync",
-        "trigger": "scheduled",
-        "started_at": at.isoformat(),
-        "outcome": outcome,
+    return sync_run(
+        NOW - timedelta(hours=hours_ago),
+        connection,
+        outcome,
         **({"error_category": "institution"} if outcome == "failure" else {}),
         **({"expected_interval_s": interval_h * 3600} if interval_h else {}),
-    }
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import itertools
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pytest
@@ -26,10 +26,12 @@ from banking_analytics.metrics._service import (  # the cache's accounting; gap 
     _bucket_keys,
     _LRUCache,
 )
+from banking_analytics.vocabulary import ErrorCategory
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
 HOUR = TimeWindow(T0, NOW, "hand")
+EARLIER = TimeWindow(T0 - timedelta(hours=1), T0, "hand, the hour before")
 
 
 def attempt(i: int, outcome: str, **fields: Any) -> dict[str, Any]:
@@ -116,26 +118,92 @@ def behaviour() -> list[dict[str, Any]]:
     ]
 
 
+def sync_run(ended: datetime, connection: str, outcome: str, **fields: Any) -> dict[str, Any]:
+    """A run of ins_1's transaction sync through Plaid, ending a minute after it started."""
+    return {
+        "event_type": "sync_run",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": ended.isoformat(),
+        "user_id": "u1",
+        "connection_id": connection,
+        "aggregator": "plaid",
+        "institution_id": "ins_1",
+        "feature": "transaction_sync",
+        "trigger": "scheduled",
+        "started_at": (ended - timedelta(minutes=1)).isoformat(),
+        "outcome": outcome,
+        **fields,
+    }
+
+
 def syncs() -> list[dict[str, Any]]:
     """Connection c1: 3 successes and 1 failure; c2: 1 partial (counts as success)."""
     outcomes = [("c1", "success"), ("c1", "success"), ("c1", "success"), ("c1", "failure")]
     outcomes.append(("c2", "partial"))
     return [
-        {
-            "event_type": "sync_run",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": (T0 + timedelta(minutes=5 * i + 1)).isoformat(),
-            "user_id": "u1",
-            "connection_id": connection,
-            "aggregator": "plaid",
-            "institution_id": "ins_1",
-            "feature": "transaction_sync",
-            "trigger": "scheduled",
-            "started_at": (T0 + timedelta(minutes=5 * i)).isoformat(),
-            "outcome": outcome,
+        sync_run(
+            T0 + timedelta(minutes=5 * i + 1),
+            connection,
+            outcome,
             **({"error_category": "institution"} if outcome == "failure" else {}),
-        }
+        )
         for i, (connection, outcome) in enumerate(outcomes)
+    ]
+
+
+def earlier_syncs() -> list[dict[str, Any]]:
+    """27 sync runs in the hour before T0 (``EARLIER``): run i starts at T0 - 60 + 2i min
+    and ends a minute later.
+
+    c3 (expects a sync every hour): runs 0 to 13 succeed, 14 to 16 are partial (17
+    synced, the last ending at T0 - 27 min), 17 and 18 fail at the institution, 19 at
+    the aggregator (ending at T0 - 21 min). c4 (every 6 hours): runs 20 to 26 fail as a
+    network timeout, user action required, integration, rate limited, not ready,
+    unknown and with no category, which ingestion records as unknown (the last ending
+    at T0 - 7 min).
+    """
+    failures = [
+        "institution",
+        "institution",
+        "aggregator",
+        "network_timeout",
+        "user_action_required",
+        "integration",
+        "rate_limited",
+        "not_ready",
+        "unknown",
+        None,
+    ]
+    runs: list[tuple[str, str | None]] = [("success", None)] * 14 + [("partial", None)] * 3
+    runs += [("failure", category) for category in failures]
+    return [
+        sync_run(
+            T0 - timedelta(minutes=59 - 2 * i),
+            "c3" if i < 20 else "c4",
+            outcome,
+            expected_interval_s=3600.0 if i < 20 else 21600.0,
+            **({"error_category": category} if category else {}),
+        )
+        for i, (outcome, category) in enumerate(runs)
+    ]
+
+
+def reports() -> list[dict[str, Any]]:
+    """Four client reports: success rates of 0.90, 0.95 and 1.00 for account linking and
+    a latency of 1200 ms for transaction sync."""
+    measured = [("connection_success_rate", "account_linking", v) for v in (0.90, 0.95, 1.00)]
+    measured.append(("connection_latency", "transaction_sync", 1200.0))
+    return [
+        {
+            "event_type": "performance_metric",
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": (T0 + timedelta(minutes=30 + i)).isoformat(),
+            "user_id": f"u{i}",
+            "metric_type": metric_type,
+            "feature": feature,
+            "value": value,
+        }
+        for i, (metric_type, feature, value) in enumerate(measured)
     ]
 
 
@@ -166,7 +234,8 @@ def payments() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def hand(analytics: BankingPerformanceAnalytics) -> BankingPerformanceAnalytics:
-    results = analytics.ingest(connection_attempts() + behaviour() + syncs() + payments())
+    events = connection_attempts() + behaviour() + syncs() + payments() + reports()
+    results = analytics.ingest(events + earlier_syncs())
     assert {r.status for r in results} == {EventStatus.ACCEPTED}, [
         r.reason for r in results if r.status is not EventStatus.ACCEPTED
     ]
@@ -299,6 +368,172 @@ def test_money_is_never_summed_across_currencies(hand: BankingPerformanceAnalyti
         hand.query_metrics(["net_revenue"], HOUR)
     usd = hand.query_metrics(["net_revenue"], HOUR, filters={"currency": "USD"}).single()
     assert usd["net_revenue"] == 1998
+
+
+#: A figure: its value and the sample it rests on (None for counts, sums and latest values).
+Figure = tuple[float | datetime | None, int | None]
+
+
+class Cut(NamedTuple):
+    """A query over the hand-worked events and every row it must answer, figure by figure."""
+
+    window: TimeWindow
+    dimensions: tuple[str, ...]
+    rows: dict[tuple[str, ...], dict[str, Figure]]
+
+
+CATEGORIES = [c.value for c in ErrorCategory]
+
+
+def per_category(source: str, rates: dict[str, float], sample: int) -> dict[str, Figure]:
+    """The error rate of every category (zero where none failed so)."""
+    return {f"{source}_error_rate_{c}": (rates.get(c, 0.0), sample) for c in CATEGORIES}
+
+
+#: Every catalogue metric's figures over the events above (tests/test_metric_coverage.py
+#: holds this to the catalogue).
+HAND_CUTS = (
+    # The 34 attempts and 24 interactions: see connection_attempts() and behaviour().
+    Cut(
+        HOUR,
+        (),
+        {
+            (): {
+                "connection_success_rate": (20 / 26, 26),
+                "connection_institution_error_share": (4 / 26, 26),
+                "connection_aggregator_error_share": (2 / 26, 26),  # one a timeout
+                "connection_attempts": (34, None),
+                "connection_health_attempts": (26, None),
+                "connection_successes": (20, None),
+                "connection_user_errors": (3, None),
+                "connection_client_errors": (1, None),  # rate limited
+                "connection_unattributed_failures": (1, None),  # unknown
+                "connection_abandoned": (2, None),
+                "connection_pending": (1, None),
+                "connection_failures": (11, None),
+                "connection_error_rate": (11 / 34, 34),
+                **per_category(
+                    "connection",
+                    {
+                        "user_action_required": 3 / 34,
+                        "institution": 4 / 34,
+                        "aggregator": 1 / 34,
+                        "network_timeout": 1 / 34,
+                        "rate_limited": 1 / 34,
+                        "unknown": 1 / 34,
+                    },
+                    34,
+                ),
+                # 31 completed: 100..900, 1000 (failure), 1000, 1100, 2000..20000 ms.
+                "connection_latency_mean_ms": ((6600 + 210_000) / 31, 31),
+                "connection_latency_p50_ms": (5000, 31),  # the ceil(0.50·31) = 16th
+                "connection_latency_p95_ms": (19000, 31),  # the 30th
+                "connection_latency_p99_ms": (20000, 31),  # the 31st
+                "connection_latency_mean_ms_success": (10500, 20),
+                "connection_latency_p50_ms_success": (10000, 20),  # the 10th of 20
+                "connection_latency_p95_ms_success": (19000, 20),  # the 19th
+                "connection_latency_p99_ms_success": (20000, 20),  # the 20th
+                "link_conversion_rate": (20 / 32, 32),
+                "link_abandonment_rate": (2 / 32, 32),
+                "link_sessions": (32, None),
+                "feature_interactions": (24, None),
+                "unique_users": (6, None),
+                "sessions": (8, None),
+                "feature_success_rate": (18 / 20, 20),
+                "feature_mean_duration_s": (12.5, 24),  # (1 + ... + 24) / 24
+                "interactions_per_user": (24 / 6, 6),
+                "sessions_per_user": (8 / 6, 6),
+            }
+        },
+    ),
+    Cut(
+        HOUR,
+        ("currency",),
+        {("USD",): {"net_revenue": (3 * 999 - 999, None)}, ("EUR",): {"net_revenue": (500, None)}},
+    ),
+    Cut(
+        HOUR,
+        ("metric_type",),
+        {
+            ("connection_success_rate",): {
+                "reported_value_mean": (0.95, 3),
+                "reported_measurements": (3, None),
+            },
+            ("connection_latency",): {
+                "reported_value_mean": (1200.0, 1),
+                "reported_measurements": (1, None),
+            },
+        },
+    ),
+    # The 27 sync runs of earlier_syncs(): 17 synced, 10 failed, 21 in the bank-health view.
+    Cut(
+        EARLIER,
+        (),
+        {
+            (): {
+                "sync_success_rate": (17 / 21, 21),
+                "sync_runs": (27, None),
+                "sync_successes": (17, None),
+                "sync_health_runs": (21, None),
+                "sync_frequency_per_day": (17 / 2 / (1 / 24), 2),  # per connection, in 1 h
+                "sync_connections": (2, None),
+                "sync_last_success_at": (T0 - timedelta(minutes=27), None),
+                "sync_last_run_at": (T0 - timedelta(minutes=7), None),
+                "sync_expected_interval_s": (21600.0, None),
+                "sync_failures": (10, None),
+                "sync_error_rate": (10 / 27, 27),
+                **per_category(
+                    "sync",
+                    {c: (2 if c in ("institution", "unknown") else 1) / 27 for c in CATEGORIES},
+                    27,
+                ),
+            }
+        },
+    ),
+    Cut(
+        EARLIER,
+        ("connection",),
+        {
+            ("c3",): {
+                "sync_runs": (20, None),
+                "sync_error_rate": (3 / 20, 20),
+                "sync_last_success_at": (T0 - timedelta(minutes=27), None),
+                "sync_last_run_at": (T0 - timedelta(minutes=21), None),
+                "sync_expected_interval_s": (3600.0, None),
+            },
+            ("c4",): {
+                "sync_runs": (7, None),
+                "sync_error_rate": (None, 7),  # below the minimum sample of 20
+                "sync_last_success_at": (None, None),  # it never synced
+                "sync_last_run_at": (T0 - timedelta(minutes=7), None),
+                "sync_expected_interval_s": (21600.0, None),
+            },
+        },
+    ),
+)
+
+
+def test_every_catalogue_metric_gives_its_hand_worked_figures(
+    hand: BankingPerformanceAnalytics,
+) -> None:
+    """Each cut answers exactly its rows, each row exactly its figures, straight from the
+    metric layer (the analyses above assemble some of these again)."""
+    for cut in HAND_CUTS:
+        (names,) = {tuple(figures) for figures in cut.rows.values()}
+        result = hand.query_metrics(list(names), cut.window, dimensions=list(cut.dimensions))
+        got = {tuple(r.dimensions.values()): r.values for r in result.rows}
+        assert set(got) == set(cut.rows), cut
+        for key, figures in cut.rows.items():
+            assert set(got[key]) == set(figures), key
+            for name, (value, sample) in figures.items():
+                figure = got[key][name]
+                assert figure.sample_size == sample, (name, key, figure)
+                if value is None or isinstance(value, datetime):
+                    assert figure.value == value, (name, key, figure)
+                    assert figure.status == ("ok" if value else "insufficient_data")
+                else:
+                    assert figure.value == pytest.approx(value), (name, key, figure)
+                    assert figure.status == "ok", (name, key, figure)
 
 
 def opened_at(analytics: BankingPerformanceAnalytics, times: list[str]) -> None:

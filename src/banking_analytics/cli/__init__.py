@@ -29,6 +29,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from banking_analytics.cli._demo import is_demo_store, mark_demo_store, marker_of
 from banking_analytics.cli._reports import show_health, show_performance
 from banking_analytics.ingest import EventStatus
 from banking_analytics.ingest._files import FileFormat, UnreadableFileError, detect_format
@@ -278,14 +279,22 @@ def demo(
     ] = True,
     host: Annotated[str, typer.Option(help="Address to serve on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on")] = 8000,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Replace the DuckDB file even if no demo made it")
+    ] = False,
 ) -> None:
-    """The quick start: simulate the demo world into a fresh store, summarise it, serve it."""
+    """The quick start: simulate the demo world into a fresh store, summarise it, serve it.
+
+    A DuckDB file is replaced only if an earlier demo made it, or with --fresh.
+    """
     path = db.removeprefix("duckdb:///")
-    if db.startswith("duckdb:///") and path != ":memory:":
-        for stale in (Path(path), Path(path + ".wal")):
-            stale.unlink(missing_ok=True)
+    store = Path(path) if db.startswith("duckdb:///") and path != ":memory:" else None
+    if store is not None:
+        _clear_demo_store(store, fresh)
     manifest = Path(path).with_suffix(".truth.json") if db.startswith("duckdb:///") else None
     with _open(db) as analytics:
+        if store is not None:
+            mark_demo_store(store)
         _simulate_into(analytics, users, days, seed, manifest)
         show_info(analytics.info())
         show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
@@ -298,6 +307,20 @@ def demo(
             from banking_analytics.cli._serve import serve_store
 
             serve_store(analytics, db, host, port, admin_key=True)
+
+
+def _clear_demo_store(store: Path, fresh: bool) -> None:
+    """Delete the demo's DuckDB file (and its WAL and marker), refusing any other file."""
+    if (store.exists() or store.is_symlink()) and not fresh and not is_demo_store(store):
+        raise fail(
+            f"{store} exists and the demo did not make it: the demo replaces its store; "
+            "choose another --db, or pass --fresh to replace it"
+        )
+    try:
+        for stale in (store, Path(f"{store}.wal"), marker_of(store)):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise fail(f"cannot replace {store}: {exc.strerror}") from None
 
 
 PeriodOption = Annotated[

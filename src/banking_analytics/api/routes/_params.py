@@ -10,7 +10,16 @@ from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import IsoDateTime
 from banking_analytics.metrics import QueryError, TimeWindow
 
-__all__ = ["IdempotencyKey", "Lookback", "Period7d", "Period24h", "Period30d", "Timezone", "window"]
+__all__ = [
+    "IdempotencyKey",
+    "Lookback",
+    "LookbackEnd",
+    "Period7d",
+    "Period24h",
+    "Period30d",
+    "Timezone",
+    "window",
+]
 
 Lookback = Annotated[
     str, Query(max_length=32, description="How far back to look, e.g. 7d", examples=["7d"])
@@ -54,8 +63,8 @@ def window(default: str) -> Callable[..., str | TimeWindow]:
         if start is None or end is None:
             raise ProblemError(422, "start and end (query): give both, or neither")
         for name, value in (("start", start), ("end", end)):
-            if value.tzinfo is not None and not _EARLIEST <= value <= _LATEST:
-                raise ProblemError(422, f"{name} (query): must lie between 1970 and 2200")
+            if value.tzinfo is not None:
+                _check_bounds(name, value)
         try:
             return TimeWindow(start, end)
         except QueryError as exc:
@@ -64,6 +73,27 @@ def window(default: str) -> Callable[..., str | TimeWindow]:
     return read_window
 
 
+def _check_bounds(name: str, value: datetime) -> None:
+    if not _EARLIEST <= value <= _LATEST:
+        raise ProblemError(422, f"{name} (query): must lie between 1970 and 2200")
+
+
+def read_lookback_end(
+    end: Annotated[
+        IsoDateTime | None,
+        Query(description="When the lookback ends (ISO-8601 with offset); default: now"),
+    ] = None,
+) -> datetime | None:
+    """The ``end`` of a lookback: a moment with an offset, between 1970 and 2200."""
+    if end is None:
+        return None
+    if end.tzinfo is None:
+        raise ProblemError(422, "end (query): give a UTC offset, e.g. 2026-11-24T12:00:00Z")
+    _check_bounds("end", end)
+    return end
+
+
 Period24h = Annotated[str | TimeWindow, Depends(window("24h"))]
 Period7d = Annotated[str | TimeWindow, Depends(window("7d"))]
 Period30d = Annotated[str | TimeWindow, Depends(window("30d"))]
+LookbackEnd = Annotated[datetime | None, Depends(read_lookback_end)]

@@ -22,6 +22,7 @@ from banking_analytics.api.deps import Analytics, Idempotency, ReadAnalytics, Wr
 from banking_analytics.api.routes._params import (
     IdempotencyKey,
     Lookback,
+    LookbackEnd,
     Period7d,
     Period24h,
     Timezone,
@@ -78,19 +79,22 @@ def error_rates(
 def institution_health(
     analytics: Analytics,
     _: ReadAnalytics,
+    end: LookbackEnd,
     lookback: Lookback = "7d",
     include_history: bool = Query(False, description="Add each 15-minute state and the changes"),
 ) -> dict[str, Any]:
-    """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product."""
-    return analytics.institution_health(lookback, include_history=include_history)
+    """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product, as judged
+    at ``end`` (default: now)."""
+    return analytics.institution_health(lookback, now=end, include_history=include_history)
 
 
 @router.get("/sync-freshness", response_model=SyncFreshnessOut)
 def sync_freshness(
-    analytics: Analytics, _: ReadAnalytics, lookback: Lookback = "7d"
+    analytics: Analytics, _: ReadAnalytics, end: LookbackEnd, lookback: Lookback = "7d"
 ) -> dict[str, Any]:
-    """NORMAL / DELAYED / STOPPED refresh state of the connections synced recently."""
-    return analytics.sync_freshness(lookback)
+    """NORMAL / DELAYED / STOPPED refresh state, at ``end`` (default: now), of the connections
+    synced in the lookback before it."""
+    return analytics.sync_freshness(lookback, now=end)
 
 
 @router.post("/metric", **RECORDING)
