@@ -449,7 +449,21 @@ HAND_CUTS = (
     Cut(
         HOUR,
         ("currency",),
-        {("USD",): {"net_revenue": (3 * 999 - 999, None)}, ("EUR",): {"net_revenue": (500, None)}},
+        {
+            # Every payment is of a monthly plan at 999 a unit: normalised, 999 a month each.
+            ("USD",): {
+                "net_revenue": (3 * 999 - 999, None),
+                "gross_payments": (3 * 999, None),
+                "payments_monthly_normalised": (3 * 999, None),
+                "paying_users": (3, None),
+            },
+            ("EUR",): {
+                "net_revenue": (500, None),
+                "gross_payments": (500, None),
+                "payments_monthly_normalised": (999, None),
+                "paying_users": (1, None),
+            },
+        },
     ),
     Cut(
         HOUR,
@@ -476,6 +490,7 @@ HAND_CUTS = (
                 "sync_successes": (17, None),
                 "sync_health_runs": (21, None),
                 "sync_frequency_per_day": (17 / 2 / (1 / 24), 2),  # per connection, in 1 h
+                "sync_successes_per_connection": (17 / 2, 2),
                 "sync_connections": (2, None),
                 "sync_last_success_at": (T0 - timedelta(minutes=27), None),
                 "sync_last_run_at": (T0 - timedelta(minutes=7), None),

@@ -186,6 +186,9 @@ SYNC: dict[str, Reference] = {
         float(synced(g).sum()) / WINDOW.days, g.connection_id.nunique(), 1
     ),
     "sync_connections": lambda g: distinct(g.connection_id),
+    "sync_successes_per_connection": lambda g: share(
+        float(synced(g).sum()), g.connection_id.nunique(), 1
+    ),
     "sync_last_success_at": lambda g: largest(g.occurred_at[synced(g)]),
     "sync_last_run_at": lambda g: largest(g.occurred_at),
     "sync_expected_interval_s": lambda g: largest(g.expected_interval_s),
@@ -209,7 +212,26 @@ def net_revenue(g: pd.DataFrame) -> Figure:
     return float(paid - refunded), None
 
 
-REVENUE: dict[str, Reference] = {"net_revenue": net_revenue}
+#: A billing interval's months: a year is 12, a week 12/52, a day 12/365.
+MONTHS = {"year": 12.0, "month": 1.0, "week": 12 / 52, "day": 12 / 365}
+
+
+def monthly_normalised(g: pd.DataFrame) -> Figure:
+    """Each successful payment's price after discounts, per month of its billing period."""
+    paid = g[g.kind == "payment_succeeded"]
+    price = paid.unit_amount * paid.quantity.fillna(1) * (
+        1 - paid.discount_percent.fillna(0) / 100
+    ) - paid.discount_amount.fillna(0)
+    months = paid.interval.astype(object).map(MONTHS).astype(float) * paid.interval_count.fillna(1)
+    return float(round((price / months).sum())), None
+
+
+REVENUE: dict[str, Reference] = {
+    "net_revenue": net_revenue,
+    "gross_payments": lambda g: (float(g.amount[g.kind == "payment_succeeded"].sum()), None),
+    "payments_monthly_normalised": monthly_normalised,
+    "paying_users": lambda g: distinct(g.user_id[g.kind == "payment_succeeded"]),
+}
 
 REPORTED: dict[str, Reference] = {
     "reported_value_mean": lambda g: mean(g.value, 1),
