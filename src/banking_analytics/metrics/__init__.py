@@ -5,6 +5,7 @@ filters; :class:`MetricService` compiles it with sqlglot for the engine's
 dialect, runs it, and returns a :class:`QueryResult`.
 """
 
+from banking_analytics.metrics._budget import DEFAULT_MAX_CELLS, QueryBudget, QueryTooLargeError
 from banking_analytics.metrics._catalog import (
     CATALOG,
     LATENCY_PERCENTILES,
@@ -24,6 +25,7 @@ from banking_analytics.metrics._service import (
     bucket_starts,
     to_records,
 )
+from banking_analytics.metrics._top import MAX_LIMIT, OTHER, TopN
 from banking_analytics.metrics._window import (
     TIME_PERIODS,
     Bucket,
@@ -35,9 +37,12 @@ from banking_analytics.metrics._window import (
 __all__ = [
     "BUCKET_KEY",
     "CATALOG",
+    "DEFAULT_MAX_CELLS",
     "DIMENSIONS",
     "LATENCY_PERCENTILES",
+    "MAX_LIMIT",
     "MIN_SAMPLE",
+    "OTHER",
     "SUCCESS_BREAKDOWN",
     "TIME_PERIODS",
     "Bucket",
@@ -48,12 +53,15 @@ __all__ = [
     "MetricQuery",
     "MetricService",
     "MetricValue",
+    "QueryBudget",
     "QueryError",
     "QueryResult",
+    "QueryTooLargeError",
     "Renderer",
     "ResultRow",
     "Status",
     "TimeWindow",
+    "TopN",
     "Unit",
     "bucket_microseconds",
     "bucket_starts",
