@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,10 +56,14 @@ def running(app: FastAPI) -> Iterator[str]:
 
 
 class Server:
-    """``banking-analytics serve`` on a free loopback port, its output appended to ``log``."""
+    """``banking-analytics serve`` on a free loopback port, its output appended to ``log``;
+    ``env`` adds settings (``BA_*``) to the server's environment."""
 
-    def __init__(self, store_url: str, log: Path, *options: str) -> None:
+    def __init__(
+        self, store_url: str, log: Path, *options: str, env: Mapping[str, str] | None = None
+    ) -> None:
         self.store_url, self.log, self.options = store_url, log, options
+        self.env = {**SERVER_ENV, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -69,7 +73,7 @@ class Server:
         cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
         cmd += self.options
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=SERVER_ENV)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
