@@ -18,6 +18,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore, Role
+
 CLI = str(Path(sys.executable).with_name("banking-analytics"))
 #: Rate limits far above what the tests send.
 SERVER_ENV = {
@@ -53,6 +56,16 @@ def running(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def issue_key(store_url: str, role: Role, name: str) -> str:
+    """A key of ``role``, made before a server opens the store (DuckDB: one process per file)."""
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        keys = KeyStore(analytics.engine)
+        try:
+            return keys.create(name, role).secret
+        finally:
+            keys.close()
 
 
 class Server:

@@ -20,9 +20,9 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from api_server import Server
+from api_server import Server, issue_key
 from banking_analytics import BankingPerformanceAnalytics, EventType
-from banking_analytics.access import KeyStore, Role
+from banking_analytics.access import Role
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import DEFAULT_MAX_CELLS, OTHER
 
@@ -103,11 +103,7 @@ def prepare(store_url: str, *, behavior_events: int = USERS) -> str:
         for event_type, table in ((EventType.SYNC_RUN, syncs), (EventType.BEHAVIOR, behavior)):
             outcome = analytics.ingest_arrow(table, event_type=event_type)
             assert not outcome.rejected(), outcome.rejected()[:3]
-        keys = KeyStore(analytics.engine)
-        try:
-            return keys.create("query limits test", Role.ANALYST).secret
-        finally:
-            keys.close()
+    return issue_key(store_url, Role.ANALYST, "query limits test")
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from banking_analytics.store._engine import Engine, WriteTransaction
 from banking_analytics.store._errors import StatementTimeoutError
 from banking_analytics.store._sql import column_list, migration_statements, quote
 from banking_analytics.store._tables import TableDef
+from banking_analytics.store._watchdog import Watchdog
 
 __all__ = ["DuckDBEngine"]
 
@@ -144,38 +145,6 @@ class _DuckDBTransaction(WriteTransaction):
         pass
 
 
-class _Watchdog:
-    """Interrupts a cursor's query once it has run ``seconds`` (DuckDB has no statement
-    timeout of its own), unless :meth:`stop` is called first.
-
-    A timer thread per query: starting one costs tens of microseconds, next to
-    queries that take milliseconds.
-    """
-
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, seconds: float) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._cursor = cursor
-        # Held while interrupting and while stopping: an interrupt never reaches the
-        # cursor after the query has ended (it would be idle, or running the next one).
-        self._lock = threading.Lock()
-        self._running = True
-        self._timer = threading.Timer(seconds, self._interrupt)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _interrupt(self) -> None:
-        with self._lock:
-            if self._running:
-                self.fired = True
-                self._cursor.interrupt()
-
-    def stop(self) -> None:
-        with self._lock:
-            self._running = False
-        self._timer.cancel()
-
-
 class DuckDBEngine(Engine):
     """DuckDB in one file (or in memory). One writer at a time per file; readers in parallel.
 
@@ -201,6 +170,8 @@ class DuckDBEngine(Engine):
         # about as much as a small dashboard query.
         self._idle_readers: list[duckdb.DuckDBPyConnection] = []
         self._readers_lock = threading.Lock()
+        # DuckDB has no statement timeout of its own (see Engine.statement_timeout).
+        self._watchdog = Watchdog(f"duckdb-watchdog {url}")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for the calling thread (DuckDB cursors are not shared)."""
@@ -264,22 +235,22 @@ class DuckDBEngine(Engine):
         if cur is None:
             cur = self._cursor()
         seconds = self.statement_timeout
-        watchdog = None if seconds is None else _Watchdog(cur, seconds)
+        watch = None if seconds is None else self._watchdog.watch(seconds, cur.interrupt)
         try:
             return cur.sql(sql, params=list(params) or None).to_arrow_table()
         except duckdb.InterruptException:
-            if watchdog is None or not watchdog.fired:
+            if watch is None or not watch.fired:
                 raise
-            raise StatementTimeoutError(watchdog.seconds) from None
+            raise StatementTimeoutError(watch.seconds) from None
         finally:
-            if watchdog is not None:
-                watchdog.stop()
+            if watch is not None:
+                self._watchdog.finish(watch)
             with self._readers_lock:
                 # A cursor the watchdog interrupted is not trusted with another query.
                 keep = (
                     not self._closed
                     and len(self._idle_readers) < _MAX_IDLE_READERS
-                    and not (watchdog is not None and watchdog.fired)
+                    and not (watch is not None and watch.fired)
                 )
                 if keep:
                     self._idle_readers.append(cur)
@@ -298,3 +269,4 @@ class DuckDBEngine(Engine):
                 cur.close()
             self._writer_cursor.close()
             self._con.close()
+            self._watchdog.close()
