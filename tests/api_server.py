@@ -10,13 +10,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+
+from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore, Role
 
 CLI = str(Path(sys.executable).with_name("banking-analytics"))
 #: Rate limits far above what the tests send.
@@ -55,11 +58,25 @@ def running(app: FastAPI) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-class Server:
-    """``banking-analytics serve`` on a free loopback port, its output appended to ``log``."""
+def issue_key(store_url: str, role: Role, name: str) -> str:
+    """A key of ``role``, made before a server opens the store (DuckDB: one process per file)."""
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        keys = KeyStore(analytics.engine)
+        try:
+            return keys.create(name, role).secret
+        finally:
+            keys.close()
 
-    def __init__(self, store_url: str, log: Path, *options: str) -> None:
+
+class Server:
+    """``banking-analytics serve`` on a free loopback port, its output appended to ``log``;
+    ``env`` adds settings (``BA_*``) to the server's environment."""
+
+    def __init__(
+        self, store_url: str, log: Path, *options: str, env: Mapping[str, str] | None = None
+    ) -> None:
         self.store_url, self.log, self.options = store_url, log, options
+        self.env = {**SERVER_ENV, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -69,7 +86,7 @@ class Server:
         cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
         cmd += self.options
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=SERVER_ENV)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

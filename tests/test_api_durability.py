@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api_server import Server
+from api_server import Server, issue_key
 from banking_analytics import BankingPerformanceAnalytics
-from banking_analytics.access import KeyStore, Role
+from banking_analytics.access import Role
 from sample_events import behavior_events
 
 BATCH_PATH = "/api/banking-analytics/events/batch"
@@ -43,13 +43,7 @@ def server(store_url: str, tmp_path: Path) -> Iterator[Server]:
 
 
 def ingest_key(store_url: str) -> str:
-    """An ingest key, made before the server opens the store (DuckDB: one process per file)."""
-    with BankingPerformanceAnalytics.open(store_url) as analytics:
-        keys = KeyStore(analytics.engine)
-        try:
-            return keys.create("durability test", Role.INGEST).secret
-        finally:
-            keys.close()
+    return issue_key(store_url, Role.INGEST, "durability test")
 
 
 @dataclass

@@ -37,6 +37,7 @@ from banking_analytics.metrics import (
     Bucket,
     MetricQuery,
     MetricService,
+    QueryBudget,
     QueryError,
     QueryResult,
     TimeWindow,
@@ -360,12 +361,16 @@ class BankingPerformanceAnalytics:
         timezone: str = "UTC",
         compare: bool = False,
         now: datetime | None = None,
+        limit: int | None = None,
+        budget: QueryBudget | None = None,
     ) -> QueryResult:
         """Any catalogue metrics, cut by dimensions and optionally bucketed in time.
 
         ``time_period`` is ``"1h"``, ``"24h"``, ``"7d"``, ... ending now (or
         ``now``), or a :class:`TimeWindow`. Raises :class:`QueryError` naming
-        the part of the query that cannot be answered.
+        the part of the query that cannot be answered. ``limit`` answers the
+        top N dimension-value combinations and an "other" row; a ``budget``
+        refuses a query whose answer could be larger (:class:`QueryTooLargeError`).
         """
         query = MetricQuery.build(
             metrics,
@@ -375,7 +380,7 @@ class BankingPerformanceAnalytics:
             filters=filters,
             timezone=timezone,
         )
-        return self.metrics.run(query, compare=compare)
+        return self.metrics.run(query, compare=compare, limit=limit, budget=budget)
 
     def analyze_connection_performance(
         self,

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from banking_analytics import __version__
 from banking_analytics._facade import BankingPerformanceAnalytics
 from banking_analytics.access import AuditLog, KeyStore, UserTokenVerifier
+from banking_analytics.api._admission import AdmissionGate
 from banking_analytics.api._auth import Authenticator
 from banking_analytics.api._idempotency import IdempotencyStore
 from banking_analytics.api._json import JSONBody
@@ -30,6 +31,7 @@ from banking_analytics.api.routes import (
     performance,
     users,
 )
+from banking_analytics.metrics import QueryBudget
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -87,6 +89,7 @@ def create_app(
         owned = analytics is None
         opened = analytics or BankingPerformanceAnalytics.open(settings.db)
         keys = KeyStore(opened.engine, cache_seconds=settings.key_cache_seconds)
+        opened.engine.statement_timeout = settings.statement_timeout_seconds
         app.state.settings = settings
         app.state.analytics = opened
         app.state.keys = keys
@@ -97,6 +100,10 @@ def create_app(
         app.state.authenticator = Authenticator(keys, _tokens(settings))
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_second, settings.rate_limit_burst
+        )
+        app.state.query_budget = QueryBudget(settings.query_max_cells)
+        app.state.admission = AdmissionGate(
+            settings.query_concurrency, settings.query_queue, settings.query_queue_seconds
         )
         # Everything alive now lives as long as the server: keep it out of the cyclic
         # collector's full passes, which would otherwise pause random requests (~70 ms).

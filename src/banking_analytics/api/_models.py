@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from banking_analytics.access import AuditEntry, Role
 from banking_analytics.api._event_models import any_event_schema
 from banking_analytics.api._types import IsoDateTime
+from banking_analytics.metrics import MAX_LIMIT
 
 __all__ = [
     "AuditPage",
@@ -287,6 +288,15 @@ class MetricQueryIn(_In):
     filters: dict[str, str | list[str]] = Field(default_factory=dict, max_length=10)
     timezone: str = Field(default="UTC", max_length=64)
     compare: bool = False
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LIMIT,
+        description=(
+            "Only the N dimension-value combinations with the most events, and an "
+            '"(other)" row for the rest (metrics that add up: counts, sums, their ratios)'
+        ),
+    )
 
 
 # -- events ------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from banking_analytics.api._json import dumps
 from banking_analytics.metrics import QueryError
-from banking_analytics.store import StoreUnavailableError
+from banking_analytics.store import StatementTimeoutError, StoreUnavailableError
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "FieldProblem", "Problem", "ProblemError", "install_handlers"]
 
@@ -127,6 +127,17 @@ def install_handlers(app: FastAPI) -> None:
             request.url.path, 503, f"the store is unavailable: {exc}", headers={"Retry-After": "5"}
         )
 
+    async def on_statement_timeout(request: Request, exc: Exception) -> Response:
+        # Nothing was changed; the same query may succeed when the store is less busy,
+        # and a narrower one (shorter window, coarser bucket, filters) sooner.
+        return problem_response(
+            request.url.path,
+            503,
+            f"{exc} and was stopped; narrow it (a shorter window, a coarser bucket, a filter) "
+            "or try again later",
+            headers={"Retry-After": "5"},
+        )
+
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
@@ -143,6 +154,7 @@ def install_handlers(app: FastAPI) -> None:
         RequestValidationError: on_validation,
         QueryError: on_query_error,
         StoreUnavailableError: on_store_unavailable,
+        StatementTimeoutError: on_statement_timeout,
         HTTPException: on_http,
         Exception: on_unexpected,
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from banking_analytics.metrics import DEFAULT_MAX_CELLS
+
 __all__ = ["ApiSettings"]
 
 #: Secrets copied from examples and templates; a server configured with one is not secret.
@@ -39,6 +41,16 @@ class ApiSettings(BaseSettings):
     #: Web origins whose pages may call the API from the browser (the host app's front
     #: end showing a user their own analytics), e.g. ``["https://app.example.com"]``.
     cors_origins: list[str] = Field(default_factory=list)
+    #: Most cells (rows x metrics) one metric query may answer; larger ones answer 422
+    #: before they run, saying how to narrow them.
+    query_max_cells: int = Field(default=DEFAULT_MAX_CELLS, ge=1)
+    #: Seconds a read of the store may run before the engine stops it (503, Retry-After).
+    statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Metric queries and dashboards running at once; ``query_queue`` more wait, each at
+    #: most ``query_queue_seconds``, and the rest answer 503 with Retry-After at once.
+    query_concurrency: int = Field(default=4, ge=1)
+    query_queue: int = Field(default=16, ge=0)
+    query_queue_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("cors_origins")
     @classmethod

@@ -6,7 +6,7 @@ through the thread pool per dependency costs more than these take.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -16,13 +16,16 @@ from banking_analytics.access import AuditLog, KeyStore, Role
 from banking_analytics.api._auth import Principal, allow
 from banking_analytics.api._idempotency import IdempotencyStore
 from banking_analytics.api._settings import ApiSettings
+from banking_analytics.metrics import QueryBudget
 
 __all__ = [
     "Admin",
+    "Admitted",
     "Analytics",
     "Audit",
     "Idempotency",
     "Keys",
+    "QueryBudgetOf",
     "ReadAnalytics",
     "ReadUserData",
     "RecordUserEvents",
@@ -45,6 +48,16 @@ Keys = Annotated[KeyStore, Depends(_from_state("keys"))]
 Audit = Annotated[AuditLog, Depends(_from_state("audit"))]
 Idempotency = Annotated[IdempotencyStore, Depends(_from_state("idempotency"))]
 Settings = Annotated[ApiSettings, Depends(_from_state("settings"))]
+QueryBudgetOf = Annotated[QueryBudget, Depends(_from_state("query_budget"))]
+
+
+async def _admitted(request: Request) -> AsyncIterator[None]:
+    async with request.app.state.admission.admitted():
+        yield
+
+
+#: Held while an expensive request runs: admitted through the app's bounded gate, or 503.
+Admitted = Annotated[None, Depends(_admitted)]
 
 #: Admins only.
 Admin = Annotated[Principal, Depends(allow())]

@@ -8,6 +8,7 @@ filters; :class:`MetricService` compiles it with sqlglot for the engine's
 dialect, runs it, and returns a :class:`QueryResult`.
 """
 
+from banking_analytics.metrics._budget import DEFAULT_MAX_CELLS, QueryBudget, QueryTooLargeError
 from banking_analytics.metrics._catalog import (
     CATALOG,
     LATENCY_PERCENTILES,
@@ -60,6 +61,7 @@ from banking_analytics.metrics._service import (
     to_records,
 )
 from banking_analytics.metrics._source import SOURCES, Source
+from banking_analytics.metrics._top import MAX_LIMIT, OTHER, TopN
 from banking_analytics.metrics._window import (
     TIME_PERIODS,
     Bucket,
@@ -71,9 +73,12 @@ from banking_analytics.metrics._window import (
 __all__ = [
     "BUCKET_KEY",
     "CATALOG",
+    "DEFAULT_MAX_CELLS",
     "DIMENSIONS",
     "LATENCY_PERCENTILES",
+    "MAX_LIMIT",
     "MIN_SAMPLE",
+    "OTHER",
     "PERIOD_DAYS",
     "SOURCES",
     "SUCCESS_BREAKDOWN",
@@ -107,8 +112,10 @@ __all__ = [
     "Not",
     "NotNull",
     "Percentile",
+    "QueryBudget",
     "QueryError",
     "QueryResult",
+    "QueryTooLargeError",
     "Ratio",
     "Renderer",
     "ResultRow",
@@ -117,6 +124,7 @@ __all__ = [
     "Status",
     "Sum",
     "TimeWindow",
+    "TopN",
     "Unit",
     "bucket_microseconds",
     "bucket_starts",

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from sqlglot import exp
 
 from banking_analytics.events import SCHEMAS
+from banking_analytics.metrics._budget import QueryBudget
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, MetricParts, compile_query
 from banking_analytics.metrics._expr import evaluate
 from banking_analytics.metrics._model import (
@@ -44,6 +45,7 @@ from banking_analytics.metrics._model import (
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
+from banking_analytics.metrics._top import TopN
 from banking_analytics.metrics._window import Bucket, TimeWindow
 from banking_analytics.store import Engine
 from banking_analytics.vocabulary import EventType
@@ -151,20 +153,28 @@ class MetricService:
         compare: bool = False,
         fill_gaps: bool = True,
         versions: DataVersions | None = None,
+        budget: QueryBudget | None = None,
+        limit: int | None = None,
     ) -> QueryResult:
         """Answer a query; with ``compare``, each row also carries the previous period's figures.
 
         A bucketed query has a row for every bucket of the window (for every
         dimension combination seen) unless ``fill_gaps`` is false, when buckets
         without events are left out. ``versions`` lets several queries share
-        one reading of the data versions.
+        one reading of the data versions. A query that could answer more than
+        ``budget`` allows is refused before it runs (:class:`QueryTooLargeError`);
+        ``limit`` answers the top N dimension-value combinations and "other"
+        (see :class:`TopN`).
         """
+        if budget is not None:
+            budget.check(query, self._engine, self._renderer, compare=compare, limit=limit)
+        top = None if limit is None else TopN.rank(query, limit, self._engine, self._renderer)
         if versions is None:
             versions = self._versions_for(query)
-        rows, cached = self._rows(query, versions, fill_gaps)
+        rows, cached = self._rows(query, versions, fill_gaps, top)
         if compare:
             earlier = query.with_window(query.window.previous())
-            previous_rows, previous_cached = self._rows(earlier, versions, fill_gaps)
+            previous_rows, previous_cached = self._rows(earlier, versions, fill_gaps, top)
             cached += previous_cached
             shift = query.window.length
             blanks = _blanks(query.metrics)
@@ -212,9 +222,13 @@ class MetricService:
         return answers, cached
 
     def _rows(
-        self, query: MetricQuery, versions: DataVersions, fill_gaps: bool
+        self, query: MetricQuery, versions: DataVersions, fill_gaps: bool, top: TopN | None
     ) -> tuple[list[ResultRow], int]:
-        answers, cached = self._answers(query, versions)
+        if top is None:
+            answers, cached = self._answers(query, versions)
+        else:
+            tables, cached = top.fetch(query, lambda q: self.fetch(q, versions))
+            answers = [(statement, _Answer(table)) for statement, table in tables]
         # Figures are computed a whole column at a time; only the assembly into rows is
         # per row. Rows of several statements (one per source) meet by their keys.
         found: dict[_Key, dict[str, MetricValue]] = {}

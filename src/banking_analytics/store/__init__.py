@@ -4,7 +4,11 @@
 """
 
 from banking_analytics.store._engine import Engine, WriteTransaction, open_engine
-from banking_analytics.store._errors import StoreUnavailableError, StoreURLError
+from banking_analytics.store._errors import (
+    StatementTimeoutError,
+    StoreUnavailableError,
+    StoreURLError,
+)
 from banking_analytics.store._tables import ALL_TABLES, EVENT_TABLES, QUARANTINE, Column, TableDef
 
 __all__ = [
@@ -13,6 +17,7 @@ __all__ = [
     "QUARANTINE",
     "Column",
     "Engine",
+    "StatementTimeoutError",
     "StoreURLError",
     "StoreUnavailableError",
     "TableDef",

@@ -16,8 +16,10 @@ import pyarrow.compute as pc
 
 from banking_analytics.events import Kind
 from banking_analytics.store._engine import Engine, WriteTransaction
+from banking_analytics.store._errors import StatementTimeoutError
 from banking_analytics.store._sql import column_list, migration_statements, quote
 from banking_analytics.store._tables import TableDef
+from banking_analytics.store._watchdog import Watchdog
 
 __all__ = ["DuckDBEngine"]
 
@@ -168,6 +170,8 @@ class DuckDBEngine(Engine):
         # about as much as a small dashboard query.
         self._idle_readers: list[duckdb.DuckDBPyConnection] = []
         self._readers_lock = threading.Lock()
+        # DuckDB has no statement timeout of its own (see Engine.statement_timeout).
+        self._watchdog = Watchdog(f"duckdb-watchdog {url}")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for the calling thread (DuckDB cursors are not shared)."""
@@ -230,11 +234,24 @@ class DuckDBEngine(Engine):
             cur = self._idle_readers.pop() if self._idle_readers else None
         if cur is None:
             cur = self._cursor()
+        seconds = self.statement_timeout
+        watch = None if seconds is None else self._watchdog.watch(seconds, cur.interrupt)
         try:
             return cur.sql(sql, params=list(params) or None).to_arrow_table()
+        except duckdb.InterruptException:
+            if watch is None or not watch.fired:
+                raise
+            raise StatementTimeoutError(watch.seconds) from None
         finally:
+            if watch is not None:
+                self._watchdog.finish(watch)
             with self._readers_lock:
-                keep = not self._closed and len(self._idle_readers) < _MAX_IDLE_READERS
+                # A cursor the watchdog interrupted is not trusted with another query.
+                keep = (
+                    not self._closed
+                    and len(self._idle_readers) < _MAX_IDLE_READERS
+                    and not (watch is not None and watch.fired)
+                )
                 if keep:
                     self._idle_readers.append(cur)
             if not keep:
@@ -252,3 +269,4 @@ class DuckDBEngine(Engine):
                 cur.close()
             self._writer_cursor.close()
             self._con.close()
+            self._watchdog.close()

@@ -74,6 +74,22 @@ class Engine(ABC):
     #: sqlglot dialect name of the engine's SQL.
     dialect: str
     url: str
+    _statement_timeout: float | None = None
+
+    @property
+    def statement_timeout(self) -> float | None:
+        """Seconds a read (:meth:`query`) may run before the engine stops it and raises
+        :class:`StatementTimeoutError`; None (the default) lets reads run to the end.
+
+        Writes are never stopped: an ingest transaction that has started finishes.
+        """
+        return self._statement_timeout
+
+    @statement_timeout.setter
+    def statement_timeout(self, seconds: float | None) -> None:
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"statement_timeout must be positive seconds or None, got {seconds}")
+        self._statement_timeout = seconds
 
     @abstractmethod
     def migrate(self, tables: Sequence[TableDef]) -> None:

@@ -10,6 +10,7 @@ the check for stored ids and the insert never interleave with another writer.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
@@ -25,7 +26,11 @@ from psycopg.types.string import TextLoader
 
 from banking_analytics.events import Kind
 from banking_analytics.store._engine import Engine, WriteTransaction
-from banking_analytics.store._errors import StoreUnavailableError, StoreURLError
+from banking_analytics.store._errors import (
+    StatementTimeoutError,
+    StoreUnavailableError,
+    StoreURLError,
+)
 from banking_analytics.store._postgres_results import rows_to_arrow
 from banking_analytics.store._postgres_url import parse_postgres_url
 from banking_analytics.store._sql import column_list, migration_statements, quote
@@ -171,6 +176,10 @@ class PostgresEngine(Engine):
             ) from None
         self._schema = target.schema
         self._idle: list[Connection] = []
+        #: The statement timeout each reader's session was given (None: the server's own).
+        self._session_timeouts: weakref.WeakKeyDictionary[Connection, float | None] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
@@ -256,6 +265,7 @@ class PostgresEngine(Engine):
         if conn is None:
             conn = self._connect()
         try:
+            self._apply_statement_timeout(conn)
             yield conn
         finally:
             keep = conn.info.transaction_status == TransactionStatus.IDLE
@@ -265,6 +275,22 @@ class PostgresEngine(Engine):
                     self._idle.append(conn)
             if not keep:
                 conn.close()
+
+    def _apply_statement_timeout(self, conn: Connection) -> None:
+        """Give a reader's session the engine's statement timeout, if it has another one.
+
+        A session setting, sent only when the timeout changed: every statement on the
+        connection then carries it, at no extra round trip.
+        """
+        seconds = self.statement_timeout
+        if self._session_timeouts.get(conn) == seconds:
+            return
+        if seconds is None:
+            conn.execute("RESET statement_timeout")
+        else:
+            milliseconds = max(round(seconds * 1000), 1)
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", [str(milliseconds)])
+        self._session_timeouts[conn] = seconds
 
     @staticmethod
     def _columns(conn: Connection, table: str) -> list[str]:
@@ -299,16 +325,22 @@ class PostgresEngine(Engine):
             yield _PostgresTransaction(conn)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        with self._reader() as conn:
-            try:
+        try:
+            with self._reader() as conn:
+                try:
+                    return _run(conn, sql, params)
+                except psycopg.OperationalError as exc:
+                    if isinstance(exc, psycopg.errors.QueryCanceled) or not conn.broken:
+                        raise
+            # The server had dropped the connection (restart, idle timeout): reads are
+            # safe to run again, on a new connection.
+            with self._reader(fresh=True) as conn:
                 return _run(conn, sql, params)
-            except psycopg.OperationalError:
-                if not conn.broken:
-                    raise
-        # The server had dropped the connection (restart, idle timeout): reads are safe
-        # to run again, on a new connection.
-        with self._reader(fresh=True) as conn:
-            return _run(conn, sql, params)
+        except psycopg.errors.QueryCanceled:
+            seconds = self.statement_timeout
+            if seconds is None:
+                raise
+            raise StatementTimeoutError(seconds) from None
 
     def close(self) -> None:
         with self._write_lock, self._pool_lock:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import PerformanceDashboard
-from banking_analytics.api.deps import Analytics, ReadAnalytics
+from banking_analytics.api.deps import Admitted, Analytics, ReadAnalytics
 from banking_analytics.api.routes._params import Lookback, Period24h, Timezone
 
 __all__ = ["router"]
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/dashboard", tags=["dashboards"], route_class=Policed
 def performance_dashboard(
     analytics: Analytics,
     _: ReadAnalytics,
+    _admitted: Admitted,
     period: Period24h,
     timezone: Timezone = "UTC",
     health_lookback: Lookback = "7d",

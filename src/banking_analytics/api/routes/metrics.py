@@ -11,7 +11,7 @@ from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import MetricQueryIn, MetricQueryOut
 from banking_analytics.api._problems import ProblemError
-from banking_analytics.api.deps import Analytics, ReadAnalytics
+from banking_analytics.api.deps import Admitted, Analytics, QueryBudgetOf, ReadAnalytics
 from banking_analytics.metrics import CATALOG, TimeWindow
 
 __all__ = ["router"]
@@ -53,12 +53,20 @@ def metric_catalogue(_: ReadAnalytics) -> list[dict[str, Any]]:
 
 @router.post("/query", response_model=MetricQueryOut)
 def query_metrics(
-    body: MetricQueryIn, request: Request, analytics: Analytics, principal: ReadAnalytics
+    body: MetricQueryIn,
+    request: Request,
+    analytics: Analytics,
+    principal: ReadAnalytics,
+    budget: QueryBudgetOf,
+    _: Admitted,
 ) -> dict[str, Any]:
     """Any catalogue metrics, cut by dimensions and optionally bucketed in time.
 
     The window is ``time_period`` ending now, or ``start`` and ``end`` together. A
-    query filtered to single users reads their data, and is audited as such.
+    query filtered to single users reads their data, and is audited as such. A
+    query whose answer could exceed the server's budget of cells answers 422
+    before it runs; ``limit`` asks for the top N dimension-value combinations
+    and an ``(other)`` row instead of all of them.
     """
     if (body.start is None) != (body.end is None):
         raise ProblemError(
@@ -75,6 +83,8 @@ def query_metrics(
         filters=body.filters,
         timezone=body.timezone,
         compare=body.compare,
+        limit=body.limit,
+        budget=budget,
     ).as_dict()
     users = body.filters.get("user")
     for user in [users] if isinstance(users, str) else users or []:
