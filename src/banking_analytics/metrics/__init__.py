@@ -5,6 +5,7 @@ filters; :class:`MetricService` compiles it with sqlglot for the engine's
 dialect, runs it, and returns a :class:`QueryResult`.
 """
 
+from banking_analytics.metrics._calendar import bucket_starts
 from banking_analytics.metrics._catalog import (
     CATALOG,
     LATENCY_PERCENTILES,
@@ -21,7 +22,6 @@ from banking_analytics.metrics._service import (
     DataVersions,
     MetricService,
     bucket_microseconds,
-    bucket_starts,
     to_records,
 )
 from banking_analytics.metrics._window import (

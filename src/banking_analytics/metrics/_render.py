@@ -3,7 +3,8 @@
 sqlglot transpiles most of the SQL; a renderer overrides only what it gets
 wrong or what a dialect lacks. DuckDB and PostgreSQL share the base: both have
 exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``;
-DuckDB overrides how a UTC bucket is computed and how percentiles are called.
+DuckDB overrides how a fixed-width UTC bucket is computed and how percentiles are
+called.
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ class Renderer:
         )
 
     def bucket(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> TimeBucket:
-        """How ``timestamp`` is cut into buckets truncated in ``timezone``'s wall clock."""
-        if timezone == "UTC" or bucket is Bucket.QUARTER_HOUR:
+        """How ``timestamp`` is cut into buckets truncated in ``timezone``'s wall clock.
+
+        A calendar month, quarter or year is ``date_trunc`` of the local wall-clock time,
+        converted back: it starts at local midnight on the 1st, in UTC too.
+        """
+        if (timezone == "UTC" and not bucket.is_calendar) or bucket is Bucket.QUARTER_HOUR:
             # In UTC every bucket is a fixed width from an origin (weeks from a Monday), so
             # flooring the epoch cuts it: whole-number arithmetic, where truncating a zoned
             # time costs the engine a calendar computation per row. No engine truncates to
