@@ -3,8 +3,7 @@
 sqlglot transpiles most of the SQL; a renderer overrides only what it gets
 wrong or what a dialect lacks. DuckDB and PostgreSQL share the base: both have
 exact nearest-rank ``percentile_disc``-style aggregates and ``AT TIME ZONE``;
-DuckDB overrides how a fixed-width UTC bucket is computed and how percentiles are
-called.
+DuckDB overrides how a UTC bucket is computed and how percentiles are called.
 """
 
 from __future__ import annotations
