@@ -97,6 +97,18 @@ QUERIES = {
         dimensions=["institution", "aggregator", "feature"],
         bucket="15min",
     ),
+    "connection_attempts_monthly_london": MetricQuery.build(
+        ["connection_attempts", "connection_success_rate"],
+        TimeWindow(NOW - timedelta(days=90), NOW),
+        bucket="month",
+        timezone="Europe/London",
+    ),
+    "net_revenue_quarterly_utc": MetricQuery.build(
+        ["net_revenue"],
+        TimeWindow(NOW - timedelta(days=365), NOW),
+        dimensions=["currency"],
+        bucket="quarter",
+    ),
     "net_revenue_by_feature": MetricQuery.build(
         ["net_revenue"],
         TimeWindow(NOW - timedelta(days=30), NOW),

@@ -17,21 +17,18 @@ from banking_analytics.metrics import (
     MetricService,
     QueryError,
     TimeWindow,
-    bucket_starts,
     parse_time_period,
 )
-from banking_analytics.metrics._service import (  # the cache's accounting; gap filling
-    _EPOCH,
-    _Answer,
-    _bucket_keys,
-    _LRUCache,
-)
+from banking_analytics.metrics._service import _Answer, _LRUCache  # the cache's accounting
 from banking_analytics.vocabulary import ErrorCategory
 
 T0 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=1)
 HOUR = TimeWindow(T0, NOW, "hand")
 EARLIER = TimeWindow(T0 - timedelta(hours=1), T0, "hand, the hour before")
+
+#: A zone whose clocks change, and one half an hour off whole hours.
+ZONES = ["UTC", "America/New_York", "Asia/Kolkata"]
 
 
 def attempt(i: int, outcome: str, **fields: Any) -> dict[str, Any]:
@@ -783,24 +780,86 @@ def test_figures_kept_with_a_cached_answer_count_towards_the_byte_bound(
     assert filled(read_figures=True).get(("first",)) is None
 
 
-@pytest.mark.parametrize("bucket", ["minute", "15min", "hour", "day", "week"])
-@pytest.mark.parametrize("timezone", ["UTC", "America/New_York"])
-def test_gap_filling_lists_the_buckets_the_engines_cut(bucket: str, timezone: str) -> None:
-    """The buckets a series is filled with, whether counted as integers (fixed-width UTC)
-    or walked on the calendar, are those that overlap the window, from the bucket holding
-    its start; across a daylight-saving change too."""
-    start = datetime(2026, 3, 7, 23, 7, 30, tzinfo=UTC)  # New York springs forward on 8 March
-    length = timedelta(hours=4, seconds=90) if bucket == "minute" else timedelta(days=9, minutes=1)
-    if bucket == "minute":
-        start += timedelta(hours=7)  # 2:00 does not exist in New York that morning
-    window = TimeWindow(start, start + length)
-    query = MetricQuery.build(["connection_attempts"], window, bucket=bucket, timezone=timezone)
-    keys = list(_bucket_keys(query))
-    starts = [_EPOCH + k * timedelta(microseconds=1) for k in keys]
-    assert starts == bucket_starts(window, query.bucket, timezone)  # type: ignore[arg-type]
-    assert starts[0] <= window.start < starts[1]
-    assert starts[-1] < window.end
-    width = query.bucket.width if query.bucket else None
-    if timezone == "UTC" and bucket != "week":
-        assert all(b - a == width for a, b in itertools.pairwise(starts))
-        assert (keys[0] * 1000) % (width // timedelta(milliseconds=1)) == 0  # type: ignore[operator]
+#: New York springs forward on 8 March 2026 (2:00 EST -> 3:00 EDT); London falls back on
+#: 25 October 2026 (2:00 BST -> 1:00 GMT: the hour from 1:00 is lived twice).
+SPRING = TimeWindow(
+    datetime(2026, 3, 7, 23, 7, 30, tzinfo=UTC), datetime(2026, 3, 16, 23, 8, 30, tzinfo=UTC)
+)
+SPRING_MORNING = TimeWindow(
+    datetime(2026, 3, 8, 6, 7, 30, tzinfo=UTC), datetime(2026, 3, 8, 10, 9, tzinfo=UTC)
+)
+AUTUMN_NIGHT = TimeWindow(
+    datetime(2026, 10, 24, 22, 0, tzinfo=UTC), datetime(2026, 10, 25, 4, 0, tzinfo=UTC)
+)
+CUTS = [
+    *((bucket, zone, SPRING) for bucket in ("15min", "hour", "day", "week") for zone in ZONES),
+    *(("minute", zone, SPRING_MORNING) for zone in ZONES),
+    ("hour", "America/New_York", SPRING_MORNING),
+    ("hour", "Europe/London", AUTUMN_NIGHT),
+]
+
+
+def every(step: timedelta, window: TimeWindow) -> list[datetime]:
+    count = -(-window.length // step)
+    return [window.start + i * step for i in range(count)]
+
+
+def test_gap_filling_lists_the_buckets_the_engines_cut(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """An attempt every 10 minutes (every 30 s over the minute window) puts one in every
+    bucket: the buckets the engine cuts are those gap filling lists for a query that
+    matches no event. Some are worked out by hand: New York's days and weeks start at
+    local midnight (05:00 UTC in winter, 04:00 in summer), and London's twice-lived hour
+    is one bucket, which both engines start at its later instant (1:00 GMT)."""
+    times = every(timedelta(minutes=10), SPRING) + every(timedelta(seconds=30), SPRING_MORNING)
+    times += every(timedelta(minutes=10), AUTUMN_NIGHT)
+    events = [
+        {**attempt(i, "success"), "occurred_at": at.isoformat(), "started_at": at.isoformat()}
+        for i, at in enumerate(times)
+    ]
+    results = analytics.ingest(events)
+    assert {r.status for r in results} == {EventStatus.ACCEPTED}
+    cut: dict[tuple[str, str, TimeWindow], list[datetime | None]] = {}
+    for bucket, zone, window in CUTS:
+        query = MetricQuery.build(["connection_attempts"], window, bucket=bucket, timezone=zone)
+        engine = [r.bucket for r in analytics.metrics.run(query, fill_gaps=False).rows]
+        nothing = MetricQuery.build(
+            ["connection_attempts"],
+            window,
+            bucket=bucket,
+            timezone=zone,
+            filters={"institution": "ins_none"},
+        )
+        filled = analytics.metrics.run(nothing).rows
+        assert [r.bucket for r in filled] == engine, (bucket, zone)
+        assert all(r["connection_attempts"] == 0 for r in filled)
+        cut[bucket, zone, window] = engine
+
+    def utc(day: int, hour: int, month: int = 3) -> datetime:
+        return datetime(2026, month, day, hour, tzinfo=UTC)
+
+    assert cut["day", "America/New_York", SPRING] == [utc(7, 5), utc(8, 5)] + [
+        utc(day, 4) for day in range(9, 17)
+    ]
+    assert cut["week", "America/New_York", SPRING] == [utc(2, 5), utc(9, 4), utc(16, 4)]
+    assert cut["week", "UTC", SPRING] == [utc(2, 0), utc(9, 0), utc(16, 0)]
+    # 01:00-02:00 EST is followed by 03:00 EDT: no bucket for a 2:00 that never was.
+    assert cut["hour", "America/New_York", SPRING_MORNING] == [
+        utc(8, hour) for hour in range(6, 11)
+    ]
+    assert cut["hour", "Europe/London", AUTUMN_NIGHT] == [
+        utc(24, 22, 10),
+        utc(24, 23, 10),
+        utc(25, 1, 10),
+        utc(25, 2, 10),
+        utc(25, 3, 10),
+    ]
+    for bucket, width in (("15min", 15), ("hour", 60), ("day", 1440)):
+        starts = cut[bucket, "UTC", SPRING]
+        assert starts[0] <= SPRING.start < starts[1]
+        assert starts[-1] < SPRING.end <= starts[-1] + timedelta(minutes=width)
+        assert all(b - a == timedelta(minutes=width) for a, b in itertools.pairwise(starts))
+    minutes = cut["minute", "Asia/Kolkata", SPRING_MORNING]
+    assert minutes[0] == SPRING_MORNING.start.replace(second=0)
+    assert len(minutes) == 4 * 60 + 2  # 06:07 to 10:08, both partly in the window

@@ -242,10 +242,12 @@ REPORTED: dict[str, Reference] = {
 REFERENCES: dict[str, Reference] = {**CONNECTION, **SYNC, **BEHAVIOUR, **REVENUE, **REPORTED}
 
 
-def table(analytics: BankingPerformanceAnalytics, name: str) -> pd.DataFrame:
+def table(
+    analytics: BankingPerformanceAnalytics, name: str, window: TimeWindow = WINDOW
+) -> pd.DataFrame:
     frame: pd.DataFrame = analytics.engine.query(f"SELECT * FROM {name}").to_pandas()
     frame["occurred_at"] = pd.to_datetime(frame["occurred_at"], utc=True)
-    inside = (frame.occurred_at >= WINDOW.start) & (frame.occurred_at < WINDOW.end)
+    inside = (frame.occurred_at >= window.start) & (frame.occurred_at < window.end)
     return frame[inside]
 
 
@@ -439,3 +441,132 @@ def test_every_figure_matches_pandas(store_url: str) -> None:
                 assert entry["count"] == counts.get(category, 0), (source, category)
                 assert entry["rate"] == pytest.approx(counts.get(category, 0) / len(frame))
             assert mix["uncategorised"] == int(failures.error_category.isna().sum())
+
+
+#: Five months of simulated events, from mid-May to early October 2026: partial months at
+#: both ends, clocks changing in London, New York and Adelaide, Kolkata at +5:30.
+CALENDAR_WINDOW = TimeWindow(
+    datetime(2026, 5, 10, 7, tzinfo=UTC), datetime(2026, 10, 8, 12, tzinfo=UTC), "calendar"
+)
+PERIODS = {"month": "M", "quarter": "Q", "year": "Y"}
+#: A reference given a bucket's events and the days of the window the bucket covers.
+BucketReference = Callable[[pd.DataFrame, float], Figure]
+
+
+def whole(reference: Reference) -> BucketReference:
+    return lambda g, _days: reference(g)
+
+
+def syncs_per_connection_per_day(g: pd.DataFrame, days: float) -> Figure:
+    connections = g.connection_id.nunique()
+    if not connections:
+        return None, 0
+    return float(g.outcome.isin(["success", "partial"]).sum()) / connections / days, connections
+
+
+def calendar_compare(
+    analytics: BankingPerformanceAnalytics,
+    frame: pd.DataFrame,
+    references: dict[str, BucketReference],
+    bucket: str,
+    zone: str,
+    dimensions: Sequence[str] = (),
+    columns: Sequence[str] = (),
+) -> int:
+    """Assert the engine's calendar buckets are exactly pandas' periods of the wall-clock
+    time in ``zone`` (every one of the window, for every dimension value seen, and no
+    other), starting where pandas puts the period's start in the zone, with every figure
+    equal; return how many figures were compared."""
+    window = CALENDAR_WINDOW
+    result = analytics.query_metrics(
+        list(references), window, dimensions=dimensions, bucket=bucket, timezone=zone
+    )
+    freq = PERIODS[bucket]
+
+    def period(at: pd.Series | pd.Timestamp) -> Any:
+        # Periods have no zone (pandas warns when dropping one): made from wall-clock time.
+        if isinstance(at, pd.Series):
+            return at.dt.tz_convert(zone).dt.tz_localize(None).dt.to_period(freq)
+        return at.tz_convert(zone).tz_localize(None).to_period(freq)
+
+    every = pd.period_range(
+        period(pd.Timestamp(window.start)),
+        period(pd.Timestamp(window.end - timedelta(microseconds=1))),
+        freq=freq,
+    )
+    combos = sorted(set(zip(*(frame[c] for c in columns), strict=True))) if columns else [()]
+    groups = dict(iter(frame.groupby([period(frame.occurred_at), *columns])))
+    expected = [(p, *combo) for p in every for combo in combos]
+    got = [(period(pd.Timestamp(r.bucket)), *r.dimensions.values()) for r in result.rows]
+    assert got == expected, (bucket, zone)
+    checked = 0
+    for key, row in zip(expected, result.rows, strict=True):
+        start = key[0].start_time.tz_localize(zone)
+        assert pd.Timestamp(row.bucket) == start, key
+        end = (key[0] + 1).start_time.tz_localize(zone)
+        days = (min(end, pd.Timestamp(window.end)) - max(start, pd.Timestamp(window.start))) / (
+            pd.Timedelta(days=1)
+        )
+        group = groups.get(key, frame.iloc[:0])
+        for name, reference in references.items():
+            value, sample = reference(group, days)
+            figure = row.values[name]
+            assert figure.sample_size == sample or sample is None, (name, key)
+            if value is None:
+                assert figure.value is None, (name, key, figure)
+            else:
+                assert figure.value == pytest.approx(value, rel=1e-9), (name, key)
+            checked += 1
+    return checked
+
+
+def test_calendar_buckets_match_pandas(store_url: str) -> None:
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        config = SimulationConfig(
+            users=300, days=160, seed=7, end=datetime(2026, 10, 9, tzinfo=UTC)
+        )
+        kept = {EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN, EventType.BEHAVIOR}
+
+        def sink(event_type: EventType, chunk: pa.Table) -> None:
+            if event_type in kept:
+                outcome = analytics.ingest_arrow(chunk, event_type=event_type)
+                assert outcome.count(EventStatus.REJECTED) == 0
+
+        run_simulation(config, sink)
+        attempts = table(analytics, "connection_attempt_events", CALENDAR_WINDOW)
+        sync_runs = table(analytics, "sync_run_events", CALENDAR_WINDOW)
+        behaviour = table(analytics, "behavior_events", CALENDAR_WINDOW)
+        assert len(attempts) > 300
+        connection = {
+            name: whole(CONNECTION[name])
+            for name in (
+                "connection_attempts",
+                "connection_success_rate",
+                "connection_latency_p95_ms",
+                "link_conversion_rate",
+            )
+        }
+        sync = {
+            "sync_success_rate": whole(SYNC["sync_success_rate"]),
+            "sync_frequency_per_day": syncs_per_connection_per_day,
+        }
+        usage = {name: whole(BEHAVIOUR[name]) for name in ("feature_interactions", "unique_users")}
+        checked = 0
+        for zone in ("UTC", "Europe/London", "America/New_York"):
+            checked += calendar_compare(analytics, attempts, connection, "month", zone)
+        checked += calendar_compare(
+            analytics,
+            attempts,
+            connection,
+            "quarter",
+            "Australia/Adelaide",
+            ["aggregator"],
+            ["aggregator"],
+        )
+        checked += calendar_compare(analytics, sync_runs, sync, "month", "Asia/Kolkata")
+        checked += calendar_compare(analytics, sync_runs, sync, "month", "Australia/Adelaide")
+        checked += calendar_compare(
+            analytics, behaviour, usage, "quarter", "Europe/London", ["feature"], ["feature"]
+        )
+        checked += calendar_compare(analytics, behaviour, usage, "year", "America/New_York")
+        assert checked > 200

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from banking_analytics.access import AuditEntry, Role
 from banking_analytics.api._event_models import any_event_schema
 from banking_analytics.api._types import IsoDateTime
-from banking_analytics.metrics import MAX_LIMIT
+from banking_analytics.metrics import MAX_LIMIT, Bucket
 
 __all__ = [
     "AuditPage",
@@ -284,7 +284,11 @@ class MetricQueryIn(_In):
     start: IsoDateTime | None = Field(default=None, description="With end: an explicit window")
     end: IsoDateTime | None = None
     dimensions: list[str] = Field(default_factory=list, max_length=5)
-    bucket: str | None = Field(default=None, max_length=16)
+    bucket: str | None = Field(
+        default=None,
+        max_length=16,
+        description=f"One of {', '.join(Bucket)}; none for one row per dimension combination",
+    )
     filters: dict[str, str | list[str]] = Field(default_factory=dict, max_length=10)
     timezone: str = Field(default="UTC", max_length=64)
     compare: bool = False

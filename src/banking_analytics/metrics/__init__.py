@@ -9,6 +9,7 @@ dialect, runs it, and returns a :class:`QueryResult`.
 """
 
 from banking_analytics.metrics._budget import DEFAULT_MAX_CELLS, QueryBudget, QueryTooLargeError
+from banking_analytics.metrics._calendar import bucket_starts
 from banking_analytics.metrics._catalog import (
     CATALOG,
     LATENCY_PERCENTILES,
@@ -57,7 +58,6 @@ from banking_analytics.metrics._service import (
     DataVersions,
     MetricService,
     bucket_microseconds,
-    bucket_starts,
     to_records,
 )
 from banking_analytics.metrics._source import SOURCES, Source

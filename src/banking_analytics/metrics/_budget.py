@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
+from banking_analytics.metrics._calendar import bucket_count
 from banking_analytics.metrics._model import DIMENSIONS
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer
@@ -40,7 +41,7 @@ __all__ = [
     "DEFAULT_MAX_CELLS",
     "QueryBudget",
     "QueryTooLargeError",
-    "bucket_count",
+    "answer_buckets",
     "window_rows",
 ]
 
@@ -60,11 +61,12 @@ class QueryTooLargeError(QueryError):
         self.cells_at_least = cells_at_least
 
 
-def bucket_count(query: MetricQuery) -> int:
-    """Buckets the query's window is cut into, at most (1 without a bucket)."""
+def answer_buckets(query: MetricQuery) -> int:
+    """Buckets the query's answer has, at most (1 without a bucket): the window's buckets
+    (see :func:`bucket_count`), one more for a window that does not start on a boundary."""
     if query.bucket is None:
         return 1
-    return math.ceil(query.window.length / query.bucket.width) + 1
+    return math.ceil(bucket_count(query.window, query.bucket, query.timezone)) + 1
 
 
 def window_rows(query: MetricQuery, source: Source) -> tuple[exp.Select, tuple[object, ...]]:
@@ -138,7 +140,7 @@ class QueryBudget:
 
         ``limit`` is the top-N asked for, if any (N combinations and "other").
         """
-        buckets = bucket_count(query)
+        buckets = answer_buckets(query)
         per_combination = buckets * len(query.metrics) * (2 if compare else 1)
         shape = f"{buckets:,} {query.bucket.value} buckets x " if query.bucket else ""
         metrics = f"{len(query.metrics)} metric{'s' if len(query.metrics) > 1 else ''}"

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from banking_analytics.events import Field, Kind
+from banking_analytics.metrics._calendar import bucket_count
 from banking_analytics.metrics._catalog import CATALOG
 from banking_analytics.metrics._model import DIMENSIONS, Metric
 from banking_analytics.metrics._window import Bucket, QueryError, TimeWindow, check_timezone
@@ -62,12 +63,13 @@ class MetricQuery:
                 "or filter on one currency"
             )
         chosen_bucket = _bucket(bucket)
-        if chosen_bucket is not None and window.length / chosen_bucket.width > MAX_BUCKETS:
+        zone = check_timezone(timezone)
+        if chosen_bucket is not None and bucket_count(window, chosen_bucket, zone) > MAX_BUCKETS:
             raise QueryError(
                 f"bucket {chosen_bucket.value} over {window.label} makes more than "
                 f"{MAX_BUCKETS} buckets; use a wider bucket or a shorter window"
             )
-        return cls(chosen, window, dims, chosen_bucket, checked_filters, check_timezone(timezone))
+        return cls(chosen, window, dims, chosen_bucket, checked_filters, zone)
 
     def with_window(self, window: TimeWindow) -> MetricQuery:
         return MetricQuery(

@@ -65,20 +65,32 @@ class Renderer:
         )
 
     def bucket(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> TimeBucket:
-        """How ``timestamp`` is cut into buckets truncated in ``timezone``'s wall clock."""
-        if timezone == "UTC" or bucket is Bucket.QUARTER_HOUR:
+        """How ``timestamp`` is cut into buckets truncated in ``timezone``'s wall clock.
+
+        A calendar month, quarter or year is ``date_trunc`` of the local wall-clock time,
+        converted back: it starts at local midnight on the 1st, in UTC too.
+        """
+        if (timezone == "UTC" and not bucket.is_calendar) or bucket is Bucket.QUARTER_HOUR:
             # In UTC every bucket is a fixed width from an origin (weeks from a Monday), so
             # flooring the epoch cuts it: whole-number arithmetic, where truncating a zoned
             # time costs the engine a calendar computation per row. No engine truncates to
             # 15 minutes by name; every UTC offset in the tz database is a whole number of
             # quarter hours, so flooring the epoch serves that bucket in every timezone.
             return self._fixed_width(timestamp, bucket)
-        unit = exp.var(bucket.value.upper())
-        zone = exp.Literal.string(timezone)
-        local = exp.AtTimeZone(this=timestamp, zone=zone)
-        truncated = exp.DateTrunc(unit=unit, this=local)  # type: ignore[no-untyped-call]
-        start = exp.AtTimeZone(this=truncated, zone=zone)
-        return TimeBucket(start, start.copy())
+        return self._wall_clock(timestamp, bucket, timezone)
+
+    def _wall_clock(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> TimeBucket:
+        """Buckets truncated on the wall clock, grouped by the (zoneless) local truncation:
+        converting it back to an instant once per group rather than once per row halves
+        the time of a London month or day over 10M rows on DuckDB (8.6 s -> 4.0 s; on
+        PostgreSQL over 1M rows: 2.0 s -> 1.5 s)."""
+        local = self._local_time(timestamp, timezone)
+        key = exp.DateTrunc(unit=exp.var(bucket.value.upper()), this=local)  # type: ignore[no-untyped-call]
+        return TimeBucket(key, exp.AtTimeZone(this=key.copy(), zone=exp.Literal.string(timezone)))
+
+    def _local_time(self, timestamp: exp.Expr, timezone: str) -> exp.Expr:
+        """The zoneless wall-clock time of ``timestamp`` in ``timezone``."""
+        return exp.AtTimeZone(this=timestamp, zone=exp.Literal.string(timezone))
 
     def _fixed_width(self, timestamp: exp.Expr, bucket: Bucket) -> TimeBucket:
         """UTC buckets counted from the epoch (weeks: from the first Monday after it), by
@@ -121,6 +133,13 @@ class DuckDBRenderer(Renderer):
         # first for an ordering it does not need (the headline's two: 12.5 -> 7 ms).
         fractions = exp.Array(expressions=[exp.Literal.number(q) for q in qs])
         return exp.Anonymous(this="QUANTILE_DISC", expressions=[value, fractions])
+
+    def _local_time(self, timestamp: exp.Expr, timezone: str) -> exp.Expr:
+        if timezone != "UTC":
+            return super()._local_time(timestamp, timezone)
+        # UTC's wall clock is the epoch: a timestamp made from its microseconds is that
+        # clock without an ICU conversion per row (UTC months over 10M rows: 3.6 -> 0.9 s).
+        return exp.UnixToTime(this=exp.UnixMicros(this=timestamp), scale=exp.UnixToTime.MICROS)
 
     def _fixed_width(self, timestamp: exp.Expr, bucket: Bucket) -> TimeBucket:
         # Counted from year one, every time a query reads is positive, so integer

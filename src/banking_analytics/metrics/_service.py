@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import product
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -28,6 +27,7 @@ from sqlglot import exp
 
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics._budget import QueryBudget
+from banking_analytics.metrics._calendar import bucket_end, bucket_keys, matching_buckets
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, MetricParts, compile_query
 from banking_analytics.metrics._expr import evaluate
 from banking_analytics.metrics._model import (
@@ -46,11 +46,10 @@ from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
 from banking_analytics.metrics._top import TopN
-from banking_analytics.metrics._window import Bucket, TimeWindow
 from banking_analytics.store import Engine
 from banking_analytics.vocabulary import EventType
 
-__all__ = ["DataVersions", "MetricService", "bucket_microseconds", "bucket_starts", "to_records"]
+__all__ = ["DataVersions", "MetricService", "bucket_microseconds", "to_records"]
 
 #: Each table's data version, by table name.
 DataVersions = Mapping[str, int]
@@ -176,9 +175,16 @@ class MetricService:
             earlier = query.with_window(query.window.previous())
             previous_rows, previous_cached = self._rows(earlier, versions, fill_gaps, top)
             cached += previous_cached
-            shift = query.window.length
+            # Bucket by bucket, counted from the window's end: months differ in length.
+            later = (
+                matching_buckets(earlier.window, query.window, query.bucket, query.timezone)
+                if query.bucket is not None
+                else {}
+            )
             blanks = _blanks(query.metrics)
-            by_key = {(r.bucket + shift if r.bucket else None, _dims(r)): r for r in previous_rows}
+            by_key = {
+                (later.get(r.bucket) if r.bucket else None, _dims(r)): r for r in previous_rows
+            }
             rows = [
                 ResultRow(
                     r.bucket,
@@ -351,7 +357,7 @@ def _days(query: MetricQuery, bucket: datetime | None) -> float:
     if bucket is None or query.bucket is None:
         return query.window.days
     start = max(bucket, query.window.start)
-    end = min(bucket + query.bucket.width, query.window.end)
+    end = min(bucket_end(bucket, query.bucket, query.timezone), query.window.end)
     return max((end - start) / timedelta(days=1), 0.0)
 
 
@@ -447,67 +453,4 @@ def _all_buckets(query: MetricQuery, dims: set[tuple[str | None, ...]]) -> list[
     """Every bucket of the window, for every dimension combination seen (or none)."""
     assert query.bucket is not None
     combos = dims or ({()} if not query.dimensions else set())
-    return [(start, combo) for start, combo in product(_bucket_keys(query), combos)]
-
-
-def _bucket_keys(query: MetricQuery) -> Iterable[int]:
-    """The start of every bucket of the window, in microseconds since the epoch."""
-    assert query.bucket is not None
-    if _fixed_width(query.bucket, query.timezone):  # integers all the way (hourly: 2,160)
-        return _fixed_width_keys(query.window, query.bucket)
-    return [
-        (start - _EPOCH) // _MICROSECOND
-        for start in bucket_starts(query.window, query.bucket, query.timezone)
-    ]
-
-
-def _fixed_width_keys(window: TimeWindow, bucket: Bucket) -> range:
-    """Bucket starts, in microseconds since the epoch, of a fixed-width cut of ``window``:
-    from the one holding its start to the last that starts before its end."""
-    width = bucket.width // _MICROSECOND
-    first = (window.start - _EPOCH) // _MICROSECOND // width * width
-    return range(first, (window.end - _EPOCH) // _MICROSECOND, width)
-
-
-def _fixed_width(bucket: Bucket, timezone: str) -> bool:
-    """Whether buckets are a fixed width from the epoch: every UTC one but the week,
-    which starts on Monday."""
-    return timezone == "UTC" and bucket is not Bucket.WEEK
-
-
-def bucket_starts(window: TimeWindow, bucket: Bucket, timezone: str) -> list[datetime]:
-    """The start of every bucket that overlaps the window, as the engines truncate time.
-
-    A bucket starts at the wall-clock truncation of an instant in ``timezone``;
-    the window is walked in steps no wider than an hour so that days of 23 or
-    25 hours (daylight saving) are cut where the engines cut them.
-    """
-    if _fixed_width(bucket, timezone):
-        return [_EPOCH + at * _MICROSECOND for at in _fixed_width_keys(window, bucket)]
-    zone = ZoneInfo(timezone)
-    step = min(bucket.width, timedelta(hours=1))
-    starts: dict[datetime, None] = {}
-    at = window.start
-    while at < window.end:
-        starts[_truncate(at, bucket, zone)] = None
-        at += step
-    # The walk can step past the start of the last, partial bucket.
-    starts[_truncate(window.end - timedelta(microseconds=1), bucket, zone)] = None
-    return list(starts)
-
-
-def _truncate(at: datetime, bucket: Bucket, zone: ZoneInfo) -> datetime:
-    local = at.astimezone(zone).replace(tzinfo=None)
-    match bucket:
-        case Bucket.MINUTE:
-            local = local.replace(second=0, microsecond=0)
-        case Bucket.QUARTER_HOUR:
-            local = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
-        case Bucket.HOUR:
-            local = local.replace(minute=0, second=0, microsecond=0)
-        case Bucket.DAY:
-            local = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        case Bucket.WEEK:
-            local = local.replace(hour=0, minute=0, second=0, microsecond=0)
-            local -= timedelta(days=local.weekday())
-    return local.replace(tzinfo=zone).astimezone(ZoneInfo("UTC"))
+    return list(product(bucket_keys(query.window, query.bucket, query.timezone), combos))

@@ -38,17 +38,30 @@ class QueryError(ValueError):
 
 
 class Bucket(StrEnum):
-    """Width of a time-series bucket."""
+    """How a time series is cut: fixed-width buckets, or calendar months, quarters and years."""
 
     MINUTE = "minute"
     QUARTER_HOUR = "15min"
     HOUR = "hour"
     DAY = "day"
     WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+    @property
+    def is_calendar(self) -> bool:
+        """Whether the bucket is a calendar month, quarter or year, of varying length."""
+        return self not in _WIDTHS
 
     @property
     def width(self) -> timedelta:
-        return _WIDTHS[self]
+        """The nominal width of a fixed-width bucket (a day in a zone that changes its
+        clocks lasts 23 or 25 hours: its end is :func:`bucket_end`'s to give)."""
+        try:
+            return _WIDTHS[self]
+        except KeyError:
+            raise TypeError(f"a {self.value} bucket has no fixed width") from None
 
 
 _WIDTHS = {
