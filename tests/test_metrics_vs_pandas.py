@@ -525,7 +525,12 @@ def test_calendar_buckets_match_pandas(store_url: str) -> None:
         config = SimulationConfig(
             users=300, days=160, seed=7, end=datetime(2026, 10, 9, tzinfo=UTC)
         )
-        kept = {EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN, EventType.BEHAVIOR}
+        kept = {
+            EventType.CONNECTION_ATTEMPT,
+            EventType.SYNC_RUN,
+            EventType.BEHAVIOR,
+            EventType.SUBSCRIPTION,
+        }
 
         def sink(event_type: EventType, chunk: pa.Table) -> None:
             if event_type in kept:
@@ -536,6 +541,7 @@ def test_calendar_buckets_match_pandas(store_url: str) -> None:
         attempts = table(analytics, "connection_attempt_events", CALENDAR_WINDOW)
         sync_runs = table(analytics, "sync_run_events", CALENDAR_WINDOW)
         behaviour = table(analytics, "behavior_events", CALENDAR_WINDOW)
+        subscriptions = table(analytics, "subscription_events", CALENDAR_WINDOW)
         assert len(attempts) > 300
         connection = {
             name: whole(CONNECTION[name])
@@ -569,4 +575,12 @@ def test_calendar_buckets_match_pandas(store_url: str) -> None:
             analytics, behaviour, usage, "quarter", "Europe/London", ["feature"], ["feature"]
         )
         checked += calendar_compare(analytics, behaviour, usage, "year", "America/New_York")
+        # Gross payments, and payments normalised to a month by an arithmetic expression,
+        # per London calendar month and currency.
+        money = {
+            name: whole(REVENUE[name]) for name in ("gross_payments", "payments_monthly_normalised")
+        }
+        checked += calendar_compare(
+            analytics, subscriptions, money, "month", "Europe/London", ["currency"], ["currency"]
+        )
         assert checked > 200

@@ -397,3 +397,51 @@ def test_rolling_counts_agree_whether_days_fit_in_a_mask_or_not(
     tail = [r["monthly_active_users"] for r in service.run(long).rows[-10:]]
     assert tail == [r["monthly_active_users"] for r in service.run(short).rows]
     assert tail == [2, 2, 2, 3, 3, 3, 3, 3, 3, 3]
+
+
+def test_payments_per_london_calendar_month(analytics: BankingPerformanceAnalytics) -> None:
+    """Gross and month-normalised payments per calendar month in Europe/London: a payment at
+    23:30 UTC on 31 March is in April there (British Summer Time), one at 22:30 in March."""
+    at = {
+        "a": "2026-03-31T23:30:00+00:00",  # 00:30 on 1 April in London
+        "b": "2026-03-31T22:30:00+00:00",  # 23:30 on 31 March
+        "c": "2026-04-15T12:00:00+00:00",
+        "d": "2026-05-31T23:00:00+00:00",  # midnight starting 1 June
+    }
+    ingest(
+        analytics,
+        [
+            {**payment("a", 0, unit_amount=999, amount=999), "occurred_at": at["a"]},
+            {
+                **payment("b", 0, unit_amount=1200, interval="year", amount=1200),
+                "occurred_at": at["b"],
+            },
+            {
+                **payment("c", 0, unit_amount=100, interval="week", quantity=3, amount=300),
+                "occurred_at": at["c"],
+            },
+            {
+                **payment("d", 0, unit_amount=500, discount_percent=50.0, amount=250),
+                "occurred_at": at["d"],
+            },
+        ],
+    )
+    window = TimeWindow(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
+    result = analytics.query_metrics(
+        ["gross_payments", "payments_monthly_normalised"],
+        window,
+        bucket="month",
+        timezone="Europe/London",
+        filters={"currency": "USD"},
+    )
+    london = [
+        datetime(2026, 3, 1, tzinfo=UTC),  # GMT
+        datetime(2026, 3, 31, 23, tzinfo=UTC),  # BST from 29 March
+        datetime(2026, 4, 30, 23, tzinfo=UTC),
+        datetime(2026, 5, 31, 23, tzinfo=UTC),
+        datetime(2026, 6, 30, 23, tzinfo=UTC),  # the window's last hour is July's
+    ]
+    assert [r.bucket for r in result.rows] == london
+    assert [r["gross_payments"] for r in result.rows] == [1200, 999 + 300, 0, 250, 0]
+    # 1200 a year: 100 a month; 100 a week for 3: 300 x 52/12 = 1300; 500 at half price.
+    assert [r["payments_monthly_normalised"] for r in result.rows] == [100, 2299, 0, 250, 0]
