@@ -216,8 +216,12 @@ def repeat(
     return tuple(samples)
 
 
-def run_command(cmd: Sequence[str], workdir: Path) -> tuple[float, float | None, str]:
-    """Run a command; its wall seconds, peak RSS in MB (if measurable) and stdout.
+def run_command(
+    cmd: Sequence[str], workdir: Path, code: Path = ROOT
+) -> tuple[float, float | None, str]:
+    """Run a command in the tree ``code`` (this checkout, or another commit's code: its
+    package comes first on the path); its wall seconds, peak RSS in MB (if measurable)
+    and stdout.
 
     The peak RSS comes from GNU time wrapping the command: a child's own
     ``ru_maxrss`` (``os.wait4``, ``RUSAGE_CHILDREN``) starts from this process's
@@ -229,13 +233,15 @@ def run_command(cmd: Sequence[str], workdir: Path) -> tuple[float, float | None,
     wrapped = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *cmd] if GNU_TIME else list(cmd)
     # Wide enough that rich does not wrap the summary lines we parse.
     env = {**os.environ, "COLUMNS": "250"}
+    if code != ROOT:
+        env["PYTHONPATH"] = str(code / "src")
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
-        code = subprocess.run(wrapped, stdout=out, stderr=err, cwd=ROOT, env=env).returncode
+        exit_code = subprocess.run(wrapped, stdout=out, stderr=err, cwd=code, env=env).returncode
         seconds = time.perf_counter() - started
-    if code != 0:
+    if exit_code != 0:
         tail = err_path.read_text(errors="replace").strip().splitlines()[-5:]
-        raise BenchmarkError(f"`{shlex.join(cmd)}` exited with {code}: " + " | ".join(tail))
+        raise BenchmarkError(f"`{shlex.join(cmd)}` exited with {exit_code}: " + " | ".join(tail))
     rss_mb = int(rss_path.read_text().split()[-1]) / 1024 if GNU_TIME else None
     return seconds, rss_mb, out_path.read_text(errors="replace")
 
@@ -745,10 +751,12 @@ class DashboardRun:
     events: int
     now: datetime
     answers: list[dict[str, Any]] = field(default_factory=list)
+    #: The code that computes it: this checkout, or an earlier commit's tree.
+    code: Path = ROOT
 
     def __call__(self, run_dir: Path) -> Sample:
         cmd = [sys.executable, "-m", "benchmarks.dashboard", self.url, self.variant]
-        _, rss, stdout = run_command([*cmd, "--now", self.now.isoformat()], run_dir)
+        _, rss, stdout = run_command([*cmd, "--now", self.now.isoformat()], run_dir, self.code)
         answer = json.loads(stdout.strip().splitlines()[-1])
         if self.variant == "warm" and not (
             answer["same_while_unchanged"] and answer["changed_by_new_event"]
@@ -760,13 +768,27 @@ class DashboardRun:
 
 def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
     users = DASHBOARD_USERS // 10 if ctx.quick else DASHBOARD_USERS
-    ctx.reporter.start("dashboard", 3 + 3 * DASHBOARD_RUNS + 3 * RUNS)
+    ctx.reporter.start("dashboard", 3 + 4 * DASHBOARD_RUNS + 3 * RUNS)
     url = f"duckdb:///{ctx.tmp}/dashboard.duckdb"
     events = simulate_store(ctx, url, users)
     engine_run = DashboardRun(url, "engine", events, END)
+    # The code before this change runs alternately with this one, on the same store, so
+    # the machine's drift touches both alike.
+    before_run: DashboardRun | None = None
+    notes_before: list[str] = []
+    try:
+        before_run = DashboardRun(url, "engine", events, END, code=export_commit(ctx, BASELINE))
+    except BenchmarkError as exc:
+        notes_before.append(f"The code before this change was not measured: {exc}")
+    engine_samples: list[Sample] = []
+    before_samples: list[Sample] = []
+    for _ in range(DASHBOARD_RUNS):
+        engine_samples += repeat(ctx, "dashboard duckdb", engine_run, runs=1)
+        if before_run is not None:
+            before_samples += repeat(ctx, f"dashboard at {BASELINE}", before_run, runs=1)
     engine = Measurement(
         "metric layer on DuckDB, cold process",
-        repeat(ctx, "dashboard duckdb", engine_run, runs=DASHBOARD_RUNS),
+        tuple(engine_samples),
         max_seconds=None if ctx.quick else 1.0,
     )
     loaded_run = DashboardRun(url, "engine-loaded", events, END)
@@ -790,6 +812,21 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
             for s, a in zip(pandas.samples, pandas_run.answers, strict=True)
         ),
     )
+    measurements_before: list[Measurement] = []
+    if before_run is not None:
+        before = Measurement(
+            f"the same, with the code of {BASELINE} (before the query layer), cold process",
+            tuple(before_samples),
+        )
+        measurements_before.append(before)
+        for key in ("success_rate", "p95_ms", "institutions", "health_entries"):
+            if before_run.answers[0][key] != engine_run.answers[0][key]:
+                raise BenchmarkError(f"{key}: {BASELINE} gives another answer")
+        notes_before.append(
+            f"Against the code of {BASELINE}, each run alternating with this code's on the "
+            f"same store: {engine.seconds / before.seconds:.2f}x its time (same answers, "
+            "checked)."
+        )
     theirs = pandas_run.answers[0]
     for mine in (engine_run.answers[0], loaded_run.answers[0]):
         for key in ("success_rate", "p95_ms", "institutions", "health_entries"):
@@ -824,7 +861,8 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
         "(its buffer pool) but not the result cache: every statement runs again, as every "
         "pandas computation does on its loaded DataFrames.",
     ]
-    measurements = [engine, loaded, pandas, pandas_with_load, full]
+    notes += notes_before
+    measurements = [engine, *measurements_before, loaded, pandas, pandas_with_load, full]
     try:
         measurements.append(postgres_dashboard(ctx, users // 10))
     except BenchmarkError as exc:
@@ -842,6 +880,27 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
         "one new connection attempt is recorded and the next call counts it (checked)."
     )
     return measurements, notes
+
+
+#: The commit whose code the dashboard is compared with: the last before the query layer
+#: (issue 12). ``BA_BENCH_BASELINE`` names another.
+BASELINE = os.environ.get("BA_BENCH_BASELINE", "e70b320")
+
+
+def export_commit(ctx: Context, revision: str) -> Path:
+    """A commit's tree, as ``git archive`` gives it, in the run's scratch directory."""
+    tree = ctx.tmp / f"code-{revision}"
+    if not tree.exists():
+        tree.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", revision],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            raise BenchmarkError(f"git archive {revision}: {archive.stderr.decode().strip()}")
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree
 
 
 def postgres_dashboard(ctx: Context, users: int) -> Measurement:

@@ -207,6 +207,9 @@ class _Statement:
         self._constants[slot] = value.value if isinstance(value, Enum) else value
         return exp.Placeholder(this=slot)
 
+    def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
+        return self._renderer.percentiles(value, qs)
+
     def render(self, value: Value | Condition) -> exp.Expr:
         return to_sql(value, self.bind, _column)
 
@@ -572,111 +575,86 @@ def _positional(sql: str, dialect: str) -> tuple[str, tuple[str, ...]]:
 
 
 class _Aggregates:
-    """The distinct aggregate expressions of one statement, each with an alias."""
+    """The distinct aggregate expressions of one statement, each with an alias.
+
+    Equal aggregates are recognised by what they compute (kind, value expression,
+    condition: frozen values, cheap to hash), and each is built, binding its
+    values, once.
+    """
 
     def __init__(self, statement: _Statement, metrics: Sequence[Metric]) -> None:
         self._statement = statement
-        # sqlglot expressions compare and hash by structure: equal aggregates meet here
-        # (a bound constant is named by its value's position, so equal definitions bind
-        # equal values: the first binding of an expression is kept and the rest dropped).
-        self._aliases: dict[exp.Expr, str] = {}
+        self._aliases: dict[tuple[object, ...], str] = {}
         self._expressions: dict[str, exp.Expr] = {}
         # Every percentile asked of the same values, so that one aggregate answers them all.
-        self._quantiles: dict[Percentile, list[float]] = defaultdict(list)
-        self._first: dict[tuple[object, ...], Percentile] = {}
+        self._quantiles: dict[tuple[object, ...], list[float]] = defaultdict(list)
         for metric in metrics:
             if isinstance(metric.measure, Percentile):
-                same = self._first.setdefault(_values_key(metric.measure), metric.measure)
-                qs = self._quantiles[same]
+                qs = self._quantiles[_values_key(metric.measure)]
                 if metric.measure.q not in qs:
                     qs.append(metric.measure.q)
 
-    def add(self, build: Callable[[], exp.Expr]) -> str:
-        """The alias of an aggregate, building it (and binding its values) once."""
-        expression = _Unbound(self._statement).of(build)
-        alias = self._aliases.get(expression)
+    def add(self, key: tuple[object, ...], build: Callable[[], exp.Expr]) -> str:
+        """The alias of the aggregate ``key`` names, building it the first time."""
+        alias = self._aliases.get(key)
         if alias is None:
-            alias = self._aliases[expression] = f"p{len(self._aliases)}"
+            alias = self._aliases[key] = f"p{len(self._aliases)}"
             self._expressions[alias] = build()
         return alias
 
     def items(self) -> list[tuple[str, exp.Expr]]:
         return list(self._expressions.items())
 
-    def count(self, measure: Count | CountDistinct) -> str:
-        statement = self._statement
-        if isinstance(measure, Count):
-            if measure.where is None:
-                return self.add(lambda: exp.Count(this=exp.Star()))
-            where = measure.where
-            return self.add(lambda: exp.Count(this=statement.when(where, exp.Literal.number(1))))
-        return self.add(
-            lambda: exp.Count(
-                this=exp.Distinct(expressions=[self._value(measure.expression, measure.where)])
-            )
-        )
-
     def _value(self, value: Value, where: Condition | None) -> exp.Expr:
         return self._statement.when(where, self._statement.render(value))
 
+    def count(self, measure: Count | CountDistinct) -> str:
+        if isinstance(measure, Count):
+            where = measure.where
+            if where is None:
+                return self.add(("rows",), lambda: exp.Count(this=exp.Star()))
+            return self.add(
+                ("rows", where),
+                lambda: exp.Count(this=self._statement.when(where, exp.Literal.number(1))),
+            )
+        value = measure.expression
+        return self.add(
+            ("distinct", value, measure.where),
+            lambda: exp.Count(this=exp.Distinct(expressions=[self._value(value, measure.where)])),
+        )
+
     def values(self, value: Value, where: Condition | None) -> str:
         """How many non-null values match ``where``."""
-        return self.add(lambda: exp.Count(this=self._value(value, where)))
+        return self.add(("values", value, where), lambda: exp.Count(this=self._value(value, where)))
 
     def total(self, measure: Sum | Mean) -> str:
-        return self.add(lambda: exp.Sum(this=self._value(measure.expression, measure.where)))
+        value = measure.expression
+        return self.add(
+            ("sum", value, measure.where),
+            lambda: exp.Sum(this=self._value(value, measure.where)),
+        )
 
     def extreme(self, measure: Max | Min) -> str:
         kind = exp.Max if isinstance(measure, Max) else exp.Min
-        return self.add(lambda: kind(this=self._value(measure.expression, measure.where)))
+        value = measure.expression
+        return self.add(
+            (kind.__name__, value, measure.where),
+            lambda: kind(this=self._value(value, measure.where)),
+        )
 
     def percentile(self, measure: Percentile) -> tuple[str, int]:
         """The list of percentiles of the measure's values, and the measure's place in it."""
-        same = self._first[_values_key(measure)]
-        qs = self._quantiles[same]
+        key = _values_key(measure)
+        qs = self._quantiles[key]
         alias = self.add(
-            lambda: self._statement._renderer.percentiles(
-                self._value(same.expression, same.where), qs
-            )
+            ("percentiles", *key),
+            lambda: self._statement.percentiles(self._value(measure.expression, measure.where), qs),
         )
         return alias, qs.index(measure.q)
 
 
 def _values_key(measure: Percentile) -> tuple[object, ...]:
     return (measure.expression, measure.where)
-
-
-class _Unbound:
-    """Builds an aggregate with its constants left as literals: the structure by which
-    equal aggregates are recognised, without binding anything."""
-
-    def __init__(self, statement: _Statement) -> None:
-        self._statement = statement
-
-    def of(self, build: Callable[[], exp.Expr]) -> exp.Expr:
-        statement = self._statement
-        saved = statement._constants
-        statement._constants = {}
-        try:
-            built = build()
-            constants = statement._constants
-        finally:
-            statement._constants = saved
-        return built.transform(
-            lambda node: (
-                _literal(constants[node.name])
-                if isinstance(node, exp.Placeholder) and node.name in constants
-                else node
-            )
-        )
-
-
-def _literal(value: Scalar) -> exp.Expr:
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, str):
-        return exp.Literal.string(value)
-    return exp.Literal.number(value)
 
 
 def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
