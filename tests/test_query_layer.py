@@ -294,10 +294,15 @@ def test_a_derived_metric_names_only_its_inputs() -> None:
         Metric("x", users.source, Derived(Col("unique_users"), (users,)), Unit.COUNT, "x")
 
 
-def test_engagement_matches_pandas_over_ninety_days(store_url: str) -> None:
-    """DAU, WAU, MAU and DAU/MAU at every day of 90, computed apart by pandas from the rows."""
-    end = datetime(2026, 10, 1, tzinfo=UTC)
-    window = TimeWindow(end - timedelta(days=90), end, "90d")
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_engagement_matches_pandas_over_ninety_days(store_url: str, zone: str) -> None:
+    """DAU, WAU, MAU and DAU/MAU at every day of 90 (of a zone's wall clock: New York's
+    include a 25-hour day), computed apart by pandas from the rows."""
+    end = datetime(2026, 11, 20, tzinfo=UTC)
+    local_end = pd.Timestamp("2026-11-20", tz=zone)
+    window = TimeWindow(
+        (local_end - pd.DateOffset(days=90)).to_pydatetime(), local_end.to_pydatetime(), "90d"
+    )
     with BankingPerformanceAnalytics.open(store_url) as analytics:
 
         def sink(event_type: EventType, chunk: pa.Table) -> None:
@@ -324,20 +329,22 @@ def test_engagement_matches_pandas_over_ninety_days(store_url: str) -> None:
             ],
             window,
             bucket="day",
+            timezone=zone,
         )
 
     def days_of(f: pd.DataFrame) -> pd.DataFrame:
-        at = pd.to_datetime(f.occurred_at, utc=True)
+        # Each event's day on the zone's wall clock (naive: pandas' calendar days).
+        at = pd.to_datetime(f.occurred_at, utc=True).dt.tz_convert(zone).dt.tz_localize(None)
         return pd.DataFrame({"user_id": f.user_id, "day": at.dt.floor("D")}).drop_duplicates()
 
     pairs, paying = days_of(frame), days_of(payers)
     # A user is new on the day of their first interaction ever (the store holds 125 days).
     first_seen = pairs.groupby("user_id").day.min().value_counts()
-    days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
-    assert len(result.rows) == len(days) == 90
+    days = pd.date_range(local_end.tz_localize(None) - pd.Timedelta(days=90), periods=90, freq="D")
+    assert len(result.rows) == 90
     checked = 0
     for row, at in zip(result.rows, days, strict=True):
-        assert pd.Timestamp(row.bucket) == at
+        assert pd.Timestamp(row.bucket).tz_convert(zone).tz_localize(None) == at
 
         def active(span: int, at: pd.Timestamp = at) -> int:
             inside = (pairs.day > at - pd.Timedelta(days=span)) & (pairs.day <= at)

@@ -165,7 +165,6 @@ def _compile_shape(shape: _Shape, renderer: Renderer) -> tuple[_Compiled, ...]:
         if (
             isinstance(measure, CountDistinct)
             and shape.bucket is Bucket.DAY
-            and shape.timezone == "UTC"
             and _counted(metric.source, measure) in rolling
         ):
             # Distinct values in a day are the rolling count over one day: the statement
@@ -284,37 +283,29 @@ class _Statement:
         measure = first_metric.measure
         counted = measure.distinct if isinstance(measure, Rolling) else measure
         assert isinstance(counted, CountDistinct)
-        if self._shape.bucket is not Bucket.DAY or self._shape.timezone != "UTC":
+        if self._shape.bucket is not Bucket.DAY:
             names = ", ".join(m.name for m in metrics if isinstance(m.measure, Rolling))
-            raise QueryError(f"{names}: a rolling count over days; ask it with bucket 'day' in UTC")
-        cut = self._renderer.bucket(_column(self._source.time_column), Bucket.DAY, "UTC")
-
-        def day_of(instant: exp.Expr) -> exp.Expr:
-            # Rendered from the same bucket key, so day numbers agree whatever its origin.
-            day = self._renderer.bucket(instant, Bucket.DAY, "UTC").key
-            return exp.Cast(this=day, to=exp.DataType.build("bigint"))
-
-        first = day_of(exp.Placeholder(this="start"))
+            raise QueryError(f"{names}: a rolling count over days; ask it with bucket 'day'")
+        days = _Days(self._renderer, self._shape.timezone)
+        first = days.number(exp.Placeholder(this="start"))
         dims = [dim for dim, _ in self._dimensions()]
         time = _column(self._source.time_column)
         value = self.when(counted.where, self.render(counted.expression))
         filters = self._filters()
-        filters[0] = time >= exp.Sub(
-            this=self._renderer.bucket(exp.Placeholder(this="start"), Bucket.DAY, "UTC").start,
-            expression=exp.Interval(
-                this=exp.Literal.string(str(spans[-1] - 1)), unit=exp.var("DAY")
-            ),
+        filters[0] = time >= days.start(
+            exp.Sub(this=first.copy(), expression=_number(spans[-1] - 1))
         )
         filters.append(exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())))
         mask = self._renderer.day_mask
-        days = self._shape.days
-        if mask is not None and days is not None and days + spans[-1] - 1 <= mask.bits:
-            return self._rolling_by_mask(metrics, spans, value, filters, first, day_of)
+        # A zone's days can be one more than UTC's over the same window.
+        reach = None if self._shape.days is None else self._shape.days + 1 + spans[-1] - 1
+        if mask is not None and reach is not None and reach <= mask.bits:
+            return self._rolling_by_mask(metrics, spans, value, filters, first, days)
         pairs = (
             sqlglot.select(
                 *(column.as_(dim, copy=False) for dim, column in self._dimensions()),
                 value.as_("v", copy=False),
-                exp.Cast(this=cut.key, to=exp.DataType.build("bigint")).as_("day", copy=False),
+                days.number(time.copy()).as_("day", copy=False),
                 # Whether the pair's day has a row in the window itself (a one-day count
                 # reads no earlier than the window's start).
                 exp.GTE(
@@ -402,7 +393,7 @@ class _Statement:
         series = exp.Table(
             this=exp.Anonymous(
                 this="generate_series",
-                expressions=[first.copy(), day_of(exp.Placeholder(this="last"))],
+                expressions=[first.copy(), days.number(exp.Placeholder(this="last"))],
             ),
             alias=exp.TableAlias(this=exp.to_identifier("s"), columns=[exp.to_identifier("d")]),
         )
@@ -428,8 +419,7 @@ class _Statement:
                 spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING"),
             )
 
-        day_key = cut.key
-        start = cut.start.transform(lambda node: _ref("d", "g") if node == day_key else node)
+        start = days.start(_ref("d", "g"))
         totals_table = exp.Table(
             this=exp.to_identifier("totals"), alias=exp.TableAlias(this=exp.to_identifier("t"))
         )
@@ -456,7 +446,7 @@ class _Statement:
         value: exp.Expr,
         filters: list[exp.Expr],
         first: exp.Expr,
-        day_of: Callable[[exp.Expr], exp.Expr],
+        days: _Days,
     ) -> _Compiled:
         """The same counts where each value's active days fit in one integer's bits.
 
@@ -470,7 +460,6 @@ class _Statement:
         assert mask is not None
         dims = self._dimensions()
         time = _column(self._source.time_column)
-        cut = self._renderer.bucket(time.copy(), Bucket.DAY, "UTC")
         base = exp.Paren(this=exp.Sub(this=first.copy(), expression=_number(spans[-1] - 1)))
 
         def wide(number: exp.Expr) -> exp.Expr:
@@ -479,8 +468,7 @@ class _Statement:
         def bit(index: exp.Expr) -> exp.Expr:
             return exp.BitwiseLeftShift(this=wide(_number(1)), expression=wide(index))
 
-        day = exp.Cast(this=cut.key, to=exp.DataType.build("bigint"))
-        offset = exp.Paren(this=exp.Sub(this=day, expression=base.copy()))
+        offset = exp.Paren(this=exp.Sub(this=days.number(time.copy()), expression=base.copy()))
         inside = exp.GTE(this=time.copy(), expression=exp.Placeholder(this="start"))
         masks = (
             sqlglot.select(
@@ -513,12 +501,11 @@ class _Statement:
         series = exp.Table(
             this=exp.Anonymous(
                 this="generate_series",
-                expressions=[first.copy(), day_of(exp.Placeholder(this="last"))],
+                expressions=[first.copy(), days.number(exp.Placeholder(this="last"))],
             ),
             alias=exp.TableAlias(this=exp.to_identifier("s"), columns=[exp.to_identifier("d")]),
         )
-        day_key = cut.key
-        start = cut.start.transform(lambda node: _ref("d", "s") if node == day_key else node)
+        start = days.start(_ref("d", "s"))
         select = (
             sqlglot.select(
                 start.as_(BUCKET_KEY, copy=False),
@@ -548,6 +535,40 @@ class _Statement:
 #: A named placeholder as each dialect renders it.
 _NAMED = {"duckdb": re.compile(r"\$([a-z][a-z0-9_]*)"), "postgres": re.compile(r"%\((\w+)\)s")}
 _POSITIONAL = {"duckdb": "?", "postgres": "%s"}
+
+
+class _Days:
+    """Days of a timezone as whole numbers, for rolling counts: a time's day, and the
+    instant a day starts. In UTC they are the day bucket's own key (so day numbers
+    agree with it, whatever its origin); elsewhere, the days since the epoch of the
+    zone's wall clock (``t AT TIME ZONE zone``), whose midnights are converted back."""
+
+    def __init__(self, renderer: Renderer, timezone: str) -> None:
+        self._renderer = renderer
+        self._zone = timezone
+
+    def number(self, instant: exp.Expr) -> exp.Expr:
+        if self._zone == "UTC":
+            day = self._renderer.bucket(instant, Bucket.DAY, "UTC").key
+        else:
+            local = exp.AtTimeZone(this=instant, zone=exp.Literal.string(self._zone))
+            day = exp.Floor(
+                this=exp.Div(this=exp.TimeToUnix(this=local), expression=_number(86_400))
+            )
+        return exp.Cast(this=day, to=exp.DataType.build("bigint"))
+
+    def start(self, day: exp.Expr) -> exp.Expr:
+        if self._zone == "UTC":
+            cut = self._renderer.bucket(_column("t"), Bucket.DAY, "UTC")
+            key = cut.key
+            return cut.start.transform(
+                lambda node: exp.Paren(this=day.copy()) if node == key else node
+            )
+        midnight = exp.UnixToTime(
+            this=exp.Mul(this=exp.Paren(this=day), expression=_number(86_400))
+        )
+        wall = exp.AtTimeZone(this=midnight, zone=exp.Literal.string("UTC"))
+        return exp.AtTimeZone(this=wall, zone=exp.Literal.string(self._zone))
 
 
 def _ref(name: str, table: str | None = None) -> exp.Column:
