@@ -41,7 +41,14 @@ from banking_analytics.metrics._window import Bucket
 from banking_analytics.store.statements import column as _column
 from banking_analytics.vocabulary import EventType
 
-__all__ = ["BUCKET_KEY", "CompiledQuery", "MetricParts", "compile_query"]
+__all__ = [
+    "BUCKET_KEY",
+    "CompiledQuery",
+    "MetricParts",
+    "aggregate",
+    "compile_query",
+    "count_condition",
+]
 
 BUCKET_KEY = "bucket"
 TIME_COLUMN = "occurred_at"
@@ -255,6 +262,30 @@ def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
                 else aggregates.count(numerator)
             )
             return MetricParts(metric, value, aggregates.count(denominator))
+
+
+def aggregate(metric: Metric, renderer: Renderer) -> exp.Expr:
+    """The aggregate expression of a metric whose figure is one aggregate (a count,
+    distinct count, sum or max), for a custom statement to select under its own name.
+
+    It is the expression a compiled query selects for the metric, so a statement
+    computes exactly the metric's figure over the rows it groups.
+    """
+    aggregates = _Aggregates(renderer, [metric])
+    parts = _metric_parts(metric, aggregates)
+    if parts.sample is not None or parts.index is not None:
+        raise ValueError(f"metric {metric.name!r} is not a single aggregate (it has a sample)")
+    [(_, expression)] = aggregates.items()
+    return expression
+
+
+def count_condition(metric: Metric) -> exp.Expr:
+    """The condition on the events a count metric counts (TRUE for one counting every
+    event), for a custom statement to filter or join rows by the metric's definition."""
+    if not isinstance(metric.measure, Count):
+        raise ValueError(f"metric {metric.name!r} is not a count of events")
+    where = metric.measure.where
+    return exp.true() if where is None else _condition(where)
 
 
 # Nodes are built with their constructors: sqlglot's builder methods copy their operands
