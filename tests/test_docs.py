@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from banking_analytics.events._reference import render_reference
 from banking_analytics.metrics._reference import render_reference as render_catalogue
 
@@ -27,3 +29,15 @@ def test_readme_example_runs(store_url: str) -> None:
     namespace: dict[str, object] = {}
     exec(compile(example, "README.md", "exec"), namespace)
     assert str(namespace["metric_id"]).count("-") == 4
+
+
+def test_custom_statement_example_runs(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    section = (DOCS / "metrics.md").read_text().split("## Custom statements\n", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    example = example.replace("duckdb:///data/analytics.duckdb", store_url)
+    exec(compile(example, "docs/metrics.md", "exec"), {})
+    # Three successful syncs: two of two connections on the first day, one on the second.
+    assert capsys.readouterr().out.splitlines() == [
+        "2026-11-02 00:00:00+00:00 ins_3 2 2",
+        "2026-11-03 00:00:00+00:00 ins_3 1 1",
+    ]
