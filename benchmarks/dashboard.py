@@ -45,6 +45,7 @@ from banking_analytics.analytics import (
 from banking_analytics.metrics import TimeWindow, parse_time_period
 from banking_analytics.metrics._compile import _compile_shape
 from banking_analytics.metrics._service import _versions_sql
+from banking_analytics.metrics._statement import _render
 
 HEALTH_LOOKBACK = timedelta(days=7)
 INSTITUTION = {"institution"}
@@ -271,6 +272,7 @@ def main(argv: list[str]) -> int:
                     engine_dashboard(loader, window, parts)
                 # Compiled statements are forgotten too: only the data stays loaded.
                 _compile_shape.cache_clear()
+                _render.cache_clear()
                 _versions_sql.cache_clear()
             started = _clock_start()
             figures = engine_dashboard(analytics, window, parts)

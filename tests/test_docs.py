@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.events._reference import render_reference
@@ -63,4 +64,18 @@ def test_metric_docs_examples_run_in_order(store_url: str) -> None:
         simulate_into(analytics)
         namespace: dict[str, object] = {"analytics": analytics}
         for number, block in enumerate(blocks, 1):
+            # An example that opens a store of its own opens the test's (a second handle).
+            block = block.replace("duckdb:///data/analytics.duckdb", store_url)
             exec(compile(block, f"docs/metrics.md example {number}", "exec"), namespace)
+
+
+def test_custom_statement_example_runs(store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    section = (DOCS / "metrics.md").read_text().split("## Custom statements\n", 1)[1]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    example = example.replace("duckdb:///data/analytics.duckdb", store_url)
+    exec(compile(example, "docs/metrics.md", "exec"), {})
+    # Three successful syncs: two of two connections on the first day, one on the second.
+    assert capsys.readouterr().out.splitlines() == [
+        "2026-11-02 00:00:00+00:00 ins_3 2 2",
+        "2026-11-03 00:00:00+00:00 ins_3 1 1",
+    ]

@@ -1,5 +1,10 @@
 """Analyses built on the metric layer: bank-integration performance and health."""
 
+from banking_analytics.analytics._activation import (
+    ACTIVATION_WITHIN,
+    LinkActivation,
+    LinkActivations,
+)
 from banking_analytics.analytics._freshness import (
     DEFAULT_EXPECTED_INTERVAL,
     RefreshState,
@@ -21,6 +26,7 @@ from banking_analytics.analytics._health import (
 from banking_analytics.analytics._performance import PerformanceAnalytics, series_bucket
 
 __all__ = [
+    "ACTIVATION_WITHIN",
     "DEFAULT_EXPECTED_INTERVAL",
     "PRODUCTS",
     "STEP",
@@ -28,6 +34,8 @@ __all__ = [
     "HealthState",
     "HealthThresholds",
     "InstitutionHealth",
+    "LinkActivation",
+    "LinkActivations",
     "PerformanceAnalytics",
     "Product",
     "RefreshState",

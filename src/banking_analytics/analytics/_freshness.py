@@ -22,16 +22,25 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import sqlglot
 from numpy.typing import NDArray
+from sqlglot import exp
 
+from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
+    CATALOG,
     DataVersions,
-    MetricQuery,
     MetricService,
+    Renderer,
+    Statement,
     TimeWindow,
+    aggregate,
     parse_time_period,
     to_records,
+    window_condition,
 )
+from banking_analytics.store.statements import column
+from banking_analytics.vocabulary import EventType
 
 __all__ = [
     "DEFAULT_EXPECTED_INTERVAL",
@@ -71,8 +80,29 @@ def refresh_states(
     return np.where(stopped, 2, np.where(delayed, 1, 0))
 
 
+_SYNC_RUNS = SCHEMAS[EventType.SYNC_RUN].table
+#: What a connection is reported with; it is counted per institution x aggregator x feature.
+_CONNECTION = ("connection_id", "institution_id", "aggregator", "feature")
+
+
+def _latest_syncs(renderer: Renderer) -> exp.Select:
+    """Every connection with a sync run in a window ``[?, ?)``: its ``_CONNECTION`` columns,
+    ``last_success_at`` (catalogue metric ``sync_last_success_at``) and
+    ``expected_interval_s`` (``sync_expected_interval_s``)."""
+    return (
+        sqlglot.select(
+            *(column(name) for name in _CONNECTION),
+            aggregate(CATALOG["sync_last_success_at"], renderer).as_("last_success_at"),
+            aggregate(CATALOG["sync_expected_interval_s"], renderer).as_("expected_interval_s"),
+        )
+        .from_(_SYNC_RUNS)
+        .where(window_condition())
+        .group_by(*(column(name) for name in _CONNECTION))
+    )
+
+
 class SyncFreshness:
-    """Computes refresh states from the latest sync times the metric layer provides."""
+    """Computes refresh states from the latest sync times a statement of the metric layer reads."""
 
     def __init__(self, metrics: MetricService) -> None:
         self._metrics = metrics
@@ -89,17 +119,13 @@ class SyncFreshness:
         institution x aggregator x feature, with the ``stale_limit`` stalest connections.
         """
         window = parse_time_period(lookback, now)
-        query = MetricQuery.build(
-            ["sync_last_success_at", "sync_expected_interval_s"],
-            window,
-            dimensions=["connection", "institution", "aggregator", "feature"],
+        table = self._metrics.run_statement(
+            Statement(_latest_syncs, (window.start, window.end), (_SYNC_RUNS,)), versions
         )
-        [(statement, table)], _ = self._metrics.fetch(query, versions)
-        aliases = {p.metric.name: p.value for p in statement.parts}
-        last = table[aliases["sync_last_success_at"]].cast(pa.timestamp("us", tz="UTC"))
+        last = table["last_success_at"].cast(pa.timestamp("us", tz="UTC"))
         last_us = last.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
         freshness_s = (window.end.timestamp() * 1e6 - last_us) / 1e6
-        expected_s = table[aliases["sync_expected_interval_s"]].to_numpy(zero_copy_only=False)
+        expected_s = table["expected_interval_s"].to_numpy(zero_copy_only=False)
         expected_s = np.where(
             np.isnan(expected_s.astype(np.float64)),
             DEFAULT_EXPECTED_INTERVAL.total_seconds(),
@@ -107,15 +133,17 @@ class SyncFreshness:
         )
         codes = refresh_states(freshness_s, expected_s)
         states = np.array([s.value for s in _STATES], dtype=object)[codes]
+        group = list(_CONNECTION[1:])
         grouped = (
-            table.select(["institution", "aggregator", "feature"])
+            table.select(group)
             .append_column("state", pa.array(states, pa.string()))
-            .group_by(["institution", "aggregator", "feature", "state"])
+            .group_by([*group, "state"])
             .aggregate([([], "count_all")])
         )
         groups: dict[tuple[str, str, str], Counter[str]] = defaultdict(Counter)
         for g in grouped.to_pylist():
-            groups[(g["institution"], g["aggregator"], g["feature"])][g["state"]] = g["count_all"]
+            key = (g["institution_id"], g["aggregator"], g["feature"])
+            groups[key][g["state"]] = g["count_all"]
         # Never refreshed first, then by how many expected intervals late.
         lateness = np.nan_to_num(freshness_s / expected_s, nan=np.inf)
         stale = np.flatnonzero(codes > 0)
@@ -137,12 +165,9 @@ class SyncFreshness:
             ],
             "stalest": [
                 {
-                    "connection_id": row["connection"],
-                    "institution_id": row["institution"],
-                    "aggregator": row["aggregator"],
-                    "feature": row["feature"],
+                    **{name: row[name] for name in _CONNECTION},
                     "state": states[i],
-                    "last_successful_sync": _iso(row[aliases["sync_last_success_at"]]),
+                    "last_successful_sync": _iso(row["last_success_at"]),
                     "freshness_s": None if np.isnan(freshness_s[i]) else float(freshness_s[i]),
                     "expected_interval_s": float(expected_s[i]),
                 }

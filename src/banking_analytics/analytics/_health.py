@@ -33,19 +33,27 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlglot
 from numpy.typing import NDArray
+from sqlglot import exp
 
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
+    CATALOG,
     Bucket,
     DataVersions,
-    MetricQuery,
+    Metric,
     MetricService,
+    Renderer,
+    Source,
+    Statement,
     TimeWindow,
-    bucket_microseconds,
+    aggregate,
     bucket_starts,
     parse_time_period,
+    window_condition,
 )
+from banking_analytics.store.statements import column
 from banking_analytics.vocabulary import BankingFeature, EventType
 
 __all__ = ["PRODUCTS", "HealthState", "HealthThresholds", "InstitutionHealth", "Product"]
@@ -149,7 +157,7 @@ def wilson_upper(
 
 
 class InstitutionHealth:
-    """Computes institution health from 15-minute counts the metric layer provides."""
+    """Computes institution health from 15-minute counts of a statement the metric layer runs."""
 
     def __init__(self, metrics: MetricService, thresholds: HealthThresholds | None = None) -> None:
         self._metrics = metrics
@@ -232,31 +240,29 @@ class InstitutionHealth:
         total: list[NDArray[np.int64]] = []
         # Sync runs first: they are the larger count, and a dashboard computes its
         # parts at once, so the longest statement should not wait behind a short one.
-        for successes, denominator, extra in (
-            ("sync_successes", "sync_health_runs", ("feature",)),
-            ("connection_successes", "connection_health_attempts", ()),
-        ):
-            query = MetricQuery.build(
-                [successes, denominator],
-                window,
-                dimensions=["institution", "aggregator", *extra],
-                bucket=Bucket.QUARTER_HOUR,
+        for successes, denominator, by_feature in _COUNTED:
+            table = self._metrics.run_statement(
+                Statement(
+                    _health_counts,
+                    (window.start, window.end),
+                    _source(CATALOG[successes]).depends_on,
+                    (successes, denominator, by_feature),
+                ),
+                versions,
             )
-            answers, _ = self._metrics.fetch(query, versions)
-            for statement, table in answers:
-                if not table.num_rows:
-                    continue
-                aliases = {p.metric.name: p.value for p in statement.parts}
-                institutions.append(table["institution"])
-                aggregators.append(table["aggregator"])
-                products.append(
-                    _product_codes(table["feature"])
-                    if extra
-                    else np.full(table.num_rows, _PRODUCT_CODES[Product.ITEM_LOGINS])
-                )
-                at.append((bucket_microseconds(table).to_numpy() - start_us) // step_us)
-                good.append(table[aliases[successes]].to_numpy())
-                total.append(table[aliases[denominator]].to_numpy())
+            if not table.num_rows:
+                continue
+            institutions.append(table["institution_id"])
+            aggregators.append(table["aggregator"])
+            products.append(
+                _product_codes(table["feature"])
+                if by_feature
+                else np.full(table.num_rows, _PRODUCT_CODES[Product.ITEM_LOGINS])
+            )
+            step = table["step"].cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            at.append((step.to_numpy() - start_us) // step_us)
+            good.append(table["successes"].to_numpy())
+            total.append(table["denominator"].to_numpy())
         if not at:
             empty = np.zeros((0, steps), dtype=np.int64)
             return [], empty, empty.copy()
@@ -295,6 +301,38 @@ class InstitutionHealth:
             _grid(cells, np.concatenate(good), shape),
             _grid(cells, np.concatenate(total), shape),
         )
+
+
+#: Per event table: the catalogue metrics counting its bank-health successes and
+#: denominator, and whether its rows' product comes from their feature (sync runs) or
+#: is ``item_logins`` (link attempts).
+_COUNTED = (
+    ("sync_successes", "sync_health_runs", True),
+    ("connection_successes", "connection_health_attempts", False),
+)
+
+
+def _health_counts(
+    renderer: Renderer, successes: str, denominator: str, by_feature: bool
+) -> exp.Select:
+    """The two metrics' counts in a window ``[?, ?)``, per 15-minute step (``step``, its
+    start), institution, aggregator and, ``by_feature``, feature: columns ``step``,
+    ``institution_id``, ``aggregator`` (``feature``), ``successes``, ``denominator``.
+    """
+    cut = renderer.bucket(column("occurred_at"), Bucket.QUARTER_HOUR, "UTC")
+    keys = ("institution_id", "aggregator", *(("feature",) if by_feature else ()))
+    counted = CATALOG[successes]
+    return (
+        sqlglot.select(
+            cut.start.as_("step"),
+            *(column(key) for key in keys),
+            aggregate(counted, renderer).as_("successes"),
+            aggregate(CATALOG[denominator], renderer).as_("denominator"),
+        )
+        .from_(_source(counted).from_clause())
+        .where(window_condition())
+        .group_by(cut.key, *(column(key) for key in keys))
+    )
 
 
 _PRODUCT_LIST = tuple(Product)
@@ -488,3 +526,9 @@ def _roll_up(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(
         worst.values(), key=lambda e: (-_SEVERITY[HealthState(e["state"])], e["institution_id"])
     )
+
+
+def _source(metric: Metric) -> Source:
+    """The source a catalogue count is computed over."""
+    assert metric.source is not None  # a count is not derived
+    return metric.source

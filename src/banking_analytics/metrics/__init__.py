@@ -5,7 +5,9 @@ relation derived from others), built from typed expressions; rolling metrics
 count over trailing windows and derived ones combine other metrics. A
 :class:`MetricQuery` asks for metrics x dimensions x time window x bucket x
 filters; :class:`MetricService` compiles it with sqlglot for the engine's
-dialect, runs it, and returns a :class:`QueryResult`.
+dialect, runs it, and returns a :class:`QueryResult`. An analysis that needs a
+query of its own builds a :class:`Statement`, which the service renders, runs
+and caches the same way (:meth:`MetricService.run_statement`).
 """
 
 from banking_analytics.metrics._budget import DEFAULT_MAX_CELLS, QueryBudget, QueryTooLargeError
@@ -17,7 +19,13 @@ from banking_analytics.metrics._catalog import (
     SUCCESS_BREAKDOWN,
     error_rate_metric,
 )
-from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, compile_query
+from banking_analytics.metrics._compile import (
+    BUCKET_KEY,
+    CompiledQuery,
+    aggregate,
+    compile_query,
+    count_condition,
+)
 from banking_analytics.metrics._expr import (
     All,
     AnyOf,
@@ -57,10 +65,10 @@ from banking_analytics.metrics._results import MetricValue, QueryResult, ResultR
 from banking_analytics.metrics._service import (
     DataVersions,
     MetricService,
-    bucket_microseconds,
     to_records,
 )
 from banking_analytics.metrics._source import SOURCES, Source
+from banking_analytics.metrics._statement import Statement, window_condition
 from banking_analytics.metrics._top import MAX_LIMIT, OTHER, TopN
 from banking_analytics.metrics._window import (
     TIME_PERIODS,
@@ -121,16 +129,19 @@ __all__ = [
     "ResultRow",
     "Rolling",
     "Source",
+    "Statement",
     "Status",
     "Sum",
     "TimeWindow",
     "TopN",
     "Unit",
-    "bucket_microseconds",
+    "aggregate",
     "bucket_starts",
     "compile_query",
+    "count_condition",
     "error_rate_metric",
     "parse_time_period",
     "renderer_for",
     "to_records",
+    "window_condition",
 ]

@@ -42,7 +42,14 @@ from banking_analytics.metrics._source import Source
 from banking_analytics.metrics._window import Bucket, QueryError, TimeWindow
 from banking_analytics.store.statements import column as _column
 
-__all__ = ["BUCKET_KEY", "CompiledQuery", "MetricParts", "compile_query"]
+__all__ = [
+    "BUCKET_KEY",
+    "CompiledQuery",
+    "MetricParts",
+    "aggregate",
+    "compile_query",
+    "count_condition",
+]
 
 BUCKET_KEY = "bucket"
 
@@ -703,3 +710,45 @@ def _metric_parts(metric: Metric, aggregates: _Aggregates) -> MetricParts:
             )
             return MetricParts(metric, value, aggregates.count(denominator))
     raise AssertionError(f"{type(measure).__name__} is not compiled into an aggregate")
+
+
+def aggregate(metric: Metric, renderer: Renderer) -> exp.Expr:
+    """The aggregate expression of a metric whose figure is one aggregate (a count,
+    distinct count, sum, min or max), for a custom statement to select under its own name.
+
+    It is the expression a compiled query selects for the metric, so a statement
+    computes exactly the metric's figure over the rows it groups; the definition's
+    constants are SQL literals (sqlglot quotes them), the statement binding its own values.
+    """
+    aggregates = _Aggregates(_Lent(metric, renderer), [metric])
+    parts = _metric_parts(metric, aggregates)
+    if parts.sample is not None or parts.index is not None:
+        raise ValueError(f"metric {metric.name!r} is not a single aggregate (it has a sample)")
+    [(_, expression)] = aggregates.items()
+    return expression
+
+
+def count_condition(metric: Metric, renderer: Renderer) -> exp.Expr:
+    """The condition on the rows a count metric counts (TRUE for one counting every row),
+    for a custom statement to filter or join rows by the metric's definition."""
+    if not isinstance(metric.measure, Count):
+        raise ValueError(f"metric {metric.name!r} is not a count of events")
+    where = metric.measure.where
+    return exp.true() if where is None else _Lent(metric, renderer).render(where)
+
+
+class _Lent(_Statement):
+    """A metric's definition lent to a custom statement: its constants as literals."""
+
+    def __init__(self, metric: Metric, renderer: Renderer) -> None:
+        assert metric.source is not None
+        super().__init__(_Shape((metric,), (), None, (), "UTC"), metric.source, renderer)
+
+    def bind(self, value: Scalar) -> exp.Expr:
+        if isinstance(value, Enum):
+            value = value.value
+        if isinstance(value, bool):
+            return exp.Boolean(this=value)
+        if isinstance(value, str):
+            return exp.Literal.string(value)
+        return exp.Literal.number(value)

@@ -1,8 +1,8 @@
-"""Run metric queries on an engine, with results cached per data version.
+"""Run metric queries and custom statements on an engine, with results cached per data version.
 
 Event tables are append-only (deduplication never deletes), so a table's row
 count is a version number: it changes exactly when events are added. A cached
-statement is reused while the row count of the one table it reads is
+statement is reused while the row counts of the tables it reads are
 unchanged, so new behaviour events leave cached connection figures alone.
 """
 
@@ -45,11 +45,12 @@ from banking_analytics.metrics._model import (
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
+from banking_analytics.metrics._statement import Statement
 from banking_analytics.metrics._top import TopN
 from banking_analytics.store import Engine
 from banking_analytics.vocabulary import EventType
 
-__all__ = ["DataVersions", "MetricService", "bucket_microseconds", "to_records"]
+__all__ = ["DataVersions", "MetricService", "to_records"]
 
 #: Each table's data version, by table name.
 DataVersions = Mapping[str, int]
@@ -213,19 +214,42 @@ class MetricService:
         answers = []
         cached = 0
         for statement in self.compile(query):
-            key = (
+            answer, hit = self._answer(
                 statement.sql,
                 statement.params,
                 tuple(versions[table] for table in statement.depends_on),
             )
-            answer = self._cache.get(key)
-            if answer is None:
-                answer = _Answer(self._engine.query(statement.sql, statement.params))
-                self._cache.put(key, answer)
-            else:
-                cached += 1
+            cached += hit
             answers.append((statement, answer))
         return answers, cached
+
+    def run_statement(self, statement: Statement, versions: DataVersions | None = None) -> pa.Table:
+        """A custom statement's result, its columns named by the statement's select.
+
+        The statement is rendered once per shape for the engine's dialect, runs with its
+        parameters bound, and its result is cached like a metric's, until a table it
+        depends on changes. ``versions`` lets several queries share one reading.
+        """
+        sql = statement.render(self._renderer)
+        if versions is None:
+            versions = self.versions(statement.depends_on)
+        version = tuple(versions[table] for table in statement.depends_on)
+        answer, _ = self._answer(sql, statement.params, version)
+        return answer.table
+
+    def _answer(
+        self, sql: str, params: tuple[object, ...], version: object
+    ) -> tuple[_Answer, bool]:
+        """A statement's answer, from the cache while the data it reads is at ``version``
+        (the metric path's and custom statements' one way to the engine); and whether it
+        came from the cache."""
+        key = (sql, params, version)
+        answer = self._cache.get(key)
+        if answer is not None:
+            return answer, True
+        answer = _Answer(self._engine.query(sql, params))
+        self._cache.put(key, answer)
+        return answer, False
 
     def _rows(
         self, query: MetricQuery, versions: DataVersions, fill_gaps: bool, top: TopN | None
