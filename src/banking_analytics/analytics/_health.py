@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
     Bucket,
     DataVersions,
@@ -218,7 +219,9 @@ class InstitutionHealth:
         (columns, from the window's start), counted whole columns at a time.
         """
         if versions is None:
-            versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN])
+            versions = self._metrics.versions(
+                SCHEMAS[et].table for et in (EventType.CONNECTION_ATTEMPT, EventType.SYNC_RUN)
+            )
         start_us = int(window.start.timestamp()) * 1_000_000
         step_us = STEP // timedelta(microseconds=1)
         institutions: list[pa.ChunkedArray] = []

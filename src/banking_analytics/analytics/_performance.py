@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
     LATENCY_PERCENTILES,
     Bucket,
@@ -117,7 +118,7 @@ class PerformanceAnalytics:
         """
         window = parse_time_period(time_period, now)
         if versions is None:
-            versions = self._metrics.versions([EventType.CONNECTION_ATTEMPT])
+            versions = self._metrics.versions([SCHEMAS[EventType.CONNECTION_ATTEMPT].table])
         # The cuts and the series are separate statements; they run while the headline
         # figures compute (engines release the GIL, and a small table is one thread's work).
         with ThreadPoolExecutor(max_workers=4, thread_name_prefix="performance") as pool:

@@ -1,9 +1,11 @@
 """Run metric queries on an engine, with results cached per data version.
 
-Event tables are append-only (deduplication never deletes), so a table's row
-count is a version number: it changes exactly when events are added. A cached
-statement is reused while the row count of the one table it reads is
-unchanged, so new behaviour events leave cached connection figures alone.
+The store keeps a data version per table, raised by the very transaction that
+adds rows to it (event tables only grow), so it changes exactly when events are
+added. A cached statement is reused while the version of the one table it reads
+is unchanged, so new behaviour events leave cached connection figures alone.
+Reading the versions is one look-up by key in a table of a few rows, however
+many events there are.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
 from banking_analytics.metrics._window import Bucket, TimeWindow
-from banking_analytics.store import Engine
-from banking_analytics.vocabulary import EventType
+from banking_analytics.store import DATA_VERSIONS, EVENT_TABLES, Engine
+from banking_analytics.store.statements import column
+from banking_analytics.store.statements import table as table_of
 
 __all__ = ["DataVersions", "MetricService", "bucket_microseconds", "bucket_starts", "to_records"]
 
-DataVersions = Mapping[EventType, int]
+#: Each table's data version, by table name.
+DataVersions = Mapping[str, int]
 #: A result row's key: its bucket's start in microseconds since the epoch (None without
 #: a bucket: integers compare and hash faster than times) and its dimension values.
 _Key = tuple[int | None, tuple[str | None, ...]]
@@ -117,11 +121,23 @@ class MetricService:
     def compile(self, query: MetricQuery) -> tuple[CompiledQuery, ...]:
         return compile_query(query, self._renderer)
 
-    def versions(self, event_types: Iterable[EventType] | None = None) -> dict[EventType, int]:
-        """The current data version (row count) of each event table."""
-        chosen = tuple(EventType) if event_types is None else tuple(dict.fromkeys(event_types))
-        row = to_records(self._engine.query(_versions_sql(self._renderer, chosen)))[0]
-        return {et: int(row[et.value]) for et in chosen}
+    def versions(self, tables: Iterable[str] | None = None) -> dict[str, int]:
+        """The current data version of each named table (every event table by default).
+
+        One read of the store's versions table by its key, whatever the size of
+        the event tables. A name the store keeps no version for is a ``ValueError``.
+        """
+        chosen = tuple(EVENT_TABLES) if tables is None else tuple(dict.fromkeys(tables))
+        if not chosen:
+            return {}
+        stored = self._engine.query(_versions_sql(self._renderer, len(chosen)), chosen)
+        found = dict(
+            zip(stored["table_name"].to_pylist(), stored["version"].to_pylist(), strict=True)
+        )
+        missing = [name for name in chosen if name not in found]
+        if missing:
+            raise ValueError(f"no data version for table(s) {', '.join(missing)} in this store")
+        return {name: int(found[name]) for name in chosen}
 
     def run(
         self,
@@ -139,7 +155,7 @@ class MetricService:
         one reading of the data versions.
         """
         if versions is None:
-            versions = self.versions(m.event_type for m in query.metrics)
+            versions = self.versions(SCHEMAS[m.event_type].table for m in query.metrics)
         rows, cached = self._rows(query, versions, fill_gaps)
         if compare:
             earlier = query.with_window(query.window.previous())
@@ -172,11 +188,11 @@ class MetricService:
         self, query: MetricQuery, versions: DataVersions | None
     ) -> tuple[list[tuple[CompiledQuery, _Answer]], int]:
         if versions is None:
-            versions = self.versions(m.event_type for m in query.metrics)
+            versions = self.versions(SCHEMAS[m.event_type].table for m in query.metrics)
         answers = []
         cached = 0
         for statement in self.compile(query):
-            key = (statement.sql, statement.params, versions[statement.event_type])
+            key = (statement.sql, statement.params, versions[statement.table])
             answer = self._cache.get(key)
             if answer is None:
                 answer = _Answer(self._engine.query(statement.sql, statement.params))
@@ -230,18 +246,16 @@ class MetricService:
 
 
 @lru_cache(maxsize=64)
-def _versions_sql(renderer: Renderer, event_types: tuple[EventType, ...]) -> str:
-    """One statement counting the rows of each table (built once: every request reads it)."""
-    counts = sqlglot.select(
-        *(
-            sqlglot.select(exp.Count(this=exp.Star()))
-            .from_(SCHEMAS[et].table)
-            .subquery()
-            .as_(et.value)
-            for et in event_types
-        )
+def _versions_sql(renderer: Renderer, count: int) -> str:
+    """The versions of ``count`` tables, named by parameters: a look-up by primary key
+    (built once per count: every request reads it)."""
+    name = column("table_name")
+    lookup = (
+        sqlglot.select(name, column("version"))
+        .from_(table_of(DATA_VERSIONS))
+        .where(name.copy().isin(*(exp.Placeholder() for _ in range(count))))
     )
-    return renderer.sql(counts)
+    return renderer.sql(lookup)
 
 
 def _python_values(column: pa.ChunkedArray) -> list[Any]:
