@@ -26,8 +26,9 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -851,28 +852,34 @@ def dashboard(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return measurements, notes
 
 
-def postgres_dashboard(ctx: Context, users: int) -> Measurement:
-    """The dashboard over ~1M events in a scratch schema of the PostgreSQL server."""
+@contextmanager
+def postgres_scratch(prefix: str) -> Iterator[str]:
+    """The URL of a fresh schema of the PostgreSQL server, dropped afterwards."""
     try:
         import psycopg
     except ImportError as exc:
         raise BenchmarkError("psycopg is not installed") from exc
-    schema = f"ba_bench_{os.getpid()}"
+    schema = f"{prefix}_{os.getpid()}"
     try:
         with psycopg.connect(POSTGRES_URL, connect_timeout=5, autocommit=True) as con:
             con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     except psycopg.Error as exc:
         raise BenchmarkError(f"no server at {POSTGRES_URL}: {exc}") from exc
-    url = f"{POSTGRES_URL}?schema={schema}"
     try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def postgres_dashboard(ctx: Context, users: int) -> Measurement:
+    """The dashboard over ~1M events in a scratch schema of the PostgreSQL server."""
+    with postgres_scratch("ba_bench") as url:
         events = simulate_store(ctx, url, users)
         return Measurement(
             f"metric layer on PostgreSQL, {events:,} events (no target yet)",
             repeat(ctx, "dashboard postgres", DashboardRun(url, "engine", events, END)),
         )
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 # -- 5. the REST API ---------------------------------------------------------------------------
@@ -938,27 +945,15 @@ def cached_answers(service: MetricService, check_all: bool) -> Callable[[], dict
 
 def cache_check(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """The data version read against the row counts it replaced, on a PostgreSQL store."""
-    try:
-        import psycopg
-    except ImportError as exc:
-        raise BenchmarkError("psycopg is not installed") from exc
     users = DASHBOARD_USERS // (100 if ctx.quick else 10)
     ctx.reporter.start("cache_check", 1 + RUNS)
-    schema = f"ba_bench_versions_{os.getpid()}"
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=5, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    except psycopg.Error as exc:
-        raise BenchmarkError(f"no server at {POSTGRES_URL}: {exc}") from exc
-    url = f"{POSTGRES_URL}?schema={schema}"
     attempts = SCHEMAS[EventType.CONNECTION_ATTEMPT].table
-    try:
+    with postgres_scratch("ba_bench_versions") as url:
         events = simulate_store(ctx, url, users)
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+        with open_engine(url) as engine:
             # The baseline at its best: a vacuumed table lets count(*) read an index alone.
             for table in EVENT_TABLES:
-                con.execute(f"VACUUM (ANALYZE) {schema}.{table}")
-        with open_engine(url) as engine:
+                engine.query(f"VACUUM (ANALYZE) {table}")
             # (baseline, ours): the row counts against the data versions, side by side.
             checks = (RowCountVersions(engine), MetricService(engine))
             attempt_rows = checks[0].versions([attempts])[attempts]
@@ -985,9 +980,6 @@ def cache_check(ctx: Context) -> tuple[list[Measurement], list[str]]:
                         for (name, side), r in runs.items()
                     )
                 )
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
     def measured(variant: str, name: str, side: int) -> Measurement:
         pooled = np.concatenate(runs[name, side])
