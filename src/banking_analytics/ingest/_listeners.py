@@ -70,7 +70,7 @@ class CommitListeners:
         """Tell the listeners (later, from their thread) that a commit changed these tables."""
         # Taken without the lock: the writer's only cost is this check and, when
         # someone listens, a put on a C queue.
-        if changed and self._listeners:
+        if changed and self._listeners and not self._closed:
             self._queue.put(changed)
 
     def close(self) -> None:

@@ -22,7 +22,9 @@ __all__ = ["Engine", "WriteTransaction", "open_engine"]
 class WriteTransaction(ABC):
     """Writes inside one transaction; nothing is visible or durable before commit.
 
-    Adding rows to a versioned table raises its data version, in this transaction.
+    Rows added to a versioned table with :meth:`insert_events` or :meth:`append`
+    raise its data version, in this transaction (rows written with
+    :meth:`execute` do not: versioned tables take rows through those two).
     """
 
     #: How the engine's SQL marks a positional parameter (see :meth:`Engine.query`).
@@ -104,7 +106,7 @@ class WriteTransaction(ABC):
             if table.versioned:
                 self._run(seed_version_sql(self.placeholder), [table.name, 0])
 
-    def bump_versions(self) -> None:
+    def _bump_versions(self) -> None:
         """Raise the version of every table this transaction added rows to.
 
         Tables in name order, so that two transactions never wait for each other's
@@ -139,7 +141,7 @@ class Engine(ABC):
         """
         with self._begin() as tx:
             yield tx
-            tx.bump_versions()
+            tx._bump_versions()
 
     @abstractmethod
     def _begin(self) -> AbstractContextManager[WriteTransaction]:
