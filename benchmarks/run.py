@@ -26,8 +26,9 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -39,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import sqlglot
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -49,6 +51,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from sqlglot import exp
 
 from banking_analytics import (
     Aggregator,
@@ -64,6 +67,11 @@ from banking_analytics import (
     PerformanceMetric,
     Platform,
 )
+from banking_analytics.analytics import PerformanceAnalytics
+from banking_analytics.events import SCHEMAS
+from banking_analytics.metrics import MetricService
+from banking_analytics.store import EVENT_TABLES, Engine, open_engine
+from banking_analytics.vocabulary import EventType
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -903,28 +911,34 @@ def export_commit(ctx: Context, revision: str) -> Path:
     return tree
 
 
-def postgres_dashboard(ctx: Context, users: int) -> Measurement:
-    """The dashboard over ~1M events in a scratch schema of the PostgreSQL server."""
+@contextmanager
+def postgres_scratch(prefix: str) -> Iterator[str]:
+    """The URL of a fresh schema of the PostgreSQL server, dropped afterwards."""
     try:
         import psycopg
     except ImportError as exc:
         raise BenchmarkError("psycopg is not installed") from exc
-    schema = f"ba_bench_{os.getpid()}"
+    schema = f"{prefix}_{os.getpid()}"
     try:
         with psycopg.connect(POSTGRES_URL, connect_timeout=5, autocommit=True) as con:
             con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     except psycopg.Error as exc:
         raise BenchmarkError(f"no server at {POSTGRES_URL}: {exc}") from exc
-    url = f"{POSTGRES_URL}?schema={schema}"
     try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
+            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def postgres_dashboard(ctx: Context, users: int) -> Measurement:
+    """The dashboard over ~1M events in a scratch schema of the PostgreSQL server."""
+    with postgres_scratch("ba_bench") as url:
         events = simulate_store(ctx, url, users)
         return Measurement(
             f"metric layer on PostgreSQL, {events:,} events (no target yet)",
             repeat(ctx, "dashboard postgres", DashboardRun(url, "engine", events, END)),
         )
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as con:
-            con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 # -- 5. the REST API ---------------------------------------------------------------------------
@@ -942,6 +956,140 @@ def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
     from benchmarks.engagement import engagement as run_engagement
 
     return run_engagement(ctx)
+
+
+# -- 6. the cache check on PostgreSQL ----------------------------------------------------------
+
+#: Calls timed in each run of each variant of the cache check; a run's figure is their median.
+CACHE_CHECK_CALLS = 50
+
+
+class RowCountVersions(MetricService):
+    """The cache check before data versions, as the baseline: a table's version was its row
+    count, all of them counted in one statement (``SELECT (SELECT count(*) FROM t) AS t, ...``).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._counted = engine
+
+    def versions(self, tables: Iterable[str] | None = None) -> dict[str, int]:
+        chosen = list(EVENT_TABLES) if tables is None else list(dict.fromkeys(tables))
+        counts = sqlglot.select(
+            *(
+                sqlglot.select(exp.Count(this=exp.Star())).from_(name).subquery().as_(name)
+                for name in chosen
+            )
+        )
+        row = self._counted.query(counts.sql(self._counted.dialect)).to_pylist()[0]
+        return {name: int(row[name]) for name in chosen}
+
+
+def timed_calls(call: Callable[[], object], n: int) -> list[float]:
+    """Seconds of each of ``n`` calls."""
+    seconds = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def cached_answers(service: MetricService, check_all: bool) -> Callable[[], dict[str, Any]]:
+    """A call of ``analyze_connection_performance('24h')`` answered from the cache (its
+    statements are run once now, untimed). ``check_all``: as the dashboard calls it, with
+    one reading of every event table's version; else it checks its own table's."""
+    performance = PerformanceAnalytics(service)
+
+    def call() -> dict[str, Any]:
+        versions = service.versions() if check_all else None
+        return performance.analyze_connection_performance("24h", now=END, versions=versions)
+
+    call()
+    return call
+
+
+def cache_check(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """The data version read against the row counts it replaced, on a PostgreSQL store."""
+    users = DASHBOARD_USERS // (100 if ctx.quick else 10)
+    ctx.reporter.start("cache_check", 1 + RUNS)
+    attempts = SCHEMAS[EventType.CONNECTION_ATTEMPT].table
+    with postgres_scratch("ba_bench_versions") as url:
+        events = simulate_store(ctx, url, users)
+        with open_engine(url) as engine:
+            # The baseline at its best: a vacuumed table lets count(*) read an index alone.
+            for table in EVENT_TABLES:
+                engine.query(f"VACUUM (ANALYZE) {table}")
+            # (baseline, ours): the row counts against the data versions, side by side.
+            checks = (RowCountVersions(engine), MetricService(engine))
+            attempt_rows = checks[0].versions([attempts])[attempts]
+            pairs: dict[str, tuple[Callable[[], object], ...]] = {
+                "check": tuple(c.versions for c in checks),
+                "own": tuple(cached_answers(c, check_all=False) for c in checks),
+                "dashboard": tuple(cached_answers(c, check_all=True) for c in checks),
+            }
+            for name in ("own", "dashboard"):
+                baseline, ours = pairs[name]
+                if baseline() != ours():
+                    raise BenchmarkError(f"{name}: the two cache checks gave different answers")
+            runs: dict[tuple[str, int], list[list[float]]] = {
+                (name, side): [] for name in pairs for side in (0, 1)
+            }
+            for i in range(RUNS):  # the variants take turns, so each run sees the same load
+                for (name, side), timed in runs.items():
+                    timed.append(timed_calls(pairs[name][side], CACHE_CHECK_CALLS))
+                ctx.reporter.step(
+                    f"cache check run {i + 1}/{RUNS}: "
+                    + ", ".join(
+                        f"{name} {'ours' if side else 'baseline'} "
+                        f"{statistics.median(r[-1]) * 1000:.2f} ms"
+                        for (name, side), r in runs.items()
+                    )
+                )
+
+    def measured(variant: str, name: str, side: int) -> Measurement:
+        pooled = np.concatenate(runs[name, side])
+        return Measurement(
+            variant,
+            tuple(Sample(statistics.median(run), events) for run in runs[name, side]),
+            latency_ms=(
+                float(np.percentile(pooled, 50, method="inverted_cdf")) * 1000,
+                float(np.percentile(pooled, 99, method="inverted_cdf")) * 1000,
+            ),
+            show_rate=False,
+        )
+
+    tables = f"the {len(EVENT_TABLES)} event tables"
+    cached = "`analyze_connection_performance('24h')` cached"
+    measurements = [
+        measured(f"baseline: the row counts of {tables}", "check", 0),
+        measured(f"the data versions of {tables}", "check", 1),
+        measured(f"baseline: {cached}, checked by its table's row count", "own", 0),
+        measured(f"{cached}, checked by its table's data version", "own", 1),
+        measured(f"baseline: {cached} as the dashboard asks it, by row counts", "dashboard", 0),
+        measured(f"{cached} as the dashboard asks it, by data versions", "dashboard", 1),
+    ]
+    speedups = [
+        measurements[i].seconds / measurements[i + 1].seconds
+        for i in range(0, len(measurements), 2)
+    ]
+    notes = [
+        f"{events:,} events on PostgreSQL ({attempt_rows:,} connection attempts; "
+        f"`simulate --users {users:,} --days 90` into a scratch schema, then `VACUUM (ANALYZE)` "
+        "of each event table, so that a row count may read an index alone). Before data "
+        "versions, the cache check counted the rows of the tables a query reads, in one "
+        "statement (the baseline runs that statement); now it reads their versions from "
+        "`data_versions` by primary key.",
+        f"Each run times {CACHE_CHECK_CALLS} calls of each variant, the variants taking turns; "
+        "the runs column lists each run's median, p50/p99 pool every call. A cached answer is "
+        "computed once first (untimed, both sides equal), so each timed call checks versions "
+        "and reads the cache: on its own the analysis checks `connection_attempt_events`; "
+        "the dashboard checks every event table once for all its parts.",
+        f"Speed-up of the data versions: the check of {tables} **{speedups[0]:,.0f}x**; the "
+        f"cached analysis **{speedups[1]:,.1f}x** on its own and **{speedups[2]:,.0f}x** as "
+        "the dashboard asks it.",
+    ]
+    return measurements, notes
 
 
 # -- the suite ---------------------------------------------------------------------------------
@@ -987,6 +1135,13 @@ BENCHMARKS = {
             "Generating and storing a ~10M-event, 90-day simulated world with the CLI, "
             "wall time and peak memory.",
             simulator,
+        ),
+        Benchmark(
+            "cache_check",
+            "The check that a cached answer is still current, on a ~1M-event PostgreSQL "
+            "store: reading the data versions against counting the rows (what it replaced), "
+            "alone and inside a cached `analyze_connection_performance`.",
+            cache_check,
         ),
         Benchmark(
             "http",

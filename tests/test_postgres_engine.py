@@ -161,6 +161,7 @@ def test_migrate_creates_the_schema_the_tables_and_their_indexes(pg_url: str) ->
     expected = {
         (t, f"btree ({column})") for t in EVENT_TABLES for column in ("event_id", "occurred_at")
     }
+    expected.add(("data_versions", "btree (table_name)"))  # its primary key
     assert defs == expected
 
 

@@ -177,9 +177,9 @@ def test_a_statement_must_bind_every_placeholder_and_declare_every_table() -> No
     # A table it reads but does not declare would be served stale from the cache.
     with pytest.raises(ValueError, match=r"reads \['sync_run_events'\], which depends_on omits"):
         Statement(runs_per_connection, (T0, T0), ("behavior_events",)).render(duckdb)
-    with pytest.raises(ValueError, match="stored event tables"):
+    with pytest.raises(ValueError, match="stored tables with a data version"):
         Statement(runs_per_connection, (T0, T0), ("sync_runs",))
-    with pytest.raises(ValueError, match="stored event tables"):
+    with pytest.raises(ValueError, match="stored tables with a data version"):
         Statement(runs_per_connection, (T0, T0), ())
 
 

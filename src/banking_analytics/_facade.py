@@ -22,6 +22,7 @@ from banking_analytics.analytics import (
 from banking_analytics.events import SCHEMAS
 from banking_analytics.ingest import (
     BatchOutcome,
+    CommitListener,
     Decoded,
     EventResult,
     EventStatus,
@@ -514,9 +515,15 @@ class BankingPerformanceAnalytics:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener(tables)`` after each commit of events, whatever wrote them (records,
+        batches, files): see :meth:`IngestPipeline.on_commit`. Returns the way to remove it."""
+        return self._pipeline.on_commit(listener)
+
     def close(self) -> None:
-        """Finish queued writes and close the store."""
+        """Finish queued writes, tell the commit listeners, and close the store."""
         self._writer.close()
+        self._pipeline.close()
         self.engine.close()
 
     def __enter__(self) -> Self:

@@ -6,6 +6,7 @@ from banking_analytics.ingest._decode import (
     decode_json_lines,
     decode_records,
 )
+from banking_analytics.ingest._listeners import CommitListener
 from banking_analytics.ingest._pipeline import IngestPipeline
 from banking_analytics.ingest._results import (
     BatchOutcome,
@@ -20,6 +21,7 @@ from banking_analytics.ingest._writer import GroupCommitWriter, Ticket, WriterCl
 __all__ = [
     "BatchOutcome",
     "BatchPart",
+    "CommitListener",
     "Decoded",
     "EventError",
     "EventResult",

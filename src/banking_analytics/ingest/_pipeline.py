@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from banking_analytics.events import SCHEMAS, arrow_type
 from banking_analytics.ingest._decode import Decoded
+from banking_analytics.ingest._listeners import CommitListener, CommitListeners
 from banking_analytics.ingest._results import BatchOutcome, EventError
 from banking_analytics.ingest._validate import IngestLimits, validate
 from banking_analytics.store import ALL_TABLES, EVENT_TABLES, QUARANTINE, Engine
@@ -115,7 +116,8 @@ class IngestPipeline:
     ``accepted`` answer means the event is durable. Deduplication: an event whose
     ``event_id`` was already stored with an ``occurred_at`` within
     ``limits.dedup_window`` of the batch's events is a ``duplicate``; within a
-    batch the first copy wins.
+    batch the first copy wins. Listeners added with :meth:`on_commit` hear which
+    tables each commit added rows to.
     """
 
     def __init__(
@@ -127,7 +129,24 @@ class IngestPipeline:
         self.engine = engine
         self.limits = limits or IngestLimits()
         self.clock = clock
+        self._listeners = CommitListeners()
         engine.migrate(ALL_TABLES)
+
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener(tables)`` after each durable commit that added rows, with the
+        names of the tables it added them to (event tables, ``quarantine``); returns a
+        function that removes the listener.
+
+        Listeners run on a thread of their own, after the commit, so a slow one
+        never holds up ingestion and one that raises is only logged; commits made
+        while they run reach them together, as one set of tables. A batch that
+        added nothing (only duplicates) calls nobody.
+        """
+        return self._listeners.add(listener)
+
+    def close(self) -> None:
+        """Let the listeners hear of every commit so far, then stop their thread."""
+        self._listeners.close()
 
     def write(self, decoded: Decoded) -> BatchOutcome:
         """Store one batch in one transaction; its outcome once committed."""
@@ -195,6 +214,7 @@ class IngestPipeline:
                 for table, rows, positions in pending
             ]
             tx.append(QUARANTINE, _concat([b.quarantine for b in batches]))
+        self._listeners.notify(tx.changed_tables)
         for is_new, positions in inserted:
             new = is_new.to_numpy(zero_copy_only=False)
             status[positions[new] - start] = _ACCEPTED

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 
 from banking_analytics.ingest._decode import Decoded
+from banking_analytics.ingest._listeners import CommitListener
 from banking_analytics.ingest._pipeline import IngestPipeline
 from banking_analytics.ingest._results import BatchOutcome, BatchPart
 
@@ -143,6 +144,10 @@ class GroupCommitWriter:
         if self._stopped:  # close() raced with this call: whatever the writer left, fail
             self._fail_leftovers()
         return ticket
+
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Hear of the pipeline's commits: see :meth:`IngestPipeline.on_commit`."""
+        return self._pipeline.on_commit(listener)
 
     def close(self) -> None:
         """Write everything submitted, then stop the thread."""

@@ -1,9 +1,11 @@
 """Run metric queries and custom statements on an engine, with results cached per data version.
 
-Event tables are append-only (deduplication never deletes), so a table's row
-count is a version number: it changes exactly when events are added. A cached
-statement is reused while the row counts of the tables it reads are
-unchanged, so new behaviour events leave cached connection figures alone.
+The store keeps a data version per table, raised by the very transaction that
+adds rows to it (event tables only grow), so it changes exactly when events are
+added. A cached statement is reused while the versions of the tables it reads
+are unchanged, so new behaviour events leave cached connection figures alone.
+Reading the versions is one look-up by key in a table of a few rows, however
+many events there are.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import sqlglot
 from numpy.typing import NDArray
 from sqlglot import exp
 
-from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics._budget import QueryBudget
 from banking_analytics.metrics._calendar import bucket_end, bucket_keys, matching_buckets
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, MetricParts, compile_query
@@ -47,8 +48,9 @@ from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
 from banking_analytics.metrics._statement import Statement
 from banking_analytics.metrics._top import TopN
-from banking_analytics.store import Engine
-from banking_analytics.vocabulary import EventType
+from banking_analytics.store import DATA_VERSIONS, EVENT_TABLES, Engine
+from banking_analytics.store.statements import column
+from banking_analytics.store.statements import table as table_of
 
 __all__ = ["DataVersions", "MetricService", "to_records"]
 
@@ -134,14 +136,22 @@ class MetricService:
         return compile_query(query, self._renderer)
 
     def versions(self, tables: Iterable[str] | None = None) -> dict[str, int]:
-        """The current data version (row count) of each table (every event table by default)."""
-        chosen = (
-            tuple(SCHEMAS[et].table for et in EventType)
-            if tables is None
-            else tuple(dict.fromkeys(tables))
+        """The current data version of each named table (every event table by default).
+
+        One read of the store's versions table by its key, whatever the size of
+        the event tables. A name the store keeps no version for is a ``ValueError``.
+        """
+        chosen = tuple(EVENT_TABLES) if tables is None else tuple(dict.fromkeys(tables))
+        if not chosen:
+            return {}
+        stored = self._engine.query(_versions_sql(self._renderer, len(chosen)), chosen)
+        found = dict(
+            zip(stored["table_name"].to_pylist(), stored["version"].to_pylist(), strict=True)
         )
-        row = to_records(self._engine.query(_versions_sql(self._renderer, chosen)))[0]
-        return {table: int(row[table]) for table in chosen}
+        missing = [name for name in chosen if name not in found]
+        if missing:
+            raise ValueError(f"no data version for table(s) {', '.join(missing)} in this store")
+        return {name: int(found[name]) for name in chosen}
 
     def _versions_for(self, query: MetricQuery) -> dict[str, int]:
         return self.versions(t for s in self.compile(query) for t in s.depends_on)
@@ -307,15 +317,16 @@ class MetricService:
 
 
 @lru_cache(maxsize=64)
-def _versions_sql(renderer: Renderer, tables: tuple[str, ...]) -> str:
-    """One statement counting the rows of each table (built once: every request reads it)."""
-    counts = sqlglot.select(
-        *(
-            sqlglot.select(exp.Count(this=exp.Star())).from_(table).subquery().as_(table)
-            for table in tables
-        )
+def _versions_sql(renderer: Renderer, count: int) -> str:
+    """The versions of ``count`` tables, named by parameters: a look-up by primary key
+    (built once per count: every request reads it)."""
+    name = column("table_name")
+    lookup = (
+        sqlglot.select(name, column("version"))
+        .from_(table_of(DATA_VERSIONS))
+        .where(name.copy().isin(*(exp.Placeholder() for _ in range(count))))
     )
-    return renderer.sql(counts)
+    return renderer.sql(lookup)
 
 
 def _python_values(column: pa.ChunkedArray) -> list[Any]:

@@ -25,18 +25,17 @@ from functools import lru_cache
 
 from sqlglot import exp
 
-from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics._render import Renderer
+from banking_analytics.store import ALL_TABLES
 from banking_analytics.store.statements import column
-from banking_analytics.vocabulary import EventType
 
 __all__ = ["Statement", "window_condition"]
 
 #: Builds a statement's query: ``build(renderer, *shape)``.
 Builder = Callable[..., exp.Query]
 
-#: The event type whose data version stands for each table (versions are read per type).
-_EVENT_TYPES = {SCHEMAS[et].table: et for et in EventType}
+#: The stored tables a statement may read: those with a data version.
+_VERSIONED = frozenset(t.name for t in ALL_TABLES if t.versioned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +57,12 @@ class Statement:
     shape: tuple[Hashable, ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.depends_on) - _EVENT_TYPES.keys())
+        unknown = sorted(set(self.depends_on) - _VERSIONED)
         if unknown or not self.depends_on:
             raise ValueError(
-                f"depends_on must name stored event tables ({sorted(_EVENT_TYPES)}); "
+                f"depends_on must name stored tables with a data version ({sorted(_VERSIONED)}); "
                 f"got {unknown or 'none'}"
             )
-
-    @property
-    def event_types(self) -> tuple[EventType, ...]:
-        """The event types whose data versions key the statement's cached result."""
-        return tuple(_EVENT_TYPES[table] for table in dict.fromkeys(self.depends_on))
 
     def render(self, renderer: Renderer) -> str:
         """The statement's SQL in the renderer's dialect (rendered once per shape), checked

@@ -9,10 +9,18 @@ from banking_analytics.store._errors import (
     StoreUnavailableError,
     StoreURLError,
 )
-from banking_analytics.store._tables import ALL_TABLES, EVENT_TABLES, QUARANTINE, Column, TableDef
+from banking_analytics.store._tables import (
+    ALL_TABLES,
+    DATA_VERSIONS,
+    EVENT_TABLES,
+    QUARANTINE,
+    Column,
+    TableDef,
+)
 
 __all__ = [
     "ALL_TABLES",
+    "DATA_VERSIONS",
     "EVENT_TABLES",
     "QUARANTINE",
     "Column",

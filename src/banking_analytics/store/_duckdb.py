@@ -19,6 +19,7 @@ from banking_analytics.store._engine import Engine, WriteTransaction
 from banking_analytics.store._errors import StatementTimeoutError
 from banking_analytics.store._sql import column_list, migration_statements, quote
 from banking_analytics.store._tables import TableDef
+from banking_analytics.store._versions import with_data_versions
 from banking_analytics.store._watchdog import Watchdog
 
 __all__ = ["DuckDBEngine"]
@@ -87,7 +88,10 @@ def _select_list(table: TableDef) -> str:
 
 
 class _DuckDBTransaction(WriteTransaction):
+    placeholder = "?"
+
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        super().__init__()
         self._cur = cursor
 
     def _insert_new(
@@ -118,9 +122,7 @@ class _DuckDBTransaction(WriteTransaction):
             self._cur.unregister("_incoming")
         return is_new
 
-    def append(self, table: TableDef, rows: pa.Table) -> None:
-        if rows.num_rows == 0:
-            return
+    def _append(self, table: TableDef, rows: pa.Table) -> None:
         self._cur.register("_rows", rows.select(list(table.column_names)))
         try:
             self._insert_from(table, "_rows")
@@ -137,6 +139,9 @@ class _DuckDBTransaction(WriteTransaction):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         answer = self._cur.sql(sql, params=list(params) or None).to_arrow_table()
         return pa.table({}) if _is_status(sql, answer) else answer
+
+    def _run(self, sql: str, params: Sequence[Any]) -> None:
+        self._cur.execute(sql, list(params))
 
     def lock(self, table: TableDef) -> None:
         # Nothing to take: a database's write transactions already run one at a time
@@ -188,10 +193,11 @@ class DuckDBEngine(Engine):
 
     def migrate(self, tables: Sequence[TableDef]) -> None:
         with self._transaction() as cur:
-            for table in tables:
+            for table in with_data_versions(tables):
                 existing = set(self._columns(cur, table.name))
                 for statement in migration_statements(table, existing, _COLUMN_TYPES):
                     cur.execute(statement)
+            _DuckDBTransaction(cur).seed_versions(tables)
 
     @staticmethod
     def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -225,7 +231,7 @@ class DuckDBEngine(Engine):
                 cur.execute("COMMIT")
 
     @contextmanager
-    def begin(self) -> Iterator[WriteTransaction]:
+    def _begin(self) -> Iterator[WriteTransaction]:
         with self._transaction() as cur:
             yield _DuckDBTransaction(cur)
 

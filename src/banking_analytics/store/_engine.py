@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,12 +14,29 @@ import pyarrow.compute as pc
 from banking_analytics.store._errors import StoreURLError
 from banking_analytics.store._postgres_url import POSTGRES_SCHEMES, mask_password
 from banking_analytics.store._tables import TableDef
+from banking_analytics.store._versions import bump_version_sql, seed_version_sql
 
 __all__ = ["Engine", "WriteTransaction", "open_engine"]
 
 
 class WriteTransaction(ABC):
-    """Writes inside one transaction; nothing is visible or durable before commit."""
+    """Writes inside one transaction; nothing is visible or durable before commit.
+
+    Rows added to a versioned table with :meth:`insert_events` or :meth:`append`
+    raise its data version, in this transaction (rows written with
+    :meth:`execute` do not: versioned tables take rows through those two).
+    """
+
+    #: How the engine's SQL marks a positional parameter (see :meth:`Engine.query`).
+    placeholder: str
+
+    def __init__(self) -> None:
+        self._grown: set[str] = set()
+
+    @property
+    def changed_tables(self) -> frozenset[str]:
+        """The versioned tables this transaction has added rows to."""
+        return frozenset(self._grown)
 
     def insert_events(
         self, table: TableDef, rows: pa.Table, dedup_window: timedelta
@@ -35,7 +52,10 @@ class WriteTransaction(ABC):
         bounds = pc.min_max(rows["occurred_at"])
         low = bounds["min"].as_py() - dedup_window
         high = bounds["max"].as_py() + dedup_window
-        return self._insert_new(table, rows, low, high)
+        is_new = self._insert_new(table, rows, low, high)
+        if table.versioned and pc.any(is_new).as_py():
+            self._grown.add(table.name)
+        return is_new
 
     @abstractmethod
     def _insert_new(
@@ -46,9 +66,17 @@ class WriteTransaction(ABC):
         Returns the mask of the rows inserted.
         """
 
-    @abstractmethod
     def append(self, table: TableDef, rows: pa.Table) -> None:
         """Append rows as they are (no deduplication)."""
+        if rows.num_rows == 0:
+            return
+        self._append(table, rows)
+        if table.versioned:
+            self._grown.add(table.name)
+
+    @abstractmethod
+    def _append(self, table: TableDef, rows: pa.Table) -> None:
+        """Append the (non-empty) rows as they are."""
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
@@ -66,6 +94,26 @@ class WriteTransaction(ABC):
         Any process's. What makes a read followed by a write that depends on it
         (the next number of a sequence, which ids are stored) safe: lock, then read.
         """
+
+    @abstractmethod
+    def _run(self, sql: str, params: Sequence[Any]) -> None:
+        """Run a statement whose answer is not needed: no result to convert, and
+        cheaper than :meth:`execute` for the statements of every commit."""
+
+    def seed_versions(self, tables: Sequence[TableDef]) -> None:
+        """Give each versioned table among ``tables`` a version (0) unless it has one."""
+        for table in tables:
+            if table.versioned:
+                self._run(seed_version_sql(self.placeholder), [table.name, 0])
+
+    def _bump_versions(self) -> None:
+        """Raise the version of every table this transaction added rows to.
+
+        Tables in name order, so that two transactions never wait for each other's
+        version rows in opposite orders (a deadlock, on PostgreSQL).
+        """
+        for name in sorted(self._grown):
+            self._run(bump_version_sql(self.placeholder), [name])
 
 
 class Engine(ABC):
@@ -93,11 +141,27 @@ class Engine(ABC):
 
     @abstractmethod
     def migrate(self, tables: Sequence[TableDef]) -> None:
-        """Create missing tables and add missing columns (schemas only grow)."""
+        """Create missing tables and add missing columns (schemas only grow).
+
+        When a table is versioned, also the data versions table, with a version for
+        each versioned table that has none.
+        """
+
+    @contextmanager
+    def begin(self) -> Iterator[WriteTransaction]:
+        """A write transaction: committed durably on normal exit, rolled back on error.
+
+        Just before it commits, the data version of each versioned table it added
+        rows to is raised in it: a reader sees the new rows and the new versions
+        together, or neither.
+        """
+        with self._begin() as tx:
+            yield tx
+            tx._bump_versions()
 
     @abstractmethod
-    def begin(self) -> AbstractContextManager[WriteTransaction]:
-        """A write transaction: committed durably on normal exit, rolled back on error."""
+    def _begin(self) -> AbstractContextManager[WriteTransaction]:
+        """A write transaction, as :meth:`begin` gives it, without the versions."""
 
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:

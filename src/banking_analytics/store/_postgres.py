@@ -35,6 +35,7 @@ from banking_analytics.store._postgres_results import rows_to_arrow
 from banking_analytics.store._postgres_url import parse_postgres_url
 from banking_analytics.store._sql import column_list, migration_statements, quote
 from banking_analytics.store._tables import TableDef
+from banking_analytics.store._versions import with_data_versions
 
 __all__ = ["PostgresEngine"]
 
@@ -118,7 +119,10 @@ def _run(conn: Connection, sql: str, params: Sequence[Any]) -> pa.Table:
 
 
 class _PostgresTransaction(WriteTransaction):
+    placeholder = "%s"
+
     def __init__(self, conn: Connection) -> None:
+        super().__init__()
         self._conn = conn
 
     def _insert_new(
@@ -139,11 +143,14 @@ class _PostgresTransaction(WriteTransaction):
         _copy(self._conn, table, rows.filter(is_new))
         return is_new
 
-    def append(self, table: TableDef, rows: pa.Table) -> None:
+    def _append(self, table: TableDef, rows: pa.Table) -> None:
         _copy(self._conn, table, rows)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         return _run(self._conn, sql, params)
+
+    def _run(self, sql: str, params: Sequence[Any]) -> None:
+        self._conn.execute(sql, list(params))
 
     def lock(self, table: TableDef) -> None:
         # A transaction-level advisory lock keyed by the table's oid: held until commit
@@ -304,7 +311,7 @@ class PostgresEngine(Engine):
     def migrate(self, tables: Sequence[TableDef]) -> None:
         with self._transaction() as conn:
             self._lock_schema(conn, "current_schema()")
-            for table in tables:
+            for table in with_data_versions(tables):
                 existing = self._columns(conn, table.name)
                 for statement in migration_statements(table, existing, _COLUMN_TYPES):
                     conn.execute(statement)
@@ -314,13 +321,14 @@ class PostgresEngine(Engine):
                             f"CREATE INDEX {quote(f'{table.name}_{column}_idx')} "
                             f"ON {quote(table.name)} ({quote(column)})"
                         )
+            _PostgresTransaction(conn).seed_versions(tables)
 
     def table_columns(self, table: str) -> list[str]:
         with self._reader() as conn:
             return self._columns(conn, table)
 
     @contextmanager
-    def begin(self) -> Iterator[WriteTransaction]:
+    def _begin(self) -> Iterator[WriteTransaction]:
         with self._transaction() as conn:
             yield _PostgresTransaction(conn)
 

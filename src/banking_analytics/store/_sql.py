@@ -29,7 +29,10 @@ def migration_statements(
     """What brings a stored table (with ``existing`` columns, none if absent) up to ``table``."""
     name = quote(table.name)
     if not existing:
-        return [f"CREATE TABLE {name} ({', '.join(_ddl_column(c, types) for c in table.columns)})"]
+        parts = [_ddl_column(c, types) for c in table.columns]
+        if table.primary_key:
+            parts.append(f"PRIMARY KEY ({column_list(table.primary_key)})")
+        return [f"CREATE TABLE {name} ({', '.join(parts)})"]
     # Added columns are nullable, so stored rows stay valid.
     return [
         f"ALTER TABLE {name} ADD COLUMN {quote(c.name)} {types[c.kind]}"

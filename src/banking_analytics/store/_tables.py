@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from banking_analytics.events import SCHEMAS, EventSchema, Kind
 
-__all__ = ["ALL_TABLES", "EVENT_TABLES", "QUARANTINE", "Column", "TableDef"]
+__all__ = ["ALL_TABLES", "DATA_VERSIONS", "EVENT_TABLES", "QUARANTINE", "Column", "TableDef"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,8 +18,9 @@ class Column:
 
 @dataclass(frozen=True, slots=True)
 class TableDef:
-    """A table: its columns, for event tables the time column dedup prunes by, and the
-    other columns rows are looked up by.
+    """A table: its columns, for event tables the time column dedup prunes by, the
+    other columns rows are looked up by, its primary key if it has one, and whether
+    it has a data version (see :data:`DATA_VERSIONS`).
 
     Engines that keep indexes (PostgreSQL) index the looked-up columns when they
     create the table; DuckDB skips row groups by their min/max instead.
@@ -29,6 +30,8 @@ class TableDef:
     columns: tuple[Column, ...]
     time_column: str | None = None
     lookup_columns: tuple[str, ...] = ()
+    primary_key: tuple[str, ...] = ()
+    versioned: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -46,6 +49,7 @@ def _event_table(schema: EventSchema) -> TableDef:
         schema.table,
         tuple(Column(f.name, f.kind, nullable=not f.required) for f in schema.stored_fields),
         time_column="occurred_at",
+        versioned=True,
     )
 
 
@@ -66,6 +70,20 @@ QUARANTINE = TableDef(
         Column("raw", Kind.TEXT),
         Column("raw_bytes", Kind.INTEGER),
     ),
+    versioned=True,
+)
+
+#: The data version of each versioned table: a number that the transaction adding rows
+#: to the table raises, so it changes exactly when the table's rows do (tables whose
+#: rows are only ever added). Engines create it, and a version of 0 for each versioned
+#: table, when they migrate one.
+DATA_VERSIONS = TableDef(
+    "data_versions",
+    (
+        Column("table_name", Kind.TEXT, nullable=False),
+        Column("version", Kind.INTEGER, nullable=False),
+    ),
+    primary_key=("table_name",),
 )
 
 ALL_TABLES: tuple[TableDef, ...] = (*EVENT_TABLES.values(), QUARANTINE)
