@@ -13,6 +13,7 @@ from banking_analytics.metrics._catalog import (
     error_rate_metric,
 )
 from banking_analytics.metrics._compile import BUCKET_KEY, CompiledQuery, compile_query
+from banking_analytics.metrics._executor import DEFAULT_QUERY_WORKERS, QueryExecutor
 from banking_analytics.metrics._model import DIMENSIONS, Dimension, Metric, Unit
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
@@ -35,6 +36,7 @@ from banking_analytics.metrics._window import (
 __all__ = [
     "BUCKET_KEY",
     "CATALOG",
+    "DEFAULT_QUERY_WORKERS",
     "DIMENSIONS",
     "LATENCY_PERCENTILES",
     "MIN_SAMPLE",
@@ -49,6 +51,7 @@ __all__ = [
     "MetricService",
     "MetricValue",
     "QueryError",
+    "QueryExecutor",
     "QueryResult",
     "Renderer",
     "ResultRow",
