@@ -27,3 +27,10 @@ def test_readme_example_runs(store_url: str) -> None:
     namespace: dict[str, object] = {}
     exec(compile(example, "README.md", "exec"), namespace)
     assert str(namespace["metric_id"]).count("-") == 4
+
+
+def test_architecture_example_runs() -> None:
+    """The facade's two spellings of an analysis (namespace and flat method) agree."""
+    page = (DOCS / "architecture.md").read_text()
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, "architecture.md", "exec"), {})
