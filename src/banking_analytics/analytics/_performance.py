@@ -87,7 +87,7 @@ _SUCCESS_DEFINITION = (
 # -- result shapes -----------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class SuccessBreakdown(Shape):
     """The bank-health denominator split by outcome; the three shares sum to 1."""
 
@@ -96,7 +96,7 @@ class SuccessBreakdown(Shape):
     error_aggregator: float | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ExcludedAttempts(Shape):
     """Attempts left out of the success rate, counted apart."""
 
@@ -107,7 +107,7 @@ class ExcludedAttempts(Shape):
     unattributed_failures: int | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class SuccessRate(Shape):
     average: float | None
     """Plaid bank-health success rate"""
@@ -120,7 +120,7 @@ class SuccessRate(Shape):
     definition: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class LatencyFigures(Shape):
     """Credential-submit-to-outcome time: mean and nearest-rank percentiles."""
 
@@ -132,14 +132,14 @@ class LatencyFigures(Shape):
     status: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Latency(LatencyFigures):
     """Over completed attempts, and ``success_only`` over successful ones."""
 
     success_only: LatencyFigures
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class LinkConversion(Shape):
     """Successful link sessions ÷ distinct link sessions opened."""
 
@@ -149,7 +149,7 @@ class LinkConversion(Shape):
     abandonment_rate: float | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ConnectionCut(Shape):
     """The connection figures of one value of a dimension (the subclasses name it)."""
 
@@ -162,17 +162,17 @@ class ConnectionCut(Shape):
     latency_p95_ms: float | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class AggregatorCut(ConnectionCut):
     aggregator: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class InstitutionCut(ConnectionCut):
     institution: str | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class FeatureCut(ConnectionCut):
     feature: str | None
 
@@ -184,7 +184,7 @@ _CUTS: dict[str, type[AggregatorCut | InstitutionCut | FeatureCut]] = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class SeriesPoint(Shape):
     start: str | None
     """The bucket's start, in the query's timezone"""
@@ -193,13 +193,13 @@ class SeriesPoint(Shape):
     connection_latency_p95_ms: float | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Series(Shape):
     bucket: str
     points: list[SeriesPoint]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ConnectionPerformance(Shape):
     """Connection health over a period: success rate, latency, link conversion, the same
     cut by aggregator, institution and feature, and a time series."""
@@ -215,7 +215,7 @@ class ConnectionPerformance(Shape):
     time_series: Series
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class FeatureFigures(Shape):
     usage_count: int | None
     unique_users: int | None
@@ -226,7 +226,7 @@ class FeatureFigures(Shape):
     previous_usage_count: int | None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class FeatureUsage(Shape):
     """Per banking feature: interactions, users, sessions, success rate, mean duration."""
 
@@ -234,14 +234,14 @@ class FeatureUsage(Shape):
     feature_usage: dict[str, FeatureFigures]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class CategoryErrors(Shape):
     count: int
     rate: float | None
     responsible_party: str
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class SourceErrors(Shape):
     total: int
     failures: int
@@ -250,7 +250,7 @@ class SourceErrors(Shape):
     uncategorised: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ErrorRates(Shape):
     """Failures of connection attempts and sync runs, per error category."""
 

@@ -5,7 +5,10 @@ analysis that fills it. The API uses the shapes as its response models (FastAPI
 and pydantic describe dataclasses in the OpenAPI document and serialise them in
 field order) and the CLI renders them, so a figure added to an analysis reaches
 both without being written again. Item access reads fields, as in
-``perf["success_rate"]["average"]``; a shape is a read-only mapping of its fields.
+``perf["success_rate"]["average"]``; a shape is a read-only mapping of its fields,
+equal to a mapping (a dict) with the same items. Shapes are declared with
+``@dataclass(slots=True, eq=False)``: ``eq=False`` keeps that mapping equality
+rather than the dataclass's own, which would find a shape unequal to any dict.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class Shape(Mapping[str, Any]):
         return len(fields(self))  # type: ignore[arg-type]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Period(Shape):
     """The window an answer covers: ``[start, end)`` in UTC, and what it was asked as."""
 
