@@ -109,6 +109,8 @@ class ExcludedAttempts(Shape):
 
 @dataclass(slots=True, eq=False)
 class SuccessRate(Shape):
+    """The bank-health success rate, its breakdown and what it leaves out."""
+
     average: float | None
     """Plaid bank-health success rate"""
     status: str
@@ -164,16 +166,22 @@ class ConnectionCut(Shape):
 
 @dataclass(slots=True, eq=False)
 class AggregatorCut(ConnectionCut):
+    """The connection figures of one aggregator."""
+
     aggregator: str | None
 
 
 @dataclass(slots=True, eq=False)
 class InstitutionCut(ConnectionCut):
+    """The connection figures of one institution."""
+
     institution: str | None
 
 
 @dataclass(slots=True, eq=False)
 class FeatureCut(ConnectionCut):
+    """The connection figures of one banking feature."""
+
     feature: str | None
 
 
@@ -186,6 +194,8 @@ _CUTS: dict[str, type[AggregatorCut | InstitutionCut | FeatureCut]] = {
 
 @dataclass(slots=True, eq=False)
 class SeriesPoint(Shape):
+    """One bucket of the connection time series."""
+
     start: str | None
     """The bucket's start, in the query's timezone"""
     connection_success_rate: float | None
@@ -195,6 +205,8 @@ class SeriesPoint(Shape):
 
 @dataclass(slots=True, eq=False)
 class Series(Shape):
+    """Connection figures per bucket: hours up to two days, days up to 120, then weeks."""
+
     bucket: str
     points: list[SeriesPoint]
 
@@ -217,6 +229,8 @@ class ConnectionPerformance(Shape):
 
 @dataclass(slots=True, eq=False)
 class FeatureFigures(Shape):
+    """One feature's usage; ``success_rate`` = successful ÷ interactions reporting success."""
+
     usage_count: int | None
     unique_users: int | None
     sessions: int | None
@@ -236,6 +250,8 @@ class FeatureUsage(Shape):
 
 @dataclass(slots=True, eq=False)
 class CategoryErrors(Shape):
+    """Failures in one error category; ``rate`` = its failures ÷ all attempts (or runs)."""
+
     count: int
     rate: float | None
     responsible_party: str
@@ -243,6 +259,8 @@ class CategoryErrors(Shape):
 
 @dataclass(slots=True, eq=False)
 class SourceErrors(Shape):
+    """The error mix of connection attempts or of sync runs."""
+
     total: int
     failures: int
     error_rate: float | None
