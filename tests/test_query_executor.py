@@ -9,11 +9,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import httpx
 import orjson
 import psycopg
 import pytest
 
+from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore, Role
+from banking_analytics.api import ApiSettings, create_app
 from banking_analytics.metrics import QueryExecutor, TimeWindow
 from banking_analytics.store import open_engine
 from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
@@ -205,3 +209,37 @@ def test_dashboard_on_postgres_holds_at_most_its_workers_connections(
         assert threading.active_count() == threads_before
     assert answers[2] == answers[8]
     assert orjson.loads(answers[2])["connection"]["attempts"] == 34
+
+
+@pytest.mark.postgres
+def test_api_server_holds_at_most_its_query_workers_connections(
+    postgres_url: str, postgres_store_url: str
+) -> None:
+    """BA_QUERY_WORKERS=2: four dashboards requested at once over real HTTP, and the
+    server process never holds more than two read connections and its writer."""
+    url, name = named(postgres_store_url)
+    with BankingPerformanceAnalytics.open(url) as setup:
+        setup.ingest(connection_attempts() + behaviour() + syncs() + payments())
+        secret = KeyStore(setup.engine).create("dashboards", Role.ANALYST).secret
+    settings = ApiSettings(db=url, query_workers=2, key_cache_seconds=0)
+    params = {"start": T0.isoformat(), "end": NOW.isoformat()}
+    statuses: list[int] = []
+    with (
+        running(create_app(settings)) as base,
+        httpx.Client(
+            base_url=base, timeout=60, headers={"Authorization": f"Bearer {secret}"}
+        ) as client,
+    ):
+
+        def ask() -> None:
+            answer = client.get("/api/banking-analytics/dashboard/performance", params=params)
+            statuses.append(answer.status_code)
+
+        with peak_connections(postgres_url, name) as peak:
+            asking = [threading.Thread(target=ask) for _ in range(4)]
+            for thread in asking:
+                thread.start()
+            for thread in asking:
+                thread.join()
+    assert statuses == [200] * 4
+    assert 1 < peak[0] <= 3

@@ -111,6 +111,8 @@ class BankingPerformanceAnalytics:
         health_thresholds: HealthThresholds | None = None,
         query_workers: int = DEFAULT_QUERY_WORKERS,
     ) -> None:
+        """Over an engine opened elsewhere (its PostgreSQL read connections bounded as it
+        was opened; :meth:`open` bounds them by ``query_workers``)."""
         self.engine = engine
         self.limits = limits or IngestLimits()
         self._recorder = Recorder(engine, self.limits)
