@@ -136,12 +136,16 @@ class BankingPerformanceAnalytics:
         for writing), whatever the number of threads asking.
         """
         engine = open_engine(url, max_readers=max(query_workers, 1))
-        return cls(
-            engine,
-            limits=limits,
-            health_thresholds=health_thresholds,
-            query_workers=query_workers,
-        )
+        try:
+            return cls(
+                engine,
+                limits=limits,
+                health_thresholds=health_thresholds,
+                query_workers=query_workers,
+            )
+        except BaseException:  # e.g. a negative query_workers: the store is not left open
+            engine.close()
+            raise
 
     # -- domain namespaces (built on first use) -----------------------------------------------
 
