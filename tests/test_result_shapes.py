@@ -40,6 +40,10 @@ def test_items_read_the_fields(hand: BankingPerformanceAnalytics) -> None:
     assert perf["time_period"]["start"] == T0
     with pytest.raises(KeyError, match="average"):
         perf["average"]
+    # Only fields are items, not methods.
+    assert "keys" not in perf
+    with pytest.raises(KeyError):
+        perf["keys"]
 
 
 def test_a_shape_is_a_mapping_of_its_fields_in_order(hand: BankingPerformanceAnalytics) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 
 from banking_analytics.metrics import TimeWindow
@@ -36,16 +37,21 @@ class Shape(Mapping[str, Any]):
     }
 
     def __getitem__(self, key: str) -> Any:
-        try:
-            return getattr(self, key)
-        except AttributeError:
-            raise KeyError(key) from None
+        # Fields only: a method's name (``keys``) is not an item.
+        if key not in _field_names(type(self)):
+            raise KeyError(key)
+        return getattr(self, key)
 
     def __iter__(self) -> Iterator[str]:
-        return (f.name for f in fields(self))  # type: ignore[arg-type]  # subclasses are dataclasses
+        return iter(_field_names(type(self)))
 
     def __len__(self) -> int:
-        return len(fields(self))  # type: ignore[arg-type]
+        return len(_field_names(type(self)))
+
+
+@cache
+def _field_names(shape: type[Shape]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(shape))  # type: ignore[arg-type]  # shapes are dataclasses
 
 
 @dataclass(slots=True, eq=False)
