@@ -79,3 +79,10 @@ def test_custom_statement_example_runs(store_url: str, capsys: pytest.CaptureFix
         "2026-11-02 00:00:00+00:00 ins_3 2 2",
         "2026-11-03 00:00:00+00:00 ins_3 1 1",
     ]
+
+
+def test_architecture_example_runs() -> None:
+    """The facade's two spellings of an analysis (namespace and flat method) agree."""
+    page = (DOCS / "architecture.md").read_text()
+    example = page.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, "architecture.md", "exec"), {})

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import banking_analytics
 from banking_analytics import BankingFeature, PerformanceMetric, RevenueMetric
@@ -72,5 +73,52 @@ def test_importing_the_package_loads_only_what_is_used() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     assert out[0] == "[]"
-    assert out[1] == "['sqlglot', 'banking_analytics._facade', 'banking_analytics.analytics']"
+    # The facade loads the analyses only when a namespace is first used (next test).
+    assert out[1] == "['sqlglot', 'banking_analytics._facade']"
     assert "BankingPerformanceAnalytics" in dir(banking_analytics)
+
+
+def test_opening_the_facade_loads_no_analysis_and_a_namespace_only_its_own(
+    tmp_path: Path,
+) -> None:
+    """Recording and generic metric queries need no analysis module; the first analysis
+    builds the ``performance`` namespace (once), loading that domain's modules alone,
+    and no query worker starts before a query runs side by side with another."""
+    probe = (
+        "import sys, threading\n"
+        "from banking_analytics import BankingPerformanceAnalytics\n"
+        "def loaded():\n"
+        "    return sorted(m for m in sys.modules if m.startswith('banking_analytics.analytics'))\n"
+        f"with BankingPerformanceAnalytics.open('duckdb:///{tmp_path}/store.duckdb') as a:\n"
+        "    a.record_user_behavior('u1', 'budget_tracking', 'open')\n"
+        "    a.query_metrics(['unique_users'], '24h')\n"
+        "    print(loaded())\n"
+        "    print(sorted(t.name for t in threading.enumerate() if t.name.startswith('queries')))\n"
+        "    a.analyze_feature_usage('7d')\n"
+        "    print(loaded())\n"
+        "    print(a.performance is a.performance)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[0] == "[]"
+    assert out[1] == "[]"
+    assert out[2] == str(
+        [
+            "banking_analytics.analytics",
+            "banking_analytics.analytics._freshness",
+            "banking_analytics.analytics._health",
+            "banking_analytics.analytics._performance",
+            "banking_analytics.analytics._performance_namespace",
+            "banking_analytics.analytics._shape",
+        ]
+    )
+    assert out[3] == "True"
+
+
+def test_every_name_the_analytics_package_lists_loads() -> None:
+    from banking_analytics import analytics
+
+    for name in analytics.__all__:
+        assert hasattr(analytics, name), name
+    assert set(dir(analytics)) >= set(analytics.__all__)

@@ -5,9 +5,9 @@ The public API is what ``__all__`` lists; everything else is private.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from banking_analytics._lazy import lazy_names
 from banking_analytics.vocabulary import (
     Aggregator,
     AuthMethod,
@@ -29,15 +29,13 @@ from banking_analytics.vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from banking_analytics._facade import (
-        BankingPerformanceAnalytics,
+    from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo, TableInfo
+    from banking_analytics._recording import (
         BatchTooLargeError,
         EventRejectedError,
         FileReport,
         PendingBatch,
         PendingEvent,
-        StoreInfo,
-        TableInfo,
     )
     from banking_analytics.analytics import HealthState, HealthThresholds, RefreshState
     from banking_analytics.ingest import EventError, EventResult, EventStatus, IngestLimits
@@ -92,11 +90,11 @@ __all__ = [
 #: ``--help``) does not load the query compiler, the analyses and what they import.
 _LAZY = {
     "BankingPerformanceAnalytics": "banking_analytics._facade",
-    "BatchTooLargeError": "banking_analytics._facade",
-    "EventRejectedError": "banking_analytics._facade",
-    "FileReport": "banking_analytics._facade",
-    "PendingBatch": "banking_analytics._facade",
-    "PendingEvent": "banking_analytics._facade",
+    "BatchTooLargeError": "banking_analytics._recording",
+    "EventRejectedError": "banking_analytics._recording",
+    "FileReport": "banking_analytics._recording",
+    "PendingBatch": "banking_analytics._recording",
+    "PendingEvent": "banking_analytics._recording",
     "StoreInfo": "banking_analytics._facade",
     "TableInfo": "banking_analytics._facade",
     "HealthState": "banking_analytics.analytics",
@@ -114,15 +112,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # looked up once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

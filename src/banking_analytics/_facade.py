@@ -1,45 +1,50 @@
-"""``BankingPerformanceAnalytics``: the library's front door, wiring store and ingestion."""
+"""``BankingPerformanceAnalytics``: the library's front door, wiring store, ingestion and analyses.
+
+The analyses are grouped in domain namespaces, each an attribute built on first
+use (:func:`namespace`): ``analytics.performance`` today (connection
+performance, feature usage, error rates, institution health, sync freshness,
+the dashboard). Opening the facade loads no analysis module; the first use of a
+namespace imports its modules and builds its analyses over the store's one
+:class:`MetricService` and one bounded :class:`QueryExecutor`.
+
+The revenue, behaviour, monitoring and prediction domains follow the same
+pattern: a namespace class in the analytics layer (``analytics/_<domain>_namespace.py``,
+its analyses in their own modules, its result shapes beside them), a
+``@namespace`` method here that imports and builds it, and the spec's flat
+methods (``analyze_revenue_impact``, ``predict_user_churn``, ...) as one-line
+delegations to it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pyarrow as pa
 from sqlglot import exp
 
-from banking_analytics.analytics import (
-    HealthThresholds,
-    InstitutionHealth,
-    PerformanceAnalytics,
-    SyncFreshness,
+from banking_analytics._lazy import namespace
+from banking_analytics._recording import (
+    BatchTooLargeError,
+    EventRejectedError,
+    FileReport,
+    PendingBatch,
+    PendingEvent,
+    Recorder,
 )
 from banking_analytics.events import SCHEMAS
-from banking_analytics.ingest import (
-    BatchOutcome,
-    CommitListener,
-    Decoded,
-    EventResult,
-    EventStatus,
-    GroupCommitWriter,
-    IngestLimits,
-    IngestPipeline,
-    Ticket,
-    decode_arrow,
-    decode_records,
-)
-from banking_analytics.ingest._files import FileChunk, FileFormat, detect_format, read_file
+from banking_analytics.ingest import BatchOutcome, CommitListener, EventResult, IngestLimits
+from banking_analytics.ingest._files import FileFormat
 from banking_analytics.metrics import (
+    DEFAULT_QUERY_WORKERS,
     Bucket,
     MetricQuery,
     MetricService,
     QueryBudget,
-    QueryError,
+    QueryExecutor,
     QueryResult,
     TimeWindow,
     parse_time_period,
@@ -47,6 +52,15 @@ from banking_analytics.metrics import (
 from banking_analytics.store import QUARANTINE, Engine, open_engine
 from banking_analytics.store.statements import column, select_all
 from banking_analytics.vocabulary import BankingFeature, EventType, PerformanceMetric
+
+if TYPE_CHECKING:
+    from banking_analytics.analytics import (
+        ConnectionPerformance,
+        ErrorRates,
+        FeatureUsage,
+        HealthThresholds,
+        PerformanceNamespace,
+    )
 
 __all__ = [
     "BankingPerformanceAnalytics",
@@ -58,18 +72,6 @@ __all__ = [
     "StoreInfo",
     "TableInfo",
 ]
-
-
-class EventRejectedError(ValueError):
-    """A recorded event was rejected; it is in quarantine and ``result.errors`` says why."""
-
-    def __init__(self, result: EventResult) -> None:
-        super().__init__(f"event rejected: {result.reason}")
-        self.result = result
-
-
-class BatchTooLargeError(ValueError):
-    """More events in one ``ingest`` call than ``IngestLimits.max_batch_events``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,75 +94,14 @@ class StoreInfo:
         return sum(t.events for t in self.tables)
 
 
-@dataclass(slots=True)
-class FileReport:
-    """What happened to a file's events; ``rejected`` lists (position, reason)."""
-
-    path: Path
-    accepted: int = 0
-    duplicate: int = 0
-    rejected: int = 0
-    rejections: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return self.accepted + self.duplicate + self.rejected
-
-    def add(self, outcome: BatchOutcome) -> None:
-        self.accepted += outcome.count(EventStatus.ACCEPTED)
-        self.duplicate += outcome.count(EventStatus.DUPLICATE)
-        self.rejected += outcome.count(EventStatus.REJECTED)
-        self.rejections.extend((r.position, r.reason or "") for r in outcome.rejected())
-
-
-class PendingBatch:
-    """Events on their way to the store, written together in one group commit."""
-
-    __slots__ = ("_ticket",)
-
-    def __init__(self, ticket: Ticket) -> None:
-        self._ticket = ticket
-
-    def done(self) -> bool:
-        return self._ticket.done()
-
-    def add_done_callback(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` from the writer's thread once the commit finished (or at
-        once); for event loops, which hand it over with ``call_soon_threadsafe``."""
-        self._ticket.add_done_callback(callback)
-
-    def results(self, timeout: float | None = None) -> list[EventResult]:
-        """Wait for the commit; raises if the store failed to write the events."""
-        return self._ticket.result(timeout).results()
-
-
-class PendingEvent(PendingBatch):
-    """One event on its way to the store."""
-
-    __slots__ = ()
-
-    def result(self, timeout: float | None = None) -> EventResult:
-        """Wait for the commit; raises if the store failed to write the event."""
-        return self._ticket.result(timeout).result(0)
-
-
-def _plain(value: object) -> object:
-    return value.value if isinstance(value, Enum) else value
-
-
-def _event(event_type: EventType, fields: Mapping[str, object]) -> dict[str, object]:
-    """An event mapping from keyword fields, leaving out the ones not given."""
-    event: dict[str, object] = {"event_type": event_type.value}
-    event.update({k: _plain(v) for k, v in fields.items() if v is not None})
-    return event
-
-
 class BankingPerformanceAnalytics:
-    """Records banking events and (in later layers) analyses them.
+    """Records banking events and analyses them.
 
     Thread-safe: any number of threads may record at once; their events share
     group commits, and each ``record_*`` call returns only once its event is
-    durably stored (or raises :class:`EventRejectedError`).
+    durably stored (or raises :class:`EventRejectedError`). Queries that run side
+    by side (a dashboard's parts) share one pool of ``query_workers`` threads, which
+    also bounds a PostgreSQL store's read connections (see :meth:`open`).
     """
 
     def __init__(
@@ -169,15 +110,16 @@ class BankingPerformanceAnalytics:
         *,
         limits: IngestLimits | None = None,
         health_thresholds: HealthThresholds | None = None,
+        query_workers: int = DEFAULT_QUERY_WORKERS,
     ) -> None:
+        """Over an engine opened elsewhere (its PostgreSQL read connections bounded as it
+        was opened; :meth:`open` bounds them by ``query_workers``)."""
         self.engine = engine
         self.limits = limits or IngestLimits()
-        self._pipeline = IngestPipeline(engine, self.limits)
-        self._writer = GroupCommitWriter(self._pipeline)
+        self._recorder = Recorder(engine, self.limits)
         self.metrics = MetricService(engine)
-        self._performance = PerformanceAnalytics(self.metrics)
-        self._health = InstitutionHealth(self.metrics, health_thresholds)
-        self._freshness = SyncFreshness(self.metrics)
+        self.queries = QueryExecutor(query_workers)
+        self._health_thresholds = health_thresholds
 
     @classmethod
     def open(
@@ -186,9 +128,35 @@ class BankingPerformanceAnalytics:
         *,
         limits: IngestLimits | None = None,
         health_thresholds: HealthThresholds | None = None,
+        query_workers: int = DEFAULT_QUERY_WORKERS,
     ) -> Self:
-        """Open (creating if needed) the store at ``url``, e.g. ``duckdb:///analytics.duckdb``."""
-        return cls(open_engine(url), limits=limits, health_thresholds=health_thresholds)
+        """Open (creating if needed) the store at ``url``, e.g. ``duckdb:///analytics.duckdb``.
+
+        ``query_workers`` threads run the queries a dashboard runs side by side; on
+        PostgreSQL the store then holds at most that many read connections (and one
+        for writing), whatever the number of threads asking.
+        """
+        engine = open_engine(url, max_readers=max(query_workers, 1))
+        try:
+            return cls(
+                engine,
+                limits=limits,
+                health_thresholds=health_thresholds,
+                query_workers=query_workers,
+            )
+        except BaseException:  # e.g. a negative query_workers: the store is not left open
+            engine.close()
+            raise
+
+    # -- domain namespaces (built on first use) -----------------------------------------------
+
+    @namespace
+    def performance(self) -> PerformanceNamespace:
+        """Bank-integration performance: connections, feature usage, errors, institution
+        health, sync freshness and the dashboard of them."""
+        from banking_analytics.analytics import PerformanceNamespace
+
+        return PerformanceNamespace(self.metrics, self.queries, self._health_thresholds)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -198,14 +166,7 @@ class BankingPerformanceAnalytics:
         For producers that keep many events in flight: each thread can submit a
         window of events and then wait for them, so commits carry many events.
         """
-        decoded = decode_records([event], 0, self.limits.max_event_bytes, source)
-        return PendingEvent(self._writer.submit(decoded))
-
-    def _record(self, event_type: EventType, fields: Mapping[str, object]) -> str:
-        result = self.submit(_event(event_type, fields)).result()
-        if result.status is EventStatus.REJECTED or result.event_id is None:
-            raise EventRejectedError(result)
-        return result.event_id
+        return self._recorder.submit(event, source)
 
     def record_performance_metric(
         self,
@@ -220,7 +181,7 @@ class BankingPerformanceAnalytics:
         Other fields of the ``performance_metric`` event (``unit``,
         ``institution_id``, ``occurred_at``, ``event_id``, ...) go as keywords.
         """
-        return self._record(
+        return self._recorder.record(
             EventType.PERFORMANCE_METRIC,
             {
                 "metric_type": metric_type,
@@ -241,7 +202,7 @@ class BankingPerformanceAnalytics:
         **fields: object,
     ) -> str:
         """Record a user's interaction with a feature (``device``, ``platform``... as keywords)."""
-        return self._record(
+        return self._recorder.record(
             EventType.BEHAVIOR,
             {
                 "user_id": user_id,
@@ -255,27 +216,21 @@ class BankingPerformanceAnalytics:
 
     def record_connection_attempt(self, **fields: object) -> str:
         """Record a link or reauth attempt; fields as in the ``connection_attempt`` schema."""
-        return self._record(EventType.CONNECTION_ATTEMPT, fields)
+        return self._recorder.record(EventType.CONNECTION_ATTEMPT, fields)
 
     def record_sync_run(self, **fields: object) -> str:
         """Record a data sync run; fields as in the ``sync_run`` schema."""
-        return self._record(EventType.SYNC_RUN, fields)
+        return self._recorder.record(EventType.SYNC_RUN, fields)
 
     def record_subscription_event(self, **fields: object) -> str:
         """Record a subscription lifecycle or payment event; fields as in its schema."""
-        return self._record(EventType.SUBSCRIPTION, fields)
+        return self._recorder.record(EventType.SUBSCRIPTION, fields)
 
     def submit_batch(
         self, events: Iterable[Mapping[str, object]], source: str = "library"
     ) -> PendingBatch:
         """Queue a batch of events of any types; ``.results()`` answers once they are stored."""
-        batch = list(events)
-        if len(batch) > self.limits.max_batch_events:
-            raise BatchTooLargeError(
-                f"{len(batch)} events in one batch; the limit is {self.limits.max_batch_events}"
-            )
-        decoded = decode_records(batch, 0, self.limits.max_event_bytes, source)
-        return PendingBatch(self._writer.submit(decoded))
+        return self._recorder.submit_batch(events, source)
 
     def ingest(
         self, events: Iterable[Mapping[str, object]], source: str = "library"
@@ -298,10 +253,7 @@ class BankingPerformanceAnalytics:
 
         A ``received_at`` column, if present, is taken as the receipt time.
         """
-        decoded = decode_arrow(
-            table, first_position, self.limits.max_event_bytes, source, event_type=event_type
-        )
-        return self._pipeline.write(decoded)
+        return self._recorder.ingest_arrow(table, event_type, source, first_position)
 
     def ingest_file(
         self,
@@ -322,34 +274,11 @@ class BankingPerformanceAnalytics:
         ``on_progress(bytes_done, events_done)`` is called after each chunk is
         validated.
         """
-        path = Path(path)
-        fmt = file_format or detect_format(path)
-        per_transaction = transaction_events or chunk_events
-        report = FileReport(path)
-        chunks = read_file(
-            path, fmt, chunk_events, self.limits.max_event_bytes, decode_workers=decode_workers
+        return self._recorder.ingest_file(
+            Path(path), file_format, chunk_events, transaction_events, decode_workers, on_progress
         )
-        done_bytes = done_events = 0
 
-        def transaction(first: FileChunk) -> Iterator[Decoded]:
-            """Chunks from ``first`` on, until the transaction is full or the file ends."""
-            nonlocal done_bytes, done_events
-            events = 0
-            chunk: FileChunk | None = first
-            while chunk is not None:
-                yield chunk.decoded
-                events += chunk.decoded.size
-                done_bytes += chunk.nbytes
-                done_events += chunk.decoded.size
-                if on_progress is not None:
-                    on_progress(done_bytes, done_events)
-                chunk = next(chunks, None) if events < per_transaction else None
-
-        while (first := next(chunks, None)) is not None:
-            report.add(self._pipeline.write_many(transaction(first)))
-        return report
-
-    # -- analysis ----------------------------------------------------------------------------
+    # -- analysis: the spec's methods, delegated to the namespaces -----------------------------
 
     def query_metrics(
         self,
@@ -389,9 +318,9 @@ class BankingPerformanceAnalytics:
         *,
         now: datetime | None = None,
         timezone: str = "UTC",
-    ) -> dict[str, Any]:
+    ) -> ConnectionPerformance:
         """Connection health: success rate and breakdown, latency, conversion, cuts, series."""
-        return self._performance.analyze_connection_performance(
+        return self.performance.analyze_connection_performance(
             time_period, now=now, timezone=timezone
         )
 
@@ -402,9 +331,9 @@ class BankingPerformanceAnalytics:
         *,
         now: datetime | None = None,
         timezone: str = "UTC",
-    ) -> dict[str, Any]:
+    ) -> FeatureUsage:
         """Per feature: usage count, unique users, sessions, success rate, mean duration."""
-        return self._performance.analyze_feature_usage(
+        return self.performance.analyze_feature_usage(
             time_period, feature, now=now, timezone=timezone
         )
 
@@ -414,9 +343,9 @@ class BankingPerformanceAnalytics:
         *,
         now: datetime | None = None,
         timezone: str = "UTC",
-    ) -> dict[str, Any]:
+    ) -> ErrorRates:
         """Failures per error category, as counts and as shares of all attempts and sync runs."""
-        return self._performance.analyze_error_rates(time_period, now=now, timezone=timezone)
+        return self.performance.analyze_error_rates(time_period, now=now, timezone=timezone)
 
     def performance_dashboard(
         self,
@@ -427,45 +356,11 @@ class BankingPerformanceAnalytics:
         health_lookback: str | TimeWindow = "7d",
         parts: Iterable[str] | None = None,
     ) -> dict[str, Any]:
-        """Everything the performance dashboard shows: ``connection`` performance (success
-        rate and breakdown, latency percentiles, cuts by aggregator, institution and
-        feature, time series), an ``hourly`` series, ``errors`` by category,
-        ``institution_health`` and ``sync_freshness`` (or only the ``parts`` named).
-        The parts are computed concurrently (the engines run queries in parallel and
-        release the GIL while they do).
-        """
-        window = parse_time_period(time_period, now)
-        end = window.end
-        # One reading of the data versions serves every part, so they describe one state.
-        versions = self.metrics.versions()
-        hourly = MetricQuery.build(
-            ["connection_success_rate", "connection_attempts", "connection_latency_p95_ms"],
-            window,
-            bucket=Bucket.HOUR,
-            timezone=timezone,
+        """The performance dashboard's parts, computed concurrently (see
+        :meth:`PerformanceNamespace.dashboard`)."""
+        return self.performance.dashboard(
+            time_period, now=now, timezone=timezone, health_lookback=health_lookback, parts=parts
         )
-        panels: dict[str, Callable[[], dict[str, Any]]] = {
-            "connection": lambda: self._performance.analyze_connection_performance(
-                window, timezone=timezone, versions=versions
-            ),
-            "hourly": lambda: self.metrics.run(hourly, versions=versions).as_dict(),
-            "errors": lambda: self._performance.analyze_error_rates(
-                window, timezone=timezone, versions=versions
-            ),
-            "institution_health": lambda: self._health.institution_health(
-                health_lookback, now=end, versions=versions
-            ),
-            "sync_freshness": lambda: self._freshness.sync_freshness(
-                health_lookback, now=end, versions=versions
-            ),
-        }
-        chosen = list(panels) if parts is None else list(dict.fromkeys(parts))
-        unknown = [name for name in chosen if name not in panels]
-        if unknown or not chosen:
-            raise QueryError(f"parts: {unknown or 'none'}; choose from {', '.join(panels)}")
-        with ThreadPoolExecutor(max_workers=len(chosen), thread_name_prefix="dashboard") as pool:
-            futures = {name: pool.submit(panels[name]) for name in chosen}
-            return {name: future.result() for name, future in futures.items()}
 
     def institution_health(
         self,
@@ -475,13 +370,15 @@ class BankingPerformanceAnalytics:
         include_history: bool = False,
     ) -> dict[str, Any]:
         """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product."""
-        return self._health.institution_health(lookback, now=now, include_history=include_history)
+        return self.performance.institution_health(
+            lookback, now=now, include_history=include_history
+        )
 
     def sync_freshness(
         self, lookback: str | TimeWindow = "7d", *, now: datetime | None = None
     ) -> dict[str, Any]:
         """NORMAL / DELAYED / STOPPED refresh state of every connection synced recently."""
-        return self._freshness.sync_freshness(lookback, now=now)
+        return self.performance.sync_freshness(lookback, now=now)
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -518,12 +415,13 @@ class BankingPerformanceAnalytics:
     def on_commit(self, listener: CommitListener) -> Callable[[], None]:
         """Call ``listener(tables)`` after each commit of events, whatever wrote them (records,
         batches, files): see :meth:`IngestPipeline.on_commit`. Returns the way to remove it."""
-        return self._pipeline.on_commit(listener)
+        return self._recorder.on_commit(listener)
 
     def close(self) -> None:
-        """Finish queued writes, tell the commit listeners, and close the store."""
-        self._writer.close()
-        self._pipeline.close()
+        """Finish queued writes, tell the commit listeners, stop the query workers and close
+        the store."""
+        self._recorder.close()
+        self.queries.close()
         self.engine.close()
 
     def __enter__(self) -> Self:

@@ -87,7 +87,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = analytics is None
-        opened = analytics or BankingPerformanceAnalytics.open(settings.db)
+        opened = analytics or BankingPerformanceAnalytics.open(
+            settings.db, query_workers=settings.query_workers
+        )
         keys = KeyStore(opened.engine, cache_seconds=settings.key_cache_seconds)
         opened.engine.statement_timeout = settings.statement_timeout_seconds
         app.state.settings = settings

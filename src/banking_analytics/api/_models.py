@@ -1,8 +1,9 @@
-"""Response models: the exact shape of every answer, so the OpenAPI document is complete.
+"""Request and response models: the exact shape of every body, so the OpenAPI document is complete.
 
-They mirror the dictionaries the analytics layer returns (see its docstrings
-for the formulas); a figure resting on too few events is ``null`` with status
-``insufficient_data``.
+The analyses' answers are described by their own result shapes (typed data of
+the analytics layer, e.g. :class:`ConnectionPerformance`), used here and by the
+routes as they are; the models below cover the rest. A figure resting on too
+few events is ``null`` with status ``insufficient_data``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from banking_analytics.access import AuditEntry, Role
+from banking_analytics.analytics import ConnectionPerformance, ErrorRates, Period
 from banking_analytics.api._event_models import any_event_schema
 from banking_analytics.api._types import IsoDateTime
 from banking_analytics.metrics import MAX_LIMIT, Bucket
@@ -21,10 +23,7 @@ __all__ = [
     "AuditPage",
     "BatchIn",
     "BatchOut",
-    "ConnectionPerformance",
-    "ErrorRates",
     "EventResultOut",
-    "FeatureUsage",
     "InstitutionHealthOut",
     "IssuedKeyOut",
     "KeyIn",
@@ -45,129 +44,7 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class Window(_Out):
-    label: str
-    start: datetime
-    end: datetime
-
-
-# -- performance -------------------------------------------------------------------------
-
-
-class SuccessBreakdown(_Out):
-    success: float | None
-    error_institution: float | None
-    error_aggregator: float | None
-
-
-class ExcludedAttempts(_Out):
-    user_errors: int | None
-    abandoned: int | None
-    pending: int | None
-    client_errors: int | None
-    unattributed_failures: int | None
-
-
-class SuccessRate(_Out):
-    average: float | None = Field(description="Plaid bank-health success rate")
-    status: str
-    sample_size: int | None
-    breakdown: SuccessBreakdown
-    excluded: ExcludedAttempts
-    previous_period: float | None
-    change: float | None
-    definition: str
-
-
-class LatencyFigures(_Out):
-    average_ms: float | None
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    sample_size: int | None
-    status: str
-
-
-class Latency(LatencyFigures):
-    success_only: LatencyFigures
-
-
-class LinkConversion(_Out):
-    rate: float | None
-    status: str
-    sessions: int | None
-    abandonment_rate: float | None
-
-
-class ConnectionCut(_Out):
-    model_config = ConfigDict(extra="allow")
-
-    success_rate: float | None
-    status: str
-    attempts: int | None
-    sample_size: int | None
-    error_institution: float | None
-    error_aggregator: float | None
-    latency_p95_ms: float | None
-
-
-class SeriesPoint(_Out):
-    start: str | None
-    connection_success_rate: float | None
-    connection_attempts: int | None
-    connection_latency_p95_ms: float | None
-
-
-class Series(_Out):
-    bucket: str
-    points: list[SeriesPoint]
-
-
-class ConnectionPerformance(_Out):
-    time_period: Window
-    attempts: int | None
-    success_rate: SuccessRate
-    latency: Latency
-    link_conversion: LinkConversion
-    by_aggregator: list[ConnectionCut]
-    by_institution: list[ConnectionCut]
-    by_feature: list[ConnectionCut]
-    time_series: Series
-
-
-class FeatureFigures(_Out):
-    usage_count: int | None
-    unique_users: int | None
-    sessions: int | None
-    success_rate: float | None
-    success_rate_status: str
-    mean_duration_s: float | None
-    previous_usage_count: int | None
-
-
-class FeatureUsage(_Out):
-    time_period: Window
-    feature_usage: dict[str, FeatureFigures]
-
-
-class CategoryErrors(_Out):
-    count: int
-    rate: float | None
-    responsible_party: str
-
-
-class SourceErrors(_Out):
-    total: int
-    failures: int
-    error_rate: float | None
-    by_category: dict[str, CategoryErrors]
-    uncategorised: int
-
-
-class ErrorRates(_Out):
-    time_period: Window
-    connection: SourceErrors
-    sync: SourceErrors
+# -- institution health and sync freshness (dictionaries of the analytics layer) -----------
 
 
 class HealthTransition(_Out):
@@ -204,7 +81,7 @@ class InstitutionRollUp(_Out):
 
 
 class InstitutionHealthOut(_Out):
-    time_period: Window
+    time_period: Period
     thresholds: dict[str, Any]
     products: list[ProductHealth]
     institutions: list[InstitutionRollUp]
@@ -232,7 +109,7 @@ class StaleConnection(_Out):
 
 
 class SyncFreshnessOut(_Out):
-    time_period: Window
+    time_period: Period
     connections: int
     states: dict[str, int]
     by_institution: list[FreshnessGroup]
@@ -262,7 +139,7 @@ class MetricRow(_Out):
 
 
 class MetricQueryOut(_Out):
-    window: Window
+    window: Period
     bucket: str | None
     timezone: str
     dimensions: list[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from banking_analytics.metrics import DEFAULT_MAX_CELLS
+from banking_analytics.metrics import DEFAULT_MAX_CELLS, DEFAULT_QUERY_WORKERS
 
 __all__ = ["ApiSettings"]
 
@@ -38,6 +38,9 @@ class ApiSettings(BaseSettings):
     idempotency_retention_hours: int = Field(default=24, ge=1)
     #: How long a verified API key is trusted before the store is asked again (revocation lag).
     key_cache_seconds: float = Field(default=5.0, ge=0)
+    #: Threads running the queries a request runs side by side (a dashboard's parts); on
+    #: PostgreSQL also the most read connections the server process holds.
+    query_workers: int = Field(default=DEFAULT_QUERY_WORKERS, ge=0)
     #: Web origins whose pages may call the API from the browser (the host app's front
     #: end showing a user their own analytics), e.g. ``["https://app.example.com"]``.
     cors_origins: list[str] = Field(default_factory=list)

@@ -6,7 +6,6 @@ one-line message on stderr and exit code 2; never a traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
@@ -14,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import pyarrow as pa
 import typer
@@ -330,15 +329,18 @@ LookbackOption = Annotated[
     str, typer.Option("--lookback", help="How far back to judge: 24h, 7d, 30d, ...")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON")]
+Answer = TypeVar("Answer")
 
 
 def _report(
     db: str,
-    compute: Callable[[BankingPerformanceAnalytics], dict[str, Any]],
-    show: Callable[[Console, dict[str, Any]], None],
+    compute: Callable[[BankingPerformanceAnalytics], Answer],
+    show: Callable[[Console, Answer], None],
     as_json: bool,
 ) -> None:
     """Answer one analysis on a store, as text or as JSON; a bad period is bad input."""
+    import orjson  # writes the analyses' result shapes (dataclasses) as they are
+
     from banking_analytics.metrics import QueryError
 
     with _open(db) as analytics:
@@ -347,7 +349,7 @@ def _report(
         except QueryError as exc:
             raise fail(str(exc)) from None
     if as_json:
-        out.print_json(json.dumps(answer, default=str))
+        out.print_json(orjson.dumps(answer, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
     else:
         show(out, answer)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from banking_analytics.analytics import AggregatorCut, ConnectionPerformance, InstitutionCut
 
 __all__ = ["show_health", "show_performance"]
 
@@ -20,40 +23,44 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} ms"
 
 
-def show_performance(console: Console, perf: dict[str, Any], top: int = 10) -> None:
+def show_performance(console: Console, perf: ConnectionPerformance, top: int = 10) -> None:
     """Connection health over a period: the headline, the latency and the busiest cuts."""
-    period = perf["time_period"]
-    rate = perf["success_rate"]
-    latency = perf["latency"]
+    period = perf.time_period
+    rate = perf.success_rate
+    latency = perf.latency
     console.print(
-        f"\n[bold]Connection performance[/] {period['label']} "
-        f"({period['start']} .. {period['end']}): {perf['attempts']:,} attempts"
+        f"\n[bold]Connection performance[/] {period.label} "
+        f"({period.start.isoformat()} .. {period.end.isoformat()}): {perf.attempts or 0:,} attempts"
     )
-    breakdown = rate["breakdown"]
+    breakdown = rate.breakdown
     console.print(
-        f"  success rate {_pct(rate['average'])} of {rate['sample_size']:,} "
-        f"(institution errors {_pct(breakdown['error_institution'])}, aggregator errors "
-        f"{_pct(breakdown['error_aggregator'])}); previous period {_pct(rate['previous_period'])}"
+        f"  success rate {_pct(rate.average)} of {rate.sample_size or 0:,} "
+        f"(institution errors {_pct(breakdown.error_institution)}, aggregator errors "
+        f"{_pct(breakdown.error_aggregator)}); previous period {_pct(rate.previous_period)}"
     )
-    excluded = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in rate["excluded"].items())
+    excluded = ", ".join(f"{k.replace('_', ' ')} {v or 0:,}" for k, v in rate.excluded.items())
     console.print(f"  not counted: {excluded}")
+    conversion = perf.link_conversion
     console.print(
-        f"  latency mean {_ms(latency['average_ms'])}, p50 {_ms(latency['p50_ms'])}, "
-        f"p95 {_ms(latency['p95_ms'])}, p99 {_ms(latency['p99_ms'])}; link conversion "
-        f"{_pct(perf['link_conversion']['rate'])} of {perf['link_conversion']['sessions']:,} "
-        "sessions"
+        f"  latency mean {_ms(latency.average_ms)}, p50 {_ms(latency.p50_ms)}, "
+        f"p95 {_ms(latency.p95_ms)}, p99 {_ms(latency.p99_ms)}; link conversion "
+        f"{_pct(conversion.rate)} of {conversion.sessions or 0:,} sessions"
     )
-    for dimension in ("aggregator", "institution"):
+    cuts: dict[str, list[AggregatorCut] | list[InstitutionCut]] = {
+        "aggregator": perf.by_aggregator,
+        "institution": perf.by_institution,
+    }
+    for dimension, rows in cuts.items():
         table = Table(title=f"by {dimension} (busiest {top})", title_justify="left")
         for column in (dimension, "attempts", "success rate", "institution err", "p95"):
             table.add_column(column, justify="left" if column == dimension else "right")
-        for row in perf[f"by_{dimension}"][:top]:
+        for row in rows[:top]:
             table.add_row(
                 str(row[dimension]),
-                f"{row['attempts']:,}",
-                _pct(row["success_rate"]),
-                _pct(row["error_institution"]),
-                _ms(row["latency_p95_ms"]),
+                f"{row.attempts or 0:,}",
+                _pct(row.success_rate),
+                _pct(row.error_institution),
+                _ms(row.latency_p95_ms),
             )
         console.print(table)
 

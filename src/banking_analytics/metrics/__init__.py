@@ -26,6 +26,7 @@ from banking_analytics.metrics._compile import (
     compile_query,
     count_condition,
 )
+from banking_analytics.metrics._executor import DEFAULT_QUERY_WORKERS, QueryExecutor
 from banking_analytics.metrics._expr import (
     All,
     AnyOf,
@@ -82,6 +83,7 @@ __all__ = [
     "BUCKET_KEY",
     "CATALOG",
     "DEFAULT_MAX_CELLS",
+    "DEFAULT_QUERY_WORKERS",
     "DIMENSIONS",
     "LATENCY_PERCENTILES",
     "MAX_LIMIT",
@@ -122,6 +124,7 @@ __all__ = [
     "Percentile",
     "QueryBudget",
     "QueryError",
+    "QueryExecutor",
     "QueryResult",
     "QueryTooLargeError",
     "Ratio",

@@ -188,11 +188,13 @@ class Engine(ABC):
         self.close()
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, max_readers: int | None = None) -> Engine:
     """Open the engine a URL names.
 
     ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:``, or
     ``postgresql://user:password@host:port/database?schema=NAME`` (also ``postgres://``).
+    ``max_readers`` bounds the read connections a PostgreSQL store holds (reads
+    beyond it wait for one); DuckDB's reads share one in-process database.
     """
     scheme, sep, rest = url.partition("://")
     shown = mask_password(url)
@@ -203,13 +205,13 @@ def open_engine(url: str) -> Engine:
 
         return DuckDBEngine(url, _duckdb_path(url, rest))
     if scheme in POSTGRES_SCHEMES:
-        return _open_postgres(url)
+        return _open_postgres(url, max_readers)
     raise StoreURLError(
         f"no engine for scheme {scheme!r} in {shown!r}; supported: duckdb, postgresql"
     )
 
 
-def _open_postgres(url: str) -> Engine:
+def _open_postgres(url: str, max_readers: int | None) -> Engine:
     try:
         from banking_analytics.store._postgres import PostgresEngine
     except ModuleNotFoundError as exc:
@@ -218,7 +220,7 @@ def _open_postgres(url: str) -> Engine:
         raise StoreURLError(
             "PostgreSQL stores need psycopg: pip install 'banking-analytics[postgres]'"
         ) from None
-    return PostgresEngine(url)
+    return PostgresEngine(url, max_readers=max_readers)
 
 
 def _duckdb_path(url: str, rest: str) -> str:

@@ -2,7 +2,9 @@
 
 Writes go through one connection per engine, in transactions that COPY the
 rows in; reads take a connection of their own from a small idle list, so they
-run in parallel with the writer and with each other. A transaction-level
+run in parallel with the writer and with each other. With ``max_readers`` the
+engine holds at most that many read connections: a read beyond them waits for
+one to come free (each read holds its connection for one statement only). A transaction-level
 advisory lock per table makes writers of different processes take turns, so
 the check for stored ids and the insert never interleave with another writer.
 """
@@ -171,7 +173,9 @@ class PostgresEngine(Engine):
 
     dialect = "postgres"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, max_readers: int | None = None) -> None:
+        if max_readers is not None and max_readers < 1:
+            raise ValueError(f"max_readers must be at least 1, got {max_readers}")
         target = parse_postgres_url(url)
         self.url = target.masked
         self._conninfo, self._password = target.conninfo, target.password
@@ -186,6 +190,11 @@ class PostgresEngine(Engine):
         #: The statement timeout each reader's session was given (None: the server's own).
         self._session_timeouts: weakref.WeakKeyDictionary[Connection, float | None] = (
             weakref.WeakKeyDictionary()
+        )
+        # A connection is made only when none is idle, so holding a permit per read in
+        # progress bounds the connections, idle ones included, by ``max_readers``.
+        self._read_permits = (
+            threading.BoundedSemaphore(max_readers) if max_readers is not None else None
         )
         self._pool_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -265,7 +274,17 @@ class PostgresEngine(Engine):
 
     @contextmanager
     def _reader(self, *, fresh: bool = False) -> Iterator[Connection]:
-        """A connection for reading: an idle one unless ``fresh``, returned to the idle list."""
+        """A connection for reading (once one of the ``max_readers`` is free)."""
+        if self._read_permits is None:
+            with self._pooled(fresh=fresh) as conn:
+                yield conn
+            return
+        with self._read_permits, self._pooled(fresh=fresh) as conn:
+            yield conn
+
+    @contextmanager
+    def _pooled(self, *, fresh: bool) -> Iterator[Connection]:
+        """An idle connection unless ``fresh`` (or none is idle), returned to the idle list."""
         with self._pool_lock:
             self._check_open()
             conn = self._idle.pop() if self._idle and not fresh else None

@@ -8,15 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from banking_analytics.analytics import ConnectionPerformance, ErrorRates, FeatureUsage
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._event_models import event_model
-from banking_analytics.api._models import (
-    ConnectionPerformance,
-    ErrorRates,
-    FeatureUsage,
-    InstitutionHealthOut,
-    SyncFreshnessOut,
-)
+from banking_analytics.api._models import InstitutionHealthOut, SyncFreshnessOut
 from banking_analytics.api._writes import RECORDING, record_one
 from banking_analytics.api.deps import Analytics, Idempotency, ReadAnalytics, WriteEvents
 from banking_analytics.api.routes._params import (
@@ -45,7 +40,7 @@ def connection_performance(
     _: ReadAnalytics,
     period: Period24h,
     timezone: Timezone = "UTC",
-) -> dict[str, Any]:
+) -> ConnectionPerformance:
     """Success rate (Plaid's bank-health definition) with its breakdown, latency
     percentiles, link conversion, cuts by aggregator, institution and feature, and a
     time series."""
@@ -59,7 +54,7 @@ def feature_usage(
     period: Period7d,
     feature: BankingFeature | None = None,
     timezone: Timezone = "UTC",
-) -> dict[str, Any]:
+) -> FeatureUsage:
     """Per feature: usage count, unique users, sessions, success rate, mean duration."""
     return analytics.analyze_feature_usage(period, feature, timezone=timezone)
 
@@ -70,7 +65,7 @@ def error_rates(
     _: ReadAnalytics,
     period: Period24h,
     timezone: Timezone = "UTC",
-) -> dict[str, Any]:
+) -> ErrorRates:
     """Failures of connection attempts and sync runs by error category."""
     return analytics.analyze_error_rates(period, timezone=timezone)
 
