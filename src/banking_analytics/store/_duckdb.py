@@ -89,18 +89,25 @@ class _DuckDBTransaction(WriteTransaction):
         self._cur = cursor
 
     def _insert_new(
-        self, table: TableDef, rows: pa.Table, low: datetime, high: datetime
+        self,
+        table: TableDef,
+        rows: pa.Table,
+        low: datetime,
+        high: datetime,
+        id_tables: Sequence[TableDef],
     ) -> pa.ChunkedArray:
-        name = quote(table.name)
         incoming = rows.select(list(table.column_names))
         self._cur.register("_incoming", incoming)
         try:
             # The time bound lets DuckDB skip row groups by their zone maps.
             stored = self._cur.sql(
-                f"SELECT CAST(event_id AS VARCHAR) AS event_id FROM {name} "
-                "WHERE occurred_at BETWEEN ? AND ? "
-                "AND event_id IN (SELECT CAST(event_id AS UUID) FROM _incoming)",
-                params=[low, high],
+                " UNION ALL ".join(
+                    f"SELECT CAST(event_id AS VARCHAR) AS event_id FROM {quote(t.name)} "
+                    "WHERE occurred_at BETWEEN ? AND ? "
+                    "AND event_id IN (SELECT CAST(event_id AS UUID) FROM _incoming)"
+                    for t in id_tables
+                ),
+                params=[low, high] * len(id_tables),
             ).to_arrow_table()
             if stored.num_rows == 0:  # the usual case: no need to match the ids
                 is_new = pa.chunked_array([pa.repeat(pa.scalar(True), rows.num_rows)])
@@ -151,6 +158,7 @@ class DuckDBEngine(Engine):
     """
 
     dialect = "duckdb"
+    timezone_names_sql = "SELECT name FROM pg_timezone_names()"
 
     def __init__(self, url: str, path: str) -> None:
         self.url = url
