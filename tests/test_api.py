@@ -13,7 +13,7 @@ import pytest
 from api_fixtures import LiveAPI, api_settings
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
-from banking_analytics.api import ApiSettings, create_app
+from banking_analytics.api import ApiSettings
 from banking_analytics.store import StoreUnavailableError
 from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
 
@@ -367,7 +367,7 @@ def test_cors_admits_only_the_configured_origins(analytics: BankingPerformanceAn
     }
     url = f"{PREFIX}/users/alice/feature-usage"
     with (
-        running(create_app(settings, analytics=analytics)) as base,
+        running(settings, analytics=analytics) as base,
         httpx.Client(base_url=base) as client,
     ):
         allowed = client.options(url, headers={**preflight, "Origin": "https://app.example.com"})

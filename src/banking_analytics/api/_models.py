@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from banking_analytics.access import AuditEntry, Role
 from banking_analytics.api._event_models import any_event_schema
-from banking_analytics.api._types import IsoDateTime
+from banking_analytics.api._types import QueryDateTime
 
 __all__ = [
     "AuditPage",
@@ -280,13 +280,13 @@ class PerformanceDashboard(_Out):
 class MetricQueryIn(_In):
     metrics: list[str] = Field(min_length=1, max_length=50)
     time_period: str = Field(default="24h", max_length=32)
-    start: IsoDateTime | None = Field(default=None, description="With end: an explicit window")
-    end: IsoDateTime | None = None
+    start: QueryDateTime | None = Field(default=None, description="With end: an explicit window")
+    end: QueryDateTime | None = None
     dimensions: list[str] = Field(default_factory=list, max_length=5)
     bucket: str | None = Field(default=None, max_length=16)
     filters: dict[str, str | list[str]] = Field(default_factory=dict, max_length=10)
     timezone: str = Field(default="UTC", max_length=64)
-    compare: bool = False
+    compare: StrictBool = False
 
 
 # -- events ------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ class RecordedOut(_Out):
 class KeyIn(_In):
     name: str = Field(min_length=1, max_length=100)
     role: Role
-    expires_at: IsoDateTime | None = Field(default=None, description="In the future; none: never")
+    expires_at: QueryDateTime | None = Field(default=None, description="In the future; none: never")
 
 
 class KeyOut(_Out):

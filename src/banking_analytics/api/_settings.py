@@ -5,18 +5,20 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from banking_analytics.access import check_hs256_secret
+
 __all__ = ["ApiSettings"]
 
 #: Secrets copied from examples and templates; a server configured with one is not secret.
 _KNOWN_DEFAULTS = frozenset({"secret", "changeme", "changethis", "password", "jwt-secret"})
-_MIN_SECRET_BYTES = 32
 
 
 class ApiSettings(BaseSettings):
     """How the API server runs. Every field can be set as ``BA_<NAME>`` in the environment.
 
     End-user tokens are accepted only when one of ``jwt_hs256_secret`` (at least
-    32 bytes, not a template value) or ``jwt_rs256_public_key`` (PEM) is set.
+    32 bytes and an estimated 128 bits, not a template value) or
+    ``jwt_rs256_public_key`` (PEM) is set.
     """
 
     model_config = SettingsConfigDict(env_prefix="BA_", extra="forbid", frozen=True)
@@ -26,6 +28,8 @@ class ApiSettings(BaseSettings):
     jwt_rs256_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    #: The furthest ahead a user token's ``exp`` may lie (a token for ever is refused).
+    jwt_max_lifetime_seconds: int = Field(default=86_400, ge=60)
     #: Sustained requests per second each API key (or end user) may make, and the burst above it.
     rate_limit_per_second: float = Field(default=200.0, gt=0)
     rate_limit_burst: int = Field(default=400, ge=1)
@@ -39,6 +43,24 @@ class ApiSettings(BaseSettings):
     #: Web origins whose pages may call the API from the browser (the host app's front
     #: end showing a user their own analytics), e.g. ``["https://app.example.com"]``.
     cors_origins: list[str] = Field(default_factory=list)
+    #: A request's line and headers must arrive within this many seconds (of the
+    #: connection opening, or of the request's first byte), and be at most so many bytes.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    #: A request's body must arrive within this many seconds of its headers.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: An idle keep-alive connection is closed after this many seconds.
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    #: Open connections one client address may hold; more are answered 429 and closed.
+    max_connections_per_client: int = Field(default=256, ge=1)
+    #: Failed authentications an address may make per minute (sustained, and in a burst)
+    #: before its requests answer 429 without their credentials being looked at.
+    auth_failures_per_minute: float = Field(default=30.0, gt=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
+    #: Failed authentications are audited as one entry per address per this many seconds.
+    auth_failure_audit_seconds: float = Field(default=60.0, gt=0)
+    #: ``/readyz`` answers 503 when the store takes longer than this to answer.
+    readiness_timeout_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("cors_origins")
     @classmethod
@@ -57,11 +79,9 @@ class ApiSettings(BaseSettings):
         if value is None:
             return None
         secret = value.get_secret_value()
-        if secret.lower() in _KNOWN_DEFAULTS or len(secret.encode()) < _MIN_SECRET_BYTES:
-            raise ValueError(
-                f"jwt_hs256_secret must be a random value of at least {_MIN_SECRET_BYTES} "
-                "bytes, not a template default"
-            )
+        if secret.lower() in _KNOWN_DEFAULTS:
+            raise ValueError("jwt_hs256_secret is a template default, not a secret")
+        check_hs256_secret(secret)
         return value
 
     @model_validator(mode="after")

@@ -30,6 +30,7 @@ from banking_analytics.metrics._window import (
     QueryError,
     TimeWindow,
     parse_time_period,
+    restrict_timezones,
 )
 
 __all__ = [
@@ -61,5 +62,6 @@ __all__ = [
     "error_rate_metric",
     "parse_time_period",
     "renderer_for",
+    "restrict_timezones",
     "to_records",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from banking_analytics.api._audit import record_audit
+from banking_analytics.api._audit import audit_per_user_answer
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import MetricQueryIn, MetricQueryOut
 from banking_analytics.api._problems import ProblemError
@@ -56,8 +56,9 @@ def query_metrics(
 ) -> dict[str, Any]:
     """Any catalogue metrics, cut by dimensions and optionally bucketed in time.
 
-    The window is ``time_period`` ending now, or ``start`` and ``end`` together. A
-    query filtered to single users reads their data, and is audited as such.
+    The window is ``time_period`` ending now, or ``start`` and ``end`` together. An
+    answer cut by user or connection, or filtered to some, reads their data, and is
+    audited as such (who, which metrics, how many users and connections).
     """
     if (body.start is None) != (body.end is None):
         raise ProblemError(
@@ -74,16 +75,6 @@ def query_metrics(
         filters=body.filters,
         timezone=body.timezone,
         compare=body.compare,
-    ).as_dict()
-    users = body.filters.get("user")
-    for user in [users] if isinstance(users, str) else users or []:
-        record_audit(
-            request,
-            principal,
-            "query_user_metrics",
-            "ok",
-            object_type="user",
-            object_id=user,
-            details={"metrics": body.metrics},
-        )
-    return result
+    )
+    audit_per_user_answer(request, principal, "query_user_metrics", result)
+    return result.as_dict()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -17,6 +17,7 @@ from banking_analytics.api._models import (
     InstitutionHealthOut,
     SyncFreshnessOut,
 )
+from banking_analytics.api._types import QueryBool
 from banking_analytics.api._writes import RECORDING, record_one
 from banking_analytics.api.deps import Analytics, Idempotency, ReadAnalytics, WriteEvents
 from banking_analytics.api.routes._params import (
@@ -79,7 +80,9 @@ def institution_health(
     analytics: Analytics,
     _: ReadAnalytics,
     lookback: Lookback = "7d",
-    include_history: bool = Query(False, description="Add each 15-minute state and the changes"),
+    include_history: Annotated[
+        QueryBool, Query(description="Add each 15-minute state and the changes")
+    ] = False,
 ) -> dict[str, Any]:
     """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product."""
     return analytics.institution_health(lookback, include_history=include_history)
