@@ -878,6 +878,13 @@ def http_api(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_http(ctx)
 
 
+def http_health(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :func:`benchmarks.http.health_under_load`."""
+    from benchmarks.http import health_under_load
+
+    return health_under_load(ctx)
+
+
 # -- the suite ---------------------------------------------------------------------------------
 
 
@@ -923,6 +930,13 @@ BENCHMARKS = {
             "performance dashboard cold and warm, each beside the library facade doing the "
             "same in-process; and a SIGKILL durability run over HTTP.",
             http_api,
+        ),
+        Benchmark(
+            "http_health",
+            "`/healthz` (liveness) while 200 clients load the server over loopback: analysts' "
+            "queries, ingestion and failed authentications at once; every answer's status "
+            "and the server's peak memory.",
+            http_health,
         ),
     )
 }

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -121,6 +122,10 @@ def create_app(
         # collector's full passes, which would otherwise pause random requests (~70 ms).
         gc.collect()
         gc.freeze()
+        # The threads running the synchronous routes share the GIL with the event loop,
+        # which serves every connection and /healthz: anyio's default of 40 makes it
+        # wait its turn behind dozens (benchmarks/http.py, http_health).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         period = settings.auth_failure_audit_seconds
         auditor = asyncio.create_task(audit_failures_periodically(audit, failures, period))
         try:

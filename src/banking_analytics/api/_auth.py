@@ -89,6 +89,14 @@ class Authenticator:
         self._keys = keys
         self._tokens = tokens
 
+    @property
+    def keys_stale(self) -> bool:
+        """Whether checking an API key now would read the store (see :meth:`refresh_keys`)."""
+        return self._keys.stale
+
+    def refresh_keys(self) -> None:
+        self._keys.refresh()
+
     def authenticate(self, token: str | None) -> Principal:
         """The caller a bearer token names; a 401 :class:`ProblemError` saying why not."""
         if not token:

@@ -56,6 +56,10 @@ class AuthenticationGate:
             return
         header = _header(scope["headers"], b"authorization")
         try:
+            if authenticator.keys_stale:
+                # A store read on the event loop would stall every connection (and
+                # /healthz) for as long as a busy store takes: read in a thread.
+                await run_in_threadpool(authenticator.refresh_keys)
             principal = authenticator.authenticate(bearer_token(header))
         except ProblemError as exc:
             failures.failed(address)

@@ -59,6 +59,10 @@ class ApiSettings(BaseSettings):
     auth_failure_burst: int = Field(default=20, ge=1)
     #: Failed authentications are audited as one entry per address per this many seconds.
     auth_failure_audit_seconds: float = Field(default=60.0, gt=0)
+    #: Threads running the synchronous routes (analyses, audit writes) at once; more
+    #: requests wait their turn. Beyond a few per core they only take turns at the GIL
+    #: from the event loop, which slows every connection.
+    worker_threads: int = Field(default=8, ge=1, le=256)
     #: ``/readyz`` answers 503 when the store takes longer than this to answer.
     readiness_timeout_seconds: float = Field(default=5.0, gt=0)
 

@@ -128,9 +128,13 @@ def _next_minute(at: datetime) -> datetime:
     return whole if whole == at else whole + timedelta(minutes=1)
 
 
+#: Files of the tz database that are no zone: ``localtime`` is whatever the machine is set to.
+_NOT_ZONES = frozenset({"localtime", "posixrules"})
+
+
 @cache
 def _known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - _NOT_ZONES
 
 
 #: Names Python knows but an engine in use does not (DuckDB has no ``localtime``).
