@@ -584,3 +584,33 @@ def test_an_unreachable_store_answers_503_not_500(
     assert response.headers["retry-after"] == "5"
     assert "store is unavailable" in response.json()["detail"]
     assert live_api.client.get("/readyz").status_code == 503
+
+
+def test_a_timezone_an_engine_does_not_know_is_refused_everywhere(
+    live_api: LiveAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from banking_analytics.metrics import _window
+
+    known = live_api.analytics.engine.timezone_names()
+    assert {"Europe/London", "Asia/Kathmandu", "America/St_Johns"} <= known
+    # As if this engine's tz database lacked one zone Python knows (a fresh set: the
+    # process-wide one is put back afterwards).
+    monkeypatch.setattr(_window, "_REFUSED_BY_ENGINES", set())
+    assert _window.restrict_timezones(known - {"Asia/Kathmandu"}) == {"Asia/Kathmandu"}
+    analyst = live_api.as_key("analyst")
+    for method, path, kwargs in (
+        (
+            "POST",
+            "/metrics/query",
+            {"json": {"metrics": ["sync_runs"], "timezone": "Asia/Kathmandu"}},
+        ),
+        ("GET", "/performance/connection", {"params": {"timezone": "Asia/Kathmandu"}}),
+        ("GET", "/users/u1/feature-usage", {"params": {"timezone": "Asia/Kathmandu"}}),
+    ):
+        response = live_api.client.request(method, f"{PREFIX}{path}", headers=analyst, **kwargs)
+        assert response.status_code == 422, response.text
+        assert "not known to the store's engine" in response.json()["detail"]
+    ok = live_api.client.get(
+        f"{PREFIX}/performance/connection", params={"timezone": "Asia/Tokyo"}, headers=analyst
+    )
+    assert ok.status_code == 200

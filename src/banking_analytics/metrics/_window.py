@@ -137,7 +137,7 @@ def _known_timezones() -> frozenset[str]:
     return frozenset(available_timezones()) - _NOT_ZONES
 
 
-#: Names Python knows but an engine in use does not (DuckDB has no ``localtime``).
+#: Names Python knows but an engine in use does not (its tz database is older, say).
 _REFUSED_BY_ENGINES: set[str] = set()
 
 
@@ -155,6 +155,8 @@ def check_timezone(name: str) -> str:
     and against every engine's in use (see :func:`restrict_timezones`)."""
     if name == "UTC":
         return name
-    if name not in _known_timezones() or name in _REFUSED_BY_ENGINES:
+    if name not in _known_timezones():
         raise QueryError(f"timezone {name!r} is not an IANA timezone name, e.g. Europe/London")
+    if name in _REFUSED_BY_ENGINES:
+        raise QueryError(f"timezone {name!r} is not known to the store's engine; use another name")
     return name
