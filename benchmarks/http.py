@@ -24,6 +24,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
@@ -710,6 +711,152 @@ def durability(ctx: Context) -> list[str]:
         f"acknowledged and retried id exactly once: **{twice} duplicates**, {lost} missing "
         "(counted by event_id)."
     ]
+
+
+# -- 5. liveness under load ------------------------------------------------------------------
+
+HEALTH_CLIENTS = 200
+#: What the 200 clients do, each in a loop: analysts query, ingest keys post batches,
+#: and anonymous clients with a wrong key (401, then 429 once their address is limited).
+ANALYSTS, INGESTERS, ANONYMOUS = 120, 40, 40
+HEALTH_QUERY = orjson.dumps(
+    {
+        "metrics": ["sync_runs", "sync_success_rate"],
+        "time_period": "24h",
+        "bucket": "hour",
+        "dimensions": ["institution"],
+    }
+)
+HEALTH_BATCH_EVENTS = 100
+#: Probes of /healthz per second, from a process of their own (the load generator's
+#: loop, busy with 200 clients, would add its own delays to what it measured).
+PROBE_INTERVAL = 0.02
+PROBE = """
+import http.client, json, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+seconds, interval = float(sys.argv[3]), float(sys.argv[4])
+conn = http.client.HTTPConnection(host, port, timeout=30)
+latencies, statuses, deadline = [], {}, time.monotonic() + seconds
+while time.monotonic() < deadline:
+    started = time.perf_counter()
+    conn.request("GET", "/healthz")
+    response = conn.getresponse()
+    response.read()
+    latencies.append(time.perf_counter() - started)
+    statuses[response.status] = statuses.get(response.status, 0) + 1
+    time.sleep(interval)
+print(json.dumps({"latencies": latencies, "statuses": statuses}))
+"""
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise BenchmarkError("no VmHWM in /proc: cannot read the server's peak memory")
+
+
+async def mixed_clients(
+    base: str, keys: dict[Role, str], seconds: float, batches: list[bytes]
+) -> dict[int, int]:
+    """``HEALTH_CLIENTS`` clients, each on its own connection, for ``seconds``; the count
+    of each status they got."""
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=HEALTH_CLIENTS + 10)
+    # Generous: on a loaded machine a request begun just before the deadline may queue
+    # behind 200 others; it is counted, not abandoned.
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(base_url=base, connector=connector, timeout=timeout) as http:
+
+        async def loop(method: str, path: str, key: str, bodies: list[bytes]) -> None:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            i = 0
+            while time.perf_counter() < deadline:
+                body = bodies[i % len(bodies)] if bodies else None
+                i += 1
+                async with http.request(method, path, data=body, headers=headers) as response:
+                    await response.read()
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                if response.status == 429:  # as a client honouring Retry-After would
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+
+        query = f"{PREFIX}/metrics/query"
+        await asyncio.gather(
+            *(
+                loop("POST", query, keys[Role.ANALYST], [HEALTH_QUERY])
+                if i % 2
+                else loop("GET", f"{PREFIX}/performance/connection", keys[Role.ANALYST], [])
+                for i in range(ANALYSTS)
+            ),
+            *(loop("POST", BATCH_PATH, keys[Role.INGEST], batches) for _ in range(INGESTERS)),
+            *(loop("GET", query, "ba_live_wrong", []) for _ in range(ANONYMOUS)),
+        )
+    return statuses
+
+
+def health_under_load(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    seconds = 5.0 if ctx.quick else 20.0
+    users = 200 if ctx.quick else 2_000
+    ctx.reporter.start("http_health", 3)
+    store = f"duckdb:///{ctx.tmp}/health.duckdb"
+    events = simulate_store(ctx, store, users)
+    keys = {role: issue_key(store, role) for role in (Role.ANALYST, Role.INGEST)}
+    pending = behavior_dicts(HEALTH_BATCH_EVENTS * 400)
+    batches = [
+        orjson.dumps({"events": pending[i : i + HEALTH_BATCH_EVENTS]})
+        for i in range(0, len(pending), HEALTH_BATCH_EVENTS)
+    ]
+    with serving(store, ctx.tmp) as server:
+        probe = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                PROBE,
+                "127.0.0.1",
+                str(server.port),
+                str(seconds),
+                str(PROBE_INTERVAL),
+            ],
+            stdout=subprocess.PIPE,
+        )
+        statuses = run_async(mixed_clients(server.base, keys, seconds, batches))
+        probed = orjson.loads(probe.communicate(timeout=seconds + 120)[0])
+        peak = peak_rss_mb(server.pid)
+    latencies: list[float] = probed["latencies"]
+    server_errors = sum(n for status, n in statuses.items() if status >= 500)
+    probe_errors = sum(n for status, n in probed["statuses"].items() if status != "200")
+    ctx.reporter.step(
+        f"/healthz under {HEALTH_CLIENTS} clients: "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+        f"statuses {dict(sorted(statuses.items()))}, server peak {peak:,.0f} MB"
+    )
+    if server_errors or probe_errors:
+        raise BenchmarkError(
+            f"{server_errors} answers of 5xx under load ({statuses}); /healthz {probed['statuses']}"
+        )
+    measurement = Measurement(
+        f"`GET /healthz` while {HEALTH_CLIENTS} clients load the server",
+        (Sample(seconds, len(latencies), peak),),
+        latency_ms=(percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000),
+        max_p99_ms=100,
+        show_rate=False,
+    )
+    served = ", ".join(f"{status}: {n:,}" for status, n in sorted(statuses.items()))
+    notes = [
+        f"Liveness under load: `banking-analytics serve` (default connection limits) over the "
+        f"demo store (`simulate --users {users:,} --days 90`, {events:,} events), "
+        f"{HEALTH_CLIENTS} clients for {seconds:g} s, each on its own keep-alive connection, "
+        f"one request after another: {ANALYSTS // 2} `POST /metrics/query` (24 hours by hour "
+        f"and institution), {ANALYSTS // 2} `GET /performance/connection`, {INGESTERS} "
+        f"`POST /events/batch` ({HEALTH_BATCH_EVENTS} events), {ANONYMOUS} with a wrong key "
+        "(401, then 429 once their address is limited; they wait Retry-After). Answers by "
+        f"status: {served}; **{server_errors} of 5xx**. `/healthz` probed every "
+        f"{PROBE_INTERVAL * 1000:.0f} ms from a process of its own ({len(latencies):,} probes). "
+        f"Peak RSS column: the server's peak resident memory (VmHWM), **{peak:,.0f} MB**.",
+    ]
+    return [measurement], notes
 
 
 # -- the suite's entry -------------------------------------------------------------------------

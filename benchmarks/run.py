@@ -1092,6 +1092,13 @@ def cache_check(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return measurements, notes
 
 
+def http_health(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :func:`benchmarks.http.health_under_load`."""
+    from benchmarks.http import health_under_load
+
+    return health_under_load(ctx)
+
+
 # -- the suite ---------------------------------------------------------------------------------
 
 
@@ -1150,6 +1157,13 @@ BENCHMARKS = {
             "performance dashboard cold and warm, each beside the library facade doing the "
             "same in-process; and a SIGKILL durability run over HTTP.",
             http_api,
+        ),
+        Benchmark(
+            "http_health",
+            "`/healthz` (liveness) while 200 clients load the server over loopback: analysts' "
+            "queries, ingestion and failed authentications at once; every answer's status "
+            "and the server's peak memory.",
+            http_health,
         ),
     )
 }

@@ -13,7 +13,7 @@ import pytest
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
-from banking_analytics.api import ApiSettings, create_app
+from banking_analytics.api import ApiSettings
 
 JWT_SECRET = "test-secret-that-is-at-least-32-bytes-long!"
 
@@ -53,7 +53,7 @@ def live_api(analytics: BankingPerformanceAnalytics) -> Iterator[LiveAPI]:
     store = KeyStore(analytics.engine)
     keys = {role.value: store.create(f"test {role.value}", role).secret for role in Role}
     with (
-        running(create_app(api_settings(analytics), analytics=analytics)) as url,
+        running(api_settings(analytics), analytics=analytics) as url,
         httpx.Client(base_url=url, timeout=60) as client,
     ):
         yield LiveAPI(url, analytics, keys, client)

@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
+from banking_analytics.api import ApiSettings, create_app, uvicorn_options
 
 CLI = str(Path(sys.executable).with_name("banking-analytics"))
 #: Rate limits far above what the tests send.
@@ -38,11 +39,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` over HTTP until the block ends; yields the base URL."""
+def running(settings: ApiSettings, **create: Any) -> Iterator[str]:
+    """Serve ``create_app(settings, **create)`` over HTTP, with the connection limits of
+    ``settings`` as ``banking-analytics serve`` applies them, until the block ends;
+    yields the base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            create_app(settings, **create),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            **uvicorn_options(settings),
+        )
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

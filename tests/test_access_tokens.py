@@ -17,8 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from banking_analytics.access import InvalidTokenError, UserTokenVerifier
 
-SECRET = "s" * 32
-OTHER_SECRET = "t" * 32
+# Random (secrets.token_hex(32)): a secret must hold entropy, not only length.
+SECRET = "5a1f0c3e9b7d2846e1c0f93a7b5d8e2c4f6a1b3d5e7f9081a2c4e6f8b0d2f4a6"
+OTHER_SECRET = "c07e3b19f5a2d8640e9b1c7f3a5d2e8b6c4f0a9d1e3b5c7f9a2d4e6b8c0f1a3e"
 
 
 def pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
@@ -157,6 +158,11 @@ def test_malformed_tokens_are_refused(token: str) -> None:
             "exactly one",
         ),
         (lambda key: UserTokenVerifier(hs256_secret="short"), "hs256_secret"),
+        # Long enough, but each guessable: one letter, two, a repeated run of digits.
+        (lambda key: UserTokenVerifier(hs256_secret="a" * 40), "predictable"),
+        (lambda key: UserTokenVerifier(hs256_secret="ab" * 32), "predictable"),
+        (lambda key: UserTokenVerifier(hs256_secret="0123456789" * 4), "predictable"),
+        (lambda key: UserTokenVerifier(hs256_secret=SECRET, max_lifetime_seconds=0), "lifetime"),
         (lambda key: UserTokenVerifier(rs256_public_key="not a key"), "rs256_public_key"),
         (
             lambda key: UserTokenVerifier(
@@ -188,3 +194,18 @@ def test_bad_configurations_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=field):
         make(rsa_key)
+
+
+@pytest.mark.parametrize("expires", ["4102444800", 1e30, 10**30])
+def test_exp_must_be_a_number_within_the_longest_lifetime(expires: object) -> None:
+    # PyJWT reads exp with int(): the text "4102444800" (year 2100) would pass it.
+    verifier = UserTokenVerifier(hs256_secret=SECRET, max_lifetime_seconds=3600)
+    assert "(exp)" in refused(verifier, hs256(exp=expires))
+
+
+def test_exp_up_to_the_longest_lifetime_is_accepted() -> None:
+    verifier = UserTokenVerifier(hs256_secret=SECRET, max_lifetime_seconds=3600)
+    now = int(time.time())
+    assert verifier.verify(hs256(exp=now + 3600)) == "user123"
+    assert "3600" in refused(verifier, hs256(exp=now + 3600 + 31 + 5))
+    assert verifier.verify(hs256(exp=now + 300.5)) == "user123"

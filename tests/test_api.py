@@ -4,7 +4,7 @@ give the hand-worked figures, writes are durable and per-event, errors are probl
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +13,7 @@ import pytest
 from api_fixtures import LiveAPI, api_settings
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
-from banking_analytics.api import ApiSettings, create_app
+from banking_analytics.api import ApiSettings
 from banking_analytics.store import StoreUnavailableError
 from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
 
@@ -352,6 +352,124 @@ def test_keys_are_issued_once_listed_without_secrets_and_revoked(live_api: LiveA
             "ISO-8601",
         ),
         (("GET", "/admin/audit", {"params": {"actor": "key:x\u0000"}}), 422, "actor"),
+        # Python knows "localtime" (the machine's zone), DuckDB does not: no zone at all.
+        (
+            ("GET", "/performance/connection", {"params": {"timezone": "localtime"}}),
+            422,
+            "timezone",
+        ),
+        (("GET", "/dashboard/performance", {"params": {"timezone": "localtime"}}), 422, "timezone"),
+        (
+            (
+                "POST",
+                "/metrics/query",
+                {"json": {"metrics": ["sync_runs"], "timezone": "localtime"}},
+            ),
+            422,
+            "localtime",
+        ),
+        # Dates are bounded alike on every route (near year 1 or 9999 the arithmetic overflows).
+        (
+            (
+                "POST",
+                "/metrics/query",
+                {
+                    "json": {
+                        "metrics": ["sync_runs"],
+                        "start": "0001-01-01T00:00:00Z",
+                        "end": "9999-12-31T23:59:59Z",
+                    }
+                },
+            ),
+            422,
+            "between 1970-01-01 and 2200-01-01",
+        ),
+        (
+            (
+                "POST",
+                "/metrics/query",
+                {
+                    "json": {
+                        "metrics": ["sync_runs"],
+                        "start": "9999-12-31T00:00:00-05:00",
+                        "end": "9999-12-31T23:00:00-05:00",
+                    }
+                },
+            ),
+            422,
+            "start (body)",
+        ),
+        (
+            (
+                "GET",
+                "/performance/errors",
+                {"params": {"start": "0001-01-01T00:00:00", "end": "0001-01-02T00:00:00"}},
+            ),
+            422,
+            "between 1970",
+        ),
+        (
+            (
+                "POST",
+                "/admin/keys",
+                {
+                    "json": {
+                        "name": "k",
+                        "role": "analyst",
+                        "expires_at": "9999-12-31T23:59:59-01:00",
+                    }
+                },
+            ),
+            422,
+            "expires_at",
+        ),
+        # Only ASCII digits: "\u0663" is ARABIC-INDIC DIGIT THREE, which int() would read.
+        (
+            ("GET", "/performance/connection", {"params": {"time_period": "\u0663d"}}),
+            422,
+            "time_period",
+        ),
+        (
+            (
+                "POST",
+                "/metrics/query",
+                {"json": {"metrics": ["sync_runs"], "time_period": "\u0663d"}},
+            ),
+            422,
+            "time_period",
+        ),
+        # Strict booleans: "yes", 1 and "true" (text in JSON) are not true.
+        (
+            ("POST", "/metrics/query", {"json": {"metrics": ["sync_runs"], "compare": "yes"}}),
+            422,
+            "compare",
+        ),
+        (
+            ("POST", "/metrics/query", {"json": {"metrics": ["sync_runs"], "compare": 1}}),
+            422,
+            "compare",
+        ),
+        (
+            ("GET", "/performance/institution-health", {"params": {"include_history": "yes"}}),
+            422,
+            "include_history",
+        ),
+        (
+            (
+                "POST",
+                "/user/behavior",
+                {
+                    "json": {
+                        "user_id": "u1",
+                        "feature": "budget_tracking",
+                        "action": "open",
+                        "success": "yes",
+                    }
+                },
+            ),
+            422,
+            "success",
+        ),
         (("GET", "/no/such/route", {}), 404, "Not Found"),
     ],
 )
@@ -413,22 +531,92 @@ def test_a_chunked_body_is_cut_off_at_the_limit(live_api: LiveAPI) -> None:
     assert response.json()["status"] == 413
 
 
-def test_denied_attempts_and_queries_singling_out_a_user_are_audited(live_api: LiveAPI) -> None:
+def test_denied_attempts_are_audited(live_api: LiveAPI) -> None:
     denied = live_api.client.get(f"{PREFIX}/admin/keys", headers=live_api.as_key("analyst"))
     assert denied.status_code == 403
-    query = live_api.client.post(
-        f"{PREFIX}/metrics/query",
-        json={"metrics": ["feature_interactions"], "filters": {"user": ["carol", "dave"]}},
-        headers=live_api.as_key("analyst"),
-    )
-    assert query.status_code == 200
     entries = _ok(live_api.client.get(f"{PREFIX}/admin/audit", headers=live_api.as_key("admin")))
     seen = {
         (e["actor_role"], e["action"], e["object_id"], e["outcome"]) for e in entries["entries"]
     }
     assert ("analyst", f"GET {PREFIX}/admin/keys", None, "denied") in seen
-    assert ("analyst", "query_user_metrics", "carol", "ok") in seen
-    assert ("analyst", "query_user_metrics", "dave", "ok") in seen
+
+
+def _audited_query(api: LiveAPI, body: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    """The answer to a metric query, and the audit entries it made."""
+    admin = api.as_key("admin")
+    before = _ok(api.client.get(f"{PREFIX}/admin/audit", headers=admin))["entries"]
+    answer = _ok(
+        api.client.post(f"{PREFIX}/metrics/query", json=body, headers=api.as_key("analyst"))
+    )
+    after = _ok(api.client.get(f"{PREFIX}/admin/audit", headers=admin))["entries"]
+    newest = before[0]["seq"] if before else 0
+    made = [e for e in after if e["seq"] > newest and e["action"] == "query_user_metrics"]
+    return answer, made
+
+
+def test_answers_are_audited_by_the_users_and_connections_they_return(hand: LiveAPI) -> None:
+    window = {"start": T0.isoformat(), "end": NOW.isoformat()}
+    # Cut by user: behaviour() has users u0..u5, each with interactions.
+    answer, (entry,) = _audited_query(
+        hand, {"metrics": ["feature_interactions"], "dimensions": ["user"], **window}
+    )
+    returned = {row["dimensions"]["user"] for row in answer["rows"]}
+    assert returned == {e["user_id"] for e in behaviour()} == {f"u{i}" for i in range(6)}
+    assert (entry["actor_role"], entry["object_type"], entry["object_id"]) == (
+        "analyst",
+        "user",
+        None,
+    )
+    assert entry["details"]["users"] == 6
+    assert entry["details"]["connections"] is None
+    assert entry["details"]["metrics"] == ["feature_interactions"]
+    assert entry["details"]["dimensions"] == ["user"]
+    # Cut by connection: syncs() has c1 and c2 (one user's, but the answer names connections).
+    answer, (entry,) = _audited_query(
+        hand, {"metrics": ["sync_runs"], "dimensions": ["connection"], **window}
+    )
+    assert {row["dimensions"]["connection"] for row in answer["rows"]} == {"c1", "c2"}
+    assert (entry["object_type"], entry["object_id"]) == ("connection", None)
+    assert (entry["details"]["users"], entry["details"]["connections"]) == (None, 2)
+    # Filtered to one connection: that connection is named.
+    _, (entry,) = _audited_query(
+        hand, {"metrics": ["sync_runs"], "filters": {"connection": "c1"}, **window}
+    )
+    assert (entry["object_type"], entry["object_id"]) == ("connection", "c1")
+    assert entry["details"]["filters"] == {"connection": ["c1"]}
+    # Filtered to users, whether or not they have data: those asked for are covered.
+    _, (entry,) = _audited_query(
+        hand, {"metrics": ["feature_interactions"], "filters": {"user": ["carol", "dave"]}}
+    )
+    assert (entry["object_type"], entry["object_id"]) == ("user", None)
+    assert entry["details"]["filters"] == {"user": ["carol", "dave"]}
+    assert entry["details"]["users"] == 2
+    _, (entry,) = _audited_query(
+        hand, {"metrics": ["feature_interactions"], "filters": {"user": "u1"}}
+    )
+    assert entry["object_id"] == "u1"
+    # Nobody singled out: not audited.
+    _, made = _audited_query(
+        hand, {"metrics": ["feature_interactions"], "dimensions": ["feature"], **window}
+    )
+    assert made == []
+
+
+def test_user_tokens_must_expire_as_a_number_within_the_longest_lifetime(
+    live_api: LiveAPI,
+) -> None:
+    url = f"{PREFIX}/users/alice/feature-usage"
+    assert live_api.client.get(url, headers=live_api.as_user("alice")).status_code == 200
+    for exp in ("4102444800", 10**30, int(datetime.now(UTC).timestamp()) + 2 * 86_400):
+        response = live_api.client.get(url, headers=live_api.as_user("alice", exp=exp))
+        assert response.status_code == 401, exp
+        assert "(exp)" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("secret", ["a" * 40, "0123456789" * 4, "secret"])
+def test_a_guessable_hs256_secret_is_refused(secret: str) -> None:
+    with pytest.raises(ValueError, match="jwt_hs256_secret"):
+        ApiSettings(jwt_hs256_secret=secret)
 
 
 def test_cors_admits_only_the_configured_origins(analytics: BankingPerformanceAnalytics) -> None:
@@ -439,7 +627,7 @@ def test_cors_admits_only_the_configured_origins(analytics: BankingPerformanceAn
     }
     url = f"{PREFIX}/users/alice/feature-usage"
     with (
-        running(create_app(settings, analytics=analytics)) as base,
+        running(settings, analytics=analytics) as base,
         httpx.Client(base_url=base) as client,
     ):
         allowed = client.options(url, headers={**preflight, "Origin": "https://app.example.com"})
@@ -468,3 +656,33 @@ def test_an_unreachable_store_answers_503_not_500(
     assert response.headers["retry-after"] == "5"
     assert "store is unavailable" in response.json()["detail"]
     assert live_api.client.get("/readyz").status_code == 503
+
+
+def test_a_timezone_an_engine_does_not_know_is_refused_everywhere(
+    live_api: LiveAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from banking_analytics.metrics import _window
+
+    known = live_api.analytics.engine.timezone_names()
+    assert {"Europe/London", "Asia/Kathmandu", "America/St_Johns"} <= known
+    # As if this engine's tz database lacked one zone Python knows (a fresh set: the
+    # process-wide one is put back afterwards).
+    monkeypatch.setattr(_window, "_REFUSED_BY_ENGINES", set())
+    assert _window.restrict_timezones(known - {"Asia/Kathmandu"}) == {"Asia/Kathmandu"}
+    analyst = live_api.as_key("analyst")
+    for method, path, kwargs in (
+        (
+            "POST",
+            "/metrics/query",
+            {"json": {"metrics": ["sync_runs"], "timezone": "Asia/Kathmandu"}},
+        ),
+        ("GET", "/performance/connection", {"params": {"timezone": "Asia/Kathmandu"}}),
+        ("GET", "/users/u1/feature-usage", {"params": {"timezone": "Asia/Kathmandu"}}),
+    ):
+        response = live_api.client.request(method, f"{PREFIX}{path}", headers=analyst, **kwargs)
+        assert response.status_code == 422, response.text
+        assert "not known to the store's engine" in response.json()["detail"]
+    ok = live_api.client.get(
+        f"{PREFIX}/performance/connection", params={"timezone": "Asia/Tokyo"}, headers=analyst
+    )
+    assert ok.status_code == 200

@@ -8,7 +8,6 @@ from api_fixtures import LiveAPI, api_settings
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
-from banking_analytics.api import create_app
 from banking_analytics.api._idempotency import IDEMPOTENCY_TABLE
 
 BATCH = "/api/banking-analytics/events/batch"
@@ -103,7 +102,7 @@ def test_a_request_refused_before_it_ran_is_not_kept(live_api: LiveAPI) -> None:
 def test_rate_limit_answers_429_with_retry_after(analytics: BankingPerformanceAnalytics) -> None:
     key = KeyStore(analytics.engine).create("limited", Role.ANALYST).secret
     settings = api_settings(analytics, rate_limit_per_second=0.5, rate_limit_burst=3)
-    with running(create_app(settings, analytics=analytics)) as url:
+    with running(settings, analytics=analytics) as url:
         import httpx
 
         with httpx.Client(base_url=url) as client:

@@ -72,6 +72,37 @@ def test_duplicates_within_a_batch_keep_the_first(analytics: BankingPerformanceA
     assert actions == ["open"]
 
 
+def _metric_with_id(event_id: object) -> dict[str, object]:
+    return {
+        "event_type": "performance_metric",
+        "event_id": event_id,
+        "user_id": "user-1",
+        "metric_type": "connection_success_rate",
+        "feature": "account_linking",
+        "value": 0.9,
+        "occurred_at": NOW.isoformat(),
+    }
+
+
+def test_an_event_id_names_one_event_whatever_its_type(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    # Stored first as a behavior event: the same id as a performance metric, in a later
+    # batch, is a duplicate and is not stored (docs/events.md, "Event ids").
+    (event,) = behavior_events(1)
+    analytics.ingest([event])
+    (again,) = analytics.ingest([_metric_with_id(str(event["event_id"]).upper())])
+    assert again.status is EventStatus.DUPLICATE
+    assert count(analytics, "performance_metric_events") == 0
+    # Within one batch the first position wins, whichever table it goes to.
+    (other,) = behavior_events(1)
+    results = analytics.ingest([_metric_with_id(other["event_id"]), other])
+    assert [r.status for r in results] == [EventStatus.ACCEPTED, EventStatus.DUPLICATE]
+    assert [r.event_type for r in results] == ["performance_metric", "behavior"]
+    assert count(analytics, "performance_metric_events") == 1
+    assert count(analytics) == 1
+
+
 def test_event_ids_are_case_insensitive(analytics: BankingPerformanceAnalytics) -> None:
     (event,) = behavior_events(1)
     analytics.ingest([event])
@@ -255,9 +286,11 @@ def test_chunks_sharing_a_transaction_are_checked_and_deduplicated_as_one_batch(
     inserts: list[int] = []
     insert_events = WriteTransaction.insert_events
 
-    def counting(self: WriteTransaction, table: Any, rows: pa.Table, window: Any) -> Any:
+    def counting(
+        self: WriteTransaction, table: Any, rows: pa.Table, window: Any, **options: Any
+    ) -> Any:
         inserts.append(rows.num_rows)
-        return insert_events(self, table, rows, window)
+        return insert_events(self, table, rows, window, **options)
 
     monkeypatch.setattr(WriteTransaction, "insert_events", counting)
     progress: list[tuple[int, int]] = []

@@ -12,7 +12,11 @@ from banking_analytics.access._keys import (
     KeyStore,
     Role,
 )
-from banking_analytics.access._tokens import InvalidTokenError, UserTokenVerifier
+from banking_analytics.access._tokens import (
+    InvalidTokenError,
+    UserTokenVerifier,
+    check_hs256_secret,
+)
 
 __all__ = [
     "API_KEYS",
@@ -27,4 +31,5 @@ __all__ = [
     "KeyStore",
     "Role",
     "UserTokenVerifier",
+    "check_hs256_secret",
 ]

@@ -309,6 +309,16 @@ class KeyStore:
         self._note_use(key_id, now)
         return stored.key
 
+    @property
+    def stale(self) -> bool:
+        """Whether the next :meth:`authenticate` would read the keys from the store first."""
+        return time.monotonic() - self._loaded_at > self._cache_seconds
+
+    def refresh(self) -> None:
+        """Read the keys from the store if the cache is stale, as :meth:`authenticate`
+        would: call it from a worker thread to keep that read off an event loop."""
+        self._cached_keys()
+
     def _cached_keys(self) -> dict[str, _Stored]:
         if time.monotonic() - self._loaded_at > self._cache_seconds:
             with self._write_lock:

@@ -4,20 +4,33 @@ The verifier accepts exactly one algorithm, the one its key is for: HS256 with
 a shared secret, or RS256 with the host app's public key. A token naming any
 other algorithm (``none``, or HS256 signed with the RSA public key as the
 secret) is refused before its signature is looked at. A token must carry
-``exp`` and a non-empty string ``sub``; ``aud`` and ``iss`` are checked when
+``exp`` (a number of seconds since 1970, at most ``max_lifetime_seconds`` ahead)
+and a non-empty string ``sub``; ``aud`` and ``iss`` are checked when
 configured, and a token with an ``aud`` is refused when no audience is.
+
+An HS256 secret must be at least 32 bytes and hold at least 128 bits by a
+conservative estimate (:func:`check_hs256_secret`): 40 times ``a`` is long but
+guessable.
 """
 
 from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections import Counter
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt import exceptions as errors
 
-__all__ = ["InvalidTokenError", "UserTokenVerifier"]
+__all__ = ["InvalidTokenError", "UserTokenVerifier", "check_hs256_secret"]
 
 _MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as its hash
+_MIN_SECRET_BITS = 128
+#: What zlib adds to any input (header, checksum, block framing), in bytes.
+_ZLIB_OVERHEAD = 8
 _MIN_RSA_BITS = 2048
 _MAX_TOKEN_CHARS = 8192
 _MAX_LEEWAY_SECONDS = 300
@@ -36,6 +49,30 @@ _REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
 )
 
 
+def _estimated_bits(secret: bytes) -> float:
+    """A ceiling on the secret's entropy: the lesser of its length times the Shannon
+    entropy of its byte frequencies (``-sum(p * log2 p)``), which catches a small
+    alphabet, and the bits zlib needs for it, which catches repetition (``0123...`` x 4)."""
+    counts = Counter(secret)
+    per_byte = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    compressed = 8 * max(0, len(zlib.compress(secret, 9)) - _ZLIB_OVERHEAD)
+    return min(per_byte * len(secret), compressed)
+
+
+def check_hs256_secret(secret: str) -> str:
+    """The secret, if it is at least 32 bytes holding an estimated 128 bits or more;
+    ``ValueError`` saying which it lacks otherwise."""
+    encoded = secret.encode()
+    if len(encoded) < _MIN_SECRET_BYTES:
+        raise ValueError(f"hs256_secret must be at least {_MIN_SECRET_BYTES} bytes")
+    if _estimated_bits(encoded) < _MIN_SECRET_BITS:
+        raise ValueError(
+            f"hs256_secret is too predictable (under {_MIN_SECRET_BITS} bits by estimate); "
+            "use a random value, e.g. python -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    return secret
+
+
 class InvalidTokenError(ValueError):
     """A token that is not accepted; the message says why, on one line, without the token."""
 
@@ -51,19 +88,23 @@ class UserTokenVerifier:
         audience: str | None = None,
         issuer: str | None = None,
         leeway_seconds: int = 30,
+        max_lifetime_seconds: int = 86_400,
     ) -> None:
-        """Exactly one of ``hs256_secret`` (at least 32 bytes) and ``rs256_public_key`` (PEM).
+        """Exactly one of ``hs256_secret`` (see :func:`check_hs256_secret`) and
+        ``rs256_public_key`` (PEM).
 
         ``leeway_seconds`` (0 to 300) is the clock skew tolerated on ``exp``,
-        ``nbf`` and ``iat``. A bad argument raises ``ValueError`` naming it.
+        ``nbf`` and ``iat``; a token whose ``exp`` lies more than
+        ``max_lifetime_seconds`` (at least 1) ahead is refused, so a stolen token
+        cannot be one that never expires. A bad argument raises ``ValueError`` naming it.
         """
         if not 0 <= leeway_seconds <= _MAX_LEEWAY_SECONDS:
             raise ValueError(f"leeway_seconds must be between 0 and {_MAX_LEEWAY_SECONDS}")
+        if max_lifetime_seconds < 1:
+            raise ValueError("max_lifetime_seconds must be at least 1")
         self._key: str | RSAPublicKey
         if hs256_secret is not None and rs256_public_key is None:
-            if len(hs256_secret.encode()) < _MIN_SECRET_BYTES:
-                raise ValueError(f"hs256_secret must be at least {_MIN_SECRET_BYTES} bytes")
-            self._algorithm, self._key = "HS256", hs256_secret
+            self._algorithm, self._key = "HS256", check_hs256_secret(hs256_secret)
         elif rs256_public_key is not None and hs256_secret is None:
             self._algorithm, self._key = "RS256", _rsa_public_key(rs256_public_key)
         else:
@@ -71,6 +112,7 @@ class UserTokenVerifier:
         self._audience = audience
         self._issuer = issuer
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
 
     def verify(self, token: str) -> str:
         """The user id (``sub``) of a valid token; ``InvalidTokenError`` saying why not."""
@@ -95,6 +137,15 @@ class UserTokenVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise InvalidTokenError("token subject must be a non-empty string")
+        expires = claims["exp"]
+        # PyJWT reads exp with int(), so "1900000000" (text) or 1e30 would pass it.
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            raise InvalidTokenError("token expiry (exp) must be a number of seconds")
+        if expires > time.time() + self._max_lifetime + self._leeway:
+            raise InvalidTokenError(
+                f"token expiry (exp) is more than {self._max_lifetime} s ahead, "
+                "the longest lifetime accepted"
+            )
         return subject
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -16,11 +20,16 @@ from banking_analytics._facade import BankingPerformanceAnalytics
 from banking_analytics.access import AuditLog, KeyStore, UserTokenVerifier
 from banking_analytics.api._admission import AdmissionGate
 from banking_analytics.api._auth import Authenticator
+from banking_analytics.api._gate import (
+    AuthenticationGate,
+    audit_failures,
+    audit_failures_periodically,
+)
 from banking_analytics.api._idempotency import IdempotencyStore
 from banking_analytics.api._json import JSONBody
 from banking_analytics.api._limits import BodySizeLimit
 from banking_analytics.api._problems import PROBLEM_MEDIA_TYPE, Problem, install_handlers
-from banking_analytics.api._ratelimit import RateLimiter
+from banking_analytics.api._ratelimit import FailedAuthentications, RateLimiter
 from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
@@ -31,7 +40,7 @@ from banking_analytics.api.routes import (
     performance,
     users,
 )
-from banking_analytics.metrics import QueryBudget
+from banking_analytics.metrics import QueryBudget, restrict_timezones
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -41,6 +50,7 @@ _ERRORS = {
     status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}}
     for status in (400, 401, 403, 404, 413, 422, 429, 503)
 }
+_log = logging.getLogger("banking_analytics.api")
 
 
 def _problems_as_problem_json(app: FastAPI) -> None:
@@ -73,6 +83,7 @@ def _tokens(settings: ApiSettings) -> UserTokenVerifier | None:
         rs256_public_key=settings.jwt_rs256_public_key,
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
+        max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
     )
 
 
@@ -90,12 +101,20 @@ def create_app(
         opened = analytics or BankingPerformanceAnalytics.open(
             settings.db, query_workers=settings.query_workers
         )
+        refused = restrict_timezones(opened.engine.timezone_names())
+        if refused:
+            _log.info("timezones the store's engine does not know: %s", ", ".join(sorted(refused)))
         keys = KeyStore(opened.engine, cache_seconds=settings.key_cache_seconds)
         opened.engine.statement_timeout = settings.statement_timeout_seconds
+        audit = AuditLog(opened.engine)
+        failures = FailedAuthentications(
+            settings.auth_failures_per_minute, settings.auth_failure_burst
+        )
         app.state.settings = settings
         app.state.analytics = opened
         app.state.keys = keys
-        app.state.audit = AuditLog(opened.engine)
+        app.state.audit = audit
+        app.state.auth_failures = failures
         app.state.idempotency = IdempotencyStore(
             opened.engine, timedelta(hours=settings.idempotency_retention_hours)
         )
@@ -111,9 +130,19 @@ def create_app(
         # collector's full passes, which would otherwise pause random requests (~70 ms).
         gc.collect()
         gc.freeze()
+        # The threads running the synchronous routes share the GIL with the event loop,
+        # which serves every connection and /healthz: anyio's default of 40 makes it
+        # wait its turn behind dozens (benchmarks/http.py, http_health).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        period = settings.auth_failure_audit_seconds
+        auditor = asyncio.create_task(audit_failures_periodically(audit, failures, period))
         try:
             yield
         finally:
+            auditor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await auditor
+            audit_failures(audit, failures, period)
             keys.close()
             if owned:
                 opened.close()
@@ -128,7 +157,10 @@ def create_app(
     )
     install_handlers(app)
     _problems_as_problem_json(app)
+    # The last added runs first: CORS answers preflights, the gate checks credentials
+    # before the body is read, and only then is the body's size counted.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuthenticationGate, prefix=API_PREFIX)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -10,6 +10,10 @@ one.
 * End-user tokens (``Authorization: Bearer <JWT>``, signed by the host app)
   reach only routes marked for end users, and there only the caller's own
   objects: another user's object answers 404, as if it did not exist.
+
+Who is asking is settled by :class:`~banking_analytics.api._gate.AuthenticationGate`
+before the app reads a byte of the body; the route's policy then says whether
+they may.
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ from banking_analytics.api._audit import record_audit
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._ratelimit import RateLimiter
 
-__all__ = ["AccessPolicy", "Authenticator", "PolicedRoute", "Principal", "allow", "public"]
+__all__ = [
+    "AccessPolicy",
+    "Authenticator",
+    "PolicedRoute",
+    "Principal",
+    "allow",
+    "bearer_token",
+    "public",
+]
 
 _KEY_PREFIX = "ba_"
 _bearer = HTTPBearer(auto_error=False, description="An API key (ba_live_...) or a user JWT")
@@ -77,10 +89,18 @@ class Authenticator:
         self._keys = keys
         self._tokens = tokens
 
-    def authenticate(self, credentials: HTTPAuthorizationCredentials | None) -> Principal:
-        if credentials is None:
+    @property
+    def keys_stale(self) -> bool:
+        """Whether checking an API key now would read the store (see :meth:`refresh_keys`)."""
+        return self._keys.stale
+
+    def refresh_keys(self) -> None:
+        self._keys.refresh()
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The caller a bearer token names; a 401 :class:`ProblemError` saying why not."""
+        if not token:
             raise _unauthorized("send an API key or user token as 'Authorization: Bearer <token>'")
-        token = credentials.credentials
         if token.startswith(_KEY_PREFIX):
             key = self._keys.authenticate(token)
             if key is None:
@@ -92,6 +112,12 @@ class Authenticator:
             return Principal(role=None, user_id=self._tokens.verify(token))
         except InvalidTokenError as exc:
             raise _unauthorized(f"the user token is not valid: {exc}") from None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _unauthorized(detail: str) -> ProblemError:
@@ -108,12 +134,13 @@ def allow(*roles: Role, end_user: bool = False) -> Callable[..., Awaitable[Princ
     # spares every request a hop through the thread pool.
     async def check_access(
         request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        # Declared so the OpenAPI document shows the scheme; the gate has read it.
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        state = request.app.state
-        authenticator: Authenticator = state.authenticator
-        limiter: RateLimiter = state.rate_limiter
-        principal = authenticator.authenticate(credentials)
+        limiter: RateLimiter = request.app.state.rate_limiter
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # a route outside the gate's prefix: refuse, never guess
+            raise _unauthorized("this route is not behind the authentication gate")
         wait = limiter.check(principal.actor)
         if wait is not None:
             raise ProblemError(
@@ -135,8 +162,8 @@ def allow(*roles: Role, end_user: bool = False) -> Callable[..., Awaitable[Princ
     return check_access
 
 
-def _public() -> None:
-    """No credentials needed (liveness and readiness)."""
+async def _public() -> None:
+    """No credentials needed (liveness and readiness); async, so it takes no thread."""
 
 
 _public.access_policy = AccessPolicy(frozenset(), authenticated=False)  # type: ignore[attr-defined]

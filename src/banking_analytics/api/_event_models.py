@@ -11,7 +11,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, StringConstraints, create_model
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    StrictBool,
+    StringConstraints,
+    create_model,
+)
 from pydantic import Field as PydanticField
 
 from banking_analytics.api._types import IsoDateTime
@@ -41,7 +48,7 @@ def _annotation(spec: Field) -> Any:
         case Kind.INTEGER:
             return int
         case Kind.BOOLEAN:
-            return bool
+            return StrictBool
         case Kind.TIMESTAMP:
             return IsoDateTime
         case Kind.UUID:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from banking_analytics.access import AuditEntry, Role
 from banking_analytics.analytics import ConnectionPerformance, ErrorRates, Period
 from banking_analytics.api._event_models import any_event_schema
-from banking_analytics.api._types import IsoDateTime
+from banking_analytics.api._types import QueryDateTime
 from banking_analytics.metrics import MAX_LIMIT, Bucket
 
 __all__ = [
@@ -158,8 +158,8 @@ class PerformanceDashboard(_Out):
 class MetricQueryIn(_In):
     metrics: list[str] = Field(min_length=1, max_length=50)
     time_period: str = Field(default="24h", max_length=32)
-    start: IsoDateTime | None = Field(default=None, description="With end: an explicit window")
-    end: IsoDateTime | None = None
+    start: QueryDateTime | None = Field(default=None, description="With end: an explicit window")
+    end: QueryDateTime | None = None
     dimensions: list[str] = Field(default_factory=list, max_length=5)
     bucket: str | None = Field(
         default=None,
@@ -168,7 +168,7 @@ class MetricQueryIn(_In):
     )
     filters: dict[str, str | list[str]] = Field(default_factory=dict, max_length=10)
     timezone: str = Field(default="UTC", max_length=64)
-    compare: bool = False
+    compare: StrictBool = False
     limit: int | None = Field(
         default=None,
         ge=1,
@@ -232,7 +232,7 @@ class RecordedOut(_Out):
 class KeyIn(_In):
     name: str = Field(min_length=1, max_length=100)
     role: Role
-    expires_at: IsoDateTime | None = Field(default=None, description="In the future; none: never")
+    expires_at: QueryDateTime | None = Field(default=None, description="In the future; none: never")
 
 
 class KeyOut(_Out):

@@ -21,7 +21,15 @@ from banking_analytics.api._json import dumps
 from banking_analytics.metrics import QueryError
 from banking_analytics.store import StatementTimeoutError, StoreUnavailableError
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "FieldProblem", "Problem", "ProblemError", "install_handlers"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "FieldProblem",
+    "Problem",
+    "ProblemError",
+    "install_handlers",
+    "problem_body",
+    "problem_response",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _log = logging.getLogger("banking_analytics.api")
@@ -61,6 +69,20 @@ class ProblemError(Exception):
         self.errors = list(errors)
 
 
+def problem_body(
+    instance: str | None, status: int, detail: str, errors: Sequence[FieldProblem] = ()
+) -> bytes:
+    """The JSON of a problem document."""
+    problem = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        instance=instance,
+        errors=list(errors) or None,
+    )
+    return dumps(problem.model_dump(exclude_none=True))
+
+
 def problem_response(
     instance: str,
     status: int,
@@ -69,15 +91,8 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     errors: Sequence[FieldProblem] = (),
 ) -> Response:
-    problem = Problem(
-        title=HTTPStatus(status).phrase,
-        status=status,
-        detail=detail,
-        instance=instance,
-        errors=list(errors) or None,
-    )
     return Response(
-        dumps(problem.model_dump(exclude_none=True)),
+        problem_body(instance, status, detail, errors),
         status_code=status,
         media_type=PROBLEM_MEDIA_TYPE,
         headers=dict(headers or {}),

@@ -5,20 +5,21 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from banking_analytics.access import check_hs256_secret
 from banking_analytics.metrics import DEFAULT_MAX_CELLS, DEFAULT_QUERY_WORKERS
 
 __all__ = ["ApiSettings"]
 
 #: Secrets copied from examples and templates; a server configured with one is not secret.
 _KNOWN_DEFAULTS = frozenset({"secret", "changeme", "changethis", "password", "jwt-secret"})
-_MIN_SECRET_BYTES = 32
 
 
 class ApiSettings(BaseSettings):
     """How the API server runs. Every field can be set as ``BA_<NAME>`` in the environment.
 
     End-user tokens are accepted only when one of ``jwt_hs256_secret`` (at least
-    32 bytes, not a template value) or ``jwt_rs256_public_key`` (PEM) is set.
+    32 bytes and an estimated 128 bits, not a template value) or
+    ``jwt_rs256_public_key`` (PEM) is set.
     """
 
     model_config = SettingsConfigDict(env_prefix="BA_", extra="forbid", frozen=True)
@@ -28,6 +29,8 @@ class ApiSettings(BaseSettings):
     jwt_rs256_public_key: str | None = None
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    #: The furthest ahead a user token's ``exp`` may lie (a token for ever is refused).
+    jwt_max_lifetime_seconds: int = Field(default=86_400, ge=60)
     #: Sustained requests per second each API key (or end user) may make, and the burst above it.
     rate_limit_per_second: float = Field(default=200.0, gt=0)
     rate_limit_burst: int = Field(default=400, ge=1)
@@ -54,6 +57,28 @@ class ApiSettings(BaseSettings):
     query_concurrency: int = Field(default=4, ge=1)
     query_queue: int = Field(default=16, ge=0)
     query_queue_seconds: float = Field(default=5.0, ge=0)
+    #: A request's line and headers must arrive within this many seconds (of the
+    #: connection opening, or of the request's first byte), and be at most so many bytes.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    #: A request's body must arrive within this many seconds of its headers.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: An idle keep-alive connection is closed after this many seconds.
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    #: Open connections one client address may hold; more are answered 429 and closed.
+    max_connections_per_client: int = Field(default=256, ge=1)
+    #: Failed authentications an address may make per minute (sustained, and in a burst)
+    #: before its requests answer 429 without their credentials being looked at.
+    auth_failures_per_minute: float = Field(default=30.0, gt=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
+    #: Failed authentications are audited as one entry per address per this many seconds.
+    auth_failure_audit_seconds: float = Field(default=60.0, gt=0)
+    #: Threads running the synchronous routes (analyses, audit writes) at once; more
+    #: requests wait their turn. Beyond a few per core they only take turns at the GIL
+    #: from the event loop, which slows every connection.
+    worker_threads: int = Field(default=8, ge=1, le=256)
+    #: ``/readyz`` answers 503 when the store takes longer than this to answer.
+    readiness_timeout_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("cors_origins")
     @classmethod
@@ -72,11 +97,9 @@ class ApiSettings(BaseSettings):
         if value is None:
             return None
         secret = value.get_secret_value()
-        if secret.lower() in _KNOWN_DEFAULTS or len(secret.encode()) < _MIN_SECRET_BYTES:
-            raise ValueError(
-                f"jwt_hs256_secret must be a random value of at least {_MIN_SECRET_BYTES} "
-                "bytes, not a template default"
-            )
+        if secret.lower() in _KNOWN_DEFAULTS:
+            raise ValueError("jwt_hs256_secret is a template default, not a secret")
+        check_hs256_secret(secret)
         return value
 
     @model_validator(mode="after")

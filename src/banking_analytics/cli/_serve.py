@@ -64,7 +64,7 @@ def serve_store(
 ) -> None:
     """Serve an open store until interrupted; with ``admin_key``, issue and print one first."""
     from banking_analytics.access import KeyStore, Role
-    from banking_analytics.api import API_PREFIX, create_app
+    from banking_analytics.api import API_PREFIX, create_app, uvicorn_options
 
     settings = _settings(db)
     base = f"http://{host}:{port}"
@@ -80,7 +80,7 @@ def serve_store(
             soft_wrap=True,
         )
     out.print(f"Serving {db} on {base} (docs: {base}/docs); Ctrl-C stops")
-    _run(create_app(settings, analytics=analytics), host, port)
+    _run(create_app(settings, analytics=analytics), host, port, **uvicorn_options(settings))
 
 
 @app.command()
@@ -97,10 +97,19 @@ def serve(
         return
     if not db.startswith(("postgresql://", "postgres://")):
         raise fail("--workers above 1 needs a PostgreSQL store: one process holds a DuckDB file")
-    _settings(db)
+    settings = _settings(db)
     with _open(db):
         pass  # the store answers and its tables exist before the workers start
     # Each worker builds its own app from the environment (create_app reads BA_*).
     os.environ["BA_DB"] = db
     out.print(f"Serving {db} on http://{host}:{port} with {workers} workers; Ctrl-C stops")
-    _run("banking_analytics.api:create_app", host, port, factory=True, workers=workers)
+    _run(
+        "banking_analytics.api:create_app",
+        host,
+        port,
+        factory=True,
+        workers=workers,
+        # By name: each worker builds it from the same BA_* environment.
+        http="banking_analytics.api._connections:EnvironmentProtocol",
+        timeout_keep_alive=settings.keep_alive_seconds,
+    )

@@ -68,7 +68,9 @@ ENVELOPE_FIELDS: tuple[Field, ...] = (
     Field(
         "event_id",
         Kind.UUID,
-        "Client-generated UUID used to deduplicate retries; the server makes one if absent.",
+        "Client-generated UUID naming one event whatever its type: a later event with the "
+        "same id, of any type, is a duplicate (retries are deduplicated so); the server "
+        "makes one if absent.",
     ),
     Field(
         "schema_version",

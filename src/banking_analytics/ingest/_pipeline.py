@@ -36,13 +36,21 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _first_occurrences(ids: pa.ChunkedArray) -> pa.Array:
-    """Mask of the first row of each event id in a batch (later ones are duplicates)."""
-    indexed = pa.table({"id": ids, "i": pa.array(np.arange(len(ids), dtype=np.int64))})
-    first = indexed.group_by("id", use_threads=False).aggregate([("i", "min")])["i_min"]
-    mask = np.zeros(len(ids), dtype=bool)
-    mask[first.to_numpy()] = True
-    return pa.array(mask)
+def _first_occurrences(
+    by_table: list[tuple[str, pa.Table, np.ndarray]], start: int, size: int
+) -> np.ndarray:
+    """Mask over the batch's positions of the first event with each id, whatever its
+    type: an id names one event, so a later copy in any table is a duplicate."""
+    ids = pa.chunked_array(
+        [chunk for _, rows, _ in by_table for chunk in rows["event_id"].cast(pa.string()).chunks],
+        pa.string(),
+    )
+    positions = np.concatenate([positions for _, _, positions in by_table])
+    indexed = pa.table({"id": ids, "p": pa.array(positions, pa.int64())})
+    first = indexed.group_by("id", use_threads=False).aggregate([("p", "min")])["p_min"]
+    mask = np.zeros(size, dtype=bool)
+    mask[first.to_numpy() - start] = True
+    return mask
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -114,10 +122,13 @@ class IngestPipeline:
 
     Statuses are only reported once the transaction has committed, so an
     ``accepted`` answer means the event is durable. Deduplication: an event whose
-    ``event_id`` was already stored with an ``occurred_at`` within
-    ``limits.dedup_window`` of the batch's events is a ``duplicate``; within a
-    batch the first copy wins. Listeners added with :meth:`on_commit` hear which
-    tables each commit added rows to.
+    ``event_id`` was already stored, as an event of any type, with an
+    ``occurred_at`` within ``limits.dedup_window`` of the batch's events is a
+    ``duplicate``; within a batch the first copy wins, whatever the types. An id
+    names one event: a retry never changes its type, so the same id under another
+    type is a client reusing ids, and the event stored first stands (as with a
+    same-type copy whose fields differ, which is also a duplicate).
+    Listeners added with :meth:`on_commit` hear which tables each commit added rows to.
     """
 
     def __init__(
@@ -199,10 +210,10 @@ class IngestPipeline:
                 parts[1].append(positions)
         flags = _Scatter(start, n)
         pending: list[tuple[str, pa.Table, np.ndarray]] = []
-        for table, (row_parts, position_parts) in by_table.items():
-            rows = _concat(row_parts)
-            positions = np.concatenate(position_parts)
-            first = _first_occurrences(rows["event_id"]).to_numpy(zero_copy_only=False)
+        merged = [(t, _concat(rows), np.concatenate(at)) for t, (rows, at) in by_table.items()]
+        is_first = _first_occurrences(merged, start, n) if merged else np.zeros(0, dtype=bool)
+        for table, rows, positions in merged:
+            first = is_first[positions - start]
             status[positions[~first] - start] = _DUPLICATE
             if not first.all():  # filtering copies every column: only when an id repeats
                 rows, positions = rows.filter(pa.array(first)), positions[first]
@@ -210,7 +221,16 @@ class IngestPipeline:
             pending.append((table, rows, positions))
         with self.engine.begin() as tx:
             inserted = [
-                (tx.insert_events(EVENT_TABLES[table], rows, self.limits.dedup_window), positions)
+                (
+                    tx.insert_events(
+                        EVENT_TABLES[table],
+                        rows,
+                        self.limits.dedup_window,
+                        # Ids are unique across event types: see the class.
+                        unique_across=[t for name, t in EVENT_TABLES.items() if name != table],
+                    ),
+                    positions,
+                )
                 for table, rows, positions in pending
             ]
             tx.append(QUARANTINE, _concat([b.quarantine for b in batches]))

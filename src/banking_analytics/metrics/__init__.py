@@ -77,6 +77,7 @@ from banking_analytics.metrics._window import (
     QueryError,
     TimeWindow,
     parse_time_period,
+    restrict_timezones,
 )
 
 __all__ = [
@@ -145,6 +146,7 @@ __all__ = [
     "error_rate_metric",
     "parse_time_period",
     "renderer_for",
+    "restrict_timezones",
     "to_records",
     "window_condition",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -16,6 +17,7 @@ __all__ = [
     "TimeWindow",
     "check_timezone",
     "parse_time_period",
+    "restrict_timezones",
 ]
 
 #: The named periods the spec's ``time_period`` argument takes, ending now.
@@ -28,7 +30,8 @@ TIME_PERIODS: dict[str, timedelta] = {
     "90d": timedelta(days=90),
 }
 
-_PERIOD = re.compile(r"^(\d{1,4})([hd])$")
+# [0-9], not \d: \d also matches other scripts' digits ("٣d"), which int() reads.
+_PERIOD = re.compile(r"^([0-9]{1,4})([hd])$")
 #: The longest window a query may span: the store keeps at most five years.
 MAX_WINDOW = timedelta(days=1830)
 
@@ -138,15 +141,35 @@ def _next_minute(at: datetime) -> datetime:
     return whole if whole == at else whole + timedelta(minutes=1)
 
 
+#: Files of the tz database that are no zone: ``localtime`` is whatever the machine is set to.
+_NOT_ZONES = frozenset({"localtime", "posixrules"})
+
+
 @cache
 def _known_timezones() -> frozenset[str]:
-    return frozenset(available_timezones())
+    return frozenset(available_timezones()) - _NOT_ZONES
+
+
+#: Names Python knows but an engine in use does not (its tz database is older, say).
+_REFUSED_BY_ENGINES: set[str] = set()
+
+
+def restrict_timezones(engine_names: Iterable[str]) -> frozenset[str]:
+    """Accept from now on only names this engine's tz database knows too; called once per
+    engine at start-up, so the accepted list is what every engine in use agrees on.
+    Answers the names refused because of this engine."""
+    refused = _known_timezones() - frozenset(engine_names) - {"UTC"}
+    _REFUSED_BY_ENGINES.update(refused)
+    return refused
 
 
 def check_timezone(name: str) -> str:
-    """An IANA timezone name, checked against the tz database (it is rendered into SQL)."""
+    """An IANA timezone name, checked against the tz database (it is rendered into SQL)
+    and against every engine's in use (see :func:`restrict_timezones`)."""
     if name == "UTC":
         return name
     if name not in _known_timezones():
         raise QueryError(f"timezone {name!r} is not an IANA timezone name, e.g. Europe/London")
+    if name in _REFUSED_BY_ENGINES:
+        raise QueryError(f"timezone {name!r} is not known to the store's engine; use another name")
     return name

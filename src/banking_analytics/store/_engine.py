@@ -39,29 +39,41 @@ class WriteTransaction(ABC):
         return frozenset(self._grown)
 
     def insert_events(
-        self, table: TableDef, rows: pa.Table, dedup_window: timedelta
+        self,
+        table: TableDef,
+        rows: pa.Table,
+        dedup_window: timedelta,
+        *,
+        unique_across: Sequence[TableDef] = (),
     ) -> pa.ChunkedArray:
         """Insert rows whose ``event_id`` is not stored yet; return a boolean mask of the new ones.
 
         Rows must have the table's columns (Arrow types of their kinds) and unique
         event ids. A stored event with the same id and an ``occurred_at`` within
-        ``dedup_window`` of the batch's time range makes a row a duplicate.
+        ``dedup_window`` of the batch's time range makes a row a duplicate, in
+        ``table`` or in any of ``unique_across`` (tables sharing its ids).
         """
         if rows.num_rows == 0:
             return pa.chunked_array([pa.array([], pa.bool_())])
         bounds = pc.min_max(rows["occurred_at"])
         low = bounds["min"].as_py() - dedup_window
         high = bounds["max"].as_py() + dedup_window
-        is_new = self._insert_new(table, rows, low, high)
+        is_new = self._insert_new(table, rows, low, high, (table, *unique_across))
         if table.versioned and pc.any(is_new).as_py():
             self._grown.add(table.name)
         return is_new
 
     @abstractmethod
     def _insert_new(
-        self, table: TableDef, rows: pa.Table, low: datetime, high: datetime
+        self,
+        table: TableDef,
+        rows: pa.Table,
+        low: datetime,
+        high: datetime,
+        id_tables: Sequence[TableDef],
     ) -> pa.ChunkedArray:
-        """Insert the (non-empty) rows whose id is not stored with ``low <= occurred_at <= high``.
+        """Insert the (non-empty) rows whose id is not stored with ``low <= occurred_at <= high``
+        in any of ``id_tables`` (``table`` among them).
 
         Returns the mask of the rows inserted.
         """
@@ -139,6 +151,9 @@ class Engine(ABC):
             raise ValueError(f"statement_timeout must be positive seconds or None, got {seconds}")
         self._statement_timeout = seconds
 
+    #: Lists the engine's tz database: one row per name it accepts, in a column ``name``.
+    timezone_names_sql: str
+
     @abstractmethod
     def migrate(self, tables: Sequence[TableDef]) -> None:
         """Create missing tables and add missing columns (schemas only grow).
@@ -172,6 +187,10 @@ class Engine(ABC):
         DuckDB, ``%s`` for PostgreSQL. Timestamps come back as
         ``timestamp[us, tz=UTC]``, UUIDs and JSON as strings.
         """
+
+    def timezone_names(self) -> frozenset[str]:
+        """The timezone names the engine's SQL accepts (its own tz database's)."""
+        return frozenset(self.query(self.timezone_names_sql).column("name").to_pylist())
 
     @abstractmethod
     def table_columns(self, table: str) -> list[str]:

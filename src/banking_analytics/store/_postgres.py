@@ -128,17 +128,27 @@ class _PostgresTransaction(WriteTransaction):
         self._conn = conn
 
     def _insert_new(
-        self, table: TableDef, rows: pa.Table, low: datetime, high: datetime
+        self,
+        table: TableDef,
+        rows: pa.Table,
+        low: datetime,
+        high: datetime,
+        id_tables: Sequence[TableDef],
     ) -> pa.ChunkedArray:
-        name = quote(table.name)
-        # No id can be stored by another process between our look-up and our COPY.
-        self.lock(table)
+        # No id can be stored by another process between our look-up and our COPY. Every
+        # writer takes the locks in the same (name) order, so two cannot wait on each other.
+        for locked in sorted(id_tables, key=lambda t: t.name):
+            self.lock(locked)
+        ids = _uuid_array(rows["event_id"])
         # The planner sees the ids and the window (nothing is prepared) and reads
         # whichever is smaller: the event_id index or the occurred_at range.
         stored = self._conn.execute(
-            f"SELECT event_id::text FROM {name} WHERE event_id = ANY(%s::uuid[]) "
-            "AND occurred_at BETWEEN %s AND %s",
-            [_uuid_array(rows["event_id"]), low, high],
+            " UNION ALL ".join(
+                f"SELECT event_id::text FROM {quote(t.name)} WHERE event_id = ANY(%s::uuid[]) "
+                "AND occurred_at BETWEEN %s AND %s"
+                for t in id_tables
+            ),
+            [ids, low, high] * len(id_tables),
         ).fetchall()
         duplicates = pa.array([event_id for (event_id,) in stored], pa.string())
         is_new = pc.invert(pc.is_in(rows["event_id"], value_set=duplicates))
@@ -172,6 +182,7 @@ class PostgresEngine(Engine):
     """
 
     dialect = "postgres"
+    timezone_names_sql = "SELECT name FROM pg_timezone_names"
 
     def __init__(self, url: str, *, max_readers: int | None = None) -> None:
         if max_readers is not None and max_readers < 1:

@@ -12,6 +12,7 @@ from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import AuditPage, IssuedKeyOut, KeyIn, KeyOut
 from banking_analytics.api._problems import ProblemError
+from banking_analytics.api._types import QueryBool
 from banking_analytics.api.deps import Admin, Audit, Keys, Settings
 
 __all__ = ["router"]
@@ -53,7 +54,7 @@ def list_keys(
     request: Request,
     principal: Admin,
     keys: Keys,
-    include_revoked: bool = Query(True, description="List revoked keys too"),
+    include_revoked: Annotated[QueryBool, Query(description="List revoked keys too")] = True,
 ) -> list[dict[str, Any]]:
     """Every API key (never their secrets)."""
     listed = keys.list(include_revoked=include_revoked)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from banking_analytics.api._audit import record_audit
+from banking_analytics.api._audit import audit_per_user_answer
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import MetricQueryIn, MetricQueryOut
 from banking_analytics.api._problems import ProblemError
@@ -62,11 +62,12 @@ def query_metrics(
 ) -> dict[str, Any]:
     """Any catalogue metrics, cut by dimensions and optionally bucketed in time.
 
-    The window is ``time_period`` ending now, or ``start`` and ``end`` together. A
-    query filtered to single users reads their data, and is audited as such. A
-    query whose answer could exceed the server's budget of cells answers 422
-    before it runs; ``limit`` asks for the top N dimension-value combinations
-    and an ``(other)`` row instead of all of them.
+    The window is ``time_period`` ending now, or ``start`` and ``end`` together. An
+    answer cut by user or connection, or filtered to some, reads their data, and is
+    audited as such (who, which metrics, how many users and connections).
+    A query whose answer could exceed the server's budget of cells answers 422 before
+    it runs; ``limit`` asks for the top N dimension-value combinations and an
+    ``(other)`` row instead of all of them.
     """
     if (body.start is None) != (body.end is None):
         raise ProblemError(
@@ -85,16 +86,6 @@ def query_metrics(
         compare=body.compare,
         limit=body.limit,
         budget=budget,
-    ).as_dict()
-    users = body.filters.get("user")
-    for user in [users] if isinstance(users, str) else users or []:
-        record_audit(
-            request,
-            principal,
-            "query_user_metrics",
-            "ok",
-            object_type="user",
-            object_id=user,
-            details={"metrics": body.metrics},
-        )
-    return result
+    )
+    audit_per_user_answer(request, principal, "query_user_metrics", result)
+    return result.as_dict()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -12,6 +12,7 @@ from banking_analytics.analytics import ConnectionPerformance, ErrorRates, Featu
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._event_models import event_model
 from banking_analytics.api._models import InstitutionHealthOut, SyncFreshnessOut
+from banking_analytics.api._types import QueryBool
 from banking_analytics.api._writes import RECORDING, record_one
 from banking_analytics.api.deps import Analytics, Idempotency, ReadAnalytics, WriteEvents
 from banking_analytics.api.routes._params import (
@@ -76,7 +77,9 @@ def institution_health(
     _: ReadAnalytics,
     end: LookbackEnd,
     lookback: Lookback = "7d",
-    include_history: bool = Query(False, description="Add each 15-minute state and the changes"),
+    include_history: Annotated[
+        QueryBool, Query(description="Add each 15-minute state and the changes")
+    ] = False,
 ) -> dict[str, Any]:
     """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product, as judged
     at ``end`` (default: now)."""
