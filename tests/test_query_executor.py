@@ -17,7 +17,7 @@ import pytest
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
-from banking_analytics.api import ApiSettings, create_app
+from banking_analytics.api import ApiSettings
 from banking_analytics.metrics import QueryExecutor, TimeWindow
 from banking_analytics.store import open_engine
 from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
@@ -225,7 +225,7 @@ def test_api_server_holds_at_most_its_query_workers_connections(
     params = {"start": T0.isoformat(), "end": NOW.isoformat()}
     statuses: list[int] = []
     with (
-        running(create_app(settings)) as base,
+        running(settings) as base,
         httpx.Client(
             base_url=base, timeout=60, headers={"Authorization": f"Bearer {secret}"}
         ) as client,
