@@ -263,7 +263,7 @@ def test_postgres_timeout_is_the_sessions_statement_timeout(postgres_store_url: 
 
 def test_admission_gate_runs_queues_and_sheds() -> None:
     """One slot, one place in the queue: the second waits, the third is shed at once,
-    and a wait that runs out is shed too, each with 503 and Retry-After."""
+    and a wait that runs out is shed too, each with 429 and Retry-After."""
     events: list[str] = []
 
     async def request(gate: AdmissionGate, name: str, release: asyncio.Event) -> None:
@@ -296,8 +296,8 @@ def test_admission_gate_runs_queues_and_sheds() -> None:
     asyncio.run(scenario())
     assert events == [
         "first in",
-        "third 503 Retry-After 1",
+        "third 429 Retry-After 1",
         "second in",
         "fourth in",
-        "fifth 503 Retry-After 1",
+        "fifth 429 Retry-After 1",
     ]

@@ -2,8 +2,9 @@
 
 Each admitted request holds a slot while it runs; when every slot is taken, up
 to ``queue`` more wait for one, each for at most ``wait_seconds``; a request
-beyond that, or whose wait runs out, is shed at once with 503 and
-``Retry-After``. A flood of queries therefore costs the server at most
+beyond that, or whose wait runs out, is shed at once with 429 and
+``Retry-After``: the client is asked to come back, as for a rate limit, and a
+5xx keeps meaning that the server failed. A flood of queries therefore costs the server at most
 ``concurrency`` queries' memory and threads, and waiting requests cost only a
 coroutine each (they wait on the event loop, not in a worker thread).
 """
@@ -24,7 +25,7 @@ RETRY_AFTER_SECONDS = 1
 
 class AdmissionGate:
     """At most ``concurrency`` requests inside at once, ``queue`` more waiting at most
-    ``wait_seconds`` each; the others are refused (503). Used from one event loop."""
+    ``wait_seconds`` each; the others are refused (429). Used from one event loop."""
 
     def __init__(self, concurrency: int, queue: int, wait_seconds: float) -> None:
         if concurrency < 1 or queue < 0 or wait_seconds < 0:
@@ -61,7 +62,7 @@ class AdmissionGate:
     @staticmethod
     def _shed(why: str) -> ProblemError:
         return ProblemError(
-            503,
+            429,
             f"the server is answering as many queries as it allows ({why}); try again shortly",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
