@@ -73,10 +73,11 @@ class ApiSettings(BaseSettings):
     auth_failure_burst: int = Field(default=20, ge=1)
     #: Failed authentications are audited as one entry per address per this many seconds.
     auth_failure_audit_seconds: float = Field(default=60.0, gt=0)
-    #: Threads running the synchronous routes (analyses, audit writes) at once; more
-    #: requests wait their turn. Beyond a few per core they only take turns at the GIL
-    #: from the event loop, which slows every connection.
-    worker_threads: int = Field(default=8, ge=1, le=256)
+    #: Threads running the synchronous routes (analyses, ingestion, audit writes) at once;
+    #: more requests wait their turn. 40 (anyio's own default): with 8, batch ingestion
+    #: over HTTP fell from 53,350 to 43,753 events/s while /healthz under 200 clients kept
+    #: its p99 (57.8 against 59.4 ms; benchmarks/RESULTS.md, http and http_health).
+    worker_threads: int = Field(default=40, ge=1, le=256)
     #: ``/readyz`` answers 503 when the store takes longer than this to answer.
     readiness_timeout_seconds: float = Field(default=5.0, gt=0)
 
