@@ -4,9 +4,9 @@
 
 For checking that a change to how they are computed changes no answer: run it
 with two versions of the code on the same store and compare the outputs, e.g.
-the main checkout's environment against a branch's::
+another checkout's code against this one's::
 
-    /work/main/.venv/bin/python benchmarks/answers.py URL --now ISO > before.json
+    PYTHONPATH=../old/src .venv/bin/python benchmarks/answers.py URL --now ISO > before.json
     .venv/bin/python benchmarks/answers.py URL --now ISO > after.json
     cmp before.json after.json
 

@@ -86,3 +86,10 @@ def test_architecture_example_runs() -> None:
     page = (DOCS / "architecture.md").read_text()
     example = page.split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(example, "architecture.md", "exec"), {})
+
+
+def test_ingestion_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The commit-listener example of docs/ingestion.md, as written (an in-memory store)."""
+    example = (DOCS / "ingestion.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, "docs/ingestion.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == "[frozenset({'behavior_events'})]"
