@@ -154,7 +154,7 @@ class MetricService:
         return {name: int(found[name]) for name in chosen}
 
     def _versions_for(self, query: MetricQuery) -> dict[str, int]:
-        return self.versions(t for s in self.compile(query) for t in s.depends_on)
+        return _versions_of(self, self.compile(query))
 
     def run(
         self,
@@ -219,11 +219,12 @@ class MetricService:
     def _answers(
         self, query: MetricQuery, versions: DataVersions | None
     ) -> tuple[list[tuple[CompiledQuery, _Answer]], int]:
+        statements = self.compile(query)
         if versions is None:
-            versions = self._versions_for(query)
+            versions = _versions_of(self, statements)
         answers = []
         cached = 0
-        for statement in self.compile(query):
+        for statement in statements:
             answer, hit = self._answer(
                 statement.sql,
                 statement.params,
@@ -314,6 +315,11 @@ class MetricService:
                 )
             )
         return rows, cached
+
+
+def _versions_of(service: MetricService, statements: Iterable[CompiledQuery]) -> dict[str, int]:
+    """The data versions of every table the statements read, in one reading."""
+    return service.versions(t for s in statements for t in s.depends_on)
 
 
 @lru_cache(maxsize=64)
