@@ -16,6 +16,7 @@ __all__ = [
     "BillingInterval",
     "ConnectionFlow",
     "DeviceType",
+    "DiscountDuration",
     "ErrorCategory",
     "EventType",
     "Outcome",
@@ -220,6 +221,16 @@ class BillingInterval(StrEnum):
     WEEK = "week"
     MONTH = "month"
     YEAR = "year"
+
+
+class DiscountDuration(StrEnum):
+    """How long a discount lasts, as Stripe's coupons say it."""
+
+    #: The first billing period only.
+    ONCE = "once"
+    #: ``discount_months`` months from the discount's start.
+    REPEATING = "repeating"
+    FOREVER = "forever"
 
 
 class EventType(StrEnum):

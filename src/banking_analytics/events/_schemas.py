@@ -19,6 +19,7 @@ from banking_analytics.vocabulary import (
     BillingInterval,
     ConnectionFlow,
     DeviceType,
+    DiscountDuration,
     ErrorCategory,
     EventType,
     Outcome,
@@ -259,6 +260,23 @@ SUBSCRIPTION = EventSchema(
         Field("quantity", Kind.INTEGER, "Seats or units (default 1).", ge=1),
         Field("discount_percent", Kind.FLOAT, "Percentage off the price.", ge=0, le=100),
         Field("discount_amount", Kind.INTEGER, "Amount off per period, in minor units.", ge=0),
+        _enum(
+            "discount_duration",
+            DiscountDuration,
+            "How long the discount lasts (default forever); its end raises MRR (an expansion).",
+        ),
+        Field(
+            "discount_months",
+            Kind.INTEGER,
+            "Months a repeating discount lasts, from the first event that carries it.",
+            ge=1,
+            le=120,
+        ),
+        Field(
+            "period_end",
+            Kind.TIMESTAMP,
+            "End of the service period paid for; a cancellation can take effect then.",
+        ),
         Field(
             "currency",
             Kind.IDENTIFIER,

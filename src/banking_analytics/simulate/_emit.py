@@ -32,6 +32,7 @@ from banking_analytics.vocabulary import (
     AuthMethod,
     ConnectionFlow,
     DeviceType,
+    DiscountDuration,
     EventType,
     Outcome,
     PerformanceMetric,
@@ -305,6 +306,7 @@ class Encoder:
 
     def _subscription(self, batch: Batch) -> dict[str, pa.Array]:
         plan = batch["plan"]
+        discounted = ~np.isnan(batch["discount_percent"]) | (batch["discount_amount"] >= 0)
         return {
             "kind": _codes(self._enums["kind"], batch["kind"]),
             "subscription_id": base62_strings(
@@ -318,6 +320,12 @@ class Encoder:
             "quantity": _ints(batch["quantity"]),
             "discount_percent": _floats(batch["discount_percent"]),
             "discount_amount": _ints(batch["discount_amount"]),
+            # The simulated coupons last as long as the subscription.
+            "discount_duration": pa.array(
+                np.where(discounted, DiscountDuration.FOREVER.value, None), pa.string()
+            ),
+            "discount_months": pa.nulls(plan.size, pa.int64()),
+            "period_end": pa.nulls(plan.size, arrow_type(Kind.TIMESTAMP)),
             "currency": _codes(self._currency, np.zeros(plan.size, dtype=np.int8)),
             "status": _codes(self._enums["status"], batch["status"]),
             "amount": _ints(batch["amount"]),
