@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["load", "revenue", "show_mrr"]
 
 #: The widest bar of the MRR chart, in characters.
-_BAR = 30
+_BAR = 12
 
 
 def _money(minor: int, exponent: int) -> str:
