@@ -458,12 +458,15 @@ HAND_CUTS = (
                 "gross_payments": (3 * 999, None),
                 "payments_monthly_normalised": (3 * 999, None),
                 "paying_users": (3, None),
+                # Payments and refunds only: no upgrade among them.
+                "subscription_upgrades": (0, None),
             },
             ("EUR",): {
                 "net_revenue": (500, None),
                 "gross_payments": (500, None),
                 "payments_monthly_normalised": (999, None),
                 "paying_users": (1, None),
+                "subscription_upgrades": (0, None),
             },
         },
     ),

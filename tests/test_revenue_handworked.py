@@ -168,6 +168,9 @@ def test_a_customers_lifecycle_is_classified_per_customer(
         assert point.mrr_start + moved == point.mrr_end
     april = series.points[3]
     assert (april.reactivation, april.reactivated_customers, april.mrr_end) == (3000, 1, 3000)
+    # subscribed (Jan: 2), reactivated (Apr: 1): the billing system's upgrade events.
+    upgrades = analytics.revenue.metrics(["subscription_upgrades"], YEAR, bucket="month")
+    assert [r.figures["subscription_upgrades"] for r in upgrades.rows][:5] == [2, 0, 0, 1, 0]
 
 
 def test_gross_and_net_mrr_churn_from_the_vendor_example(
