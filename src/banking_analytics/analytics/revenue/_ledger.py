@@ -81,7 +81,7 @@ def _half_up(renderer: Renderer, numerator: exp.Expr, denominator: exp.Expr) -> 
 
 
 def _snapshots(shape: LedgerShape) -> exp.Select:
-    """Each event with its order, the next snapshot's time and its discount's start."""
+    """Each event with its order and the next snapshot's time (one sort per subscription)."""
     _, grace_days, _, _ = shape
     order = "ORDER BY occurred_at, received_at, event_id"
     columns = [
@@ -95,15 +95,13 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
         "interval_count AS ic",
         "discount_duration",
         "discount_months",
-        f"ROW_NUMBER() OVER (PARTITION BY subscription_id {order}) AS n",
         f"LEAD(occurred_at) OVER (PARTITION BY subscription_id {order}) AS next_at",
-        "MIN(occurred_at) OVER (PARTITION BY subscription_id) AS sub_start",
         "unit_amount * COALESCE(quantity, 1) AS gross",
         "COALESCE(discount_percent, 0) AS percent_off",
         "COALESCE(discount_amount, 0) AS amount_off",
         "discount_percent IS NOT NULL OR discount_amount IS NOT NULL AS discounted",
-        "MIN(occurred_at) OVER (PARTITION BY subscription_id, discount_percent, "
-        "discount_amount, discount_duration, discount_months) AS discount_start",
+        "discount_percent",
+        "discount_amount",
     ]
     if grace_days is not None:
         # Consecutive past-due snapshots share the count of other snapshots before them.
@@ -112,6 +110,24 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
             f"OVER (PARTITION BY subscription_id {order} ROWS UNBOUNDED PRECEDING) AS run"
         )
     return sqlglot.select(*(_x(c) for c in columns)).from_(exp.to_table(EVENTS_TABLE))
+
+
+_DISCOUNT = ("discount_percent", "discount_amount", "discount_duration", "discount_months")
+
+
+def _discount_starts() -> exp.Select:
+    """When each discount that ends began: the first event of its subscription carrying
+    it (only ``once`` and ``repeating`` discounts end; few events have one)."""
+    return (
+        sqlglot.select(
+            _x("subscription_id AS discount_sub"),
+            *(_x(f"{c} AS started_{c}") for c in _DISCOUNT),
+            _x("MIN(occurred_at) AS discount_start"),
+        )
+        .from_(exp.to_table(EVENTS_TABLE))
+        .where(_x("discount_duration IN ('once', 'repeating')"))
+        .group_by("subscription_id", *_DISCOUNT)
+    )
 
 
 def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
@@ -184,7 +200,6 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("customer"),
         _x("sub"),
         _x("moment"),
-        _x("n"),
         _x("next_at"),
         _x("status"),
         _x("period_end"),
@@ -198,7 +213,15 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
             "MIN(CASE WHEN status = 'past_due' THEN moment END) OVER (PARTITION BY sub, run)"
         )
         columns.append(exp.alias_(_days(since, exp.Literal.number(grace_days)), "grace_end"))
-    select = sqlglot.select(*columns).from_(exp.to_table("snapshots"))
+    same_discount = exp.and_(
+        _x("discount_sub = sub"),
+        *(exp.NullSafeEQ(this=_x(c), expression=_x(f"started_{c}")) for c in _DISCOUNT),
+    )
+    select = (
+        sqlglot.select(*columns)
+        .from_(exp.to_table("snapshots"))
+        .join(exp.to_table("discount_starts"), on=same_discount, join_type="left")
+    )
     if converts:
         select = select.join(
             exp.to_table("sub_rates"),
@@ -215,7 +238,7 @@ def _sub_rates() -> exp.Select:
         "ORDER BY r.valid_from DESC, r.loaded_at DESC)"
     )
     started = (
-        sqlglot.select(_x("sub"), _x("currency"), _x("MIN(sub_start) AS sub_start"))
+        sqlglot.select(_x("sub"), _x("currency"), _x("MIN(moment) AS sub_start"))
         .from_("snapshots")
         .where(exp.NEQ(this=_x("currency"), expression=exp.Placeholder()))
         .group_by(_x("sub"), _x("currency"))
@@ -240,76 +263,88 @@ def _sub_rates() -> exp.Select:
     return sqlglot.select("rate_sub", "rate_currency", "rate_e9").from_(joined).where(_x("k = 1"))
 
 
-def _value_at(when: exp.Expr, shape: LedgerShape) -> exp.Expr:
-    """The snapshot's MRR at instant ``when`` within its span."""
+def _value_at(when: exp.Expr, shape: LedgerShape, *, just_before: bool = False) -> exp.Expr:
+    """The snapshot's MRR at instant ``when`` within its span (or just before it: a change
+    at ``when`` has not happened yet)."""
     recognition, grace_days, _, _ = shape
-    discount_on = exp.or_(
-        _x("discount_end IS NULL"), exp.LT(this=when.copy(), expression=_x("discount_end"))
-    )
+
+    def before(limit: str) -> exp.Expr:
+        """``when`` is before ``limit`` (at or before, just before ``when``)."""
+        compare = exp.LTE if just_before else exp.LT
+        return compare(this=when.copy(), expression=_x(limit))
+
+    discount_on = exp.or_(_x("discount_end IS NULL"), before("discount_end"))
     price = exp.Case(
         ifs=[exp.If(this=exp.and_(_x("discounted"), discount_on), true=_x("mrr_discounted"))],
         default=_x("mrr_full"),
     )
     live: exp.Expr = _x("status IN ('active', 'past_due')")
     if grace_days is not None:
-        lapsed = exp.and_(
-            _x("status = 'past_due'"), exp.GTE(this=when.copy(), expression=_x("grace_end"))
-        )
+        lapsed = exp.and_(_x("status = 'past_due'"), exp.Not(this=before("grace_end")))
         live = exp.and_(live, exp.Not(this=exp.Paren(this=lapsed)))
     ifs = [exp.If(this=live, true=price)]
     if recognition == ChurnRecognition.PERIOD_END:
         paid_through = exp.and_(
             _x("status IN ('canceled', 'unpaid')"),
             _x("period_end > moment"),
-            exp.LT(this=when.copy(), expression=_x("period_end")),
+            before("period_end"),
         )
         ifs.append(exp.If(this=paid_through, true=price.copy()))
     return exp.Case(ifs=ifs, default=exp.Literal.number(0))
 
 
-def _points(shape: LedgerShape) -> exp.Query:
-    """Each snapshot's MRR at its time, and at every change inside its span."""
+def _steps(shape: LedgerShape) -> exp.Select:
+    """Each snapshot as steps of its customer's MRR, from one pass over the snapshots: up
+    by its MRR at its time, down by its MRR just before the next snapshot's, and at each
+    change inside its span (a discount's, a grace period's, a paid period's end) by the
+    change there. Summed per customer and instant, the steps are the MRR's changes.
+
+    The steps of a row are laid out as parallel arrays unnested together (both engines
+    unnest arrays in a select list side by side), so the snapshots are read once.
+    """
     recognition, grace_days, _, _ = shape
 
-    def point(when: str, order: int, condition: str | None) -> exp.Select:
-        at = _x(when)
-        select = sqlglot.select(
-            _x("customer"),
-            _x("sub"),
-            exp.alias_(at.copy(), "moment"),
-            _x("n"),
-            exp.alias_(exp.Literal.number(order), "k"),
-            exp.alias_(_value_at(at, shape), "mrr"),
-        ).from_("priced")
-        if condition is None:
-            return select
-        inside = _x(f"{when} > moment AND ({when} < next_at OR next_at IS NULL)")
-        return select.where(exp.and_(_x(condition), inside))
+    def inside(name: str, condition: str) -> tuple[exp.Expr, exp.Expr]:
+        """A change at ``name`` when it falls strictly inside the span (else no step)."""
+        at = _x(name)
+        within = _x(f"{condition} AND {name} > moment AND ({name} < next_at OR next_at IS NULL)")
+        step = exp.Sub(this=_value_at(at, shape), expression=_value_at(at, shape, just_before=True))
+        return (
+            exp.Case(ifs=[exp.If(this=within, true=at.copy())], default=exp.null()),
+            exp.Case(ifs=[exp.If(this=within.copy(), true=step)], default=exp.null()),
+        )
 
-    parts = [point("moment", 0, None), point("discount_end", 1, "discounted")]
+    moment = _x("moment")
+    times: list[exp.Expr] = [moment, _x("next_at")]
+    steps: list[exp.Expr] = [
+        _value_at(moment, shape),
+        exp.Neg(this=exp.Paren(this=_value_at(_x("next_at"), shape, just_before=True))),
+    ]
+    changes = [("discount_end", "discounted")]
     if grace_days is not None:
-        parts.append(point("grace_end", 2, "status = 'past_due'"))
+        changes.append(("grace_end", "status = 'past_due'"))
     if recognition == ChurnRecognition.PERIOD_END:
-        parts.append(point("period_end", 3, "status IN ('canceled', 'unpaid')"))
-    union: exp.Query = parts[0]
-    for part in parts[1:]:
-        union = exp.union(union, part, distinct=False)
-    return union
+        changes.append(("period_end", "status IN ('canceled', 'unpaid')"))
+    for name, condition in changes:
+        at, step = inside(name, condition)
+        times.append(at)
+        steps.append(step)
+    return sqlglot.select(
+        "customer",
+        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=times)]), "moment"),
+        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=steps)]), "step"),
+    ).from_("priced")
 
 
 def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     """``movements``: per customer and instant of change, the MRR before and after, the
     change and its kind (see the module docs), as a query over common table expressions."""
-    deltas = sqlglot.select(
-        "customer",
-        "moment",
-        _x("mrr - COALESCE(LAG(mrr) OVER (PARTITION BY sub ORDER BY moment, n, k), 0) AS delta"),
-    ).from_("points")
     changes = (
-        sqlglot.select("customer", "moment", _x("SUM(delta) AS delta"))
-        .from_("deltas")
+        sqlglot.select("customer", "moment", _x("SUM(step) AS delta"))
+        .from_("steps")
+        .where(_x("moment IS NOT NULL AND step <> 0"))
         .group_by("customer", "moment")
-        .having(_x("SUM(delta) <> 0"))
+        .having(_x("SUM(step) <> 0"))
     )
     running = sqlglot.select(
         "customer",
@@ -339,9 +374,9 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     if converts:
         ctes.append(("sub_rates", _sub_rates()))
     ctes += [
+        ("discount_starts", _discount_starts()),
         ("priced", _priced(renderer, shape)),
-        ("points", _points(shape)),
-        ("deltas", deltas),
+        ("steps", _steps(shape)),
         ("changes", changes),
         ("running", running),
         ("movements", movements),
