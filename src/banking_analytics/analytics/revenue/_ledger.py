@@ -354,10 +354,12 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
             "SUM(delta) OVER (PARTITION BY customer ORDER BY moment ROWS UNBOUNDED PRECEDING) "
             "AS mrr_after"
         ),
-        _x("ROW_NUMBER() OVER (PARTITION BY customer ORDER BY moment) AS nth"),
+        _x("LAG(moment) OVER (PARTITION BY customer ORDER BY moment) AS previous_moment"),
+        _x("LEAD(moment) OVER (PARTITION BY customer ORDER BY moment) AS next_moment"),
     ).from_("changes")
     kind = _x(
-        "CASE WHEN mrr_after - delta = 0 THEN CASE WHEN nth = 1 THEN 'new' ELSE 'reactivation' END "
+        "CASE WHEN mrr_after - delta = 0 THEN "
+        "CASE WHEN previous_moment IS NULL THEN 'new' ELSE 'reactivation' END "
         "WHEN mrr_after = 0 THEN 'churn' WHEN delta > 0 THEN 'expansion' ELSE 'contraction' END"
     )
     movements = sqlglot.select(
@@ -367,6 +369,8 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("mrr_after - delta AS mrr_before"),
         "mrr_after",
         exp.alias_(kind, "kind"),
+        "previous_moment",
+        "next_moment",
     ).from_("running")
     query = sqlglot.select("*").from_("movements")
     _, _, _, converts = shape
@@ -417,6 +421,15 @@ def series_query(
     cohort lost (net, for NRR; drops only, for GRR)."""
     shape: LedgerShape = shape_values  # type: ignore[assignment]
     cut = renderer.bucket(_x("moment"), Bucket(bucket), timezone)
+
+    def moved_in(neighbour: exp.Expr) -> exp.Expr:
+        """The neighbouring movement is in another bucket (or there is none)."""
+        theirs = renderer.bucket(neighbour.copy(), Bucket(bucket), timezone).key
+        return exp.or_(
+            exp.Is(this=neighbour, expression=exp.null()),
+            exp.NEQ(this=theirs, expression=cut.key.copy()),
+        )
+
     before = exp.LT(this=_x("moment"), expression=exp.Placeholder())
     key = exp.Case(ifs=[exp.If(this=before, true=exp.null())], default=cut.key)
     start = exp.Case(ifs=[exp.If(this=before.copy(), true=exp.null())], default=cut.start)
@@ -429,17 +442,17 @@ def series_query(
             "delta",
             "mrr_before",
             "mrr_after",
+            # A customer's MRR at a bucket's start is the MRR before their first movement
+            # in it; at its end, after their last (told by the neighbours' buckets, read
+            # in the ledger's own pass over each customer's movements).
+            exp.alias_(moved_in(_x("previous_moment")), "first_in_bucket"),
+            exp.alias_(moved_in(_x("next_moment")), "last_in_bucket"),
             exp.alias_(key, "bucket_key"),
             exp.alias_(start, "bucket_start"),
         )
         .from_("movements")
         .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
     )
-    ranked = sqlglot.select(
-        "*",
-        _x("ROW_NUMBER() OVER (PARTITION BY customer, bucket_key ORDER BY moment) AS first_n"),
-        _x("ROW_NUMBER() OVER (PARTITION BY customer, bucket_key ORDER BY moment DESC) AS last_n"),
-    ).from_("bucketed")
 
     def total(kind: str) -> str:
         return f"SUM(CASE WHEN kind = '{kind}' THEN delta ELSE 0 END) AS {kind}"
@@ -455,10 +468,10 @@ def series_query(
             "customer",
             *(_x(total(k)) for k in kinds),
             *(_x(flag(k)) for k in ("new", "reactivation", "churn")),
-            _x("MAX(CASE WHEN first_n = 1 THEN mrr_before END) AS mrr_start"),
-            _x("MAX(CASE WHEN last_n = 1 THEN mrr_after END) AS mrr_end"),
+            _x("MAX(CASE WHEN first_in_bucket THEN mrr_before END) AS mrr_start"),
+            _x("MAX(CASE WHEN last_in_bucket THEN mrr_after END) AS mrr_end"),
         )
-        .from_("ranked")
+        .from_("bucketed")
         .group_by("bucket_key", "bucket_start", "customer")
     )
     final = (
@@ -489,7 +502,7 @@ def series_query(
         .group_by("bucket_key", "bucket_start")
     )
     query = with_ledger(renderer, shape, final)
-    for name, cte in (("bucketed", bucketed), ("ranked", ranked), ("per_customer", per_customer)):
+    for name, cte in (("bucketed", bucketed), ("per_customer", per_customer)):
         query = query.with_(name, as_=cte)
     return query
 
