@@ -52,8 +52,9 @@ _INTERVAL = '"interval"'
 _RATE_SCALE = 10**9
 
 #: What changes a ledger statement's SQL: the churn recognition, the grace days (or
-#: None), the reporting currency's minor-unit exponent, and whether rates are joined.
-LedgerShape = tuple[str, int | None, int, bool]
+#: None), the reporting currency's minor-unit exponent, whether rates are joined, and
+#: whether a customer with only $0 subscriptions is a customer.
+LedgerShape = tuple[str, int | None, int, bool, bool]
 
 
 def _x(text: str) -> exp.Expr:
@@ -82,7 +83,7 @@ def _half_up(renderer: Renderer, numerator: exp.Expr, denominator: exp.Expr) -> 
 
 def _snapshots(shape: LedgerShape) -> exp.Select:
     """Each event with its order and the next snapshot's time (one sort per subscription)."""
-    _, grace_days, _, _ = shape
+    _, grace_days, _, _, _ = shape
     order = "ORDER BY occurred_at, received_at, event_id"
     columns = [
         "user_id AS customer",
@@ -133,7 +134,7 @@ def _discount_starts() -> exp.Select:
 def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     """Each snapshot's monthly price with and without its discount, in the reporting
     currency, and when its discount (and, with a grace period, its past-due run) ends."""
-    _, grace_days, reporting_exponent, converts = shape
+    _, grace_days, reporting_exponent, converts, _ = shape
     ratio = {  # N and D of the monthly normalisation, per interval unit
         "month": ("1", "ic"),
         "year": ("1", "12 * ic"),
@@ -263,10 +264,13 @@ def _sub_rates() -> exp.Select:
     return sqlglot.select("rate_sub", "rate_currency", "rate_e9").from_(joined).where(_x("k = 1"))
 
 
-def _value_at(when: exp.Expr, shape: LedgerShape, *, just_before: bool = False) -> exp.Expr:
+def _value_at(
+    when: exp.Expr, shape: LedgerShape, *, just_before: bool = False, counted: bool = False
+) -> exp.Expr:
     """The snapshot's MRR at instant ``when`` within its span (or just before it: a change
-    at ``when`` has not happened yet)."""
-    recognition, grace_days, _, _ = shape
+    at ``when`` has not happened yet); with ``counted``, 1 if it counts as a subscription
+    then (whatever its price) and 0 if not."""
+    recognition, grace_days, _, _, _ = shape
 
     def before(limit: str) -> exp.Expr:
         """``when`` is before ``limit`` (at or before, just before ``when``)."""
@@ -274,10 +278,12 @@ def _value_at(when: exp.Expr, shape: LedgerShape, *, just_before: bool = False) 
         return compare(this=when.copy(), expression=_x(limit))
 
     discount_on = exp.or_(_x("discount_end IS NULL"), before("discount_end"))
-    price = exp.Case(
+    price: exp.Expr = exp.Case(
         ifs=[exp.If(this=exp.and_(_x("discounted"), discount_on), true=_x("mrr_discounted"))],
         default=_x("mrr_full"),
     )
+    if counted:
+        price = exp.Literal.number(1)
     live: exp.Expr = _x("status IN ('active', 'past_due')")
     if grace_days is not None:
         lapsed = exp.and_(_x("status = 'past_due'"), exp.Not(this=before("grace_end")))
@@ -302,65 +308,101 @@ def _steps(shape: LedgerShape) -> exp.Select:
     The steps of a row are laid out as parallel arrays unnested together (both engines
     unnest arrays in a select list side by side), so the snapshots are read once.
     """
-    recognition, grace_days, _, _ = shape
-
-    def inside(name: str, condition: str) -> tuple[exp.Expr, exp.Expr]:
-        """A change at ``name`` when it falls strictly inside the span (else no step)."""
-        at = _x(name)
-        within = _x(f"{condition} AND {name} > moment AND ({name} < next_at OR next_at IS NULL)")
-        step = exp.Sub(this=_value_at(at, shape), expression=_value_at(at, shape, just_before=True))
-        return (
-            exp.Case(ifs=[exp.If(this=within, true=at.copy())], default=exp.null()),
-            exp.Case(ifs=[exp.If(this=within.copy(), true=step)], default=exp.null()),
-        )
-
-    moment = _x("moment")
-    times: list[exp.Expr] = [moment, _x("next_at")]
-    steps: list[exp.Expr] = [
-        _value_at(moment, shape),
-        exp.Neg(this=exp.Paren(this=_value_at(_x("next_at"), shape, just_before=True))),
-    ]
+    recognition, grace_days, _, _, free_customers = shape
     changes = [("discount_end", "discounted")]
     if grace_days is not None:
         changes.append(("grace_end", "status = 'past_due'"))
     if recognition == ChurnRecognition.PERIOD_END:
         changes.append(("period_end", "status IN ('canceled', 'unpaid')"))
+
+    def within(name: str, condition: str) -> exp.Expr:
+        """A change at ``name`` falls strictly inside the span."""
+        return _x(f"{condition} AND {name} > moment AND ({name} < next_at OR next_at IS NULL)")
+
+    def steps_of(counted: bool) -> list[exp.Expr]:
+        """At the snapshot's time, at the next one's, and at each change inside its span."""
+        steps: list[exp.Expr] = [
+            _value_at(_x("moment"), shape, counted=counted),
+            exp.Neg(
+                this=exp.Paren(
+                    this=_value_at(_x("next_at"), shape, just_before=True, counted=counted)
+                )
+            ),
+        ]
+        for name, condition in changes:
+            at = _x(name)
+            step = exp.Sub(
+                this=_value_at(at, shape, counted=counted),
+                expression=_value_at(at, shape, just_before=True, counted=counted),
+            )
+            steps.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=step)]))
+        return steps
+
+    times: list[exp.Expr] = [_x("moment"), _x("next_at")]
     for name, condition in changes:
-        at, step = inside(name, condition)
-        times.append(at)
-        steps.append(step)
-    return sqlglot.select(
+        times.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=_x(name))]))
+    columns: list[exp.Expr | str] = [
         "customer",
         exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=times)]), "moment"),
-        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=steps)]), "step"),
-    ).from_("priced")
+        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=steps_of(False))]), "step"),
+    ]
+    if free_customers:
+        # How many subscriptions count, whatever their price: a customer with one is one.
+        counted = exp.Array(expressions=steps_of(True))
+        columns.append(exp.alias_(exp.Unnest(expressions=[counted]), "counted_step"))
+    return sqlglot.select(*columns).from_("priced")
 
 
 def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     """``movements``: per customer and instant of change, the MRR before and after, the
     change and its kind (see the module docs), as a query over common table expressions."""
-    changes = (
-        sqlglot.select("customer", "moment", _x("SUM(step) AS delta"))
-        .from_("steps")
-        .where(_x("moment IS NOT NULL AND step <> 0"))
-        .group_by("customer", "moment")
-        .having(_x("SUM(step) <> 0"))
-    )
+    free_customers = shape[4]
+    if free_customers:
+        changes = (
+            sqlglot.select(
+                "customer",
+                "moment",
+                _x("SUM(step) AS delta"),
+                _x("SUM(counted_step) AS counted_delta"),
+            )
+            .from_("steps")
+            .where(_x("moment IS NOT NULL AND (step <> 0 OR counted_step <> 0)"))
+            .group_by("customer", "moment")
+            .having(_x("SUM(step) <> 0 OR SUM(counted_step) <> 0"))
+        )
+    else:
+        changes = (
+            sqlglot.select("customer", "moment", _x("SUM(step) AS delta"))
+            .from_("steps")
+            .where(_x("moment IS NOT NULL AND step <> 0"))
+            .group_by("customer", "moment")
+            .having(_x("SUM(step) <> 0"))
+        )
+    over = "OVER (PARTITION BY customer ORDER BY moment ROWS UNBOUNDED PRECEDING)"
     running = sqlglot.select(
         "customer",
         "moment",
         "delta",
-        _x(
-            "SUM(delta) OVER (PARTITION BY customer ORDER BY moment ROWS UNBOUNDED PRECEDING) "
-            "AS mrr_after"
+        _x(f"SUM(delta) {over} AS mrr_after"),
+        *(
+            [_x("counted_delta"), _x(f"SUM(counted_delta) {over} AS counted_after")]
+            if free_customers
+            else []
         ),
         _x("LAG(moment) OVER (PARTITION BY customer ORDER BY moment) AS previous_moment"),
         _x("LEAD(moment) OVER (PARTITION BY customer ORDER BY moment) AS next_moment"),
     ).from_("changes")
+    # A customer pays (MRR > 0); with free customers, has a subscription that counts.
+    if free_customers:
+        present_after = "(mrr_after > 0 OR counted_after > 0)"
+        present_before = "(mrr_after - delta > 0 OR counted_after - counted_delta > 0)"
+    else:
+        present_after, present_before = "mrr_after > 0", "mrr_after - delta > 0"
     kind = _x(
-        "CASE WHEN mrr_after - delta = 0 THEN "
+        f"CASE WHEN NOT {present_before} AND {present_after} THEN "
         "CASE WHEN previous_moment IS NULL THEN 'new' ELSE 'reactivation' END "
-        "WHEN mrr_after = 0 THEN 'churn' WHEN delta > 0 THEN 'expansion' ELSE 'contraction' END"
+        f"WHEN {present_before} AND NOT {present_after} THEN 'churn' "
+        "WHEN delta > 0 THEN 'expansion' WHEN delta < 0 THEN 'contraction' END"
     )
     movements = sqlglot.select(
         "customer",
@@ -369,11 +411,13 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("mrr_after - delta AS mrr_before"),
         "mrr_after",
         exp.alias_(kind, "kind"),
+        _x(f"CASE WHEN {present_before} THEN 1 ELSE 0 END AS present_before"),
+        _x(f"CASE WHEN {present_after} THEN 1 ELSE 0 END AS present_after"),
         "previous_moment",
         "next_moment",
     ).from_("running")
     query = sqlglot.select("*").from_("movements")
-    _, _, _, converts = shape
+    converts = shape[3]
     ctes: list[tuple[str, exp.Query]] = [("snapshots", _snapshots(shape))]
     if converts:
         ctes.append(("sub_rates", _sub_rates()))
@@ -405,6 +449,7 @@ def movements_query(renderer: Renderer, *shape_values: object) -> exp.Select:
     final = (
         sqlglot.select("customer", "moment", "kind", "delta", "mrr_before", "mrr_after")
         .from_("movements")
+        .where(_x("kind IS NOT NULL"))
         .where(exp.GTE(this=_x("moment"), expression=exp.Placeholder()))
         .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
         .order_by("customer", "moment")
@@ -442,6 +487,8 @@ def series_query(
             "delta",
             "mrr_before",
             "mrr_after",
+            "present_before",
+            "present_after",
             # A customer's MRR at a bucket's start is the MRR before their first movement
             # in it; at its end, after their last (told by the neighbours' buckets, read
             # in the ledger's own pass over each customer's movements).
@@ -470,6 +517,8 @@ def series_query(
             *(_x(flag(k)) for k in ("new", "reactivation", "churn")),
             _x("MAX(CASE WHEN first_in_bucket THEN mrr_before END) AS mrr_start"),
             _x("MAX(CASE WHEN last_in_bucket THEN mrr_after END) AS mrr_end"),
+            _x("MAX(CASE WHEN first_in_bucket THEN present_before END) AS present_start"),
+            _x("MAX(CASE WHEN last_in_bucket THEN present_after END) AS present_end"),
         )
         .from_("bucketed")
         .group_by("bucket_key", "bucket_start", "customer")
@@ -481,14 +530,11 @@ def series_query(
             _x("SUM(is_new) AS new_customers"),
             _x("SUM(is_reactivation) AS reactivated_customers"),
             _x(
-                "SUM(CASE WHEN is_churn = 1 AND mrr_start > 0 THEN 1 ELSE 0 END) "
+                "SUM(CASE WHEN is_churn = 1 AND present_start = 1 THEN 1 ELSE 0 END) "
                 "AS churned_customers"
             ),
             _x("SUM(is_churn) AS churned_customers_all"),
-            _x(
-                "SUM(CASE WHEN mrr_start = 0 AND mrr_end > 0 THEN 1 "
-                "WHEN mrr_start > 0 AND mrr_end = 0 THEN -1 ELSE 0 END) AS customers_change"
-            ),
+            _x("SUM(present_end - present_start) AS customers_change"),
             _x(
                 "SUM(CASE WHEN mrr_start > 0 THEN mrr_start - mrr_end ELSE 0 END) "
                 "AS cohort_net_loss"

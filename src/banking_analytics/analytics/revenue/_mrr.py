@@ -132,6 +132,7 @@ class RevenueLedger:
             policy.past_due_grace_days,
             minor_unit_exponent(policy.reporting_currency),
             converts,
+            policy.free_customers_are_customers,
         )
 
     @staticmethod
