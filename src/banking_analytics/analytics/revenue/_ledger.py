@@ -22,6 +22,8 @@ metric layer; docs/revenue.md states each rule with its source):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+
 import sqlglot
 from sqlglot import exp
 
@@ -36,7 +38,10 @@ from banking_analytics.vocabulary import EventType
 
 __all__ = [
     "EVENTS_TABLE",
+    "LEDGER_TABLES",
     "LedgerShape",
+    "Part",
+    "combined_query",
     "currencies_query",
     "missing_rates_query",
     "movements_query",
@@ -439,6 +444,67 @@ def with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> ex
     ledger = _ledger(renderer, shape)
     with_ = ledger.args["with_"]
     final.set("with_", with_)
+    return final
+
+
+#: The common table expressions of the ledger, shared by every part of a combined query.
+LEDGER_TABLES = frozenset(
+    ("snapshots", "sub_rates", "discount_starts", "priced", "steps", "changes", "running")
+)
+#: What reads the ledger's movements: a builder and the shape it is built with (before
+#: the ledger's own), as :class:`~banking_analytics.metrics.Statement` builds are.
+Part = tuple[Callable[..., exp.Select], tuple[Hashable, ...]]
+
+
+def combined_query(renderer: Renderer, parts: tuple[Part, ...], *ledger: object) -> exp.Select:
+    """Several queries over the ledger as one: the movements are computed once (a
+    materialised table) and each part's rows come out with its columns named
+    ``p<number>_<column>`` and ``p<number>_part`` set (null in the other parts' rows).
+
+    Each part's placeholders keep their order, parts in order, after the ledger's own.
+    """
+    ledger_with: exp.With | None = None
+    ctes: list[exp.CTE] = []
+    branches: list[tuple[int, list[str]]] = []
+    for number, (build, shape) in enumerate(parts):
+        query = build(renderer, *shape, *ledger)
+        with_ = query.args.pop("with_")
+        own = [c for c in with_.expressions if c.alias not in LEDGER_TABLES | {"movements"}]
+        if ledger_with is None:
+            ledger_with = with_
+            ledger_with.set("expressions", [c for c in with_.expressions if c not in own])
+        renamed = {c.alias: f"p{number}_{c.alias}" for c in own}
+        for node in [*own, query]:
+            for table in list(node.find_all(exp.Table)):
+                if table.name in renamed:
+                    if not table.alias:
+                        table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+                    table.set("this", exp.to_identifier(renamed[table.name]))
+        for cte in own:
+            cte.set("alias", exp.TableAlias(this=exp.to_identifier(renamed[cte.alias])))
+            ctes.append(cte)
+        ctes.append(exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(f"p{number}"))))
+        branches.append((number, list(query.named_selects)))
+    assert ledger_with is not None
+    for cte in ledger_with.expressions:
+        if cte.alias == "movements":
+            cte.set("materialized", True)
+    ledger_with.set("expressions", [*ledger_with.expressions, *ctes])
+    # Side by side, never matched: each part's rows with the others' columns null. (A
+    # union would need the nulls typed: PostgreSQL takes an untyped null for text.)
+    sides = [
+        sqlglot.select(
+            exp.alias_(exp.Literal.number(number), f"p{number}_part"),
+            *(exp.alias_(_x(name), f"p{number}_{name}") for name in names),
+        )
+        .from_(f"p{number}")
+        .subquery(f"s{number}")
+        for number, names in branches
+    ]
+    final = sqlglot.select("*").from_(sides[0])
+    for side in sides[1:]:
+        final = final.join(side, on=exp.false(), join_type="full")
+    final.set("with_", ledger_with)
     return final
 
 
