@@ -442,3 +442,26 @@ def test_revenue_over_http_is_for_analysts_and_admins_and_is_audited(live_api: L
     audit = client.get(f"{PREFIX}/admin/audit", headers=live_api.as_key("admin")).json()
     actions = {e["action"] for e in (audit["entries"] if isinstance(audit, dict) else audit)}
     assert {"read_mrr", "read_revenue_metrics", "read_revenue_dashboard"} <= actions
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("interval", "fortnight"),
+        ("unit_amount", -100),
+        ("discount_percent", 120.0),
+        ("currency", "CHF"),  # no rate to USD
+        ("discount_duration", "sometimes"),
+    ],
+)
+def test_bad_subscription_events_are_quarantined_naming_the_field(
+    analytics: BankingPerformanceAnalytics, field: str, value: object
+) -> None:
+    """Refused into quarantine with a reason naming the field; what was stored stays."""
+    store(analytics, [event("c", "s", 1, "subscribed", "active")])
+    before = analytics.revenue.movements(YEAR)
+    [result] = analytics.ingest([event("c", "s", 2, "upgraded", "active", **{field: value})])
+    assert result.status is EventStatus.REJECTED
+    assert str(result.reason).startswith(f"{field}:"), result.reason
+    assert analytics.info().quarantined == 1
+    assert analytics.revenue.movements(YEAR) == before
