@@ -9,9 +9,11 @@ up to a minor unit); rates are ratios; a figure whose denominator is 0 is None
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -497,19 +499,25 @@ class RevenueMetrics:
     ) -> None:
         assert plan.monthly is not None
         monthly = plan.monthly.series(answers[plan.monthly.ledger], policy)
-        rates = [(p.start, customer_churn_rate(p)) for p in monthly.points]
+        # Exact fractions, rounded once: ARPA ÷ mean churn, half up to a minor unit.
+        rates = [
+            (
+                p.start,
+                Fraction(p.churned_customers, p.customers_start) if p.customers_start else None,
+            )
+            for p in monthly.points
+        ]
         for point in series.points:
             month = _months_before(point.start, 0, plan.timezone)
             before = [r for s, r in rates if s < month][-LTV_MONTHS:]
             defined = [r for r in before if r is not None]
-            churn = sum(defined) / len(defined) if defined else 0.0
-            arpa = _money(point.mrr_end, point.customers_end)
-            put(
-                point.start,
-                None,
-                "ltv",
-                round(arpa / churn) if arpa is not None and churn else None,
-            )
+            churn = sum(defined, Fraction(0)) / len(defined) if defined else Fraction(0)
+            ltv = None
+            if churn and point.customers_end:
+                ltv = math.floor(
+                    Fraction(point.mrr_end, point.customers_end) / churn + Fraction(1, 2)
+                )
+            put(point.start, None, "ltv", ltv)
 
     def _by_bucket(
         self,
