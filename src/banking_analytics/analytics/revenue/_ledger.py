@@ -33,7 +33,7 @@ from banking_analytics.analytics.revenue._policy import (
 )
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import Bucket, Renderer
-from banking_analytics.store import EXCHANGE_RATES
+from banking_analytics.store import EXCHANGE_RATES, RATE_SCALE
 from banking_analytics.vocabulary import EventType
 
 __all__ = [
@@ -53,8 +53,6 @@ EVENTS_TABLE = SCHEMAS[EventType.SUBSCRIPTION].table
 RATES_TABLE = EXCHANGE_RATES.name
 #: The column ``interval`` (a keyword, quoted).
 _INTERVAL = '"interval"'
-#: Exchange rates are integers: the rate times 10^9.
-_RATE_SCALE = 10**9
 
 #: What changes a ledger statement's SQL: the churn recognition, the grace days (or
 #: None), the reporting currency's minor-unit exponent, whether rates are joined, and
@@ -75,12 +73,16 @@ def _days(start: exp.Expr, count: exp.Expr) -> exp.Expr:
     return exp.DateAdd(this=start, expression=count, unit=exp.var("DAY"))
 
 
-def _half_up(renderer: Renderer, numerator: exp.Expr, denominator: exp.Expr) -> exp.Expr:
-    """``⌊numerator / denominator + ½⌋`` of non-negative integers, exactly (wide integers)."""
-    wide = renderer.wide_integer.copy()
-    twice = exp.Mul(this=exp.Literal.number(2), expression=exp.cast(numerator, wide.copy()))
-    shifted = exp.Add(this=twice, expression=exp.cast(denominator.copy(), wide.copy()))
-    divisor = exp.Mul(this=exp.Literal.number(2), expression=exp.cast(denominator, wide))
+def _half_up(
+    renderer: Renderer, numerator: exp.Expr, denominator: exp.Expr, *, wide: bool = False
+) -> exp.Expr:
+    """``⌊numerator / denominator + ½⌋`` of non-negative integers, exactly (in wide integers
+    when ``wide``: a price times a rate scaled by 10^9 overflows 64 bits; a price times
+    365 does not)."""
+    integer = renderer.wide_integer if wide else exp.DataType.build("BIGINT")
+    twice = exp.Mul(this=exp.Literal.number(2), expression=exp.cast(numerator, integer.copy()))
+    shifted = exp.Add(this=twice, expression=exp.cast(denominator.copy(), integer.copy()))
+    divisor = exp.Mul(this=exp.Literal.number(2), expression=exp.cast(denominator, integer.copy()))
     return exp.cast(
         exp.IntDiv(this=exp.Paren(this=shifted), expression=exp.Paren(this=divisor)), "BIGINT"
     )
@@ -174,12 +176,12 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         scale = exp.Case(ifs=exponents, default=exp.Literal.number(10**11))
         # Subscriptions in the reporting currency join no rate: theirs is 1 (10^9 scaled);
         # every other currency's rate was checked to exist before this runs.
-        rate = _x(f"COALESCE(rate_e9, {_RATE_SCALE})")
+        rate = _x(f"COALESCE(rate_e9, {RATE_SCALE})")
         wide = exp.Mul(
             this=exp.Mul(this=exp.cast(normalised, renderer.wide_integer.copy()), expression=rate),
             expression=exp.Literal.number(10**reporting_exponent),
         )
-        return _half_up(renderer, wide, scale)
+        return _half_up(renderer, wide, scale, wide=True)
 
     start = _x("discount_start")
     ic = _x("ic")
