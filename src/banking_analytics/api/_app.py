@@ -41,6 +41,7 @@ from banking_analytics.api.routes import (
     users,
 )
 from banking_analytics.metrics import QueryBudget, restrict_timezones
+from banking_analytics.web import WebSettings, mount_web
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -91,8 +92,10 @@ def create_app(
     settings: ApiSettings | None = None,
     *,
     analytics: BankingPerformanceAnalytics | None = None,
+    web: WebSettings | None = None,
 ) -> FastAPI:
-    """The API over the store ``settings.db`` (or over ``analytics``, left open at shutdown)."""
+    """The API over the store ``settings.db`` (or over ``analytics``, left open at shutdown),
+    and the web app beside it (``web``: its settings, by default from ``BA_WEB_*``)."""
     settings = settings or ApiSettings()
 
     @asynccontextmanager
@@ -154,6 +157,9 @@ def create_app(
         lifespan=lifespan,
         default_response_class=JSONBody,
         responses=_ERRORS,  # type: ignore[arg-type]
+        # The docs pages are the web app's: their assets from an installed package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_handlers(app)
     _problems_as_problem_json(app)
@@ -175,4 +181,5 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    mount_web(app, web)
     return app
