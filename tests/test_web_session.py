@@ -21,7 +21,7 @@ def _submit_key(tab: Watched, site: Site, key: str) -> None:
 
 def test_a_page_without_a_session_asks_to_sign_in_and_comes_back(tab: Watched, site: Site) -> None:
     tab.page.goto(f"{site.url}/performance?period=7d")
-    assert tab.page.url == f"{site.url}/signin?next=/performance?period=7d"
+    assert tab.page.url == f"{site.url}/signin?next=/performance%3Fperiod%3D7d"
     tab.page.fill("#key", site.keys[Role.ANALYST])
     tab.page.click("form[action='/signin'] button[type=submit]")
     tab.page.wait_for_selector("#tile-success_rate")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +42,44 @@ FLAGS = [
 POLL_SECONDS = 1.0
 #: The simulated world: small, fixed, ending at a fixed hour.
 WORLD = ("--users", "2000", "--days", "21", "--seed", "5", "--end", "2026-11-20T12:00:00+00:00")
+#: The window the tests look at, as the filter bar's custom dates and as the API's instants.
+DATES = {"period": "custom", "start": "2026-11-13", "end": "2026-11-19"}
+WINDOW = {"start": "2026-11-13T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
+#: Planted: an institution failing every attempt in the window's last two hours (DOWN),
+#: and one with three attempts in all (too few for any rate).
+DOWN, SPARSE = "ins_planted_down", "ins_planted_sparse"
+
+
+def attempt(
+    institution: str, at: datetime, outcome: str, **fields: object
+) -> dict[str, object]:
+    """A connection attempt through Plaid at ``at``, of 1.5 s."""
+    return {
+        "event_type": "connection_attempt",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": at.isoformat(),
+        "user_id": f"planted-{uuid.uuid4().hex[:8]}",
+        "attempt_id": uuid.uuid4().hex,
+        "aggregator": "plaid",
+        "institution_id": institution,
+        "feature": "account_linking",
+        "flow": "new",
+        "started_at": (at - timedelta(seconds=2)).isoformat(),
+        "latency_ms": 1500.0,
+        "outcome": outcome,
+        **fields,
+    }
+
+
+def planted() -> list[dict[str, object]]:
+    end = datetime(2026, 11, 20, tzinfo=UTC)
+    down = [
+        attempt(DOWN, end - timedelta(minutes=4 * i + 1), "failure",
+                error_category="institution", error_code="INSTITUTION_DOWN")
+        for i in range(30)
+    ]
+    sparse = [attempt(SPARSE, end - timedelta(hours=i + 1), "success") for i in range(3)]
+    return down + sparse
 
 
 @dataclass
@@ -78,6 +118,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     url = f"duckdb:///{store}"
     subprocess.run([CLI, "simulate", "--db", url, *WORLD], check=True, capture_output=True)
     with BankingPerformanceAnalytics.open(url) as analytics:
+        results = analytics.ingest(planted())
+        assert [r.reason for r in results if r.reason] == []
         keys = KeyStore(analytics.engine)
         issued = {role: keys.create(f"web {role.value}", role).secret for role in Role}
         keys.close()
@@ -113,7 +155,9 @@ def watch(page: Page) -> Watched:
             watched.errors.append(message.text)
 
     def failed(request: Request) -> None:
-        watched.failed.append(f"{request.url}: {request.failure}")
+        # A load the browser gave up on because the page navigated away is no failure.
+        if request.failure != "net::ERR_ABORTED":
+            watched.failed.append(f"{request.url}: {request.failure}")
 
     page.on("console", console)
     page.on("pageerror", lambda exc: watched.errors.append(str(exc)))

@@ -54,7 +54,7 @@ async def _page_session(request: Request) -> Session:
             "revoked): sign in again.",
         )
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    raise SignInRequired(quote(target, safe="/?=&"))
+    raise SignInRequired(quote(target, safe="/"))
 
 
 async def _data_session(request: Request) -> Session:

@@ -6,6 +6,7 @@ link pasted into a chat opens the same view and the back button restores the las
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -21,6 +22,8 @@ CUSTOM = "custom"
 #: The zones offered in the filter bar; any IANA name the store's engine knows is accepted.
 TIMEZONES = ("UTC", "America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin")
 _INSTITUTION_MAX = 128
+#: What the event schema accepts as an institution id.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:@+=/\-]{1,%d}" % _INSTITUTION_MAX)
 _FEATURES = frozenset(f.value for f in BankingFeature)
 _AGGREGATORS = frozenset(a.value for a in Aggregator)
 
@@ -57,10 +60,8 @@ class Filters:
             raise FilterError(f"feature: {feature!r} is not a banking feature")
         if aggregator is not None and aggregator not in _AGGREGATORS:
             raise FilterError(f"aggregator: {aggregator!r} is not an aggregator")
-        if institution is not None and (
-            len(institution) > _INSTITUTION_MAX or not institution.isprintable()
-        ):
-            raise FilterError("institution: not an institution id")
+        if institution is not None and not _IDENTIFIER.fullmatch(institution):
+            raise FilterError(f"institution: {institution[:_INSTITUTION_MAX]!r} is not an institution id")
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
