@@ -74,7 +74,7 @@ def test_the_tiles_show_the_figures_the_api_gives(tab: Watched, site: Site) -> N
     }
     # The change against the previous period, in percentage points, with its direction.
     change = (success["average"] - success["previous_period"]) * 100
-    arrow = "▲ +" if change > 0 else "▼ −"
+    arrow = "▲ +" if change > 0 else "▼ \u2212"  # a minus sign, as the page writes
     assert tab.page.inner_text("#tile-success_rate .change").startswith(
         f"{arrow}{abs(change):.1f} pp vs previous period"
     )
@@ -105,7 +105,9 @@ def test_filtered_tiles_and_charts_match_the_metric_api(tab: Watched, site: Site
     )
     assert answer.status_code == 200, answer.text
     (row,) = answer.json()["rows"]
-    assert tile_value(tab, "success_rate") == percent(row["values"]["connection_success_rate"]["value"])
+    assert tile_value(tab, "success_rate") == percent(
+        row["values"]["connection_success_rate"]["value"]
+    )
     assert tile_value(tab, "latency") == millis(row["values"]["connection_latency_p95_ms"]["value"])
     # The error-category chart: failures per category and day, as the metric API counts them.
     data = page_data(tab)
@@ -235,9 +237,7 @@ def test_new_events_show_up_without_a_reload(tab: Watched, site: Site) -> None:
     assert tile_detail(tab, "error_rate")["attempts"] == "0"
     expect(tab.page.locator("#live-text")).to_have_text(re.compile(r"^Updated \d+ s ago$"))
     now = datetime.now(UTC)
-    events = [
-        attempt("ins_live", now - timedelta(seconds=30 + i), "success") for i in range(25)
-    ]
+    events = [attempt("ins_live", now - timedelta(seconds=30 + i), "success") for i in range(25)]
     sent = site.api.post(
         f"{API}/events/batch", json={"events": events}, headers=site.as_key(Role.INGEST)
     )
@@ -274,8 +274,8 @@ def test_the_keyboard_reaches_the_filters_and_the_table(tab: Watched, site: Site
         tab.page.keyboard.press("Tab")
         reached.append(
             tab.page.evaluate(
-                "(() => { const e = document.activeElement;"
-                " return e.id || e.dataset.sort || e.closest('tr')?.dataset.institution || e.tagName; })()"
+                "(() => { const e = document.activeElement; return e.id || e.dataset.sort"
+                " || e.closest('tr')?.dataset.institution || e.tagName; })()"
             )
         )
     assert {"f-period", "f-feature", "f-aggregator", "f-timezone"} <= set(reached)

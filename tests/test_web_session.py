@@ -83,7 +83,9 @@ def test_a_form_without_its_csrf_token_is_refused(tab: Watched, site: Site) -> N
         assert "The sign-out form was not this page" in refused.text
         assert client.get("/performance/data").status_code == 200
         # A form posted from another site is refused whatever it carries.
-        other = client.post("/signout", data={"csrf": "x"}, headers={"Origin": "https://evil.example"})
+        other = client.post(
+            "/signout", data={"csrf": "x"}, headers={"Origin": "https://evil.example"}
+        )
         assert other.status_code == 403
         # Sign-in without the token its form set (login CSRF): refused.
         login = client.post("/signin", data={"key": site.keys[Role.ANALYST], "csrf": "x"})
@@ -106,9 +108,7 @@ def test_signing_out_ends_the_session_for_good(tab: Watched, site: Site) -> None
 
 
 def test_a_tampered_cookie_gives_a_clear_page(tab: Watched, site: Site) -> None:
-    tab.page.context.add_cookies(
-        [{"name": "ba_session", "value": "forged-value", "url": site.url}]
-    )
+    tab.page.context.add_cookies([{"name": "ba_session", "value": "forged-value", "url": site.url}])
     answer = tab.page.goto(f"{site.url}/performance")
     assert answer is not None
     assert answer.status == 401

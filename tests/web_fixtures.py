@@ -50,9 +50,7 @@ WINDOW = {"start": "2026-11-13T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
 DOWN, SPARSE = "ins_planted_down", "ins_planted_sparse"
 
 
-def attempt(
-    institution: str, at: datetime, outcome: str, **fields: object
-) -> dict[str, object]:
+def attempt(institution: str, at: datetime, outcome: str, **fields: object) -> dict[str, object]:
     """A connection attempt through Plaid at ``at``, of 1.5 s."""
     return {
         "event_type": "connection_attempt",
@@ -74,8 +72,13 @@ def attempt(
 def planted() -> list[dict[str, object]]:
     end = datetime(2026, 11, 20, tzinfo=UTC)
     down = [
-        attempt(DOWN, end - timedelta(minutes=4 * i + 1), "failure",
-                error_category="institution", error_code="INSTITUTION_DOWN")
+        attempt(
+            DOWN,
+            end - timedelta(minutes=4 * i + 1),
+            "failure",
+            error_category="institution",
+            error_code="INSTITUTION_DOWN",
+        )
         for i in range(30)
     ]
     sparse = [attempt(SPARSE, end - timedelta(hours=i + 1), "success") for i in range(3)]
@@ -108,7 +111,11 @@ class Watched:
         """No console error, no failed request, and no request to anywhere but loopback."""
         assert self.errors == []
         assert self.failed == []
-        hosts = {urlsplit(url).hostname for url in self.requests if not url.startswith(("blob:", "data:"))}
+        hosts = {
+            urlsplit(url).hostname
+            for url in self.requests
+            if not url.startswith(("blob:", "data:"))
+        }
         assert hosts <= {"127.0.0.1"}, hosts
 
 
@@ -176,7 +183,9 @@ def tab(browser: Browser) -> Iterator[Watched]:
     watched.check_clean()
 
 
-def sign_in(tab: Watched, site: Site, role: Role = Role.ANALYST, path: str = "/performance") -> None:
+def sign_in(
+    tab: Watched, site: Site, role: Role = Role.ANALYST, path: str = "/performance"
+) -> None:
     """Sign in through the form, landing on ``path``."""
     tab.page.goto(f"{site.url}{path}")
     tab.page.fill("#key", site.keys[role])

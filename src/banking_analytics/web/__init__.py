@@ -11,13 +11,13 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 
-from banking_analytics.web._access import SignInRequired
+from banking_analytics.web._access import SignInRequiredError
 from banking_analytics.web._assets import router as _assets
 from banking_analytics.web._performance_page import router as _performance
 from banking_analytics.web._sessions import SessionStore
 from banking_analytics.web._settings import WebSettings
 from banking_analytics.web._signin import router as _signin
-from banking_analytics.web._templates import WebProblem, problem_page
+from banking_analytics.web._templates import WebProblemError, problem_page
 
 __all__ = ["WebSettings", "mount_web"]
 
@@ -32,12 +32,12 @@ def mount_web(app: FastAPI, settings: WebSettings | None = None) -> None:
         app.include_router(router)
 
     async def sign_in_first(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, SignInRequired)
+        assert isinstance(exc, SignInRequiredError)
         return RedirectResponse(f"/signin?next={exc.next_url}", 303)
 
     async def show_problem(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, WebProblem)
+        assert isinstance(exc, WebProblemError)
         return problem_page(request, exc)
 
-    app.add_exception_handler(SignInRequired, sign_in_first)
-    app.add_exception_handler(WebProblem, show_problem)
+    app.add_exception_handler(SignInRequiredError, sign_in_first)
+    app.add_exception_handler(WebProblemError, show_problem)

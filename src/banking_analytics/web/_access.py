@@ -11,12 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from banking_analytics.api._auth import Authenticator
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.web._sessions import SESSION_COOKIE, WEB_ROLES, Session, SessionStore
-from banking_analytics.web._templates import WebProblem
+from banking_analytics.web._templates import WebProblemError
 
-__all__ = ["SignInRequired", "SignedIn", "SignedInData", "current_session"]
+__all__ = ["SignInRequiredError", "SignedIn", "SignedInData", "current_session"]
 
 
-class SignInRequired(Exception):
+class SignInRequiredError(Exception):
     """No session: the page redirects to the sign-in form, coming back to ``next`` after."""
 
     def __init__(self, next_url: str) -> None:
@@ -47,14 +47,14 @@ async def _page_session(request: Request) -> Session:
     if session is not None:
         return session
     if request.cookies.get(SESSION_COOKIE):
-        raise WebProblem(
+        raise WebProblemError(
             401,
             "Signed out",
             "Your session has ended or is not valid (signed out, expired, or its key "
             "revoked): sign in again.",
         )
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    raise SignInRequired(quote(target, safe="/"))
+    raise SignInRequiredError(quote(target, safe="/"))
 
 
 async def _data_session(request: Request) -> Session:

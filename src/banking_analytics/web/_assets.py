@@ -50,4 +50,3 @@ async def swagger_ui(request: Request) -> HTMLResponse:
         # No badge from the online validator: the page fetches nothing from elsewhere.
         swagger_ui_parameters={"validatorUrl": None},
     )
-

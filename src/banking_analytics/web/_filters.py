@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from banking_analytics.metrics import TIME_PERIODS, QueryError, TimeWindow, parse_time_period
 from banking_analytics.vocabulary import Aggregator, BankingFeature
 
-__all__ = ["CUSTOM", "FilterError", "Filters", "TIMEZONES"]
+__all__ = ["CUSTOM", "TIMEZONES", "FilterError", "Filters"]
 
 #: The ``period`` of a window given by ``start`` and ``end`` dates.
 CUSTOM = "custom"
@@ -23,7 +23,7 @@ CUSTOM = "custom"
 TIMEZONES = ("UTC", "America/New_York", "America/Los_Angeles", "Europe/London", "Europe/Berlin")
 _INSTITUTION_MAX = 128
 #: What the event schema accepts as an institution id.
-_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:@+=/\-]{1,%d}" % _INSTITUTION_MAX)
+_IDENTIFIER = re.compile(rf"[A-Za-z0-9_.:@+=/\-]{{1,{_INSTITUTION_MAX}}}")
 _FEATURES = frozenset(f.value for f in BankingFeature)
 _AGGREGATORS = frozenset(a.value for a in Aggregator)
 
@@ -61,7 +61,9 @@ class Filters:
         if aggregator is not None and aggregator not in _AGGREGATORS:
             raise FilterError(f"aggregator: {aggregator!r} is not an aggregator")
         if institution is not None and not _IDENTIFIER.fullmatch(institution):
-            raise FilterError(f"institution: {institution[:_INSTITUTION_MAX]!r} is not an institution id")
+            raise FilterError(
+                f"institution: {institution[:_INSTITUTION_MAX]!r} is not an institution id"
+            )
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -75,9 +75,9 @@ def choose_bucket(window: TimeWindow, sample: int | None) -> Bucket:
     (``sample`` ÷ number of buckets ≥ ``MIN_SAMPLE``), among those cutting the window into
     4 to 200 points; without such a bucket, the coarsest of those (its sparse points then
     show as insufficient data). Grafana's auto interval works the same way."""
-    fitting = [
-        b for b in _BUCKETS if _MIN_POINTS <= window.length / b.width <= _MAX_POINTS
-    ] or [Bucket.HOUR]
+    fitting = [b for b in _BUCKETS if _MIN_POINTS <= window.length / b.width <= _MAX_POINTS] or [
+        Bucket.HOUR
+    ]
     for bucket in fitting:
         if (sample or 0) / (window.length / bucket.width) >= MIN_SAMPLE:
             return bucket
@@ -94,8 +94,12 @@ def performance_data(
     window = filters.window(now)
     versions = analytics.metrics.versions()
     cuts = filters.metric_filters()
-    headline = _run(analytics, MetricQuery.build(_HEADLINE, window, filters=cuts,
-                    timezone=filters.timezone), versions, compare=True).single()
+    headline = _run(
+        analytics,
+        MetricQuery.build(_HEADLINE, window, filters=cuts, timezone=filters.timezone),
+        versions,
+        compare=True,
+    ).single()
     bucket = choose_bucket(window, headline.count("connection_health_attempts"))
     panels: dict[str, Panel] = {
         "spark": lambda: _bucketed(analytics, _SPARK, window, bucket, filters, versions),
@@ -132,15 +136,32 @@ def performance_data(
             _freshness_tile(freshness, before),
         ],
         "charts": [
-            _by_dimension(by_aggregator, _SUCCESS, "aggregator", "success_by_aggregator",
-                          "Success rate by aggregator", filters),
-            _by_dimension(by_aggregator, _P95, "aggregator", "latency_by_aggregator",
-                          "Latency p95 by aggregator", filters),
+            _by_dimension(
+                by_aggregator,
+                _SUCCESS,
+                "aggregator",
+                "success_by_aggregator",
+                "Success rate by aggregator",
+                filters,
+            ),
+            _by_dimension(
+                by_aggregator,
+                _P95,
+                "aggregator",
+                "latency_by_aggregator",
+                "Latency p95 by aggregator",
+                filters,
+            ),
             answers["errors"],
             *answers["features"],
-            _chart("freshness_by_state", "Connections by sync freshness", "count", "bar",
-                   list(_FRESHNESS_STATES), {"connections": [freshness[s] for s in
-                                                           _FRESHNESS_STATES]}),
+            _chart(
+                "freshness_by_state",
+                "Connections by sync freshness",
+                "count",
+                "bar",
+                list(_FRESHNESS_STATES),
+                {"connections": [freshness[s] for s in _FRESHNESS_STATES]},
+            ),
         ],
         "institutions": _institution_rows(answers["health"], answers["institutions"], filters),
     }
@@ -158,8 +179,12 @@ def institution_data(
     window = filters.window(now)
     versions = analytics.metrics.versions()
     cuts = filters.metric_filters(institution=institution)
-    headline = _run(analytics, MetricQuery.build(_HEADLINE, window, filters=cuts,
-                    timezone=filters.timezone), versions, compare=True).single()
+    headline = _run(
+        analytics,
+        MetricQuery.build(_HEADLINE, window, filters=cuts, timezone=filters.timezone),
+        versions,
+        compare=True,
+    ).single()
     bucket = choose_bucket(window, headline.count("connection_health_attempts"))
     scoped = Filters(**{**_fields(filters), "institution": institution})
     panels: dict[str, Panel] = {
@@ -363,7 +388,7 @@ def _error_series(
             timezone=filters.timezone,
         ),
         versions,
-        )
+    )
     zone = ZoneInfo(filters.timezone)
     x = sorted({_bucket_label(row, zone) for row in result.rows})
     position = {label: i for i, label in enumerate(x)}
@@ -373,8 +398,9 @@ def _error_series(
         name = row.dimensions["error_category"] or "uncategorised"
         series[str(name)][position[_bucket_label(row, zone)]] += row.count("connection_failures")
     kept = {name: values for name, values in series.items() if any(values)}
-    return _chart("errors_by_category", "Failed attempts by error category", "count", "bar",
-                  x, kept)
+    return _chart(
+        "errors_by_category", "Failed attempts by error category", "count", "bar", x, kept
+    )
 
 
 def _feature_usage(
@@ -399,12 +425,30 @@ def _feature_usage(
     )
     rows = {row.dimensions["feature"]: row for row in result.rows}
     return [
-        _chart("feature_usage", "Feature usage (interactions)", "count", "bar", chosen,
-               {"interactions": [rows[f].count("feature_interactions") if f in rows else 0
-                                 for f in chosen]}),
-        _chart("feature_success", "Feature success rate", "ratio", "bar", chosen,
-               {"success rate": [rows[f].number("feature_success_rate") if f in rows else None
-                                 for f in chosen]}),
+        _chart(
+            "feature_usage",
+            "Feature usage (interactions)",
+            "count",
+            "bar",
+            chosen,
+            {
+                "interactions": [
+                    rows[f].count("feature_interactions") if f in rows else 0 for f in chosen
+                ]
+            },
+        ),
+        _chart(
+            "feature_success",
+            "Feature success rate",
+            "ratio",
+            "bar",
+            chosen,
+            {
+                "success rate": [
+                    rows[f].number("feature_success_rate") if f in rows else None for f in chosen
+                ]
+            },
+        ),
     ]
 
 
@@ -516,10 +560,16 @@ def _connection_tiles(headline: ResultRow, spark: QueryResult) -> list[dict[str,
             spark,
             higher_is_better=False,
             detail=[
-                {"label": "failures", "value": headline.count("connection_failures"),
-                 "unit": "count"},
-                {"label": "attempts", "value": headline.count("connection_attempts"),
-                 "unit": "count"},
+                {
+                    "label": "failures",
+                    "value": headline.count("connection_failures"),
+                    "unit": "count",
+                },
+                {
+                    "label": "attempts",
+                    "value": headline.count("connection_attempts"),
+                    "unit": "count",
+                },
             ],
         ),
     ]

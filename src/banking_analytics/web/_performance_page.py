@@ -24,7 +24,7 @@ from banking_analytics.web._access import SignedIn, SignedInData
 from banking_analytics.web._filters import FilterError, Filters
 from banking_analytics.web._performance_data import institution_data, performance_data
 from banking_analytics.web._settings import WebSettings
-from banking_analytics.web._templates import WebProblem, page, script_json
+from banking_analytics.web._templates import WebProblemError, page, script_json
 
 __all__ = ["router"]
 
@@ -58,7 +58,7 @@ async def _page(
     try:
         filters, data = await _answer(request, compute)
     except (FilterError, QueryError) as exc:
-        raise WebProblem(422, "These filters cannot be shown", str(exc)) from None
+        raise WebProblemError(422, "These filters cannot be shown", str(exc)) from None
     return page(
         request,
         template,

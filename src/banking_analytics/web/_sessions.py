@@ -74,9 +74,9 @@ class SessionStore:
         )
         now = time.time()
         with self._lock:
-            self._sessions = {
-                k: s for k, s in self._sessions.items() if s.expires_at > now
-            } | {_digest(session_id): session}
+            self._sessions = {k: s for k, s in self._sessions.items() if s.expires_at > now} | {
+                _digest(session_id): session
+            }
         return session_id, session
 
     def get(self, session_id: str | None) -> Session | None:

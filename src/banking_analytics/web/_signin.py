@@ -20,7 +20,7 @@ from banking_analytics.web._sessions import (
     SessionStore,
     same_token,
 )
-from banking_analytics.web._templates import WebProblem, page
+from banking_analytics.web._templates import WebProblemError, page
 
 __all__ = ["check_origin", "router", "safe_next"]
 
@@ -40,7 +40,7 @@ def check_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.url.netloc}"
     if origin is not None and origin != own:
-        raise WebProblem(403, "Refused", "This form was sent from another site.")
+        raise WebProblemError(403, "Refused", "This form was sent from another site.")
 
 
 def _cookie_options(request: Request, max_age: int) -> dict[str, object]:
@@ -53,8 +53,9 @@ def _cookie_options(request: Request, max_age: int) -> dict[str, object]:
     }
 
 
-def _form(request: Request, status: int = 200, error: str | None = None,
-          next_url: str | None = None) -> Response:
+def _form(
+    request: Request, status: int = 200, error: str | None = None, next_url: str | None = None
+) -> Response:
     token = secrets.token_urlsafe(32)
     response = page(
         request,
@@ -85,8 +86,11 @@ async def signin(
     """Check the key (a 401 form when unknown, 403 for an ingest key), then start a session."""
     check_origin(request)
     if not same_token(csrf, request.cookies.get(CSRF_COOKIE)):
-        raise WebProblem(403, "Refused", "The sign-in form had expired or was not this site's: "
-                         "open the sign-in page again.")
+        raise WebProblemError(
+            403,
+            "Refused",
+            "The sign-in form had expired or was not this site's: open the sign-in page again.",
+        )
     failures: FailedAuthentications = request.app.state.auth_failures
     address = request.client.host if request.client else "unknown"
     wait = failures.refused_for(address)
@@ -126,7 +130,7 @@ async def signout(
     """End the session (its cookie signs no one in any more) and forget the cookie."""
     check_origin(request)
     if not same_token(csrf, session.csrf):
-        raise WebProblem(403, "Refused", "The sign-out form was not this page's: reload it.")
+        raise WebProblemError(403, "Refused", "The sign-out form was not this page's: reload it.")
     sessions: SessionStore = request.app.state.web_sessions
     sessions.end(request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/signin", 303)

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-__all__ = ["PAGE_HEADERS", "WebProblem", "page", "problem_page", "script_json"]
+__all__ = ["PAGE_HEADERS", "WebProblemError", "page", "problem_page", "script_json"]
 
 _HERE = Path(__file__).parent
 #: Scripts and styles only from this server; plotly.js sets inline styles on its charts.
@@ -28,7 +28,7 @@ PAGE_HEADERS = {
 }
 
 
-class WebProblem(Exception):
+class WebProblemError(Exception):
     """A request a page cannot answer: shown as a page saying why, with its status."""
 
     def __init__(self, status: int, title: str, detail: str) -> None:
@@ -52,15 +52,11 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def page(
-    request: Request, template: str, status: int = 200, **context: Any
-) -> HTMLResponse:
+def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page; ``context`` reaches the template beside ``request``."""
     html = _environment().get_template(template).render(request=request, **context)
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
 
-def problem_page(request: Request, problem: WebProblem, **context: Any) -> HTMLResponse:
-    return page(
-        request, "problem.html", problem.status, problem=problem, **context
-    )
+def problem_page(request: Request, problem: WebProblemError, **context: Any) -> HTMLResponse:
+    return page(request, "problem.html", problem.status, problem=problem, **context)
