@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
@@ -41,7 +41,9 @@ from banking_analytics.api.routes import (
     users,
 )
 from banking_analytics.metrics import QueryBudget, restrict_timezones
-from banking_analytics.web import WebSettings, mount_web
+
+if TYPE_CHECKING:
+    from banking_analytics.web import WebSettings
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -181,5 +183,8 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    # Imported here: the web app builds on this package (its auth, problems, JSON).
+    from banking_analytics.web import mount_web
+
     mount_web(app, web)
     return app

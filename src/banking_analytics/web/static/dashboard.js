@@ -95,6 +95,11 @@
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
+  // plotly.js loads asynchronously: charts are drawn once it is there.
+  function withPlotly(draw) {
+    if (window.Plotly) draw(); else document.getElementById("plotly-js").addEventListener("load", draw, { once: true });
+  }
+
   function drawChart(chart, node) {
     const plot = node.querySelector(".plot");
     const hasData = chart.series.some(s => s.values.some(v => v !== null && v !== 0));
@@ -136,8 +141,12 @@
         button.addEventListener("click", () => download(node.chartData));
       }
       node.chartData = chart;
-      drawChart(chart, node);
     }
+    withPlotly(() => {
+      for (const chart of list) drawChart(chart, document.getElementById(`chart-${chart.id}`));
+      // When the charts are drawn: read by the benchmark (benchmarks/web.py).
+      if (!performance.getEntriesByName("ba:drawn").length) performance.mark("ba:drawn");
+    });
   }
 
   function stateCell(state) {
@@ -259,8 +268,8 @@
 
   function start() {
     render(data);
-    // When the first figures are drawn: read by the benchmark (benchmarks/web.py).
-    performance.mark("ba:drawn");
+    // When the tiles and tables are drawn: read by the benchmark (benchmarks/web.py).
+    performance.mark("ba:tiles");
     tables();
     filterBar();
     setInterval(poll, pollMs);
