@@ -121,7 +121,8 @@
     }));
     const layout = {
       margin: { l: 50, r: 10, t: 10, b: 40 }, barmode: chart.id.startsWith("errors") ? "stack" : "group",
-      legend: { orientation: "h", y: -0.2 }, yaxis: { ticksuffix: suffix, rangemode: "tozero" },
+      legend: { orientation: "h", y: -0.25 }, yaxis: { ticksuffix: suffix, rangemode: "tozero" },
+      xaxis: { automargin: true },
       font: { family: "system-ui, sans-serif", size: 12 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
     };
     window.Plotly.react(plot, traces, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] });
