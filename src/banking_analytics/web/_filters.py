@@ -89,11 +89,11 @@ class Filters:
         except QueryError as exc:
             raise FilterError(f"start/end: {exc}") from None
 
-    def metric_filters(self, *, institution: str | None = None) -> dict[str, str]:
-        """The cuts as metric-layer filters (``institution`` overrides the filter's own)."""
+    def metric_filters(self) -> dict[str, str]:
+        """The cuts as metric-layer filters."""
         cuts = {
             "feature": self.feature,
-            "institution": institution or self.institution,
+            "institution": self.institution,
             "aggregator": self.aggregator,
         }
         return {name: value for name, value in cuts.items() if value is not None}

@@ -14,6 +14,7 @@ Charts share one shape, which the page draws and offers as CSV as it is:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +29,6 @@ from banking_analytics.metrics import (
     Bucket,
     DataVersions,
     MetricQuery,
-    MetricValue,
     QueryResult,
     Renderer,
     ResultRow,
@@ -94,13 +94,7 @@ def performance_data(
     window = filters.window(now)
     versions = analytics.metrics.versions()
     cuts = filters.metric_filters()
-    headline = _run(
-        analytics,
-        MetricQuery.build(_HEADLINE, window, filters=cuts, timezone=filters.timezone),
-        versions,
-        compare=True,
-    ).single()
-    bucket = choose_bucket(window, headline.count("connection_health_attempts"))
+    headline, bucket = _headline(analytics, window, filters, versions)
     panels: dict[str, Panel] = {
         "spark": lambda: _bucketed(analytics, _SPARK, window, bucket, filters, versions),
         "by_aggregator": lambda: _bucketed(
@@ -176,17 +170,11 @@ def institution_data(
     """One institution: its headline tiles and series, error categories over time,
     figures per feature, the health of each of its aggregator products, and its most
     recent failed attempts with the aggregator's raw error codes."""
-    window = filters.window(now)
+    scoped = replace(filters, institution=institution)
+    window = scoped.window(now)
     versions = analytics.metrics.versions()
-    cuts = filters.metric_filters(institution=institution)
-    headline = _run(
-        analytics,
-        MetricQuery.build(_HEADLINE, window, filters=cuts, timezone=filters.timezone),
-        versions,
-        compare=True,
-    ).single()
-    bucket = choose_bucket(window, headline.count("connection_health_attempts"))
-    scoped = Filters(**{**_fields(filters), "institution": institution})
+    cuts = scoped.metric_filters()
+    headline, bucket = _headline(analytics, window, scoped, versions)
     panels: dict[str, Panel] = {
         "spark": lambda: _bucketed(analytics, _SPARK, window, bucket, scoped, versions),
         "errors": lambda: _error_series(analytics, window, bucket, scoped, cuts, versions),
@@ -259,8 +247,18 @@ def institution_data(
 # -- the parts --------------------------------------------------------------------------
 
 
-def _fields(filters: Filters) -> dict[str, Any]:
-    return {name: getattr(filters, name) for name in Filters.__slots__}
+def _headline(
+    analytics: BankingPerformanceAnalytics,
+    window: TimeWindow,
+    filters: Filters,
+    versions: DataVersions,
+) -> tuple[ResultRow, Bucket]:
+    """The headline figures with the previous period's, and the bucket their sample allows."""
+    query = MetricQuery.build(
+        _HEADLINE, window, filters=filters.metric_filters(), timezone=filters.timezone
+    )
+    headline = _run(analytics, query, versions, compare=True).single()
+    return headline, choose_bucket(window, headline.count("connection_health_attempts"))
 
 
 def _run(
@@ -493,9 +491,10 @@ def _tile(
     detail: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     value = row.values[metric]
-    before = row.previous.get(metric) if row.previous else None
     now_number = row.number(metric)
-    before_number = _number(before)
+    # The previous period's figures, read as the current ones are.
+    before = ResultRow(row.bucket, row.dimensions, row.previous) if row.previous else None
+    before_number = before.number(metric) if before is not None else None
     return {
         "id": tile_id,
         "label": label,
@@ -511,14 +510,6 @@ def _tile(
         "spark": [r.number(metric) for r in spark.rows] if spark is not None else [],
         "detail": detail or [],
     }
-
-
-def _number(value: MetricValue | None) -> float | None:
-    if value is None or value.value is None:
-        return None
-    if isinstance(value.value, datetime):
-        raise TypeError("a time, not a number")
-    return float(value.value)
 
 
 def _connection_tiles(headline: ResultRow, spark: QueryResult) -> list[dict[str, Any]]:
