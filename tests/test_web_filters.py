@@ -31,6 +31,7 @@ def window(hours: float) -> TimeWindow:
         # 90 days: days (90) and weeks (12.9) fit.
         (90 * 24, 1000, Bucket.WEEK),  # 1000 / 90 = 11.1 per day; 77.8 per week
         (90 * 24, None, Bucket.WEEK),  # no events: the coarsest
+        (1830 * 24, 10**6, Bucket.WEEK),  # 261 weeks: none fits; weeks all the same
     ],
 )
 def test_the_bucket_is_the_finest_whose_points_hold_the_minimum_sample(

@@ -75,9 +75,9 @@ def choose_bucket(window: TimeWindow, sample: int | None) -> Bucket:
     (``sample`` ÷ number of buckets ≥ ``MIN_SAMPLE``), among those cutting the window into
     4 to 200 points; without such a bucket, the coarsest of those (its sparse points then
     show as insufficient data). Grafana's auto interval works the same way."""
-    fitting = [b for b in _BUCKETS if _MIN_POINTS <= window.length / b.width <= _MAX_POINTS] or [
-        Bucket.HOUR
-    ]
+    fitting = [b for b in _BUCKETS if _MIN_POINTS <= window.length / b.width <= _MAX_POINTS]
+    if not fitting:  # windows of years: weeks (the shortest periods always fit quarter-hours)
+        fitting = [_BUCKETS[-1]]
     for bucket in fitting:
         if (sample or 0) / (window.length / bucket.width) >= MIN_SAMPLE:
             return bucket
@@ -100,7 +100,7 @@ def performance_data(
         "by_aggregator": lambda: _bucketed(
             analytics, (_SUCCESS, _P95), window, bucket, filters, versions, ["aggregator"]
         ),
-        "errors": lambda: _error_series(analytics, window, bucket, filters, cuts, versions),
+        "errors": lambda: _error_series(analytics, window, bucket, filters, versions),
         "features": lambda: _feature_usage(analytics, window, filters, versions),
         "freshness": lambda: _freshness(analytics, window.end, filters, versions),
         "freshness_before": lambda: _freshness(analytics, window.start, filters, versions),
@@ -177,7 +177,7 @@ def institution_data(
     headline, bucket = _headline(analytics, window, scoped, versions)
     panels: dict[str, Panel] = {
         "spark": lambda: _bucketed(analytics, _SPARK, window, bucket, scoped, versions),
-        "errors": lambda: _error_series(analytics, window, bucket, scoped, cuts, versions),
+        "errors": lambda: _error_series(analytics, window, bucket, scoped, versions),
         "features": lambda: _run(
             analytics,
             MetricQuery.build(
@@ -371,10 +371,9 @@ def _error_series(
     window: TimeWindow,
     bucket: Bucket,
     filters: Filters,
-    cuts: dict[str, str],
     versions: DataVersions,
 ) -> dict[str, Any]:
-    """Failed attempts per error category and bucket (every category, zeros included)."""
+    """Failed attempts per error category and bucket (categories with failures)."""
     result = _run(
         analytics,
         MetricQuery.build(
@@ -382,7 +381,7 @@ def _error_series(
             window,
             dimensions=["error_category"],
             bucket=bucket,
-            filters={**cuts, "outcome": Outcome.FAILURE.value},
+            filters={**filters.metric_filters(), "outcome": Outcome.FAILURE.value},
             timezone=filters.timezone,
         ),
         versions,

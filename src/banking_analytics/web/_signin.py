@@ -43,14 +43,17 @@ def check_origin(request: Request) -> None:
         raise WebProblemError(403, "Refused", "This form was sent from another site.")
 
 
-def _cookie_options(request: Request, max_age: int) -> dict[str, object]:
-    return {
-        "max_age": max_age,
-        "httponly": True,
-        "secure": request.url.scheme == "https",
-        "samesite": "strict",
-        "path": "/",
-    }
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """A cookie scripts cannot read, sent only to this site, over HTTPS when served so."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        secure=request.url.scheme == "https",
+        samesite="strict",
+        path="/",
+    )
 
 
 def _form(
@@ -65,7 +68,7 @@ def _form(
         error=error,
         next_url=safe_next(next_url or request.query_params.get("next")),
     )
-    response.set_cookie(CSRF_COOKIE, token, **_cookie_options(request, 3600))  # type: ignore[arg-type]
+    _set_cookie(response, request, CSRF_COOKIE, token, 3600)
     return response
 
 
@@ -115,8 +118,7 @@ async def signin(
     sessions: SessionStore = request.app.state.web_sessions
     session_id, _ = sessions.create(key.strip(), principal.key_id, principal.role)
     response = RedirectResponse(safe_next(next_url), 303)
-    lifetime = int(sessions.lifetime_seconds)
-    response.set_cookie(SESSION_COOKIE, session_id, **_cookie_options(request, lifetime))  # type: ignore[arg-type]
+    _set_cookie(response, request, SESSION_COOKIE, session_id, int(sessions.lifetime_seconds))
     response.delete_cookie(CSRF_COOKIE, path="/")
     return response
 
