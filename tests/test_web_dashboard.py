@@ -183,6 +183,14 @@ def test_a_planted_down_institution_shows_down_and_opens_its_drill_down(
     assert codes == ["INSTITUTION_DOWN"] * 20  # the 20 most recent of 30 failures
     assert tile_value(tab, "success_rate") == "0.0 %"
     assert tab.page.locator("#products td.state").all_inner_texts() == ["✕ DOWN"]
+    assert tab.page.locator("#products td.num").first.inner_text() == "0.0 %"  # 0 of 30
+
+
+def test_a_product_window_with_too_few_attempts_shows_no_rate(tab: Watched, site: Site) -> None:
+    sign_in(tab, site, path=f"/performance/institutions/{SPARSE}?{urlencode(DATES)}")
+    cells = tab.page.locator("#products tbody tr td:nth-child(5)").all_inner_texts()
+    assert cells
+    assert all(text.startswith("Insufficient data") for text in cells)
 
 
 def test_too_few_attempts_say_insufficient_data_never_zero(tab: Watched, site: Site) -> None:

@@ -125,6 +125,13 @@
       xaxis: { automargin: true },
       font: { family: "system-ui, sans-serif", size: 12 }, paper_bgcolor: "#fff", plot_bgcolor: "#fff",
     };
+    // A bar with too few events to stand is labelled so, not left empty (an empty bar reads as 0).
+    if (chart.kind === "bar" && chart.unit === "ratio") {
+      layout.annotations = chart.x.filter((x, i) => chart.series.every(s => s.values[i] === null)).map(x => ({
+        x, y: 0, text: "insufficient data", textangle: -90, yanchor: "bottom", showarrow: false,
+        font: { color: "#6b6b6b", size: 11 },
+      }));
+    }
     window.Plotly.react(plot, traces, layout, { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] });
   }
 
@@ -202,7 +209,8 @@
     if (products) {
       products.querySelector("tbody").replaceChildren(...d.products.map(p => el("tr", {},
         el("td", {}, p.aggregator), el("td", {}, p.product), stateCell(p.state), el("td", {}, when(p.last_state_change)),
-        rateCell(p.window_success_rate, p.window_success_rate === null ? "insufficient_data" : "ok", p.window_sample_size),
+        // The health analysis gives a rate at any sample; below the minimum it is no figure.
+        rateCell(p.window_success_rate, p.window_sample_size < d.min_sample ? "insufficient_data" : "ok", p.window_sample_size),
         el("td", { class: "num" }, format(p.window_sample_size, "count")))));
     }
     const failures = document.getElementById("failures");
