@@ -951,6 +951,13 @@ def http_api(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_http(ctx)
 
 
+def web(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.web` (imported here: it builds on this module)."""
+    from benchmarks.web import web as run_web
+
+    return run_web(ctx)
+
+
 def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """See :mod:`benchmarks.engagement` (imported here: it builds on this module)."""
     from benchmarks.engagement import engagement as run_engagement
@@ -1130,6 +1137,13 @@ BENCHMARKS = {
             "DuckDB, against the same computations in pandas; over ~1M events on PostgreSQL; "
             "and a warm, cached answer on the demo store.",
             dashboard,
+        ),
+        Benchmark(
+            "web",
+            "The web app's performance dashboard in Debian's Chromium on the demo store, cold "
+            "server: page, first paint, figures drawn, and the data endpoint it polls, beside "
+            "the API's dashboard endpoint.",
+            web,
         ),
         Benchmark(
             "engagement",

@@ -43,8 +43,8 @@ def test_vocabulary_strings_are_the_api_strings() -> None:
     assert PerformanceMetric.CONNECTION_SUCCESS_RATE == "connection_success_rate"
 
 
-def test_the_api_and_access_packages_export_exactly_their_public_names() -> None:
-    from banking_analytics import access, api
+def test_the_api_access_and_web_packages_export_exactly_their_public_names() -> None:
+    from banking_analytics import access, api, web
 
     assert set(api.__all__) == {"API_PREFIX", "ApiSettings", "create_app", "uvicorn_options"}
     assert set(access.__all__) == {
@@ -52,7 +52,8 @@ def test_the_api_and_access_packages_export_exactly_their_public_names() -> None
         "InvalidTokenError", "IssuedKey", "KeyNotFoundError", "KeyStore", "Role",
         "UserTokenVerifier", "check_hs256_secret",
     }  # fmt: skip
-    for module in (api, access):
+    assert set(web.__all__) == {"WebSettings", "mount_web"}
+    for module in (api, access, web):
         for name in module.__all__:
             assert hasattr(module, name), name
 
