@@ -72,7 +72,11 @@ def event(
         "status": status,
         "amount": None,
     }
-    return row | fields
+    row |= fields
+    if row["period_end"] is not None and "received_at" not in fields:
+        # Ingestion refuses a period_end more than 23 h after receipt.
+        row["received_at"] = max(row["received_at"], row["period_end"])
+    return row
 
 
 def frame(events: Sequence[dict[str, Any]]) -> pd.DataFrame:
