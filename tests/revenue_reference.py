@@ -141,9 +141,8 @@ def ordered(events: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["occurred_at", "received_at", "event_id"], kind="stable")
 
 
-def snapshots(rows: pd.DataFrame, policy: Policy) -> list[Snapshot]:
-    """The snapshots of one subscription, its rows in ledger order."""
-    records = rows.to_dict("records")
+def snapshots(records: Sequence[dict[str, Any]], policy: Policy) -> list[Snapshot]:
+    """The snapshots of one subscription, its events in ledger order."""
     first = records[0]["occurred_at"]
     starts: dict[tuple[Any, ...], pd.Timestamp] = {}
     for r in records:
@@ -226,10 +225,12 @@ def _cut(
     return at
 
 
-def subscription_steps(rows: pd.DataFrame, policy: Policy) -> list[tuple[pd.Timestamp, int]]:
+def subscription_steps(
+    records: Sequence[dict[str, Any]], policy: Policy
+) -> list[tuple[pd.Timestamp, int]]:
     """The change points (at, mrr) of one subscription, in order; a later point at the same
     instant overrides an earlier one."""
-    snaps = snapshots(rows, policy)
+    snaps = snapshots(records, policy)
     points: list[tuple[pd.Timestamp, int]] = []
     for i, snap in enumerate(snaps):
         until = snaps[i + 1].at if i + 1 < len(snaps) else NEVER
@@ -287,10 +288,13 @@ def classify(before: int, after: int, paid_before: bool) -> str:
 
 def ledger(events: pd.DataFrame, policy: Policy = Policy()) -> Ledger:
     """Every customer's MRR movements from stored subscription events."""
-    frame = ordered(events)
+    subscriptions: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in ordered(events).to_dict("records"):
+        key = (str(record["user_id"]), str(record["subscription_id"]))
+        subscriptions.setdefault(key, []).append(record)
     steps: dict[str, list[list[tuple[pd.Timestamp, int]]]] = {}
-    for (customer, _), rows in frame.groupby(["user_id", "subscription_id"], sort=True):
-        steps.setdefault(str(customer), []).append(subscription_steps(rows, policy))
+    for (customer, _), records in sorted(subscriptions.items()):
+        steps.setdefault(customer, []).append(subscription_steps(records, policy))
     result = Ledger()
     for customer, subscriptions in steps.items():
         history: list[tuple[pd.Timestamp, int, int, str]] = []

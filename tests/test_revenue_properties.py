@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.metrics import TimeWindow
 from conftest import ENGINES
-from revenue_reference import Policy
+from revenue_reference import Policy, bucket_bounds, ledger, points
 from test_revenue_vs_pandas import (
     assert_same,
     our_movements,
@@ -41,6 +41,7 @@ from test_revenue_vs_pandas import (
     replace_all,
     scratch_store,
     store,
+    their_movements,
 )
 
 BASE = datetime(2026, 1, 5, tzinfo=UTC)
@@ -169,6 +170,21 @@ def assert_identities(points: list[dict[str, Any]], moves: list[tuple[Any, ...]]
             ever_paid |= {customer} if after > 0 else set()
     if points[-1]["end"] == WINDOW.end:  # each customer ends the window at its last MRR
         assert sum(chain[-1][5] for chain in by_customer.values()) == points[-1]["mrr_end"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), events=histories(), policy=policies)
+def test_the_reference_keeps_the_identities_whatever_the_order(
+    data: st.DataObject, events: list[dict[str, Any]], policy: Policy
+) -> None:
+    """The reference alone (no engine): the same identities, and a shuffled, duplicated
+    delivery gives the same ledger."""
+    book = ledger(pd.DataFrame(events), policy)
+    found = points(book, bucket_bounds(WINDOW.start, WINDOW.end, "month", "UTC"), policy)
+    changes = their_movements(book.frame(), WINDOW)
+    assert_identities([p.__dict__ for p in found], changes)
+    shuffled = pd.concat(data.draw(deliveries(events)), ignore_index=True)
+    assert ledger(shuffled, policy).changes == book.changes
 
 
 @settings(max_examples=30, deadline=None)
