@@ -21,10 +21,10 @@ import pandas as pd
 import psycopg
 import pyarrow as pa
 import pytest
-from banking_analytics.analytics.revenue import RevenuePolicy
 
 import test_revenue_reference as hand
 from banking_analytics import BankingPerformanceAnalytics, EventStatus, EventType
+from banking_analytics.analytics.revenue import RevenuePolicy
 from banking_analytics.events import schema_for, stored_arrow_schema
 from banking_analytics.metrics import TimeWindow
 from banking_analytics.simulate import SimulationConfig, run_simulation
@@ -46,6 +46,9 @@ FIELDS = (
     "reactivated_customers",
     "churned_customers",
 )
+#: What the customers paying at a period's start lost by its end: net of their gains (NRR
+#: = 1 - it / mrr_start), and counting only those who ended lower (GRR).
+LOSSES = ("cohort_net_loss", "cohort_gross_loss")
 STORED = stored_arrow_schema(schema_for(EventType.SUBSCRIPTION))
 WORLD_END = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -68,6 +71,7 @@ def scratch_store(request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -
 
 def ours(policy: Policy) -> RevenuePolicy:
     return RevenuePolicy(
+        reporting_currency=policy.currency,
         churn_recognition=policy.churn_recognition,
         past_due_grace_days=policy.past_due_grace_days,
         count_joined_and_churned=policy.count_joined_and_churned,
@@ -102,14 +106,21 @@ def our_points(
     assert result.currency == policy.currency
     return [
         {"start": pd.Timestamp(p.start), "end": pd.Timestamp(p.end)}
-        | {name: getattr(p, name) for name in FIELDS}
+        | {name: getattr(p, name) for name in (*FIELDS, *LOSSES)}
         for p in result.points
     ]
 
 
 def their_points(reference: Sequence[Point]) -> list[dict[str, Any]]:
+    """The reference's figures; the losses behind NRR and GRR from what it retained."""
     return [
-        {"start": p.start, "end": p.end} | {n: getattr(p, n) for n in FIELDS} for p in reference
+        {"start": p.start, "end": p.end}
+        | {n: getattr(p, n) for n in FIELDS}
+        | {
+            "cohort_net_loss": p.mrr_start - p.retained,
+            "cohort_gross_loss": p.mrr_start - p.retained_gross,
+        }
+        for p in reference
     ]
 
 
