@@ -47,8 +47,8 @@ NEVER = pd.Timestamp("2262-01-01", tz="UTC")
 class Policy:
     """The four vendor-dependent settings, and the reporting currency with its rates.
 
-    ``rates`` has columns currency, valid_from (a date) and rate (reporting-currency major
-    units per major unit of the currency; a str or Decimal, taken exactly).
+    ``rates``: (currency, valid_from, rate) with rate the reporting currency's major units
+    per major unit of the currency, a decimal string (taken exactly).
     """
 
     churn_recognition: str = "cancellation"
@@ -56,7 +56,7 @@ class Policy:
     count_joined_and_churned: bool = False
     free_customers_are_customers: bool = False
     currency: str = "USD"
-    rates: pd.DataFrame | None = None
+    rates: tuple[tuple[str, date, str], ...] = ()
 
 
 class MissingRateError(ValueError):
@@ -107,14 +107,9 @@ def one_period(at: pd.Timestamp, interval: str, interval_count: int) -> pd.Times
 def rate_for(policy: Policy, currency: str, on: date) -> Fraction:
     if currency == policy.currency:
         return Fraction(1)
-    rates = policy.rates
-    if rates is not None:
-        valid = rates[
-            (rates.currency == currency) & (pd.to_datetime(rates.valid_from).dt.date <= on)
-        ]
-        if len(valid):
-            latest = valid.loc[pd.to_datetime(valid.valid_from).idxmax()]
-            return Fraction(Decimal(str(latest.rate)))
+    valid = [(since, rate) for c, since, rate in policy.rates if c == currency and since <= on]
+    if valid:
+        return Fraction(Decimal(max(valid)[1]))
     raise MissingRateError(f"no rate for {currency} on {on.isoformat()}")
 
 

@@ -462,24 +462,28 @@ def test_changes_of_one_customer_at_one_instant_are_one_change() -> None:
 # -- currencies ----------------------------------------------------------------------------
 
 
-RATES = pd.DataFrame(
-    {
-        "currency": ["EUR", "EUR", "JPY", "BHD"],
-        "valid_from": [date(2025, 12, 1), date(2026, 2, 1), date(2025, 1, 1), date(2025, 1, 1)],
-        "rate": ["1.08", "1.10", "0.0067", "2.65"],
-    }
+#: Rates to USD (one major unit of the currency in dollars) from a date.
+RATES = (
+    ("EUR", date(2025, 12, 1), "1.08"),
+    ("EUR", date(2026, 2, 1), "1.10"),
+    ("EUR", date(2026, 7, 1), "1.1234"),
+    ("JPY", date(2025, 1, 1), "0.0067"),
+    ("BHD", date(2025, 1, 1), "2.65"),
 )
+PRICED = Policy(rates=RATES)
 
 
-def test_currencies_convert_at_the_rate_of_the_first_event_with_their_exponents() -> None:
-    case = [
+def currency_case() -> list[dict[str, Any]]:
+    return [
         event("eu", "eu1", JAN + timedelta(days=9), currency="EUR"),
         event("eu", "eu1", MAR, unit_amount=2000, currency="EUR"),  # still at 1.08
         event("jp", "jp1", JAN, unit_amount=1000, currency="JPY"),  # 1,000 yen, no minor unit
         event("bh", "bh1", JAN, unit_amount=10000, currency="BHD"),  # 10.000 dinar, fils
     ]
-    policy = Policy(rates=RATES)
-    assert history(case, policy) == [
+
+
+def test_currencies_convert_at_the_rate_of_the_first_event_with_their_exponents() -> None:
+    assert history(currency_case(), PRICED) == [
         ("bh", JAN, "new", 2650),  # 10 x 2.65 = $26.50
         ("jp", JAN, "new", 670),  # 1,000 x 0.0067 = $6.70
         ("eu", JAN + timedelta(days=9), "new", 1080),
@@ -490,10 +494,10 @@ def test_currencies_convert_at_the_rate_of_the_first_event_with_their_exponents(
 def test_a_missing_rate_names_the_currency_and_the_date() -> None:
     case = [event("ch", "ch1", JAN, currency="CHF")]
     with pytest.raises(MissingRateError, match=r"CHF on 2026-01-01"):
-        history(case, Policy(rates=RATES))
+        history(case, PRICED)
     early = [event("eu", "eu1", datetime(2025, 11, 30, 23, tzinfo=UTC), currency="EUR")]
     with pytest.raises(MissingRateError, match=r"EUR on 2025-11-30"):
-        history(early, Policy(rates=RATES))
+        history(early, PRICED)
 
 
 # -- periods --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,10 +26,18 @@ import test_revenue_reference as hand
 from banking_analytics import BankingPerformanceAnalytics, EventStatus, EventType
 from banking_analytics.analytics.revenue import RevenuePolicy
 from banking_analytics.events import schema_for, stored_arrow_schema
-from banking_analytics.metrics import TimeWindow
+from banking_analytics.metrics import QueryError, TimeWindow
 from banking_analytics.simulate import SimulationConfig, run_simulation
 from conftest import ENGINES, with_schema
-from revenue_reference import Ledger, Point, Policy, bucket_bounds, ledger, points
+from revenue_reference import (
+    Ledger,
+    MissingRateError,
+    Point,
+    Policy,
+    bucket_bounds,
+    ledger,
+    points,
+)
 
 FIELDS = (
     "mrr_start",
@@ -51,6 +59,9 @@ FIELDS = (
 LOSSES = ("cohort_net_loss", "cohort_gross_loss")
 STORED = stored_arrow_schema(schema_for(EventType.SUBSCRIPTION))
 WORLD_END = datetime(2026, 10, 1, tzinfo=UTC)
+#: The rates every scratch store loads (the euro changes in July 2026; yen have no minor unit).
+RATES = hand.RATES
+PRICED = hand.PRICED
 
 
 # -- the harness (shared with tests/test_revenue_properties.py) ----------------------------------
@@ -67,6 +78,16 @@ def scratch_store(request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -
     yield with_schema(server, schema)
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def opened(url: str) -> BankingPerformanceAnalytics:
+    """The facade on a scratch store, with the rates of ``RATES`` loaded."""
+    analytics = BankingPerformanceAnalytics.open(url)
+    analytics.load_exchange_rates(
+        {"currency": currency, "valid_from": since.isoformat(), "rate": rate}
+        for currency, since, rate in RATES
+    )
+    return analytics
 
 
 def ours(policy: Policy) -> RevenuePolicy:
@@ -177,7 +198,8 @@ def assert_same(
 def varied(chunk: pa.Table) -> pa.Table:
     """Simulated subscription events, varied per subscription (by a hash of its id): some
     coupons repeat for 2 months or last one period, some subscriptions have 3 seats or
-    bill quarterly, and some cancellations are paid to a period end up to 19 days on."""
+    bill quarterly, some are in euros or yen, and some cancellations are paid to a period
+    end up to 19 days on."""
     frame = chunk.to_pandas()
     code = frame.subscription_id.map(lambda s: zlib.crc32(s.encode()))
     discounted = frame.discount_percent.notna() | frame.discount_amount.notna()
@@ -189,6 +211,8 @@ def varied(chunk: pa.Table) -> pa.Table:
     quarterly = (code % 7 == 3) & (frame.interval == "month")
     frame.loc[quarterly, "interval_count"] = 3
     frame.loc[quarterly, "unit_amount"] *= 3
+    frame.loc[code % 4 == 1, "currency"] = "EUR"
+    frame.loc[code % 13 == 5, "currency"] = "JPY"
     paid_to = frame.status.isin(["canceled", "unpaid"]) & (code % 2 == 0)
     frame.loc[paid_to, "period_end"] = frame.occurred_at[paid_to] + pd.to_timedelta(
         code[paid_to] % 20, unit="D"
@@ -218,7 +242,7 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     for url in scratch_store(request, tmp_path_factory):
-        with BankingPerformanceAnalytics.open(url) as analytics:
+        with opened(url) as analytics:
             config = SimulationConfig(users=3000, days=180, seed=23, end=WORLD_END)
 
             def sink(event_type: EventType, chunk: pa.Table) -> None:
@@ -252,7 +276,7 @@ def test_series_and_movements_match_pandas(
     world: World, bucket: str, zone: str, first: str, last: str
 ) -> None:
     window = aligned(bucket, zone, first, last)
-    policy = Policy()
+    policy = PRICED
     reference = assert_same(
         world.analytics, world.events, window, bucket, zone, policy, world.book(policy)
     )
@@ -263,9 +287,9 @@ def test_series_and_movements_match_pandas(
 
 
 POLICIES = [
-    Policy(churn_recognition="period_end"),
-    Policy(past_due_grace_days=3),
-    Policy(past_due_grace_days=0, count_joined_and_churned=True),
+    replace(PRICED, churn_recognition="period_end"),
+    replace(PRICED, past_due_grace_days=3),
+    replace(PRICED, past_due_grace_days=0, count_joined_and_churned=True),
 ]
 
 
@@ -276,7 +300,7 @@ def test_each_policy_matches_pandas(world: World, policy: Policy) -> None:
         world.analytics, world.events, window, "month", "UTC", policy, world.book(policy)
     )
     default = their_points(
-        points(world.book(Policy()), bucket_bounds(window.start, window.end, "month", "UTC"))
+        points(world.book(PRICED), bucket_bounds(window.start, window.end, "month", "UTC"))
     )
     assert their_points(reference) != default  # the policy changes something in this world
 
@@ -284,12 +308,16 @@ def test_each_policy_matches_pandas(world: World, policy: Policy) -> None:
 def test_the_world_exercises_the_definition(world: World) -> None:
     """The comparisons above are only as good as the variety of the world."""
     events = world.events
-    changes = world.book(Policy()).frame()
+    changes = world.book(PRICED).frame()
     assert set(changes.kind) == {"new", "expansion", "contraction", "churn", "reactivation"}
     assert {"repeating", "once", "forever"} <= set(events.discount_duration.dropna())
     assert (events.quantity > 1).any()
     assert (events.interval_count > 1).any()
     assert events.status.isin(["past_due"]).sum() > 5
+    assert {"USD", "EUR", "JPY"} <= set(events.currency)
+    # Subscriptions in euros started on both sides of the rate's change.
+    assert events[events.currency == "EUR"].occurred_at.min() < pd.Timestamp("2026-07-01", tz="UTC")
+    assert events[events.currency == "EUR"].occurred_at.max() > pd.Timestamp("2026-07-01", tz="UTC")
     assert (events.period_end.notna()).sum() > 10
     assert len(changes) > 500
 
@@ -302,7 +330,7 @@ def scratch(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BankingPerformanceAnalytics]:
     for url in scratch_store(request, tmp_path_factory):
-        with BankingPerformanceAnalytics.open(url) as analytics:
+        with opened(url) as analytics:
             yield analytics
 
 
@@ -323,6 +351,7 @@ HAND = {
     "past_due_grace": (hand.past_due_case, Policy(past_due_grace_days=7)),
     "cancellation": (hand.period_end_case, Policy()),
     "period_end": (hand.period_end_case, Policy(churn_recognition="period_end")),
+    "currencies": (hand.currency_case, PRICED),
 }
 
 
@@ -369,3 +398,18 @@ def test_nothing_before_the_first_event(scratch: BankingPerformanceAnalytics) ->
     assert [p["start"].month for p in got] == [10, 11, 12]
     assert {v for p in got for k, v in p.items() if k in FIELDS} == {0}
     assert our_movements(scratch, window, Policy()) == []
+
+
+def test_a_missing_rate_is_an_error_naming_the_currency_and_date(
+    scratch: BankingPerformanceAnalytics,
+) -> None:
+    """The euro has a rate, but only from December 2025: a subscription started before."""
+    events = hand.frame(
+        [hand.event("early", "e1", datetime(2025, 11, 30, 23, tzinfo=UTC), currency="EUR")]
+    )
+    replace_all(scratch, events)
+    window = TimeWindow(datetime(2025, 11, 1, tzinfo=UTC), hand.JAN)
+    with pytest.raises(MissingRateError, match="EUR on 2025-11-30"):
+        ledger(events, PRICED)
+    with pytest.raises(QueryError, match=r"EUR.*2025-11-30"):
+        our_points(scratch, window, "month", "UTC", PRICED)
