@@ -248,12 +248,24 @@ class Ledger:
     """Every customer's MRR changes: (at, mrr_before, mrr_after, kind), in time order."""
 
     changes: dict[str, list[tuple[pd.Timestamp, int, int, str]]] = field(default_factory=dict)
+    #: Per customer, (at, whether a subscription of theirs is active or past due) from
+    #: each instant that changes it: a free customer (free plan, 100% off) is one at MRR 0.
+    holding: dict[str, list[tuple[pd.Timestamp, bool]]] = field(default_factory=dict)
 
     def mrr_before(self, customer: str, t: pd.Timestamp) -> int:
         """The customer's MRR after every change strictly before ``t``."""
         history = self.changes[customer]
         i = bisect.bisect_left([c[0] for c in history], t)
         return history[i - 1][2] if i else 0
+
+    def counted(self, customer: str, t: pd.Timestamp, policy: Policy) -> bool:
+        """Whether the customer counts in customer numbers at ``t`` (after changes before
+        it): paying, or with the policy, holding a subscription active or past due."""
+        if self.mrr_before(customer, t) > 0:
+            return True
+        history = self.holding[customer]
+        i = bisect.bisect_left([c[0] for c in history], t)
+        return policy.free_customers_are_customers and i > 0 and history[i - 1][1]
 
     def frame(self) -> pd.DataFrame:
         rows = [
@@ -288,8 +300,11 @@ def ledger(events: pd.DataFrame, policy: Policy = Policy()) -> Ledger:
         key = (str(record["user_id"]), str(record["subscription_id"]))
         subscriptions.setdefault(key, []).append(record)
     steps: dict[str, list[list[tuple[pd.Timestamp, int]]]] = {}
+    statuses: dict[str, list[list[tuple[pd.Timestamp, int]]]] = {}
     for (customer, _), records in sorted(subscriptions.items()):
         steps.setdefault(customer, []).append(subscription_steps(records, policy))
+        held = [(r["occurred_at"], int(r["status"] in PAYING)) for r in records]
+        statuses.setdefault(customer, []).append(held)
     result = Ledger()
     for customer, subscriptions in steps.items():
         history: list[tuple[pd.Timestamp, int, int, str]] = []
@@ -301,6 +316,12 @@ def ledger(events: pd.DataFrame, policy: Policy = Policy()) -> Ledger:
                 history.append((t, total, now, classify(total, now, paid)))
                 paid, total = paid or now > 0, now
         result.changes[customer] = history
+        holding: list[tuple[pd.Timestamp, bool]] = []
+        for t in sorted({at for held in statuses[customer] for at, _ in held}):
+            now_held = any(_value_at(held, t) for held in statuses[customer])
+            if not holding or holding[-1][1] != now_held:
+                holding.append((t, now_held))
+        result.holding[customer] = holding
     return result
 
 
@@ -419,8 +440,8 @@ def points(
             at_start, at_end = book.mrr_before(customer, s), book.mrr_before(customer, e)
             mrr_start += at_start
             mrr_end += at_end
-            paying_start += at_start > 0
-            paying_end += at_end > 0
+            paying_start += book.counted(customer, s, policy)
+            paying_end += book.counted(customer, e, policy)
             if at_start > 0:
                 retained += at_end
                 retained_gross += min(at_end, at_start)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -66,6 +67,8 @@ policies = st.builds(
     churn_recognition=st.sampled_from(["cancellation", "period_end"]),
     past_due_grace_days=st.sampled_from([None, 0, 3, 10]),
     count_joined_and_churned=st.booleans(),
+    # free_customers_are_customers: not implemented by the ledger yet (see GAPS in
+    # tests/test_revenue_vs_pandas.py); the reference's own property test draws it.
 )
 
 
@@ -179,12 +182,13 @@ def assert_identities(points: list[dict[str, Any]], moves: list[tuple[Any, ...]]
 
 
 @settings(max_examples=60, deadline=None)
-@given(data=st.data(), events=histories(), policy=policies)
+@given(data=st.data(), events=histories(), policy=policies, free=st.booleans())
 def test_the_reference_keeps_the_identities_whatever_the_order(
-    data: st.DataObject, events: list[dict[str, Any]], policy: Policy
+    data: st.DataObject, events: list[dict[str, Any]], policy: Policy, free: bool
 ) -> None:
     """The reference alone (no engine): the same identities, and a shuffled, duplicated
     delivery gives the same ledger."""
+    policy = replace(policy, free_customers_are_customers=free)
     book = ledger(pd.DataFrame(events), policy)
     found = points(book, bucket_bounds(WINDOW.start, WINDOW.end, "month", "UTC"), policy)
     changes = their_movements(book.frame(), WINDOW)

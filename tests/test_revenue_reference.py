@@ -539,3 +539,25 @@ def test_month_buckets_follow_the_local_calendar() -> None:
         "2026-02-28T18:30:00+00:00",
         "2026-03-31T18:30:00+00:00",
     ]
+
+
+def free_case() -> list[dict[str, Any]]:
+    """A customer on a free plan, one with 100% off, one paying; the free plan is left."""
+    return [
+        event("free", "f1", JAN, unit_amount=0),
+        event("coupon", "c1", JAN, discount_percent=100.0),
+        event("paying", "p1", JAN),
+        event("free", "f1", FEB + timedelta(days=3), "canceled", unit_amount=0),
+    ]
+
+
+def test_free_customers_count_only_with_the_policy_and_never_move_mrr() -> None:
+    assert history(free_case()) == [("paying", JAN, "new", 1000)]
+    assert history(free_case(), Policy(free_customers_are_customers=True)) == history(free_case())
+    default = month_point(free_case(), FEB)
+    counted = month_point(free_case(), FEB, Policy(free_customers_are_customers=True))
+    assert (default.customers_start, default.customers_end) == (1, 1)
+    assert (counted.customers_start, counted.customers_end) == (3, 2)
+    assert (
+        (default.mrr_start, default.mrr_end) == (counted.mrr_start, counted.mrr_end) == (1000, 1000)
+    )

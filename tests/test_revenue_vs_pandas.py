@@ -352,10 +352,23 @@ HAND = {
     "cancellation": (hand.period_end_case, Policy()),
     "period_end": (hand.period_end_case, Policy(churn_recognition="period_end")),
     "currencies": (hand.currency_case, PRICED),
+    "free": (hand.free_case, Policy()),
+    "free_counted": (hand.free_case, Policy(free_customers_are_customers=True)),
+}
+#: Known gaps of the ledger: a strict expected failure each, until it is fixed.
+GAPS = {
+    "free_counted": "RevenuePolicy.free_customers_are_customers is not implemented yet: "
+    "customers_start and customers_end leave out $0 customers either way",
 }
 
 
-@pytest.mark.parametrize("case", list(HAND))
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=GAPS[c])) if c in GAPS else c
+        for c in HAND
+    ],
+)
 def test_hand_worked_histories_match(scratch: BankingPerformanceAnalytics, case: str) -> None:
     build, policy = HAND[case]
     events = hand.frame(build())
