@@ -417,6 +417,29 @@ class Point:
     def arpa(self) -> Fraction | None:
         return _ratio(self.mrr_end, self.customers_end)
 
+    def metrics(self) -> dict[str, Fraction | int | None]:
+        """The revenue metrics of the period, by the names the ledger gives them."""
+        churn_rate = self.customer_churn_rate()
+        return {
+            "mrr": self.mrr_end,
+            "arr": self.arr(),
+            "net_new_mrr": self.net_new,
+            "new_mrr": self.new,
+            "expansion_mrr": self.expansion,
+            "contraction_mrr": self.contraction,
+            "churned_mrr": self.churn,
+            "reactivation_mrr": self.reactivation,
+            "paying_customers": self.customers_end,
+            "arpa": half_up(self.arpa()),
+            "customer_churn_rate": churn_rate,
+            "customer_retention": None if churn_rate is None else 1 - churn_rate,
+            "gross_mrr_churn_rate": self.gross_mrr_churn_rate(),
+            "net_mrr_churn_rate": self.net_mrr_churn_rate(),
+            "nrr": self.nrr(),
+            "grr": self.grr(),
+            "quick_ratio": self.quick_ratio(),
+        }
+
     def figures(self) -> dict[str, Any]:
         """The MrrPoint fields."""
         return {k: v for k, v in self.__dict__.items() if k not in ("retained", "retained_gross")}
@@ -481,3 +504,19 @@ def series(
 ) -> list[Point]:
     """The MRR series of stored subscription events, per bucket of the window."""
     return points(ledger(events, policy), bucket_bounds(start, end, bucket, timezone), policy)
+
+
+def ltv(months: Sequence[Point], i: int) -> int | None:
+    """ARPA of month ``i`` ÷ the mean customer churn rate of the six months before it (those
+    with customers at their start), in whole minor units; undefined (None) when that mean
+    is 0 or there is none."""
+    rates = [r for p in months[max(i - 6, 0) : i] if (r := p.customer_churn_rate()) is not None]
+    arpa = months[i].arpa()
+    if arpa is None or not rates or sum(rates) == 0:
+        return None
+    return half_up(arpa / (sum(rates) / len(rates)))
+
+
+def half_up(value: Fraction | None) -> int | None:
+    """Money in whole minor units, rounded half up."""
+    return None if value is None else math.floor(value + Fraction(1, 2))
