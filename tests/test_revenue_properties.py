@@ -20,30 +20,26 @@ out as expansion.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
 import pandas as pd
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import test_revenue_vs_pandas as harness
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.metrics import TimeWindow
-from conftest import ENGINES
 from revenue_reference import Policy, bucket_bounds, ledger, points
 from test_revenue_vs_pandas import (
     PRICED,
     RATES,
     assert_same,
-    opened,
     our_movements,
     our_points,
     replace_all,
-    scratch_store,
     store,
     their_movements,
 )
@@ -126,13 +122,8 @@ def deliveries(draw: st.DrawFn, events: list[dict[str, Any]]) -> list[pd.DataFra
     return [pd.DataFrame(sent[a:b]) for a, b in pairwise([0, *cuts, len(sent)]) if b > a]
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def scratch(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BankingPerformanceAnalytics]:
-    for url in scratch_store(request, tmp_path_factory):
-        with opened(url) as analytics:
-            yield analytics
+#: A store per engine for the module, rates loaded (the fixture of the comparisons).
+scratch = harness.scratch
 
 
 def deliver(analytics: BankingPerformanceAnalytics, batches: list[pd.DataFrame]) -> None:
@@ -197,7 +188,7 @@ def test_the_reference_keeps_the_identities_whatever_the_order(
     assert ledger(shuffled, policy).changes == book.changes
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data(), events=histories(), policy=policies)
 def test_identities_and_reference_over_random_histories(
     scratch: BankingPerformanceAnalytics,
@@ -213,7 +204,7 @@ def test_identities_and_reference_over_random_histories(
     )
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(data=st.data(), events=histories(), policy=policies)
 def test_the_order_of_insertion_changes_nothing(
     scratch: BankingPerformanceAnalytics,
