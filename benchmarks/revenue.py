@@ -89,9 +89,9 @@ PRICES = {
 def subscription_world(customers: int, seed: int = SEED) -> pa.Table:
     """Subscription events (snapshots) of ``customers`` customers over 26 months.
 
-    Each customer has a subscription, 30% a second one started later. A subscription's
+    Each customer has a subscription, 45% a second one started later. A subscription's
     life is a run of segments: it starts (30% with a 14-day trial), renews each billing
-    period (each week and day plan snapshots every 4 weeks), is cancelled after an
+    period (week and day plans are snapshotted every 2 weeks), is cancelled after an
     exponential lifetime (mean 20 months, 36 on a yearly plan) unless the world ends
     first (the cancellation paid to a period end), and 25% of cancelled ones come back
     (a new segment, 30% of them with 50% off for 2 months). Along the way: a plan change
@@ -103,7 +103,7 @@ def subscription_world(customers: int, seed: int = SEED) -> pa.Table:
     start_us = int((DATA_START - EPOCH).total_seconds()) * SECOND_US
     end_us = int((WINDOW.end - EPOCH).total_seconds()) * SECOND_US
 
-    # Subscriptions: one per customer, a second for 30%.
+    # Subscriptions: one per customer, a second for 45%.
     n1 = customers
     seconds = rng.random(customers) < 0.45
     n = n1 + int(seconds.sum())
