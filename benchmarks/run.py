@@ -965,6 +965,13 @@ def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_engagement(ctx)
 
 
+def revenue(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.revenue` (imported here: it builds on this module)."""
+    from benchmarks.revenue import revenue as run_revenue
+
+    return run_revenue(ctx)
+
+
 # -- 6. the cache check on PostgreSQL ----------------------------------------------------------
 
 #: Calls timed in each run of each variant of the cache check; a run's figure is their median.
@@ -1150,6 +1157,13 @@ BENCHMARKS = {
             "DAU, WAU, MAU and DAU/MAU at each of 90 days over the ~10M-event world: the metric "
             "layer against hand-written DuckDB SQL and polars (lazy, events in memory).",
             engagement,
+        ),
+        Benchmark(
+            "revenue",
+            "The monthly MRR series with its movements over 24 months of a 200k-customer, "
+            "~3M-event subscription world: the revenue ledger against hand-written DuckDB SQL "
+            "and polars (lazy, events in memory); and on PostgreSQL over a tenth of it.",
+            revenue,
         ),
         Benchmark(
             "simulator",
