@@ -248,9 +248,9 @@ class Ledger:
     """Every customer's MRR changes: (at, mrr_before, mrr_after, kind), in time order."""
 
     changes: dict[str, list[tuple[pd.Timestamp, int, int, str]]] = field(default_factory=dict)
-    #: Per customer, (at, whether a subscription of theirs is active or past due) from
-    #: each instant that changes it: a free customer (free plan, 100% off) is one at MRR 0.
-    holding: dict[str, list[tuple[pd.Timestamp, bool]]] = field(default_factory=dict)
+    #: Per customer, (at, whether they are a customer) after each change: paying, or with
+    #: free customers counted, having paid and still holding a subscription at $0.
+    present: dict[str, list[tuple[pd.Timestamp, bool]]] = field(default_factory=dict)
 
     def mrr_before(self, customer: str, t: pd.Timestamp) -> int:
         """The customer's MRR after every change strictly before ``t``."""
@@ -259,13 +259,11 @@ class Ledger:
         return history[i - 1][2] if i else 0
 
     def counted(self, customer: str, t: pd.Timestamp, policy: Policy) -> bool:
-        """Whether the customer counts in customer numbers at ``t`` (after changes before
-        it): paying, or with the policy, holding a subscription active or past due."""
-        if self.mrr_before(customer, t) > 0:
-            return True
-        history = self.holding[customer]
+        """Whether the customer counts in customer numbers at ``t`` (after the changes
+        before it)."""
+        history = self.present[customer]
         i = bisect.bisect_left([c[0] for c in history], t)
-        return policy.free_customers_are_customers and i > 0 and history[i - 1][1]
+        return i > 0 and history[i - 1][1]
 
     def frame(self) -> pd.DataFrame:
         rows = [
@@ -285,12 +283,29 @@ class Ledger:
         return frame.sort_values(["at", "customer"], kind="stable").reset_index(drop=True)
 
 
-def classify(before: int, after: int, paid_before: bool) -> str:
-    if before == 0:
+def classify(was: bool, now: bool, before: int, after: int, paid_before: bool) -> str:
+    """A change of MRR ``before`` -> ``after``, the customer one (``was``) and after
+    (``now``): new or reactivation when they become one, churn when they stop."""
+    if now and not was:
         return "reactivation" if paid_before else "new"
-    if after == 0:
+    if was and not now:
         return "churn"
     return "expansion" if after > before else "contraction"
+
+
+def _counting(records: Sequence[dict[str, Any]], policy: Policy) -> list[dict[str, Any]]:
+    """The records priced at one unit a month: their steps say whether the subscription
+    counts (1) or not (0) at each instant, whatever its price."""
+    unit = {
+        "unit_amount": 1,
+        "quantity": 1,
+        "interval": "month",
+        "interval_count": 1,
+        "discount_percent": None,
+        "discount_amount": None,
+        "currency": policy.currency,
+    }
+    return [{**r, **unit} for r in records]
 
 
 def ledger(events: pd.DataFrame, policy: Policy = Policy()) -> Ledger:
@@ -300,28 +315,30 @@ def ledger(events: pd.DataFrame, policy: Policy = Policy()) -> Ledger:
         key = (str(record["user_id"]), str(record["subscription_id"]))
         subscriptions.setdefault(key, []).append(record)
     steps: dict[str, list[list[tuple[pd.Timestamp, int]]]] = {}
-    statuses: dict[str, list[list[tuple[pd.Timestamp, int]]]] = {}
+    counts: dict[str, list[list[tuple[pd.Timestamp, int]]]] = {}
     for (customer, _), records in sorted(subscriptions.items()):
         steps.setdefault(customer, []).append(subscription_steps(records, policy))
-        held = [(r["occurred_at"], int(r["status"] in PAYING)) for r in records]
-        statuses.setdefault(customer, []).append(held)
+        counts.setdefault(customer, []).append(
+            subscription_steps(_counting(records, policy), policy)
+        )
     result = Ledger()
     for customer, subscriptions in steps.items():
         history: list[tuple[pd.Timestamp, int, int, str]] = []
-        instants = sorted({at for points in subscriptions for at, _ in points})
-        total, paid = 0, False
+        present: list[tuple[pd.Timestamp, bool]] = []
+        held_by = counts[customer]
+        instants = sorted({at for points in [*subscriptions, *held_by] for at, _ in points})
+        total, paid, was = 0, False, False
         for t in instants:
             now = sum(_value_at(points, t) for points in subscriptions)
-            if now != total:
-                history.append((t, total, now, classify(total, now, paid)))
-                paid, total = paid or now > 0, now
+            held = sum(_value_at(points, t) for points in held_by)
+            paid_now = paid or now > 0
+            is_one = now > 0 or (policy.free_customers_are_customers and held > 0 and paid_now)
+            if now != total or is_one != was:
+                history.append((t, total, now, classify(was, is_one, total, now, paid)))
+                present.append((t, is_one))
+            total, paid, was = now, paid_now, is_one
         result.changes[customer] = history
-        holding: list[tuple[pd.Timestamp, bool]] = []
-        for t in sorted({at for held in statuses[customer] for at, _ in held}):
-            now_held = any(_value_at(held, t) for held in statuses[customer])
-            if not holding or holding[-1][1] != now_held:
-                holding.append((t, now_held))
-        result.holding[customer] = holding
+        result.present[customer] = present
     return result
 
 
@@ -472,7 +489,10 @@ def points(
                 if s <= at < e:
                     sums[kind] += after - before
                     movers[kind].add(customer)
-            if customer in movers["churn"] and (policy.count_joined_and_churned or at_start > 0):
+            counted_at_start = book.counted(customer, s, policy)
+            if customer in movers["churn"] and (
+                policy.count_joined_and_churned or counted_at_start
+            ):
                 churned.add(customer)
         out.append(
             Point(

@@ -300,39 +300,38 @@ def test_churn_at_period_end_and_past_due_grace(analytics: BankingPerformanceAna
 def test_a_customer_moved_to_a_free_plan(
     analytics: BankingPerformanceAnalytics, free_are_customers: bool
 ) -> None:
-    """A paying customer given a 100% discount: by default MRR -> 0 is churn and the
-    customer is gone (ProfitWell, Baremetrics, Stripe); with free customers counted
-    (ChartMogul's default) it is a contraction and the customer stays, and a customer on a
-    $0 plan from the start is a customer too, new with nothing."""
+    """A paying customer given a 100% discount in February, cancelled in March. By default
+    MRR -> 0 is churn and the customer is gone (ProfitWell, Baremetrics, Stripe); with free
+    customers counted (ChartMogul's default) it is a contraction, the customer stays until
+    the cancellation (a churn of nothing). A $0 plan never paid for is a lead either way."""
     store(
         analytics,
         [
             event("paid", "p", 1, "subscribed", "active"),
             event("paid", "p", 40, "downgraded", "active", discount_percent=100.0),
-            event("free", "f", 5, "subscribed", "active", unit_amount=0),
-            event("free", "f", 70, "canceled", "canceled", unit_amount=0),
+            event("paid", "p", 75, "canceled", "canceled", discount_percent=100.0),
+            event("lead", "f", 5, "subscribed", "active", unit_amount=0),
         ],
     )
     policy = RevenuePolicy(free_customers_are_customers=free_are_customers)
     moves = [
-        (m.customer, m.kind, m.amount) for m in analytics.revenue.movements(YEAR, policy=policy)
+        (m.customer, m.kind, m.amount, (m.at - T0).days)
+        for m in analytics.revenue.movements(YEAR, policy=policy)
     ]
     series = analytics.revenue.mrr(YEAR, policy=policy)
     customers = [p.customers_end for p in series.points[:3]]
     churned = [p.churned_customers for p in series.points[:3]]
+    contraction = [p.contraction for p in series.points[:3]]
     if free_are_customers:
         assert moves == [
-            ("free", "new", 0),
-            ("free", "churn", 0),
-            ("paid", "new", 1000),
-            ("paid", "contraction", -1000),
+            ("paid", "new", 1000, 1),
+            ("paid", "contraction", -1000, 40),
+            ("paid", "churn", 0, 75),
         ]
-        assert customers == [2, 2, 1]
-        assert churned == [0, 0, 1]
+        assert (customers, churned, contraction) == ([1, 1, 0], [0, 0, 1], [0, -1000, 0])
     else:
-        assert moves == [("paid", "new", 1000), ("paid", "churn", -1000)]
-        assert customers == [1, 0, 0]
-        assert churned == [0, 1, 0]
+        assert moves == [("paid", "new", 1000, 1), ("paid", "churn", -1000, 40)]
+        assert (customers, churned, contraction) == ([1, 0, 0], [0, 1, 0], [0, 0, 0])
     assert [p.mrr_end for p in series.points[:3]] == [1000, 0, 0]
 
 

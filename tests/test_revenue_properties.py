@@ -63,8 +63,7 @@ policies = st.builds(
     churn_recognition=st.sampled_from(["cancellation", "period_end"]),
     past_due_grace_days=st.sampled_from([None, 0, 3, 10]),
     count_joined_and_churned=st.booleans(),
-    # free_customers_are_customers: not implemented by the ledger yet (see GAPS in
-    # tests/test_revenue_vs_pandas.py); the reference's own property test draws it.
+    free_customers_are_customers=st.booleans(),
 )
 
 
@@ -132,9 +131,12 @@ def deliver(analytics: BankingPerformanceAnalytics, batches: list[pd.DataFrame])
         store(analytics, batch)
 
 
-def assert_identities(points: list[dict[str, Any]], moves: list[tuple[Any, ...]]) -> None:
+def assert_identities(
+    points: list[dict[str, Any]], moves: list[tuple[Any, ...]], free_counted: bool = False
+) -> None:
     """start + movements = end per period and per customer; movements classified by their
-    MRR before and after."""
+    MRR before and after (with free customers counted, a move to $0 that keeps the
+    customer is a contraction, and their churn may be of nothing)."""
     for point in points:
         moved = sum(point[k] for k in ("new", "expansion", "contraction", "churn", "reactivation"))
         assert point["net_new"] == moved
@@ -156,17 +158,25 @@ def assert_identities(points: list[dict[str, Any]], moves: list[tuple[Any, ...]]
             assert earlier[5] == later[4], customer
             assert earlier[1] < later[1], customer  # one change per instant
         for _, _, kind, amount, before, after in chain:
-            assert amount == after - before != 0
-            expected = (
-                ("reactivation" if customer in ever_paid else "new")
-                if before == 0
-                else "churn"
-                if after == 0
-                else "expansion"
-                if after > before
-                else "contraction"
-            )
-            assert kind == expected
+            assert amount == after - before
+            if free_counted:
+                assert kind != "new" or customer not in ever_paid
+                assert kind not in ("new", "reactivation") or amount >= 0
+                assert kind != "churn" or after == 0
+                assert kind != "expansion" or amount > 0
+                assert kind != "contraction" or amount < 0
+            else:
+                assert amount != 0
+                expected = (
+                    ("reactivation" if customer in ever_paid else "new")
+                    if before == 0
+                    else "churn"
+                    if after == 0
+                    else "expansion"
+                    if after > before
+                    else "contraction"
+                )
+                assert kind == expected
             ever_paid |= {customer} if after > 0 else set()
     if points[-1]["end"] == WINDOW.end:  # each customer ends the window at its last MRR
         assert sum(chain[-1][5] for chain in by_customer.values()) == points[-1]["mrr_end"]
@@ -183,7 +193,7 @@ def test_the_reference_keeps_the_identities_whatever_the_order(
     book = ledger(pd.DataFrame(events), policy)
     found = points(book, bucket_bounds(WINDOW.start, WINDOW.end, "month", "UTC"), policy)
     changes = their_movements(book.frame(), WINDOW)
-    assert_identities([p.__dict__ for p in found], changes)
+    assert_identities([p.__dict__ for p in found], changes, free)
     shuffled = pd.concat(data.draw(deliveries(events)), ignore_index=True)
     assert ledger(shuffled, policy).changes == book.changes
 
@@ -200,7 +210,9 @@ def test_identities_and_reference_over_random_histories(
     bucket, zone = data.draw(st.sampled_from([("month", "UTC"), ("week", "America/New_York")]))
     assert_same(scratch, pd.DataFrame(events), WINDOW, bucket, zone, policy)
     assert_identities(
-        our_points(scratch, WINDOW, bucket, zone, policy), our_movements(scratch, WINDOW, policy)
+        our_points(scratch, WINDOW, bucket, zone, policy),
+        our_movements(scratch, WINDOW, policy),
+        policy.free_customers_are_customers,
     )
 
 

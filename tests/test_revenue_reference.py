@@ -542,22 +542,40 @@ def test_month_buckets_follow_the_local_calendar() -> None:
 
 
 def free_case() -> list[dict[str, Any]]:
-    """A customer on a free plan, one with 100% off, one paying; the free plan is left."""
+    """A free plan and a 100% coupon never paid for (leads), one customer paying, and one
+    who paid, was given 100% off in January and cancelled in February."""
+    moved = JAN + timedelta(days=10)
     return [
         event("free", "f1", JAN, unit_amount=0),
         event("coupon", "c1", JAN, discount_percent=100.0),
         event("paying", "p1", JAN),
+        event("moved", "m1", JAN),
+        event("moved", "m1", moved, discount_percent=100.0),
         event("free", "f1", FEB + timedelta(days=3), "canceled", unit_amount=0),
+        event("moved", "m1", FEB + timedelta(days=5), "canceled", discount_percent=100.0),
     ]
 
 
-def test_free_customers_count_only_with_the_policy_and_never_move_mrr() -> None:
-    assert history(free_case()) == [("paying", JAN, "new", 1000)]
-    assert history(free_case(), Policy(free_customers_are_customers=True)) == history(free_case())
+def test_free_customers_count_only_once_paid_and_only_with_the_policy() -> None:
+    """ChartMogul: a paying customer moved to $0 stays a customer (a contraction, then a
+    churn of nothing when they cancel) with free customers counted; otherwise the move is
+    churn. Never-paid free plans are leads either way; MRR is the same either way."""
+    moved = JAN + timedelta(days=10)
+    assert history(free_case()) == [
+        ("moved", JAN, "new", 1000),
+        ("paying", JAN, "new", 1000),
+        ("moved", moved, "churn", -1000),
+    ]
+    assert history(free_case(), Policy(free_customers_are_customers=True)) == [
+        ("moved", JAN, "new", 1000),
+        ("paying", JAN, "new", 1000),
+        ("moved", moved, "contraction", -1000),
+        ("moved", FEB + timedelta(days=5), "churn", 0),
+    ]
     default = month_point(free_case(), FEB)
     counted = month_point(free_case(), FEB, Policy(free_customers_are_customers=True))
-    assert (default.customers_start, default.customers_end) == (1, 1)
-    assert (counted.customers_start, counted.customers_end) == (3, 2)
+    assert (default.customers_start, default.customers_end, default.churned_customers) == (1, 1, 0)
+    assert (counted.customers_start, counted.customers_end, counted.churned_customers) == (2, 1, 1)
     assert (
         (default.mrr_start, default.mrr_end) == (counted.mrr_start, counted.mrr_end) == (1000, 1000)
     )

@@ -335,11 +335,6 @@ def test_revenue_metrics_match_pandas(world: World) -> None:
     assert_metrics(world, names)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LTV divides the ARPA already rounded to a cent (and rounds with round(), half to "
-    "even): August 2026 gives 8854 where ARPA 1244.56... / mean churn 0.1406... is 8851",
-)
 def test_ltv_matches_pandas(world: World) -> None:
     """LTV = ARPA / the mean customer churn rate of the six months before, in whole cents."""
     expected = reference_metrics(world)[1]
@@ -397,20 +392,9 @@ HAND = {
     "free": (hand.free_case, Policy()),
     "free_counted": (hand.free_case, Policy(free_customers_are_customers=True)),
 }
-#: Known gaps of the ledger: a strict expected failure each, until it is fixed.
-GAPS = {
-    "free_counted": "RevenuePolicy.free_customers_are_customers is not implemented yet: "
-    "customers_start and customers_end leave out $0 customers either way",
-}
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=GAPS[c])) if c in GAPS else c
-        for c in HAND
-    ],
-)
+@pytest.mark.parametrize("case", list(HAND))
 def test_hand_worked_histories_match(scratch: BankingPerformanceAnalytics, case: str) -> None:
     build, policy = HAND[case]
     events = hand.frame(build())

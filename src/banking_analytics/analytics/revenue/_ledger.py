@@ -399,15 +399,23 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("LAG(moment) OVER (PARTITION BY customer ORDER BY moment) AS previous_moment"),
         _x("LEAD(moment) OVER (PARTITION BY customer ORDER BY moment) AS next_moment"),
     ).from_("changes")
-    # A customer pays (MRR > 0); with free customers, has a subscription that counts.
+    # A customer is one while paying (MRR > 0). With free customers (ChartMogul's
+    # default), a customer who has paid stays one while a subscription of theirs counts,
+    # at $0 too (moving to a free plan is then a contraction); who never paid is a lead.
+    source = "running"
+    first_paid = "previous_moment IS NULL"
+    present_after, present_before = "mrr_after > 0", "mrr_after - delta > 0"
     if free_customers:
-        present_after = "(mrr_after > 0 OR counted_after > 0)"
-        present_before = "(mrr_after - delta > 0 OR counted_after - counted_delta > 0)"
-    else:
-        present_after, present_before = "mrr_after > 0", "mrr_after - delta > 0"
+        source = "paid"
+        first_paid = "COALESCE(paid_before, 0) = 0"
+        present_after = "(mrr_after > 0 OR (counted_after > 0 AND COALESCE(paid_before, 0) > 0))"
+        present_before = (
+            "(mrr_after - delta > 0 OR "
+            "(counted_after - counted_delta > 0 AND COALESCE(paid_before, 0) > 0))"
+        )
     kind = _x(
         f"CASE WHEN NOT {present_before} AND {present_after} THEN "
-        "CASE WHEN previous_moment IS NULL THEN 'new' ELSE 'reactivation' END "
+        f"CASE WHEN {first_paid} THEN 'new' ELSE 'reactivation' END "
         f"WHEN {present_before} AND NOT {present_after} THEN 'churn' "
         "WHEN delta > 0 THEN 'expansion' WHEN delta < 0 THEN 'contraction' END"
     )
@@ -422,6 +430,13 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x(f"CASE WHEN {present_after} THEN 1 ELSE 0 END AS present_after"),
         "previous_moment",
         "next_moment",
+    ).from_(source)
+    paid = sqlglot.select(
+        "*",
+        _x(
+            "MAX(mrr_after) OVER (PARTITION BY customer ORDER BY moment "
+            "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS paid_before"
+        ),
     ).from_("running")
     query = sqlglot.select("*").from_("movements")
     converts = shape[3]
@@ -434,6 +449,7 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         ("steps", _steps(shape)),
         ("changes", changes),
         ("running", running),
+        *([("paid", paid)] if free_customers else []),
         ("movements", movements),
     ]
     for name, cte in ctes:
@@ -451,7 +467,7 @@ def with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> ex
 
 #: The common table expressions of the ledger, shared by every part of a combined query.
 LEDGER_TABLES = frozenset(
-    ("snapshots", "sub_rates", "discount_starts", "priced", "steps", "changes", "running")
+    ("snapshots", "sub_rates", "discount_starts", "priced", "steps", "changes", "running", "paid")
 )
 #: What reads the ledger's movements: a builder and the shape it is built with (before
 #: the ledger's own), as :class:`~banking_analytics.metrics.Statement` builds are.
@@ -528,25 +544,25 @@ def movements_query(renderer: Renderer, *shape_values: object) -> exp.Select:
 def series_query(
     renderer: Renderer, bucket: str, timezone: str, *shape_values: object
 ) -> exp.Select:
-    """Per bucket of ``[start, end)`` (params: (rates' currency twice,) start, start, end),
+    """Per bucket of ``[start, end)`` (params: (rates' currency twice,) start four times,
+    end),
     and for everything before ``start`` (the bucket key null): sums of movements by kind,
     distinct customers by kind, the change in paying customers, and the MRR the start
     cohort lost (net, for NRR; drops only, for GRR)."""
     shape: LedgerShape = shape_values  # type: ignore[assignment]
     cut = renderer.bucket(_x("moment"), Bucket(bucket), timezone)
 
-    def moved_in(neighbour: exp.Expr) -> exp.Expr:
-        """The neighbouring movement is in another bucket (or there is none)."""
-        theirs = renderer.bucket(neighbour.copy(), Bucket(bucket), timezone).key
-        return exp.or_(
-            exp.Is(this=neighbour, expression=exp.null()),
-            exp.NEQ(this=theirs, expression=cut.key.copy()),
-        )
+    def bucket_of(moment: exp.Expr) -> exp.Expr:
+        """The key of a movement's bucket: null for the movements before ``start`` (which
+        all make the opening balance)."""
+        key = renderer.bucket(moment.copy(), Bucket(bucket), timezone).key
+        opening = exp.LT(this=moment, expression=exp.Placeholder())
+        return exp.Case(ifs=[exp.If(this=opening, true=exp.null())], default=key)
 
     before = exp.LT(this=_x("moment"), expression=exp.Placeholder())
-    key = exp.Case(ifs=[exp.If(this=before, true=exp.null())], default=cut.key)
-    start = exp.Case(ifs=[exp.If(this=before.copy(), true=exp.null())], default=cut.start)
-    # Placeholders bind in SQL order: the key's comparison comes first, then the start's.
+    start = exp.Case(ifs=[exp.If(this=before, true=exp.null())], default=cut.start)
+    # Placeholders bind in SQL order: the neighbours' and the movement's bucket keys (each
+    # comparing with the start), the bucket's start (the same), then the end.
     bucketed = (
         sqlglot.select(
             "customer",
@@ -557,17 +573,22 @@ def series_query(
             "mrr_after",
             "present_before",
             "present_after",
-            # A customer's MRR at a bucket's start is the MRR before their first movement
-            # in it; at its end, after their last (told by the neighbours' buckets, read
-            # in the ledger's own pass over each customer's movements).
-            exp.alias_(moved_in(_x("previous_moment")), "first_in_bucket"),
-            exp.alias_(moved_in(_x("next_moment")), "last_in_bucket"),
-            exp.alias_(key, "bucket_key"),
+            "previous_moment",
+            "next_moment",
+            exp.alias_(bucket_of(_x("previous_moment")), "previous_key"),
+            exp.alias_(bucket_of(_x("next_moment")), "next_key"),
+            exp.alias_(bucket_of(_x("moment")), "bucket_key"),
             exp.alias_(start, "bucket_start"),
         )
         .from_("movements")
         .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
     )
+    # A customer's MRR at a bucket's start is the MRR before their first movement in it;
+    # at its end, after their last: told by the neighbouring movements' buckets (found in
+    # the ledger's own pass over each customer's movements), where ranking the movements
+    # per bucket would sort them twice more.
+    first = "(previous_moment IS NULL OR previous_key IS DISTINCT FROM bucket_key)"
+    last = "(next_moment IS NULL OR next_key IS DISTINCT FROM bucket_key)"
 
     def total(kind: str) -> str:
         return f"SUM(CASE WHEN kind = '{kind}' THEN delta ELSE 0 END) AS {kind}"
@@ -583,10 +604,10 @@ def series_query(
             "customer",
             *(_x(total(k)) for k in kinds),
             *(_x(flag(k)) for k in ("new", "reactivation", "churn")),
-            _x("MAX(CASE WHEN first_in_bucket THEN mrr_before END) AS mrr_start"),
-            _x("MAX(CASE WHEN last_in_bucket THEN mrr_after END) AS mrr_end"),
-            _x("MAX(CASE WHEN first_in_bucket THEN present_before END) AS present_start"),
-            _x("MAX(CASE WHEN last_in_bucket THEN present_after END) AS present_end"),
+            _x(f"MAX(CASE WHEN {first} THEN mrr_before END) AS mrr_start"),
+            _x(f"MAX(CASE WHEN {last} THEN mrr_after END) AS mrr_end"),
+            _x(f"MAX(CASE WHEN {first} THEN present_before END) AS present_start"),
+            _x(f"MAX(CASE WHEN {last} THEN present_after END) AS present_end"),
         )
         .from_("bucketed")
         .group_by("bucket_key", "bucket_start", "customer")

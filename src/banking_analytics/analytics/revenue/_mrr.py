@@ -245,7 +245,7 @@ class SeriesRequest:
     def ledger(self) -> LedgerRequest:
         first = self.starts[0]
         return LedgerRequest(
-            series_query, (first, first, self.last_end), (self.bucket.value, self.timezone)
+            series_query, (*(first,) * 4, self.last_end), (self.bucket.value, self.timezone)
         )
 
     def series(self, table: pa.Table, policy: RevenuePolicy) -> MrrSeries:
