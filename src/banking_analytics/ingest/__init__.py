@@ -15,6 +15,12 @@ from banking_analytics.ingest._results import (
     EventResult,
     EventStatus,
 )
+from banking_analytics.ingest._stripe import StripeEventError, StripeMapping, map_stripe_event
+from banking_analytics.ingest._stripe_signature import (
+    StripeSignatureError,
+    sign_stripe_payload,
+    verify_stripe_signature,
+)
 from banking_analytics.ingest._validate import IngestLimits
 from banking_analytics.ingest._writer import GroupCommitWriter, Ticket, WriterClosedError
 
@@ -29,9 +35,15 @@ __all__ = [
     "GroupCommitWriter",
     "IngestLimits",
     "IngestPipeline",
+    "StripeEventError",
+    "StripeMapping",
+    "StripeSignatureError",
     "Ticket",
     "WriterClosedError",
     "decode_arrow",
     "decode_json_lines",
     "decode_records",
+    "map_stripe_event",
+    "sign_stripe_payload",
+    "verify_stripe_signature",
 ]
