@@ -42,18 +42,18 @@ class _Tally:
     duplicate: int = 0
     rejected: int = 0
     ignored: Counter[str] = field(default_factory=Counter)
-    problems: list[str] = field(default_factory=list)
+    #: (line, reason) of each rejection.
+    problems: list[tuple[int, str]] = field(default_factory=list)
 
-    def reject(self, where: str, reason: str) -> None:
+    def reject(self, line: int, reason: str) -> None:
         self.rejected += 1
-        self.problems.append(f"{where}: {reason}")
+        self.problems.append((line, reason))
 
 
 def _store(
     analytics: BankingPerformanceAnalytics,
     pending: list[tuple[int, dict[str, Any]]],
     tally: _Tally,
-    path: Path,
 ) -> None:
     """Store the snapshots gathered so far, counting what became of each."""
     if not pending:
@@ -65,7 +65,7 @@ def _store(
         elif result.status is EventStatus.DUPLICATE:
             tally.duplicate += 1
         else:
-            tally.reject(f"{path}:line {line}", result.reason or "rejected")
+            tally.reject(line, result.reason or "rejected")
     pending.clear()
 
 
@@ -101,28 +101,29 @@ def stripe_events(
             try:
                 mapping = map_stripe_event(orjson.loads(raw))
             except orjson.JSONDecodeError as exc:
-                tally.reject(f"{path}:line {number}", f"not JSON: {exc}")
+                tally.reject(number, f"not JSON: {exc}")
                 continue
             except StripeEventError as exc:
-                tally.reject(f"{path}:line {number}", str(exc))
+                tally.reject(number, str(exc))
                 continue
             if mapping.ignored is not None:
                 tally.ignored[f"{mapping.stripe_type}: {mapping.ignored}"] += 1
             pending += [(number, event) for event in mapping.events]
             if len(pending) >= _BATCH_EVENTS:
-                _store(analytics, pending, tally, path)
-        _store(analytics, pending, tally, path)
+                _store(analytics, pending, tally)
+        _store(analytics, pending, tally)
     elapsed = time.perf_counter() - started
     out.print(
         f"{tally.events:,} Stripe events in {elapsed:.2f} s: {tally.stored:,} snapshots stored, "
         f"{tally.duplicate:,} duplicate, {sum(tally.ignored.values()):,} events ignored, "
         f"{tally.rejected:,} rejected",
         highlight=False,
+        soft_wrap=True,
     )
     for reason, count in tally.ignored.most_common():
         out.print(f"  ignored {count:,} x {reason}", highlight=False, soft_wrap=True)
-    for problem in tally.problems[:show]:
-        err.print(problem, highlight=False, soft_wrap=True)
+    for line, reason in sorted(tally.problems)[:show]:
+        err.print(f"{path}:line {line}: {reason}", highlight=False, soft_wrap=True)
     if len(tally.problems) > show:
         err.print(f"... and {len(tally.problems) - show:,} more")
     if tally.rejected:
