@@ -52,7 +52,16 @@ def test_the_api_and_access_packages_export_exactly_their_public_names() -> None
         "InvalidTokenError", "IssuedKey", "KeyNotFoundError", "KeyStore", "Role",
         "UserTokenVerifier", "check_hs256_secret",
     }  # fmt: skip
-    for module in (api, access):
+    from banking_analytics import ingest
+
+    assert set(ingest.__all__) == {
+        "BatchOutcome", "BatchPart", "CommitListener", "Decoded", "EventError", "EventResult",
+        "EventStatus", "GroupCommitWriter", "IngestLimits", "IngestPipeline", "StripeEventError",
+        "StripeMapping", "StripeSignatureError", "Ticket", "WriterClosedError", "decode_arrow",
+        "decode_json_lines", "decode_records", "map_stripe_event", "sign_stripe_payload",
+        "verify_stripe_signature",
+    }  # fmt: skip
+    for module in (api, access, ingest):
         for name in module.__all__:
             assert hasattr(module, name), name
 

@@ -446,6 +446,23 @@ def test_status_changes(was: str, now: str, kind: str, status: str) -> None:
     ]
 
 
+def test_an_incomplete_subscription_is_created_unpaid() -> None:
+    """Created before its first payment (``incomplete``): no MRR until it is paid."""
+    sub = subscription("sub_1", [premium(BASIL)], era=BASIL, status="incomplete")
+    (e,) = map_stripe_event(
+        event("evt_i", "customer.subscription.created", MARCH_1, sub, era=BASIL)
+    ).events
+    assert e == snapshot("evt_i", "si_a", status="unpaid")
+
+
+def test_a_zero_quantity_item_is_sent_canceled() -> None:
+    after = subscription("sub_1", [premium(BASIL, 0)], era=BASIL)
+    previous = {"items": {"data": [premium(BASIL, 2)], "object": "list"}}
+    assert _updated("evt_0", after, previous) == [
+        snapshot("evt_0", "si_a", kind="downgraded", status="canceled", **UPDATED)
+    ]
+
+
 def test_event_ids_are_stable_and_distinct_per_item() -> None:
     b = item("si_b", price("price_addon", 500), subscription="sub_1", era=BASIL)
     sub = subscription("sub_1", [premium(BASIL), b], era=BASIL)

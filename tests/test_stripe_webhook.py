@@ -16,6 +16,7 @@ from api_fixtures import LiveAPI, api_settings
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import AuditLog
+from banking_analytics.api import ApiSettings
 from banking_analytics.ingest import map_stripe_event, sign_stripe_payload
 from stripe_payloads import (
     BASIL,
@@ -304,3 +305,15 @@ def test_without_a_secret_the_endpoint_does_not_exist(live_api: LiveAPI) -> None
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert "BA_STRIPE_WEBHOOK_SECRETS" in response.json()["detail"]
+
+
+def test_secrets_are_read_comma_separated_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BA_STRIPE_WEBHOOK_SECRETS", f" {SECRET} ,{OLD_SECRET},")
+    secrets = ApiSettings().stripe_webhook_secrets
+    assert [s.get_secret_value() for s in secrets] == [SECRET, OLD_SECRET]
+    assert SECRET not in repr(secrets)
+    monkeypatch.setenv("BA_STRIPE_WEBHOOK_SECRETS", "changeme")
+    with pytest.raises(ValueError, match="template default"):
+        ApiSettings()
