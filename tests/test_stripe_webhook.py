@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,8 +17,10 @@ from api_fixtures import LiveAPI, api_settings
 from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import AuditLog
+from banking_analytics.analytics.revenue import RevenuePolicy
 from banking_analytics.api import ApiSettings
 from banking_analytics.ingest import map_stripe_event, sign_stripe_payload
+from banking_analytics.metrics import TimeWindow
 from stripe_payloads import (
     BASIL,
     LEGACY,
@@ -190,6 +193,57 @@ def test_redelivered_and_shuffled_events_store_the_same_rows(
         1,
         "duplicate",
     )
+
+
+def test_the_ledger_reads_the_snapshots_as_stripe_bills_them(
+    stripe_api: httpx.Client, analytics: BankingPerformanceAnalytics
+) -> None:
+    """The lifecycle, delivered shuffled and twice, by hand (minor units, USD):
+    15 Mar the trial converts, 1 seat at 20.00 with 25% off: new 1500; 20 Mar three
+    seats, 6000 - 1500: expansion 3000; 21 Mar a yearly add-on of 60.00 (2024-06-20
+    payload), 6000 / 12: expansion 500; 4 Apr cancel at the period's end: still paying,
+    no movement; 15 Apr the period ends and Stripe deletes it: contraction -4500, the
+    add-on's 500 left."""
+    deliveries = lifecycle() * 2
+    random.Random(7).shuffle(deliveries)
+    for payload in deliveries:
+        assert post(stripe_api, payload).status_code == 200
+    window = TimeWindow(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+    moves = [
+        (m.customer, m.at.date().isoformat(), m.kind, m.amount, m.mrr_before, m.mrr_after)
+        for m in analytics.revenue.movements(window)
+    ]
+    assert moves == [
+        ("user_7", "2026-03-15", "new", 1500, 0, 1500),
+        ("user_7", "2026-03-20", "expansion", 3000, 1500, 4500),
+        ("user_7", "2026-03-21", "expansion", 500, 4500, 5000),
+        ("user_7", "2026-04-15", "contraction", -4500, 5000, 500),
+    ]
+    by_period_end = analytics.revenue.movements(
+        window, policy=RevenuePolicy(churn_recognition="period_end")
+    )
+    assert [(m.at.date().isoformat(), m.amount) for m in by_period_end] == [
+        (at, amount) for _, at, _, amount, _, _ in moves
+    ]
+
+
+def test_an_immediate_cancellation_keeps_the_paid_period_under_the_period_end_policy(
+    stripe_api: httpx.Client, analytics: BankingPerformanceAnalytics
+) -> None:
+    """Deleted on 1 Apr, paid until 15 Apr (the item's ``current_period_end``): the
+    default policy drops the 4500 on 1 Apr, ``period_end`` on 15 Apr."""
+    deleted = copy.deepcopy(lifecycle()[5])
+    deleted["id"], deleted["created"] = "evt_now", MARCH_1 + 31 * DAY
+    deleted["data"]["object"]["cancel_at"] = None
+    for payload in [*lifecycle()[:4], deleted]:
+        assert post(stripe_api, payload).json()["stored"] == 1
+    window = TimeWindow(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+    at_cancel = analytics.revenue.movements(window)[-1]
+    at_end = analytics.revenue.movements(
+        window, policy=RevenuePolicy(churn_recognition="period_end")
+    )[-1]
+    assert (at_cancel.at.date().isoformat(), at_cancel.amount) == ("2026-04-01", -4500)
+    assert (at_end.at.date().isoformat(), at_end.amount) == ("2026-04-15", -4500)
 
 
 def test_a_secret_being_rolled_still_verifies(
