@@ -302,10 +302,9 @@ def _subscription_discounts(
     singular ``discount`` (older API versions send both: the list by id, the singular
     one expanded; an id the singular one covers is not reported as unreadable)."""
     legacy = holder.get("discount")
-    legacy_id = _id_of(legacy)
-    listed = [d for d in _list(holder.get("discounts")) if not (legacy_id and d == legacy_id)]
-    if isinstance(legacy, Mapping):
-        listed = [d for d in listed if _id_of(d) != legacy_id] + [legacy]
+    listed = _list(holder.get("discounts"))
+    if legacy is not None:
+        listed = [d for d in listed if _id_of(d) != _id_of(legacy)] + [legacy]
     return _discounts(listed, True, currency, ctx)
 
 
@@ -313,7 +312,7 @@ def _tier(price: Mapping[str, Any], metadata: Mapping[str, Any]) -> str:
     product = price.get("product")
     for candidate in (
         _mapping(price.get("metadata")).get("tier"),
-        _mapping(product).get("metadata", {}).get("tier") if isinstance(product, Mapping) else None,
+        _mapping(_mapping(product).get("metadata")).get("tier"),
         metadata.get("tier"),
         _id_of(product),
     ):

@@ -15,10 +15,10 @@ later" to Stripe and to monitors, for what is a setting, not an outage).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -80,7 +80,9 @@ def _audit(
     )
 
 
-async def _verified_body(request: Request, secrets: list[str], tolerance: int) -> bytes:
+async def _verified_body(
+    request: Request, header: str | None, secrets: list[str], tolerance: int
+) -> bytes:
     """The raw body, once its signature is proven; else 400 (or 429), audited."""
     failures: FailedAuthentications = request.app.state.auth_failures
     address = request.client.host if request.client else "unknown"
@@ -92,7 +94,6 @@ async def _verified_body(request: Request, secrets: list[str], tolerance: int) -
             headers={"Retry-After": str(wait)},
         )
     body = await request.body()
-    header = request.headers.get("stripe-signature")
     try:
         verify_stripe_signature(body, header, secrets, tolerance=tolerance)
     except StripeSignatureError as exc:
@@ -112,7 +113,14 @@ def _mapped(body: bytes) -> StripeMapping:
 
 
 @router.post("/stripe", dependencies=[public], response_model=StripeWebhookOut)
-async def stripe_webhook(request: Request, analytics: Analytics, settings: Settings) -> Any:
+async def stripe_webhook(
+    request: Request,
+    analytics: Analytics,
+    settings: Settings,
+    stripe_signature: Annotated[
+        str | None, Header(description="t=<unix time>,v1=<HMAC-SHA256 hex>[,v1=...]")
+    ] = None,
+) -> Any:
     """Receive one Stripe event (sent by Stripe, signed with the endpoint's secret).
 
     Subscriptions' snapshots are stored (a redelivered event is a duplicate); an
@@ -123,7 +131,8 @@ async def stripe_webhook(request: Request, analytics: Analytics, settings: Setti
         raise ProblemError(
             404, "Stripe webhooks are not enabled on this server (set BA_STRIPE_WEBHOOK_SECRETS)"
         )
-    body = await _verified_body(request, secrets, settings.stripe_webhook_tolerance_seconds)
+    tolerance = settings.stripe_webhook_tolerance_seconds
+    body = await _verified_body(request, stripe_signature, secrets, tolerance)
     try:
         mapping = _mapped(body)
     except StripeEventError as exc:
