@@ -56,9 +56,10 @@ def test_the_api_and_access_packages_export_exactly_their_public_names() -> None
 
     assert set(ingest.__all__) == {
         "BatchOutcome", "BatchPart", "CommitListener", "Decoded", "EventError", "EventResult",
-        "EventStatus", "GroupCommitWriter", "IngestLimits", "IngestPipeline", "StripeEventError",
-        "StripeMapping", "StripeSignatureError", "Ticket", "WriterClosedError", "decode_arrow",
-        "decode_json_lines", "decode_records", "map_stripe_event", "sign_stripe_payload",
+        "EventStatus", "ExchangeRate", "GroupCommitWriter", "IngestLimits", "IngestPipeline",
+        "RatesError", "StripeEventError", "StripeMapping", "StripeSignatureError", "Ticket",
+        "WriterClosedError", "decode_arrow", "decode_json_lines", "decode_records",
+        "map_stripe_event", "parse_rates", "read_rates_csv", "sign_stripe_payload",
         "verify_stripe_signature",
     }  # fmt: skip
     for module in (api, access, ingest):

@@ -38,6 +38,7 @@ from banking_analytics.api.routes import (
     health,
     metrics,
     performance,
+    revenue,
     users,
     webhooks,
 )
@@ -176,7 +177,7 @@ def create_app(
             max_age=600,
         )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (performance, dashboard, metrics, events, users, admin, webhooks):
+    for module in (performance, revenue, dashboard, metrics, events, users, admin, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

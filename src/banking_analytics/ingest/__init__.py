@@ -8,6 +8,12 @@ from banking_analytics.ingest._decode import (
 )
 from banking_analytics.ingest._listeners import CommitListener
 from banking_analytics.ingest._pipeline import IngestPipeline
+from banking_analytics.ingest._rates import (
+    ExchangeRate,
+    RatesError,
+    parse_rates,
+    read_rates_csv,
+)
 from banking_analytics.ingest._results import (
     BatchOutcome,
     BatchPart,
@@ -32,9 +38,11 @@ __all__ = [
     "EventError",
     "EventResult",
     "EventStatus",
+    "ExchangeRate",
     "GroupCommitWriter",
     "IngestLimits",
     "IngestPipeline",
+    "RatesError",
     "StripeEventError",
     "StripeMapping",
     "StripeSignatureError",
@@ -44,6 +52,8 @@ __all__ = [
     "decode_json_lines",
     "decode_records",
     "map_stripe_event",
+    "parse_rates",
+    "read_rates_csv",
     "sign_stripe_payload",
     "verify_stripe_signature",
 ]

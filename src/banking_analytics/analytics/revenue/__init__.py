@@ -9,7 +9,7 @@ from banking_analytics.analytics.revenue._metrics import (
     RevenueRow,
 )
 from banking_analytics.analytics.revenue._mrr import Movement, MrrPoint, MrrSeries, RevenueLedger
-from banking_analytics.analytics.revenue._namespace import RevenueNamespace
+from banking_analytics.analytics.revenue._namespace import RevenueDashboard, RevenueNamespace
 from banking_analytics.analytics.revenue._policy import ChurnRecognition, RevenuePolicy
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Movement",
     "MrrPoint",
     "MrrSeries",
+    "RevenueDashboard",
     "RevenueLedger",
     "RevenueMetricDefinition",
     "RevenueMetricsResult",

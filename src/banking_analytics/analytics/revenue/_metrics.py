@@ -281,7 +281,8 @@ def resolve(name: str) -> str:
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator else None
+    """``numerator ÷ denominator`` as a float (engines may answer sums as decimals)."""
+    return float(numerator) / float(denominator) if denominator else None
 
 
 def _money(numerator: int, denominator: int) -> int | None:

@@ -6,10 +6,12 @@ the revenue metrics and cohorts computed from it, and the dashboard of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from banking_analytics.analytics._shape import Shape
 from banking_analytics.analytics.revenue._cohorts import CohortTable, cohort_table
 from banking_analytics.analytics.revenue._metrics import RevenueMetrics, RevenueMetricsResult
 from banking_analytics.analytics.revenue._mrr import Movement, MrrSeries, RevenueLedger
@@ -24,7 +26,43 @@ from banking_analytics.metrics import (
     parse_time_period,
 )
 
-__all__ = ["RevenueNamespace"]
+__all__ = ["RevenueDashboard", "RevenueNamespace"]
+
+#: The dashboard's headline metrics, per month.
+DASHBOARD_METRICS = (
+    "mrr",
+    "arr",
+    "net_new_mrr",
+    "paying_customers",
+    "arpa",
+    "arpu",
+    "customer_churn_rate",
+    "gross_mrr_churn_rate",
+    "net_mrr_churn_rate",
+    "nrr",
+    "grr",
+    "quick_ratio",
+    "ltv",
+    "trial_to_paid",
+)
+#: The dashboard's metrics per banking feature, per month.
+DASHBOARD_FEATURE_METRICS = (
+    "subscription_upgrades",
+    "feature_adoption",
+    "feature_revenue",
+    "free_to_paid_conversion",
+)
+
+
+@dataclass(slots=True, eq=False)
+class RevenueDashboard(Shape):
+    """Everything the revenue dashboard shows, over one reading of the data."""
+
+    mrr: MrrSeries
+    metrics: RevenueMetricsResult
+    features: RevenueMetricsResult
+    cohorts: CohortTable
+
 
 #: The buckets a revenue series can be cut by.
 REVENUE_BUCKETS = (Bucket.DAY, Bucket.WEEK, Bucket.MONTH)
@@ -120,44 +158,31 @@ class RevenueNamespace:
         *,
         timezone: str = "UTC",
         now: datetime | None = None,
-    ) -> dict[str, Any]:
+        policy: RevenuePolicy | None = None,
+    ) -> RevenueDashboard:
         """What the revenue dashboard shows, from one reading of the data versions: the
         monthly MRR series with movements, the headline metrics per month, the metrics
         per feature, and the cohorts. The parts run concurrently."""
         window = parse_time_period(time_period, now)
         versions = self._metrics.versions()
-        headline = [
-            "mrr",
-            "arr",
-            "net_new_mrr",
-            "paying_customers",
-            "arpa",
-            "arpu",
-            "customer_churn_rate",
-            "gross_mrr_churn_rate",
-            "net_mrr_churn_rate",
-            "nrr",
-            "grr",
-            "quick_ratio",
-            "ltv",
-            "trial_to_paid",
-        ]
-        per_feature = [
-            "subscription_upgrades",
-            "feature_adoption",
-            "feature_revenue",
-            "free_to_paid_conversion",
-        ]
-        parts = {
-            "mrr": lambda: self.mrr(window, timezone=timezone, versions=versions),
-            "metrics": lambda: self.metrics(headline, window, timezone=timezone, versions=versions),
-            "features": lambda: self.metrics(
-                per_feature, window, timezone=timezone, by_feature=True, versions=versions
+        chosen = policy or self.policy
+        parts: list[Callable[[], Any]] = [
+            lambda: self.mrr(window, timezone=timezone, policy=chosen, versions=versions),
+            lambda: self.metrics(
+                DASHBOARD_METRICS, window, timezone=timezone, policy=chosen, versions=versions
             ),
-            "cohorts": lambda: self.cohorts(window, timezone=timezone, versions=versions),
-        }
-        answers = self._queries.gather(list(parts.values()))
-        return dict(zip(parts, answers, strict=True))
+            lambda: self.metrics(
+                DASHBOARD_FEATURE_METRICS,
+                window,
+                timezone=timezone,
+                by_feature=True,
+                policy=chosen,
+                versions=versions,
+            ),
+            lambda: self.cohorts(window, timezone=timezone, policy=chosen, versions=versions),
+        ]
+        mrr, metrics, features, cohorts = self._queries.gather(parts)
+        return RevenueDashboard(mrr=mrr, metrics=metrics, features=features, cohorts=cohorts)
 
 
 def _revenue_bucket(bucket: Bucket | str) -> Bucket:
