@@ -312,3 +312,50 @@ def invoice_line(
         "subscription_item": sub_item["id"],
         "type": "subscription",
     }
+
+
+def basil_invoice(
+    invoice_id: str,
+    sub: dict[str, Any],
+    *,
+    period: tuple[int, int],
+    discount_amounts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A paid invoice of ``sub``'s first item, in the basil shape: the line names its price
+    by id with its unit amount; subscription and item ids under ``parent``."""
+    first = sub["items"]["data"][0]
+    off = sum(d["amount"] for d in discount_amounts or [])
+    line = invoice_line(
+        "il_" + invoice_id,
+        first,
+        amount=first["price"]["unit_amount"] * first["quantity"],
+        discount_amounts=discount_amounts,
+        period=period,
+    )
+    del line["price"], line["subscription_item"], line["subscription"], line["type"]
+    line["discounts"] = [d["discount"] for d in discount_amounts or []]
+    line["pricing"] = {
+        "price_details": {"price": first["price"]["id"], "product": first["price"]["product"]},
+        "type": "price_details",
+        "unit_amount_decimal": str(first["price"]["unit_amount"]),
+    }
+    line["parent"] = {
+        "invoice_item_details": None,
+        "subscription_item_details": {
+            "invoice_item": None,
+            "proration": False,
+            "proration_details": {"credited_items": None},
+            "subscription": sub["id"],
+            "subscription_item": first["id"],
+        },
+        "type": "subscription_item_details",
+    }
+    paid = invoice(invoice_id, sub, amount_paid=line["amount"] - off, lines=[line])
+    del paid["subscription"], paid["subscription_details"], paid["discount"]
+    paid["discounts"] = line["discounts"]
+    paid["parent"] = {
+        "quote_details": None,
+        "subscription_details": {"metadata": sub["metadata"], "subscription": sub["id"]},
+        "type": "subscription_details",
+    }
+    return paid

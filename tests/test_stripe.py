@@ -18,6 +18,7 @@ from stripe_payloads import (
     BASIL,
     LEGACY,
     MARCH_1,
+    basil_invoice,
     coupon,
     discount,
     event,
@@ -32,6 +33,7 @@ MARCH_1_ISO = "2026-03-01T00:00:00+00:00"
 APRIL_1_ISO = "2026-04-01T00:00:00+00:00"
 MID_MARCH = MARCH_1 + 14 * 86_400
 MID_MARCH_ISO = "2026-03-15T00:00:00+00:00"
+DAY = 86_400
 NAMESPACE = uuid.UUID("6f1c3f43-3d55-5c3e-9a55-57a1b5e0c0de")
 
 
@@ -529,32 +531,52 @@ def test_invoices_that_could_contradict_the_subscription_are_ignored() -> None:
     assert (mapped.events, mapped.warnings) == ((), ("line il_3 skipped: a proration",))
 
 
-def test_a_basil_invoice_line_names_its_price_by_id_only() -> None:
-    sub = _legacy_premium_sub()
-    line = invoice_line("il_9", sub["items"]["data"][0], amount=2000)
-    del line["price"], line["subscription_item"], line["subscription"]
-    line["pricing"] = {
-        "price_details": {"price": "price_premium_m", "product": "prod_N1bs61kegmuiNY"},
-        "type": "price_details",
-        "unit_amount_decimal": "2000",
-    }
-    line["parent"] = {
-        "subscription_item_details": {
-            "proration": False,
-            "subscription": "sub_1",
-            "subscription_item": "si_a",
-        },
-        "type": "subscription_item_details",
-    }
-    paid = invoice("in_9", sub, amount_paid=2000, lines=[line])
-    del paid["subscription"]
-    paid["parent"] = {
-        "subscription_details": {"metadata": {}, "subscription": "sub_1"},
-        "type": "subscription_details",
-    }
+def basil_paid(period: tuple[int, int], metadata: dict[str, str]) -> dict[str, Any]:
+    sub = subscription("sub_1", [premium(BASIL)], era=BASIL, metadata=metadata)
+    return basil_invoice("in_9", sub, period=period)
+
+
+FEB_28 = MARCH_1 - DAY
+
+
+@pytest.mark.parametrize(
+    ("period", "interval", "count", "period_end"),
+    [
+        ((MARCH_1, APRIL_1), "month", 1, APRIL_1_ISO),
+        # Anchored on the 31st: 28 Feb to 31 Mar is one month.
+        ((FEB_28, MARCH_1 + 30 * DAY), "month", 1, "2026-03-31T00:00:00+00:00"),
+        ((MARCH_1, MARCH_1 + 92 * DAY), "month", 3, "2026-06-01T00:00:00+00:00"),
+        ((MARCH_1, MARCH_1 + 365 * DAY), "year", 1, "2027-03-01T00:00:00+00:00"),
+        ((MARCH_1, MARCH_1 + 14 * DAY), "week", 2, MID_MARCH_ISO),
+        ((MARCH_1, MARCH_1 + 10 * DAY), "day", 10, "2026-03-11T00:00:00+00:00"),
+    ],
+)
+def test_a_basil_invoice_line_has_the_interval_of_its_period(
+    period: tuple[int, int], interval: str, count: int, period_end: str
+) -> None:
+    paid = basil_paid(period, {"tier": "premium"})
+    mapped = map_stripe_event(event("evt_9", "invoice.paid", MARCH_1 + 60, paid, era=BASIL))
+    assert list(mapped.events) == [
+        snapshot(
+            "evt_9", "si_a", etype="invoice.paid", kind="payment_succeeded",
+            occurred_at="2026-03-01T00:01:00+00:00", amount=2000, interval=interval,
+            interval_count=count, period_end=period_end,
+        )
+    ]  # fmt: skip
+
+
+def test_a_basil_invoice_line_without_a_whole_period_is_skipped() -> None:
+    paid = basil_paid((MARCH_1, MARCH_1 + 36 * 3600), {})
     mapped = map_stripe_event(event("evt_9", "invoice.paid", MARCH_1 + 60, paid, era=BASIL))
     assert mapped.events == ()
-    assert "names its price by id only" in mapped.warnings[0]
+    assert mapped.warnings == (
+        "line il_in_9 skipped: its price is named by id only and its period is not a whole "
+        "number of days, weeks, months or years",
+    )
+    # Without a tier in the subscription's metadata, the product id stands for it.
+    paid = basil_paid((MARCH_1, APRIL_1), {})
+    (e,) = map_stripe_event(event("evt_9", "invoice.paid", MARCH_1 + 60, paid, era=BASIL)).events
+    assert e["tier"] == "prod_N1bs61kegmuiNY"
 
 
 @pytest.mark.parametrize(

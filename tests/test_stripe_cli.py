@@ -34,8 +34,8 @@ def test_an_export_is_stored_like_the_webhook_stores_it(tmp_path: Path, store_ur
     path = write(tmp_path / "export.jsonl", events)
     result = run("import", "stripe-events", str(path), "--db", store_url, progress=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("7 Stripe events in "), result.stdout  # the time taken follows
-    assert "6 snapshots stored, 0 duplicate, 1 events ignored, 0 rejected" in result.stdout
+    assert result.stdout.startswith("8 Stripe events in "), result.stdout  # the time taken follows
+    assert "7 snapshots stored, 0 duplicate, 1 events ignored, 0 rejected" in result.stdout
     assert "ignored 1 x customer.created: event type customer.created is not mapped" in (
         result.stdout
     )
@@ -46,7 +46,7 @@ def test_an_export_is_stored_like_the_webhook_stores_it(tmp_path: Path, store_ur
 
     again = run("import", "stripe-events", str(path), "--db", store_url)
     assert again.returncode == 0, again.stderr
-    assert "0 snapshots stored, 6 duplicate, 1 events ignored, 0 rejected" in again.stdout
+    assert "0 snapshots stored, 7 duplicate, 1 events ignored, 0 rejected" in again.stdout
 
 
 def test_bad_lines_are_one_line_each_and_exit_2(tmp_path: Path, store_url: str) -> None:

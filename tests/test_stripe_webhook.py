@@ -25,6 +25,7 @@ from stripe_payloads import (
     BASIL,
     LEGACY,
     MARCH_1,
+    basil_invoice,
     coupon,
     discount,
     event,
@@ -93,7 +94,8 @@ def audit_entries(analytics: BankingPerformanceAnalytics) -> list[Any]:
 def lifecycle() -> list[dict[str, Any]]:
     """A customer's year in Stripe events (basil era): a trial, conversion with a 3-month
     coupon, two more seats, a second subscription (2024-06-20 payload), then cancelling
-    the first at the period's end and its deletion."""
+    the first at the period's end and its deletion; an event not mapped, and the first
+    invoice."""
     seat = price("price_premium_m", 2000, tier="premium")
     trial = (MARCH_1, MARCH_1 + 14 * DAY)
     paid = (trial[1], trial[1] + 31 * DAY)
@@ -140,6 +142,12 @@ def lifecycle() -> list[dict[str, Any]]:
         event("evt_6", "customer.subscription.deleted", paid[1],
               sub(3, paid, trial=trial, discounts=[welcome], status="canceled"), era=BASIL),
         event("evt_7", "customer.created", trial[0], {"id": "cus_NffrFeUfNV2Hib"}, era=BASIL),
+        # The first invoice, paid a minute after the trial ends: its discount by id only,
+        # and what it took off.
+        event("evt_8", "invoice.paid", trial[1] + 60,
+              basil_invoice("in_1", sub(1, paid), period=paid,
+                            discount_amounts=[{"amount": 500, "discount": "di_w"}]),
+              era=BASIL),
     ]  # fmt: skip
 
 
@@ -148,21 +156,22 @@ def test_signed_events_are_stored_as_their_snapshots(
 ) -> None:
     events = lifecycle()
     answers = [post(stripe_api, e) for e in events]
-    assert [a.status_code for a in answers] == [200] * 7
-    assert [a.json()["stored"] for a in answers] == [1, 1, 1, 1, 1, 1, 0]
+    assert [a.status_code for a in answers] == [200] * 8
+    assert [a.json()["stored"] for a in answers] == [1, 1, 1, 1, 1, 1, 0, 1]
     expected = [e for payload in events for e in map_stripe_event(payload).events]
     assert stored(analytics) == as_rows(expected)
     by_time = sorted(stored(analytics), key=lambda r: (r["occurred_at"], r["subscription_id"]))
     assert [(r["subscription_id"], r["kind"], r["status"], r["quantity"]) for r in by_time] == [
         ("sub_1:si_a", "trial_started", "trialing", 1),
         ("sub_1:si_a", "subscribed", "active", 1),
+        ("sub_1:si_a", "payment_succeeded", "active", 1),
         ("sub_1:si_a", "upgraded", "active", 3),
         ("sub_2:si_z", "subscribed", "active", 1),
         ("sub_1:si_a", "canceled", "active", 3),
         ("sub_1:si_a", "canceled", "canceled", 3),
     ]
     assert {r["user_id"] for r in by_time} == {"user_7"}
-    ignored = answers[-1].json()
+    ignored = answers[6].json()
     assert ignored["ignored"].startswith("event type customer.created is not mapped")
     (entry,) = audit_entries(analytics)
     assert (entry.actor, entry.outcome, entry.object_type, entry.object_id) == (
@@ -178,12 +187,12 @@ def test_redelivered_and_shuffled_events_store_the_same_rows(
     stripe_api: httpx.Client, analytics: BankingPerformanceAnalytics
 ) -> None:
     """Stripe retries and does not keep order: every event twice, in a random order."""
-    events = lifecycle()[:6]
+    events = lifecycle()
     deliveries = events * 2
     random.Random(14).shuffle(deliveries)
     answers = [post(stripe_api, e).json() for e in deliveries]
-    assert sum(a["stored"] for a in answers) == 6
-    assert sum(a["duplicate"] for a in answers) == 6
+    assert sum(a["stored"] for a in answers) == 7
+    assert sum(a["duplicate"] for a in answers) == 7
     expected = [e for payload in events for e in map_stripe_event(payload).events]
     assert stored(analytics) == as_rows(expected)
     # A redelivery's answer says which event it was, and that nothing new was stored.
@@ -203,7 +212,8 @@ def test_the_ledger_reads_the_snapshots_as_stripe_bills_them(
     seats, 6000 - 1500: expansion 3000; 21 Mar a yearly add-on of 60.00 (2024-06-20
     payload), 6000 / 12: expansion 500; 4 Apr cancel at the period's end: still paying,
     no movement; 15 Apr the period ends and Stripe deletes it: contraction -4500, the
-    add-on's 500 left."""
+    add-on's 500 left. The first invoice (15 Mar, a minute after the conversion) names
+    its coupon by id only and took 500 off: priced as billed, it moves nothing."""
     deliveries = lifecycle() * 2
     random.Random(7).shuffle(deliveries)
     for payload in deliveries:

@@ -17,9 +17,9 @@ one-off prices) are skipped: Stripe leaves them out of MRR.
 
 Fields:
 
-* ``plan`` = the price's ``lookup_key`` (else its id); ``tier`` = the price's
-  ``metadata.tier``, else the product's (when expanded), else the subscription's,
-  else the product id.
+* ``plan`` = the price's id (the one name of a price that every payload, invoice lines
+  included, carries); ``tier`` = the price's ``metadata.tier``, else the product's
+  (when expanded), else the subscription's, else the product id.
 * ``unit_amount`` = ``price.unit_amount`` (else ``unit_amount_decimal`` rounded half
   up), ``quantity`` = the item's (a quantity of 0 is sent as a canceled item: the
   schema's quantity is at least 1), ``interval``/``interval_count`` = ``price.recurring``.
@@ -62,12 +62,15 @@ Invoices: ``invoice.paid`` (and the legacy ``invoice.payment_succeeded``) ->
 ``payment_succeeded`` with status active and ``amount`` = the line's amount after
 discounts; ``invoice.payment_failed`` -> ``payment_failed`` with status past_due
 (unpaid for a first invoice: the subscription is incomplete), one snapshot per
-subscription line, prorations skipped. An invoice says nothing of the
-subscription's status, so what could contradict the subscription's own events is
-ignored: a paid invoice of 0 (trial start, 100% off), a line whose period does not
-cover the payment (an old invoice paid late), a failure with no retry left (the
-subscription event that follows says what became of it), and lines naming their
-price by id only (API versions from basil; the interval is not in the payload).
+subscription line, prorations skipped. From API version basil a line names its price
+by id: its interval is then read off the line's period (one billing period, as
+licensed prices are billed in advance), and its tier from the subscription's
+metadata, else the product id. An invoice says nothing of the subscription's status,
+so what could contradict the subscription's own events is ignored: a paid invoice of
+0 (trial start, 100% off), a line whose period does not cover the payment (an old
+invoice paid late, or usage billed in arrears), a failure with no retry left (the
+subscription event that follows says what became of it), and a basil line whose
+period is not whole days, weeks, months or years.
 
 ``charge.refunded`` is ignored with its reason: a charge names neither the
 subscription nor its price (since basil not even the invoice), and a refund is not
@@ -78,6 +81,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from calendar import monthrange
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -164,6 +168,8 @@ class _Item:
     discount_amount: int | None = None
     period_end: int | None = None
     amount: int | None = None
+    #: What an invoice took off the line (``discount_amounts``), whatever the coupon.
+    billed_off: int = 0
 
     @property
     def gross(self) -> int:
@@ -346,7 +352,7 @@ def _item(
     if why_not is not None or amount is None:
         ctx.warnings.append(f"item {item_id} skipped: {why_not}")
         return None
-    plan = _identifier(price.get("lookup_key"), 64) or _identifier(price.get("id"), 64) or "stripe"
+    plan = _identifier(price.get("id"), 64) or "stripe"
     return _Item(
         item_id=item_id,
         plan=plan,
@@ -609,7 +615,10 @@ def _invoice_events(obj: Mapping[str, Any], ctx: _Context) -> StripeMapping:
             priced.append((line, _discounts(_list(raw.get("discounts")), False, currency, ctx)))
     if not priced:
         return _ignored(ctx, "no line of the invoice is a priced subscription item of its period")
-    items = _with_discounts(priced, _subscription_discounts(obj, currency, ctx), ctx)
+    items = [
+        _billed_discount(i)
+        for i in _with_discounts(priced, _subscription_discounts(obj, currency, ctx), ctx)
+    ]
     if paid:
         kind, status = _K.PAYMENT_SUCCEEDED, _S.ACTIVE
     else:
@@ -633,18 +642,20 @@ def _invoice_line(
     if line.get("proration") is True or parent.get("proration") is True:
         ctx.warnings.append(f"line {line.get('id')} skipped: a proration")
         return None
-    price = line.get("price") or _mapping(line.get("pricing")).get("price_details", {}).get("price")
-    if not isinstance(price, Mapping):
-        ctx.warnings.append(
-            f"line {line.get('id')} skipped: it names its price by id only (API versions from "
-            "2025-03-31.basil), so its interval is not in the payload"
-        )
-        return None
     period = _mapping(line.get("period"))
     start, end = _int(period.get("start")), _int(period.get("end"))
     if start is None or end is None or not start <= ctx.created < end:
+        # Also what keeps usage billed in arrears (metered prices) out: its period ends
+        # when the invoice is made.
         ctx.warnings.append(
             f"line {line.get('id')} skipped: its period does not cover the invoice's event"
+        )
+        return None
+    price = line.get("price") or _priced_by_id(line, start, end)
+    if not isinstance(price, Mapping):
+        ctx.warnings.append(
+            f"line {line.get('id')} skipped: its price is named by id only and its period "
+            "is not a whole number of days, weeks, months or years"
         )
         return None
     item = _item(item_id, price, line.get("quantity"), metadata, ctx)
@@ -654,7 +665,67 @@ def _invoice_line(
         _int(d.get("amount")) or 0 for d in map(_mapping, line.get("discount_amounts") or [])
     )
     amount = (_int(line.get("amount")) or 0) - discounted if paid else None
-    return replace(item, period_end=end, amount=amount)
+    return replace(item, period_end=end, amount=amount, billed_off=discounted)
+
+
+def _billed_discount(item: _Item) -> _Item:
+    """A line whose coupon cannot be read (webhooks list discounts by id) but which was
+    billed less carries what was taken off, as an amount off for as long as the snapshot
+    stands, so it prices the item as billed (as the subscription's snapshot does when
+    it can read the coupon)."""
+    if item.discount is not None or not item.billed_off:
+        return item
+    billed = _Discount("billed", None, item.billed_off, DiscountDuration.FOREVER.value, None, False)
+    return replace(item, discount=billed, discount_amount=item.billed_off)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus calendar months, the day clamped to the month's last."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    last = monthrange(year, month + 1)[1]
+    return moment.replace(year=year, month=month + 1, day=min(moment.day, last))
+
+
+def _interval_of(start: int, end: int) -> tuple[str, int] | None:
+    """The billing interval whose one period is ``[start, end)``: calendar months (years
+    when a multiple of 12; a period anchored on a month's last days, 29 to 31, may end
+    on a shorter month's last day), else whole weeks, else whole days (UTC)."""
+    first, last = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    first_month_end = first.day == monthrange(first.year, first.month)[1]
+    for months in range(1, 12 * 3 + 1):
+        stepped = _add_months(first, months)
+        # Anchored on day 29 to 31, a period may start on a shorter month's last day and
+        # end on the anchor day (28 Feb to 31 Mar).
+        anchored = (
+            first_month_end and last.day > stepped.day and last.replace(day=stepped.day) == stepped
+        )
+        if stepped == last or anchored:
+            return ("year", months // 12) if months % 12 == 0 else ("month", months)
+    days, rest = divmod(end - start, 86_400)
+    if rest or not 1 <= days <= 366:
+        return None
+    return ("week", days // 7) if days % 7 == 0 else ("day", days)
+
+
+def _priced_by_id(line: Mapping[str, Any], start: int, end: int) -> dict[str, Any] | None:
+    """From API version 2025-03-31.basil an invoice line names its price by id, with its
+    unit amount, and no interval: the interval is read off the line's period, which for a
+    price billed in advance is one billing period. No price metadata: the tier comes from
+    the subscription's metadata, else the product id."""
+    pricing = _mapping(line.get("pricing"))
+    details = _mapping(pricing.get("price_details"))
+    interval = _interval_of(start, end)
+    if interval is None or _id_of(details.get("price")) is None:
+        return None
+    return {
+        "id": _id_of(details.get("price")),
+        "product": _id_of(details.get("product")),
+        "type": "recurring",
+        "billing_scheme": "per_unit",
+        "unit_amount_decimal": pricing.get("unit_amount_decimal"),
+        "recurring": {"interval": interval[0], "interval_count": interval[1]},
+    }
 
 
 # -- events -------------------------------------------------------------------------------
