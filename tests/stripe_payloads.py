@@ -320,9 +320,11 @@ def basil_invoice(
     *,
     period: tuple[int, int],
     discount_amounts: list[dict[str, Any]] | None = None,
+    discounts: list[Any] | None = None,
 ) -> dict[str, Any]:
     """A paid invoice of ``sub``'s first item, in the basil shape: the line names its price
-    by id with its unit amount; subscription and item ids under ``parent``."""
+    by id with its unit amount; subscription and item ids under ``parent``; the invoice's
+    ``discounts`` by id unless given (expanded, as in an export that expands them)."""
     first = sub["items"]["data"][0]
     off = sum(d["amount"] for d in discount_amounts or [])
     line = invoice_line(
@@ -352,7 +354,7 @@ def basil_invoice(
     }
     paid = invoice(invoice_id, sub, amount_paid=line["amount"] - off, lines=[line])
     del paid["subscription"], paid["subscription_details"], paid["discount"]
-    paid["discounts"] = line["discounts"]
+    paid["discounts"] = discounts if discounts is not None else line["discounts"]
     paid["parent"] = {
         "quote_details": None,
         "subscription_details": {"metadata": sub["metadata"], "subscription": sub["id"]},

@@ -565,6 +565,29 @@ def test_a_basil_invoice_line_has_the_interval_of_its_period(
     ]  # fmt: skip
 
 
+def test_a_basil_invoice_naming_its_coupon_by_id_carries_no_discount() -> None:
+    """As the subscription's own webhook snapshots cannot read it either: the two agree
+    (MRR overstated by the coupon, said in a warning), and the amount is what was paid."""
+    sub = subscription("sub_1", [premium(BASIL)], era=BASIL, discounts=["di_w"])
+    (created,) = map_stripe_event(
+        event("evt_1", "customer.subscription.created", MARCH_1, sub, era=BASIL)
+    ).events
+    paid = basil_invoice(
+        "in_1",
+        sub,
+        period=(MARCH_1, APRIL_1),
+        discount_amounts=[{"amount": 500, "discount": "di_w"}],
+    )
+    mapped = map_stripe_event(event("evt_9", "invoice.paid", MARCH_1 + 60, paid, era=BASIL))
+    (e,) = mapped.events
+    fields = ("unit_amount", "discount_percent", "discount_amount", "discount_duration")
+    assert [e[f] for f in fields] == [created[f] for f in fields] == [2000, None, None, None]
+    assert e["amount"] == 1500
+    assert [w.split(":")[0] for w in mapped.warnings] == [
+        "discount di_w is not expanded in the payload"
+    ]
+
+
 def test_a_basil_invoice_line_without_a_whole_period_is_skipped() -> None:
     paid = basil_paid((MARCH_1, MARCH_1 + 36 * 3600), {})
     mapped = map_stripe_event(event("evt_9", "invoice.paid", MARCH_1 + 60, paid, era=BASIL))

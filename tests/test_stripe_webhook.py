@@ -142,10 +142,10 @@ def lifecycle() -> list[dict[str, Any]]:
         event("evt_6", "customer.subscription.deleted", paid[1],
               sub(3, paid, trial=trial, discounts=[welcome], status="canceled"), era=BASIL),
         event("evt_7", "customer.created", trial[0], {"id": "cus_NffrFeUfNV2Hib"}, era=BASIL),
-        # The first invoice, paid a minute after the trial ends: its discount by id only,
-        # and what it took off.
+        # The first invoice, paid a minute after the trial ends (its discount expanded
+        # like the subscription's).
         event("evt_8", "invoice.paid", trial[1] + 60,
-              basil_invoice("in_1", sub(1, paid), period=paid,
+              basil_invoice("in_1", sub(1, paid), period=paid, discounts=[welcome],
                             discount_amounts=[{"amount": 500, "discount": "di_w"}]),
               era=BASIL),
     ]  # fmt: skip
@@ -212,8 +212,8 @@ def test_the_ledger_reads_the_snapshots_as_stripe_bills_them(
     seats, 6000 - 1500: expansion 3000; 21 Mar a yearly add-on of 60.00 (2024-06-20
     payload), 6000 / 12: expansion 500; 4 Apr cancel at the period's end: still paying,
     no movement; 15 Apr the period ends and Stripe deletes it: contraction -4500, the
-    add-on's 500 left. The first invoice (15 Mar, a minute after the conversion) names
-    its coupon by id only and took 500 off: priced as billed, it moves nothing."""
+    add-on's 500 left. The first invoice (15 Mar, a minute after the conversion) carries
+    the same coupon: it moves nothing."""
     deliveries = lifecycle() * 2
     random.Random(7).shuffle(deliveries)
     for payload in deliveries:

@@ -168,8 +168,6 @@ class _Item:
     discount_amount: int | None = None
     period_end: int | None = None
     amount: int | None = None
-    #: What an invoice took off the line (``discount_amounts``), whatever the coupon.
-    billed_off: int = 0
 
     @property
     def gross(self) -> int:
@@ -207,6 +205,10 @@ class _Context:
     created: int
     api_version: str | None
     warnings: list[str] = field(default_factory=list)
+
+    def notes(self) -> tuple[str, ...]:
+        """The warnings, each once (a discount listed on an invoice and on its line...)."""
+        return tuple(dict.fromkeys(self.warnings))
 
 
 # -- reading the payload ------------------------------------------------------------------
@@ -524,7 +526,7 @@ def _subscription_events(
         _event(ctx, obj, sub_id, item, kind, _S.CANCELED, item.period_end, currency)
         for item in removed.values()
     ]
-    return StripeMapping(ctx.event_id, ctx.event_type, tuple(events), None, tuple(ctx.warnings))
+    return StripeMapping(ctx.event_id, ctx.event_type, tuple(events), None, ctx.notes())
 
 
 def _event(
@@ -615,10 +617,7 @@ def _invoice_events(obj: Mapping[str, Any], ctx: _Context) -> StripeMapping:
             priced.append((line, _discounts(_list(raw.get("discounts")), False, currency, ctx)))
     if not priced:
         return _ignored(ctx, "no line of the invoice is a priced subscription item of its period")
-    items = [
-        _billed_discount(i)
-        for i in _with_discounts(priced, _subscription_discounts(obj, currency, ctx), ctx)
-    ]
+    items = _with_discounts(priced, _subscription_discounts(obj, currency, ctx), ctx)
     if paid:
         kind, status = _K.PAYMENT_SUCCEEDED, _S.ACTIVE
     else:
@@ -628,7 +627,7 @@ def _invoice_events(obj: Mapping[str, Any], ctx: _Context) -> StripeMapping:
     events = [
         _event(ctx, holder, sub_id, item, kind, status, item.period_end, currency) for item in items
     ]
-    return StripeMapping(ctx.event_id, ctx.event_type, tuple(events), None, tuple(ctx.warnings))
+    return StripeMapping(ctx.event_id, ctx.event_type, tuple(events), None, ctx.notes())
 
 
 def _invoice_line(
@@ -665,18 +664,7 @@ def _invoice_line(
         _int(d.get("amount")) or 0 for d in map(_mapping, line.get("discount_amounts") or [])
     )
     amount = (_int(line.get("amount")) or 0) - discounted if paid else None
-    return replace(item, period_end=end, amount=amount, billed_off=discounted)
-
-
-def _billed_discount(item: _Item) -> _Item:
-    """A line whose coupon cannot be read (webhooks list discounts by id) but which was
-    billed less carries what was taken off, as an amount off for as long as the snapshot
-    stands, so it prices the item as billed (as the subscription's snapshot does when
-    it can read the coupon)."""
-    if item.discount is not None or not item.billed_off:
-        return item
-    billed = _Discount("billed", None, item.billed_off, DiscountDuration.FOREVER.value, None, False)
-    return replace(item, discount=billed, discount_amount=item.billed_off)
+    return replace(item, period_end=end, amount=amount)
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -732,7 +720,7 @@ def _priced_by_id(line: Mapping[str, Any], start: int, end: int) -> dict[str, An
 
 
 def _ignored(ctx: _Context, reason: str) -> StripeMapping:
-    return StripeMapping(ctx.event_id, ctx.event_type, (), reason, tuple(ctx.warnings))
+    return StripeMapping(ctx.event_id, ctx.event_type, (), reason, ctx.notes())
 
 
 _SUBSCRIPTION_TYPES = (
