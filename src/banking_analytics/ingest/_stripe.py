@@ -508,7 +508,6 @@ def _subscription_events(
         removed = {k: i for k, i in before.items.items() if k not in after.items}
     if not after.items and not removed:
         return _ignored(ctx, "the subscription has no licensed per-unit price (no MRR)")
-    cancel_end = after.cancel_at if after.cancel_at else None
     events = [
         _event(
             ctx,
@@ -517,7 +516,7 @@ def _subscription_events(
             item,
             kind,
             _S.CANCELED if item.quantity == 0 else after.ours,
-            cancel_end or item.period_end,
+            after.cancel_at or item.period_end,
             currency,
         )
         for item in after.items.values()
