@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean browser
+
+# The web app's tests drive Debian's Chromium through Playwright (never a browser build
+# Playwright would download). Installed here when missing: as root, or through sudo.
+CHROMIUM := /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +26,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "browser: $(CHROMIUM) is missing and cannot be installed (not root, no sudo):" \
+		"the web app's browser tests will skip"; exit 0; fi; \
+	echo "browser: installing Debian's chromium"; \
+	$$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends \
+		chromium fonts-dejavu-core >/dev/null || \
+	echo "browser: installing chromium failed: the web app's browser tests will skip"
+
+test: lint typecheck browser
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -951,11 +951,25 @@ def http_api(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_http(ctx)
 
 
+def web(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.web` (imported here: it builds on this module)."""
+    from benchmarks.web import web as run_web
+
+    return run_web(ctx)
+
+
 def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """See :mod:`benchmarks.engagement` (imported here: it builds on this module)."""
     from benchmarks.engagement import engagement as run_engagement
 
     return run_engagement(ctx)
+
+
+def revenue(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.revenue` (imported here: it builds on this module)."""
+    from benchmarks.revenue import revenue as run_revenue
+
+    return run_revenue(ctx)
 
 
 # -- 6. the cache check on PostgreSQL ----------------------------------------------------------
@@ -1132,10 +1146,24 @@ BENCHMARKS = {
             dashboard,
         ),
         Benchmark(
+            "web",
+            "The web app's performance dashboard in Debian's Chromium on the demo store, cold "
+            "server: page, first paint, figures drawn, and the data endpoint it polls, beside "
+            "the API's dashboard endpoint.",
+            web,
+        ),
+        Benchmark(
             "engagement",
             "DAU, WAU, MAU and DAU/MAU at each of 90 days over the ~10M-event world: the metric "
             "layer against hand-written DuckDB SQL and polars (lazy, events in memory).",
             engagement,
+        ),
+        Benchmark(
+            "revenue",
+            "The monthly MRR series with its movements over 24 months of a 200k-customer, "
+            "~3M-event subscription world: the revenue ledger against hand-written DuckDB SQL "
+            "and polars (lazy, events in memory); and on PostgreSQL over a tenth of it.",
+            revenue,
         ),
         Benchmark(
             "simulator",

@@ -24,8 +24,8 @@ from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.store import Engine, open_engine
 from postgres_server import configured_url, missing, reachable, start_throwaway_cluster
 
-# The API tests' fixtures (a live server, keys per role, user tokens).
-pytest_plugins = ["api_fixtures"]
+# The API tests' fixtures (a live server, keys per role, user tokens) and the web app's.
+pytest_plugins = ["api_fixtures", "web_fixtures"]
 
 ENGINES = [
     pytest.param("duckdb", marks=pytest.mark.duckdb, id="duckdb"),

@@ -43,8 +43,8 @@ def test_vocabulary_strings_are_the_api_strings() -> None:
     assert PerformanceMetric.CONNECTION_SUCCESS_RATE == "connection_success_rate"
 
 
-def test_the_api_and_access_packages_export_exactly_their_public_names() -> None:
-    from banking_analytics import access, api
+def test_the_api_access_and_web_packages_export_exactly_their_public_names() -> None:
+    from banking_analytics import access, api, web
 
     assert set(api.__all__) == {"API_PREFIX", "ApiSettings", "create_app", "uvicorn_options"}
     assert set(access.__all__) == {
@@ -62,7 +62,8 @@ def test_the_api_and_access_packages_export_exactly_their_public_names() -> None
         "map_stripe_event", "parse_rates", "read_rates_csv", "sign_stripe_payload",
         "verify_stripe_signature",
     }  # fmt: skip
-    for module in (api, access, ingest):
+    assert set(web.__all__) == {"WebSettings", "mount_web"}
+    for module in (api, access, ingest, web):
         for name in module.__all__:
             assert hasattr(module, name), name
 

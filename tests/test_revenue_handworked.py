@@ -296,6 +296,46 @@ def test_churn_at_period_end_and_past_due_grace(analytics: BankingPerformanceAna
     assert graced["late"] == [("new", 1), ("churn", 45), ("reactivation", 60)]
 
 
+@pytest.mark.parametrize("free_are_customers", [False, True])
+def test_a_customer_moved_to_a_free_plan(
+    analytics: BankingPerformanceAnalytics, free_are_customers: bool
+) -> None:
+    """A paying customer given a 100% discount: by default MRR -> 0 is churn and the
+    customer is gone (ProfitWell, Baremetrics, Stripe); with free customers counted
+    (ChartMogul's default) it is a contraction and the customer stays, and a customer on a
+    $0 plan from the start is a customer too, new with nothing."""
+    store(
+        analytics,
+        [
+            event("paid", "p", 1, "subscribed", "active"),
+            event("paid", "p", 40, "downgraded", "active", discount_percent=100.0),
+            event("free", "f", 5, "subscribed", "active", unit_amount=0),
+            event("free", "f", 70, "canceled", "canceled", unit_amount=0),
+        ],
+    )
+    policy = RevenuePolicy(free_customers_are_customers=free_are_customers)
+    moves = [
+        (m.customer, m.kind, m.amount) for m in analytics.revenue.movements(YEAR, policy=policy)
+    ]
+    series = analytics.revenue.mrr(YEAR, policy=policy)
+    customers = [p.customers_end for p in series.points[:3]]
+    churned = [p.churned_customers for p in series.points[:3]]
+    if free_are_customers:
+        assert moves == [
+            ("free", "new", 0),
+            ("free", "churn", 0),
+            ("paid", "new", 1000),
+            ("paid", "contraction", -1000),
+        ]
+        assert customers == [2, 2, 1]
+        assert churned == [0, 0, 1]
+    else:
+        assert moves == [("paid", "new", 1000), ("paid", "churn", -1000)]
+        assert customers == [1, 0, 0]
+        assert churned == [0, 1, 0]
+    assert [p.mrr_end for p in series.points[:3]] == [1000, 0, 0]
+
+
 def test_out_of_order_and_duplicate_events_give_the_same_ledger(
     analytics: BankingPerformanceAnalytics,
 ) -> None:
@@ -402,3 +442,26 @@ def test_revenue_over_http_is_for_analysts_and_admins_and_is_audited(live_api: L
     audit = client.get(f"{PREFIX}/admin/audit", headers=live_api.as_key("admin")).json()
     actions = {e["action"] for e in (audit["entries"] if isinstance(audit, dict) else audit)}
     assert {"read_mrr", "read_revenue_metrics", "read_revenue_dashboard"} <= actions
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("interval", "fortnight"),
+        ("unit_amount", -100),
+        ("discount_percent", 120.0),
+        ("currency", "CHF"),  # no rate to USD
+        ("discount_duration", "sometimes"),
+    ],
+)
+def test_bad_subscription_events_are_quarantined_naming_the_field(
+    analytics: BankingPerformanceAnalytics, field: str, value: object
+) -> None:
+    """Refused into quarantine with a reason naming the field; what was stored stays."""
+    store(analytics, [event("c", "s", 1, "subscribed", "active")])
+    before = analytics.revenue.movements(YEAR)
+    [result] = analytics.ingest([event("c", "s", 2, "upgraded", "active", **{field: value})])
+    assert result.status is EventStatus.REJECTED
+    assert str(result.reason).startswith(f"{field}:"), result.reason
+    assert analytics.info().quarantined == 1
+    assert analytics.revenue.movements(YEAR) == before

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
@@ -43,6 +43,9 @@ from banking_analytics.api.routes import (
     webhooks,
 )
 from banking_analytics.metrics import QueryBudget, restrict_timezones
+
+if TYPE_CHECKING:
+    from banking_analytics.web import WebSettings
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -93,8 +96,10 @@ def create_app(
     settings: ApiSettings | None = None,
     *,
     analytics: BankingPerformanceAnalytics | None = None,
+    web: WebSettings | None = None,
 ) -> FastAPI:
-    """The API over the store ``settings.db`` (or over ``analytics``, left open at shutdown)."""
+    """The API over the store ``settings.db`` (or over ``analytics``, left open at shutdown),
+    and the web app beside it (``web``: its settings, by default from ``BA_WEB_*``)."""
     settings = settings or ApiSettings()
 
     @asynccontextmanager
@@ -156,6 +161,9 @@ def create_app(
         lifespan=lifespan,
         default_response_class=JSONBody,
         responses=_ERRORS,  # type: ignore[arg-type]
+        # The docs pages are the web app's: their assets from an installed package, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_handlers(app)
     _problems_as_problem_json(app)
@@ -181,4 +189,8 @@ def create_app(
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    # Imported here: the web app builds on this package (its auth, problems, JSON).
+    from banking_analytics.web import mount_web
+
+    mount_web(app, web)
     return app

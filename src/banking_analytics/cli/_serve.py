@@ -72,6 +72,7 @@ def serve_store(
         issued = KeyStore(analytics.engine).create("demo admin", Role.ADMIN, created_by="demo")
         out.print(
             f"\n[bold]Admin API key[/] (shown once): {issued.secret}\n"
+            f"Web app:   {base}/  (sign in with the key above)\n"
             f"API docs:  {base}/docs\n"
             f"Try:       curl -H 'Authorization: Bearer {issued.secret}' "
             f"'{base}{API_PREFIX}/performance/connection?time_period=24h'\n"
@@ -79,7 +80,7 @@ def serve_store(
             f"'{base}{API_PREFIX}/dashboard/performance'",
             soft_wrap=True,
         )
-    out.print(f"Serving {db} on {base} (docs: {base}/docs); Ctrl-C stops")
+    out.print(f"Serving {db} on {base} (web app: {base}/, docs: {base}/docs); Ctrl-C stops")
     _run(create_app(settings, analytics=analytics), host, port, **uvicorn_options(settings))
 
 
@@ -90,7 +91,9 @@ def serve(
     port: PortOption = 8000,
     workers: WorkersOption = 1,
 ) -> None:
-    """Serve the REST API (OpenAPI docs at /docs). Settings: BA_* environment variables."""
+    """Serve the REST API (OpenAPI docs at /docs) and the web app (at /).
+
+    Settings: BA_* and BA_WEB_* environment variables."""
     if workers == 1:
         with _open(db) as analytics:
             serve_store(analytics, db, host, port, admin_key=False)

@@ -20,12 +20,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from banking_analytics.events import Kind, arrow_type
-from banking_analytics.store import EXCHANGE_RATES, Engine
+from banking_analytics.store import EXCHANGE_RATES, RATE_SCALE, Engine
 from banking_analytics.store._sql import column_list
 from banking_analytics.store._sql import quote as quote_name
 
 __all__ = [
-    "RATE_SCALE",
     "ExchangeRate",
     "RatesError",
     "parse_rates",
@@ -33,9 +32,6 @@ __all__ = [
     "read_rates_csv",
     "store_rates",
 ]
-
-#: Rates are stored as ``rate x RATE_SCALE``.
-RATE_SCALE = 10**9
 
 
 class RatesError(ValueError):

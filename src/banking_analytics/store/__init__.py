@@ -15,6 +15,7 @@ from banking_analytics.store._tables import (
     EVENT_TABLES,
     EXCHANGE_RATES,
     QUARANTINE,
+    RATE_SCALE,
     Column,
     TableDef,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "EVENT_TABLES",
     "EXCHANGE_RATES",
     "QUARANTINE",
+    "RATE_SCALE",
     "Column",
     "Engine",
     "StatementTimeoutError",

@@ -12,6 +12,7 @@ __all__ = [
     "EVENT_TABLES",
     "EXCHANGE_RATES",
     "QUARANTINE",
+    "RATE_SCALE",
     "Column",
     "TableDef",
 ]
@@ -93,6 +94,9 @@ DATA_VERSIONS = TableDef(
     ),
     primary_key=("table_name",),
 )
+
+#: Exchange rates are stored as integers: the rate times this.
+RATE_SCALE = 10**9
 
 #: Exchange rates the user supplies, to convert revenue to one reporting currency: one
 #: major unit of ``currency`` is worth ``rate_e9 / 10**9`` major units of ``quote`` from

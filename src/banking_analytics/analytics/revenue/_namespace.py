@@ -12,8 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from banking_analytics.analytics._shape import Shape
-from banking_analytics.analytics.revenue._cohorts import CohortTable, cohort_table
-from banking_analytics.analytics.revenue._metrics import RevenueMetrics, RevenueMetricsResult
+from banking_analytics.analytics.revenue._cohorts import CohortTable, cohort_request, cohort_table
+from banking_analytics.analytics.revenue._metrics import (
+    MetricsPlan,
+    RevenueMetrics,
+    RevenueMetricsResult,
+)
 from banking_analytics.analytics.revenue._mrr import Movement, MrrSeries, RevenueLedger
 from banking_analytics.analytics.revenue._policy import RevenuePolicy
 from banking_analytics.metrics import (
@@ -127,17 +131,15 @@ class RevenueNamespace:
     ) -> RevenueMetricsResult:
         """Revenue metrics by name (ours or the spec's ``RevenueMetric`` values) per bucket,
         and per banking feature with ``by_feature`` where the metric allows it."""
-        window = parse_time_period(time_period, now)
-        return self.figures.query(
+        plan = MetricsPlan.of(
             names,
-            window,
+            parse_time_period(time_period, now),
             _revenue_bucket(bucket),
             timezone,
-            policy or self.policy,
             by_feature=by_feature,
             trial_days=trial_days,
-            versions=versions,
         )
+        return self.figures.query(plan, policy or self.policy, versions)
 
     def cohorts(
         self,
@@ -150,7 +152,9 @@ class RevenueNamespace:
     ) -> CohortTable:
         """Customer, net MRR and gross MRR retention of the cohorts by first-paid month."""
         window = parse_time_period(time_period, now)
-        return cohort_table(self.ledger, window, timezone, policy or self.policy, versions)
+        chosen = policy or self.policy
+        [table] = self.ledger.run([cohort_request(window, timezone)], chosen, versions)
+        return cohort_table(table, window, timezone, chosen)
 
     def dashboard(
         self,
@@ -162,27 +166,29 @@ class RevenueNamespace:
     ) -> RevenueDashboard:
         """What the revenue dashboard shows, from one reading of the data versions: the
         monthly MRR series with movements, the headline metrics per month, the metrics
-        per feature, and the cohorts. The parts run concurrently."""
+        per feature, and the cohorts. Every statement over the ledger runs as one (the
+        ledger is computed once); the metric layer's own queries run beside it."""
         window = parse_time_period(time_period, now)
         versions = self._metrics.versions()
         chosen = policy or self.policy
+        headline = MetricsPlan.of(DASHBOARD_METRICS, window, Bucket.MONTH, timezone)
+        per_feature = MetricsPlan.of(
+            DASHBOARD_FEATURE_METRICS, window, Bucket.MONTH, timezone, by_feature=True
+        )
+        cohorts = cohort_request(window, timezone)
+        requests = list(dict.fromkeys([*headline.requests(), *per_feature.requests(), cohorts]))
+        answers = dict(zip(requests, self.ledger.run(requests, chosen, versions), strict=True))
         parts: list[Callable[[], Any]] = [
-            lambda: self.mrr(window, timezone=timezone, policy=chosen, versions=versions),
-            lambda: self.metrics(
-                DASHBOARD_METRICS, window, timezone=timezone, policy=chosen, versions=versions
-            ),
-            lambda: self.metrics(
-                DASHBOARD_FEATURE_METRICS,
-                window,
-                timezone=timezone,
-                by_feature=True,
-                policy=chosen,
-                versions=versions,
-            ),
-            lambda: self.cohorts(window, timezone=timezone, policy=chosen, versions=versions),
+            lambda: self.figures.compute(headline, answers, chosen, versions),
+            lambda: self.figures.compute(per_feature, answers, chosen, versions),
         ]
-        mrr, metrics, features, cohorts = self._queries.gather(parts)
-        return RevenueDashboard(mrr=mrr, metrics=metrics, features=features, cohorts=cohorts)
+        metrics, features = self._queries.gather(parts)
+        return RevenueDashboard(
+            mrr=headline.series.series(answers[headline.series.ledger], chosen),
+            metrics=metrics,
+            features=features,
+            cohorts=cohort_table(answers[cohorts], window, timezone, chosen),
+        )
 
 
 def _revenue_bucket(bucket: Bucket | str) -> Bucket:

@@ -112,6 +112,10 @@ def read_revenue_policy(
         QueryBool,
         Query(description="Count customers who joined and churned in a period as churned"),
     ] = False,
+    free_customers_are_customers: Annotated[
+        QueryBool,
+        Query(description="Count customers whose subscriptions are all $0 as customers"),
+    ] = False,
 ) -> RevenuePolicy:
     """The policies vendors differ on, per request (docs/revenue.md, "Policies")."""
     return RevenuePolicy(
@@ -119,6 +123,7 @@ def read_revenue_policy(
         churn_recognition=churn_recognition,
         past_due_grace_days=past_due_grace_days,
         count_joined_and_churned=count_joined_and_churned,
+        free_customers_are_customers=free_customers_are_customers,
     )
 
 
