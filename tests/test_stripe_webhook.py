@@ -18,7 +18,7 @@ from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import AuditLog
 from banking_analytics.analytics.revenue import RevenuePolicy
-from banking_analytics.api import ApiSettings
+from banking_analytics.api import ApiSettings, create_app
 from banking_analytics.ingest import map_stripe_event, sign_stripe_payload
 from banking_analytics.metrics import TimeWindow
 from stripe_payloads import (
@@ -353,6 +353,8 @@ def test_the_gate_lets_webhooks_through_without_an_api_key(
 ) -> None:
     """No key (Stripe cannot send one); a stray Authorization header changes nothing;
     every other route still needs a key."""
+    access = create_app().openapi()["paths"][PATH]["post"]["x-access"]
+    assert access == {"authenticated": False, "roles": [], "end_user_own_objects": False}
     assert post(stripe_api, lifecycle()[0], Authorization="Bearer nonsense").status_code == 200
     assert stripe_api.post(PATH + "/other", content=b"{}").status_code == 401
     assert stripe_api.get("/api/banking-analytics/events/batch").status_code == 401
