@@ -82,7 +82,9 @@ def test_every_route_admits_exactly_its_callers(live_api: LiveAPI) -> None:
             expected = _expected(policy, caller)
             if expected is None:
                 assert response.status_code not in (401, 403), (method, path, caller, response.text)
-                if caller == "own_user":
+                if caller == "own_user" and policy["authenticated"]:
+                    # A public route has no objects of the caller's (the Stripe webhook,
+                    # not configured here, answers 404 to everyone).
                     assert response.status_code != 404, (method, path, response.text)
             else:
                 assert response.status_code in expected, (method, path, caller, response.text)

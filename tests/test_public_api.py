@@ -52,8 +52,18 @@ def test_the_api_access_and_web_packages_export_exactly_their_public_names() -> 
         "InvalidTokenError", "IssuedKey", "KeyNotFoundError", "KeyStore", "Role",
         "UserTokenVerifier", "check_hs256_secret",
     }  # fmt: skip
+    from banking_analytics import ingest
+
+    assert set(ingest.__all__) == {
+        "BatchOutcome", "BatchPart", "CommitListener", "Decoded", "EventError", "EventResult",
+        "EventStatus", "ExchangeRate", "GroupCommitWriter", "IngestLimits", "IngestPipeline",
+        "RatesError", "StripeEventError", "StripeMapping", "StripeSignatureError", "Ticket",
+        "WriterClosedError", "decode_arrow", "decode_json_lines", "decode_records",
+        "map_stripe_event", "parse_rates", "read_rates_csv", "sign_stripe_payload",
+        "verify_stripe_signature",
+    }  # fmt: skip
     assert set(web.__all__) == {"WebSettings", "mount_web"}
-    for module in (api, access, web):
+    for module in (api, access, ingest, web):
         for name in module.__all__:
             assert hasattr(module, name), name
 

@@ -40,6 +40,7 @@ from banking_analytics.api.routes import (
     performance,
     revenue,
     users,
+    webhooks,
 )
 from banking_analytics.metrics import QueryBudget, restrict_timezones
 
@@ -169,7 +170,11 @@ def create_app(
     # The last added runs first: CORS answers preflights, the gate checks credentials
     # before the body is read, and only then is the body's size counted.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AuthenticationGate, prefix=API_PREFIX)
+    app.add_middleware(
+        AuthenticationGate,
+        prefix=API_PREFIX,
+        public_paths=frozenset({API_PREFIX + webhooks.STRIPE_PATH}),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -180,7 +185,7 @@ def create_app(
             max_age=600,
         )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (performance, revenue, dashboard, metrics, events, users, admin):
+    for module in (performance, revenue, dashboard, metrics, events, users, admin, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -33,15 +33,25 @@ _UNKNOWN_ADDRESS = "unknown"
 
 class AuthenticationGate:
     """ASGI middleware authenticating requests under ``prefix`` before the app runs; the
-    caller is handed to the route's access check in ``scope["state"]["principal"]``."""
+    caller is handed to the route's access check in ``scope["state"]["principal"]``.
 
-    def __init__(self, app: ASGIApp, prefix: str) -> None:
+    ``public_paths`` (exact paths) are let through unauthenticated: routes whose callers
+    cannot send our credentials and which prove who they are otherwise (Stripe's
+    webhooks are signed); their routes declare the ``public`` policy.
+    """
+
+    def __init__(
+        self, app: ASGIApp, prefix: str, public_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.prefix = prefix
+        self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        gated = path == self.prefix or path.startswith(self.prefix + "/")
+        gated = (path == self.prefix or path.startswith(self.prefix + "/")) and (
+            path not in self.public_paths
+        )
         if scope["type"] != "http" or not gated:
             await self.app(scope, receive, send)
             return

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from banking_analytics.access import check_hs256_secret
 from banking_analytics.metrics import DEFAULT_MAX_CELLS, DEFAULT_QUERY_WORKERS
@@ -80,6 +82,12 @@ class ApiSettings(BaseSettings):
     worker_threads: int = Field(default=40, ge=1, le=256)
     #: ``/readyz`` answers 503 when the store takes longer than this to answer.
     readiness_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: Signing secrets (``whsec_...``) of the Stripe webhook endpoint; in the environment,
+    #: comma-separated. Several while a secret is rolled: a webhook signed under any of
+    #: them is accepted. None: ``POST .../webhooks/stripe`` answers 404 (docs/stripe.md).
+    stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    #: How far a webhook's signed timestamp may be from now, either way (Stripe: 300 s).
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 
     @field_validator("cors_origins")
     @classmethod
@@ -91,6 +99,21 @@ class ApiSettings(BaseSettings):
                     "(a wildcard would let any site use a visitor's token)"
                 )
         return origins
+
+    @field_validator("stripe_webhook_secrets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("stripe_webhook_secrets")
+    @classmethod
+    def _real_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        for secret in secrets:
+            if secret.get_secret_value().lower() in _KNOWN_DEFAULTS:
+                raise ValueError("stripe_webhook_secrets holds a template default, not a secret")
+        return secrets
 
     @field_validator("jwt_hs256_secret")
     @classmethod

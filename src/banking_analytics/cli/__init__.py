@@ -381,7 +381,9 @@ def main() -> None:
 # and ``revenue`` register themselves on ``app``; keys, audit and rates are groups.
 from banking_analytics.cli import _revenue, _serve  # noqa: E402, F401
 from banking_analytics.cli._access import audit_app, keys_app  # noqa: E402
+from banking_analytics.cli._import import import_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(import_app, name="import")
 app.add_typer(rates_app, name="rates")

@@ -21,6 +21,12 @@ from banking_analytics.ingest._results import (
     EventResult,
     EventStatus,
 )
+from banking_analytics.ingest._stripe import StripeEventError, StripeMapping, map_stripe_event
+from banking_analytics.ingest._stripe_signature import (
+    StripeSignatureError,
+    sign_stripe_payload,
+    verify_stripe_signature,
+)
 from banking_analytics.ingest._validate import IngestLimits
 from banking_analytics.ingest._writer import GroupCommitWriter, Ticket, WriterClosedError
 
@@ -37,11 +43,17 @@ __all__ = [
     "IngestLimits",
     "IngestPipeline",
     "RatesError",
+    "StripeEventError",
+    "StripeMapping",
+    "StripeSignatureError",
     "Ticket",
     "WriterClosedError",
     "decode_arrow",
     "decode_json_lines",
     "decode_records",
+    "map_stripe_event",
     "parse_rates",
     "read_rates_csv",
+    "sign_stripe_payload",
+    "verify_stripe_signature",
 ]
