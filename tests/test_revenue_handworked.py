@@ -464,3 +464,26 @@ def test_bad_subscription_events_are_quarantined_naming_the_field(
     assert str(result.reason).startswith(f"{field}:"), result.reason
     assert analytics.info().quarantined == 1
     assert analytics.revenue.movements(YEAR) == before
+
+
+def test_a_paid_period_may_end_after_receipt(analytics: BankingPerformanceAnalytics) -> None:
+    """A cancellation paid through a date weeks ahead is stored (a planned end is no
+    clock reading), and keeps its MRR until then under ``period_end``."""
+    now = datetime.now(UTC)
+    ahead = now + timedelta(days=20)
+    store(
+        analytics,
+        [
+            event("c", "s", 0, "subscribed", "active")
+            | {"occurred_at": (now - timedelta(days=9)).isoformat()},
+            event("c", "s", 0, "canceled", "canceled", period_end=ahead.isoformat())
+            | {"occurred_at": (now - timedelta(days=2)).isoformat()},
+        ],
+    )
+    window = TimeWindow(now - timedelta(days=30), now + timedelta(days=30))
+    policy = RevenuePolicy(churn_recognition=ChurnRecognition.PERIOD_END)
+    moves = analytics.revenue.movements(window, policy=policy)
+    assert [(m.kind, m.at) for m in moves] == [
+        ("new", now - timedelta(days=9)),
+        ("churn", ahead),
+    ]

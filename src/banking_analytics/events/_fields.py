@@ -39,7 +39,8 @@ class Field:
     ``required`` fields must be present and not null. ``ge``/``le`` bound
     numbers (floats must also be finite). ``max_length`` bounds text in
     characters; ``choices`` lists the allowed strings of an enum field.
-    ``not_before`` names a timestamp field this one may not precede.
+    ``not_before`` names a timestamp field this one may not precede;
+    ``ahead_allowed`` exempts a time from the "in the future" check.
     """
 
     name: str
@@ -52,6 +53,8 @@ class Field:
     max_length: int | None = None
     not_before: str | None = None
     pattern: str | None = None
+    #: A time that may lie ahead of receipt (a paid period's end), not a clock reading.
+    ahead_allowed: bool = False
 
     def __post_init__(self) -> None:
         if self.kind is Kind.ENUM and not self.choices:

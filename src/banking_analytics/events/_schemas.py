@@ -276,6 +276,7 @@ SUBSCRIPTION = EventSchema(
             "period_end",
             Kind.TIMESTAMP,
             "End of the service period paid for; a cancellation can take effect then.",
+            ahead_allowed=True,
         ),
         Field(
             "currency",

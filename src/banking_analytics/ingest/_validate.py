@@ -289,14 +289,15 @@ def validate(
     for name in _client_time_fields(schema):
         t_us = pc.cast(work[name], pa.int64())
         ahead = pc.subtract(t_us, received_us)
-        checks.append(
-            (
-                pc.fill_null(pc.greater(ahead, future_us), False),
-                EventError(
-                    name, "in_future", f"is more than {limits.future_tolerance} after receipt"
-                ),
+        if not schema.field(name).ahead_allowed:
+            checks.append(
+                (
+                    pc.fill_null(pc.greater(ahead, future_us), False),
+                    EventError(
+                        name, "in_future", f"is more than {limits.future_tolerance} after receipt"
+                    ),
+                )
             )
-        )
         checks.append(
             (
                 pc.fill_null(pc.less(ahead, -age_us), False),

@@ -76,6 +76,7 @@ from banking_analytics.metrics._window import (
     Bucket,
     QueryError,
     TimeWindow,
+    check_timezone,
     parse_time_period,
     restrict_timezones,
 )
@@ -141,6 +142,7 @@ __all__ = [
     "Unit",
     "aggregate",
     "bucket_starts",
+    "check_timezone",
     "compile_query",
     "count_condition",
     "error_rate_metric",

@@ -27,6 +27,7 @@ from banking_analytics.metrics import (
     QueryError,
     QueryExecutor,
     TimeWindow,
+    check_timezone,
     parse_time_period,
 )
 
@@ -101,7 +102,11 @@ class RevenueNamespace:
         (new, expansion, contraction, churn, reactivation) and customer counts."""
         window = parse_time_period(time_period, now)
         return self.ledger.series(
-            window, _revenue_bucket(bucket), timezone, policy or self.policy, versions
+            window,
+            _revenue_bucket(bucket),
+            check_timezone(timezone),
+            policy or self.policy,
+            versions,
         )
 
     def movements(
@@ -135,7 +140,7 @@ class RevenueNamespace:
             names,
             parse_time_period(time_period, now),
             _revenue_bucket(bucket),
-            timezone,
+            check_timezone(timezone),
             by_feature=by_feature,
             trial_days=trial_days,
         )
@@ -152,6 +157,7 @@ class RevenueNamespace:
     ) -> CohortTable:
         """Customer, net MRR and gross MRR retention of the cohorts by first-paid month."""
         window = parse_time_period(time_period, now)
+        timezone = check_timezone(timezone)
         chosen = policy or self.policy
         [table] = self.ledger.run([cohort_request(window, timezone)], chosen, versions)
         return cohort_table(table, window, timezone, chosen)
@@ -169,6 +175,7 @@ class RevenueNamespace:
         per feature, and the cohorts. Every statement over the ledger runs as one (the
         ledger is computed once); the metric layer's own queries run beside it."""
         window = parse_time_period(time_period, now)
+        timezone = check_timezone(timezone)
         versions = self._metrics.versions()
         chosen = policy or self.policy
         headline = MetricsPlan.of(DASHBOARD_METRICS, window, Bucket.MONTH, timezone)
