@@ -147,6 +147,8 @@ class FeatureEffect(Shape):
     non_adopters: int
     adopter_conversions: int
     non_adopter_conversions: int
+    baseline_daily_hazard: float | None
+    """Non-adopters' daily conversion hazard: -ln(1 - conversions ÷ at-risk days)"""
     minimum_conversions: int
 
 
@@ -184,6 +186,9 @@ class RevenueImpact(Shape):
     average_revenue_per_transaction: list[Money]
     """Successful payment amounts ÷ successful payments, per currency"""
     transactions: int
+    new_customer_mrr: list[Money]
+    """Mean MRR of a paid conversion (``subscribed``) in the period, per currency (ARPA of
+    new customers)"""
     active_users: int
     attribution_window_days: float
     model_users: int
@@ -215,6 +220,7 @@ def _effect(effect: Effect, adopters: int, users: int) -> FeatureEffect:
         non_adopters=users - adopters,
         adopter_conversions=effect.adopter_conversions,
         non_adopter_conversions=effect.non_adopter_conversions,
+        baseline_daily_hazard=effect.baseline_daily_hazard,
         minimum_conversions=MIN_ADOPTER_CONVERSIONS,
     )
 
@@ -308,6 +314,7 @@ class RevenueImpactAnalysis:
         sources: dict[tuple[str | None, str | None], dict[str, list[int]]] = defaultdict(
             lambda: defaultdict(list)
         )
+        subscribed: dict[str, list[int]] = defaultdict(list)
         for row in upgrades:
             mrr = monthly_mrr(
                 row["unit_amount"],
@@ -323,6 +330,8 @@ class RevenueImpactAnalysis:
             sources[(row["attribution_source"], row["attributed_feature"])][row["currency"]].append(
                 mrr
             )
+            if row["kind"] == "subscribed":
+                subscribed[row["currency"]].append(mrr)
 
         def revenue(how: str, name: str) -> FeatureRevenue:
             by_currency = credit.get((how, name), {})
@@ -374,6 +383,9 @@ class RevenueImpactAnalysis:
                 }
             ),
             transactions=transactions,
+            new_customer_mrr=_money(
+                {c: _rounded_ratio(sum(v), len(v)) for c, v in subscribed.items()}
+            ),
             active_users=active,
             attribution_window_days=attribution_window / timedelta(days=1),
             model_users=model.users,

@@ -37,6 +37,7 @@ __all__ = [
     "SUBSCRIPTIONS",
     "adoption_counts",
     "attributed_upgrades",
+    "connection_users",
     "model_cells",
     "model_users",
     "payments",
@@ -435,3 +436,16 @@ def attributed_upgrades(renderer: Renderer) -> exp.Select:
         )
     )
     return _with(query, [("upgrades", upgrades), ("touches", touches)])
+
+
+def connection_users(renderer: Renderer) -> exp.Select:
+    """Distinct users with a connection attempt per ``feature`` in a window ``[?, ?)``."""
+    return (
+        sqlglot.select(
+            column("feature"),
+            exp.Count(this=exp.Distinct(expressions=[column("user_id")])).as_("users"),
+        )
+        .from_(_ATTEMPTS)
+        .where(window_condition())
+        .group_by(column("feature"))
+    )
