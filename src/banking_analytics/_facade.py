@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         HealthThresholds,
         PerformanceNamespace,
     )
+    from banking_analytics.analytics.revenue import RevenueNamespace
 
 __all__ = [
     "BankingPerformanceAnalytics",
@@ -157,6 +158,14 @@ class BankingPerformanceAnalytics:
         from banking_analytics.analytics import PerformanceNamespace
 
         return PerformanceNamespace(self.metrics, self.queries, self._health_thresholds)
+
+    @namespace
+    def revenue(self) -> RevenueNamespace:
+        """Subscription revenue: the ledger (MRR and its movements), revenue metrics,
+        cohorts and the revenue dashboard."""
+        from banking_analytics.analytics.revenue import RevenueNamespace
+
+        return RevenueNamespace(self.metrics, self.queries)
 
     # -- recording ---------------------------------------------------------------------------
 

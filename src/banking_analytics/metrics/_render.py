@@ -48,6 +48,9 @@ class Renderer:
     #: rolling counts are computed by masking them (see the compiler); otherwise from the
     #: sorted (value, day) pairs.
     day_mask: DayMask | None = None
+    #: An exact integer type wider than 64 bits, for products that overflow BIGINT (money
+    #: times an exchange rate scaled by 10^9) before they are divided back down.
+    wide_integer: exp.DataType = exp.DataType.build("DECIMAL(38, 0)")
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
@@ -126,6 +129,8 @@ class DuckDBRenderer(Renderer):
     active days of rolling counts over up to 128 days (a 90-day window's MAU: 119)."""
 
     day_mask = DayMask(exp.DataType.build("UINT128"), 128)
+    # DuckDB's integer division of decimals answers a double; of 128-bit integers, one.
+    wide_integer = exp.DataType.build("INT128")
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         # ``percentile_disc(...) WITHIN GROUP (ORDER BY x)`` is DuckDB's

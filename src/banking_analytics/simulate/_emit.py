@@ -322,7 +322,8 @@ class Encoder:
             "discount_amount": _ints(batch["discount_amount"]),
             # The simulated coupons last as long as the subscription.
             "discount_duration": pa.array(
-                np.where(discounted, DiscountDuration.FOREVER.value, None), pa.string()
+                [DiscountDuration.FOREVER.value if d else None for d in discounted.tolist()],
+                pa.string(),
             ),
             "discount_months": pa.nulls(plan.size, pa.int64()),
             "period_end": pa.nulls(plan.size, arrow_type(Kind.TIMESTAMP)),

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 from banking_analytics.events import SCHEMAS, EventSchema, Kind
 
-__all__ = ["ALL_TABLES", "DATA_VERSIONS", "EVENT_TABLES", "QUARANTINE", "Column", "TableDef"]
+__all__ = [
+    "ALL_TABLES",
+    "DATA_VERSIONS",
+    "EVENT_TABLES",
+    "EXCHANGE_RATES",
+    "QUARANTINE",
+    "Column",
+    "TableDef",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,4 +94,20 @@ DATA_VERSIONS = TableDef(
     primary_key=("table_name",),
 )
 
-ALL_TABLES: tuple[TableDef, ...] = (*EVENT_TABLES.values(), QUARANTINE)
+#: Exchange rates the user supplies, to convert revenue to one reporting currency: one
+#: major unit of ``currency`` is worth ``rate_e9 / 10**9`` major units of ``quote`` from
+#: ``valid_from`` (midnight UTC) until the currency's next rate. Rates are integers so
+#: that converted money is exact; rows are only added.
+EXCHANGE_RATES = TableDef(
+    "exchange_rates",
+    (
+        Column("currency", Kind.TEXT, nullable=False),
+        Column("quote", Kind.TEXT, nullable=False),
+        Column("valid_from", Kind.TIMESTAMP, nullable=False),
+        Column("rate_e9", Kind.INTEGER, nullable=False),
+        Column("loaded_at", Kind.TIMESTAMP, nullable=False),
+    ),
+    versioned=True,
+)
+
+ALL_TABLES: tuple[TableDef, ...] = (*EVENT_TABLES.values(), QUARANTINE, EXCHANGE_RATES)

@@ -1,0 +1,495 @@
+"""The subscription ledger as SQL: each customer's MRR changes and their movements.
+
+Every ``subscription`` event is a snapshot of one subscription as it is after
+the event. The statements built here (sqlglot, rendered per engine by the
+metric layer; docs/revenue.md states each rule with its source):
+
+1. order each subscription's snapshots by ``(occurred_at, received_at, event_id)``;
+2. price each snapshot: ``unit_amount * quantity``, less its discount (percent,
+   rounded half up to a minor unit, then amount) while the discount lasts,
+   normalised to a month in integer minor units rounded half up —
+   ``⌊(2·price·N + D) / 2D⌋`` with ``N/D`` = 1/ic (month), 1/12ic (year),
+   52/12ic (week), 365/12ic (day) — and converted to the reporting currency
+   at the rate valid when the subscription started;
+3. a snapshot counts while its status is ``active`` or ``past_due`` (and as the
+   policy says for grace periods and cancellations paid through a period end);
+   a discount's end, a grace period's end and a paid period's end inside a
+   snapshot's span are changes of their own;
+4. sum the changes per customer and instant, and classify each: ``new`` (0 →
+   MRR, first time), ``reactivation`` (0 → MRR again), ``expansion``,
+   ``contraction``, ``churn`` (MRR → 0).
+"""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+
+from banking_analytics.analytics.revenue._policy import (
+    MINOR_UNIT_EXPONENTS,
+    ChurnRecognition,
+)
+from banking_analytics.events import SCHEMAS
+from banking_analytics.metrics import Bucket, Renderer
+from banking_analytics.store import EXCHANGE_RATES
+from banking_analytics.vocabulary import EventType
+
+__all__ = [
+    "EVENTS_TABLE",
+    "LedgerShape",
+    "currencies_query",
+    "missing_rates_query",
+    "movements_query",
+    "series_query",
+]
+
+EVENTS_TABLE = SCHEMAS[EventType.SUBSCRIPTION].table
+RATES_TABLE = EXCHANGE_RATES.name
+#: The column ``interval`` (a keyword, quoted).
+_INTERVAL = '"interval"'
+#: Exchange rates are integers: the rate times 10^9.
+_RATE_SCALE = 10**9
+
+#: What changes a ledger statement's SQL: the churn recognition, the grace days (or
+#: None), the reporting currency's minor-unit exponent, and whether rates are joined.
+LedgerShape = tuple[str, int | None, int, bool]
+
+
+def _x(text: str) -> exp.Expr:
+    """An expression in sqlglot's own (engine-neutral) SQL; the renderer writes it per dialect."""
+    return sqlglot.parse_one(text)
+
+
+def _months(start: exp.Expr, count: exp.Expr) -> exp.Expr:
+    return exp.DateAdd(this=start, expression=count, unit=exp.var("MONTH"))
+
+
+def _days(start: exp.Expr, count: exp.Expr) -> exp.Expr:
+    return exp.DateAdd(this=start, expression=count, unit=exp.var("DAY"))
+
+
+def _half_up(renderer: Renderer, numerator: exp.Expr, denominator: exp.Expr) -> exp.Expr:
+    """``⌊numerator / denominator + ½⌋`` of non-negative integers, exactly (wide integers)."""
+    wide = renderer.wide_integer.copy()
+    twice = exp.Mul(this=exp.Literal.number(2), expression=exp.cast(numerator, wide.copy()))
+    shifted = exp.Add(this=twice, expression=exp.cast(denominator.copy(), wide.copy()))
+    divisor = exp.Mul(this=exp.Literal.number(2), expression=exp.cast(denominator, wide))
+    return exp.cast(
+        exp.IntDiv(this=exp.Paren(this=shifted), expression=exp.Paren(this=divisor)), "BIGINT"
+    )
+
+
+def _snapshots(shape: LedgerShape) -> exp.Select:
+    """Each event with its order, the next snapshot's time and its discount's start."""
+    _, grace_days, _, _ = shape
+    order = "ORDER BY occurred_at, received_at, event_id"
+    columns = [
+        "user_id AS customer",
+        "subscription_id AS sub",
+        "occurred_at AS moment",
+        "status",
+        "period_end",
+        "currency",
+        _INTERVAL,
+        "interval_count AS ic",
+        "discount_duration",
+        "discount_months",
+        f"ROW_NUMBER() OVER (PARTITION BY subscription_id {order}) AS n",
+        f"LEAD(occurred_at) OVER (PARTITION BY subscription_id {order}) AS next_at",
+        "MIN(occurred_at) OVER (PARTITION BY subscription_id) AS sub_start",
+        "unit_amount * COALESCE(quantity, 1) AS gross",
+        "COALESCE(discount_percent, 0) AS percent_off",
+        "COALESCE(discount_amount, 0) AS amount_off",
+        "discount_percent IS NOT NULL OR discount_amount IS NOT NULL AS discounted",
+        "MIN(occurred_at) OVER (PARTITION BY subscription_id, discount_percent, "
+        "discount_amount, discount_duration, discount_months) AS discount_start",
+    ]
+    if grace_days is not None:
+        # Consecutive past-due snapshots share the count of other snapshots before them.
+        columns.append(
+            "SUM(CASE WHEN status = 'past_due' THEN 0 ELSE 1 END) "
+            f"OVER (PARTITION BY subscription_id {order} ROWS UNBOUNDED PRECEDING) AS run"
+        )
+    return sqlglot.select(*(_x(c) for c in columns)).from_(exp.to_table(EVENTS_TABLE))
+
+
+def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
+    """Each snapshot's monthly price with and without its discount, in the reporting
+    currency, and when its discount (and, with a grace period, its past-due run) ends."""
+    _, grace_days, reporting_exponent, converts = shape
+    ratio = {  # N and D of the monthly normalisation, per interval unit
+        "month": ("1", "ic"),
+        "year": ("1", "12 * ic"),
+        "week": ("52", "12 * ic"),
+        "day": ("365", "12 * ic"),
+    }
+    n = exp.Case(
+        ifs=[
+            exp.If(this=_x(f"{_INTERVAL} = '{unit}'"), true=_x(num))
+            for unit, (num, _) in ratio.items()
+        ]
+    )
+    d = exp.Case(
+        ifs=[
+            exp.If(this=_x(f"{_INTERVAL} = '{unit}'"), true=_x(den))
+            for unit, (_, den) in ratio.items()
+        ]
+    )
+    net = _x(
+        "GREATEST(gross - CAST(FLOOR(gross * percent_off / 100 + 0.5) AS BIGINT) - amount_off, 0)"
+    )
+
+    def monthly(price: exp.Expr) -> exp.Expr:
+        normalised = _half_up(renderer, exp.Mul(this=price, expression=n.copy()), d.copy())
+        if not converts:
+            return normalised
+        # major units: amount · rate; in minor units, scaled by the exponents' difference.
+        exponents = [
+            exp.If(this=_x(f"currency = '{c}'"), true=exp.Literal.number(10 ** (9 + e)))
+            for c, e in sorted(MINOR_UNIT_EXPONENTS.items())
+        ]
+        scale = exp.Case(ifs=exponents, default=exp.Literal.number(10**11))
+        # Subscriptions in the reporting currency join no rate: theirs is 1 (10^9 scaled);
+        # every other currency's rate was checked to exist before this runs.
+        rate = _x(f"COALESCE(rate_e9, {_RATE_SCALE})")
+        wide = exp.Mul(
+            this=exp.Mul(this=exp.cast(normalised, renderer.wide_integer.copy()), expression=rate),
+            expression=exp.Literal.number(10**reporting_exponent),
+        )
+        return _half_up(renderer, wide, scale)
+
+    start = _x("discount_start")
+    ic = _x("ic")
+    once = exp.Case(
+        ifs=[
+            exp.If(this=_x(f"{_INTERVAL} = 'month'"), true=_months(start.copy(), ic.copy())),
+            exp.If(this=_x(f"{_INTERVAL} = 'year'"), true=_months(start.copy(), _x("12 * ic"))),
+            exp.If(this=_x(f"{_INTERVAL} = 'week'"), true=_days(start.copy(), _x("7 * ic"))),
+        ],
+        default=_days(start.copy(), ic.copy()),
+    )
+    discount_end = exp.Case(
+        ifs=[
+            exp.If(this=_x("NOT discounted"), true=exp.null()),
+            exp.If(
+                this=_x("discount_duration = 'repeating'"),
+                true=_months(start.copy(), _x("discount_months")),
+            ),
+            exp.If(this=_x("discount_duration = 'once'"), true=once),
+        ],
+        default=exp.null(),
+    )
+    columns: list[exp.Expr] = [
+        _x("customer"),
+        _x("sub"),
+        _x("moment"),
+        _x("n"),
+        _x("next_at"),
+        _x("status"),
+        _x("period_end"),
+        _x("discounted"),
+        exp.alias_(monthly(_x("gross")), "mrr_full"),
+        exp.alias_(monthly(net), "mrr_discounted"),
+        exp.alias_(discount_end, "discount_end"),
+    ]
+    if grace_days is not None:
+        since = _x(
+            "MIN(CASE WHEN status = 'past_due' THEN moment END) OVER (PARTITION BY sub, run)"
+        )
+        columns.append(exp.alias_(_days(since, exp.Literal.number(grace_days)), "grace_end"))
+    select = sqlglot.select(*columns).from_(exp.to_table("snapshots"))
+    if converts:
+        select = select.join(
+            exp.to_table("sub_rates"),
+            on=_x("rate_sub = sub AND rate_currency = currency"),
+            join_type="left",
+        )
+    return select
+
+
+def _sub_rates() -> exp.Select:
+    """Each subscription's rate: its currency's latest rate from on or before its start."""
+    ranked = _x(
+        "ROW_NUMBER() OVER (PARTITION BY s.sub, s.currency "
+        "ORDER BY r.valid_from DESC, r.loaded_at DESC)"
+    )
+    started = (
+        sqlglot.select(_x("sub"), _x("currency"), _x("MIN(sub_start) AS sub_start"))
+        .from_("snapshots")
+        .where(exp.NEQ(this=_x("currency"), expression=exp.Placeholder()))
+        .group_by(_x("sub"), _x("currency"))
+        .subquery("s")
+    )
+    joined = (
+        sqlglot.select(
+            _x("s.sub AS rate_sub"), _x("s.currency AS rate_currency"), _x("r.rate_e9 AS rate_e9")
+        )
+        .select(exp.alias_(ranked, "k"))
+        .from_(started)
+        .join(
+            exp.alias_(exp.to_table(RATES_TABLE), "r"),
+            on=exp.and_(
+                _x("r.currency = s.currency"),
+                exp.EQ(this=_x("r.quote"), expression=exp.Placeholder()),
+                _x("r.valid_from <= s.sub_start"),
+            ),
+        )
+        .subquery("ranked")
+    )
+    return sqlglot.select("rate_sub", "rate_currency", "rate_e9").from_(joined).where(_x("k = 1"))
+
+
+def _value_at(when: exp.Expr, shape: LedgerShape) -> exp.Expr:
+    """The snapshot's MRR at instant ``when`` within its span."""
+    recognition, grace_days, _, _ = shape
+    discount_on = exp.or_(
+        _x("discount_end IS NULL"), exp.LT(this=when.copy(), expression=_x("discount_end"))
+    )
+    price = exp.Case(
+        ifs=[exp.If(this=exp.and_(_x("discounted"), discount_on), true=_x("mrr_discounted"))],
+        default=_x("mrr_full"),
+    )
+    live: exp.Expr = _x("status IN ('active', 'past_due')")
+    if grace_days is not None:
+        lapsed = exp.and_(
+            _x("status = 'past_due'"), exp.GTE(this=when.copy(), expression=_x("grace_end"))
+        )
+        live = exp.and_(live, exp.Not(this=exp.Paren(this=lapsed)))
+    ifs = [exp.If(this=live, true=price)]
+    if recognition == ChurnRecognition.PERIOD_END:
+        paid_through = exp.and_(
+            _x("status IN ('canceled', 'unpaid')"),
+            _x("period_end > moment"),
+            exp.LT(this=when.copy(), expression=_x("period_end")),
+        )
+        ifs.append(exp.If(this=paid_through, true=price.copy()))
+    return exp.Case(ifs=ifs, default=exp.Literal.number(0))
+
+
+def _points(shape: LedgerShape) -> exp.Query:
+    """Each snapshot's MRR at its time, and at every change inside its span."""
+    recognition, grace_days, _, _ = shape
+
+    def point(when: str, order: int, condition: str | None) -> exp.Select:
+        at = _x(when)
+        select = sqlglot.select(
+            _x("customer"),
+            _x("sub"),
+            exp.alias_(at.copy(), "moment"),
+            _x("n"),
+            exp.alias_(exp.Literal.number(order), "k"),
+            exp.alias_(_value_at(at, shape), "mrr"),
+        ).from_("priced")
+        if condition is None:
+            return select
+        inside = _x(f"{when} > moment AND ({when} < next_at OR next_at IS NULL)")
+        return select.where(exp.and_(_x(condition), inside))
+
+    parts = [point("moment", 0, None), point("discount_end", 1, "discounted")]
+    if grace_days is not None:
+        parts.append(point("grace_end", 2, "status = 'past_due'"))
+    if recognition == ChurnRecognition.PERIOD_END:
+        parts.append(point("period_end", 3, "status IN ('canceled', 'unpaid')"))
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.union(union, part, distinct=False)
+    return union
+
+
+def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
+    """``movements``: per customer and instant of change, the MRR before and after, the
+    change and its kind (see the module docs), as a query over common table expressions."""
+    deltas = sqlglot.select(
+        "customer",
+        "moment",
+        _x("mrr - COALESCE(LAG(mrr) OVER (PARTITION BY sub ORDER BY moment, n, k), 0) AS delta"),
+    ).from_("points")
+    changes = (
+        sqlglot.select("customer", "moment", _x("SUM(delta) AS delta"))
+        .from_("deltas")
+        .group_by("customer", "moment")
+        .having(_x("SUM(delta) <> 0"))
+    )
+    running = sqlglot.select(
+        "customer",
+        "moment",
+        "delta",
+        _x(
+            "SUM(delta) OVER (PARTITION BY customer ORDER BY moment ROWS UNBOUNDED PRECEDING) "
+            "AS mrr_after"
+        ),
+        _x("ROW_NUMBER() OVER (PARTITION BY customer ORDER BY moment) AS nth"),
+    ).from_("changes")
+    kind = _x(
+        "CASE WHEN mrr_after - delta = 0 THEN CASE WHEN nth = 1 THEN 'new' ELSE 'reactivation' END "
+        "WHEN mrr_after = 0 THEN 'churn' WHEN delta > 0 THEN 'expansion' ELSE 'contraction' END"
+    )
+    movements = sqlglot.select(
+        "customer",
+        "moment",
+        "delta",
+        _x("mrr_after - delta AS mrr_before"),
+        "mrr_after",
+        exp.alias_(kind, "kind"),
+    ).from_("running")
+    query = sqlglot.select("*").from_("movements")
+    _, _, _, converts = shape
+    ctes: list[tuple[str, exp.Query]] = [("snapshots", _snapshots(shape))]
+    if converts:
+        ctes.append(("sub_rates", _sub_rates()))
+    ctes += [
+        ("priced", _priced(renderer, shape)),
+        ("points", _points(shape)),
+        ("deltas", deltas),
+        ("changes", changes),
+        ("running", running),
+        ("movements", movements),
+    ]
+    for name, cte in ctes:
+        query = query.with_(name, as_=cte)
+    return query
+
+
+def _with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> exp.Select:
+    """``final`` reading ``movements``, with the ledger's tables before it."""
+    ledger = _ledger(renderer, shape)
+    with_ = ledger.args["with_"]
+    final.set("with_", with_)
+    return final
+
+
+def movements_query(renderer: Renderer, *shape_values: object) -> exp.Select:
+    """Every movement with ``at`` in ``[?, ?)``, by customer and time. Params: (the
+    reporting currency twice when rates are joined,) the window's start and end."""
+    shape: LedgerShape = shape_values  # type: ignore[assignment]
+    final = (
+        sqlglot.select("customer", "moment", "kind", "delta", "mrr_before", "mrr_after")
+        .from_("movements")
+        .where(exp.GTE(this=_x("moment"), expression=exp.Placeholder()))
+        .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
+        .order_by("customer", "moment")
+    )
+    return _with_ledger(renderer, shape, final)
+
+
+def series_query(
+    renderer: Renderer, bucket: str, timezone: str, *shape_values: object
+) -> exp.Select:
+    """Per bucket of ``[start, end)`` (params: (rates' currency twice,) start, start, end),
+    and for everything before ``start`` (the bucket key null): sums of movements by kind,
+    distinct customers by kind, the change in paying customers, and the MRR the start
+    cohort lost (net, for NRR; drops only, for GRR)."""
+    shape: LedgerShape = shape_values  # type: ignore[assignment]
+    cut = renderer.bucket(_x("moment"), Bucket(bucket), timezone)
+    before = exp.LT(this=_x("moment"), expression=exp.Placeholder())
+    key = exp.Case(ifs=[exp.If(this=before, true=exp.null())], default=cut.key)
+    start = exp.Case(ifs=[exp.If(this=before.copy(), true=exp.null())], default=cut.start)
+    # Placeholders bind in SQL order: the key's comparison comes first, then the start's.
+    bucketed = (
+        sqlglot.select(
+            "customer",
+            "moment",
+            "kind",
+            "delta",
+            "mrr_before",
+            "mrr_after",
+            exp.alias_(key, "bucket_key"),
+            exp.alias_(start, "bucket_start"),
+        )
+        .from_("movements")
+        .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
+    )
+    ranked = sqlglot.select(
+        "*",
+        _x("ROW_NUMBER() OVER (PARTITION BY customer, bucket_key ORDER BY moment) AS first_n"),
+        _x("ROW_NUMBER() OVER (PARTITION BY customer, bucket_key ORDER BY moment DESC) AS last_n"),
+    ).from_("bucketed")
+
+    def total(kind: str) -> str:
+        return f"SUM(CASE WHEN kind = '{kind}' THEN delta ELSE 0 END) AS {kind}"
+
+    def flag(kind: str) -> str:
+        return f"MAX(CASE WHEN kind = '{kind}' THEN 1 ELSE 0 END) AS is_{kind}"
+
+    kinds = ("new", "expansion", "contraction", "churn", "reactivation")
+    per_customer = (
+        sqlglot.select(
+            "bucket_key",
+            "bucket_start",
+            "customer",
+            *(_x(total(k)) for k in kinds),
+            *(_x(flag(k)) for k in ("new", "reactivation", "churn")),
+            _x("MAX(CASE WHEN first_n = 1 THEN mrr_before END) AS mrr_start"),
+            _x("MAX(CASE WHEN last_n = 1 THEN mrr_after END) AS mrr_end"),
+        )
+        .from_("ranked")
+        .group_by("bucket_key", "bucket_start", "customer")
+    )
+    final = (
+        sqlglot.select(
+            "bucket_start",
+            *(_x(f"SUM({k}) AS {k}") for k in kinds),
+            _x("SUM(is_new) AS new_customers"),
+            _x("SUM(is_reactivation) AS reactivated_customers"),
+            _x(
+                "SUM(CASE WHEN is_churn = 1 AND mrr_start > 0 THEN 1 ELSE 0 END) "
+                "AS churned_customers"
+            ),
+            _x("SUM(is_churn) AS churned_customers_all"),
+            _x(
+                "SUM(CASE WHEN mrr_start = 0 AND mrr_end > 0 THEN 1 "
+                "WHEN mrr_start > 0 AND mrr_end = 0 THEN -1 ELSE 0 END) AS customers_change"
+            ),
+            _x(
+                "SUM(CASE WHEN mrr_start > 0 THEN mrr_start - mrr_end ELSE 0 END) "
+                "AS cohort_net_loss"
+            ),
+            _x(
+                "SUM(CASE WHEN mrr_start > mrr_end THEN mrr_start - mrr_end ELSE 0 END) "
+                "AS cohort_gross_loss"
+            ),
+        )
+        .from_("per_customer")
+        .group_by("bucket_key", "bucket_start")
+    )
+    query = _with_ledger(renderer, shape, final)
+    for name, cte in (("bucketed", bucketed), ("ranked", ranked), ("per_customer", per_customer)):
+        query = query.with_(name, as_=cte)
+    return query
+
+
+def currencies_query(renderer: Renderer) -> exp.Select:
+    """The currencies subscription events are in."""
+    return sqlglot.select("currency").distinct().from_(exp.to_table(EVENTS_TABLE))
+
+
+def missing_rates_query(renderer: Renderer) -> exp.Select:
+    """Subscriptions in another currency than the reporting one (param) with no rate to
+    it (param) from on or before their start: currency and earliest start date."""
+    starts = (
+        sqlglot.select(
+            _x("subscription_id AS sub"), "currency", _x("MIN(occurred_at) AS sub_start")
+        )
+        .from_(exp.to_table(EVENTS_TABLE))
+        .where(exp.NEQ(this=_x("currency"), expression=exp.Placeholder()))
+        .group_by("subscription_id", "currency")
+        .subquery("s")
+    )
+    rated = exp.Exists(
+        this=sqlglot.select("1")
+        .from_(exp.alias_(exp.to_table(RATES_TABLE), "r"))
+        .where(
+            exp.and_(
+                _x("r.currency = s.currency"),
+                exp.EQ(this=_x("r.quote"), expression=exp.Placeholder()),
+                _x("r.valid_from <= s.sub_start"),
+            )
+        )
+    )
+    return (
+        sqlglot.select(_x("s.currency AS currency"), _x("MIN(s.sub_start) AS first_unrated"))
+        .from_(starts)
+        .where(exp.Not(this=rated))
+        .group_by(_x("s.currency"))
+        .order_by(_x("s.currency"))
+    )
