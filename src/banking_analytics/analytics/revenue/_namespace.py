@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from banking_analytics.analytics.revenue._impact import RevenueImpactAnalysis
 from banking_analytics.analytics.revenue._mrr import Movement, MrrSeries, RevenueLedger
 from banking_analytics.analytics.revenue._policy import RevenuePolicy
+from banking_analytics.analytics.revenue._recommend import RevenueOptimization
 from banking_analytics.metrics import (
     Bucket,
     DataVersions,
@@ -39,6 +41,10 @@ class RevenueNamespace:
         self._queries = queries
         self.policy = policy or RevenuePolicy()
         self.ledger = RevenueLedger(metrics)
+        #: Revenue impact of the banking features: adoption, attribution, the upgrade model.
+        self.impact = RevenueImpactAnalysis(metrics)
+        #: Recommendations and ROI projections built on the impact.
+        self.optimization = RevenueOptimization(metrics, self.impact)
 
     def mrr(
         self,
