@@ -191,6 +191,15 @@ def _latencies() -> Iterable[Metric]:
 
 _SUCCESS = Is("success", (True,))
 _PAID = SubscriptionEventKind.PAYMENT_SUCCEEDED.value
+#: A free user converting, a plan upgrade, a comeback: the billing system's upgrades.
+_UPGRADES = tuple(
+    k.value
+    for k in (
+        SubscriptionEventKind.SUBSCRIBED,
+        SubscriptionEventKind.UPGRADED,
+        SubscriptionEventKind.REACTIVATED,
+    )
+)
 _REFUNDED = SubscriptionEventKind.REFUNDED.value
 
 _SYNCS_PER_CONNECTION = Metric(
@@ -498,6 +507,15 @@ _METRICS: tuple[Metric, ...] = (
         Sum("amount", Is("kind", (_PAID,))),
         Unit.MINOR_UNITS,
         "Money collected by successful payments, before refunds, in minor units",
+        higher_is_better=True,
+    ),
+    Metric(
+        "subscription_upgrades",
+        _SUBSCRIPTIONS,
+        Count(Is("kind", _UPGRADES)),
+        Unit.COUNT,
+        "Subscription events of kind subscribed, upgraded or reactivated (cut by "
+        "attributed_feature for the upgrades each feature is credited with)",
         higher_is_better=True,
     ),
     Metric(

@@ -1,6 +1,4 @@
-"""Subscription revenue: the ledger, MRR and its movements, revenue metrics, cohorts, and the
-revenue impact of the banking features (adoption, attribution, the upgrade model, recommendations
-and ROI)."""
+"""Subscription revenue: the ledger, MRR and its movements, revenue metrics, cohorts."""
 
 from banking_analytics.analytics.revenue._cohorts import Cohort, CohortTable
 from banking_analytics.analytics.revenue._effect_model import MIN_ADOPTER_CONVERSIONS

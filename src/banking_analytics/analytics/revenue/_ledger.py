@@ -41,6 +41,7 @@ __all__ = [
     "missing_rates_query",
     "movements_query",
     "series_query",
+    "with_ledger",
 ]
 
 EVENTS_TABLE = SCHEMAS[EventType.SUBSCRIPTION].table
@@ -350,7 +351,7 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     return query
 
 
-def _with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> exp.Select:
+def with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> exp.Select:
     """``final`` reading ``movements``, with the ledger's tables before it."""
     ledger = _ledger(renderer, shape)
     with_ = ledger.args["with_"]
@@ -369,7 +370,7 @@ def movements_query(renderer: Renderer, *shape_values: object) -> exp.Select:
         .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
         .order_by("customer", "moment")
     )
-    return _with_ledger(renderer, shape, final)
+    return with_ledger(renderer, shape, final)
 
 
 def series_query(
@@ -452,7 +453,7 @@ def series_query(
         .from_("per_customer")
         .group_by("bucket_key", "bucket_start")
     )
-    query = _with_ledger(renderer, shape, final)
+    query = with_ledger(renderer, shape, final)
     for name, cte in (("bucketed", bucketed), ("ranked", ranked), ("per_customer", per_customer)):
         query = query.with_(name, as_=cte)
     return query

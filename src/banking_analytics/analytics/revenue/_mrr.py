@@ -148,6 +148,29 @@ class RevenueLedger:
         depends = (EVENTS_TABLE, RATES_TABLE) if converts else (EVENTS_TABLE,)
         return Statement(build, (*rates, *params), depends, (*shape, *ledger))
 
+    def run(
+        self,
+        build: Builder,
+        params: tuple[object, ...],
+        shape: tuple[Hashable, ...],
+        policy: RevenuePolicy,
+        versions: DataVersions | None = None,
+        *,
+        also_reads: tuple[str, ...] = (),
+    ) -> pa.Table:
+        """A statement over the ledger (``build(renderer, *shape, *ledger shape)``), its
+        ``params`` after the ledger's own; ``also_reads`` names other tables it reads."""
+        ledger = self._shape(policy, versions)
+        statement = self._statement(build, params, shape, ledger, policy)
+        if also_reads:
+            statement = Statement(
+                statement.build,
+                statement.params,
+                (*statement.depends_on, *also_reads),
+                statement.shape,
+            )
+        return self._metrics.run_statement(statement, versions)
+
     def movements(
         self,
         window: TimeWindow,
