@@ -248,10 +248,14 @@ class RevenueImpactAnalysis:
             raise QueryError(f"time_period: the upgrade model covers at most {MAX_MODEL_DAYS} days")
         s, e = window.start, window.end
         risk = (e, s, s, e, s, e, s, e, e, s, e)
-        cells = to_records(
-            self._metrics.run_statement(
-                Statement(model_cells, (*risk, s, e), _MODEL_TABLES, (FEATURES,))
-            )
+        # In a fixed order: the engine returns groups in any, and the fit's sums follow it.
+        cells = sorted(
+            to_records(
+                self._metrics.run_statement(
+                    Statement(model_cells, (*risk, s, e), _MODEL_TABLES, (FEATURES,))
+                )
+            ),
+            key=lambda c: tuple(c.values()),
         )
         [users] = to_records(
             self._metrics.run_statement(Statement(model_users, risk, _MODEL_TABLES, (FEATURES,)))
