@@ -7,12 +7,15 @@ import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
 
+from api_fixtures import api_settings
+from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore, Role
 from banking_analytics.analytics.revenue import (
     MIN_ADOPTER_CONVERSIONS,
     RevenueImpactAnalysis,
@@ -22,7 +25,7 @@ from banking_analytics.analytics.revenue import (
 )
 from banking_analytics.api.routes.revenue_impact import RoiIn
 from banking_analytics.metrics import TimeWindow
-from banking_analytics.simulate import SimulationConfig, run_simulation
+from banking_analytics.simulate import GroundTruth, SimulationConfig, run_simulation
 from banking_analytics.vocabulary import EventType
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -248,23 +251,36 @@ def test_uplift_path_against_the_formula() -> None:
 PLANTED = SimulationConfig(users=10_000, days=90, seed=7, end=datetime(2026, 11, 1, tzinfo=UTC))
 
 
+@pytest.fixture(scope="module")
+def planted_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, GroundTruth]:
+    """The planted world in a DuckDB file, simulated once for the tests below."""
+    url = f"duckdb:///{tmp_path_factory.mktemp('planted')}/planted.duckdb"
+    with BankingPerformanceAnalytics.open(url) as analytics:
+
+        def sink(event_type: EventType, chunk: pa.Table) -> None:
+            analytics.ingest_arrow(chunk, event_type=event_type)
+
+        truth = run_simulation(PLANTED, sink)
+    return url, truth
+
+
+PLANTED_WINDOW = TimeWindow(PLANTED.end - timedelta(days=PLANTED.days), PLANTED.end)
+
+
 @pytest.mark.slow
 @pytest.mark.duckdb
-def test_the_model_recovers_the_planted_upgrade_effects(tmp_path: Any) -> None:
+def test_the_model_recovers_the_planted_upgrade_effects(
+    planted_store: tuple[str, GroundTruth],
+) -> None:
     """Tolerance, on this 10,000-user, 90-day world: account linking and transaction sync
     are adopted on every at-risk day (at the link), so they have no estimate; of the other
     eight, at least six 95% intervals cover the planted ratio (adoption is seen only at the
     first use, which lags the simulator's adoption: see docs/revenue-impact.md); the
     estimates rank like the planted ratios (Spearman >= 0.8); and the three largest planted
     effects are the three largest estimates."""
-    with BankingPerformanceAnalytics.open(f"duckdb:///{tmp_path}/planted.duckdb") as analytics:
-
-        def sink(event_type: EventType, chunk: pa.Table) -> None:
-            analytics.ingest_arrow(chunk, event_type=event_type)
-
-        truth = run_simulation(PLANTED, sink)
-        window = TimeWindow(PLANTED.end - timedelta(days=PLANTED.days), PLANTED.end)
-        model = RevenueImpactAnalysis(analytics.metrics).upgrade_model(window)
+    url, truth = planted_store
+    with BankingPerformanceAnalytics.open(url) as analytics:
+        model = RevenueImpactAnalysis(analytics.metrics).upgrade_model(PLANTED_WINDOW)
     planted = truth.feature_upgrade_effects
     for always in ("account_linking", "transaction_sync"):
         assert model.effects[always].hazard_ratio is None
@@ -282,6 +298,62 @@ def test_the_model_recovers_the_planted_upgrade_effects(tmp_path: Any) -> None:
     assert _spearman(truth_ranks, estimate_ranks) >= 0.8
     top = sorted(planted, key=planted.__getitem__)[-3:]
     assert set(sorted(estimated, key=lambda f: estimated[f].hazard_ratio or 0.0)[-3:]) == set(top)
+
+
+@pytest.mark.slow
+@pytest.mark.duckdb
+def test_recommendations_and_roi_over_http_on_the_planted_world(
+    planted_store: tuple[str, GroundTruth],
+) -> None:
+    """Every recommended feature has an interval above 1, ranks follow the expected gain, and
+    an ROI projection's figures are the appraisal of its own monthly uplift."""
+    url, _ = planted_store
+    period = {"start": PLANTED_WINDOW.start.isoformat(), "end": PLANTED_WINDOW.end.isoformat()}
+    with BankingPerformanceAnalytics.open(url) as analytics:
+        key = KeyStore(analytics.engine).create("analyst", Role.ANALYST).secret
+        headers = {"Authorization": f"Bearer {key}"}
+        with (
+            running(api_settings(analytics), analytics=analytics) as base,
+            httpx.Client(base_url=base, timeout=120, headers=headers) as client,
+        ):
+            ranked = client.get("/api/banking-analytics/revenue/recommendations", params=period)
+            body = {
+                "feature": "budget_tracking",
+                "cost": 500_000,
+                "adoption_points": 10,
+                "horizon_months": 6,
+                "discount_rate": "0.10",
+                **period,
+            }
+            roi = client.post("/api/banking-analytics/revenue/roi", json=body)
+    assert ranked.status_code == 200, ranked.text
+    recommendations = ranked.json()["recommendations"]
+    assert recommendations, "the planted effects give something to recommend"
+    gains = [r["expected_mrr_gain"] for r in recommendations]
+    assert gains == sorted(gains, reverse=True)
+    assert [r["rank"] for r in recommendations] == list(range(1, len(gains) + 1))
+    for r in recommendations:
+        assert r["evidence"]["ci_low"] > 1
+        assert r["expected_mrr_gain_low"] <= r["expected_mrr_gain"] <= r["expected_mrr_gain_high"]
+        assert r["feature"].replace("_", " ") in r["recommendation"]
+    assert roi.status_code == 200, roi.text
+    projection = roi.json()
+    assumptions = projection["assumptions"]
+    assert (assumptions["feature"], assumptions["cost"]) == ("budget_tracking", 500_000)
+    assert len(projection["monthly_mrr_uplift"]) == 6
+    # The money follows from the echoed assumptions: recompute the path and its appraisal.
+    path = uplift_path(
+        Decimal(repr(assumptions["new_adopters"])),
+        Decimal(repr(assumptions["baseline_daily_hazard"])),
+        Decimal(repr(assumptions["hazard_ratio"])),
+        Decimal(assumptions["arpa"]),
+        6,
+    )
+    assert projection["monthly_mrr_uplift"] == [round(v) for v in path]
+    appraisal = appraise(500_000, path, Decimal("0.10"))
+    assert projection["npv"] == appraisal.npv
+    assert projection["total_uplift"] == appraisal.total_uplift
+    assert projection["payback_months"] == appraisal.payback_months
 
 
 def _ranks(values: list[float]) -> list[float]:

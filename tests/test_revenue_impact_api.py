@@ -96,6 +96,38 @@ def test_recommendations_need_evidence(api: LiveAPI) -> None:
             422,
             "horizon_months",
         ),
+        (
+            {
+                "feature": "budget_tracking",
+                "cost": 100,
+                "adoption_points": 5,
+                "start": "2026-11-01T00:00:00Z",
+            },
+            422,
+            "start and end",
+        ),
+        (
+            {
+                "feature": "budget_tracking",
+                "cost": 100,
+                "adoption_points": 5,
+                "start": "2026-11-02T00:00:00Z",
+                "end": "2026-11-01T00:00:00Z",
+            },
+            422,
+            "start/end",
+        ),
+        (
+            {
+                "feature": "budget_tracking",
+                "cost": 100,
+                "adoption_points": 5,
+                "start": "0001-01-01T00:00:00Z",
+                "end": "2026-11-01T00:00:00Z",
+            },
+            422,
+            "start",
+        ),
         # Valid, but there is no effect estimate to project from.
         ({"feature": "budget_tracking", "cost": 100, "adoption_points": 5}, 422, "insufficient"),
         (

@@ -21,9 +21,11 @@ from banking_analytics.analytics.revenue import (
 )
 from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute, Principal
+from banking_analytics.api._problems import ProblemError
+from banking_analytics.api._types import QueryDateTime
 from banking_analytics.api.deps import Admitted, Analytics, ReadAnalytics
 from banking_analytics.api.routes._params import window
-from banking_analytics.metrics import TimeWindow
+from banking_analytics.metrics import QueryError, TimeWindow
 from banking_analytics.vocabulary import BankingFeature
 
 __all__ = ["RoiIn", "router"]
@@ -63,12 +65,25 @@ class RoiIn(BaseModel):
         DEFAULT_DISCOUNT_RATE, ge=0, le=1, description="Annual rate the cash is discounted at"
     )
     time_period: str = Field("90d", max_length=32, description="The history the model reads")
+    start: QueryDateTime | None = Field(None, description="With end: an explicit history window")
+    end: QueryDateTime | None = None
 
     @model_validator(mode="after")
     def one_improvement(self) -> Self:
         if (self.adoption_points is None) == (self.success_rate_to is None):
             raise ValueError("give exactly one of adoption_points and success_rate_to")
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end, or neither")
         return self
+
+    def history(self) -> str | TimeWindow:
+        """The window the model reads: ``start``-``end``, else ``time_period`` ending now."""
+        if self.start is None or self.end is None:
+            return self.time_period
+        try:
+            return TimeWindow(self.start, self.end)
+        except QueryError as exc:
+            raise ProblemError(422, f"start/end (body): {exc}") from None
 
 
 @router.get("/impact", response_model=RevenueImpact)
@@ -123,7 +138,7 @@ def roi(
         success_rate_to=body.success_rate_to,
         horizon_months=body.horizon_months,
         discount_rate=body.discount_rate,
-        time_period=body.time_period,
+        time_period=body.history(),
     )
     _audit(request, principal, "read_revenue_roi", feature=body.feature.value, cost=body.cost)
     return projection
