@@ -103,18 +103,8 @@ def oracle(path: str, window: TimeWindow, config: SimulationConfig) -> dict[str,
     params = [e, s, s, e, s, e, s, e, e, s, e]
     with duckdb.connect(path) as con:
         con.register("truth", truth)
-        cells = sorted(
-            con.execute(sql, params).to_arrow_table().to_pylist(), key=lambda c: tuple(c.values())
-        )
-    table = Cells(
-        adopted=np.asarray(
-            [[int(c[f"a{i}"]) for i in range(len(FEATURES))] for c in cells], dtype=np.int64
-        ),
-        tenure=np.asarray([c["tenure_bucket"] for c in cells], dtype=np.int64),
-        engagement=np.asarray([c["engagement_bucket"] for c in cells], dtype=np.int64),
-        days=np.asarray([c["days"] for c in cells], dtype=np.int64),
-        events=np.asarray([c["events"] for c in cells], dtype=np.int64),
-    )
+        cells = con.execute(sql, params).to_arrow_table().to_pylist()
+    table = Cells.from_rows(cells, len(FEATURES))
     return dict(zip(FEATURES, fit_effects(table), strict=True))
 
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import statsmodels.api as sm
@@ -52,6 +54,25 @@ class Cells:
     engagement: NDArray[np.int64]
     days: NDArray[np.int64]
     events: NDArray[np.int64]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, Any]], features: int) -> Cells:
+        """Cells from the rows of the cells statement (``a0``..., ``tenure_bucket``,
+        ``engagement_bucket``, ``days``, ``events``), in a fixed order: an engine returns
+        groups in any, and the fit's sums follow it."""
+        ordered = sorted(rows, key=lambda row: tuple(row.values()))
+
+        def column(name: str) -> NDArray[np.int64]:
+            return np.asarray([row[name] for row in ordered], dtype=np.int64)
+
+        adopted = np.column_stack([column(f"a{i}") for i in range(features)]) if ordered else None
+        return cls(
+            adopted=adopted if adopted is not None else np.zeros((0, features), dtype=np.int64),
+            tenure=column("tenure_bucket"),
+            engagement=column("engagement_bucket"),
+            days=column("days"),
+            events=column("events"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

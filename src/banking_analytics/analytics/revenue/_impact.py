@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-import numpy as np
-
 from banking_analytics.analytics._shape import Period, Shape
 from banking_analytics.analytics.revenue._effect_model import (
     MIN_ADOPTER_CONVERSIONS,
@@ -248,28 +246,15 @@ class RevenueImpactAnalysis:
             raise QueryError(f"time_period: the upgrade model covers at most {MAX_MODEL_DAYS} days")
         s, e = window.start, window.end
         risk = (e, s, s, e, s, e, s, e, e, s, e)
-        # In a fixed order: the engine returns groups in any, and the fit's sums follow it.
-        cells = sorted(
-            to_records(
-                self._metrics.run_statement(
-                    Statement(model_cells, (*risk, s, e), _MODEL_TABLES, (FEATURES,))
-                )
-            ),
-            key=lambda c: tuple(c.values()),
+        cells = to_records(
+            self._metrics.run_statement(
+                Statement(model_cells, (*risk, s, e), _MODEL_TABLES, (FEATURES,))
+            )
         )
         [users] = to_records(
             self._metrics.run_statement(Statement(model_users, risk, _MODEL_TABLES, (FEATURES,)))
         )
-        table = Cells(
-            adopted=np.asarray(
-                [[int(c[f"a{i}"]) for i in range(len(FEATURES))] for c in cells], dtype=np.int64
-            ).reshape(len(cells), len(FEATURES)),
-            tenure=np.asarray([c["tenure_bucket"] for c in cells], dtype=np.int64),
-            engagement=np.asarray([c["engagement_bucket"] for c in cells], dtype=np.int64),
-            days=np.asarray([c["days"] for c in cells], dtype=np.int64),
-            events=np.asarray([c["events"] for c in cells], dtype=np.int64),
-        )
-        effects = fit_effects(table)
+        effects = fit_effects(Cells.from_rows(cells, len(FEATURES)))
         return UpgradeModel(
             window=window,
             users=int(users["users"]),
