@@ -15,7 +15,15 @@ from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.api import ApiSettings
 from banking_analytics.store import StoreUnavailableError
-from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
+from test_metrics_handworked import (
+    EUR_RATES,
+    NOW,
+    T0,
+    behaviour,
+    connection_attempts,
+    payments,
+    syncs,
+)
 
 PREFIX = "/api/banking-analytics"
 HAND_WINDOW = {"start": T0.isoformat(), "end": NOW.isoformat()}
@@ -31,6 +39,8 @@ def _ok(response: Any, status: int = 200) -> Any:
 @pytest.fixture
 def hand(live_api: LiveAPI) -> LiveAPI:
     events = connection_attempts() + behaviour() + syncs() + payments()
+    # Money in EUR is accepted once it has a rate to the reporting currency (USD).
+    live_api.analytics.load_exchange_rates(EUR_RATES)
     answer = _ok(
         live_api.client.post(
             f"{PREFIX}/events/batch", json={"events": events}, headers=live_api.as_key("ingest")

@@ -1,5 +1,7 @@
 """Generated documentation stays in step with the code."""
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,3 +95,25 @@ def test_ingestion_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None
     example = (DOCS / "ingestion.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(example, "docs/ingestion.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "[frozenset({'behavior_events'})]"
+
+
+def test_revenue_docs_examples_run(store_url: str, tmp_path: Path) -> None:
+    """docs/revenue.md: its command loads a rates file as written (in a folder holding
+    one), and its Python examples run in order over a simulated store."""
+    text = (DOCS / "revenue.md").read_text()
+    [command] = [b.split("```", 1)[0] for b in text.split("```bash\n")[1:]]
+    (tmp_path / "rates.csv").write_text("currency,valid_from,rate\nEUR,2026-01-01,1.08\n")
+    cli = Path(sys.executable).with_name("banking-analytics")
+    line = command.strip().replace("banking-analytics", str(cli), 1)
+    line = line.replace("duckdb:///data/analytics.duckdb", f"duckdb:///{tmp_path}/rates.duckdb")
+    done = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "loaded 1 new exchange rate" in done.stdout
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    assert len(blocks) >= 2
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        simulate_into(analytics)
+        namespace: dict[str, object] = {"analytics": analytics}
+        for number, block in enumerate(blocks, 1):
+            exec(compile(block, f"docs/revenue.md example {number}", "exec"), namespace)
+    assert namespace["series"].points[-1].mrr_end > 0  # type: ignore[attr-defined]

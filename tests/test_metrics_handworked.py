@@ -204,6 +204,10 @@ def reports() -> list[dict[str, Any]]:
     ]
 
 
+#: The EUR payment is accepted once EUR has a rate to the reporting currency (USD).
+EUR_RATES = [{"currency": "EUR", "valid_from": "2020-01-01", "rate": "1.08"}]
+
+
 def payments() -> list[dict[str, Any]]:
     """Three USD payments of 999 and one refund of 999 for spending_analysis; 500 EUR."""
     rows = [("payment_succeeded", 999, "USD")] * 3 + [("refunded", 999, "USD")]
@@ -232,6 +236,7 @@ def payments() -> list[dict[str, Any]]:
 @pytest.fixture
 def hand(analytics: BankingPerformanceAnalytics) -> BankingPerformanceAnalytics:
     events = connection_attempts() + behaviour() + syncs() + payments() + reports()
+    analytics.load_exchange_rates(EUR_RATES)
     results = analytics.ingest(events + earlier_syncs())
     assert {r.status for r in results} == {EventStatus.ACCEPTED}, [
         r.reason for r in results if r.status is not EventStatus.ACCEPTED
@@ -453,12 +458,15 @@ HAND_CUTS = (
                 "gross_payments": (3 * 999, None),
                 "payments_monthly_normalised": (3 * 999, None),
                 "paying_users": (3, None),
+                # Payments and refunds only: no upgrade among them.
+                "subscription_upgrades": (0, None),
             },
             ("EUR",): {
                 "net_revenue": (500, None),
                 "gross_payments": (500, None),
                 "payments_monthly_normalised": (999, None),
                 "paying_users": (1, None),
+                "subscription_upgrades": (0, None),
             },
         },
     ),

@@ -231,6 +231,10 @@ REVENUE: dict[str, Reference] = {
     "gross_payments": lambda g: (float(g.amount[g.kind == "payment_succeeded"].sum()), None),
     "payments_monthly_normalised": monthly_normalised,
     "paying_users": lambda g: distinct(g.user_id[g.kind == "payment_succeeded"]),
+    "subscription_upgrades": lambda g: (
+        float(g.kind.isin(["subscribed", "upgraded", "reactivated"]).sum()),
+        None,
+    ),
 }
 
 REPORTED: dict[str, Reference] = {

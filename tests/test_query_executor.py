@@ -20,7 +20,15 @@ from banking_analytics.access import KeyStore, Role
 from banking_analytics.api import ApiSettings
 from banking_analytics.metrics import QueryExecutor, TimeWindow
 from banking_analytics.store import open_engine
-from test_metrics_handworked import NOW, T0, behaviour, connection_attempts, payments, syncs
+from test_metrics_handworked import (
+    EUR_RATES,
+    NOW,
+    T0,
+    behaviour,
+    connection_attempts,
+    payments,
+    syncs,
+)
 
 
 def finishes(work: Callable[[], object], within_s: float = 30) -> object:
@@ -198,6 +206,7 @@ def test_dashboard_on_postgres_holds_at_most_its_workers_connections(
         threads_before = threading.active_count()
         with BankingPerformanceAnalytics.open(url, query_workers=workers) as analytics:
             if workers == 2:
+                analytics.load_exchange_rates(EUR_RATES)
                 analytics.ingest(connection_attempts() + behaviour() + syncs() + payments())
             with peak_connections(postgres_url, name) as peak:
                 board = analytics.performance_dashboard(window, health_lookback=lookback)
@@ -219,6 +228,7 @@ def test_api_server_holds_at_most_its_query_workers_connections(
     server process never holds more than two read connections and its writer."""
     url, name = named(postgres_store_url)
     with BankingPerformanceAnalytics.open(url) as setup:
+        setup.load_exchange_rates(EUR_RATES)
         setup.ingest(connection_attempts() + behaviour() + syncs() + payments())
         secret = KeyStore(setup.engine).create("dashboards", Role.ANALYST).secret
     settings = ApiSettings(db=url, query_workers=2, key_cache_seconds=0)

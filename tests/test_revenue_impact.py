@@ -129,6 +129,8 @@ def story() -> list[dict[str, object]]:
 
 
 def stored(analytics: BankingPerformanceAnalytics) -> BankingPerformanceAnalytics:
+    """The story in the store (money in EUR needs a rate to the reporting currency first)."""
+    analytics.load_exchange_rates([{"currency": "EUR", "valid_from": "2026-01-01", "rate": "1.1"}])
     results = analytics.ingest(story())
     assert all(r.status.value == "accepted" for r in results), results
     return analytics

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from api_fixtures import LiveAPI
-from test_revenue_impact import WINDOW, story
+from test_revenue_impact import WINDOW, stored
 
 IMPACT = "/api/banking-analytics/revenue/impact"
 RECOMMENDATIONS = "/api/banking-analytics/revenue/recommendations"
@@ -17,8 +17,7 @@ PERIOD = {"start": WINDOW.start.isoformat(), "end": WINDOW.end.isoformat()}
 
 @pytest.fixture
 def api(live_api: LiveAPI) -> LiveAPI:
-    results = live_api.analytics.ingest(story())
-    assert all(r.status.value == "accepted" for r in results)
+    stored(live_api.analytics)
     return live_api
 
 

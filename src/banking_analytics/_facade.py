@@ -36,7 +36,14 @@ from banking_analytics._recording import (
     Recorder,
 )
 from banking_analytics.events import SCHEMAS
-from banking_analytics.ingest import BatchOutcome, CommitListener, EventResult, IngestLimits
+from banking_analytics.ingest import (
+    BatchOutcome,
+    CommitListener,
+    EventResult,
+    IngestLimits,
+    parse_rates,
+    read_rates_csv,
+)
 from banking_analytics.ingest._files import FileFormat
 from banking_analytics.metrics import (
     DEFAULT_QUERY_WORKERS,
@@ -268,6 +275,20 @@ class BankingPerformanceAnalytics:
         A ``received_at`` column, if present, is taken as the receipt time.
         """
         return self._recorder.ingest_arrow(table, event_type, source, first_position)
+
+    def load_exchange_rates(
+        self, rates: str | Path | Iterable[Mapping[str, object]], *, quote: str | None = None
+    ) -> int:
+        """Load exchange rates to the reporting currency (``quote``, by default the one in
+        ``limits``): a CSV file (header ``currency,valid_from,rate``) or rows with those
+        keys. Rates are exact decimals; one already loaded cannot change. Returns how many
+        were new; events in those currencies are accepted from now on."""
+        to = quote or self.limits.reporting_currency or "USD"
+        if isinstance(rates, str | Path):
+            parsed = read_rates_csv(Path(rates), to)
+        else:
+            parsed = parse_rates(rates, to)
+        return self._recorder.load_rates(parsed)
 
     def ingest_file(
         self,

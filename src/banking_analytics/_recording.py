@@ -19,6 +19,7 @@ from banking_analytics.ingest import (
     Decoded,
     EventResult,
     EventStatus,
+    ExchangeRate,
     GroupCommitWriter,
     IngestLimits,
     IngestPipeline,
@@ -115,6 +116,10 @@ class Recorder:
         self.limits = limits
         self._pipeline = IngestPipeline(engine, limits)
         self._writer = GroupCommitWriter(self._pipeline)
+
+    def load_rates(self, rates: list[ExchangeRate]) -> int:
+        """Store exchange rates; events in their currencies are accepted from now on."""
+        return self._pipeline.load_rates(rates)
 
     def submit(self, event: Mapping[str, object], source: str) -> PendingEvent:
         decoded = decode_records([event], 0, self.limits.max_event_bytes, source)

@@ -38,6 +38,7 @@ from banking_analytics.api.routes import (
     health,
     metrics,
     performance,
+    revenue,
     revenue_impact,
     users,
 )
@@ -172,7 +173,7 @@ def create_app(
             max_age=600,
         )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (performance, dashboard, metrics, revenue_impact, events, users, admin):
+    for module in (performance, revenue, revenue_impact, dashboard, metrics, events, users, admin):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

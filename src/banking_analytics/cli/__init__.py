@@ -51,6 +51,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+#: ``banking-analytics rates ...`` (its commands are in :mod:`._revenue`).
+rates_app = typer.Typer(help="Exchange rates to the reporting currency.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
 
@@ -376,9 +378,10 @@ def main() -> None:
 
 
 # Imported last: these commands use this module's options and consoles. ``serve``
-# registers itself on ``app``; the key and audit commands are groups.
-from banking_analytics.cli import _serve  # noqa: E402, F401
+# and ``revenue`` register themselves on ``app``; keys, audit and rates are groups.
+from banking_analytics.cli import _revenue, _serve  # noqa: E402, F401
 from banking_analytics.cli._access import audit_app, keys_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(rates_app, name="rates")

@@ -8,6 +8,12 @@ from banking_analytics.ingest._decode import (
 )
 from banking_analytics.ingest._listeners import CommitListener
 from banking_analytics.ingest._pipeline import IngestPipeline
+from banking_analytics.ingest._rates import (
+    ExchangeRate,
+    RatesError,
+    parse_rates,
+    read_rates_csv,
+)
 from banking_analytics.ingest._results import (
     BatchOutcome,
     BatchPart,
@@ -26,12 +32,16 @@ __all__ = [
     "EventError",
     "EventResult",
     "EventStatus",
+    "ExchangeRate",
     "GroupCommitWriter",
     "IngestLimits",
     "IngestPipeline",
+    "RatesError",
     "Ticket",
     "WriterClosedError",
     "decode_arrow",
     "decode_json_lines",
     "decode_records",
+    "parse_rates",
+    "read_rates_csv",
 ]

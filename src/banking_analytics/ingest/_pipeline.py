@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from banking_analytics.events import SCHEMAS, arrow_type
 from banking_analytics.ingest._decode import Decoded
 from banking_analytics.ingest._listeners import CommitListener, CommitListeners
+from banking_analytics.ingest._rates import ExchangeRate, rated_currencies, store_rates
 from banking_analytics.ingest._results import BatchOutcome, EventError
 from banking_analytics.ingest._validate import IngestLimits, validate
 from banking_analytics.store import ALL_TABLES, EVENT_TABLES, QUARANTINE, Engine
@@ -142,6 +143,29 @@ class IngestPipeline:
         self.clock = clock
         self._listeners = CommitListeners()
         engine.migrate(ALL_TABLES)
+        quote = self.limits.reporting_currency
+        self._currencies = None if quote is None else rated_currencies(engine, quote)
+
+    def _rated(self, table: pa.Table) -> frozenset[str] | None:
+        """The currencies money may be in; read again from the store when the batch has
+        one not known to have a rate (another process may have loaded it since)."""
+        known, quote = self._currencies, self.limits.reporting_currency
+        if known is None or quote is None or "currency" not in table.column_names:
+            return known
+        sent = set(pc.unique(table["currency"]).to_pylist()) - {None}
+        if sent <= known:
+            return known
+        self._currencies = rated_currencies(self.engine, quote)
+        return self._currencies
+
+    def load_rates(self, rates: list[ExchangeRate]) -> int:
+        """Store exchange rates (see :func:`store_rates`); events in their currencies are
+        accepted from now on. How many rates were new."""
+        added = store_rates(self.engine, rates, self.clock())
+        quote = self.limits.reporting_currency
+        if quote is not None:
+            self._currencies = rated_currencies(self.engine, quote)
+        return added
 
     def on_commit(self, listener: CommitListener) -> Callable[[], None]:
         """Call ``listener(tables)`` after each durable commit that added rows, with the
@@ -183,7 +207,7 @@ class IngestPipeline:
         valid: list[tuple[str, pa.Table, np.ndarray]] = []
         for event_type, table in decoded.tables.items():
             schema = SCHEMAS[event_type]
-            checked = validate(schema, table, self.limits, self.clock)
+            checked = validate(schema, table, self.limits, self.clock, self._rated(table))
             errors.update(checked.rejected)
             known.add(checked.all_positions.to_numpy(), event_type.value, checked.all_event_ids)
             valid.append((schema.table, checked.rows, checked.positions.to_numpy()))

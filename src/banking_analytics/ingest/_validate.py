@@ -67,6 +67,9 @@ class IngestLimits:
     max_age: timedelta = timedelta(days=5 * 366)
     late_after: timedelta = timedelta(days=7)
     dedup_window: timedelta = timedelta(days=7)
+    #: Money is reported in this currency: an event in another currency with no exchange
+    #: rate to it is rejected (None accepts every currency).
+    reporting_currency: str | None = "USD"
 
 
 @dataclass(slots=True)
@@ -227,8 +230,10 @@ def validate(
     table: pa.Table,
     limits: IngestLimits,
     now: Callable[[], datetime],
+    currencies: frozenset[str] | None = None,
 ) -> Validated:
-    """Normalise, derive and check a decoded table of one event type."""
+    """Normalise, derive and check a decoded table of one event type; ``currencies``, when
+    given, are the only ones money may be in (those with a rate to the reporting one)."""
     n = table.num_rows
     if "received_at" in table.column_names:
         received = pc.fill_null(table["received_at"], pa.scalar(now(), _TS))
@@ -265,6 +270,19 @@ def validate(
                     EventError(spec.name, "out_of_order", f"must not be before {spec.not_before}"),
                 )
             )
+    if currencies is not None and "currency" in work.column_names:
+        unrated = pc.invert(pc.is_in(work["currency"], value_set=pa.array(sorted(currencies))))
+        checks.append(
+            (
+                pc.and_(pc.is_valid(work["currency"]), unrated),
+                EventError(
+                    "currency",
+                    "no_rate",
+                    f"has no exchange rate to {limits.reporting_currency}: load one "
+                    "(banking-analytics rates load) before sending money in it",
+                ),
+            )
+        )
     received_us = pc.cast(received, pa.int64())
     future_us = int(limits.future_tolerance / timedelta(microseconds=1))
     age_us = int(limits.max_age / timedelta(microseconds=1))

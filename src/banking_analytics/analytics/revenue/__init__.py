@@ -22,7 +22,7 @@ from banking_analytics.analytics.revenue._metrics import (
     RevenueRow,
 )
 from banking_analytics.analytics.revenue._mrr import Movement, MrrPoint, MrrSeries, RevenueLedger
-from banking_analytics.analytics.revenue._namespace import RevenueNamespace
+from banking_analytics.analytics.revenue._namespace import RevenueDashboard, RevenueNamespace
 from banking_analytics.analytics.revenue._policy import ChurnRecognition, RevenuePolicy
 from banking_analytics.analytics.revenue._recommend import (
     POOR_SUCCESS_RATE,
@@ -64,6 +64,7 @@ __all__ = [
     "MrrSeries",
     "Recommendation",
     "Recommendations",
+    "RevenueDashboard",
     "RevenueImpact",
     "RevenueImpactAnalysis",
     "RevenueLedger",

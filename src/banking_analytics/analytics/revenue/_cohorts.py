@@ -17,20 +17,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import pyarrow as pa
+
 from banking_analytics.analytics._shape import Period, Shape
-from banking_analytics.analytics.revenue._mrr import RevenueLedger
+from banking_analytics.analytics.revenue._mrr import LedgerRequest
 from banking_analytics.analytics.revenue._policy import RevenuePolicy
 from banking_analytics.analytics.revenue._queries import cohort_query
 from banking_analytics.metrics import (
     Bucket,
-    DataVersions,
     QueryError,
     TimeWindow,
     bucket_starts,
     to_records,
 )
 
-__all__ = ["Cohort", "CohortTable"]
+__all__ = ["Cohort", "CohortTable", "cohort_request", "cohort_table"]
 
 
 @dataclass(slots=True, eq=False)
@@ -59,17 +60,19 @@ class CohortTable(Shape):
     cohorts: list[Cohort]
 
 
-def cohort_table(
-    ledger: RevenueLedger,
-    window: TimeWindow,
-    timezone: str,
-    policy: RevenuePolicy,
-    versions: DataVersions | None = None,
-) -> CohortTable:
+def cohort_request(window: TimeWindow, timezone: str) -> LedgerRequest:
+    """The ledger statement behind the cohorts of the months starting in the window."""
     months = bucket_starts(window, Bucket.MONTH, timezone)
     if not months:
         raise QueryError("the period holds no whole month")
-    table = ledger.run(cohort_query, (months[0], window.end), (timezone,), policy, versions)
+    return LedgerRequest(cohort_query, (months[0], window.end), (timezone,))
+
+
+def cohort_table(
+    table: pa.Table, window: TimeWindow, timezone: str, policy: RevenuePolicy
+) -> CohortTable:
+    """The cohort tables from the answer to :func:`cohort_request`."""
+    months = bucket_starts(window, Bucket.MONTH, timezone)
     cells: dict[datetime, dict[datetime, dict[str, int]]] = {}
     for row in to_records(table):
         cells.setdefault(row["cohort_start"], {})[row["month_start"]] = {

@@ -22,6 +22,8 @@ metric layer; docs/revenue.md states each rule with its source):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+
 import sqlglot
 from sqlglot import exp
 
@@ -36,7 +38,10 @@ from banking_analytics.vocabulary import EventType
 
 __all__ = [
     "EVENTS_TABLE",
+    "LEDGER_TABLES",
     "LedgerShape",
+    "Part",
+    "combined_query",
     "currencies_query",
     "missing_rates_query",
     "movements_query",
@@ -52,8 +57,9 @@ _INTERVAL = '"interval"'
 _RATE_SCALE = 10**9
 
 #: What changes a ledger statement's SQL: the churn recognition, the grace days (or
-#: None), the reporting currency's minor-unit exponent, and whether rates are joined.
-LedgerShape = tuple[str, int | None, int, bool]
+#: None), the reporting currency's minor-unit exponent, whether rates are joined, and
+#: whether a customer with only $0 subscriptions is a customer.
+LedgerShape = tuple[str, int | None, int, bool, bool]
 
 
 def _x(text: str) -> exp.Expr:
@@ -81,8 +87,8 @@ def _half_up(renderer: Renderer, numerator: exp.Expr, denominator: exp.Expr) -> 
 
 
 def _snapshots(shape: LedgerShape) -> exp.Select:
-    """Each event with its order, the next snapshot's time and its discount's start."""
-    _, grace_days, _, _ = shape
+    """Each event with its order and the next snapshot's time (one sort per subscription)."""
+    _, grace_days, _, _, _ = shape
     order = "ORDER BY occurred_at, received_at, event_id"
     columns = [
         "user_id AS customer",
@@ -95,15 +101,13 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
         "interval_count AS ic",
         "discount_duration",
         "discount_months",
-        f"ROW_NUMBER() OVER (PARTITION BY subscription_id {order}) AS n",
         f"LEAD(occurred_at) OVER (PARTITION BY subscription_id {order}) AS next_at",
-        "MIN(occurred_at) OVER (PARTITION BY subscription_id) AS sub_start",
         "unit_amount * COALESCE(quantity, 1) AS gross",
         "COALESCE(discount_percent, 0) AS percent_off",
         "COALESCE(discount_amount, 0) AS amount_off",
         "discount_percent IS NOT NULL OR discount_amount IS NOT NULL AS discounted",
-        "MIN(occurred_at) OVER (PARTITION BY subscription_id, discount_percent, "
-        "discount_amount, discount_duration, discount_months) AS discount_start",
+        "discount_percent",
+        "discount_amount",
     ]
     if grace_days is not None:
         # Consecutive past-due snapshots share the count of other snapshots before them.
@@ -114,10 +118,28 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
     return sqlglot.select(*(_x(c) for c in columns)).from_(exp.to_table(EVENTS_TABLE))
 
 
+_DISCOUNT = ("discount_percent", "discount_amount", "discount_duration", "discount_months")
+
+
+def _discount_starts() -> exp.Select:
+    """When each discount that ends began: the first event of its subscription carrying
+    it (only ``once`` and ``repeating`` discounts end; few events have one)."""
+    return (
+        sqlglot.select(
+            _x("subscription_id AS discount_sub"),
+            *(_x(f"{c} AS started_{c}") for c in _DISCOUNT),
+            _x("MIN(occurred_at) AS discount_start"),
+        )
+        .from_(exp.to_table(EVENTS_TABLE))
+        .where(_x("discount_duration IN ('once', 'repeating')"))
+        .group_by("subscription_id", *_DISCOUNT)
+    )
+
+
 def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     """Each snapshot's monthly price with and without its discount, in the reporting
     currency, and when its discount (and, with a grace period, its past-due run) ends."""
-    _, grace_days, reporting_exponent, converts = shape
+    _, grace_days, reporting_exponent, converts, _ = shape
     ratio = {  # N and D of the monthly normalisation, per interval unit
         "month": ("1", "ic"),
         "year": ("1", "12 * ic"),
@@ -184,7 +206,6 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("customer"),
         _x("sub"),
         _x("moment"),
-        _x("n"),
         _x("next_at"),
         _x("status"),
         _x("period_end"),
@@ -198,7 +219,15 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
             "MIN(CASE WHEN status = 'past_due' THEN moment END) OVER (PARTITION BY sub, run)"
         )
         columns.append(exp.alias_(_days(since, exp.Literal.number(grace_days)), "grace_end"))
-    select = sqlglot.select(*columns).from_(exp.to_table("snapshots"))
+    same_discount = exp.and_(
+        _x("discount_sub = sub"),
+        *(exp.NullSafeEQ(this=_x(c), expression=_x(f"started_{c}")) for c in _DISCOUNT),
+    )
+    select = (
+        sqlglot.select(*columns)
+        .from_(exp.to_table("snapshots"))
+        .join(exp.to_table("discount_starts"), on=same_discount, join_type="left")
+    )
     if converts:
         select = select.join(
             exp.to_table("sub_rates"),
@@ -215,7 +244,7 @@ def _sub_rates() -> exp.Select:
         "ORDER BY r.valid_from DESC, r.loaded_at DESC)"
     )
     started = (
-        sqlglot.select(_x("sub"), _x("currency"), _x("MIN(sub_start) AS sub_start"))
+        sqlglot.select(_x("sub"), _x("currency"), _x("MIN(moment) AS sub_start"))
         .from_("snapshots")
         .where(exp.NEQ(this=_x("currency"), expression=exp.Placeholder()))
         .group_by(_x("sub"), _x("currency"))
@@ -240,90 +269,145 @@ def _sub_rates() -> exp.Select:
     return sqlglot.select("rate_sub", "rate_currency", "rate_e9").from_(joined).where(_x("k = 1"))
 
 
-def _value_at(when: exp.Expr, shape: LedgerShape) -> exp.Expr:
-    """The snapshot's MRR at instant ``when`` within its span."""
-    recognition, grace_days, _, _ = shape
-    discount_on = exp.or_(
-        _x("discount_end IS NULL"), exp.LT(this=when.copy(), expression=_x("discount_end"))
-    )
-    price = exp.Case(
+def _value_at(
+    when: exp.Expr, shape: LedgerShape, *, just_before: bool = False, counted: bool = False
+) -> exp.Expr:
+    """The snapshot's MRR at instant ``when`` within its span (or just before it: a change
+    at ``when`` has not happened yet); with ``counted``, 1 if it counts as a subscription
+    then (whatever its price) and 0 if not."""
+    recognition, grace_days, _, _, _ = shape
+
+    def before(limit: str) -> exp.Expr:
+        """``when`` is before ``limit`` (at or before, just before ``when``)."""
+        compare = exp.LTE if just_before else exp.LT
+        return compare(this=when.copy(), expression=_x(limit))
+
+    discount_on = exp.or_(_x("discount_end IS NULL"), before("discount_end"))
+    price: exp.Expr = exp.Case(
         ifs=[exp.If(this=exp.and_(_x("discounted"), discount_on), true=_x("mrr_discounted"))],
         default=_x("mrr_full"),
     )
+    if counted:
+        price = exp.Literal.number(1)
     live: exp.Expr = _x("status IN ('active', 'past_due')")
     if grace_days is not None:
-        lapsed = exp.and_(
-            _x("status = 'past_due'"), exp.GTE(this=when.copy(), expression=_x("grace_end"))
-        )
+        lapsed = exp.and_(_x("status = 'past_due'"), exp.Not(this=before("grace_end")))
         live = exp.and_(live, exp.Not(this=exp.Paren(this=lapsed)))
     ifs = [exp.If(this=live, true=price)]
     if recognition == ChurnRecognition.PERIOD_END:
         paid_through = exp.and_(
             _x("status IN ('canceled', 'unpaid')"),
             _x("period_end > moment"),
-            exp.LT(this=when.copy(), expression=_x("period_end")),
+            before("period_end"),
         )
         ifs.append(exp.If(this=paid_through, true=price.copy()))
     return exp.Case(ifs=ifs, default=exp.Literal.number(0))
 
 
-def _points(shape: LedgerShape) -> exp.Query:
-    """Each snapshot's MRR at its time, and at every change inside its span."""
-    recognition, grace_days, _, _ = shape
+def _steps(shape: LedgerShape) -> exp.Select:
+    """Each snapshot as steps of its customer's MRR, from one pass over the snapshots: up
+    by its MRR at its time, down by its MRR just before the next snapshot's, and at each
+    change inside its span (a discount's, a grace period's, a paid period's end) by the
+    change there. Summed per customer and instant, the steps are the MRR's changes.
 
-    def point(when: str, order: int, condition: str | None) -> exp.Select:
-        at = _x(when)
-        select = sqlglot.select(
-            _x("customer"),
-            _x("sub"),
-            exp.alias_(at.copy(), "moment"),
-            _x("n"),
-            exp.alias_(exp.Literal.number(order), "k"),
-            exp.alias_(_value_at(at, shape), "mrr"),
-        ).from_("priced")
-        if condition is None:
-            return select
-        inside = _x(f"{when} > moment AND ({when} < next_at OR next_at IS NULL)")
-        return select.where(exp.and_(_x(condition), inside))
-
-    parts = [point("moment", 0, None), point("discount_end", 1, "discounted")]
+    The steps of a row are laid out as parallel arrays unnested together (both engines
+    unnest arrays in a select list side by side), so the snapshots are read once.
+    """
+    recognition, grace_days, _, _, free_customers = shape
+    changes = [("discount_end", "discounted")]
     if grace_days is not None:
-        parts.append(point("grace_end", 2, "status = 'past_due'"))
+        changes.append(("grace_end", "status = 'past_due'"))
     if recognition == ChurnRecognition.PERIOD_END:
-        parts.append(point("period_end", 3, "status IN ('canceled', 'unpaid')"))
-    union: exp.Query = parts[0]
-    for part in parts[1:]:
-        union = exp.union(union, part, distinct=False)
-    return union
+        changes.append(("period_end", "status IN ('canceled', 'unpaid')"))
+
+    def within(name: str, condition: str) -> exp.Expr:
+        """A change at ``name`` falls strictly inside the span."""
+        return _x(f"{condition} AND {name} > moment AND ({name} < next_at OR next_at IS NULL)")
+
+    def steps_of(counted: bool) -> list[exp.Expr]:
+        """At the snapshot's time, at the next one's, and at each change inside its span."""
+        steps: list[exp.Expr] = [
+            _value_at(_x("moment"), shape, counted=counted),
+            exp.Neg(
+                this=exp.Paren(
+                    this=_value_at(_x("next_at"), shape, just_before=True, counted=counted)
+                )
+            ),
+        ]
+        for name, condition in changes:
+            at = _x(name)
+            step = exp.Sub(
+                this=_value_at(at, shape, counted=counted),
+                expression=_value_at(at, shape, just_before=True, counted=counted),
+            )
+            steps.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=step)]))
+        return steps
+
+    times: list[exp.Expr] = [_x("moment"), _x("next_at")]
+    for name, condition in changes:
+        times.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=_x(name))]))
+    columns: list[exp.Expr | str] = [
+        "customer",
+        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=times)]), "moment"),
+        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=steps_of(False))]), "step"),
+    ]
+    if free_customers:
+        # How many subscriptions count, whatever their price: a customer with one is one.
+        counted = exp.Array(expressions=steps_of(True))
+        columns.append(exp.alias_(exp.Unnest(expressions=[counted]), "counted_step"))
+    return sqlglot.select(*columns).from_("priced")
 
 
 def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     """``movements``: per customer and instant of change, the MRR before and after, the
     change and its kind (see the module docs), as a query over common table expressions."""
-    deltas = sqlglot.select(
-        "customer",
-        "moment",
-        _x("mrr - COALESCE(LAG(mrr) OVER (PARTITION BY sub ORDER BY moment, n, k), 0) AS delta"),
-    ).from_("points")
-    changes = (
-        sqlglot.select("customer", "moment", _x("SUM(delta) AS delta"))
-        .from_("deltas")
-        .group_by("customer", "moment")
-        .having(_x("SUM(delta) <> 0"))
-    )
+    free_customers = shape[4]
+    if free_customers:
+        changes = (
+            sqlglot.select(
+                "customer",
+                "moment",
+                _x("SUM(step) AS delta"),
+                _x("SUM(counted_step) AS counted_delta"),
+            )
+            .from_("steps")
+            .where(_x("moment IS NOT NULL AND (step <> 0 OR counted_step <> 0)"))
+            .group_by("customer", "moment")
+            .having(_x("SUM(step) <> 0 OR SUM(counted_step) <> 0"))
+        )
+    else:
+        changes = (
+            sqlglot.select("customer", "moment", _x("SUM(step) AS delta"))
+            .from_("steps")
+            .where(_x("moment IS NOT NULL AND step <> 0"))
+            .group_by("customer", "moment")
+            .having(_x("SUM(step) <> 0"))
+        )
+    over = "OVER (PARTITION BY customer ORDER BY moment ROWS UNBOUNDED PRECEDING)"
     running = sqlglot.select(
         "customer",
         "moment",
         "delta",
-        _x(
-            "SUM(delta) OVER (PARTITION BY customer ORDER BY moment ROWS UNBOUNDED PRECEDING) "
-            "AS mrr_after"
+        _x(f"SUM(delta) {over} AS mrr_after"),
+        *(
+            [_x("counted_delta"), _x(f"SUM(counted_delta) {over} AS counted_after")]
+            if free_customers
+            else []
         ),
-        _x("ROW_NUMBER() OVER (PARTITION BY customer ORDER BY moment) AS nth"),
+        _x("LAG(moment) OVER (PARTITION BY customer ORDER BY moment) AS previous_moment"),
+        _x("LEAD(moment) OVER (PARTITION BY customer ORDER BY moment) AS next_moment"),
     ).from_("changes")
+    # A customer pays (MRR > 0); with free customers, has a subscription that counts.
+    if free_customers:
+        present_after = "(mrr_after > 0 OR counted_after > 0)"
+        present_before = "(mrr_after - delta > 0 OR counted_after - counted_delta > 0)"
+    else:
+        present_after, present_before = "mrr_after > 0", "mrr_after - delta > 0"
     kind = _x(
-        "CASE WHEN mrr_after - delta = 0 THEN CASE WHEN nth = 1 THEN 'new' ELSE 'reactivation' END "
-        "WHEN mrr_after = 0 THEN 'churn' WHEN delta > 0 THEN 'expansion' ELSE 'contraction' END"
+        f"CASE WHEN NOT {present_before} AND {present_after} THEN "
+        "CASE WHEN previous_moment IS NULL THEN 'new' ELSE 'reactivation' END "
+        f"WHEN {present_before} AND NOT {present_after} THEN 'churn' "
+        "WHEN delta > 0 THEN 'expansion' WHEN delta < 0 THEN 'contraction' END"
     )
     movements = sqlglot.select(
         "customer",
@@ -332,16 +416,20 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("mrr_after - delta AS mrr_before"),
         "mrr_after",
         exp.alias_(kind, "kind"),
+        _x(f"CASE WHEN {present_before} THEN 1 ELSE 0 END AS present_before"),
+        _x(f"CASE WHEN {present_after} THEN 1 ELSE 0 END AS present_after"),
+        "previous_moment",
+        "next_moment",
     ).from_("running")
     query = sqlglot.select("*").from_("movements")
-    _, _, _, converts = shape
+    converts = shape[3]
     ctes: list[tuple[str, exp.Query]] = [("snapshots", _snapshots(shape))]
     if converts:
         ctes.append(("sub_rates", _sub_rates()))
     ctes += [
+        ("discount_starts", _discount_starts()),
         ("priced", _priced(renderer, shape)),
-        ("points", _points(shape)),
-        ("deltas", deltas),
+        ("steps", _steps(shape)),
         ("changes", changes),
         ("running", running),
         ("movements", movements),
@@ -359,6 +447,67 @@ def with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> ex
     return final
 
 
+#: The common table expressions of the ledger, shared by every part of a combined query.
+LEDGER_TABLES = frozenset(
+    ("snapshots", "sub_rates", "discount_starts", "priced", "steps", "changes", "running")
+)
+#: What reads the ledger's movements: a builder and the shape it is built with (before
+#: the ledger's own), as :class:`~banking_analytics.metrics.Statement` builds are.
+Part = tuple[Callable[..., exp.Select], tuple[Hashable, ...]]
+
+
+def combined_query(renderer: Renderer, parts: tuple[Part, ...], *ledger: object) -> exp.Select:
+    """Several queries over the ledger as one: the movements are computed once (a
+    materialised table) and each part's rows come out with its columns named
+    ``p<number>_<column>`` and ``p<number>_part`` set (null in the other parts' rows).
+
+    Each part's placeholders keep their order, parts in order, after the ledger's own.
+    """
+    ledger_with: exp.With | None = None
+    ctes: list[exp.CTE] = []
+    branches: list[tuple[int, list[str]]] = []
+    for number, (build, shape) in enumerate(parts):
+        query = build(renderer, *shape, *ledger)
+        with_ = query.args.pop("with_")
+        own = [c for c in with_.expressions if c.alias not in LEDGER_TABLES | {"movements"}]
+        if ledger_with is None:
+            ledger_with = with_
+            ledger_with.set("expressions", [c for c in with_.expressions if c not in own])
+        renamed = {c.alias: f"p{number}_{c.alias}" for c in own}
+        for node in [*own, query]:
+            for table in list(node.find_all(exp.Table)):
+                if table.name in renamed:
+                    if not table.alias:
+                        table.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+                    table.set("this", exp.to_identifier(renamed[table.name]))
+        for cte in own:
+            cte.set("alias", exp.TableAlias(this=exp.to_identifier(renamed[cte.alias])))
+            ctes.append(cte)
+        ctes.append(exp.CTE(this=query, alias=exp.TableAlias(this=exp.to_identifier(f"p{number}"))))
+        branches.append((number, list(query.named_selects)))
+    assert ledger_with is not None
+    for cte in ledger_with.expressions:
+        if cte.alias == "movements":
+            cte.set("materialized", True)
+    ledger_with.set("expressions", [*ledger_with.expressions, *ctes])
+    # Side by side, never matched: each part's rows with the others' columns null. (A
+    # union would need the nulls typed: PostgreSQL takes an untyped null for text.)
+    sides = [
+        sqlglot.select(
+            exp.alias_(exp.Literal.number(number), f"p{number}_part"),
+            *(exp.alias_(_x(name), f"p{number}_{name}") for name in names),
+        )
+        .from_(f"p{number}")
+        .subquery(f"s{number}")
+        for number, names in branches
+    ]
+    final = sqlglot.select("*").from_(sides[0])
+    for side in sides[1:]:
+        final = final.join(side, on=exp.false(), join_type="full")
+    final.set("with_", ledger_with)
+    return final
+
+
 def movements_query(renderer: Renderer, *shape_values: object) -> exp.Select:
     """Every movement with ``at`` in ``[?, ?)``, by customer and time. Params: (the
     reporting currency twice when rates are joined,) the window's start and end."""
@@ -366,6 +515,7 @@ def movements_query(renderer: Renderer, *shape_values: object) -> exp.Select:
     final = (
         sqlglot.select("customer", "moment", "kind", "delta", "mrr_before", "mrr_after")
         .from_("movements")
+        .where(_x("kind IS NOT NULL"))
         .where(exp.GTE(this=_x("moment"), expression=exp.Placeholder()))
         .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
         .order_by("customer", "moment")
@@ -382,6 +532,15 @@ def series_query(
     cohort lost (net, for NRR; drops only, for GRR)."""
     shape: LedgerShape = shape_values  # type: ignore[assignment]
     cut = renderer.bucket(_x("moment"), Bucket(bucket), timezone)
+
+    def moved_in(neighbour: exp.Expr) -> exp.Expr:
+        """The neighbouring movement is in another bucket (or there is none)."""
+        theirs = renderer.bucket(neighbour.copy(), Bucket(bucket), timezone).key
+        return exp.or_(
+            exp.Is(this=neighbour, expression=exp.null()),
+            exp.NEQ(this=theirs, expression=cut.key.copy()),
+        )
+
     before = exp.LT(this=_x("moment"), expression=exp.Placeholder())
     key = exp.Case(ifs=[exp.If(this=before, true=exp.null())], default=cut.key)
     start = exp.Case(ifs=[exp.If(this=before.copy(), true=exp.null())], default=cut.start)
@@ -394,17 +553,19 @@ def series_query(
             "delta",
             "mrr_before",
             "mrr_after",
+            "present_before",
+            "present_after",
+            # A customer's MRR at a bucket's start is the MRR before their first movement
+            # in it; at its end, after their last (told by the neighbours' buckets, read
+            # in the ledger's own pass over each customer's movements).
+            exp.alias_(moved_in(_x("previous_moment")), "first_in_bucket"),
+            exp.alias_(moved_in(_x("next_moment")), "last_in_bucket"),
             exp.alias_(key, "bucket_key"),
             exp.alias_(start, "bucket_start"),
         )
         .from_("movements")
         .where(exp.LT(this=_x("moment"), expression=exp.Placeholder()))
     )
-    ranked = sqlglot.select(
-        "*",
-        _x("ROW_NUMBER() OVER (PARTITION BY customer, bucket_key ORDER BY moment) AS first_n"),
-        _x("ROW_NUMBER() OVER (PARTITION BY customer, bucket_key ORDER BY moment DESC) AS last_n"),
-    ).from_("bucketed")
 
     def total(kind: str) -> str:
         return f"SUM(CASE WHEN kind = '{kind}' THEN delta ELSE 0 END) AS {kind}"
@@ -420,10 +581,12 @@ def series_query(
             "customer",
             *(_x(total(k)) for k in kinds),
             *(_x(flag(k)) for k in ("new", "reactivation", "churn")),
-            _x("MAX(CASE WHEN first_n = 1 THEN mrr_before END) AS mrr_start"),
-            _x("MAX(CASE WHEN last_n = 1 THEN mrr_after END) AS mrr_end"),
+            _x("MAX(CASE WHEN first_in_bucket THEN mrr_before END) AS mrr_start"),
+            _x("MAX(CASE WHEN last_in_bucket THEN mrr_after END) AS mrr_end"),
+            _x("MAX(CASE WHEN first_in_bucket THEN present_before END) AS present_start"),
+            _x("MAX(CASE WHEN last_in_bucket THEN present_after END) AS present_end"),
         )
-        .from_("ranked")
+        .from_("bucketed")
         .group_by("bucket_key", "bucket_start", "customer")
     )
     final = (
@@ -433,14 +596,11 @@ def series_query(
             _x("SUM(is_new) AS new_customers"),
             _x("SUM(is_reactivation) AS reactivated_customers"),
             _x(
-                "SUM(CASE WHEN is_churn = 1 AND mrr_start > 0 THEN 1 ELSE 0 END) "
+                "SUM(CASE WHEN is_churn = 1 AND present_start = 1 THEN 1 ELSE 0 END) "
                 "AS churned_customers"
             ),
             _x("SUM(is_churn) AS churned_customers_all"),
-            _x(
-                "SUM(CASE WHEN mrr_start = 0 AND mrr_end > 0 THEN 1 "
-                "WHEN mrr_start > 0 AND mrr_end = 0 THEN -1 ELSE 0 END) AS customers_change"
-            ),
+            _x("SUM(present_end - present_start) AS customers_change"),
             _x(
                 "SUM(CASE WHEN mrr_start > 0 THEN mrr_start - mrr_end ELSE 0 END) "
                 "AS cohort_net_loss"
@@ -454,7 +614,7 @@ def series_query(
         .group_by("bucket_key", "bucket_start")
     )
     query = with_ledger(renderer, shape, final)
-    for name, cte in (("bucketed", bucketed), ("ranked", ranked), ("per_customer", per_customer)):
+    for name, cte in (("bucketed", bucketed), ("per_customer", per_customer)):
         query = query.with_(name, as_=cte)
     return query
 

@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+
 from banking_analytics.analytics._shape import Period, Shape
 from banking_analytics.analytics.revenue._ledger import EVENTS_TABLE
-from banking_analytics.analytics.revenue._mrr import MrrPoint, MrrSeries, RevenueLedger
+from banking_analytics.analytics.revenue._mrr import (
+    LedgerRequest,
+    MrrPoint,
+    MrrSeries,
+    RevenueLedger,
+    SeriesRequest,
+)
 from banking_analytics.analytics.revenue._policy import RevenuePolicy
 from banking_analytics.analytics.revenue._queries import (
     ACTIVITY_TABLE,
@@ -41,6 +49,7 @@ from banking_analytics.vocabulary import RevenueMetric
 __all__ = [
     "REVENUE_METRICS",
     "SPEC_REVENUE_METRICS",
+    "MetricsPlan",
     "RevenueMetricDefinition",
     "RevenueMetrics",
     "RevenueMetricsResult",
@@ -281,7 +290,8 @@ def resolve(name: str) -> str:
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator else None
+    """``numerator ÷ denominator`` as a float (engines may answer sums as decimals)."""
+    return float(numerator) / float(denominator) if denominator else None
 
 
 def _money(numerator: int, denominator: int) -> int | None:
@@ -322,26 +332,34 @@ _FROM_POINT: dict[str, Callable[[MrrPoint], Figure]] = {
 LTV_MONTHS = 6
 
 
-class RevenueMetrics:
-    """Answers revenue metrics by name (see :data:`REVENUE_METRICS`)."""
+@dataclass(frozen=True, slots=True)
+class MetricsPlan:
+    """What a revenue metrics query asks: its metrics and cut, and the ledger statements
+    it needs (:meth:`requests`), which a caller may run together with others'."""
 
-    def __init__(self, metrics: MetricService, ledger: RevenueLedger) -> None:
-        self._metrics = metrics
-        self._ledger = ledger
+    names: tuple[str, ...]
+    window: TimeWindow
+    bucket: Bucket
+    timezone: str
+    by_feature: bool
+    trial_days: int | None
+    #: The MRR series the figures come from; for LTV, in months, from six months earlier.
+    series: SeriesRequest
+    #: The months whose churn rates LTV averages (the series itself when cut by month).
+    monthly: SeriesRequest | None
 
-    def query(
-        self,
+    @classmethod
+    def of(
+        cls,
         names: Iterable[str],
         window: TimeWindow,
         bucket: Bucket,
         timezone: str,
-        policy: RevenuePolicy,
         *,
         by_feature: bool = False,
         trial_days: int | None = None,
-        versions: DataVersions | None = None,
-    ) -> RevenueMetricsResult:
-        chosen = list(dict.fromkeys(resolve(n) for n in names))
+    ) -> MetricsPlan:
+        chosen = tuple(dict.fromkeys(resolve(n) for n in names))
         if not chosen:
             raise QueryError("metrics: name at least one revenue metric")
         if by_feature:
@@ -351,84 +369,137 @@ class RevenueMetrics:
                     f"{', '.join(whole)} cannot be cut by feature; these can: "
                     + ", ".join(n for n, d in REVENUE_METRICS.items() if d.by_feature)
                 )
-        series = self._ledger.series(window, bucket, timezone, policy, versions)
-        starts = [p.start for p in series.points]
-        ends = {p.start: p.end for p in series.points}
-        span = TimeWindow(starts[0], series.points[-1].end, window.label)
+        elif "feature_adoption" in chosen:
+            raise QueryError("feature_adoption is per feature: ask it by feature")
+        series = SeriesRequest.of(window, bucket, timezone)
+        monthly = None
+        if "ltv" in chosen:
+            earliest = _months_before(series.starts[0], LTV_MONTHS, timezone)
+            monthly = SeriesRequest.of(
+                TimeWindow(earliest, series.last_end), Bucket.MONTH, timezone
+            )
+        return cls(chosen, window, bucket, timezone, by_feature, trial_days, series, monthly)
+
+    @property
+    def span(self) -> TimeWindow:
+        """The whole buckets the figures cover."""
+        return TimeWindow(self.series.starts[0], self.series.last_end, self.window.label)
+
+    def _cut(self) -> tuple[datetime, datetime]:
+        return (self.span.start, self.span.end)
+
+    @property
+    def conversion(self) -> LedgerRequest:
+        return LedgerRequest(
+            conversion_query,
+            self._cut(),
+            (self.bucket.value, self.timezone, self.by_feature),
+            (ACTIVITY_TABLE,),
+        )
+
+    @property
+    def feature_revenue(self) -> LedgerRequest:
+        return LedgerRequest(feature_revenue_query, self._cut(), (self.bucket.value, self.timezone))
+
+    def requests(self) -> list[LedgerRequest]:
+        """The ledger statements these figures need."""
+        wanted = [self.series.ledger]
+        if self.monthly is not None:
+            wanted.append(self.monthly.ledger)
+        if "free_to_paid_conversion" in self.names:
+            wanted.append(self.conversion)
+        if "feature_revenue" in self.names:
+            wanted.append(self.feature_revenue)
+        return wanted
+
+
+class RevenueMetrics:
+    """Answers revenue metrics by name (see :data:`REVENUE_METRICS`)."""
+
+    def __init__(self, metrics: MetricService, ledger: RevenueLedger) -> None:
+        self._metrics = metrics
+        self._ledger = ledger
+
+    def query(
+        self, plan: MetricsPlan, policy: RevenuePolicy, versions: DataVersions | None = None
+    ) -> RevenueMetricsResult:
+        """The plan's figures, its ledger statements run as one."""
+        requests = list(dict.fromkeys(plan.requests()))
+        tables = self._ledger.run(requests, policy, versions)
+        return self.compute(plan, dict(zip(requests, tables, strict=True)), policy, versions)
+
+    def compute(
+        self,
+        plan: MetricsPlan,
+        answers: dict[LedgerRequest, pa.Table],
+        policy: RevenuePolicy,
+        versions: DataVersions | None = None,
+    ) -> RevenueMetricsResult:
+        """The plan's figures from the answers to its ledger statements (and the metric
+        layer's own queries, for the figures over behaviour and subscription events)."""
+        series = plan.series.series(answers[plan.series.ledger], policy)
         values: dict[tuple[datetime, str | None], dict[str, Figure]] = {}
 
         def put(start: datetime, feature: str | None, name: str, value: Figure) -> None:
             values.setdefault((start, feature), {})[name] = value
 
-        if not by_feature:
+        if not plan.by_feature:
             for point in series.points:
-                for name in chosen:
+                for name in plan.names:
                     if name in _FROM_POINT:
                         put(point.start, None, name, _FROM_POINT[name](point))
         extra: dict[str, Callable[[], None]] = {
-            "ltv": lambda: self._ltv(series, timezone, policy, versions, put),
-            "arpu": lambda: self._arpu(series, span, bucket, timezone, versions, put),
-            "trial_to_paid": lambda: self._trials(
-                span, bucket, timezone, trial_days, versions, put
-            ),
-            "free_to_paid_conversion": lambda: self._conversion(
-                span, bucket, timezone, by_feature, policy, versions, put
-            ),
-            "subscription_upgrades": lambda: self._upgrades(
-                span, bucket, timezone, by_feature, versions, put
-            ),
-            "feature_adoption": lambda: self._adoption(
-                span, bucket, timezone, by_feature, versions, put
-            ),
+            "ltv": lambda: self._ltv(plan, series, answers, policy, put),
+            "arpu": lambda: self._arpu(plan, series, versions, put),
+            "trial_to_paid": lambda: self._trials(plan, versions, put),
+            "free_to_paid_conversion": lambda: self._conversion(answers[plan.conversion], put),
+            "subscription_upgrades": lambda: self._upgrades(plan, versions, put),
+            "feature_adoption": lambda: self._adoption(plan, versions, put),
             "feature_revenue": lambda: self._feature_revenue(
-                span, bucket, timezone, by_feature, policy, versions, put
+                plan, answers[plan.feature_revenue], put
             ),
         }
-        for name in chosen:
+        for name in plan.names:
             if name in extra:
                 extra[name]()
-        features = sorted({f for (_, f) in values if f is not None}) if by_feature else [None]
+        features = sorted({f for (_, f) in values if f is not None}) if plan.by_feature else [None]
         rows = [
             RevenueRow(
-                start=start,
-                end=ends[start],
+                start=point.start,
+                end=point.end,
                 feature=feature,
-                figures={n: values.get((start, feature), {}).get(n, _empty(n)) for n in chosen},
+                figures={
+                    n: values.get((point.start, feature), {}).get(n, _empty(n)) for n in plan.names
+                },
             )
-            for start in starts
+            for point in series.points
             for feature in features
         ]
         return RevenueMetricsResult(
-            period=Period.of(window),
-            bucket=bucket.value,
-            timezone=timezone,
+            period=Period.of(plan.window),
+            bucket=plan.bucket.value,
+            timezone=plan.timezone,
             currency=policy.reporting_currency,
-            metrics=chosen,
-            by_feature=by_feature,
+            metrics=list(plan.names),
+            by_feature=plan.by_feature,
             rows=rows,
         )
 
     # -- figures beyond the MRR points ------------------------------------------------------
 
+    @staticmethod
     def _ltv(
-        self,
+        plan: MetricsPlan,
         series: MrrSeries,
-        timezone: str,
+        answers: dict[LedgerRequest, pa.Table],
         policy: RevenuePolicy,
-        versions: DataVersions | None,
         put: _Put,
     ) -> None:
-        first = series.points[0].start
-        month_starts = bucket_starts(
-            TimeWindow(first, series.points[-1].end), Bucket.MONTH, timezone
-        )
-        earliest = _months_before(month_starts[0], LTV_MONTHS, timezone)
-        monthly = self._ledger.series(
-            TimeWindow(earliest, series.points[-1].end), Bucket.MONTH, timezone, policy, versions
-        )
+        assert plan.monthly is not None
+        monthly = plan.monthly.series(answers[plan.monthly.ledger], policy)
         rates = [(p.start, customer_churn_rate(p)) for p in monthly.points]
         for point in series.points:
-            month = _months_before(point.start, 0, timezone)
+            month = _months_before(point.start, 0, plan.timezone)
             before = [r for s, r in rates if s < month][-LTV_MONTHS:]
             defined = [r for r in before if r is not None]
             churn = sum(defined) / len(defined) if defined else 0.0
@@ -442,104 +513,67 @@ class RevenueMetrics:
 
     def _by_bucket(
         self,
-        names: Sequence[str],
-        span: TimeWindow,
-        bucket: Bucket,
-        timezone: str,
+        plan: MetricsPlan,
+        name: str,
         dimensions: Sequence[str],
         versions: DataVersions | None,
-    ) -> list[tuple[datetime, str | None, dict[str, Figure]]]:
+    ) -> list[tuple[datetime, str | None, Figure]]:
+        """A catalogue metric per bucket (and dimension value) over the plan's buckets."""
         result = self._metrics.run(
-            MetricQuery.build(names, span, bucket=bucket, timezone=timezone, dimensions=dimensions),
+            MetricQuery.build(
+                [name],
+                plan.span,
+                bucket=plan.bucket,
+                timezone=plan.timezone,
+                dimensions=dimensions,
+            ),
             versions=versions,
             fill_gaps=False,
         )
-        rows: list[tuple[datetime, str | None, dict[str, Figure]]] = []
+        rows: list[tuple[datetime, str | None, Figure]] = []
         for row in result.rows:
             assert row.bucket is not None
             feature = next(iter(row.dimensions.values()), None) if dimensions else None
-            figures: dict[str, Figure] = {}
-            for name in names:
-                value = row.values[name].value
-                assert not isinstance(value, datetime)
-                figures[name] = value
-            rows.append((row.bucket, feature, figures))
+            value = row.values[name].value
+            assert not isinstance(value, datetime)
+            rows.append((row.bucket, feature, value))
         return rows
 
     def _arpu(
         self,
+        plan: MetricsPlan,
         series: MrrSeries,
-        span: TimeWindow,
-        bucket: Bucket,
-        timezone: str,
         versions: DataVersions | None,
         put: _Put,
     ) -> None:
-        users = {
-            s: v["unique_users"]
-            for s, _, v in self._by_bucket(["unique_users"], span, bucket, timezone, (), versions)
-        }
+        users = {s: v for s, _, v in self._by_bucket(plan, "unique_users", (), versions)}
         for point in series.points:
-            active = int(users.get(point.start) or 0)
-            put(point.start, None, "arpu", _money(point.mrr_end, active))
+            put(point.start, None, "arpu", _money(point.mrr_end, int(users.get(point.start) or 0)))
 
-    def _upgrades(
-        self,
-        span: TimeWindow,
-        bucket: Bucket,
-        timezone: str,
-        by_feature: bool,
-        versions: DataVersions | None,
-        put: _Put,
-    ) -> None:
-        dims = ["attributed_feature"] if by_feature else []
-        for start, feature, v in self._by_bucket(
-            ["subscription_upgrades"], span, bucket, timezone, dims, versions
-        ):
-            if by_feature and feature is None:
+    def _upgrades(self, plan: MetricsPlan, versions: DataVersions | None, put: _Put) -> None:
+        dims = ["attributed_feature"] if plan.by_feature else []
+        for start, feature, value in self._by_bucket(plan, "subscription_upgrades", dims, versions):
+            if plan.by_feature and feature is None:
                 continue
-            put(start, feature, "subscription_upgrades", v["subscription_upgrades"])
+            put(start, feature, "subscription_upgrades", value)
 
-    def _adoption(
-        self,
-        span: TimeWindow,
-        bucket: Bucket,
-        timezone: str,
-        by_feature: bool,
-        versions: DataVersions | None,
-        put: _Put,
-    ) -> None:
-        if not by_feature:
-            raise QueryError("feature_adoption is per feature: ask it by feature")
-        active = {
-            s: v["unique_users"]
-            for s, _, v in self._by_bucket(["unique_users"], span, bucket, timezone, (), versions)
-        }
-        for start, feature, v in self._by_bucket(
-            ["unique_users"], span, bucket, timezone, ["feature"], versions
-        ):
+    def _adoption(self, plan: MetricsPlan, versions: DataVersions | None, put: _Put) -> None:
+        active = {s: v for s, _, v in self._by_bucket(plan, "unique_users", (), versions)}
+        for start, feature, users in self._by_bucket(plan, "unique_users", ["feature"], versions):
             put(
                 start,
                 feature,
                 "feature_adoption",
-                _ratio(float(v["unique_users"] or 0), float(active.get(start) or 0)),
+                _ratio(float(users or 0), float(active.get(start) or 0)),
             )
 
-    def _trials(
-        self,
-        span: TimeWindow,
-        bucket: Bucket,
-        timezone: str,
-        trial_days: int | None,
-        versions: DataVersions | None,
-        put: _Put,
-    ) -> None:
+    def _trials(self, plan: MetricsPlan, versions: DataVersions | None, put: _Put) -> None:
         table = self._metrics.run_statement(
             Statement(
                 trial_query,
-                (span.start, span.end),
+                plan._cut(),
                 (EVENTS_TABLE,),
-                (bucket.value, timezone, trial_days),
+                (plan.bucket.value, plan.timezone, plan.trial_days),
             ),
             versions,
         )
@@ -551,24 +585,8 @@ class RevenueMetrics:
                 _ratio(row["converted_trials"], row["trials"]),
             )
 
-    def _conversion(
-        self,
-        span: TimeWindow,
-        bucket: Bucket,
-        timezone: str,
-        by_feature: bool,
-        policy: RevenuePolicy,
-        versions: DataVersions | None,
-        put: _Put,
-    ) -> None:
-        table = self._ledger.run(
-            conversion_query,
-            (span.start, span.end),
-            (bucket.value, timezone, by_feature),
-            policy,
-            versions,
-            also_reads=(ACTIVITY_TABLE,),
-        )
+    @staticmethod
+    def _conversion(table: pa.Table, put: _Put) -> None:
         for row in to_records(table):
             put(
                 row["bucket_start"],
@@ -577,26 +595,11 @@ class RevenueMetrics:
                 _ratio(row["converted_users"], row["free_users"]),
             )
 
-    def _feature_revenue(
-        self,
-        span: TimeWindow,
-        bucket: Bucket,
-        timezone: str,
-        by_feature: bool,
-        policy: RevenuePolicy,
-        versions: DataVersions | None,
-        put: _Put,
-    ) -> None:
-        table = self._ledger.run(
-            feature_revenue_query,
-            (span.start, span.end),
-            (bucket.value, timezone),
-            policy,
-            versions,
-        )
+    @staticmethod
+    def _feature_revenue(plan: MetricsPlan, table: pa.Table, put: _Put) -> None:
         totals: dict[tuple[datetime, str | None], int] = {}
         for row in to_records(table):
-            key = (row["bucket_start"], row["feature"] if by_feature else None)
+            key = (row["bucket_start"], row["feature"] if plan.by_feature else None)
             totals[key] = totals.get(key, 0) + int(row["feature_revenue"])
         for (start, feature), total in totals.items():
             put(start, feature, "feature_revenue", total)

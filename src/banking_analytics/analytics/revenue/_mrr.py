@@ -9,17 +9,19 @@ reactivation = mrr_end`` in every period (the ledger's identity).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from banking_analytics.analytics._shape import Period, Shape
 from banking_analytics.analytics.revenue._ledger import (
     EVENTS_TABLE,
     RATES_TABLE,
     LedgerShape,
+    combined_query,
     currencies_query,
     missing_rates_query,
     movements_query,
@@ -39,7 +41,15 @@ from banking_analytics.metrics import (
 from banking_analytics.metrics._calendar import bucket_end
 from banking_analytics.metrics._statement import Builder
 
-__all__ = ["Movement", "MrrPoint", "MrrSeries", "RevenueLedger", "missing_rate_message"]
+__all__ = [
+    "LedgerRequest",
+    "Movement",
+    "MrrPoint",
+    "MrrSeries",
+    "RevenueLedger",
+    "SeriesRequest",
+    "missing_rate_message",
+]
 
 MOVEMENT_KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
 
@@ -132,44 +142,36 @@ class RevenueLedger:
             policy.past_due_grace_days,
             minor_unit_exponent(policy.reporting_currency),
             converts,
+            policy.free_customers_are_customers,
         )
-
-    @staticmethod
-    def _statement(
-        build: Builder,
-        params: tuple[object, ...],
-        shape: tuple[Hashable, ...],
-        ledger: LedgerShape,
-        policy: RevenuePolicy,
-    ) -> Statement:
-        """A ledger statement: its rates' two placeholders come first when rates are joined."""
-        converts = ledger[3]
-        rates = (policy.reporting_currency,) * 2 if converts else ()
-        depends = (EVENTS_TABLE, RATES_TABLE) if converts else (EVENTS_TABLE,)
-        return Statement(build, (*rates, *params), depends, (*shape, *ledger))
 
     def run(
         self,
-        build: Builder,
-        params: tuple[object, ...],
-        shape: tuple[Hashable, ...],
+        requests: Sequence[LedgerRequest],
         policy: RevenuePolicy,
         versions: DataVersions | None = None,
-        *,
-        also_reads: tuple[str, ...] = (),
-    ) -> pa.Table:
-        """A statement over the ledger (``build(renderer, *shape, *ledger shape)``), its
-        ``params`` after the ledger's own; ``also_reads`` names other tables it reads."""
+    ) -> list[pa.Table]:
+        """The answers of statements over the ledger, from one statement that computes the
+        ledger once (:func:`combined_query`) when there are several."""
         ledger = self._shape(policy, versions)
-        statement = self._statement(build, params, shape, ledger, policy)
-        if also_reads:
+        converts = ledger[3]
+        rates = (policy.reporting_currency,) * 2 if converts else ()
+        depends = [EVENTS_TABLE, *([RATES_TABLE] if converts else [])]
+        for request in requests:
+            depends += [t for t in request.also_reads if t not in depends]
+        if len(requests) == 1:
+            [only] = requests
             statement = Statement(
-                statement.build,
-                statement.params,
-                (*statement.depends_on, *also_reads),
-                statement.shape,
+                only.build, (*rates, *only.params), tuple(depends), (*only.shape, *ledger)
             )
-        return self._metrics.run_statement(statement, versions)
+            return [self._metrics.run_statement(statement, versions)]
+        parts = tuple((r.build, r.shape) for r in requests)
+        params = tuple(p for r in requests for p in r.params)
+        table = self._metrics.run_statement(
+            Statement(combined_query, (*rates, *params), tuple(depends), (parts, *ledger)),
+            versions,
+        )
+        return [_part(table, number) for number in range(len(requests))]
 
     def movements(
         self,
@@ -178,10 +180,8 @@ class RevenueLedger:
         versions: DataVersions | None = None,
     ) -> list[Movement]:
         """Every movement in the window, by customer and time."""
-        ledger = self._shape(policy, versions)
-        table = self._metrics.run_statement(
-            self._statement(movements_query, (window.start, window.end), (), ledger, policy),
-            versions,
+        [table] = self.run(
+            [LedgerRequest(movements_query, (window.start, window.end))], policy, versions
         )
         return [
             Movement(
@@ -205,19 +205,67 @@ class RevenueLedger:
     ) -> MrrSeries:
         """MRR and movements per bucket; the buckets are whole, from the one holding the
         window's start to the last starting before its end."""
+        request = SeriesRequest.of(window, bucket, timezone)
+        [table] = self.run([request.ledger], policy, versions)
+        return request.series(table, policy)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRequest:
+    """A statement over the ledger: ``build(renderer, *shape, *ledger shape)`` with its
+    ``params`` (after the ledger's own), reading ``also_reads`` besides the ledger's tables."""
+
+    build: Builder
+    params: tuple[object, ...]
+    shape: tuple[Hashable, ...] = ()
+    also_reads: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRequest:
+    """The MRR series of whole buckets: from the one holding the window's start to the
+    last that starts before its end."""
+
+    window: TimeWindow
+    bucket: Bucket
+    timezone: str
+    starts: tuple[datetime, ...]
+    last_end: datetime
+
+    @classmethod
+    def of(cls, window: TimeWindow, bucket: Bucket, timezone: str) -> SeriesRequest:
         starts = bucket_starts(window, bucket, timezone)
         if not starts:
             raise QueryError("the window holds no whole bucket")
-        first = starts[0]
-        last_end = bucket_end(starts[-1], bucket, timezone)
-        ledger = self._shape(policy, versions)
-        table = self._metrics.run_statement(
-            self._statement(
-                series_query, (first, first, last_end), (bucket.value, timezone), ledger, policy
-            ),
-            versions,
+        return cls(
+            window, bucket, timezone, tuple(starts), bucket_end(starts[-1], bucket, timezone)
         )
-        return _series(table, window, bucket, timezone, policy, starts, last_end)
+
+    @property
+    def ledger(self) -> LedgerRequest:
+        first = self.starts[0]
+        return LedgerRequest(
+            series_query, (first, first, self.last_end), (self.bucket.value, self.timezone)
+        )
+
+    def series(self, table: pa.Table, policy: RevenuePolicy) -> MrrSeries:
+        return _series(
+            table,
+            self.window,
+            self.bucket,
+            self.timezone,
+            policy,
+            list(self.starts),
+            self.last_end,
+        )
+
+
+def _part(table: pa.Table, number: int) -> pa.Table:
+    """One part's rows of a combined answer, under its own column names."""
+    prefix = f"p{number}_"
+    rows = table.filter(pc.is_valid(table[f"{prefix}part"]))
+    names = [n for n in table.column_names if n.startswith(prefix) and n != f"{prefix}part"]
+    return rows.select(names).rename_columns([n.removeprefix(prefix) for n in names])
 
 
 def _series(

@@ -6,13 +6,19 @@ the revenue metrics and cohorts computed from it, and the dashboard of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from banking_analytics.analytics.revenue._cohorts import CohortTable, cohort_table
+from banking_analytics.analytics._shape import Shape
+from banking_analytics.analytics.revenue._cohorts import CohortTable, cohort_request, cohort_table
 from banking_analytics.analytics.revenue._impact import RevenueImpactAnalysis
-from banking_analytics.analytics.revenue._metrics import RevenueMetrics, RevenueMetricsResult
+from banking_analytics.analytics.revenue._metrics import (
+    MetricsPlan,
+    RevenueMetrics,
+    RevenueMetricsResult,
+)
 from banking_analytics.analytics.revenue._mrr import Movement, MrrSeries, RevenueLedger
 from banking_analytics.analytics.revenue._policy import RevenuePolicy
 from banking_analytics.analytics.revenue._recommend import RevenueOptimization
@@ -26,7 +32,43 @@ from banking_analytics.metrics import (
     parse_time_period,
 )
 
-__all__ = ["RevenueNamespace"]
+__all__ = ["RevenueDashboard", "RevenueNamespace"]
+
+#: The dashboard's headline metrics, per month.
+DASHBOARD_METRICS = (
+    "mrr",
+    "arr",
+    "net_new_mrr",
+    "paying_customers",
+    "arpa",
+    "arpu",
+    "customer_churn_rate",
+    "gross_mrr_churn_rate",
+    "net_mrr_churn_rate",
+    "nrr",
+    "grr",
+    "quick_ratio",
+    "ltv",
+    "trial_to_paid",
+)
+#: The dashboard's metrics per banking feature, per month.
+DASHBOARD_FEATURE_METRICS = (
+    "subscription_upgrades",
+    "feature_adoption",
+    "feature_revenue",
+    "free_to_paid_conversion",
+)
+
+
+@dataclass(slots=True, eq=False)
+class RevenueDashboard(Shape):
+    """Everything the revenue dashboard shows, over one reading of the data."""
+
+    mrr: MrrSeries
+    metrics: RevenueMetricsResult
+    features: RevenueMetricsResult
+    cohorts: CohortTable
+
 
 #: The buckets a revenue series can be cut by.
 REVENUE_BUCKETS = (Bucket.DAY, Bucket.WEEK, Bucket.MONTH)
@@ -95,17 +137,15 @@ class RevenueNamespace:
     ) -> RevenueMetricsResult:
         """Revenue metrics by name (ours or the spec's ``RevenueMetric`` values) per bucket,
         and per banking feature with ``by_feature`` where the metric allows it."""
-        window = parse_time_period(time_period, now)
-        return self.figures.query(
+        plan = MetricsPlan.of(
             names,
-            window,
+            parse_time_period(time_period, now),
             _revenue_bucket(bucket),
             timezone,
-            policy or self.policy,
             by_feature=by_feature,
             trial_days=trial_days,
-            versions=versions,
         )
+        return self.figures.query(plan, policy or self.policy, versions)
 
     def cohorts(
         self,
@@ -118,7 +158,9 @@ class RevenueNamespace:
     ) -> CohortTable:
         """Customer, net MRR and gross MRR retention of the cohorts by first-paid month."""
         window = parse_time_period(time_period, now)
-        return cohort_table(self.ledger, window, timezone, policy or self.policy, versions)
+        chosen = policy or self.policy
+        [table] = self.ledger.run([cohort_request(window, timezone)], chosen, versions)
+        return cohort_table(table, window, timezone, chosen)
 
     def dashboard(
         self,
@@ -126,44 +168,33 @@ class RevenueNamespace:
         *,
         timezone: str = "UTC",
         now: datetime | None = None,
-    ) -> dict[str, Any]:
+        policy: RevenuePolicy | None = None,
+    ) -> RevenueDashboard:
         """What the revenue dashboard shows, from one reading of the data versions: the
         monthly MRR series with movements, the headline metrics per month, the metrics
-        per feature, and the cohorts. The parts run concurrently."""
+        per feature, and the cohorts. Every statement over the ledger runs as one (the
+        ledger is computed once); the metric layer's own queries run beside it."""
         window = parse_time_period(time_period, now)
         versions = self._metrics.versions()
-        headline = [
-            "mrr",
-            "arr",
-            "net_new_mrr",
-            "paying_customers",
-            "arpa",
-            "arpu",
-            "customer_churn_rate",
-            "gross_mrr_churn_rate",
-            "net_mrr_churn_rate",
-            "nrr",
-            "grr",
-            "quick_ratio",
-            "ltv",
-            "trial_to_paid",
+        chosen = policy or self.policy
+        headline = MetricsPlan.of(DASHBOARD_METRICS, window, Bucket.MONTH, timezone)
+        per_feature = MetricsPlan.of(
+            DASHBOARD_FEATURE_METRICS, window, Bucket.MONTH, timezone, by_feature=True
+        )
+        cohorts = cohort_request(window, timezone)
+        requests = list(dict.fromkeys([*headline.requests(), *per_feature.requests(), cohorts]))
+        answers = dict(zip(requests, self.ledger.run(requests, chosen, versions), strict=True))
+        parts: list[Callable[[], Any]] = [
+            lambda: self.figures.compute(headline, answers, chosen, versions),
+            lambda: self.figures.compute(per_feature, answers, chosen, versions),
         ]
-        per_feature = [
-            "subscription_upgrades",
-            "feature_adoption",
-            "feature_revenue",
-            "free_to_paid_conversion",
-        ]
-        parts = {
-            "mrr": lambda: self.mrr(window, timezone=timezone, versions=versions),
-            "metrics": lambda: self.metrics(headline, window, timezone=timezone, versions=versions),
-            "features": lambda: self.metrics(
-                per_feature, window, timezone=timezone, by_feature=True, versions=versions
-            ),
-            "cohorts": lambda: self.cohorts(window, timezone=timezone, versions=versions),
-        }
-        answers = self._queries.gather(list(parts.values()))
-        return dict(zip(parts, answers, strict=True))
+        metrics, features = self._queries.gather(parts)
+        return RevenueDashboard(
+            mrr=headline.series.series(answers[headline.series.ledger], chosen),
+            metrics=metrics,
+            features=features,
+            cohorts=cohort_table(answers[cohorts], window, timezone, chosen),
+        )
 
 
 def _revenue_bucket(bucket: Bucket | str) -> Bucket:

@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query
 
+from banking_analytics.analytics.revenue import ChurnRecognition, RevenuePolicy
 from banking_analytics.api._problems import ProblemError
-from banking_analytics.api._types import QueryDateTime
+from banking_analytics.api._types import QueryBool, QueryDateTime
+from banking_analytics.api.deps import Analytics
 from banking_analytics.metrics import QueryError, TimeWindow
 
 __all__ = [
@@ -17,6 +19,9 @@ __all__ = [
     "Period7d",
     "Period24h",
     "Period30d",
+    "Period90d",
+    "Period365d",
+    "RevenuePolicyOf",
     "Timezone",
     "window",
 ]
@@ -83,6 +88,43 @@ def read_lookback_end(
 
 
 Period24h = Annotated[str | TimeWindow, Depends(window("24h"))]
+Period90d = Annotated[str | TimeWindow, Depends(window("90d"))]
+Period365d = Annotated[str | TimeWindow, Depends(window("365d"))]
 Period7d = Annotated[str | TimeWindow, Depends(window("7d"))]
 Period30d = Annotated[str | TimeWindow, Depends(window("30d"))]
 LookbackEnd = Annotated[datetime | None, Depends(read_lookback_end)]
+
+
+def read_revenue_policy(
+    analytics: Analytics,
+    churn_recognition: Annotated[
+        ChurnRecognition,
+        Query(
+            description="cancellation (default) or period_end: when an ended "
+            "subscription leaves MRR"
+        ),
+    ] = ChurnRecognition.CANCELLATION,
+    past_due_grace_days: Annotated[
+        int | None,
+        Query(ge=0, le=365, description="Days a past-due subscription keeps its MRR"),
+    ] = None,
+    count_joined_and_churned: Annotated[
+        QueryBool,
+        Query(description="Count customers who joined and churned in a period as churned"),
+    ] = False,
+    free_customers_are_customers: Annotated[
+        QueryBool,
+        Query(description="Count customers whose subscriptions are all $0 as customers"),
+    ] = False,
+) -> RevenuePolicy:
+    """The policies vendors differ on, per request (docs/revenue.md, "Policies")."""
+    return RevenuePolicy(
+        reporting_currency=analytics.limits.reporting_currency or "USD",
+        churn_recognition=churn_recognition,
+        past_due_grace_days=past_due_grace_days,
+        count_joined_and_churned=count_joined_and_churned,
+        free_customers_are_customers=free_customers_are_customers,
+    )
+
+
+RevenuePolicyOf = Annotated[RevenuePolicy, Depends(read_revenue_policy)]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from banking_analytics.analytics.revenue import RevenueDashboard
+from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import PerformanceDashboard
 from banking_analytics.api.deps import Admitted, Analytics, ReadAnalytics
-from banking_analytics.api.routes._params import Lookback, Period24h, Timezone
+from banking_analytics.api.routes._params import (
+    Lookback,
+    Period24h,
+    Period365d,
+    RevenuePolicyOf,
+    Timezone,
+)
 
 __all__ = ["router"]
 
@@ -30,3 +38,20 @@ def performance_dashboard(
     return analytics.performance_dashboard(
         period, timezone=timezone, health_lookback=health_lookback
     )
+
+
+@router.get("/revenue", response_model=RevenueDashboard)
+def revenue_dashboard(
+    request: Request,
+    analytics: Analytics,
+    principal: ReadAnalytics,
+    _admitted: Admitted,
+    period: Period365d,
+    policy: RevenuePolicyOf,
+    timezone: Timezone = "UTC",
+) -> RevenueDashboard:
+    """The monthly MRR series with movements, the headline revenue metrics per month, the
+    metrics per banking feature, and the cohorts, computed concurrently."""
+    answer = analytics.revenue.dashboard(period, timezone=timezone, policy=policy)
+    record_audit(request, principal, "read_revenue_dashboard", "ok", object_type="revenue")
+    return answer

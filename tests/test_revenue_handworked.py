@@ -1,0 +1,467 @@
+"""The revenue ledger against hand-worked cases from the vendors' own examples, on every
+engine: normalisation to the cent, movements per customer, churn rates, policies,
+discounts, exchange rates, and the API's access rules."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from api_fixtures import LiveAPI
+from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.analytics.revenue import ChurnRecognition, RevenuePolicy
+from banking_analytics.ingest import EventStatus
+from banking_analytics.metrics import QueryError, TimeWindow
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PREFIX = "/api/banking-analytics"
+YEAR = TimeWindow(T0, T0 + timedelta(days=365))
+
+
+def event(customer: str, sub: str, day: float, kind: str, status: str, **fields: Any) -> dict:
+    """A subscription snapshot ``day`` days after T0 (USD, monthly, one seat by default)."""
+    return {
+        "event_type": "subscription",
+        "event_id": str(uuid.uuid4()),
+        "user_id": customer,
+        "subscription_id": sub,
+        "occurred_at": (T0 + timedelta(days=day)).isoformat(),
+        "kind": kind,
+        "status": status,
+        "plan": fields.pop("plan", "premium"),
+        "tier": fields.pop("tier", "premium"),
+        "unit_amount": fields.pop("unit_amount", 1000),
+        "interval": fields.pop("interval", "month"),
+        "currency": fields.pop("currency", "USD"),
+        **fields,
+    }
+
+
+def store(analytics: BankingPerformanceAnalytics, events: list[dict]) -> None:
+    results = analytics.ingest(events)
+    assert {r.status for r in results} == {EventStatus.ACCEPTED}, [r.reason for r in results]
+
+
+def mrr_after(analytics: BankingPerformanceAnalytics, **policy: Any) -> dict[str, int]:
+    """Each customer's MRR after every movement in the year."""
+    found: dict[str, int] = {}
+    for m in analytics.revenue.movements(YEAR, policy=RevenuePolicy(**policy)):
+        found[m.customer] = m.mrr_after
+    return found
+
+
+@pytest.mark.parametrize(
+    ("unit_amount", "interval", "interval_count", "quantity", "expected"),
+    [
+        (9900, "month", 1, 1, 9900),  # profitable's cases
+        (118800, "year", 1, 1, 9900),
+        (29700, "month", 3, 1, 9900),  # quarterly
+        (50000, "year", 1, 4, 16667),  # ChartMogul: 4 x Gold yearly $500 -> $166.67
+        (12000, "year", 1, 3, 3000),
+        (2500, "week", 1, 1, 10833),  # x 52/12 = 10833.33
+        (2500, "week", 2, 1, 5417),  # 5416.67
+        (100, "day", 1, 1, 3042),  # x 365/12 = 3041.67
+        (10000, "year", 1, 1, 833),  # 833.33
+        (1, "year", 1, 1, 0),  # 0.083: rounds to nothing
+    ],
+)
+def test_the_monthly_normalisation_to_the_cent(
+    analytics: BankingPerformanceAnalytics,
+    unit_amount: int,
+    interval: str,
+    interval_count: int,
+    quantity: int,
+    expected: int,
+) -> None:
+    store(
+        analytics,
+        [
+            event(
+                "c",
+                "s",
+                1,
+                "subscribed",
+                "active",
+                unit_amount=unit_amount,
+                interval=interval,
+                interval_count=interval_count,
+                quantity=quantity,
+            )
+        ],
+    )
+    assert mrr_after(analytics).get("c", 0) == expected
+
+
+def test_mixed_intervals_and_discounts_sum_per_customer(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """5000/month + 12000/year -> 6000 (profitable); ProfitWell: $120/year with 10% off -> $9;
+    a flat 200 off a 1000 monthly price -> 800."""
+    store(
+        analytics,
+        [
+            event("mixed", "m1", 1, "subscribed", "active", unit_amount=5000),
+            event("mixed", "m2", 1, "subscribed", "active", unit_amount=12000, interval="year"),
+            event(
+                "pw",
+                "p",
+                1,
+                "subscribed",
+                "active",
+                unit_amount=12000,
+                interval="year",
+                discount_percent=10.0,
+            ),
+            event("flat", "f", 1, "subscribed", "active", discount_amount=200),
+        ],
+    )
+    assert mrr_after(analytics) == {"mixed": 6000, "pw": 900, "flat": 800}
+
+
+def test_a_customers_lifecycle_is_classified_per_customer(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """ChartMogul's lifecycle: two subscriptions; cancelling one is contraction, the other
+    churn; coming back is reactivation (reachable: dbt_stripe's CASE order made it not)."""
+    store(
+        analytics,
+        [
+            event(
+                "c",
+                "gold",
+                1,
+                "subscribed",
+                "active",
+                unit_amount=50000,
+                interval="year",
+                quantity=4,
+            ),
+            event("c", "silver", 10, "subscribed", "active", unit_amount=3000, quantity=2),
+            event("c", "silver", 40, "canceled", "canceled", unit_amount=3000, quantity=2),
+            event(
+                "c",
+                "gold",
+                70,
+                "canceled",
+                "canceled",
+                unit_amount=50000,
+                interval="year",
+                quantity=4,
+            ),
+            event("c", "again", 100, "reactivated", "active", unit_amount=3000),
+        ],
+    )
+    moves = analytics.revenue.movements(YEAR)
+    assert [(m.kind, m.amount, m.mrr_after) for m in moves] == [
+        ("new", 16667, 16667),
+        ("expansion", 6000, 22667),
+        ("contraction", -6000, 16667),
+        ("churn", -16667, 0),
+        ("reactivation", 3000, 3000),
+    ]
+    series = analytics.revenue.mrr(YEAR, bucket="month")
+    for point in series.points:
+        moved = point.new + point.expansion + point.contraction + point.churn + point.reactivation
+        assert point.mrr_start + moved == point.mrr_end
+    april = series.points[3]
+    assert (april.reactivation, april.reactivated_customers, april.mrr_end) == (3000, 1, 3000)
+    # subscribed (Jan: 2), reactivated (Apr: 1): the billing system's upgrade events.
+    upgrades = analytics.revenue.metrics(["subscription_upgrades"], YEAR, bucket="month")
+    assert [r.figures["subscription_upgrades"] for r in upgrades.rows][:5] == [2, 0, 0, 1, 0]
+
+
+def test_gross_and_net_mrr_churn_from_the_vendor_example(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """ChartMogul: start MRR $100 (four customers: 10 + 40 + 25 + 25), then churn 10,
+    contraction 10, expansion 10 -> gross MRR churn 20%, net 10%."""
+    start = [
+        event(f"c{i}", f"s{i}", 1, "subscribed", "active", unit_amount=amount)
+        for i, amount in enumerate((1000, 4000, 2500, 2500))
+    ]
+    february = [
+        event("c0", "s0", 35, "canceled", "canceled", unit_amount=1000),
+        event("c1", "s1", 36, "downgraded", "active", unit_amount=3000),
+        event("c2", "s2", 37, "upgraded", "active", unit_amount=3500),
+    ]
+    store(analytics, start + february)
+    result = analytics.revenue.metrics(
+        ["gross_mrr_churn_rate", "net_mrr_churn_rate", "nrr", "grr", "quick_ratio", "mrr"],
+        TimeWindow(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)),
+    )
+    [row] = result.rows
+    assert row.figures["gross_mrr_churn_rate"] == pytest.approx(0.20)
+    assert row.figures["net_mrr_churn_rate"] == pytest.approx(0.10)
+    assert row.figures["nrr"] == pytest.approx(0.90)
+    assert row.figures["grr"] == pytest.approx(0.80)
+    assert row.figures["quick_ratio"] == pytest.approx(1000 / 2000)
+    assert row.figures["mrr"] == 9000
+
+
+@pytest.mark.parametrize(("count_joined", "expected"), [(False, 0.10), (True, 0.11)])
+def test_customer_churn_with_and_without_the_customers_who_joined_that_month(
+    analytics: BankingPerformanceAnalytics, count_joined: bool, expected: float
+) -> None:
+    """ChartMogul: 100 customers at the start, 11 cancel, one of whom joined that month ->
+    10% by default; 11% when joiners who churn count (Baremetrics, Stripe)."""
+    events = [event(f"c{i}", f"s{i}", 1, "subscribed", "active") for i in range(100)]
+    events += [event(f"c{i}", f"s{i}", 40, "canceled", "canceled") for i in range(10)]
+    events += [
+        event("late", "late", 33, "subscribed", "active"),
+        event("late", "late", 50, "canceled", "canceled"),
+    ]
+    store(analytics, events)
+    result = analytics.revenue.metrics(
+        ["churn_rate"],
+        TimeWindow(datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)),
+        policy=RevenuePolicy(count_joined_and_churned=count_joined),
+    )
+    assert result.metrics == ["customer_churn_rate"]
+    assert result.rows[0].figures["customer_churn_rate"] == pytest.approx(expected)
+
+
+def test_a_discount_that_ends_is_an_expansion(analytics: BankingPerformanceAnalytics) -> None:
+    """ProfitWell: $10 monthly with 10% off is $9 while it lasts, $10 after; a once
+    discount lasts one billing period, a repeating one its months."""
+    store(
+        analytics,
+        [
+            event(
+                "rep",
+                "r",
+                1,
+                "subscribed",
+                "active",
+                discount_percent=10.0,
+                discount_duration="repeating",
+                discount_months=3,
+            ),
+            event(
+                "once",
+                "o",
+                1,
+                "subscribed",
+                "active",
+                discount_amount=500,
+                discount_duration="once",
+            ),
+            event("forever", "f", 1, "subscribed", "active", discount_percent=10.0),
+        ],
+    )
+    moves = {(m.customer, m.kind): m for m in analytics.revenue.movements(YEAR)}
+    assert moves[("rep", "new")].amount == 900
+    assert moves[("rep", "expansion")].amount == 100
+    assert moves[("rep", "expansion")].at == datetime(2026, 4, 2, tzinfo=UTC)
+    assert moves[("once", "expansion")].at == datetime(2026, 2, 2, tzinfo=UTC)
+    assert moves[("once", "expansion")].amount == 500
+    assert ("forever", "expansion") not in moves
+
+
+def test_churn_at_period_end_and_past_due_grace(analytics: BankingPerformanceAnalytics) -> None:
+    """A cancellation paid through a later period end churns then under ``period_end``
+    (at once by default); a subscription past due for longer than the grace churns when
+    the grace ends, and comes back as a reactivation when paid."""
+    store(
+        analytics,
+        [
+            event("paid", "p", 1, "subscribed", "active"),
+            event(
+                "paid",
+                "p",
+                10,
+                "canceled",
+                "canceled",
+                period_end=(T0 + timedelta(days=31)).isoformat(),
+            ),
+            event("late", "l", 1, "subscribed", "active"),
+            event("late", "l", 31, "payment_failed", "past_due"),
+            event("late", "l", 34, "payment_failed", "past_due"),
+            event("late", "l", 60, "payment_succeeded", "active", amount=1000),
+        ],
+    )
+
+    def churn_times(**policy: Any) -> dict[str, list[tuple[str, float]]]:
+        found: dict[str, list[tuple[str, float]]] = {}
+        for m in analytics.revenue.movements(YEAR, policy=RevenuePolicy(**policy)):
+            found.setdefault(m.customer, []).append((m.kind, (m.at - T0).days))
+        return found
+
+    assert churn_times() == {"paid": [("new", 1), ("churn", 10)], "late": [("new", 1)]}
+    at_end = churn_times(churn_recognition=ChurnRecognition.PERIOD_END)
+    assert at_end["paid"] == [("new", 1), ("churn", 31)]
+    graced = churn_times(past_due_grace_days=14)
+    assert graced["late"] == [("new", 1), ("churn", 45), ("reactivation", 60)]
+
+
+@pytest.mark.parametrize("free_are_customers", [False, True])
+def test_a_customer_moved_to_a_free_plan(
+    analytics: BankingPerformanceAnalytics, free_are_customers: bool
+) -> None:
+    """A paying customer given a 100% discount: by default MRR -> 0 is churn and the
+    customer is gone (ProfitWell, Baremetrics, Stripe); with free customers counted
+    (ChartMogul's default) it is a contraction and the customer stays, and a customer on a
+    $0 plan from the start is a customer too, new with nothing."""
+    store(
+        analytics,
+        [
+            event("paid", "p", 1, "subscribed", "active"),
+            event("paid", "p", 40, "downgraded", "active", discount_percent=100.0),
+            event("free", "f", 5, "subscribed", "active", unit_amount=0),
+            event("free", "f", 70, "canceled", "canceled", unit_amount=0),
+        ],
+    )
+    policy = RevenuePolicy(free_customers_are_customers=free_are_customers)
+    moves = [
+        (m.customer, m.kind, m.amount) for m in analytics.revenue.movements(YEAR, policy=policy)
+    ]
+    series = analytics.revenue.mrr(YEAR, policy=policy)
+    customers = [p.customers_end for p in series.points[:3]]
+    churned = [p.churned_customers for p in series.points[:3]]
+    if free_are_customers:
+        assert moves == [
+            ("free", "new", 0),
+            ("free", "churn", 0),
+            ("paid", "new", 1000),
+            ("paid", "contraction", -1000),
+        ]
+        assert customers == [2, 2, 1]
+        assert churned == [0, 0, 1]
+    else:
+        assert moves == [("paid", "new", 1000), ("paid", "churn", -1000)]
+        assert customers == [1, 0, 0]
+        assert churned == [0, 1, 0]
+    assert [p.mrr_end for p in series.points[:3]] == [1000, 0, 0]
+
+
+def test_out_of_order_and_duplicate_events_give_the_same_ledger(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """The same history sent in order (customer a) and reversed, then again (duplicates
+    by event id; customer b) gives the same movements."""
+
+    def history(customer: str) -> list[dict]:
+        return [
+            event(customer, f"{customer}-s", 1, "subscribed", "active"),
+            event(customer, f"{customer}-s", 20, "upgraded", "active", unit_amount=2000),
+            event(
+                customer,
+                f"{customer}-s",
+                20,
+                "payment_succeeded",
+                "active",
+                unit_amount=2000,
+                amount=2000,
+            ),
+            event(customer, f"{customer}-s", 50, "canceled", "canceled", unit_amount=2000),
+        ]
+
+    store(analytics, history("a"))
+    shuffled = history("b")[::-1]
+    store(analytics, shuffled)
+    repeated = analytics.ingest(shuffled)
+    assert {r.status for r in repeated} == {EventStatus.DUPLICATE}
+    moves: dict[str, list[tuple[str, int, datetime]]] = {}
+    for m in analytics.revenue.movements(YEAR):
+        moves.setdefault(m.customer, []).append((m.kind, m.amount, m.at))
+    assert moves["a"] == moves["b"]
+    assert [k for k, _, _ in moves["a"]] == ["new", "expansion", "churn"]
+
+
+def test_money_in_another_currency_needs_a_rate(analytics: BankingPerformanceAnalytics) -> None:
+    """An EUR event is quarantined, naming the field, until EUR has a rate; then MRR is
+    converted at the rate valid when the subscription started, and a subscription older
+    than every rate is an error naming the currency and the date."""
+    [refused] = analytics.ingest([event("e", "eu", 40, "subscribed", "active", currency="EUR")])
+    assert refused.status is EventStatus.REJECTED
+    assert "currency" in str(refused.reason)
+    analytics.load_exchange_rates(
+        [
+            {"currency": "EUR", "valid_from": "2026-02-01", "rate": "1.10"},
+            {"currency": "EUR", "valid_from": "2026-03-01", "rate": "1.20"},
+            {"currency": "JPY", "valid_from": "2026-01-01", "rate": "0.0067"},
+        ]
+    )
+    store(
+        analytics,
+        [
+            event("e", "eu", 40, "subscribed", "active", currency="EUR", unit_amount=1000),
+            event("e", "eu", 70, "upgraded", "active", currency="EUR", unit_amount=2000),
+            event("y", "jp", 40, "subscribed", "active", currency="JPY", unit_amount=1500),
+        ],
+    )
+    assert mrr_after(analytics) == {"e": 2200, "y": 1005}  # 1500 yen x 0.0067 = $10.05
+    store(analytics, [event("old", "old", 2, "subscribed", "active", currency="EUR")])
+    with pytest.raises(QueryError, match=r"EUR from 2026-01-03"):
+        analytics.revenue.mrr(YEAR)
+
+
+def test_a_loaded_rate_never_changes(analytics: BankingPerformanceAnalytics) -> None:
+    rate = {"currency": "GBP", "valid_from": "2026-01-01", "rate": "1.25"}
+    assert analytics.load_exchange_rates([rate]) == 1
+    assert analytics.load_exchange_rates([rate]) == 0
+    with pytest.raises(ValueError, match=r"already 1\.25"):
+        analytics.load_exchange_rates([{**rate, "rate": "1.3"}])
+
+
+def test_revenue_over_http_is_for_analysts_and_admins_and_is_audited(live_api: LiveAPI) -> None:
+    store(live_api.analytics, [event("c", "s", 1, "subscribed", "active", unit_amount=2500)])
+    client = live_api.client
+    params = {"start": T0.isoformat(), "end": (T0 + timedelta(days=59)).isoformat()}
+    mrr = client.get(f"{PREFIX}/revenue/mrr", params=params, headers=live_api.as_key("analyst"))
+    assert mrr.status_code == 200, mrr.text
+    assert [p["mrr_end"] for p in mrr.json()["points"]] == [2500, 2500]
+    assert mrr.json()["currency"] == "USD"
+    for denied in (live_api.as_key("ingest"), live_api.as_user("c")):
+        assert client.get(f"{PREFIX}/revenue/mrr", headers=denied).status_code in (403, 404)
+    metrics = client.get(
+        f"{PREFIX}/revenue/metrics",
+        params={**params, "metric": ["churn_rate", "ltv", "revenue_per_user"]},
+        headers=live_api.as_key("admin"),
+    )
+    assert metrics.status_code == 200, metrics.text
+    assert metrics.json()["metrics"] == ["customer_churn_rate", "ltv", "arpu"]
+    unknown = client.get(
+        f"{PREFIX}/revenue/metrics", params={"metric": "bogus"}, headers=live_api.as_key("admin")
+    )
+    assert unknown.status_code == 422
+    assert unknown.headers["content-type"].startswith("application/problem+json")
+    rates = client.post(
+        f"{PREFIX}/revenue/exchange-rates",
+        json={"rates": [{"currency": "EUR", "valid_from": "2026-01-01", "rate": "1.1"}]},
+        headers=live_api.as_key("analyst"),
+    )
+    assert rates.status_code == 403
+    dashboard = client.get(
+        f"{PREFIX}/dashboard/revenue", params=params, headers=live_api.as_key("analyst")
+    )
+    assert dashboard.status_code == 200, dashboard.text
+    assert set(dashboard.json()) == {"mrr", "metrics", "features", "cohorts"}
+    audit = client.get(f"{PREFIX}/admin/audit", headers=live_api.as_key("admin")).json()
+    actions = {e["action"] for e in (audit["entries"] if isinstance(audit, dict) else audit)}
+    assert {"read_mrr", "read_revenue_metrics", "read_revenue_dashboard"} <= actions
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("interval", "fortnight"),
+        ("unit_amount", -100),
+        ("discount_percent", 120.0),
+        ("currency", "CHF"),  # no rate to USD
+        ("discount_duration", "sometimes"),
+    ],
+)
+def test_bad_subscription_events_are_quarantined_naming_the_field(
+    analytics: BankingPerformanceAnalytics, field: str, value: object
+) -> None:
+    """Refused into quarantine with a reason naming the field; what was stored stays."""
+    store(analytics, [event("c", "s", 1, "subscribed", "active")])
+    before = analytics.revenue.movements(YEAR)
+    [result] = analytics.ingest([event("c", "s", 2, "upgraded", "active", **{field: value})])
+    assert result.status is EventStatus.REJECTED
+    assert str(result.reason).startswith(f"{field}:"), result.reason
+    assert analytics.info().quarantined == 1
+    assert analytics.revenue.movements(YEAR) == before
