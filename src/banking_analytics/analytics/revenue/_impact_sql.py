@@ -88,8 +88,9 @@ def _feature_alias(index: int) -> str:
 def _risk_set(features: tuple[str, ...]) -> list[tuple[str, exp.Query]]:
     """The CTEs of the at-risk users (``at_risk``: user_id, link_day, stop_day, conv_day,
     and each feature's first-use day ``f0``, ``f1``, ...). Placeholders, in order: the
-    window's start and end (links), start and end three times (last seen), the end
-    (subscription events), start and end (first uses)."""
+    window's end and start (links: read before the end, first link at or after the start),
+    start and end three times (last seen), the end (subscription events), start and end
+    (first uses)."""
     links = (
         sqlglot.select(column("user_id"), exp.Min(this=_day()).as_("link_day"))
         .from_(_ATTEMPTS)
@@ -102,7 +103,6 @@ def _risk_set(features: tuple[str, ...]) -> list[tuple[str, exp.Query]]:
         .group_by(column("user_id"))
         .having(exp.Min(this=column("occurred_at")) >= exp.Placeholder())
     )
-    # The placeholders of ``links`` bind the end first: its WHERE comes before HAVING.
     seen_parts = [
         sqlglot.select(column("user_id"), _day().as_("day")).from_(t).where(window_condition())
         for t in (BEHAVIOR, _SYNCS, SUBSCRIPTIONS)
