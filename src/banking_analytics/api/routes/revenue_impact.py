@@ -19,8 +19,8 @@ from banking_analytics.analytics.revenue import (
     RevenueImpact,
     RoiProjection,
 )
-from banking_analytics.api._audit import record_audit
-from banking_analytics.api._auth import PolicedRoute, Principal
+from banking_analytics.api._audit import audit_revenue_read
+from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryDateTime
 from banking_analytics.api.deps import Admitted, Analytics, ReadAnalytics
@@ -41,10 +41,6 @@ def _window(period: str | TimeWindow) -> str:
         if isinstance(period, str)
         else f"{period.start.isoformat()}/{period.end.isoformat()}"
     )
-
-
-def _audit(request: Request, principal: Principal, action: str, **details: object) -> None:
-    record_audit(request, principal, action, "ok", object_type="revenue", details=details)
 
 
 class RoiIn(BaseModel):
@@ -98,7 +94,7 @@ def revenue_impact(
     """Revenue, adoption, feature revenue (host-attributed, first- and last-touch),
     conversion sources, and each feature's causal effect on upgrading."""
     impact = analytics.analyze_revenue_impact(period, feature)
-    _audit(
+    audit_revenue_read(
         request,
         principal,
         "read_revenue_impact",
@@ -118,7 +114,7 @@ def recommendations(
 ) -> Recommendations:
     """Ranked feature actions with their expected MRR gain and the evidence behind them."""
     answer = analytics.get_revenue_optimization_recommendations(period)
-    _audit(request, principal, "read_revenue_recommendations", window=_window(period))
+    audit_revenue_read(request, principal, "read_revenue_recommendations", window=_window(period))
     return answer
 
 
@@ -140,5 +136,7 @@ def roi(
         discount_rate=body.discount_rate,
         time_period=body.history(),
     )
-    _audit(request, principal, "read_revenue_roi", feature=body.feature.value, cost=body.cost)
+    audit_revenue_read(
+        request, principal, "read_revenue_roi", feature=body.feature.value, cost=body.cost
+    )
     return projection
