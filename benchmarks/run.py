@@ -958,6 +958,13 @@ def web(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_web(ctx)
 
 
+def revenue_impact(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.revenue_impact` (imported here: it builds on this module)."""
+    from benchmarks.revenue_impact import revenue_impact as run_revenue_impact
+
+    return run_revenue_impact(ctx)
+
+
 def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """See :mod:`benchmarks.engagement` (imported here: it builds on this module)."""
     from benchmarks.engagement import engagement as run_engagement
@@ -1164,6 +1171,13 @@ BENCHMARKS = {
             "~3M-event subscription world: the revenue ledger against hand-written DuckDB SQL "
             "and polars (lazy, events in memory); and on PostgreSQL over a tenth of it.",
             revenue,
+        ),
+        Benchmark(
+            "revenue_impact",
+            "The upgrade model (the causal effect of each banking feature on converting to a "
+            "paid plan) over a 100,000-user, 90-day simulated world: time and peak memory, and "
+            "its 95% intervals against the planted effects.",
+            revenue_impact,
         ),
         Benchmark(
             "simulator",

@@ -41,6 +41,9 @@ def api_settings(analytics: BankingPerformanceAnalytics, **overrides: object) ->
         "jwt_hs256_secret": JWT_SECRET,
         "rate_limit_per_second": 1000,
         "rate_limit_burst": 1000,
+        # The authorisation matrix sends an anonymous request to every route: more than the
+        # default burst of failed authentications once there are over 20 routes.
+        "auth_failure_burst": 1000,
         "key_cache_seconds": 0,
         **overrides,
     }

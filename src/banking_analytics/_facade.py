@@ -68,7 +68,12 @@ if TYPE_CHECKING:
         HealthThresholds,
         PerformanceNamespace,
     )
-    from banking_analytics.analytics.revenue import RevenueNamespace
+    from banking_analytics.analytics.revenue import (
+        Recommendations,
+        RevenueImpact,
+        RevenueNamespace,
+        RoiProjection,
+    )
 
 __all__ = [
     "BankingPerformanceAnalytics",
@@ -409,6 +414,30 @@ class BankingPerformanceAnalytics:
     ) -> dict[str, Any]:
         """NORMAL / DELAYED / STOPPED refresh state of every connection synced recently."""
         return self.performance.sync_freshness(lookback, now=now)
+
+    def analyze_revenue_impact(
+        self,
+        time_period: str | TimeWindow = "90d",
+        feature: BankingFeature | str | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> RevenueImpact:
+        """Revenue, adoption, attributed feature revenue, conversion sources and each
+        feature's causal effect on upgrading (see :class:`RevenueImpactAnalysis`)."""
+        return self.revenue.impact.analyze(time_period, feature, now=now)
+
+    def get_revenue_optimization_recommendations(
+        self, time_period: str | TimeWindow = "90d", *, now: datetime | None = None
+    ) -> Recommendations:
+        """Ranked feature actions with their expected MRR gain and the evidence behind them."""
+        return self.revenue.optimization.recommendations(time_period, now=now)
+
+    def project_feature_roi(
+        self, feature: BankingFeature | str, *, cost: int, **improvement: Any
+    ) -> RoiProjection:
+        """MRR uplift, payback, ROI and NPV of improving a feature (see
+        :meth:`RevenueOptimization.roi` for the improvement's keywords)."""
+        return self.revenue.optimization.roi(feature, cost=cost, **improvement)
 
     # -- inspection --------------------------------------------------------------------------
 

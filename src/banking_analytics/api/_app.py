@@ -39,6 +39,7 @@ from banking_analytics.api.routes import (
     metrics,
     performance,
     revenue,
+    revenue_impact,
     users,
     webhooks,
 )
@@ -185,7 +186,8 @@ def create_app(
             max_age=600,
         )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (performance, revenue, dashboard, metrics, events, users, admin, webhooks):
+    routers = (performance, revenue, revenue_impact, dashboard, metrics, events, users, admin)
+    for module in (*routers, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

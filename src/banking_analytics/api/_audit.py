@@ -12,7 +12,7 @@ from banking_analytics.metrics import QueryResult
 if TYPE_CHECKING:
     from banking_analytics.api._auth import Principal
 
-__all__ = ["audit_per_user_answer", "record_audit"]
+__all__ = ["audit_per_user_answer", "audit_revenue_read", "record_audit"]
 
 #: Dimensions whose values single people out: a connection (Plaid item, MX member)
 #: belongs to one user, so its figures are that user's data too.
@@ -41,6 +41,13 @@ def record_audit(
         client_ip=request.client.host if request.client else None,
         details=details,
     )
+
+
+def audit_revenue_read(
+    request: Request, principal: Principal, action: str, **details: object
+) -> None:
+    """Revenue reads are audited like admin reads: who read which figures, from where."""
+    record_audit(request, principal, action, "ok", object_type="revenue", details=details)
 
 
 def audit_per_user_answer(

@@ -13,6 +13,7 @@ from typing import Any
 
 from banking_analytics.analytics._shape import Shape
 from banking_analytics.analytics.revenue._cohorts import CohortTable, cohort_request, cohort_table
+from banking_analytics.analytics.revenue._impact import RevenueImpactAnalysis
 from banking_analytics.analytics.revenue._metrics import (
     MetricsPlan,
     RevenueMetrics,
@@ -20,6 +21,7 @@ from banking_analytics.analytics.revenue._metrics import (
 )
 from banking_analytics.analytics.revenue._mrr import Movement, MrrSeries, RevenueLedger
 from banking_analytics.analytics.revenue._policy import RevenuePolicy
+from banking_analytics.analytics.revenue._recommend import RevenueOptimization
 from banking_analytics.metrics import (
     Bucket,
     DataVersions,
@@ -87,6 +89,10 @@ class RevenueNamespace:
         self.policy = policy or RevenuePolicy()
         self.ledger = RevenueLedger(metrics)
         self.figures = RevenueMetrics(metrics, self.ledger)
+        #: Revenue impact of the banking features: adoption, attribution, the upgrade model.
+        self.impact = RevenueImpactAnalysis(metrics)
+        #: Recommendations and ROI projections built on the impact.
+        self.optimization = RevenueOptimization(metrics, self.impact)
 
     def mrr(
         self,

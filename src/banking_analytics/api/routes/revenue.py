@@ -18,8 +18,8 @@ from banking_analytics.analytics.revenue import (
     MrrSeries,
     RevenueMetricsResult,
 )
-from banking_analytics.api._audit import record_audit
-from banking_analytics.api._auth import PolicedRoute, Principal
+from banking_analytics.api._audit import audit_revenue_read, record_audit
+from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryBool
 from banking_analytics.api.deps import Admin, Admitted, Analytics, ReadAnalytics
@@ -42,11 +42,6 @@ RevenueBucket = Annotated[
 ]
 
 
-def _audited(request: Request, principal: Principal, action: str, **details: object) -> None:
-    """Revenue reads are audited like admin reads: who read which figures, from where."""
-    record_audit(request, principal, action, "ok", object_type="revenue", details=details)
-
-
 @router.get("/mrr", response_model=MrrSeries)
 def mrr(
     request: Request,
@@ -62,7 +57,9 @@ def mrr(
     contraction, churn, reactivation) and customer counts; money in minor units of
     ``currency``. ``mrr_start`` + the movements = ``mrr_end`` in every period."""
     series = analytics.revenue.mrr(period, bucket=bucket, timezone=timezone, policy=policy)
-    _audited(request, principal, "read_mrr", bucket=bucket.value, periods=len(series.points))
+    audit_revenue_read(
+        request, principal, "read_mrr", bucket=bucket.value, periods=len(series.points)
+    )
     return series
 
 
@@ -78,7 +75,7 @@ def movements(
     """Every change of a customer's MRR in the period, classified (customer-level data:
     audited with the number of customers it names)."""
     found = analytics.revenue.movements(period, policy=policy)
-    _audited(
+    audit_revenue_read(
         request,
         principal,
         "read_mrr_movements",
@@ -121,7 +118,7 @@ def revenue_metrics(
         trial_days=trial_days,
         policy=policy,
     )
-    _audited(request, principal, "read_revenue_metrics", metrics=result.metrics)
+    audit_revenue_read(request, principal, "read_revenue_metrics", metrics=result.metrics)
     return result
 
 
@@ -137,7 +134,7 @@ def cohorts(
 ) -> CohortTable:
     """Customer, net MRR and gross MRR retention by first-paid month."""
     table = analytics.revenue.cohorts(period, timezone=timezone, policy=policy)
-    _audited(request, principal, "read_revenue_cohorts", cohorts=len(table.cohorts))
+    audit_revenue_read(request, principal, "read_revenue_cohorts", cohorts=len(table.cohorts))
     return table
 
 
