@@ -275,11 +275,11 @@ def test_the_model_recovers_the_planted_upgrade_effects(
     planted_store: tuple[str, GroundTruth],
 ) -> None:
     """Tolerance, on this 10,000-user, 90-day world: account linking and transaction sync
-    are adopted on every at-risk day (at the link), so they have no estimate; of the other
-    eight, at least six 95% intervals cover the planted ratio (adoption is seen only at the
-    first use, which lags the simulator's adoption: see docs/revenue-impact.md); the
-    estimates rank like the planted ratios (Spearman >= 0.8); and the three largest planted
-    effects are the three largest estimates."""
+    are used on every at-risk day (from the link), so they have no estimate; of the other
+    eight, at least seven 95% intervals cover the planted ratio (eight did when written: a
+    95% interval misses one time in twenty); the estimates rank like the planted ratios
+    (Spearman >= 0.8); and the three largest planted effects are the three largest
+    estimates."""
     url, truth = planted_store
     with BankingPerformanceAnalytics.open(url) as analytics:
         model = RevenueImpactAnalysis(analytics.metrics).upgrade_model(PLANTED_WINDOW)
@@ -293,7 +293,7 @@ def test_the_model_recovers_the_planted_upgrade_effects(
         for f, e in estimated.items()
         if e.ci_low is not None and e.ci_high is not None and e.ci_low <= planted[f] <= e.ci_high
     ]
-    assert len(covered) >= 6, covered
+    assert len(covered) >= 7, covered
     names = sorted(estimated)
     truth_ranks = _ranks([planted[f] for f in names])
     estimate_ranks = _ranks([estimated[f].hazard_ratio or 0.0 for f in names])

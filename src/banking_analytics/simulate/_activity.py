@@ -21,7 +21,8 @@ Behaviour. A user's sessions per day are Poisson with mean
 ``decay = exp(-max(0, t - onset)/τ)``; sessions start at diurnal local times
 and hold ``1 + Poisson(2)`` events. Each event's feature is drawn among the
 features the user had adopted when the session began, with weight
-``base_f·affinity_uf``; its action by the feature's action shares; its
+``base_f·affinity_uf`` (the first event of a feature is its first use, from which its
+planted effect on upgrading applies); its action by the feature's action shares; its
 duration ``LN(ln m_f, 0.9)``; 5 s-median gaps separate events. 1.5% of
 interactions fail, and so does every manual refresh while the connection
 needs a login. A user linked today gets an onboarding session minutes after
@@ -373,6 +374,7 @@ def behaviour(
     success = rng.random(n) < 0.985
     success &= ~((action == _REFRESH) & broken)
     keep = (at < state.churn_at[user]) & (at < world.horizon)
+    np.minimum.at(state.first_used, (user[keep], feature[keep]), at[keep])
     occurred = to_us(world, at[keep])
     return {
         "occurred_at": occurred,

@@ -15,7 +15,7 @@ back (``reactivated``) at 0.004 a day.
 Each period starts with a charge that fails 6% of the time: the subscription
 goes ``past_due`` and is retried after 3, 5 and 7 days (each retry succeeds
 with probability 0.5); after the third failed retry it is canceled.
-Subscribed and upgraded events credit the adopted feature with the largest
+Subscribed and upgraded events credit the used feature with the largest
 effect's share, drawn with weights ``ln e_f`` (``attributed_feature``).
 Coupons: 12% of new subscriptions take 20% off, 5% a flat 2 USD a month
 (20 a year); 30% of reactivations take 50% off.
@@ -100,14 +100,14 @@ class Billing:
     # -- helpers -------------------------------------------------------------------------
 
     def _lift(self, users: I64, at: float) -> F64:
-        """``Π e_f`` over the features each user had adopted by ``at``."""
-        adopted = self._state.adopted[users] <= at
-        lift: F64 = np.exp(adopted.astype(np.float64) @ self._log_effects)
+        """``Π e_f`` over the features each user had used by ``at``."""
+        used = self._state.first_used[users] <= at
+        lift: F64 = np.exp(used.astype(np.float64) @ self._log_effects)
         return lift
 
     def _credit(self, users: I64, at: float) -> NDArray[np.int8]:
-        """The feature credited with a conversion: adopted ones drawn by ``ln e_f``."""
-        weights = (self._state.adopted[users] <= at) * self._log_effects
+        """The feature credited with a conversion: used ones drawn by ``ln e_f``."""
+        weights = (self._state.first_used[users] <= at) * self._log_effects
         total = weights.sum(axis=1)
         cdf = np.cumsum(weights, axis=1)
         draw = self._rng.random(users.size) * total

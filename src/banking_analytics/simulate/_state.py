@@ -40,6 +40,10 @@ class State:
     reauth_at: F64
     #: ``(users, features)`` time from which the user uses each feature.
     adopted: F64
+    #: ``(users, features)`` time of the user's first interaction with each feature (inf
+    #: before it): a feature's planted effect on upgrading applies from then, when the
+    #: data shows it, not from when its use became possible.
+    first_used: F64
     #: ``(users, features)`` planned time of an add_product flow (product features only).
     product_at: F64
     churn_at: F64
@@ -86,6 +90,8 @@ def initial_state(world: World, rng: np.random.Generator) -> State:
         repaired_at=np.full(n, np.inf),
         reauth_at=np.full(n, np.inf),
         adopted=adopted,
+        # Before the window, what was adopted was used: that history is not in the data.
+        first_used=np.where(adopted < 0, adopted, np.inf),
         product_at=product_at,
         churn_at=np.full(n, np.inf),
         failures=np.zeros((n, world.params.failure_window_days + 1), dtype=np.int16),
