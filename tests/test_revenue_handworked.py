@@ -487,3 +487,26 @@ def test_a_paid_period_may_end_after_receipt(analytics: BankingPerformanceAnalyt
         ("new", now - timedelta(days=9)),
         ("churn", ahead),
     ]
+
+
+def test_money_is_reported_in_the_currency_ingestion_checks(store_url: str) -> None:
+    """A store whose reporting currency is EUR: USD needs a rate to EUR, and MRR is in EUR."""
+    from banking_analytics.ingest import IngestLimits
+
+    limits = IngestLimits(reporting_currency="EUR")
+    with BankingPerformanceAnalytics.open(store_url, limits=limits) as analytics:
+        [refused] = analytics.ingest([event("us", "u", 1, "subscribed", "active")])
+        assert refused.status is EventStatus.REJECTED
+        analytics.load_exchange_rates(
+            [{"currency": "USD", "valid_from": "2025-01-01", "rate": "0.9"}]
+        )
+        store(
+            analytics,
+            [
+                event("us", "u", 1, "subscribed", "active", unit_amount=1000),
+                event("eu", "e", 1, "subscribed", "active", unit_amount=1000, currency="EUR"),
+            ],
+        )
+        series = analytics.revenue.mrr(YEAR)
+        assert series.currency == "EUR"
+        assert series.points[0].mrr_end == 900 + 1000

@@ -175,9 +175,13 @@ class BankingPerformanceAnalytics:
     def revenue(self) -> RevenueNamespace:
         """Subscription revenue: the ledger (MRR and its movements), revenue metrics,
         cohorts and the revenue dashboard."""
-        from banking_analytics.analytics.revenue import RevenueNamespace
+        from banking_analytics.analytics.revenue import RevenueNamespace, RevenuePolicy
 
-        return RevenueNamespace(self.metrics, self.queries)
+        # Money is reported in the currency ingestion checks rates against.
+        currency = self.limits.reporting_currency or "USD"
+        return RevenueNamespace(
+            self.metrics, self.queries, RevenuePolicy(reporting_currency=currency)
+        )
 
     # -- recording ---------------------------------------------------------------------------
 
