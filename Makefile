@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo PORT=8001` serves elsewhere; `make demo FRESH=1` simulates a new world.
+PORT ?= 8000
+FRESH ?=
 
 .PHONY: demo test lint typecheck bench clean browser
 
@@ -17,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/banking-analytics demo
+	$(BIN)/banking-analytics demo --port $(PORT) $(if $(FRESH),--fresh)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -28,7 +28,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from banking_analytics.cli._demo import is_demo_store, mark_demo_store, marker_of
+from banking_analytics.cli._demo import (
+    demo_record,
+    is_demo_store,
+    mark_demo_store,
+    marker_of,
+    update_demo_record,
+)
 from banking_analytics.cli._reports import show_health, show_performance
 from banking_analytics.ingest import EventStatus
 from banking_analytics.ingest._files import FileFormat, UnreadableFileError, detect_format
@@ -205,7 +211,8 @@ def _simulate_into(
     seed: int,
     manifest: Path | None,
     end: datetime | None = None,
-) -> None:
+) -> datetime:
+    """Simulate a world into the store; returns when its history ends."""
     from banking_analytics.simulate import SimulationConfig, run_simulation
 
     if end is None:
@@ -241,6 +248,7 @@ def _simulate_into(
         out.print(f"ground truth written to {manifest}")
     if counts["rejected"]:
         raise fail(f"the simulator produced {counts['rejected']:,} rejected events (a bug)")
+    return end
 
 
 @app.command()
@@ -276,27 +284,51 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
     seed: int = 42,
     serve: Annotated[
-        bool, typer.Option(help="Then serve the REST API on it, with a new admin key")
+        bool, typer.Option(help="Then serve the REST API and web app on it, with an admin key")
     ] = True,
     host: Annotated[str, typer.Option(help="Address to serve on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port to serve on", envvar="BA_PORT")
+    ] = 8000,
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="Replace the DuckDB file even if no demo made it")
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Simulate a new world even if the demo's store holds this one, "
+            "replacing the DuckDB file even if no demo made it",
+        ),
     ] = False,
 ) -> None:
-    """The quick start: simulate the demo world into a fresh store, summarise it, serve it.
+    """The quick start: simulate the demo world into a store, summarise it, serve it.
 
-    A DuckDB file is replaced only if an earlier demo made it, or with --fresh.
+    A second run serves the store the first one made, with the same admin key, if it
+    holds the same world (users, days, seed); --fresh simulates a new one. A DuckDB
+    file is replaced only if an earlier demo made it, or with --fresh.
     """
+    from banking_analytics.cli._serve import check_port, serve_store
+
+    if serve:
+        check_port(host, port)  # before the simulation, not half a minute after it
     path = db.removeprefix("duckdb:///")
     store = Path(path) if db.startswith("duckdb:///") and path != ":memory:" else None
-    if store is not None:
+    world = {"users": users, "days": days, "seed": seed}
+    made = demo_record(store) if store is not None and not fresh else {}
+    reuse = made.get("world") == world
+    if store is not None and not reuse:
         _clear_demo_store(store, fresh)
     manifest = Path(path).with_suffix(".truth.json") if db.startswith("duckdb:///") else None
     with _open(db) as analytics:
-        if store is not None:
-            mark_demo_store(store)
-        _simulate_into(analytics, users, days, seed, manifest)
+        if reuse:
+            out.print(
+                f"Reusing the demo store {db} (its history ends {made['end']}); "
+                "pass --fresh for a new world"
+            )
+        else:
+            if store is not None:
+                mark_demo_store(store)
+            end = _simulate_into(analytics, users, days, seed, manifest)
+            if store is not None:
+                update_demo_record(store, world=world, end=end.isoformat())
         show_info(analytics.info())
         show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
         show_health(out, analytics.institution_health("7d"), limit=10)
@@ -305,9 +337,26 @@ def demo(
             f"       banking-analytics health --db {db}"
         )
         if serve:
-            from banking_analytics.cli._serve import serve_store
+            key = _demo_admin_key(analytics, store, made.get("admin_key") if reuse else None)
+            serve_store(analytics, db, host, port, admin_key=key)
 
-            serve_store(analytics, db, host, port, admin_key=True)
+
+def _demo_admin_key(
+    analytics: BankingPerformanceAnalytics, store: Path | None, kept: str | None
+) -> str:
+    """The admin key the demo printed last time if it still works, else a new one (recorded)."""
+    from banking_analytics.access import KeyStore, Role
+
+    keys = KeyStore(analytics.engine)
+    try:
+        if kept is not None and keys.authenticate(kept) is not None:
+            return kept
+        secret = keys.create("demo admin", Role.ADMIN, created_by="demo").secret
+    finally:
+        keys.close()
+    if store is not None:
+        update_demo_record(store, admin_key=secret)
+    return secret
 
 
 def _clear_demo_store(store: Path, fresh: bool) -> None:
