@@ -80,7 +80,8 @@ DbOption = Annotated[
     str,
     typer.Option(
         "--db",
-        help="Store URL: duckdb:///path/file.duckdb or postgresql://user@host:5432/db?schema=NAME",
+        help="Store URL: duckdb:///relative/file.duckdb, duckdb:////absolute/file.duckdb "
+        "or postgresql://user@host:5432/db?schema=NAME",
         envvar="BA_DB",
     ),
 ]
@@ -93,8 +94,29 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(BAD_INPUT)
 
 
+def store_shown(url: str) -> str:
+    """A store URL as a person should read it: a DuckDB file by its absolute path.
+
+    ``duckdb:///tmp/x.duckdb`` is ``./tmp/x.duckdb`` (three slashes then a relative
+    path, as SQLAlchemy reads file URLs); it shows as ``duckdb:////home/me/tmp/x.duckdb``.
+    Other URLs show as given (an engine's ``url`` already hides a password).
+    """
+    path = url.removeprefix("duckdb:///")
+    if path == url or path == ":memory:":
+        return url
+    return f"duckdb:///{Path(path).resolve()}"
+
+
+def announce_store(url: str) -> None:
+    """Say which store a command used, once, after it succeeded: on stderr, so that
+    ``--json`` output stays JSON, and after the work, so that an error stays one line."""
+    err.print(f"store: {store_shown(url)}", highlight=False, soft_wrap=True)
+
+
 @contextmanager
-def _open(db: str) -> Iterator[BankingPerformanceAnalytics]:
+def _open(db: str, *, announce: bool = True) -> Iterator[BankingPerformanceAnalytics]:
+    """The store ``db`` names, open for the block; named on stderr once the block succeeds
+    (``announce``: commands that say it themselves, like ``serve``, pass False)."""
     from banking_analytics._facade import BankingPerformanceAnalytics
 
     try:
@@ -105,6 +127,8 @@ def _open(db: str) -> Iterator[BankingPerformanceAnalytics]:
         yield analytics
     finally:
         analytics.close()
+    if announce:
+        announce_store(analytics.engine.url)
 
 
 def _progress() -> Progress:
@@ -317,10 +341,10 @@ def demo(
     if store is not None and not reuse:
         _clear_demo_store(store, fresh)
     manifest = Path(path).with_suffix(".truth.json") if db.startswith("duckdb:///") else None
-    with _open(db) as analytics:
+    with _open(db, announce=False) as analytics:
         if reuse:
             out.print(
-                f"Reusing the demo store {db} (its history ends {made['end']}); "
+                f"Reusing the demo store {store_shown(db)} (its history ends {made['end']}); "
                 "pass --fresh for a new world"
             )
         else:
@@ -333,7 +357,8 @@ def demo(
         show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
         show_health(out, analytics.institution_health("7d"), limit=10)
         out.print(
-            f"\nStore: {db}\nTry:   banking-analytics performance --period 7d --db {db}\n"
+            f"\nStore: {store_shown(db)}\n"
+            f"Try:   banking-analytics performance --period 7d --db {db}\n"
             f"       banking-analytics health --db {db}"
         )
         if serve:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from banking_analytics.cli import DEFAULT_DB, DbOption, _open, app, fail, out
+from banking_analytics.cli import DEFAULT_DB, DbOption, _open, app, fail, out, store_shown
 
 if TYPE_CHECKING:
     from banking_analytics._facade import BankingPerformanceAnalytics
@@ -98,7 +98,8 @@ def serve_store(
             f"'{base}{API_PREFIX}/dashboard/performance'",
             soft_wrap=True,
         )
-    out.print(f"Serving {db} on {base} (web app: {base}/, docs: {base}/docs); Ctrl-C stops")
+    shown = store_shown(analytics.engine.url)
+    out.print(f"Serving {shown} on {base} (web app: {base}/, docs: {base}/docs); Ctrl-C stops")
     _run(create_app(settings, analytics=analytics), host, port, **uvicorn_options(settings))
 
 
@@ -114,17 +115,19 @@ def serve(
     Settings: BA_* and BA_WEB_* environment variables."""
     check_port(host, port)
     if workers == 1:
-        with _open(db) as analytics:
+        with _open(db, announce=False) as analytics:
             serve_store(analytics, db, host, port, admin_key=None)
         return
     if not db.startswith(("postgresql://", "postgres://")):
         raise fail("--workers above 1 needs a PostgreSQL store: one process holds a DuckDB file")
     settings = _settings(db)
-    with _open(db):
-        pass  # the store answers and its tables exist before the workers start
+    with _open(db, announce=False) as analytics:
+        shown = (
+            analytics.engine.url
+        )  # the store answers and its tables exist before the workers start
     # Each worker builds its own app from the environment (create_app reads BA_*).
     os.environ["BA_DB"] = db
-    out.print(f"Serving {db} on http://{host}:{port} with {workers} workers; Ctrl-C stops")
+    out.print(f"Serving {shown} on http://{host}:{port} with {workers} workers; Ctrl-C stops")
     _run(
         "banking_analytics.api:create_app",
         host,
