@@ -452,10 +452,12 @@ def main() -> None:
 
 
 # Imported last: these commands use this module's options and consoles. ``serve``
-# and ``revenue`` register themselves on ``app``; keys, audit and rates are groups.
+# and ``revenue`` register themselves on ``app``; keys, audit, rates and quarantine are groups.
 from banking_analytics.cli import _revenue, _serve  # noqa: E402, F401
 from banking_analytics.cli._access import audit_app, keys_app  # noqa: E402
+from banking_analytics.cli._quarantine import quarantine_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rates_app, name="rates")
+app.add_typer(quarantine_app, name="quarantine")
