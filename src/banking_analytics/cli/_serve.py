@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -47,6 +48,20 @@ def _settings(db: str) -> ApiSettings:
         raise fail(f"BA_{where.upper()}: {first['msg']}") from None
 
 
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the project's loggers (the access lines of
+    ``banking_analytics.api.access``, one per request, and the warnings) on its stderr handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["banking_analytics"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
+
+
 def _run(target: object, host: str, port: int, **options: object) -> None:
     import uvicorn
 
@@ -55,7 +70,9 @@ def _run(target: object, host: str, port: int, **options: object) -> None:
         host=host,
         port=port,
         log_level="info",
+        # uvicorn's own access line has no caller; the app writes one that has.
         access_log=False,
+        log_config=_log_config(),
         **options,  # type: ignore[arg-type]
     )
 
