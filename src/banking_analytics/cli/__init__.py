@@ -11,7 +11,7 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -408,6 +408,36 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the whole answer
 Answer = TypeVar("Answer")
 
 
+def iso_duration(span: timedelta) -> str:
+    """A duration in ISO 8601, as the API writes it (``PT6H``, ``P1DT30M``, ``PT1.5S``,
+    ``-PT1M30S``), not Python's ``6:00:00``."""
+    sign = "-" if span < timedelta(0) else ""
+    span = abs(span)
+    hours, rest = divmod(span.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = f".{span.microseconds:06d}".rstrip("0") if span.microseconds else ""
+    time_part = "".join(
+        f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M")) if value
+    ) + (f"{seconds}{fraction}S" if seconds or fraction else "")
+    if not span:
+        return "PT0S"
+    days = f"{span.days}D" if span.days else ""
+    return f"{sign}P{days}" + (f"T{time_part}" if time_part else "")
+
+
+def _json_default(value: object) -> str:
+    return iso_duration(value) if isinstance(value, timedelta) else str(value)
+
+
+def print_json(value: object) -> None:
+    """Print an answer (dataclasses, dictionaries, lists) as JSON: times in ISO 8601,
+    durations too, anything else orjson cannot write as its ``str``."""
+    import orjson
+
+    text = orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    out.print_json(text)
+
+
 def _report(
     db: str,
     compute: Callable[[BankingPerformanceAnalytics], Answer],
@@ -415,8 +445,6 @@ def _report(
     as_json: bool,
 ) -> None:
     """Answer one analysis on a store, as text or as JSON; a bad period is bad input."""
-    import orjson  # writes the analyses' result shapes (dataclasses) as they are
-
     from banking_analytics.metrics import QueryError
 
     with _open(db) as analytics:
@@ -425,7 +453,7 @@ def _report(
         except QueryError as exc:
             raise fail(str(exc)) from None
     if as_json:
-        out.print_json(orjson.dumps(answer, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
+        print_json(answer)
     else:
         show(out, answer)
 

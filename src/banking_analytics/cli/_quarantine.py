@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 import typer
 from rich.table import Table
 
-from banking_analytics.cli import DEFAULT_DB, DbOption, JsonOption, _open, fail, out
+from banking_analytics.cli import DEFAULT_DB, DbOption, JsonOption, _open, fail, out, print_json
 
 __all__ = ["quarantine_app"]
 
@@ -38,10 +37,6 @@ def _utc(when: datetime | None) -> datetime | None:
     return when.replace(tzinfo=UTC)
 
 
-def _print_json(rows: Any) -> None:
-    out.print_json(orjson.dumps(rows, default=str).decode())
-
-
 @quarantine_app.command("list")
 def list_quarantine(
     reason: Annotated[
@@ -60,7 +55,7 @@ def list_quarantine(
     with _open(db) as analytics:
         rows = analytics.quarantine(limit, reason=reason, since=since, until=until)
     if as_json:
-        _print_json([{**row, "errors": json.loads(row["errors"])} for row in rows])
+        print_json([{**row, "errors": json.loads(row["errors"])} for row in rows])
         return
     table = Table(title=f"{len(rows)} quarantined events, newest first", title_justify="left")
     for heading in ("id", "received (UTC)", "source", "position", "event type", "reason"):
@@ -91,7 +86,7 @@ def show_quarantined(
             raise fail(f"no quarantined event {quarantine_id!r} (see: quarantine list)")
     row = {**rows[0], "errors": json.loads(rows[0]["errors"])}
     if as_json:
-        _print_json(row)
+        print_json(row)
         return
     for name in ("quarantine_id", "received_at", "source", "position", "event_type", "event_id"):
         out.print(f"{name}: {row[name]}", markup=False, highlight=False)
