@@ -38,11 +38,12 @@ $(STAMP): $(DEV_LOCK) pyproject.toml $(UV)
 	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $@ $(RUN_STAMP)
 
-# Refresh the locks after changing pyproject.toml's dependencies (the run lock keeps the
-# versions of the dev lock, so both commands run the same code).
+# Refresh the locks after changing pyproject.toml's dependencies or requirements/uv.in
+# (the run lock keeps the versions of the dev lock, so both commands run the same code).
 lock: $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --extra postgres $(LOCKED) -o $(DEV_LOCK)
 	$(UV) pip compile pyproject.toml -c $(DEV_LOCK) $(LOCKED) -o $(RUN_LOCK)
+	$(UV) pip compile requirements/uv.in $(LOCKED) -o requirements/uv.txt
 
 demo: $(RUN_STAMP)
 	$(BIN)/banking-analytics demo --port $(PORT) $(if $(FRESH),--fresh)
