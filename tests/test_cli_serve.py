@@ -6,14 +6,13 @@ import json
 import re
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from api_server import CLI, SERVER_ENV, Server, free_port
+from api_server import CLI, SERVER_ENV, Server, free_port, wait_until_serving
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
 from banking_analytics.cli import app
@@ -181,17 +180,12 @@ def serve_demo(store: Path, port: int, log: Path) -> tuple[subprocess.Popen[byte
             stderr=subprocess.STDOUT,
             env={**SERVER_ENV, "COLUMNS": "300"},
         )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc, log.read_text()
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"the demo did not serve in 120 s:\n{log.read_text()}")
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, log, seconds=120)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, log.read_text()
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -15,13 +15,12 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from api_server import SERVER_ENV, free_port
+from api_server import SERVER_ENV, free_port, wait_until_serving
 from sample_events import behavior_events
 
 ROOT = Path(__file__).parents[1]
@@ -109,14 +108,7 @@ def test_the_command_line_examples_run_in_order(tmp_path: Path) -> None:
             [str(Path(BIN) / argv[0]), *argv[1:]], cwd=tmp_path, stdout=out, stderr=out
         )
     try:
-        for _ in range(600):
-            assert server.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until_serving(f"http://127.0.0.1:{port}", server, log)
         assert httpx.get(f"http://127.0.0.1:{port}/signin", timeout=5).status_code == 200
     finally:
         server.terminate()
