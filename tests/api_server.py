@@ -78,6 +78,24 @@ def issue_key(store_url: str, role: Role, name: str) -> str:
             keys.close()
 
 
+def wait_until_serving(
+    base: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 60
+) -> None:
+    """Return once the server process ``proc`` answers ``/healthz`` at ``base``; raise,
+    with its output from ``log``, if it exits or does not answer in time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"the server did not answer in {seconds:g} s:\n{log.read_text()}")
+
+
 class Server:
     """``banking-analytics serve`` on a free loopback port, its output appended to ``log``;
     ``env`` adds settings (``BA_*``) to the server's environment."""
@@ -97,17 +115,7 @@ class Server:
         cmd += self.options
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the server did not answer in 60 s:\n{self.log.read_text()}")
+        wait_until_serving(self.url, self.proc, self.log)
 
     def kill(self) -> None:
         assert self.proc is not None

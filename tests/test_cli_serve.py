@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+import socket
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
-from api_server import Server
+from api_server import CLI, SERVER_ENV, Server, free_port, wait_until_serving
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import KeyStore, Role
 from banking_analytics.cli import app
@@ -88,13 +92,26 @@ def test_demo_refuses_to_replace_a_file_it_did_not_make(tmp_path: Path) -> None:
     assert measurements_left(mine) == 1
 
 
-def test_demo_replaces_its_own_store_and_any_with_fresh(tmp_path: Path) -> None:
+def test_demo_reuses_its_own_store_replaces_it_for_another_world_and_any_with_fresh(
+    tmp_path: Path,
+) -> None:
     store = tmp_path / "demo.duckdb"
     assert demo(store).exit_code == 0
-    # Its own store, recognised by the marker beside it: replaced, not added to.
+    # Its own store, recognised by the marker beside it, with the same world: reused.
     leave_a_measurement(store)
     again = demo(store)
     assert again.exit_code == 0, again.output
+    assert "Reusing the demo store" in again.stdout
+    assert "simulated and stored" not in again.stdout
+    assert measurements_left(store) == 1
+    # Asked for another world, it replaces its own store.
+    other_world = demo(store, "--seed", "7")
+    assert other_world.exit_code == 0, other_world.output
+    assert "simulated and stored" in other_world.stdout
+    assert measurements_left(store) == 0
+    # --fresh replaces it though the world is the same.
+    leave_a_measurement(store)
+    assert demo(store, "--seed", "7", "--fresh").exit_code == 0
     assert measurements_left(store) == 0
     # Another file moved into its place is not the demo's, though the marker is there.
     other = tmp_path / "other.duckdb"
@@ -109,6 +126,97 @@ def test_demo_replaces_its_own_store_and_any_with_fresh(tmp_path: Path) -> None:
         replaced = demo(store, *options)
         assert replaced.exit_code == 0, replaced.output
     assert measurements_left(store) == 0
+
+
+def test_an_interrupted_demo_is_simulated_again(tmp_path: Path) -> None:
+    store = tmp_path / "demo.duckdb"
+    assert demo(store).exit_code == 0
+    marker = tmp_path / "demo.duckdb.demo.json"
+    made = json.loads(marker.read_text())
+    del made["world"]  # as the marker is before the simulation has finished
+    marker.write_text(json.dumps(made))
+    leave_a_measurement(store)
+    again = demo(store)
+    assert again.exit_code == 0, again.output
+    assert "simulated and stored" in again.stdout
+    assert measurements_left(store) == 0
+
+
+@pytest.mark.parametrize("command", ["demo", "serve"])
+def test_a_busy_port_is_refused_before_anything_else(tmp_path: Path, command: str) -> None:
+    store = tmp_path / "demo.duckdb"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            app,
+            [command, "--db", f"duckdb:///{store}", "--port", str(port)],
+            env={"COLUMNS": "200"},
+        )
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
+    assert "make demo PORT=8001" in result.stderr
+    assert not store.exists()  # nothing simulated, no store opened
+
+
+def serve_demo(store: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``banking-analytics demo`` serving a small world on ``port``; returns it and its output
+    once it answers."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                CLI,
+                "demo",
+                "--db",
+                f"duckdb:///{store}",
+                "--users",
+                "50",
+                "--days",
+                "1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**SERVER_ENV, "COLUMNS": "300"},
+        )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", proc, log, seconds=120)
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, log.read_text()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(30)
+
+
+def test_the_demo_prints_its_real_port_and_serves_the_same_key_again(tmp_path: Path) -> None:
+    store = tmp_path / "demo.duckdb"
+    keys = []
+    for run in ("first", "second"):
+        port = free_port()
+        proc, printed = serve_demo(store, port, tmp_path / f"{run}.log")
+        try:
+            assert f"http://127.0.0.1:{port}/" in printed
+            assert ":8000" not in printed
+            key = re.search(r"Admin API key: (\S+)", printed)
+            assert key is not None, printed
+            keys.append(key.group(1))
+            answer = httpx.get(
+                f"http://127.0.0.1:{port}/api/banking-analytics/admin/keys",
+                headers={"Authorization": f"Bearer {key.group(1)}"},
+                timeout=30,
+            )
+            assert answer.status_code == 200, answer.text
+            assert [k["name"] for k in answer.json()] == ["demo admin"]
+        finally:
+            stop(proc)
+        assert ("Reusing the demo store" in printed) is (run == "second")
+    assert keys[0] == keys[1]
+    assert (tmp_path / "demo.duckdb.demo.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_several_workers_need_postgresql(tmp_path: Path) -> None:

@@ -461,15 +461,44 @@ class BankingPerformanceAnalytics:
         quarantined = self.engine.query(f"SELECT count(*) AS n FROM {QUARANTINE.name}")
         return StoreInfo(self.engine.url, tuple(tables), int(quarantined["n"][0].as_py()))
 
-    def quarantine(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The most recent quarantined events with their reasons and raw payloads."""
-        newest_first = (
-            select_all(QUARANTINE)
-            .order_by(exp.Ordered(this=column("received_at"), desc=True), column("position"))
-            .limit(exp.Placeholder())
-        )
+    def quarantine(
+        self,
+        limit: int = 100,
+        *,
+        reason: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        quarantine_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The most recent quarantined events with their reasons and raw payloads.
+
+        Filtered, if asked, to reasons containing ``reason`` (case-insensitive), to
+        those received in ``[since, until)``, or to one ``quarantine_id``.
+        """
+        newest_first = select_all(QUARANTINE)
+        params: list[Any] = []
+        received = column("received_at")
+        for condition, value in (
+            (
+                exp.StrPosition(
+                    this=exp.Lower(this=column("reason")),
+                    substr=exp.Lower(this=exp.Placeholder()),
+                )
+                > 0,
+                reason,
+            ),
+            (received >= exp.Placeholder(), since),
+            (received < exp.Placeholder(), until),
+            (exp.cast(column("quarantine_id"), "text").eq(exp.Placeholder()), quarantine_id),
+        ):
+            if value is not None:
+                newest_first = newest_first.where(condition)
+                params.append(value)
+        newest_first = newest_first.order_by(
+            exp.Ordered(this=received, desc=True), column("position")
+        ).limit(exp.Placeholder())
         rows: list[dict[str, Any]] = self.engine.query(
-            newest_first.sql(self.engine.dialect), [limit]
+            newest_first.sql(self.engine.dialect), [*params, limit]
         ).to_pylist()
         return rows
 

@@ -18,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from banking_analytics import __version__
 from banking_analytics._facade import BankingPerformanceAnalytics
 from banking_analytics.access import AuditLog, KeyStore, UserTokenVerifier
+from banking_analytics.api._access_log import AccessLog
 from banking_analytics.api._admission import AdmissionGate
 from banking_analytics.api._auth import Authenticator
 from banking_analytics.api._gate import (
@@ -185,6 +186,8 @@ def create_app(
             expose_headers=["Retry-After", "Idempotent-Replayed"],
             max_age=600,
         )
+    # Outermost: the access log times the whole request, refusals included.
+    app.add_middleware(AccessLog)
     api = APIRouter(prefix=API_PREFIX)
     routers = (performance, revenue, revenue_impact, dashboard, metrics, events, users, admin)
     for module in (*routers, webhooks):

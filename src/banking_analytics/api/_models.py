@@ -25,6 +25,7 @@ __all__ = [
     "BatchOut",
     "EventResultOut",
     "InstitutionHealthOut",
+    "InstitutionHealthPage",
     "IssuedKeyOut",
     "KeyIn",
     "KeyOut",
@@ -85,6 +86,13 @@ class InstitutionHealthOut(_Out):
     thresholds: dict[str, Any]
     products: list[ProductHealth]
     institutions: list[InstitutionRollUp]
+
+
+class InstitutionHealthPage(InstitutionHealthOut):
+    """A page of ``products`` (worst first), from ``offset``; ``institutions`` whole."""
+
+    total_products: int
+    next_offset: int | None
 
 
 class FreshnessGroup(_Out):

@@ -11,7 +11,7 @@ import resource
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -28,7 +28,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from banking_analytics.cli._demo import is_demo_store, mark_demo_store, marker_of
+from banking_analytics.cli._demo import (
+    demo_record,
+    is_demo_store,
+    mark_demo_store,
+    marker_of,
+    update_demo_record,
+)
 from banking_analytics.cli._reports import show_health, show_performance
 from banking_analytics.ingest import EventStatus
 from banking_analytics.ingest._files import FileFormat, UnreadableFileError, detect_format
@@ -74,7 +80,8 @@ DbOption = Annotated[
     str,
     typer.Option(
         "--db",
-        help="Store URL: duckdb:///path/file.duckdb or postgresql://user@host:5432/db?schema=NAME",
+        help="Store URL: duckdb:///relative/file.duckdb, duckdb:////absolute/file.duckdb "
+        "or postgresql://user@host:5432/db?schema=NAME",
         envvar="BA_DB",
     ),
 ]
@@ -87,8 +94,29 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(BAD_INPUT)
 
 
+def store_shown(url: str) -> str:
+    """A store URL as a person should read it: a DuckDB file by its absolute path.
+
+    ``duckdb:///tmp/x.duckdb`` is ``./tmp/x.duckdb`` (three slashes then a relative
+    path, as SQLAlchemy reads file URLs); it shows as ``duckdb:////home/me/tmp/x.duckdb``.
+    Other URLs show as given (an engine's ``url`` already hides a password).
+    """
+    path = url.removeprefix("duckdb:///")
+    if path == url or path == ":memory:":
+        return url
+    return f"duckdb:///{Path(path).resolve()}"
+
+
+def announce_store(url: str) -> None:
+    """Say which store a command used, once, after it succeeded: on stderr, so that
+    ``--json`` output stays JSON, and after the work, so that an error stays one line."""
+    err.print(f"store: {store_shown(url)}", highlight=False, soft_wrap=True)
+
+
 @contextmanager
-def _open(db: str) -> Iterator[BankingPerformanceAnalytics]:
+def _open(db: str, *, announce: bool = True) -> Iterator[BankingPerformanceAnalytics]:
+    """The store ``db`` names, open for the block; named on stderr once the block succeeds
+    (``announce``: commands that say it themselves, like ``serve``, pass False)."""
     from banking_analytics._facade import BankingPerformanceAnalytics
 
     try:
@@ -99,6 +127,8 @@ def _open(db: str) -> Iterator[BankingPerformanceAnalytics]:
         yield analytics
     finally:
         analytics.close()
+    if announce:
+        announce_store(analytics.engine.url)
 
 
 def _progress() -> Progress:
@@ -205,7 +235,8 @@ def _simulate_into(
     seed: int,
     manifest: Path | None,
     end: datetime | None = None,
-) -> None:
+) -> datetime:
+    """Simulate a world into the store; returns when its history ends."""
     from banking_analytics.simulate import SimulationConfig, run_simulation
 
     if end is None:
@@ -241,6 +272,7 @@ def _simulate_into(
         out.print(f"ground truth written to {manifest}")
     if counts["rejected"]:
         raise fail(f"the simulator produced {counts['rejected']:,} rejected events (a bug)")
+    return end
 
 
 @app.command()
@@ -276,38 +308,80 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
     seed: int = 42,
     serve: Annotated[
-        bool, typer.Option(help="Then serve the REST API on it, with a new admin key")
+        bool, typer.Option(help="Then serve the REST API and web app on it, with an admin key")
     ] = True,
     host: Annotated[str, typer.Option(help="Address to serve on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Port to serve on", envvar="BA_PORT")
+    ] = 8000,
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="Replace the DuckDB file even if no demo made it")
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Simulate a new world even if the demo's store holds this one, "
+            "replacing the DuckDB file even if no demo made it",
+        ),
     ] = False,
 ) -> None:
-    """The quick start: simulate the demo world into a fresh store, summarise it, serve it.
+    """The quick start: simulate the demo world into a store, summarise it, serve it.
 
-    A DuckDB file is replaced only if an earlier demo made it, or with --fresh.
+    A second run serves the store the first one made, with the same admin key, if it
+    holds the same world (users, days, seed); --fresh simulates a new one. A DuckDB
+    file is replaced only if an earlier demo made it, or with --fresh.
     """
+    from banking_analytics.cli._serve import check_port, serve_store
+
+    if serve:
+        check_port(host, port)  # before the simulation, not half a minute after it
     path = db.removeprefix("duckdb:///")
     store = Path(path) if db.startswith("duckdb:///") and path != ":memory:" else None
-    if store is not None:
+    world = {"users": users, "days": days, "seed": seed}
+    made = demo_record(store) if store is not None and not fresh else {}
+    reuse = made.get("world") == world
+    if store is not None and not reuse:
         _clear_demo_store(store, fresh)
     manifest = Path(path).with_suffix(".truth.json") if db.startswith("duckdb:///") else None
-    with _open(db) as analytics:
-        if store is not None:
-            mark_demo_store(store)
-        _simulate_into(analytics, users, days, seed, manifest)
+    with _open(db, announce=False) as analytics:
+        if reuse:
+            out.print(
+                f"Reusing the demo store {store_shown(db)} (its history ends {made['end']}); "
+                "pass --fresh for a new world"
+            )
+        else:
+            if store is not None:
+                mark_demo_store(store)
+            end = _simulate_into(analytics, users, days, seed, manifest)
+            if store is not None:
+                update_demo_record(store, world=world, end=end.isoformat())
         show_info(analytics.info())
         show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
         show_health(out, analytics.institution_health("7d"), limit=10)
         out.print(
-            f"\nStore: {db}\nTry:   banking-analytics performance --period 7d --db {db}\n"
+            f"\nStore: {store_shown(db)}\n"
+            f"Try:   banking-analytics performance --period 7d --db {db}\n"
             f"       banking-analytics health --db {db}"
         )
         if serve:
-            from banking_analytics.cli._serve import serve_store
+            key = _demo_admin_key(analytics, store, made.get("admin_key") if reuse else None)
+            serve_store(analytics, db, host, port, admin_key=key)
 
-            serve_store(analytics, db, host, port, admin_key=True)
+
+def _demo_admin_key(
+    analytics: BankingPerformanceAnalytics, store: Path | None, kept: str | None
+) -> str:
+    """The admin key the demo printed last time if it still works, else a new one (recorded)."""
+    from banking_analytics.access import KeyStore, Role
+
+    keys = KeyStore(analytics.engine)
+    try:
+        if kept is not None and keys.authenticate(kept) is not None:
+            return kept
+        secret = keys.create("demo admin", Role.ADMIN, created_by="demo").secret
+    finally:
+        keys.close()
+    if store is not None:
+        update_demo_record(store, admin_key=secret)
+    return secret
 
 
 def _clear_demo_store(store: Path, fresh: bool) -> None:
@@ -334,6 +408,36 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the whole answer
 Answer = TypeVar("Answer")
 
 
+def iso_duration(span: timedelta) -> str:
+    """A duration in ISO 8601, as the API writes it (``PT6H``, ``P1DT30M``, ``PT1.5S``,
+    ``-PT1M30S``), not Python's ``6:00:00``."""
+    sign = "-" if span < timedelta(0) else ""
+    span = abs(span)
+    hours, rest = divmod(span.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = f".{span.microseconds:06d}".rstrip("0") if span.microseconds else ""
+    time_part = "".join(
+        f"{value}{unit}" for value, unit in ((hours, "H"), (minutes, "M")) if value
+    ) + (f"{seconds}{fraction}S" if seconds or fraction else "")
+    if not span:
+        return "PT0S"
+    days = f"{span.days}D" if span.days else ""
+    return f"{sign}P{days}" + (f"T{time_part}" if time_part else "")
+
+
+def _json_default(value: object) -> str:
+    return iso_duration(value) if isinstance(value, timedelta) else str(value)
+
+
+def print_json(value: object) -> None:
+    """Print an answer (dataclasses, dictionaries, lists) as JSON: times in ISO 8601,
+    durations too, anything else orjson cannot write as its ``str``."""
+    import orjson
+
+    text = orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    out.print_json(text)
+
+
 def _report(
     db: str,
     compute: Callable[[BankingPerformanceAnalytics], Answer],
@@ -341,8 +445,6 @@ def _report(
     as_json: bool,
 ) -> None:
     """Answer one analysis on a store, as text or as JSON; a bad period is bad input."""
-    import orjson  # writes the analyses' result shapes (dataclasses) as they are
-
     from banking_analytics.metrics import QueryError
 
     with _open(db) as analytics:
@@ -351,7 +453,7 @@ def _report(
         except QueryError as exc:
             raise fail(str(exc)) from None
     if as_json:
-        out.print_json(orjson.dumps(answer, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
+        print_json(answer)
     else:
         show(out, answer)
 
@@ -378,12 +480,15 @@ def main() -> None:
 
 
 # Imported last: these commands use this module's options and consoles. ``serve``
-# and ``revenue`` register themselves on ``app``; keys, audit and rates are groups.
+# and ``revenue`` register themselves on ``app``; keys, audit, import, rates and quarantine
+# are groups.
 from banking_analytics.cli import _revenue, _serve  # noqa: E402, F401
 from banking_analytics.cli._access import audit_app, keys_app  # noqa: E402
 from banking_analytics.cli._import import import_app  # noqa: E402
+from banking_analytics.cli._quarantine import quarantine_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(import_app, name="import")
 app.add_typer(rates_app, name="rates")
+app.add_typer(quarantine_app, name="quarantine")

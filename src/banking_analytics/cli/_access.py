@@ -20,7 +20,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from banking_analytics.cli import DEFAULT_DB, DbOption, JsonOption, err, fail, out
+from banking_analytics.cli import (
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    announce_store,
+    err,
+    fail,
+    out,
+)
 from banking_analytics.store import Engine, StoreUnavailableError, StoreURLError, open_engine
 
 if TYPE_CHECKING:
@@ -64,6 +72,7 @@ def _store(db: str) -> Iterator[Engine]:
         raise fail(escape(str(exc))) from None
     with engine:
         yield engine
+    announce_store(engine.url)
 
 
 def _lifetime(text: str) -> timedelta:

@@ -6,6 +6,7 @@
 from banking_analytics.store._engine import Engine, WriteTransaction, open_engine
 from banking_analytics.store._errors import (
     StatementTimeoutError,
+    StoreLockedError,
     StoreUnavailableError,
     StoreURLError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Column",
     "Engine",
     "StatementTimeoutError",
+    "StoreLockedError",
     "StoreURLError",
     "StoreUnavailableError",
     "TableDef",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ import pyarrow.compute as pc
 
 from banking_analytics.events import Kind
 from banking_analytics.store._engine import Engine, WriteTransaction
-from banking_analytics.store._errors import StatementTimeoutError
+from banking_analytics.store._errors import StatementTimeoutError, StoreLockedError
 from banking_analytics.store._sql import column_list, migration_statements, quote
 from banking_analytics.store._tables import TableDef
 from banking_analytics.store._versions import with_data_versions
@@ -158,6 +159,23 @@ class _DuckDBTransaction(WriteTransaction):
         pass
 
 
+#: DuckDB's message when another process holds a file's lock names the holder's PID.
+_LOCK_HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+
+
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file; a file another process holds is :class:`StoreLockedError`."""
+    try:
+        return duckdb.connect(path)
+    except duckdb.IOException as exc:
+        if "Could not set lock" not in str(exc):
+            raise
+        pid = _LOCK_HOLDER_PID.search(str(exc))
+        raise StoreLockedError(
+            str(Path(path).resolve()), int(pid.group(1)) if pid else None
+        ) from None
+
+
 class DuckDBEngine(Engine):
     """DuckDB in one file (or in memory). One writer at a time per file; readers in parallel.
 
@@ -172,7 +190,7 @@ class DuckDBEngine(Engine):
         self.url = url
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(path)
+        self._con = _connect(path)
         # DuckDB checkpoints whenever the WAL passes 16 MB; during bulk loads that
         # costs ~60% of the write time. At 256 MB a crash replays at most that much
         # WAL on reopen (measured: 0.8 s for 150 MB).

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["StatementTimeoutError", "StoreURLError", "StoreUnavailableError"]
+__all__ = [
+    "StatementTimeoutError",
+    "StoreLockedError",
+    "StoreURLError",
+    "StoreUnavailableError",
+]
 
 
 class StoreURLError(ValueError):
@@ -11,6 +16,24 @@ class StoreURLError(ValueError):
 
 class StoreUnavailableError(ConnectionError):
     """A well-formed store URL whose store cannot be reached (server down, login refused)."""
+
+
+class StoreLockedError(StoreUnavailableError):
+    """A DuckDB file another process holds: DuckDB lets one process open a file at a time.
+
+    ``pid`` is the holder's process id when DuckDB names it (it does on Linux and
+    macOS), else ``None``. The message is one line saying what to do.
+    """
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        holder = "another process" if pid is None else f"another process (PID {pid})"
+        super().__init__(
+            f"the DuckDB store {path} is held by {holder}, and a DuckDB file is open in one "
+            "process at a time: stop that process (Ctrl-C in the terminal serving it), "
+            "or do this through it (the server's API or web app)"
+        )
+        self.path = path
+        self.pid = pid
 
 
 class StatementTimeoutError(TimeoutError):

@@ -39,6 +39,7 @@ async def current_session(request: Request) -> Session | None:
     except ProblemError:  # the key was revoked or expired since: its sessions end
         sessions.end(session_id)
         return None
+    request.state.principal = principal  # for the access log, as the API's gate does
     return session if principal.role in WEB_ROLES else None
 
 
