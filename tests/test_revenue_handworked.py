@@ -510,3 +510,24 @@ def test_money_is_reported_in_the_currency_ingestion_checks(store_url: str) -> N
         series = analytics.revenue.mrr(YEAR)
         assert series.currency == "EUR"
         assert series.points[0].mrr_end == 900 + 1000
+
+
+def test_a_discount_and_a_grace_period_ending_at_once_are_one_change(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """A one-month discount from 2 January and a past-due run from 30 January with three
+    days' grace both end at 2 February 00:00: one churn of the discounted MRR, never twice
+    (found by the property test: MRR went below zero)."""
+    discount = {"discount_percent": 10.0, "discount_duration": "repeating", "discount_months": 1}
+    store(
+        analytics,
+        [
+            event("c", "s", 1, "subscribed", "active", **discount),
+            event("c", "s", 29, "payment_failed", "past_due", **discount),
+        ],
+    )
+    moves = analytics.revenue.movements(YEAR, policy=RevenuePolicy(past_due_grace_days=3))
+    assert [(m.kind, m.amount, m.at) for m in moves] == [
+        ("new", 900, T0 + timedelta(days=1)),
+        ("churn", -900, datetime(2026, 2, 2, tzinfo=UTC)),
+    ]

@@ -323,8 +323,14 @@ def _steps(shape: LedgerShape) -> exp.Select:
         changes.append(("period_end", "status IN ('canceled', 'unpaid')"))
 
     def within(name: str, condition: str) -> exp.Expr:
-        """A change at ``name`` falls strictly inside the span."""
-        return _x(f"{condition} AND {name} > moment AND ({name} < next_at OR next_at IS NULL)")
+        """A change at ``name`` falls strictly inside the span, and not at the time of an
+        earlier one (one step at an instant holds every change there: two would count the
+        change twice)."""
+        earlier = [other for other, _ in changes[: [n for n, _ in changes].index(name)]]
+        apart = "".join(f" AND {name} IS DISTINCT FROM {other}" for other in earlier)
+        return _x(
+            f"{condition} AND {name} > moment AND ({name} < next_at OR next_at IS NULL){apart}"
+        )
 
     def steps_of(counted: bool) -> list[exp.Expr]:
         """At the snapshot's time, at the next one's, and at each change inside its span."""
