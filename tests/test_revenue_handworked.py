@@ -413,6 +413,19 @@ def test_revenue_over_http_is_for_analysts_and_admins_and_is_audited(live_api: L
     assert mrr.status_code == 200, mrr.text
     assert [p["mrr_end"] for p in mrr.json()["points"]] == [2500, 2500]
     assert mrr.json()["currency"] == "USD"
+    pages = [
+        client.get(
+            f"{PREFIX}/revenue/movements",
+            params={**params, "limit": 1, "offset": offset},
+            headers=live_api.as_key("analyst"),
+        ).json()
+        for offset in (0, 1)
+    ]
+    assert [[m["kind"] for m in page] for page in pages] == [["new"], []]
+    too_many = client.get(
+        f"{PREFIX}/revenue/movements", params={"limit": 10_001}, headers=live_api.as_key("admin")
+    )
+    assert too_many.status_code == 422
     for denied in (live_api.as_key("ingest"), live_api.as_user("c")):
         assert client.get(f"{PREFIX}/revenue/mrr", headers=denied).status_code in (403, 404)
     metrics = client.get(

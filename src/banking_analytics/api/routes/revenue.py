@@ -34,6 +34,9 @@ from banking_analytics.metrics import Bucket
 
 __all__ = ["router"]
 
+#: The most movements one answer holds (a large store has millions in a quarter).
+MAX_MOVEMENTS = 10_000
+
 router = APIRouter(prefix="/revenue", tags=["revenue"], route_class=PolicedRoute)
 
 RevenueBucket = Annotated[
@@ -71,10 +74,14 @@ def movements(
     _admitted: Admitted,
     period: Period90d,
     policy: RevenuePolicyOf,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_MOVEMENTS, description="At most this many movements")
+    ] = 1_000,
+    offset: Annotated[int, Query(ge=0, description="Movements to skip first")] = 0,
 ) -> list[Movement]:
-    """Every change of a customer's MRR in the period, classified (customer-level data:
-    audited with the number of customers it names)."""
-    found = analytics.revenue.movements(period, policy=policy)
+    """A page of the changes of customers' MRR in the period, classified, by customer and
+    time (customer-level data: audited with the number of customers it names)."""
+    found = analytics.revenue.movements(period, policy=policy)[offset : offset + limit]
     audit_revenue_read(
         request,
         principal,
