@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         HealthThresholds,
         PerformanceNamespace,
     )
+    from banking_analytics.analytics.behavior import BehaviorNamespace
     from banking_analytics.analytics.revenue import (
         Recommendations,
         RevenueImpact,
@@ -182,6 +183,14 @@ class BankingPerformanceAnalytics:
         return RevenueNamespace(
             self.metrics, self.queries, RevenuePolicy(reporting_currency=currency)
         )
+
+    @namespace
+    def behavior(self) -> BehaviorNamespace:
+        """How people use the banking features: sessions, devices, engagement, stickiness,
+        lifecycle, funnels, retention and paths."""
+        from banking_analytics.analytics.behavior import BehaviorNamespace
+
+        return BehaviorNamespace(self.metrics, self.queries)
 
     # -- recording ---------------------------------------------------------------------------
 
