@@ -26,7 +26,14 @@ import test_revenue_reference as hand
 from banking_analytics import BankingPerformanceAnalytics, EventStatus, EventType
 from banking_analytics.analytics.revenue import RevenuePolicy
 from banking_analytics.events import schema_for, stored_arrow_schema
-from banking_analytics.metrics import QueryError, TimeWindow
+from banking_analytics.metrics import (
+    CATALOG,
+    LEDGER,
+    REVENUE_METRICS,
+    Provided,
+    QueryError,
+    TimeWindow,
+)
 from banking_analytics.simulate import SimulationConfig, run_simulation
 from conftest import ENGINES, with_schema
 from revenue_reference import (
@@ -452,3 +459,72 @@ def test_a_missing_rate_is_an_error_naming_the_currency_and_date(
         ledger(events, PRICED)
     with pytest.raises(QueryError, match=r"EUR.*2025-11-30"):
         our_points(scratch, window, "month", "UTC", PRICED)
+
+
+# -- the same metrics through the metric layer (POST /metrics/query, alert rules) -------------
+
+#: Every metric the subscription ledger provides to the metric layer's catalogue.
+LEDGER_METRICS = frozenset(
+    name
+    for name, metric in CATALOG.items()
+    if isinstance(metric.measure, Provided) and metric.measure.provider == LEDGER
+)
+
+
+def test_ledger_metrics_through_the_metric_layer_match_pandas(world: World) -> None:
+    """A metric query answers each ledger metric as the revenue namespace does, and those
+    the reference defines as the reference does: by name, or by the spec's name."""
+    window, expected = reference_metrics(world)
+    overall = sorted(LEDGER_METRICS - {"feature_adoption"})  # per feature only
+    result = world.analytics.query_metrics(overall, window, bucket="month", dimensions=["currency"])
+    namespace = world.analytics.revenue.metrics(overall, window, bucket="month")
+    assert [r.bucket for r in result.rows] == [r.start for r in namespace.rows]
+    for row, theirs, ours_ in zip(result.rows, expected, namespace.rows, strict=True):
+        assert row.dimensions == {"currency": "USD"}
+        for name in overall:
+            got = row.values[name].value
+            assert got == ours_.figures[name], (row.bucket, name)
+            if name in theirs:
+                want = theirs[name]
+                if want is None or isinstance(want, int):
+                    assert got == want, (row.bucket, name)
+                else:
+                    assert got == pytest.approx(float(want), rel=1e-12), (row.bucket, name)
+    by_spec = world.analytics.query_metrics(
+        ["churn_rate", "customer_lifetime_value"],
+        window,
+        bucket="month",
+        filters={"currency": "USD"},
+    )
+    assert [r["customer_churn_rate"] for r in by_spec.rows] == [
+        r["customer_churn_rate"] for r in result.rows
+    ]
+    assert [r["ltv"] for r in by_spec.rows] == [r["ltv"] for r in result.rows]
+
+
+def test_ledger_metrics_by_feature_through_the_metric_layer(world: World) -> None:
+    window = reference_metrics(world)[0]
+    names = sorted(n for n in LEDGER_METRICS if REVENUE_METRICS[n].by_feature)
+    result = world.analytics.query_metrics(
+        names, window, bucket="month", dimensions=["currency", "feature"]
+    )
+    namespace = world.analytics.revenue.metrics(names, window, bucket="month", by_feature=True)
+    found = {(r.bucket, r.dimensions["feature"]): r for r in result.rows}
+    assert len(namespace.rows) > 3
+    for row in namespace.rows:
+        for name in names:
+            assert found[(row.start, row.feature)][name] == row.figures[name], (row.start, name)
+
+
+def test_ledger_metrics_refuse_what_they_cannot_answer(world: World) -> None:
+    window = reference_metrics(world)[0]
+    for asked, message in (
+        ({"bucket": None}, "choose a bucket"),
+        ({"bucket": "hour"}, "a revenue series is cut by"),
+        ({"filters": {"currency": "EUR"}}, "revenue is reported in USD"),
+        ({"dimensions": ["institution"]}, "cannot be cut by 'institution'"),
+        ({"limit": 3}, "cannot be cut to the top N"),
+    ):
+        query: dict[str, Any] = {"bucket": "month", "dimensions": ["currency"], **asked}
+        with pytest.raises(QueryError, match=message):
+            world.analytics.query_metrics(["mrr"], window, **query)
