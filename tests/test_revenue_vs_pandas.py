@@ -349,6 +349,53 @@ def test_ltv_matches_pandas(world: World) -> None:
     assert_metrics(world, ["ltv"])
 
 
+def trial_to_paid_by_pandas(events: pd.DataFrame, within_days: int | None) -> dict:
+    """Per calendar month (UTC) of the window: trials started (a subscription's first
+    ``trial_started`` event in the window), and the share later paid (a successful payment
+    above 0 on the same subscription, at or after the trial's start; within the days)."""
+    window = reference_metrics_window()
+    trials = (
+        events[
+            (events.kind == "trial_started")
+            & (events.occurred_at >= pd.Timestamp(window.start))
+            & (events.occurred_at < pd.Timestamp(window.end))
+        ]
+        .groupby("subscription_id")
+        .occurred_at.min()
+        .rename("trial_at")
+        .reset_index()
+    )
+    paid = events[(events.kind == "payment_succeeded") & (events.amount > 0)]
+    joined = trials.merge(paid[["subscription_id", "occurred_at"]], how="left")
+    late = joined.occurred_at < joined.trial_at
+    if within_days is not None:
+        late |= joined.occurred_at >= joined.trial_at + pd.Timedelta(days=within_days)
+    joined["converted"] = joined.occurred_at.notna() & ~late
+    per_trial = joined.groupby(["subscription_id", "trial_at"]).converted.any().reset_index()
+    per_trial["month"] = per_trial.trial_at.dt.tz_convert("UTC").dt.tz_localize(None)
+    per_trial["month"] = per_trial.month.dt.to_period("M")
+    shares = per_trial.groupby("month").converted.mean()
+    return {str(month): share for month, share in shares.items()}
+
+
+def reference_metrics_window() -> TimeWindow:
+    return aligned("month", "UTC", "2026-07-01", "2026-10-01")
+
+
+@pytest.mark.parametrize("within_days", [None, 14, 30])
+def test_trial_to_paid_matches_pandas(world: World, within_days: int | None) -> None:
+    expected = trial_to_paid_by_pandas(world.events, within_days)
+    assert len(expected) == 3
+    # The simulated trials last 14 days, paid (if at all) at their end: not within 14.
+    assert max(expected.values()) < 1
+    assert (max(expected.values()) == 0) == (within_days == 14)
+    result = world.analytics.revenue.metrics(
+        ["trial_to_paid"], reference_metrics_window(), trial_days=within_days
+    )
+    found = {f"{r.start:%Y-%m}": r.figures["trial_to_paid"] for r in result.rows}
+    assert found == pytest.approx(expected, rel=1e-12)
+
+
 def test_the_world_exercises_the_definition(world: World) -> None:
     """The comparisons above are only as good as the variety of the world."""
     events = world.events
