@@ -30,9 +30,11 @@ from banking_analytics.metrics import (
     CATALOG,
     LEDGER,
     REVENUE_METRICS,
+    Bucket,
     Provided,
     QueryError,
     TimeWindow,
+    bucket_starts,
 )
 from banking_analytics.simulate import SimulationConfig, run_simulation
 from conftest import ENGINES, with_schema
@@ -443,6 +445,19 @@ def test_feature_adoption_matches_pandas(world: World) -> None:
     }
     assert len(expected) > 20
     assert found == pytest.approx(expected, rel=1e-12)
+
+
+def test_arpu_matches_pandas(world: World) -> None:
+    """MRR at the month's end ÷ users active in the month, rounded half up to a cent."""
+    active = activity(world).groupby("month").user_id.nunique()
+    window, metrics = reference_metrics(world)
+    months = [f"{start:%Y-%m}" for start in bucket_starts(window, Bucket.MONTH, "UTC")]
+    expected = {
+        m: (2 * int(theirs["mrr"]) + int(active[m])) // (2 * int(active[m]))
+        for m, theirs in zip(months, metrics, strict=True)
+    }
+    result = world.analytics.revenue.metrics(["arpu"], window, policy=ours(PRICED))
+    assert {f"{r.start:%Y-%m}": r.figures["arpu"] for r in result.rows} == expected
 
 
 def test_free_to_paid_conversion_matches_pandas(world: World) -> None:
