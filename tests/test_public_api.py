@@ -119,6 +119,7 @@ def test_opening_the_facade_loads_no_analysis_and_a_namespace_only_its_own(
             "banking_analytics.analytics",
             "banking_analytics.analytics._freshness",
             "banking_analytics.analytics._health",
+            "banking_analytics.analytics._institutions",
             "banking_analytics.analytics._performance",
             "banking_analytics.analytics._performance_namespace",
             "banking_analytics.analytics._shape",

@@ -64,6 +64,7 @@ class HealthStep(_Out):
 
 class ProductHealth(_Out):
     institution_id: str
+    institution_name: str | None
     aggregator: str
     product: str
     state: str
@@ -76,6 +77,7 @@ class ProductHealth(_Out):
 
 class InstitutionRollUp(_Out):
     institution_id: str
+    institution_name: str | None
     aggregator: str
     state: str
     worst_product: str

@@ -23,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from banking_analytics._facade import BankingPerformanceAnalytics
+from banking_analytics.analytics import display_name
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
     MIN_SAMPLE,
@@ -65,6 +66,7 @@ _BUCKETS = (Bucket.QUARTER_HOUR, Bucket.HOUR, Bucket.DAY, Bucket.WEEK)
 _MIN_POINTS, _MAX_POINTS = 4, 200
 _FRESHNESS_STATES = ("NORMAL", "DELAYED", "STOPPED")
 _RECENT_FAILURES = 20
+_LOWEST_SHOWN = 10
 _ATTEMPTS = SCHEMAS[EventType.CONNECTION_ATTEMPT].table
 
 Panel = Callable[[], Any]
@@ -118,6 +120,7 @@ def performance_data(
             ),
             versions,
         ),
+        "names": lambda: analytics.performance.institutions.names(versions),
     }
     answers = dict(zip(panels, analytics.queries.gather(list(panels.values())), strict=True))
     spark: QueryResult = answers["spark"]
@@ -146,6 +149,7 @@ def performance_data(
                 "Latency p95 by aggregator",
                 filters,
             ),
+            _lowest_success(answers["institutions"], answers["names"]),
             answers["errors"],
             *answers["features"],
             _chart(
@@ -158,6 +162,7 @@ def performance_data(
             ),
         ],
         "institutions": _institution_rows(answers["health"], answers["institutions"], filters),
+        "institution_names": answers["names"],
     }
 
 
@@ -200,19 +205,22 @@ def institution_data(
             ),
             versions,
         ),
+        "names": lambda: analytics.performance.institutions.names(versions),
     }
     answers = dict(zip(panels, analytics.queries.gather(list(panels.values())), strict=True))
     spark: QueryResult = answers["spark"]
     features: QueryResult = answers["features"]
+    name = display_name(institution, answers["names"])
     feature_rows = sorted(features.rows, key=lambda r: -r.count("connection_attempts"))
     zone = ZoneInfo(filters.timezone)
     return {
         **_frame(window, bucket, filters),
         "institution": institution,
+        "institution_name": answers["names"].get(institution),
         "tiles": _connection_tiles(headline, spark),
         "charts": [
-            _series_chart(spark, _SUCCESS, "success_over_time", "Success rate", filters),
-            _series_chart(spark, _P95, "latency_over_time", "Latency p95", filters),
+            _series_chart(spark, _SUCCESS, "success_over_time", "Success rate", filters, name),
+            _series_chart(spark, _P95, "latency_over_time", "Latency p95", filters, name),
             answers["errors"],
             _chart(
                 "features",
@@ -329,8 +337,9 @@ def _chart(
 
 
 def _series_chart(
-    result: QueryResult, metric: str, chart_id: str, title: str, filters: Filters
+    result: QueryResult, metric: str, chart_id: str, title: str, filters: Filters, name: str
 ) -> dict[str, Any]:
+    """One series, named ``name`` (the institution's)."""
     zone = ZoneInfo(filters.timezone)
     return _chart(
         chart_id,
@@ -338,7 +347,7 @@ def _series_chart(
         _unit(metric),
         "line",
         [_bucket_label(row, zone) for row in result.rows],
-        {"all": [row.number(metric) for row in result.rows]},
+        {name: [row.number(metric) for row in result.rows]},
     )
 
 
@@ -596,6 +605,28 @@ def _freshness_tile(now: dict[str, int], before: dict[str, int]) -> dict[str, An
 # -- the institution table and failures --------------------------------------------------
 
 
+def _lowest_success(figures: QueryResult, names: dict[str, str]) -> dict[str, Any]:
+    """The institutions with the lowest success rates in the window, among those whose
+    rate rests on the minimum sample (the others have no rate to rank), by name."""
+    rated = [row for row in figures.rows if row.number(_SUCCESS) is not None]
+    lowest = sorted(rated, key=lambda r: (r.number(_SUCCESS), str(r.dimensions["institution"])))
+    shown = lowest[:_LOWEST_SHOWN]
+    labels = [display_name(str(r.dimensions["institution"]), names) for r in shown]
+    # Two institutions of one name would share a bar: those are told apart by id.
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return _chart(
+        "lowest_success_by_institution",
+        f"Lowest success rates by institution (of {len(rated):,} with enough attempts)",
+        "ratio",
+        "bar",
+        [
+            f"{label} ({r.dimensions['institution']})" if label in repeated else label
+            for label, r in zip(labels, shown, strict=True)
+        ],
+        {"success rate": [r.number(_SUCCESS) for r in shown]},
+    )
+
+
 def _institution_rows(
     health: dict[str, Any], figures: QueryResult, filters: Filters
 ) -> list[dict[str, Any]]:
@@ -620,6 +651,7 @@ def _institution_rows(
         rows.append(
             {
                 "institution_id": item["institution_id"],
+                "institution_name": item["institution_name"],
                 "aggregator": item["aggregator"],
                 "state": item["state"],
                 "last_state_change": changes.get((item["institution_id"], item["aggregator"])),
