@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "DEMO_WORLD",
     "demo_record",
     "is_demo_store",
     "mark_demo_store",
     "marker_of",
     "update_demo_record",
 ]
+
+#: The world ``demo`` simulates: big enough that the dashboard's panels have figures (most
+#: institution products hold the minimum sample), small enough to simulate in seconds.
+DEMO_WORLD = {"users": 20_000, "days": 90, "seed": 42, "institutions": 20}
 
 
 def marker_of(store: Path) -> Path:

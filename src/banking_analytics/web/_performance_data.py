@@ -41,7 +41,13 @@ from banking_analytics.store.statements import column
 from banking_analytics.vocabulary import BankingFeature, ErrorCategory, EventType, Outcome
 from banking_analytics.web._filters import Filters
 
-__all__ = ["HEALTH_LOOKBACK", "choose_bucket", "institution_data", "performance_data"]
+__all__ = [
+    "HEALTH_LOOKBACK",
+    "choose_bucket",
+    "holds_sample",
+    "institution_data",
+    "performance_data",
+]
 
 #: Institution health and sync freshness are judged over this span to the window's end
 #: (states need history: a change of state takes consecutive windows).
@@ -67,6 +73,7 @@ _MIN_POINTS, _MAX_POINTS = 4, 200
 _FRESHNESS_STATES = ("NORMAL", "DELAYED", "STOPPED")
 _RECENT_FAILURES = 20
 _LOWEST_SHOWN = 10
+_METRIC_LABEL = {_SUCCESS: "success rate", _P95: "latency p95"}
 _ATTEMPTS = SCHEMAS[EventType.CONNECTION_ATTEMPT].table
 
 Panel = Callable[[], Any]
@@ -81,9 +88,14 @@ def choose_bucket(window: TimeWindow, sample: int | None) -> Bucket:
     if not fitting:  # windows of years: weeks (the shortest periods always fit quarter-hours)
         fitting = [_BUCKETS[-1]]
     for bucket in fitting:
-        if (sample or 0) / (window.length / bucket.width) >= MIN_SAMPLE:
+        if holds_sample(window, bucket, sample):
             return bucket
     return fitting[-1]
+
+
+def holds_sample(window: TimeWindow, bucket: Bucket, sample: int | None) -> bool:
+    """Whether ``bucket``'s points hold on average the minimum sample of ``sample`` events."""
+    return (sample or 0) / (window.length / bucket.width) >= MIN_SAMPLE
 
 
 def performance_data(
@@ -97,10 +109,22 @@ def performance_data(
     versions = analytics.metrics.versions()
     cuts = filters.metric_filters()
     headline, bucket = _headline(analytics, window, filters, versions)
+    # The aggregators' lines are cut as finely as the least busy one with a figure for the
+    # window allows (the others would be gaps at any bucket); if no bucket gives it the
+    # minimum sample per point, each aggregator is one bar for the whole window.
+    least = _least_rated_aggregator(analytics, window, filters, versions)
+    chosen = choose_bucket(window, least)
+    by_aggregator_bucket = chosen if holds_sample(window, chosen, least) else None
     panels: dict[str, Panel] = {
         "spark": lambda: _bucketed(analytics, _SPARK, window, bucket, filters, versions),
         "by_aggregator": lambda: _bucketed(
-            analytics, (_SUCCESS, _P95), window, bucket, filters, versions, ["aggregator"]
+            analytics,
+            (_SUCCESS, _P95),
+            window,
+            by_aggregator_bucket,
+            filters,
+            versions,
+            ["aggregator"],
         ),
         "errors": lambda: _error_series(analytics, window, bucket, filters, versions),
         "features": lambda: _feature_usage(analytics, window, filters, versions),
@@ -293,11 +317,34 @@ def _frame(window: TimeWindow, bucket: Bucket, filters: Filters) -> dict[str, An
     }
 
 
+def _least_rated_aggregator(
+    analytics: BankingPerformanceAnalytics,
+    window: TimeWindow,
+    filters: Filters,
+    versions: DataVersions,
+) -> int:
+    """The smallest bank-health sample, in the window, of the aggregators whose sample is at
+    least the minimum (0 if none is)."""
+    result = _run(
+        analytics,
+        MetricQuery.build(
+            ["connection_health_attempts"],
+            window,
+            dimensions=["aggregator"],
+            filters=filters.metric_filters(),
+            timezone=filters.timezone,
+        ),
+        versions,
+    )
+    samples = (row.count("connection_health_attempts") or 0 for row in result.rows)
+    return min((n for n in samples if n >= MIN_SAMPLE), default=0)
+
+
 def _bucketed(
     analytics: BankingPerformanceAnalytics,
     metrics: Sequence[str],
     window: TimeWindow,
-    bucket: Bucket,
+    bucket: Bucket | None,
     filters: Filters,
     versions: DataVersions,
     dimensions: Sequence[str] = (),
@@ -314,8 +361,8 @@ def _bucketed(
 
 
 def _bucket_label(row: ResultRow, zone: ZoneInfo) -> str:
-    assert row.bucket is not None  # a bucketed query's rows have buckets
-    return row.bucket.astimezone(zone).isoformat()
+    """A bucket's start in the timezone; a row of a whole window (no bucket), its label."""
+    return row.bucket.astimezone(zone).isoformat() if row.bucket is not None else "window"
 
 
 def _chart(
@@ -364,8 +411,18 @@ def _by_dimension(
     filters: Filters,
 ) -> dict[str, Any]:
     """One line per value of ``dimension``, over the buckets (a bucket a value has no
-    events in is a gap)."""
+    events in is a gap); from a query of the whole window (no buckets), one bar per value."""
     zone = ZoneInfo(filters.timezone)
+    if all(row.bucket is None for row in result.rows) and result.rows:
+        rows = sorted(result.rows, key=lambda r: str(r.dimensions[dimension]))
+        return _chart(
+            chart_id,
+            f"{title} (whole window: too few attempts for a series)",
+            _unit(metric),
+            "bar",
+            [str(row.dimensions[dimension]) for row in rows],
+            {_METRIC_LABEL[metric]: [row.number(metric) for row in rows]},
+        )
     x = sorted({_bucket_label(row, zone) for row in result.rows})
     position = {label: i for i, label in enumerate(x)}
     series: dict[str, list[Any]] = {}
