@@ -90,7 +90,7 @@ def test_the_catalogue_names_by_record_then_the_latest_event(
     [("ins 1", "A Bank"), ("", "A Bank"), ("ins_1", "   "), ("ins_1", "x" * 257)],
 )
 def test_a_bad_catalogue_entry_is_refused(institution_id: str, name: str) -> None:
-    with pytest.raises(ValueError, match="institution_id|name of"):
+    with pytest.raises(ValueError, match=r"institution_id|name of"):
         InstitutionName(institution_id, name)
 
 

@@ -26,9 +26,11 @@ __all__ = [
     "update_demo_record",
 ]
 
-#: The world ``demo`` simulates: big enough that the dashboard's panels have figures (most
-#: institution products hold the minimum sample), small enough to simulate in seconds.
-DEMO_WORLD = {"users": 20_000, "days": 90, "seed": 42, "institutions": 20}
+#: The world ``demo`` simulates: enough sign-ups a day that the dashboard's panels have
+#: figures resting on the minimum sample (link attempts come mostly from new users, so
+#: users per day of history is what counts), and few enough institutions, with a long
+#: tail, that most of their products are judged; simulated in seconds.
+DEMO_WORLD = {"users": 30_000, "days": 60, "seed": 42, "institutions": 20}
 
 
 def marker_of(store: Path) -> Path:

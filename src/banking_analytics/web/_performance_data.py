@@ -73,6 +73,7 @@ _MIN_POINTS, _MAX_POINTS = 4, 200
 _FRESHNESS_STATES = ("NORMAL", "DELAYED", "STOPPED")
 _RECENT_FAILURES = 20
 _LOWEST_SHOWN = 10
+_MAIN_SHARE = 0.9
 _METRIC_LABEL = {_SUCCESS: "success rate", _P95: "latency p95"}
 _ATTEMPTS = SCHEMAS[EventType.CONNECTION_ATTEMPT].table
 
@@ -109,10 +110,10 @@ def performance_data(
     versions = analytics.metrics.versions()
     cuts = filters.metric_filters()
     headline, bucket = _headline(analytics, window, filters, versions)
-    # The aggregators' lines are cut as finely as the least busy one with a figure for the
-    # window allows (the others would be gaps at any bucket); if no bucket gives it the
-    # minimum sample per point, each aggregator is one bar for the whole window.
-    least = _least_rated_aggregator(analytics, window, filters, versions)
+    # The aggregators' lines are cut as finely as the main aggregators' samples allow (a
+    # small one's points may be gaps); if no bucket gives them the minimum sample per
+    # point, each aggregator is one bar for the whole window.
+    least = _main_aggregators_sample(analytics, window, filters, versions)
     chosen = choose_bucket(window, least)
     by_aggregator_bucket = chosen if holds_sample(window, chosen, least) else None
     panels: dict[str, Panel] = {
@@ -317,14 +318,14 @@ def _frame(window: TimeWindow, bucket: Bucket, filters: Filters) -> dict[str, An
     }
 
 
-def _least_rated_aggregator(
+def _main_aggregators_sample(
     analytics: BankingPerformanceAnalytics,
     window: TimeWindow,
     filters: Filters,
     versions: DataVersions,
 ) -> int:
-    """The smallest bank-health sample, in the window, of the aggregators whose sample is at
-    least the minimum (0 if none is)."""
+    """The smallest bank-health sample of the main aggregators in the window: the busiest
+    ones that together hold at least 90 % of the sample (0 without events)."""
     result = _run(
         analytics,
         MetricQuery.build(
@@ -336,8 +337,15 @@ def _least_rated_aggregator(
         ),
         versions,
     )
-    samples = (row.count("connection_health_attempts") or 0 for row in result.rows)
-    return min((n for n in samples if n >= MIN_SAMPLE), default=0)
+    samples = sorted(
+        (row.count("connection_health_attempts") or 0 for row in result.rows), reverse=True
+    )
+    held = 0
+    for sample in samples:
+        held += sample
+        if held and held >= _MAIN_SHARE * sum(samples):
+            return sample
+    return 0
 
 
 def _bucketed(
