@@ -8,7 +8,7 @@ import pytest
 
 from banking_analytics.metrics import Bucket, TimeWindow
 from banking_analytics.web._filters import FilterError, Filters
-from banking_analytics.web._performance_data import choose_bucket
+from banking_analytics.web._performance_data import choose_bucket, holds_sample, main_sample
 
 END = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -38,6 +38,28 @@ def test_the_bucket_is_the_finest_whose_points_hold_the_minimum_sample(
     hours: float, sample: int | None, bucket: Bucket
 ) -> None:
     assert choose_bucket(window(hours), sample) == bucket
+
+
+def test_a_bucket_holds_the_sample_at_20_per_point_on_average() -> None:
+    assert holds_sample(window(24), Bucket.HOUR, 480)  # 480 / 24 = 20
+    assert not holds_sample(window(24), Bucket.HOUR, 479)
+    assert not holds_sample(window(24), Bucket.HOUR, None)
+
+
+@pytest.mark.parametrize(
+    ("samples", "main"),
+    [
+        # 3876 of 4667 is 83 %; with 357 it is 90.7 %: the main series are those two.
+        ([301, 3876, 62, 357, 71], 357),
+        ([576, 37, 37, 7, 6], 37),  # 576 / 663 = 86.9 %; + 37 = 92.5 %
+        ([900, 100], 900),  # 900 / 1000 is 90 % exactly: the busiest alone
+        ([10], 10),
+        ([], 0),
+        ([0, 0], 0),
+    ],
+)
+def test_the_main_series_hold_90_percent_of_the_sample(samples: list[int], main: int) -> None:
+    assert main_sample(samples) == main
 
 
 def test_a_custom_range_is_whole_days_in_the_timezone() -> None:

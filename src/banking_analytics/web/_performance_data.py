@@ -46,6 +46,7 @@ __all__ = [
     "choose_bucket",
     "holds_sample",
     "institution_data",
+    "main_sample",
     "performance_data",
 ]
 
@@ -324,8 +325,7 @@ def _main_aggregators_sample(
     filters: Filters,
     versions: DataVersions,
 ) -> int:
-    """The smallest bank-health sample of the main aggregators in the window: the busiest
-    ones that together hold at least 90 % of the sample (0 without events)."""
+    """The bank-health sample of the main aggregators in the window (see :func:`main_sample`)."""
     result = _run(
         analytics,
         MetricQuery.build(
@@ -337,13 +337,17 @@ def _main_aggregators_sample(
         ),
         versions,
     )
-    samples = sorted(
-        (row.count("connection_health_attempts") or 0 for row in result.rows), reverse=True
-    )
-    held = 0
-    for sample in samples:
+    return main_sample([row.count("connection_health_attempts") or 0 for row in result.rows])
+
+
+def main_sample(samples: Sequence[int]) -> int:
+    """The smallest sample among the main series: the busiest that together hold at least
+    90 % of all (0 without any). A chart cut for it gives them their minimum sample; the
+    small rest may show gaps."""
+    total, held = sum(samples), 0
+    for sample in sorted(samples, reverse=True):
         held += sample
-        if held and held >= _MAIN_SHARE * sum(samples):
+        if held and held >= _MAIN_SHARE * total:
             return sample
     return 0
 
