@@ -45,7 +45,7 @@ QUICK_USERS = 2_000
 WARM_POLLS = 5
 
 
-def _session_cookie(base: str, key: str) -> str:
+def session_cookie(base: str, key: str) -> str:
     with httpx.Client(base_url=base) as client:
         form = client.get("/signin")
         csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
@@ -63,7 +63,7 @@ def _page_run(browser: Browser, base: str, key: str) -> dict[str, float]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         context.add_cookies(
-            [{"name": "ba_session", "value": _session_cookie(base, key), "url": base}]
+            [{"name": "ba_session", "value": session_cookie(base, key), "url": base}]
         )
         page = context.new_page()
         answer = page.goto(f"{base}/performance?period=24h")

@@ -129,7 +129,22 @@ def test_health_performance_and_reports_carry_the_names(
         )
         for i in range(24)
     ]
-    _ingest(analytics, events)
+    sync = {
+        "event_type": "sync_run",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": (END - timedelta(hours=1)).isoformat(),
+        "user_id": "u1",
+        "connection_id": "conn_1",
+        "aggregator": "plaid",
+        "institution_id": "ins_named",
+        "feature": "transaction_sync",
+        "trigger": "scheduled",
+        "started_at": (END - timedelta(hours=1, seconds=5)).isoformat(),
+        "outcome": "success",
+    }
+    _ingest(analytics, [*events, sync])
+    fresh = analytics.sync_freshness("24h", now=END)
+    assert [g["institution_name"] for g in fresh["by_institution"]] == ["[bold]Named[/] Bank"]
     health = analytics.institution_health("24h", now=END)
     names = {p["institution_id"]: p["institution_name"] for p in health["products"]}
     assert names == {"ins_named": "[bold]Named[/] Bank", "ins_bare": None}

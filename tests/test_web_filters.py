@@ -21,20 +21,21 @@ def window(hours: float) -> TimeWindow:
     ("hours", "sample", "bucket"),
     [
         # 24 h: 96 quarter-hours or 24 hours fit (a day is one point: too few).
-        (24, 2000, Bucket.QUARTER_HOUR),  # 2000 / 96 = 20.8 per point: enough
-        (24, 1919, Bucket.HOUR),  # 1919 / 96 = 19.99: not; 1919 / 24 = 80: hours
-        (24, 480, Bucket.HOUR),  # 480 / 24 = 20 exactly
+        (24, 5760, Bucket.QUARTER_HOUR),  # 5760 / 96 = 60 per point: three times 20
+        (24, 5759, Bucket.HOUR),  # 5759 / 96 = 59.99: not; 5759 / 24 = 240: hours
+        (24, 1440, Bucket.HOUR),  # 1440 / 24 = 60 exactly
         (24, 314, Bucket.HOUR),  # too few for any: the coarsest that fits, hours
         # 7 days: hours (168) and days (7) fit; quarter-hours (672) are too many.
-        (7 * 24, 300, Bucket.DAY),  # 300 / 168 = 1.8 per hour; 300 / 7 = 42.9 per day
-        (7 * 24, 3360, Bucket.HOUR),  # 3360 / 168 = 20
+        (7 * 24, 4159, Bucket.DAY),  # 4159 / 168 = 24.8 per hour (< 60); 594 per day
+        (7 * 24, 10080, Bucket.HOUR),  # 10080 / 168 = 60
         # 90 days: days (90) and weeks (12.9) fit.
-        (90 * 24, 1000, Bucket.WEEK),  # 1000 / 90 = 11.1 per day; 77.8 per week
+        (90 * 24, 5000, Bucket.WEEK),  # 5000 / 90 = 55.6 per day; 389 per week
+        (90 * 24, 5400, Bucket.DAY),  # 5400 / 90 = 60 per day
         (90 * 24, None, Bucket.WEEK),  # no events: the coarsest
         (1830 * 24, 10**6, Bucket.WEEK),  # 261 weeks: none fits; weeks all the same
     ],
 )
-def test_the_bucket_is_the_finest_whose_points_hold_the_minimum_sample(
+def test_the_bucket_is_the_finest_whose_points_hold_three_times_the_minimum_sample(
     hours: float, sample: int | None, bucket: Bucket
 ) -> None:
     assert choose_bucket(window(hours), sample) == bucket

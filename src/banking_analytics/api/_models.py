@@ -99,6 +99,7 @@ class InstitutionHealthPage(InstitutionHealthOut):
 
 class FreshnessGroup(_Out):
     institution_id: str
+    institution_name: str | None
     aggregator: str
     feature: str
     NORMAL: int
@@ -110,6 +111,7 @@ class FreshnessGroup(_Out):
 class StaleConnection(_Out):
     connection_id: str
     institution_id: str
+    institution_name: str | None
     aggregator: str
     feature: str
     state: str

@@ -71,6 +71,7 @@ _SPARK = (_SUCCESS, _P95, "connection_error_rate")
 #: Fixed-width buckets a series may be cut by, finest first, and how many a chart may hold.
 _BUCKETS = (Bucket.QUARTER_HOUR, Bucket.HOUR, Bucket.DAY, Bucket.WEEK)
 _MIN_POINTS, _MAX_POINTS = 4, 200
+_HEADROOM = 3
 _FRESHNESS_STATES = ("NORMAL", "DELAYED", "STOPPED")
 _RECENT_FAILURES = 20
 _LOWEST_SHOWN = 10
@@ -82,22 +83,26 @@ Panel = Callable[[], Any]
 
 
 def choose_bucket(window: TimeWindow, sample: int | None) -> Bucket:
-    """The finest bucket whose buckets hold on average at least the minimum sample
-    (``sample`` ÷ number of buckets ≥ ``MIN_SAMPLE``), among those cutting the window into
+    """The finest bucket whose buckets hold on average at least three times the minimum
+    sample (``sample`` ÷ number of buckets ≥ 3 × ``MIN_SAMPLE``: traffic is diurnal, and
+    quiet hours carry a third of the average or less), among those cutting the window into
     4 to 200 points; without such a bucket, the coarsest of those (its sparse points then
     show as insufficient data). Grafana's auto interval works the same way."""
     fitting = [b for b in _BUCKETS if _MIN_POINTS <= window.length / b.width <= _MAX_POINTS]
     if not fitting:  # windows of years: weeks (the shortest periods always fit quarter-hours)
         fitting = [_BUCKETS[-1]]
     for bucket in fitting:
-        if holds_sample(window, bucket, sample):
+        if holds_sample(window, bucket, sample, _HEADROOM):
             return bucket
     return fitting[-1]
 
 
-def holds_sample(window: TimeWindow, bucket: Bucket, sample: int | None) -> bool:
-    """Whether ``bucket``'s points hold on average the minimum sample of ``sample`` events."""
-    return (sample or 0) / (window.length / bucket.width) >= MIN_SAMPLE
+def holds_sample(
+    window: TimeWindow, bucket: Bucket, sample: int | None, headroom: float = 1.0
+) -> bool:
+    """Whether ``bucket``'s points hold on average ``headroom`` times the minimum sample,
+    of ``sample`` events in the window."""
+    return (sample or 0) / (window.length / bucket.width) >= headroom * MIN_SAMPLE
 
 
 def performance_data(

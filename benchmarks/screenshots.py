@@ -1,0 +1,65 @@
+"""The web app's screenshots in docs/images, taken in Debian's Chromium on the demo world.
+
+    python -m benchmarks.screenshots [--db duckdb:///demo-data/analytics.duckdb]
+
+Serves the store (by default a fresh demo world in a temporary directory, as
+``make demo`` makes it), signs in with a new analyst key and saves the performance
+dashboard (last 7 days) and the drill-down of its worst institution at 1280 px.
+Not a benchmark: it sits beside them because it shares their server and browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+from banking_analytics.access import Role
+from banking_analytics.cli._demo import DEMO_WORLD
+from benchmarks.http import issue_key, serving
+from benchmarks.run import CLI, run_command
+from benchmarks.web import CHROMIUM, FLAGS, session_cookie
+
+IMAGES = Path(__file__).parents[1] / "docs" / "images"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="a store to show (default: a fresh demo world)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = args.db or f"duckdb:///{tmp}/demo.duckdb"
+        if args.db is None:
+            world = [f"--{name}={value}" for name, value in DEMO_WORLD.items()]
+            run_command([CLI, "simulate", *world, "--db", store], Path(tmp))
+        key = issue_key(store, Role.ANALYST)
+        with (
+            serving(store, Path(tmp)) as server,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.add_cookies(
+                [
+                    {
+                        "name": "ba_session",
+                        "value": session_cookie(server.base, key),
+                        "url": server.base,
+                    }
+                ]
+            )
+            page = context.new_page()
+            page.goto(f"{server.base}/performance?period=7d")
+            page.wait_for_function("performance.getEntriesByName('ba:drawn').length > 0")
+            page.screenshot(path=IMAGES / "web-dashboard.png", full_page=True)
+            page.locator("#institutions tbody tr a").first.click()
+            page.wait_for_function("performance.getEntriesByName('ba:drawn').length > 0")
+            page.screenshot(path=IMAGES / "web-institution.png", full_page=True)
+            browser.close()
+    print(f"saved {IMAGES / 'web-dashboard.png'} and {IMAGES / 'web-institution.png'}")
+
+
+if __name__ == "__main__":
+    main()
