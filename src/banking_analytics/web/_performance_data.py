@@ -84,7 +84,7 @@ Panel = Callable[[], Any]
 
 def choose_bucket(window: TimeWindow, sample: int | None) -> Bucket:
     """The finest bucket whose buckets hold on average at least three times the minimum
-    sample (``sample`` ÷ number of buckets ≥ 3 × ``MIN_SAMPLE``: traffic is diurnal, and
+    sample (``sample`` ÷ number of buckets ≥ 3 · ``MIN_SAMPLE``: traffic is diurnal, and
     quiet hours carry a third of the average or less), among those cutting the window into
     4 to 200 points; without such a bucket, the coarsest of those (its sparse points then
     show as insufficient data). Grafana's auto interval works the same way."""
