@@ -2,8 +2,8 @@
 
     python -m benchmarks.run --only web [--quick]
 
-Each run starts a fresh ``banking-analytics serve`` over the demo store (20,000
-users, 90 days, as ``make demo`` makes it), so the server's result cache is
+Each run starts a fresh ``banking-analytics serve`` over the demo store (its world
+as ``make demo`` makes it: ``cli._demo.DEMO_WORLD``), so the server's result cache is
 cold, signs in over HTTP, and opens ``/performance`` in a fresh context of
 Debian's Chromium (no browser cache either). The figures are the browser's own:
 Navigation Timing for the page (its HTML carries the first answer, computed
@@ -25,6 +25,7 @@ import httpx
 from playwright.sync_api import Browser, sync_playwright
 
 from banking_analytics.access import Role
+from banking_analytics.cli._demo import DEMO_WORLD
 from benchmarks.http import DASHBOARD_PATH, issue_key, serving
 from benchmarks.run import CLI, RUNS, BenchmarkError, Context, Measurement, Sample, run_command
 
@@ -39,12 +40,12 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DEMO_USERS, QUICK_USERS = 20_000, 2_000
+QUICK_USERS = 2_000
 #: Warm polls of the data endpoint timed per run; a run's figure is their median.
 WARM_POLLS = 5
 
 
-def _session_cookie(base: str, key: str) -> str:
+def session_cookie(base: str, key: str) -> str:
     with httpx.Client(base_url=base) as client:
         form = client.get("/signin")
         csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
@@ -62,7 +63,7 @@ def _page_run(browser: Browser, base: str, key: str) -> dict[str, float]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         context.add_cookies(
-            [{"name": "ba_session", "value": _session_cookie(base, key), "url": base}]
+            [{"name": "ba_session", "value": session_cookie(base, key), "url": base}]
         )
         page = context.new_page()
         answer = page.goto(f"{base}/performance?period=24h")
@@ -118,10 +119,11 @@ def _api_run(base: str, key: str) -> float:
 def web(ctx: Context) -> tuple[list[Measurement], list[str]]:
     if not CHROMIUM.exists():
         raise BenchmarkError(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
-    users = QUICK_USERS if ctx.quick else DEMO_USERS
+    users = QUICK_USERS if ctx.quick else DEMO_WORLD["users"]
     ctx.reporter.start("web", 1 + 2 * RUNS)
     store = f"duckdb:///{ctx.tmp}/demo.duckdb"
-    cmd = [CLI, "simulate", "--users", str(users), "--days", "90", "--db", store]
+    world = ("--days", str(DEMO_WORLD["days"]), "--institutions", str(DEMO_WORLD["institutions"]))
+    cmd = [CLI, "simulate", "--users", str(users), *world, "--db", store]
     seconds, _, stdout = run_command(cmd, ctx.tmp)
     events = int(re.search(r"stored\s+([\d,]+)\s+events", stdout)[1].replace(",", ""))  # type: ignore[index]
     ctx.reporter.step(f"simulated {events:,} events in {seconds:.0f} s")
@@ -158,7 +160,8 @@ def web(ctx: Context) -> tuple[list[Measurement], list[str]]:
         for name, samples in runs.items()
     ]
     notes = [
-        f"Demo store: {events:,} events ({users:,} users, 90 days); time range 24h, no filters.",
+        f"Demo store: {events:,} events ({users:,} users, {DEMO_WORLD['days']} days, "
+        f"{DEMO_WORLD['institutions']} institutions); time range 24h, no filters.",
         "Browser: Debian's Chromium, headless, a fresh context per run (no cached plotly.js).",
     ]
     return measurements, notes

@@ -60,7 +60,7 @@ def test_the_api_access_and_web_packages_export_exactly_their_public_names() -> 
         "RatesError", "StripeEventError", "StripeMapping", "StripeSignatureError", "Ticket",
         "WriterClosedError", "decode_arrow", "decode_json_lines", "decode_records",
         "map_stripe_event", "parse_rates", "read_rates_csv", "sign_stripe_payload",
-        "verify_stripe_signature",
+        "verify_stripe_signature", "InstitutionName", "record_institutions",
     }  # fmt: skip
     assert set(web.__all__) == {"WebSettings", "mount_web"}
     for module in (api, access, ingest, web):
@@ -119,6 +119,7 @@ def test_opening_the_facade_loads_no_analysis_and_a_namespace_only_its_own(
             "banking_analytics.analytics",
             "banking_analytics.analytics._freshness",
             "banking_analytics.analytics._health",
+            "banking_analytics.analytics._institutions",
             "banking_analytics.analytics._performance",
             "banking_analytics.analytics._performance_namespace",
             "banking_analytics.analytics._shape",

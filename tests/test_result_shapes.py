@@ -58,8 +58,9 @@ def test_a_shape_is_a_mapping_of_its_fields_in_order(hand: BankingPerformanceAna
     cut = perf["by_institution"][0]
     assert isinstance(cut, InstitutionCut)
     assert isinstance(cut, Shape)
-    # Each cut names its own dimension, after the figures (as the API has always written it).
-    assert list(cut)[-1] == "institution"
+    # Each cut names its own dimension, after the figures (as the API has always written it);
+    # an institution's, then its catalogue name.
+    assert list(cut)[-2:] == ["institution", "institution_name"]
     assert cut["institution"] == cut.institution
     assert dict(cut)["attempts"] == cut.attempts
     usage = hand.analyze_feature_usage(WINDOW, "spending_analysis")

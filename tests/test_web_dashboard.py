@@ -15,7 +15,18 @@ from urllib.parse import urlencode
 from playwright.sync_api import expect
 
 from banking_analytics.access import Role
-from web_fixtures import DATES, DOWN, SPARSE, WINDOW, Site, Watched, attempt, sign_in
+from web_fixtures import (
+    DATES,
+    DOWN,
+    HOSTILE,
+    HOSTILE_NAME,
+    SPARSE,
+    WINDOW,
+    Site,
+    Watched,
+    attempt,
+    sign_in,
+)
 
 API = "/api/banking-analytics"
 
@@ -288,7 +299,7 @@ def test_the_keyboard_reaches_the_filters_and_the_table(tab: Watched, site: Site
         )
     assert {"f-period", "f-feature", "f-aggregator", "f-timezone"} <= set(reached)
     assert "institution-search" in reached
-    assert "institution_id" in reached  # the table's sort buttons
+    assert "institution" in reached  # the table's sort buttons
     # A table row's link opens the drill-down from the keyboard.
     while tab.page.evaluate("document.activeElement.closest('tbody') === null"):
         tab.page.keyboard.press("Tab")
@@ -331,3 +342,49 @@ def test_the_api_docs_load_from_this_server(tab: Watched, site: Site) -> None:
     tab.page.goto(f"{site.url}/docs")
     tab.page.wait_for_selector(".opblock-summary-path", timeout=20_000)
     assert tab.page.locator(".opblock").count() > 10
+
+
+def test_institutions_show_by_name_and_markup_in_a_name_stays_text(
+    tab: Watched, site: Site
+) -> None:
+    dialogs: list[str] = []
+    tab.page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    sign_in(tab, site, path=f"/performance?{urlencode(DATES)}")
+    health = site.api.get(
+        f"{API}/performance/institution-health",
+        params={"lookback": "7d", "end": WINDOW["end"]},
+        headers=site.as_key(Role.ANALYST),
+    ).json()
+    names = {i["institution_id"]: i["institution_name"] for i in health["institutions"]}
+    # Simulated institutions are named by their events; planted ones without a name are not.
+    assert names[HOSTILE] == HOSTILE_NAME
+    assert names[DOWN] is None
+    assert all(name for key, name in names.items() if not key.startswith("ins_planted"))
+    # The table shows each institution's name (its id where it has none), as text.
+    rows = tab.page.locator("#institutions tbody tr")
+    shown = {
+        str(row.get_attribute("data-institution")): row.locator("a").inner_text()
+        for row in rows.all()
+    }
+    assert shown == {key: names[key] or key for key in shown}
+    assert shown[HOSTILE] == HOSTILE_NAME
+    # The chart of the lowest success rates names its bars, and a bar's tooltip too.
+    chart = tab.page.locator("#chart-lowest_success_by_institution")
+    expect(chart.locator(".xtick text").first).to_be_visible()
+    assert HOSTILE_NAME in chart.locator(".xtick text").all_text_contents()
+    data = next(c for c in page_data(tab)["charts"] if c["id"] == "lowest_success_by_institution")
+    # The bar sits under plotly's drag layer, which takes the pointer and shows the tooltip.
+    chart.locator(".point path").nth(data["x"].index(HOSTILE_NAME)).hover(force=True)
+    expect(chart.locator(".hoverlayer")).to_contain_text(HOSTILE_NAME)
+    # The drill-down's title and its series are the name.
+    with tab.page.expect_navigation():
+        tab.page.locator(f"#institutions tr[data-institution='{HOSTILE}'] a").click()
+    tab.page.wait_for_selector("#tile-success_rate")
+    assert tab.page.inner_text("#institution-name") == HOSTILE_NAME
+    assert tab.page.title().startswith(HOSTILE_NAME)
+    series = next(c for c in page_data(tab)["charts"] if c["id"] == "success_over_time")
+    assert [s["name"] for s in series["series"]] == [HOSTILE_NAME]
+    # Nothing in the name ran or became an element.
+    assert tab.page.evaluate("window.__xss") is None
+    assert tab.page.locator("img[src=x]").count() == 0
+    assert dialogs == []

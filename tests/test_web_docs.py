@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -42,6 +43,12 @@ def test_the_commands_open_the_web_app(tmp_path: Path) -> None:
         outputs.append(done.stdout)
     key = re.search(r"ba_live_\S+", outputs[1])
     assert key is not None
+    # The catalogue example of "Institution names", on that store, before it is served.
+    example = _python(DOCS, "### Institution names").replace("duckdb:///web-demo.duckdb", store)
+    recorded = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, check=True
+    )
+    assert recorded.stdout.split() == ["1", "First", "Platypus", "Bank"]
     env_part, command = commands[2].split(" ", 1)
     name, value = env_part.split("=")
     argv = shlex.split(command)
@@ -62,6 +69,7 @@ def test_the_commands_open_the_web_app(tmp_path: Path) -> None:
             page = client.get(signed.headers["location"])
             assert page.status_code == 200
             assert 'data-poll-seconds="5.0"' in page.text
+            assert "First Platypus Bank" in page.text  # the recorded name, in the page's data
             # The link of "Filters and links" opens as written.
             link = re.search(r"`(/performance\?period=custom[^`]+)`", DOCS)
             assert link is not None
@@ -70,6 +78,11 @@ def test_the_commands_open_the_web_app(tmp_path: Path) -> None:
         server.terminate()
         server.wait(30)
         log.close()
+
+
+def _python(text: str, heading: str) -> str:
+    section = text.split(heading + "\n", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def _wait(base: str, server: subprocess.Popen[bytes]) -> None:

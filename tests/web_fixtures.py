@@ -48,6 +48,10 @@ WINDOW = {"start": "2026-11-13T00:00:00Z", "end": "2026-11-20T00:00:00Z"}
 #: Planted: an institution failing every attempt in the window's last two hours (DOWN),
 #: and one with three attempts in all (too few for any rate).
 DOWN, SPARSE = "ins_planted_down", "ins_planted_sparse"
+#: Planted: an institution whose name is markup (it must show as text), failing 10 of its
+#: 24 attempts (the lowest success rate of the window).
+HOSTILE = "ins_planted_markup"
+HOSTILE_NAME = '<script>window.__xss = 1</script><b>Evil</b> & "Co" <img src=x onerror=alert(1)>'
 
 
 def attempt(institution: str, at: datetime, outcome: str, **fields: object) -> dict[str, object]:
@@ -82,7 +86,17 @@ def planted() -> list[dict[str, object]]:
         for i in range(30)
     ]
     sparse = [attempt(SPARSE, end - timedelta(hours=i + 1), "success") for i in range(3)]
-    return down + sparse
+    hostile = [
+        attempt(
+            HOSTILE,
+            end - timedelta(hours=5 * i + 3),
+            "failure" if i % 12 < 5 else "success",
+            institution_name=HOSTILE_NAME,
+            **({"error_category": "institution"} if i % 12 < 5 else {}),
+        )
+        for i in range(24)
+    ]
+    return down + sparse + hostile
 
 
 @dataclass

@@ -309,6 +309,17 @@ class KeyStore:
         self._note_use(key_id, now)
         return stored.key
 
+    def active_key(self, key_id: str) -> ApiKey | None:
+        """The key of that id if it is active now, as last read (like :meth:`authenticate`,
+        and counted as a use): what a web session, which keeps the key's id and never its
+        secret, is checked against on each request."""
+        stored = self._cached_keys().get(key_id)
+        now = datetime.now(UTC)
+        if stored is None or not stored.key.active(now):
+            return None
+        self._note_use(key_id, now)
+        return stored.key
+
     @property
     def stale(self) -> bool:
         """Whether the next :meth:`authenticate` would read the keys from the store first."""

@@ -33,6 +33,11 @@ if TYPE_CHECKING:
         judge_steps,
         wilson_upper,
     )
+    from banking_analytics.analytics._institutions import (
+        CatalogueEntry,
+        InstitutionCatalogue,
+        display_name,
+    )
     from banking_analytics.analytics._performance import (
         AggregatorCut,
         CategoryErrors,
@@ -79,8 +84,14 @@ _MODULES = {
         "HealthThresholds",
         "InstitutionHealth",
         "Product",
+        "display_name",
         "judge_steps",
         "wilson_upper",
+    ),
+    "banking_analytics.analytics._institutions": (
+        "CatalogueEntry",
+        "InstitutionCatalogue",
+        "display_name",
     ),
     "banking_analytics.analytics._performance": (
         "AggregatorCut",
@@ -116,6 +127,7 @@ __all__ = [
     "STEP",
     "WARM_UP_STEPS",
     "AggregatorCut",
+    "CatalogueEntry",
     "CategoryErrors",
     "ConnectionCut",
     "ConnectionPerformance",
@@ -126,6 +138,7 @@ __all__ = [
     "FeatureUsage",
     "HealthState",
     "HealthThresholds",
+    "InstitutionCatalogue",
     "InstitutionCut",
     "InstitutionHealth",
     "Latency",
@@ -145,6 +158,7 @@ __all__ = [
     "SuccessBreakdown",
     "SuccessRate",
     "SyncFreshness",
+    "display_name",
     "judge_steps",
     "refresh_state",
     "refresh_states",

@@ -26,6 +26,7 @@ import sqlglot
 from numpy.typing import NDArray
 from sqlglot import exp
 
+from banking_analytics.analytics._institutions import InstitutionCatalogue
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
     CATALOG,
@@ -106,6 +107,7 @@ class SyncFreshness:
 
     def __init__(self, metrics: MetricService) -> None:
         self._metrics = metrics
+        self._catalogue = InstitutionCatalogue(metrics)
 
     def sync_freshness(
         self,
@@ -116,7 +118,8 @@ class SyncFreshness:
         versions: DataVersions | None = None,
     ) -> dict[str, Any]:
         """Refresh state of every connection synced in ``lookback``, summed up overall and per
-        institution x aggregator x feature, with the ``stale_limit`` stalest connections.
+        institution x aggregator x feature, with the ``stale_limit`` stalest connections;
+        institutions carry their catalogue name (``institution_name``, None if unknown).
         """
         window = parse_time_period(lookback, now)
         table = self._metrics.run_statement(
@@ -149,6 +152,7 @@ class SyncFreshness:
         stale = np.flatnonzero(codes > 0)
         stalest = stale[np.argsort(-lateness[stale], kind="stable")][:stale_limit]
         picked = to_records(table.take(pa.array(stalest, pa.int64()))) if stale.size else []
+        names = self._catalogue.names(versions)
         return {
             "time_period": window.as_dict(),
             "connections": table.num_rows,
@@ -156,6 +160,7 @@ class SyncFreshness:
             "by_institution": [
                 {
                     "institution_id": institution,
+                    "institution_name": names.get(institution),
                     "aggregator": aggregator,
                     "feature": feature,
                     **{s.value: counts[s.value] for s in RefreshState},
@@ -166,6 +171,7 @@ class SyncFreshness:
             "stalest": [
                 {
                     **{name: row[name] for name in _CONNECTION},
+                    "institution_name": names.get(row["institution_id"]),
                     "state": states[i],
                     "last_successful_sync": _iso(row["last_success_at"]),
                     "freshness_s": None if np.isnan(freshness_s[i]) else float(freshness_s[i]),

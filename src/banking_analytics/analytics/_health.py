@@ -37,6 +37,7 @@ import sqlglot
 from numpy.typing import NDArray
 from sqlglot import exp
 
+from banking_analytics.analytics._institutions import InstitutionCatalogue
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
     CATALOG,
@@ -161,6 +162,7 @@ class InstitutionHealth:
 
     def __init__(self, metrics: MetricService, thresholds: HealthThresholds | None = None) -> None:
         self._metrics = metrics
+        self._catalogue = InstitutionCatalogue(metrics)
         self.thresholds = thresholds or HealthThresholds()
 
     def institution_health(
@@ -173,7 +175,8 @@ class InstitutionHealth:
     ) -> dict[str, Any]:
         """The state of every institution x aggregator x product seen in ``lookback``.
 
-        Each entry has ``state``, ``last_state_change`` (None if the state held
+        Each entry has the institution's id and catalogue name (``institution_name``,
+        None if the catalogue has none), ``state``, ``last_state_change`` (None if the state held
         all along), the latest window's counts and ``success_rate``, and with
         ``include_history`` the state after every 15-minute step and the list of
         changes. Entries
@@ -189,12 +192,14 @@ class InstitutionHealth:
             versions,
         )
         s, n, seen, states, changes = judge_steps(successes, totals, self.thresholds)
+        names = self._catalogue.names(versions)
         entries = []
         for i, (institution, aggregator, product) in enumerate(entities):
             mine = changes.get(i, [])
             latest = int(n[i, -1]) if n.size else 0
             entry: dict[str, Any] = {
                 "institution_id": institution,
+                "institution_name": names.get(institution),
                 "aggregator": aggregator,
                 "product": product.value,
                 "state": _STATES[states[i, -1]].value,
@@ -519,6 +524,7 @@ def _roll_up(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ):
             worst[key] = {
                 "institution_id": key[0],
+                "institution_name": entry["institution_name"],
                 "aggregator": key[1],
                 "state": entry["state"],
                 "worst_product": entry["product"],

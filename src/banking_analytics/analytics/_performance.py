@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from banking_analytics.analytics._institutions import InstitutionCatalogue
 from banking_analytics.analytics._shape import Period, Shape
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
@@ -174,9 +175,11 @@ class AggregatorCut(ConnectionCut):
 
 @dataclass(slots=True, eq=False)
 class InstitutionCut(ConnectionCut):
-    """The connection figures of one institution."""
+    """The connection figures of one institution (its id, and its name from the
+    institution catalogue: None if it has none)."""
 
     institution: str | None
+    institution_name: str | None
 
 
 @dataclass(slots=True, eq=False)
@@ -338,6 +341,7 @@ class PerformanceAnalytics:
     def __init__(self, metrics: MetricService, queries: QueryExecutor | None = None) -> None:
         self._metrics = metrics
         self._queries = queries or QueryExecutor(0)
+        self.institutions = InstitutionCatalogue(metrics)
 
     def analyze_connection_performance(
         self,
@@ -466,9 +470,15 @@ class PerformanceAnalytics:
         )
         rows = sorted(result.rows, key=lambda r: -r.count("connection_attempts"))
         cut = _CUTS[dimension]
+        names = self.institutions.names(versions) if cut is InstitutionCut else None
         return [
             cut(
                 **{dimension: row.dimensions[dimension]},
+                **(
+                    {"institution_name": names.get(str(row.dimensions[dimension]))}
+                    if names is not None
+                    else {}
+                ),
                 success_rate=row.number(_SUCCESS),
                 status=row.values[_SUCCESS].status.value,
                 attempts=_whole(row, "connection_attempts"),

@@ -64,6 +64,7 @@ class HealthStep(_Out):
 
 class ProductHealth(_Out):
     institution_id: str
+    institution_name: str | None
     aggregator: str
     product: str
     state: str
@@ -76,6 +77,7 @@ class ProductHealth(_Out):
 
 class InstitutionRollUp(_Out):
     institution_id: str
+    institution_name: str | None
     aggregator: str
     state: str
     worst_product: str
@@ -97,6 +99,7 @@ class InstitutionHealthPage(InstitutionHealthOut):
 
 class FreshnessGroup(_Out):
     institution_id: str
+    institution_name: str | None
     aggregator: str
     feature: str
     NORMAL: int
@@ -108,6 +111,7 @@ class FreshnessGroup(_Out):
 class StaleConnection(_Out):
     connection_id: str
     institution_id: str
+    institution_name: str | None
     aggregator: str
     feature: str
     state: str

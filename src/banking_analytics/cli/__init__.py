@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from banking_analytics.cli._demo import (
+    DEMO_WORLD,
     demo_record,
     is_demo_store,
     mark_demo_store,
@@ -39,7 +40,7 @@ from banking_analytics.cli._reports import show_health, show_performance
 from banking_analytics.ingest import EventStatus
 from banking_analytics.ingest._files import FileFormat, UnreadableFileError, detect_format
 from banking_analytics.store import StoreUnavailableError, StoreURLError
-from banking_analytics.vocabulary import EventType
+from banking_analytics.vocabulary import Aggregator, EventType
 
 if TYPE_CHECKING:
     from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo
@@ -235,15 +236,18 @@ def _simulate_into(
     seed: int,
     manifest: Path | None,
     end: datetime | None = None,
+    institutions: int | None = None,
 ) -> datetime:
-    """Simulate a world into the store; returns when its history ends."""
+    """Simulate a world into the store, and its institutions' names into the institution
+    catalogue; returns when its history ends."""
+    from banking_analytics.ingest import InstitutionName, record_institutions
     from banking_analytics.simulate import SimulationConfig, run_simulation
 
     if end is None:
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     elif end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
-    config = SimulationConfig(users=users, days=days, seed=seed, end=end)
+    config = SimulationConfig(users=users, days=days, seed=seed, end=end, institutions=institutions)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     position = 0
     started = time.perf_counter()
@@ -261,6 +265,14 @@ def _simulate_into(
             progress.update(task, completed=position)
 
         truth = run_simulation(config, sink)
+        record_institutions(
+            analytics.engine,
+            (
+                InstitutionName(i.institution_id, i.name, Aggregator(i.aggregator))
+                for i in truth.institutions
+            ),
+            source="simulator",
+        )
     elapsed = time.perf_counter() - started
     out.print(
         f"simulated and stored {position:,} events in {elapsed:.1f} s "
@@ -281,6 +293,10 @@ def simulate(
     users: Annotated[int, typer.Option(min=1, help="Users in the world")] = 20_000,
     days: Annotated[int, typer.Option(min=1, max=3650, help="Days of history")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same world)")] = 42,
+    institutions: Annotated[
+        int | None,
+        typer.Option(min=5, max=1000, help="Institutions in the world (default: 40 to 80, drawn)"),
+    ] = None,
     manifest: Annotated[
         Path | None, typer.Option(help="Where to write the ground-truth JSON")
     ] = None,
@@ -298,15 +314,16 @@ def simulate(
     The same seed, size and end always make the same world.
     """
     with _open(db) as analytics:
-        _simulate_into(analytics, users, days, seed, manifest, end)
+        _simulate_into(analytics, users, days, seed, manifest, end, institutions)
 
 
 @app.command()
 def demo(
     db: DbOption = DEFAULT_DB,
-    users: Annotated[int, typer.Option(min=1)] = 20_000,
-    days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
-    seed: int = 42,
+    users: Annotated[int, typer.Option(min=1)] = DEMO_WORLD["users"],
+    days: Annotated[int, typer.Option(min=1, max=3650)] = DEMO_WORLD["days"],
+    seed: int = DEMO_WORLD["seed"],
+    institutions: Annotated[int, typer.Option(min=5, max=1000)] = DEMO_WORLD["institutions"],
     serve: Annotated[
         bool, typer.Option(help="Then serve the REST API and web app on it, with an admin key")
     ] = True,
@@ -335,7 +352,7 @@ def demo(
         check_port(host, port)  # before the simulation, not half a minute after it
     path = db.removeprefix("duckdb:///")
     store = Path(path) if db.startswith("duckdb:///") and path != ":memory:" else None
-    world = {"users": users, "days": days, "seed": seed}
+    world = {"users": users, "days": days, "seed": seed, "institutions": institutions}
     made = demo_record(store) if store is not None and not fresh else {}
     reuse = made.get("world") == world
     if store is not None and not reuse:
@@ -350,7 +367,7 @@ def demo(
         else:
             if store is not None:
                 mark_demo_store(store)
-            end = _simulate_into(analytics, users, days, seed, manifest)
+            end = _simulate_into(analytics, users, days, seed, manifest, institutions=institutions)
             if store is not None:
                 update_demo_record(store, world=world, end=end.isoformat())
         show_info(analytics.info())

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from banking_analytics.analytics import AggregatorCut, ConnectionPerformance, InstitutionCut
@@ -56,13 +57,21 @@ def show_performance(console: Console, perf: ConnectionPerformance, top: int = 1
             table.add_column(column, justify="left" if column == dimension else "right")
         for row in rows[:top]:
             table.add_row(
-                str(row[dimension]),
+                _institution(str(row[dimension]), row["institution_name"])
+                if dimension == "institution"
+                else str(row[dimension]),
                 f"{row.attempts or 0:,}",
                 _pct(row.success_rate),
                 _pct(row.error_institution),
                 _ms(row.latency_p95_ms),
             )
         console.print(table)
+
+
+def _institution(institution_id: str, name: str | None) -> Text:
+    """An institution as a person reads it: its catalogue name and id, as plain text
+    (a name is data: its brackets are not markup)."""
+    return Text(f"{name} ({institution_id})" if name else institution_id)
 
 
 def show_health(console: Console, health: dict[str, Any], limit: int = 20) -> None:
@@ -82,7 +91,7 @@ def show_health(console: Console, health: dict[str, Any], limit: int = 20) -> No
     for entry in unwell:
         style = _STATE_STYLE[entry["state"]]
         table.add_row(
-            entry["institution_id"],
+            _institution(entry["institution_id"], entry["institution_name"]),
             entry["aggregator"],
             entry["product"],
             f"[{style}]{entry['state']}[/]",

@@ -6,6 +6,7 @@ from banking_analytics.ingest._decode import (
     decode_json_lines,
     decode_records,
 )
+from banking_analytics.ingest._institutions import InstitutionName, record_institutions
 from banking_analytics.ingest._listeners import CommitListener
 from banking_analytics.ingest._pipeline import IngestPipeline
 from banking_analytics.ingest._rates import (
@@ -42,6 +43,7 @@ __all__ = [
     "GroupCommitWriter",
     "IngestLimits",
     "IngestPipeline",
+    "InstitutionName",
     "RatesError",
     "StripeEventError",
     "StripeMapping",
@@ -54,6 +56,7 @@ __all__ = [
     "map_stripe_event",
     "parse_rates",
     "read_rates_csv",
+    "record_institutions",
     "sign_stripe_payload",
     "verify_stripe_signature",
 ]

@@ -300,6 +300,8 @@ ACTIONS: tuple[str, ...] = (
     OPEN_LINK,
 )
 
+#: Institution names are drawn as "<first> <second> <kind>" (First National Bank, Pacific
+#: Valley Credit Union): the words of US banks and credit unions, not real ones.
 INSTITUTION_WORDS = (
     (
         "First",
@@ -324,22 +326,22 @@ INSTITUTION_WORDS = (
         "Sterling",
     ),
     (
-        "Platypus",
-        "Heron",
-        "Otter",
-        "Falcon",
-        "Badger",
-        "Bison",
-        "Marten",
-        "Puffin",
-        "Lynx",
-        "Walrus",
-        "Ibex",
-        "Kestrel",
-        "Pelican",
-        "Beaver",
-        "Osprey",
-        "Tortoise",
+        "Valley",
+        "River",
+        "Lakes",
+        "State",
+        "County",
+        "National",
+        "Community",
+        "Peoples",
+        "Farmers",
+        "Mutual",
+        "Commonwealth",
+        "Commerce",
+        "Midland",
+        "Capital",
+        "Security",
+        "Hometown",
     ),
     (
         "Bank",

@@ -34,12 +34,16 @@ class SimulationConfig:
     seed: int = 42
     chunk_events: int = 1_000_000
     end: datetime = field(kw_only=True)
+    #: Institutions in the world; None draws 40 to 80 (the seed's own world).
+    institutions: int | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.users < 1:
             raise ValueError(f"users must be at least 1, got {self.users}")
         if self.days < 1:
             raise ValueError(f"days must be at least 1, got {self.days}")
+        if self.institutions is not None and not 5 <= self.institutions <= 1000:
+            raise ValueError(f"institutions must be between 5 and 1000, got {self.institutions}")
         if self.seed < 0:
             raise ValueError(f"seed must not be negative, got {self.seed}")
         if not 1 <= self.chunk_events <= _MAX_CHUNK_EVENTS:

@@ -230,17 +230,19 @@ def diurnal_offsets(rng: np.random.Generator, tz_hours: I8, start_hour: int) -> 
     return (out + rng.random(tz_hours.size)) * HOUR
 
 
-def _institutions(rng: np.random.Generator) -> Institutions:
-    count = int(rng.integers(40, 81))
+def _institutions(rng: np.random.Generator, asked: int | None) -> Institutions:
+    # Drawn even when the count is asked for: the draws after it stay the seed's.
+    default_count = int(rng.integers(40, 81))
+    count = default_count if asked is None else asked
     ranks = np.arange(count)
     popularity = np.asarray((ranks + 1.0) ** -1.05, dtype=np.float64)
     popularity /= popularity.sum()
     numbers = np.sort(rng.choice(np.arange(1, 4 * count), size=count, replace=False))
-    adjectives, animals, kinds = INSTITUTION_WORDS
-    combos = rng.choice(len(adjectives) * len(animals) * len(kinds), size=count, replace=False)
+    firsts, seconds, kinds = INSTITUTION_WORDS
+    combos = rng.choice(len(firsts) * len(seconds) * len(kinds), size=count, replace=False)
     names = [
-        f"{adjectives[c % len(adjectives)]} {animals[c // len(adjectives) % len(animals)]} "
-        f"{kinds[c // (len(adjectives) * len(animals))]}"
+        f"{firsts[c % len(firsts)]} {seconds[c // len(firsts) % len(seconds)]} "
+        f"{kinds[c // (len(firsts) * len(seconds))]}"
         for c in combos.tolist()
     ]
     others = (Aggregator.PLAID, Aggregator.MX, Aggregator.FINICITY, Aggregator.TRUELAYER)
@@ -452,7 +454,7 @@ def build_world(config: SimulationConfig) -> World:
     params = Params()
     start = config.start
     start_hour = start.hour
-    institutions = _institutions(rng)
+    institutions = _institutions(rng, config.institutions)
     return World(
         config=config,
         params=params,

@@ -11,6 +11,7 @@ __all__ = [
     "DATA_VERSIONS",
     "EVENT_TABLES",
     "EXCHANGE_RATES",
+    "INSTITUTIONS",
     "QUARANTINE",
     "RATE_SCALE",
     "Column",
@@ -114,4 +115,24 @@ EXCHANGE_RATES = TableDef(
     versioned=True,
 )
 
-ALL_TABLES: tuple[TableDef, ...] = (*EVENT_TABLES.values(), QUARANTINE, EXCHANGE_RATES)
+#: Institution names recorded by a catalogue (the simulator's world, an aggregator's
+#: institution list or webhook): the latest row of an institution names it, before any
+#: name its events carry. Rows are only added (a new name is a new row).
+INSTITUTIONS = TableDef(
+    "institutions",
+    (
+        Column("institution_id", Kind.TEXT, nullable=False),
+        Column("aggregator", Kind.TEXT),
+        Column("name", Kind.TEXT, nullable=False),
+        Column("source", Kind.TEXT, nullable=False),
+        Column("recorded_at", Kind.TIMESTAMP, nullable=False),
+    ),
+    versioned=True,
+)
+
+ALL_TABLES: tuple[TableDef, ...] = (
+    *EVENT_TABLES.values(),
+    QUARANTINE,
+    EXCHANGE_RATES,
+    INSTITUTIONS,
+)

@@ -14,7 +14,6 @@ from starlette.responses import RedirectResponse, Response
 from banking_analytics.web._access import SignInRequiredError
 from banking_analytics.web._assets import router as _assets
 from banking_analytics.web._performance_page import router as _performance
-from banking_analytics.web._sessions import SessionStore
 from banking_analytics.web._settings import WebSettings
 from banking_analytics.web._signin import router as _signin
 from banking_analytics.web._templates import WebProblemError, problem_page
@@ -27,7 +26,6 @@ def mount_web(app: FastAPI, settings: WebSettings | None = None) -> None:
     (made with ``docs_url=None, redoc_url=None``)."""
     settings = settings or WebSettings()
     app.state.web_settings = settings
-    app.state.web_sessions = SessionStore(settings.session_hours * 3600)
     for router in (_assets, _signin, _performance):
         app.include_router(router)
 

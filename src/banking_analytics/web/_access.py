@@ -8,12 +8,21 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from banking_analytics.api._auth import Authenticator
+from banking_analytics._facade import BankingPerformanceAnalytics
+from banking_analytics.access import KeyStore
+from banking_analytics.api._auth import Principal
 from banking_analytics.api._problems import ProblemError
-from banking_analytics.web._sessions import SESSION_COOKIE, WEB_ROLES, Session, SessionStore
+from banking_analytics.web._sessions import (
+    SESSION_COOKIE,
+    WEB_ROLES,
+    Session,
+    SessionStore,
+    session_store,
+)
+from banking_analytics.web._settings import WebSettings
 from banking_analytics.web._templates import WebProblemError
 
-__all__ = ["SignInRequiredError", "SignedIn", "SignedInData", "current_session"]
+__all__ = ["SignInRequiredError", "SignedIn", "SignedInData", "current_session", "sessions_of"]
 
 
 class SignInRequiredError(Exception):
@@ -24,23 +33,33 @@ class SignInRequiredError(Exception):
         self.next_url = next_url
 
 
+def sessions_of(request: Request) -> SessionStore:
+    """The app's sessions, in the store it serves."""
+    settings: WebSettings = request.app.state.web_settings
+    analytics: BankingPerformanceAnalytics = request.app.state.analytics
+    return session_store(request.app.state, analytics.engine, settings.session_hours * 3600)
+
+
 async def current_session(request: Request) -> Session | None:
     """The request's live session (its key still active), or None."""
-    sessions: SessionStore = request.app.state.web_sessions
     session_id = request.cookies.get(SESSION_COOKIE)
-    session = sessions.get(session_id)
+    if not session_id:
+        return None
+    sessions = sessions_of(request)
+    session = await run_in_threadpool(sessions.get, session_id)
     if session is None:
         return None
-    authenticator: Authenticator = request.app.state.authenticator
-    if authenticator.keys_stale:
-        await run_in_threadpool(authenticator.refresh_keys)
-    try:
-        principal = authenticator.authenticate(session.token)
-    except ProblemError:  # the key was revoked or expired since: its sessions end
-        sessions.end(session_id)
+    keys: KeyStore = request.app.state.keys
+    if keys.stale:
+        await run_in_threadpool(keys.refresh)
+    key = keys.active_key(session.key_id)
+    if key is None or key.role not in WEB_ROLES:
+        # The key was revoked or expired since: its sessions end.
+        await run_in_threadpool(sessions.end, session_id)
         return None
-    request.state.principal = principal  # for the access log, as the API's gate does
-    return session if principal.role in WEB_ROLES else None
+    # For the access log, as the API's gate does.
+    request.state.principal = Principal(role=key.role, key_id=key.key_id)
+    return session
 
 
 async def _page_session(request: Request) -> Session:

@@ -23,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from banking_analytics._facade import BankingPerformanceAnalytics
+from banking_analytics.analytics import display_name
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import (
     MIN_SAMPLE,
@@ -40,7 +41,14 @@ from banking_analytics.store.statements import column
 from banking_analytics.vocabulary import BankingFeature, ErrorCategory, EventType, Outcome
 from banking_analytics.web._filters import Filters
 
-__all__ = ["HEALTH_LOOKBACK", "choose_bucket", "institution_data", "performance_data"]
+__all__ = [
+    "HEALTH_LOOKBACK",
+    "choose_bucket",
+    "holds_sample",
+    "institution_data",
+    "main_sample",
+    "performance_data",
+]
 
 #: Institution health and sync freshness are judged over this span to the window's end
 #: (states need history: a change of state takes consecutive windows).
@@ -63,25 +71,38 @@ _SPARK = (_SUCCESS, _P95, "connection_error_rate")
 #: Fixed-width buckets a series may be cut by, finest first, and how many a chart may hold.
 _BUCKETS = (Bucket.QUARTER_HOUR, Bucket.HOUR, Bucket.DAY, Bucket.WEEK)
 _MIN_POINTS, _MAX_POINTS = 4, 200
+_HEADROOM = 3
 _FRESHNESS_STATES = ("NORMAL", "DELAYED", "STOPPED")
 _RECENT_FAILURES = 20
+_LOWEST_SHOWN = 10
+_MAIN_SHARE = 0.9
+_METRIC_LABEL = {_SUCCESS: "success rate", _P95: "latency p95"}
 _ATTEMPTS = SCHEMAS[EventType.CONNECTION_ATTEMPT].table
 
 Panel = Callable[[], Any]
 
 
 def choose_bucket(window: TimeWindow, sample: int | None) -> Bucket:
-    """The finest bucket whose buckets hold on average at least the minimum sample
-    (``sample`` ÷ number of buckets ≥ ``MIN_SAMPLE``), among those cutting the window into
+    """The finest bucket whose buckets hold on average at least three times the minimum
+    sample (``sample`` ÷ number of buckets ≥ 3 · ``MIN_SAMPLE``: traffic is diurnal, and
+    quiet hours carry a third of the average or less), among those cutting the window into
     4 to 200 points; without such a bucket, the coarsest of those (its sparse points then
     show as insufficient data). Grafana's auto interval works the same way."""
     fitting = [b for b in _BUCKETS if _MIN_POINTS <= window.length / b.width <= _MAX_POINTS]
     if not fitting:  # windows of years: weeks (the shortest periods always fit quarter-hours)
         fitting = [_BUCKETS[-1]]
     for bucket in fitting:
-        if (sample or 0) / (window.length / bucket.width) >= MIN_SAMPLE:
+        if holds_sample(window, bucket, sample, _HEADROOM):
             return bucket
     return fitting[-1]
+
+
+def holds_sample(
+    window: TimeWindow, bucket: Bucket, sample: int | None, headroom: float = 1.0
+) -> bool:
+    """Whether ``bucket``'s points hold on average ``headroom`` times the minimum sample,
+    of ``sample`` events in the window."""
+    return (sample or 0) / (window.length / bucket.width) >= headroom * MIN_SAMPLE
 
 
 def performance_data(
@@ -95,10 +116,22 @@ def performance_data(
     versions = analytics.metrics.versions()
     cuts = filters.metric_filters()
     headline, bucket = _headline(analytics, window, filters, versions)
+    # The aggregators' lines are cut as finely as the main aggregators' samples allow (a
+    # small one's points may be gaps); if no bucket gives them the minimum sample per
+    # point, each aggregator is one bar for the whole window.
+    least = _main_aggregators_sample(analytics, window, filters, versions)
+    chosen = choose_bucket(window, least)
+    by_aggregator_bucket = chosen if holds_sample(window, chosen, least) else None
     panels: dict[str, Panel] = {
         "spark": lambda: _bucketed(analytics, _SPARK, window, bucket, filters, versions),
         "by_aggregator": lambda: _bucketed(
-            analytics, (_SUCCESS, _P95), window, bucket, filters, versions, ["aggregator"]
+            analytics,
+            (_SUCCESS, _P95),
+            window,
+            by_aggregator_bucket,
+            filters,
+            versions,
+            ["aggregator"],
         ),
         "errors": lambda: _error_series(analytics, window, bucket, filters, versions),
         "features": lambda: _feature_usage(analytics, window, filters, versions),
@@ -118,6 +151,7 @@ def performance_data(
             ),
             versions,
         ),
+        "names": lambda: analytics.performance.institutions.names(versions),
     }
     answers = dict(zip(panels, analytics.queries.gather(list(panels.values())), strict=True))
     spark: QueryResult = answers["spark"]
@@ -146,6 +180,7 @@ def performance_data(
                 "Latency p95 by aggregator",
                 filters,
             ),
+            _lowest_success(answers["institutions"], answers["names"]),
             answers["errors"],
             *answers["features"],
             _chart(
@@ -158,6 +193,7 @@ def performance_data(
             ),
         ],
         "institutions": _institution_rows(answers["health"], answers["institutions"], filters),
+        "institution_names": answers["names"],
     }
 
 
@@ -200,19 +236,22 @@ def institution_data(
             ),
             versions,
         ),
+        "names": lambda: analytics.performance.institutions.names(versions),
     }
     answers = dict(zip(panels, analytics.queries.gather(list(panels.values())), strict=True))
     spark: QueryResult = answers["spark"]
     features: QueryResult = answers["features"]
+    name = display_name(institution, answers["names"])
     feature_rows = sorted(features.rows, key=lambda r: -r.count("connection_attempts"))
     zone = ZoneInfo(filters.timezone)
     return {
         **_frame(window, bucket, filters),
         "institution": institution,
+        "institution_name": answers["names"].get(institution),
         "tiles": _connection_tiles(headline, spark),
         "charts": [
-            _series_chart(spark, _SUCCESS, "success_over_time", "Success rate", filters),
-            _series_chart(spark, _P95, "latency_over_time", "Latency p95", filters),
+            _series_chart(spark, _SUCCESS, "success_over_time", "Success rate", filters, name),
+            _series_chart(spark, _P95, "latency_over_time", "Latency p95", filters, name),
             answers["errors"],
             _chart(
                 "features",
@@ -285,11 +324,44 @@ def _frame(window: TimeWindow, bucket: Bucket, filters: Filters) -> dict[str, An
     }
 
 
+def _main_aggregators_sample(
+    analytics: BankingPerformanceAnalytics,
+    window: TimeWindow,
+    filters: Filters,
+    versions: DataVersions,
+) -> int:
+    """The bank-health sample of the main aggregators in the window (see :func:`main_sample`)."""
+    result = _run(
+        analytics,
+        MetricQuery.build(
+            ["connection_health_attempts"],
+            window,
+            dimensions=["aggregator"],
+            filters=filters.metric_filters(),
+            timezone=filters.timezone,
+        ),
+        versions,
+    )
+    return main_sample([row.count("connection_health_attempts") or 0 for row in result.rows])
+
+
+def main_sample(samples: Sequence[int]) -> int:
+    """The smallest sample among the main series: the busiest that together hold at least
+    90 % of all (0 without any). A chart cut for it gives them their minimum sample; the
+    small rest may show gaps."""
+    total, held = sum(samples), 0
+    for sample in sorted(samples, reverse=True):
+        held += sample
+        if held and held >= _MAIN_SHARE * total:
+            return sample
+    return 0
+
+
 def _bucketed(
     analytics: BankingPerformanceAnalytics,
     metrics: Sequence[str],
     window: TimeWindow,
-    bucket: Bucket,
+    bucket: Bucket | None,
     filters: Filters,
     versions: DataVersions,
     dimensions: Sequence[str] = (),
@@ -306,8 +378,8 @@ def _bucketed(
 
 
 def _bucket_label(row: ResultRow, zone: ZoneInfo) -> str:
-    assert row.bucket is not None  # a bucketed query's rows have buckets
-    return row.bucket.astimezone(zone).isoformat()
+    """A bucket's start in the timezone; a row of a whole window (no bucket), its label."""
+    return row.bucket.astimezone(zone).isoformat() if row.bucket is not None else "window"
 
 
 def _chart(
@@ -329,8 +401,9 @@ def _chart(
 
 
 def _series_chart(
-    result: QueryResult, metric: str, chart_id: str, title: str, filters: Filters
+    result: QueryResult, metric: str, chart_id: str, title: str, filters: Filters, name: str
 ) -> dict[str, Any]:
+    """One series, named ``name`` (the institution's)."""
     zone = ZoneInfo(filters.timezone)
     return _chart(
         chart_id,
@@ -338,7 +411,7 @@ def _series_chart(
         _unit(metric),
         "line",
         [_bucket_label(row, zone) for row in result.rows],
-        {"all": [row.number(metric) for row in result.rows]},
+        {name: [row.number(metric) for row in result.rows]},
     )
 
 
@@ -355,8 +428,18 @@ def _by_dimension(
     filters: Filters,
 ) -> dict[str, Any]:
     """One line per value of ``dimension``, over the buckets (a bucket a value has no
-    events in is a gap)."""
+    events in is a gap); from a query of the whole window (no buckets), one bar per value."""
     zone = ZoneInfo(filters.timezone)
+    if all(row.bucket is None for row in result.rows) and result.rows:
+        rows = sorted(result.rows, key=lambda r: str(r.dimensions[dimension]))
+        return _chart(
+            chart_id,
+            f"{title} (whole window: too few attempts for a series)",
+            _unit(metric),
+            "bar",
+            [str(row.dimensions[dimension]) for row in rows],
+            {_METRIC_LABEL[metric]: [row.number(metric) for row in rows]},
+        )
     x = sorted({_bucket_label(row, zone) for row in result.rows})
     position = {label: i for i, label in enumerate(x)}
     series: dict[str, list[Any]] = {}
@@ -596,6 +679,28 @@ def _freshness_tile(now: dict[str, int], before: dict[str, int]) -> dict[str, An
 # -- the institution table and failures --------------------------------------------------
 
 
+def _lowest_success(figures: QueryResult, names: dict[str, str]) -> dict[str, Any]:
+    """The institutions with the lowest success rates in the window, among those whose
+    rate rests on the minimum sample (the others have no rate to rank), by name."""
+    rated = [row for row in figures.rows if row.number(_SUCCESS) is not None]
+    lowest = sorted(rated, key=lambda r: (r.number(_SUCCESS), str(r.dimensions["institution"])))
+    shown = lowest[:_LOWEST_SHOWN]
+    labels = [display_name(str(r.dimensions["institution"]), names) for r in shown]
+    # Two institutions of one name would share a bar: those are told apart by id.
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return _chart(
+        "lowest_success_by_institution",
+        f"Lowest success rates by institution (of {len(rated):,} with enough attempts)",
+        "ratio",
+        "bar",
+        [
+            f"{label} ({r.dimensions['institution']})" if label in repeated else label
+            for label, r in zip(labels, shown, strict=True)
+        ],
+        {"success rate": [r.number(_SUCCESS) for r in shown]},
+    )
+
+
 def _institution_rows(
     health: dict[str, Any], figures: QueryResult, filters: Filters
 ) -> list[dict[str, Any]]:
@@ -620,6 +725,7 @@ def _institution_rows(
         rows.append(
             {
                 "institution_id": item["institution_id"],
+                "institution_name": item["institution_name"],
                 "aggregator": item["aggregator"],
                 "state": item["state"],
                 "last_state_change": changes.get((item["institution_id"], item["aggregator"])),

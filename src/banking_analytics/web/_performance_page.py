@@ -64,6 +64,7 @@ async def _page(
         template,
         filters=filters,
         session=session,
+        data=data,
         data_json=script_json(data),
         data_url=f"{request.url.path}/data",
         poll_seconds=settings.poll_seconds,

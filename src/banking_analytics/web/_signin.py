@@ -12,14 +12,8 @@ from starlette.responses import RedirectResponse, Response
 from banking_analytics.api._auth import Authenticator
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._ratelimit import FailedAuthentications
-from banking_analytics.web._access import SignedIn, current_session
-from banking_analytics.web._sessions import (
-    CSRF_COOKIE,
-    SESSION_COOKIE,
-    WEB_ROLES,
-    SessionStore,
-    same_token,
-)
+from banking_analytics.web._access import SignedIn, current_session, sessions_of
+from banking_analytics.web._sessions import CSRF_COOKIE, SESSION_COOKIE, WEB_ROLES, same_token
 from banking_analytics.web._templates import WebProblemError, page
 
 __all__ = ["check_origin", "router", "safe_next"]
@@ -115,8 +109,8 @@ async def signin(
             "(an ingest key only sends events).",
             next_url,
         )
-    sessions: SessionStore = request.app.state.web_sessions
-    session_id, _ = sessions.create(key.strip(), principal.key_id, principal.role)
+    sessions = sessions_of(request)
+    session_id, _ = await run_in_threadpool(sessions.create, principal.key_id, principal.role)
     response = RedirectResponse(safe_next(next_url), 303)
     _set_cookie(response, request, SESSION_COOKIE, session_id, int(sessions.lifetime_seconds))
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -133,8 +127,7 @@ async def signout(
     check_origin(request)
     if not same_token(csrf, session.csrf):
         raise WebProblemError(403, "Refused", "The sign-out form was not this page's: reload it.")
-    sessions: SessionStore = request.app.state.web_sessions
-    sessions.end(request.cookies.get(SESSION_COOKIE))
+    await run_in_threadpool(sessions_of(request).end, request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/signin", 303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

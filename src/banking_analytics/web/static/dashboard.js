@@ -95,6 +95,12 @@
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
+  // plotly.js reads a trace's name, its categories and hover text as its own small HTML
+  // (<b>, <br>, <a href>): data goes in as entities, which it shows as the text they are.
+  function plotlyText(value) {
+    return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
   // plotly.js loads asynchronously: charts are drawn once it is there.
   function withPlotly(draw) {
     if (window.Plotly) draw(); else document.getElementById("plotly-js").addEventListener("load", draw, { once: true });
@@ -113,11 +119,14 @@
     if (!hasData || !window.Plotly) return;
     const scale = chart.unit === "ratio" ? 100 : 1;
     const suffix = chart.unit === "ratio" ? " %" : chart.unit === "ms" ? " ms" : "";
+    const x = chart.x.map(v => typeof v === "string" ? plotlyText(v) : v);
     const traces = chart.series.map((s, i) => ({
-      type: chart.kind === "bar" ? "bar" : "scatter", mode: "lines+markers", name: s.name, x: chart.x,
+      type: chart.kind === "bar" ? "bar" : "scatter", mode: "lines+markers", name: plotlyText(s.name), x,
       y: s.values.map(v => v === null ? null : v * scale), marker: { color: PALETTE[i % PALETTE.length] },
       line: { dash: ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"][i % 6] },
-      hovertemplate: `%{y:,.1f}${suffix}<extra>${s.name}</extra>`, connectgaps: false,
+      // The trace's name is put in by plotly ("%{fullData.name}"), never spliced into the template.
+      hovertemplate: `${chart.kind === "bar" ? "%{x}: " : ""}%{y:,.1f}${suffix}<extra>%{fullData.name}</extra>`,
+      connectgaps: false,
     }));
     const layout = {
       margin: { l: 50, r: 10, t: 10, b: 40 }, barmode: chart.id.startsWith("errors") ? "stack" : "group",
@@ -127,7 +136,7 @@
     };
     // A bar with too few events to stand is labelled so, not left empty (an empty bar reads as 0).
     if (chart.kind === "bar" && chart.unit === "ratio") {
-      layout.annotations = chart.x.filter((x, i) => chart.series.every(s => s.values[i] === null)).map(x => ({
+      layout.annotations = x.filter((_, i) => chart.series.every(s => s.values[i] === null)).map(x => ({
         x, y: 0, text: "insufficient data", textangle: -90, yanchor: "bottom", showarrow: false,
         font: { color: "#6b6b6b", size: 11 },
       }));
@@ -172,8 +181,9 @@
     if (!table) return;
     const body = table.querySelector("tbody");
     const query = table.dataset.query;
-    const wanted = rows.filter(r => !search || `${r.institution_id} ${r.aggregator} ${r.state}`.toLowerCase().includes(search));
-    const key = r => sortKey === "state" ? STATE_ORDER[r.state] : r[sortKey];
+    const wanted = rows.filter(r => !search || `${r.institution_name || ""} ${r.institution_id} ${r.aggregator} ${r.state}`.toLowerCase().includes(search));
+    const key = r => sortKey === "state" ? STATE_ORDER[r.state]
+      : sortKey === "institution" ? (r.institution_name || r.institution_id).toLowerCase() : r[sortKey];
     wanted.sort((a, b) => {
       const x = key(a), y = key(b);
       if (x === y) return a.institution_id < b.institution_id ? -1 : 1;
@@ -181,7 +191,8 @@
       return (x < y ? -1 : 1) * sortDir;
     });
     body.replaceChildren(...wanted.map(r => el("tr", { "data-institution": r.institution_id },
-      el("td", {}, el("a", { href: `${table.dataset.link}${encodeURIComponent(r.institution_id)}${query ? "?" + query : ""}` }, r.institution_id)),
+      el("td", {}, el("a", { href: `${table.dataset.link}${encodeURIComponent(r.institution_id)}${query ? "?" + query : ""}` }, r.institution_name || r.institution_id),
+        r.institution_name ? el("span", { class: "institution-id" }, ` ${r.institution_id}`) : ""),
       el("td", {}, r.aggregator), stateCell(r.state), el("td", {}, when(r.last_state_change)),
       rateCell(r.success_rate, r.status, r.sample_size),
       el("td", { class: "num" }, r.latency_p95_ms === null ? "–" : format(r.latency_p95_ms, "ms")),
@@ -222,12 +233,20 @@
     }
   }
 
+  // The institution filter offers the catalogue's names (its value is the id).
+  function institutionChoices(names) {
+    const list = document.getElementById("institution-list");
+    if (!list || !names) return;
+    list.replaceChildren(...Object.entries(names).map(([id, name]) => el("option", { value: id, label: name })));
+  }
+
   function render(d) {
     document.getElementById("window").textContent =
       `${when(d.window.start)} to ${when(d.window.end)} (${d.timezone} buckets of one ${d.bucket})`;
     document.getElementById("tiles").replaceChildren(...d.tiles.map(tile));
     charts(d.charts);
     if (d.institutions) institutions(d.institutions);
+    institutionChoices(d.institution_names);
     detailTables(d);
   }
 
