@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any, Self
 from zoneinfo import ZoneInfo
 
+import sqlglot
 from sqlglot import exp
 
 from banking_analytics.events import SCHEMAS
@@ -39,6 +40,7 @@ from banking_analytics.metrics import (
     TimeWindow,
     check_timezone,
     parse_time_period,
+    window_condition,
 )
 from banking_analytics.store.statements import column
 from banking_analytics.vocabulary import BankingFeature, DeviceType, EventType, Platform
@@ -57,6 +59,7 @@ __all__ = [
     "index_of",
     "interval_index",
     "start_of",
+    "x",
 ]
 
 #: The stored table of behaviour events.
@@ -88,6 +91,11 @@ _SECONDS = {Interval.HOUR: 3600, Interval.DAY: 86_400, Interval.WEEK: 604_800}
 #: Seconds from the epoch to the Monday before it, as an offset added before dividing.
 _WEEK_SHIFT = 3 * 86_400
 _EPOCH = datetime(1970, 1, 1)
+
+
+def x(text: str) -> exp.Expr:
+    """An expression in sqlglot's own (engine-neutral) SQL; the renderer writes it per dialect."""
+    return sqlglot.parse_one(text)
 
 
 def interval_index(
@@ -259,3 +267,23 @@ class BehaviorQuery:
             start_of(i, self.interval, self.timezone)
             for i in range(self.first_index, self.last_index + 1)
         ]
+
+    @property
+    def params(self) -> tuple[object, ...]:
+        """The values :meth:`events` binds: the range, then the event filter's values."""
+        return (self.date_from, self.date_to, *self.events.params)
+
+    @staticmethod
+    def events_select(
+        columns: Sequence[str | exp.Expr], filter_shape: tuple[int, ...]
+    ) -> exp.Select:
+        """The behaviour events in the range (``[?, ?)``) that pass a filter of this shape,
+        with ``columns``: the first part of every behaviour statement (its values are
+        :attr:`params`, in that order)."""
+        select = (
+            sqlglot.select(*(x(c) if isinstance(c, str) else c for c in columns))
+            .from_(exp.to_table(BEHAVIOR_TABLE))
+            .where(window_condition())
+        )
+        condition = EventFilter.condition(filter_shape)
+        return select.where(condition) if condition is not None else select
