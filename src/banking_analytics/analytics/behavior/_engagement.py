@@ -57,7 +57,10 @@ __all__ = [
     "FeatureEngagement",
     "FirstUse",
     "HeatCell",
+    "UserEngagement",
+    "UserFeatureUse",
     "run_engagement",
+    "run_user_engagement",
 ]
 
 #: The catalogue's engagement metrics, asked with a day bucket.
@@ -423,3 +426,80 @@ def _first_uses(table: pa.Table, total: int) -> list[FirstUse]:
             )
         )
     return sorted(uses, key=lambda u: (u.mean_position or 0.0, u.feature))
+
+
+@dataclass(slots=True, eq=False)
+class UserFeatureUse(Shape):
+    """One user's use of one feature in a range."""
+
+    feature: str
+    events: int
+    active_days: int
+    first_used_at: datetime
+    last_used_at: datetime
+
+
+@dataclass(slots=True, eq=False)
+class UserEngagement(Shape):
+    """One user's engagement over a range: active days (local days in the timezone) out
+    of the days the range touches, events, and their use of each feature."""
+
+    user_id: str
+    period: Period
+    timezone: str
+    days: int
+    """Days the range touches."""
+    active_days: int
+    events: int
+    features: list[UserFeatureUse]
+
+
+def _user_engagement(renderer: Renderer, filter_shape: tuple[int, ...], timezone: str) -> exp.Query:
+    events = BehaviorQuery.events_select(
+        ["feature", "occurred_at", exp.alias_(_day_index(renderer, timezone), "idx")], filter_shape
+    ).where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
+    query = sqlglot.select(
+        x("GROUPING(feature) AS overall"),
+        "feature",
+        x("COUNT(*) AS events"),
+        x("COUNT(DISTINCT idx) AS active_days"),
+        x("MIN(occurred_at) AS first_at"),
+        x("MAX(occurred_at) AS last_at"),
+    ).from_("events")
+    query.set("group", x("SELECT 1 GROUP BY GROUPING SETS ((), (feature))").args["group"])
+    return query.with_("events", events)
+
+
+def run_user_engagement(
+    metrics: MetricService, query: EngagementQuery, user_id: str
+) -> UserEngagement:
+    """``user_id``'s :class:`UserEngagement` over ``query``'s range, from one statement."""
+    table = metrics.run_statement(
+        Statement(
+            _user_engagement,
+            (*query.params, user_id),
+            (BEHAVIOR_TABLE,),
+            (query.events.shape, query.timezone),
+        )
+    )
+    rows: list[dict[str, Any]] = table.to_pylist()
+    overall = next((r for r in rows if r["overall"] == 1), None)
+    features = sorted(
+        (
+            UserFeatureUse(
+                r["feature"], int(r["events"]), int(r["active_days"]), r["first_at"], r["last_at"]
+            )
+            for r in rows
+            if r["overall"] == 0
+        ),
+        key=lambda f: (-f.events, f.feature),
+    )
+    return UserEngagement(
+        user_id=user_id,
+        period=Period.of(query.window),
+        timezone=query.timezone,
+        days=query.last_index - query.first_index + 1,
+        active_days=int(overall["active_days"]) if overall else 0,
+        events=int(overall["events"]) if overall else 0,
+        features=features,
+    )
