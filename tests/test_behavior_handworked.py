@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep
 
@@ -29,7 +28,8 @@ from banking_analytics.analytics.behavior import (
 )
 from banking_analytics.analytics.behavior._query import index_of, start_of
 from banking_analytics.vocabulary import BankingFeature
-from conftest import ENGINES, with_schema
+from behavior_stores import module_store
+from conftest import ENGINES
 
 MAY4 = datetime(2026, 5, 4, tzinfo=UTC)
 JUNE1 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -118,20 +118,10 @@ def analytics(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[BankingPerformanceAnalytics]:
     """One store per engine holding every hand-worked case."""
-    if request.param == "duckdb":
-        url = f"duckdb:///{tmp_path_factory.mktemp('behavior')}/store.duckdb"
-        schema = None
-    else:
-        server: str = request.getfixturevalue("postgres_url")
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        url = with_schema(server, schema)
-    with BankingPerformanceAnalytics.open(url) as opened:
+    for opened in module_store(request, tmp_path_factory):
         results = opened.ingest(EVENTS)
         assert all(r.status == "accepted" for r in results), results
         yield opened
-    if schema is not None:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _day(start: datetime, days: int = 1, **fields: object) -> dict[str, object]:

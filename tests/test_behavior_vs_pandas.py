@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pyarrow as pa
 import pytest
 
@@ -30,7 +29,8 @@ from banking_analytics.analytics.behavior import (
     StickinessQuery,
 )
 from banking_analytics.vocabulary import BankingFeature, DeviceType, EventType, Platform
-from conftest import ENGINES, with_schema
+from behavior_stores import module_store
+from conftest import ENGINES
 
 ZONE = "America/New_York"
 START = datetime(2026, 10, 19, 4, tzinfo=UTC)  # midnight in New York (EDT)
@@ -88,21 +88,11 @@ def world() -> pd.DataFrame:
 def analytics(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, world: pd.DataFrame
 ) -> Iterator[BankingPerformanceAnalytics]:
-    if request.param == "duckdb":
-        url = f"duckdb:///{tmp_path_factory.mktemp('behavior')}/store.duckdb"
-        schema = None
-    else:
-        server: str = request.getfixturevalue("postgres_url")
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        url = with_schema(server, schema)
-    with BankingPerformanceAnalytics.open(url) as opened:
+    for opened in module_store(request, tmp_path_factory):
         table = pa.Table.from_pandas(world, preserve_index=False)
         outcome = opened.ingest_arrow(table, event_type=EventType.BEHAVIOR)
         assert (outcome.status == 0).all(), outcome.errors
         yield opened
-    if schema is not None:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def in_range(world: pd.DataFrame) -> pd.DataFrame:

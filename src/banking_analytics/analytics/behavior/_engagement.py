@@ -35,7 +35,6 @@ from banking_analytics.analytics.behavior._query import (
     BehaviorQuery,
     BehaviorQueryError,
     Interval,
-    interval_index,
     start_of,
     x,
 )
@@ -180,14 +179,10 @@ class Engagement(Shape):
     first_use: list[FirstUse]
 
 
-def _day_index(renderer: Renderer, timezone: str) -> exp.Expr:
-    return interval_index(renderer, x("occurred_at"), Interval.DAY, timezone)
-
-
 def _power_users(renderer: Renderer, filter_shape: tuple[int, ...], timezone: str) -> exp.Query:
     """Users by active days, overall (``feature`` null) and per feature."""
-    events = BehaviorQuery.events_select(
-        ["user_id", "feature", exp.alias_(_day_index(renderer, timezone), "idx")], filter_shape
+    events = BehaviorQuery.interval_events(
+        renderer, ["user_id", "feature"], filter_shape, Interval.DAY, timezone
     )
     per_user = sqlglot.select(
         x("GROUPING(feature) AS overall"),
@@ -455,8 +450,8 @@ class UserEngagement(Shape):
 
 
 def _user_engagement(renderer: Renderer, filter_shape: tuple[int, ...], timezone: str) -> exp.Query:
-    events = BehaviorQuery.events_select(
-        ["feature", "occurred_at", exp.alias_(_day_index(renderer, timezone), "idx")], filter_shape
+    events = BehaviorQuery.interval_events(
+        renderer, ["feature", "occurred_at"], filter_shape, Interval.DAY, timezone
     ).where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
     query = sqlglot.select(
         x("GROUPING(feature) AS overall"),

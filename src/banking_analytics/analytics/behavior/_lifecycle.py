@@ -45,12 +45,7 @@ class LifecycleQuery(BehaviorQuery):
 def _lifecycle(
     renderer: Renderer, filter_shape: tuple[int, ...], interval: Interval, timezone: str
 ) -> exp.Query:
-    def index(name: str) -> exp.Expr:
-        return interval_index(renderer, x(name), interval, timezone)
-
-    events = BehaviorQuery.events_select(
-        ["user_id", exp.alias_(index("occurred_at"), "idx")], filter_shape
-    )
+    events = BehaviorQuery.interval_events(renderer, ["user_id"], filter_shape, interval, timezone)
     active = sqlglot.select("user_id", "idx").distinct().from_("events")
     first_seen = (
         sqlglot.select("user_id", x("MIN(occurred_at) AS first_at"))
@@ -65,7 +60,7 @@ def _lifecycle(
             x("a.idx AS idx"),
             x(f"LAG(a.idx) {over} AS prev_idx"),
             x(f"LEAD(a.idx) {over} AS next_idx"),
-            exp.alias_(index("f.first_at"), "first_idx"),
+            exp.alias_(interval_index(renderer, x("f.first_at"), interval, timezone), "first_idx"),
         )
         .from_(exp.alias_(exp.to_table("active"), "a"))
         .join(exp.alias_(exp.to_table("first_seen"), "f"), on=x("f.user_id = a.user_id"))

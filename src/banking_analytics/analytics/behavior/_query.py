@@ -287,3 +287,15 @@ class BehaviorQuery:
         )
         condition = EventFilter.condition(filter_shape)
         return select.where(condition) if condition is not None else select
+
+    @staticmethod
+    def interval_events(
+        renderer: Renderer,
+        columns: Sequence[str],
+        filter_shape: tuple[int, ...],
+        interval: Interval,
+        timezone: str,
+    ) -> exp.Select:
+        """:meth:`events_select` with each event's interval number as ``idx``."""
+        index = interval_index(renderer, x("occurred_at"), interval, timezone)
+        return BehaviorQuery.events_select([*columns, exp.alias_(index, "idx")], filter_shape)

@@ -20,7 +20,6 @@ from banking_analytics.analytics.behavior._query import (
     BEHAVIOR_TABLE,
     BehaviorQuery,
     Interval,
-    interval_index,
     x,
 )
 from banking_analytics.metrics import MetricService, Renderer, Statement
@@ -36,8 +35,7 @@ class StickinessQuery(BehaviorQuery):
 def _stickiness(
     renderer: Renderer, filter_shape: tuple[int, ...], interval: Interval, timezone: str
 ) -> exp.Query:
-    index = interval_index(renderer, x("occurred_at"), interval, timezone)
-    events = BehaviorQuery.events_select(["user_id", exp.alias_(index, "idx")], filter_shape)
+    events = BehaviorQuery.interval_events(renderer, ["user_id"], filter_shape, interval, timezone)
     per_user = (
         sqlglot.select("user_id", x("COUNT(DISTINCT idx) AS intervals"))
         .from_("events")
