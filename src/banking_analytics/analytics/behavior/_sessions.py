@@ -335,7 +335,8 @@ class UserSessions(Shape):
     user_id: str
     period: Period
     total: int
-    """The user's sessions in the period (all pages)."""
+    """The user's sessions in the period, all pages (read from the page's rows: 0 for a
+    page past the last)."""
     sessions: list[SessionRecord]
 
 
