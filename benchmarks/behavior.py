@@ -290,6 +290,8 @@ class Case:
     """One insight timed three ways: ours, the hand-written DuckDB SQL, polars (lazy)."""
 
     name: str
+    #: A short name for progress lines and notes.
+    label: str
     ours: Callable[[BankingPerformanceAnalytics, TimeWindow], Any]
     hand_sql: Callable[[BankingPerformanceAnalytics, TimeWindow], Any]
     polars: Callable[[pl.DataFrame, TimeWindow], Any]
@@ -310,6 +312,7 @@ def _same_active(a: Any, b: Any) -> bool:
 CASES: Sequence[Case] = (
     Case(
         "DAU, WAU, MAU and DAU/MAU at each of 90 days",
+        "DAU/WAU/MAU",
         active_users_ours,
         lambda analytics, window: active_users_sql(analytics, window, ACTIVE_USERS_SQL),
         active_users_polars,
@@ -319,6 +322,7 @@ CASES: Sequence[Case] = (
     Case(
         "sessionisation of every event: sessions, users, bounces, mean/median/p90 length, "
         "depth, overall, per device, per platform and per day",
+        "sessionisation",
         sessions_ours,
         sessions_sql,
         sessions_polars,
@@ -363,7 +367,7 @@ def _compare(
     """The case's three sides, interleaved run by run's order (ours, SQL, polars), their
     answers checked equal."""
     answers: dict[str, list[Any]] = {"ours": [], "sql": [], "polars": []}
-    label = case.name.split(":")[0][:40]
+    label = case.label
     ours = Measurement(
         f"{case.name}: ours (DuckDB), empty result cache",
         _runs(ctx, f"{label} ours", lambda: case.ours(analytics, window), answers["ours"], events),
@@ -440,7 +444,7 @@ def _on_postgres(
     window: TimeWindow,
     events: int,
 ) -> Measurement:
-    label = case.name.split(":")[0][:40]
+    label = case.label
     samples = _runs(ctx, f"{label} postgres", lambda: case.ours(analytics, window), [], events)
     return Measurement(f"{label}: ours on PostgreSQL, 1M events", samples, show_rate=False)
 
