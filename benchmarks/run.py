@@ -972,6 +972,13 @@ def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_engagement(ctx)
 
 
+def behavior(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.behavior` (imported here: it builds on this module)."""
+    from benchmarks.behavior import behavior as run_behavior
+
+    return run_behavior(ctx)
+
+
 def revenue(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """See :mod:`benchmarks.revenue` (imported here: it builds on this module)."""
     from benchmarks.revenue import revenue as run_revenue
@@ -1164,6 +1171,13 @@ BENCHMARKS = {
             "DAU, WAU, MAU and DAU/MAU at each of 90 days over the ~10M-event world: the metric "
             "layer against hand-written DuckDB SQL and polars (lazy, events in memory).",
             engagement,
+        ),
+        Benchmark(
+            "behavior",
+            "Behaviour insights over 10M behaviour events (~100k users, 90 days) on DuckDB, each "
+            "against hand-written DuckDB SQL and polars (lazy, events in memory), answers "
+            "checked equal, peak memory added; and over 1M events on PostgreSQL.",
+            behavior,
         ),
         Benchmark(
             "revenue",

@@ -69,7 +69,16 @@ if TYPE_CHECKING:
         HealthThresholds,
         PerformanceNamespace,
     )
-    from banking_analytics.analytics.behavior import BehaviorNamespace
+    from banking_analytics.analytics.behavior import (
+        BehaviorNamespace,
+        Engagement,
+        Lifecycle,
+        LifecycleQuery,
+        SessionAnalysis,
+        Stickiness,
+        StickinessQuery,
+        UserBehavior,
+    )
     from banking_analytics.analytics.revenue import (
         Recommendations,
         RevenueImpact,
@@ -454,6 +463,47 @@ class BankingPerformanceAnalytics:
         """MRR uplift, payback, ROI and NPV of improving a feature (see
         :meth:`RevenueOptimization.roi` for the improvement's keywords)."""
         return self.revenue.optimization.roi(feature, cost=cost, **improvement)
+
+    def analyze_user_behavior(
+        self,
+        time_period: str | TimeWindow = "30d",
+        feature: BankingFeature | str | None = None,
+        *,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> UserBehavior:
+        """Sessions, devices, engagement, stickiness and lifecycle over ``time_period``."""
+        return self.behavior.analyze_user_behavior(time_period, feature, now=now, timezone=timezone)
+
+    def analyze_sessions(
+        self,
+        time_period: str | TimeWindow = "30d",
+        feature: BankingFeature | str | None = None,
+        *,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> SessionAnalysis:
+        """Session count, length, depth and bounce per device and platform; multi-device use."""
+        return self.behavior.analyze_sessions(time_period, feature, now=now, timezone=timezone)
+
+    def analyze_engagement(
+        self,
+        time_period: str | TimeWindow = "30d",
+        feature: BankingFeature | str | None = None,
+        *,
+        now: datetime | None = None,
+        timezone: str = "UTC",
+    ) -> Engagement:
+        """DAU/WAU/MAU, stickiness, power users, co-usage, heat map and first-use order."""
+        return self.behavior.analyze_engagement(time_period, feature, now=now, timezone=timezone)
+
+    def stickiness(self, query: StickinessQuery) -> Stickiness:
+        """Users by how many intervals of the range they were active in (PostHog's)."""
+        return self.behavior.stickiness(query)
+
+    def lifecycle(self, query: LifecycleQuery) -> Lifecycle:
+        """New, returning, resurrecting and dormant users per interval (PostHog's)."""
+        return self.behavior.lifecycle(query)
 
     # -- inspection --------------------------------------------------------------------------
 

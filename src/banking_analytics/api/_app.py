@@ -34,6 +34,7 @@ from banking_analytics.api._ratelimit import FailedAuthentications, RateLimiter
 from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
+    behavior,
     dashboard,
     events,
     health,
@@ -189,7 +190,17 @@ def create_app(
     # Outermost: the access log times the whole request, refusals included.
     app.add_middleware(AccessLog)
     api = APIRouter(prefix=API_PREFIX)
-    routers = (performance, revenue, revenue_impact, dashboard, metrics, events, users, admin)
+    routers = (
+        performance,
+        revenue,
+        revenue_impact,
+        behavior,
+        dashboard,
+        metrics,
+        events,
+        users,
+        admin,
+    )
     for module in (*routers, webhooks):
         api.include_router(module.router)
     app.include_router(api)

@@ -1,6 +1,102 @@
 """Behaviour analytics: sessions, devices, engagement, stickiness, lifecycle, funnels,
 retention and paths, each a typed query compiled per engine by the metric layer."""
 
-from banking_analytics.analytics.behavior._namespace import BehaviorNamespace
+from banking_analytics.analytics.behavior._devices import (
+    DeviceMix,
+    Devices,
+    OutcomeCut,
+    newcombe_interval,
+    wilson_interval,
+)
+from banking_analytics.analytics.behavior._engagement import (
+    CoUsage,
+    Engagement,
+    EngagementPoint,
+    EngagementQuery,
+    FeatureEngagement,
+    FirstUse,
+    HeatCell,
+    UserEngagement,
+    UserFeatureUse,
+)
+from banking_analytics.analytics.behavior._lifecycle import (
+    Lifecycle,
+    LifecyclePoint,
+    LifecycleQuery,
+)
+from banking_analytics.analytics.behavior._namespace import (
+    BehaviorDashboard,
+    BehaviorHeadline,
+    BehaviorNamespace,
+    SessionAnalysis,
+    UserBehavior,
+)
+from banking_analytics.analytics.behavior._query import (
+    DEFAULT_SESSION_GAP,
+    MAX_BREAKDOWN_VALUES,
+    MAX_INTERVALS,
+    MAX_STEPS,
+    BehaviorQuery,
+    BehaviorQueryError,
+    EventFilter,
+    Interval,
+)
+from banking_analytics.analytics.behavior._sessions import (
+    MAX_SESSION_PAGE,
+    SessionCut,
+    SessionFigures,
+    SessionPoint,
+    SessionRecord,
+    Sessions,
+    SessionsQuery,
+    UserSessions,
+)
+from banking_analytics.analytics.behavior._stickiness import (
+    Stickiness,
+    StickinessPoint,
+    StickinessQuery,
+)
 
-__all__ = ["BehaviorNamespace"]
+__all__ = [
+    "DEFAULT_SESSION_GAP",
+    "MAX_BREAKDOWN_VALUES",
+    "MAX_INTERVALS",
+    "MAX_SESSION_PAGE",
+    "MAX_STEPS",
+    "BehaviorDashboard",
+    "BehaviorHeadline",
+    "BehaviorNamespace",
+    "BehaviorQuery",
+    "BehaviorQueryError",
+    "CoUsage",
+    "DeviceMix",
+    "Devices",
+    "Engagement",
+    "EngagementPoint",
+    "EngagementQuery",
+    "EventFilter",
+    "FeatureEngagement",
+    "FirstUse",
+    "HeatCell",
+    "Interval",
+    "Lifecycle",
+    "LifecyclePoint",
+    "LifecycleQuery",
+    "OutcomeCut",
+    "SessionAnalysis",
+    "SessionCut",
+    "SessionFigures",
+    "SessionPoint",
+    "SessionRecord",
+    "Sessions",
+    "SessionsQuery",
+    "Stickiness",
+    "StickinessPoint",
+    "StickinessQuery",
+    "UserBehavior",
+    "UserEngagement",
+    "UserFeatureUse",
+    "UserSessions",
+    "newcombe_interval",
+    "wilson_interval",
+]

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from banking_analytics.analytics.behavior import BehaviorDashboard
 from banking_analytics.analytics.revenue import RevenueDashboard
 from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
@@ -14,6 +15,7 @@ from banking_analytics.api.deps import Admitted, Analytics, ReadAnalytics
 from banking_analytics.api.routes._params import (
     Lookback,
     Period24h,
+    Period30d,
     Period365d,
     RevenuePolicyOf,
     Timezone,
@@ -55,3 +57,16 @@ def revenue_dashboard(
     answer = analytics.revenue.dashboard(period, timezone=timezone, policy=policy)
     record_audit(request, principal, "read_revenue_dashboard", "ok", object_type="revenue")
     return answer
+
+
+@router.get("/behavior", response_model=BehaviorDashboard)
+def behavior_dashboard(
+    analytics: Analytics,
+    _: ReadAnalytics,
+    _admitted: Admitted,
+    period: Period30d,
+    timezone: Timezone = "UTC",
+) -> BehaviorDashboard:
+    """Active users, sessions per platform, power users, stickiness, lifecycle and the
+    features that fail more on some device or platform, computed concurrently."""
+    return analytics.behavior.dashboard(period, timezone=timezone)

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from banking_analytics.analytics.behavior import (
+    MAX_SESSION_PAGE,
+    EngagementQuery,
+    SessionsQuery,
+    UserEngagement,
+    UserSessions,
+)
 from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute, Principal
 from banking_analytics.api._event_models import event_model
@@ -131,4 +138,45 @@ def user_connections(
             dimensions=["institution", "aggregator", "connection"],
             filters={"user": user_id},
         ).as_dict(),
+    )
+
+
+@router.get("/users/{user_id}/sessions", response_model=UserSessions)
+def user_sessions(
+    request: Request,
+    principal: ReadUserData,
+    analytics: Analytics,
+    user_id: UserId,
+    period: Period30d,
+    limit: Annotated[int, Query(ge=1, le=MAX_SESSION_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
+) -> Any:
+    """One page of a user's sessions, the latest first: length, depth, device, bounce."""
+    query = SessionsQuery.over(period)
+    return _user_read(
+        request,
+        principal,
+        user_id,
+        "read_user_sessions",
+        lambda: analytics.behavior.user_sessions(user_id, query, limit=limit, offset=offset),
+    )
+
+
+@router.get("/users/{user_id}/engagement", response_model=UserEngagement)
+def user_engagement(
+    request: Request,
+    principal: ReadUserData,
+    analytics: Analytics,
+    user_id: UserId,
+    period: Period30d,
+    timezone: Timezone = "UTC",
+) -> Any:
+    """A user's active days out of the period's days, events, and use of each feature."""
+    query = EngagementQuery.over(period, timezone=timezone)
+    return _user_read(
+        request,
+        principal,
+        user_id,
+        "read_user_engagement",
+        lambda: analytics.behavior.user_engagement(user_id, query),
     )

@@ -1,0 +1,470 @@
+"""Behaviour insights over 10M behaviour events (~100k users, 90 days) on DuckDB, each beside
+a hand-written DuckDB SQL query (the limit) and polars' lazy API with the events in memory
+(what a user would pick instead), with the answers checked equal in every run; and the same
+queries over 1M events on PostgreSQL.
+
+The insights are a list of :class:`Case` (name, ours, hand SQL, polars, how answers are
+compared, target): a new insight joins the list. Each side runs in this process over one
+open store, interleaved, so DuckDB's buffer pool holds the blocks for every side alike;
+ours starts each run with an empty result cache and its statements rendered afresh.
+Peak memory is the process's resident high-water mark during the run, reset before it
+(``/proc/self/clear_refs``), minus what was resident when it started: what the run added.
+
+The world is generated with numpy (a simulated history of this size takes minutes): users
+come back on some days, in visits of a few events a couple of minutes apart; a third of
+the users' apps send a client session id per visit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from banking_analytics import BankingPerformanceAnalytics
+from banking_analytics.analytics.behavior import SessionsQuery
+from banking_analytics.analytics.behavior._sessions import run_sessions
+from banking_analytics.metrics import MetricService, TimeWindow
+from banking_analytics.metrics._statement import _render
+from banking_analytics.vocabulary import DeviceType, EventType, Platform
+from benchmarks.engagement import HAND_SQL as ACTIVE_USERS_SQL
+from benchmarks.engagement import hand_sql as active_users_sql
+from benchmarks.engagement import metric_layer as active_users_ours
+from benchmarks.engagement import polars_lazy as active_users_polars
+from benchmarks.run import (
+    DAY_US,
+    FEATURES,
+    RUNS,
+    BenchmarkError,
+    Context,
+    Measurement,
+    Sample,
+    numbered,
+    pick,
+    repeat,
+    uuids,
+)
+
+#: The world: 10M events of 100k users over 90 days (a tenth of each with --quick).
+EVENTS, USERS, DAYS = 10_000_000, 100_000, 90
+POSTGRES_EVENTS, POSTGRES_USERS = 1_000_000, 10_000
+END = datetime(2026, 12, 1, tzinfo=UTC)
+SEED = 16
+GAP = timedelta(minutes=30)
+
+
+def behaviour_world(events: int, users: int, seed: int = SEED) -> pa.Table:
+    """``events`` behaviour events of ``users`` users over the ``DAYS`` days before ``END``."""
+    rng = np.random.default_rng(seed)
+    user = np.sort(rng.integers(0, users, events))
+    first = np.searchsorted(user, user, side="left")  # each event's user's first row
+    # Within a visit events are ~2 minutes apart; a new visit comes ~1.5 days later.
+    new_visit = rng.random(events) < 0.2
+    new_visit[first == np.arange(events)] = True
+    gap_us = np.where(
+        new_visit, rng.exponential(1.5 * DAY_US, events), rng.exponential(120e6, events)
+    ).astype(np.int64)
+    gap_us[first == np.arange(events)] = 0
+    since_start = np.cumsum(gap_us)
+    since_start -= since_start[first]
+    start_us = int((END - timedelta(days=DAYS)).timestamp() * 1e6)
+    offset = rng.integers(0, DAYS * DAY_US // 2, users)[user]
+    at = start_us + offset + since_start
+    at = np.where(at < start_us + DAYS * DAY_US, at, at - DAYS * DAY_US // 2)
+    visit = np.cumsum(new_visit)
+    with_id = (user % 3) == 0
+    session = numbered("v", visit)
+    devices = [d.value for d in DeviceType]
+    platforms = [p.value for p in Platform]
+    return pa.table(
+        {
+            "event_id": uuids(rng, events),
+            "occurred_at": pa.array(at, pa.timestamp("us", tz="UTC")),
+            "user_id": numbered("u", user),
+            "session_id": pc.if_else(pa.array(with_id), session, pa.scalar(None, pa.string())),
+            "feature": pick(rng, FEATURES, events),
+            "action": pick(rng, ["open", "view_report", "refresh"], events),
+            "duration_s": pa.array(np.round(rng.exponential(20, events), 3)),
+            "success": pa.array(rng.random(events) < 0.95),
+            "device": pick(rng, devices, events, [0.6, 0.15, 0.22, 0.03]),
+            "platform": pick(rng, platforms, events, [0.45, 0.35, 0.18, 0.02]),
+        }
+    )
+
+
+def store_world(analytics: BankingPerformanceAnalytics, table: pa.Table) -> None:
+    for chunk in table.to_batches(max_chunksize=1_000_000):
+        outcome = analytics.ingest_arrow(
+            pa.Table.from_batches([chunk]), event_type=EventType.BEHAVIOR
+        )
+        if not (outcome.status == 0).all():
+            raise BenchmarkError(f"behaviour world: {int((outcome.status != 0).sum())} rejected")
+
+
+# -- sessions: ours, the limit, polars -----------------------------------------------------------
+
+#: A session summary: per part (overall, device value, platform value, day), the figures
+#: (sessions, users, bounces, mean length, median, p90, mean events, mean features).
+Summary = dict[tuple[str, object], tuple[float, ...]]
+
+
+def sessions_ours(analytics: BankingPerformanceAnalytics, window: TimeWindow) -> Summary:
+    _render.cache_clear()
+    query = SessionsQuery(date_from=window.start, date_to=window.end, gap=GAP)
+    answer = run_sessions(MetricService(analytics.engine), query)
+
+    def figures(f: Any) -> tuple[float, ...]:
+        bounces = round(f.bounce_rate * f.sessions) if f.sessions else 0
+        return (f.sessions, f.users, bounces, f.mean_length_s, f.median_length_s,
+                f.p90_length_s, f.mean_events, f.mean_features)  # fmt: skip
+
+    summary: Summary = {("overall", None): figures(answer.overall)}
+    summary |= {("device", c.value): figures(c.figures) for c in answer.by_device}
+    summary |= {("platform", c.value): figures(c.figures) for c in answer.by_platform}
+    for point in answer.series:
+        if point.sessions:
+            summary[("day", point.start)] = (point.sessions, point.users)
+    return summary
+
+
+#: The limit: the same figures written by hand for DuckDB, with its own aggregates for the
+#: session's last duration and first device (arg_max / arg_min) instead of a LEAD.
+SESSIONS_SQL = """
+WITH events AS (
+    SELECT user_id, session_id, occurred_at, event_id, feature, duration_s, device, platform
+    FROM behavior_events WHERE occurred_at >= $1 AND occurred_at < $2
+),
+marked AS (
+    SELECT *, CASE WHEN lag(occurred_at) OVER w IS NULL THEN 1
+                   WHEN session_id IS NULL
+                        AND occurred_at - lag(occurred_at) OVER w >= INTERVAL 30 MINUTE THEN 1
+                   ELSE 0 END AS starts
+    FROM events
+    WINDOW w AS (PARTITION BY user_id, session_id ORDER BY occurred_at, event_id)
+),
+numbered AS (
+    SELECT *, sum(starts) OVER (PARTITION BY user_id, session_id ORDER BY occurred_at, event_id
+                                ROWS UNBOUNDED PRECEDING) AS seq
+    FROM marked
+),
+sessions AS (
+    SELECT user_id,
+           epoch(max(occurred_at)) - epoch(min(occurred_at))
+             + coalesce(arg_max(duration_s, (occurred_at, event_id)), 0) AS length_s,
+           count(*) AS events, count(DISTINCT feature) AS features,
+           arg_min(device, (occurred_at, event_id)) AS device,
+           arg_min(platform, (occurred_at, event_id)) AS platform,
+           epoch_us(min(occurred_at)) // 86400000000 AS day
+    FROM numbered GROUP BY user_id, session_id, seq
+)
+SELECT grouping(device, platform, day) AS part, device, platform, day,
+       count(*) AS sessions, count(DISTINCT user_id) AS users,
+       sum(CASE WHEN events = 1 THEN 1 ELSE 0 END) AS bounces,
+       avg(length_s) AS mean_length, quantile_disc(length_s, [0.5, 0.9]) AS q,
+       avg(events) AS mean_events, avg(features) AS mean_features
+FROM sessions GROUP BY GROUPING SETS ((), (device), (platform), (day))
+"""
+
+
+def sessions_sql(analytics: BankingPerformanceAnalytics, window: TimeWindow) -> Summary:
+    rows = analytics.engine.query(SESSIONS_SQL, [window.start, window.end]).to_pylist()
+    summary: Summary = {}
+    for r in rows:
+        figures = (r["sessions"], r["users"], r["bounces"], r["mean_length"], *r["q"],
+                   r["mean_events"], r["mean_features"])  # fmt: skip
+        if r["part"] == 0b111:
+            summary[("overall", None)] = figures
+        elif r["part"] == 0b011:
+            summary[("device", r["device"])] = figures
+        elif r["part"] == 0b101:
+            summary[("platform", r["platform"])] = figures
+        else:
+            start = datetime.fromtimestamp(r["day"] * 86_400, UTC)
+            summary[("day", start)] = (r["sessions"], r["users"])
+    return summary
+
+
+def _nearest_rank(column: str, q: float) -> pl.Expr:
+    """``percentile_disc``: the value at rank ⌈q·n⌉ of the sorted values."""
+    rank = (pl.len() * q).ceil().cast(pl.Int64) - 1
+    return pl.col(column).sort().gather(rank).first()
+
+
+def sessions_polars(frame: pl.DataFrame, window: TimeWindow) -> Summary:
+    """Sorted by user, session id and time, a session starts where the partition starts or
+    (without an id) 30 minutes after the previous event: a running count of starts is a
+    session key."""
+    by = ["user_id", "session_id"]
+    events = (
+        frame.lazy()
+        .filter((pl.col("occurred_at") >= window.start) & (pl.col("occurred_at") < window.end))
+        .sort([*by, "occurred_at", "event_id"], nulls_last=True)
+        .with_columns(prev=pl.col("occurred_at").shift(1).over(by))
+        .with_columns(
+            starts=pl.col("prev").is_null()
+            | (pl.col("session_id").is_null() & (pl.col("occurred_at") - pl.col("prev") >= GAP))
+        )
+        .with_columns(key=pl.col("starts").cum_sum())
+    )
+    sessions = (
+        events.group_by("key")
+        .agg(
+            pl.col("user_id").first(),
+            pl.col("occurred_at").min().alias("started"),
+            (
+                (pl.col("occurred_at").max() - pl.col("occurred_at").min()).dt.total_microseconds()
+                / 1e6
+                + pl.col("duration_s").fill_null(0).last()
+            ).alias("length_s"),
+            pl.len().alias("events"),
+            pl.col("feature").n_unique().alias("features"),
+            pl.col("device").first(),
+            pl.col("platform").first(),
+        )
+        .with_columns(day=pl.col("started").dt.truncate("1d"))
+    )
+    figures = [
+        pl.len().alias("sessions"),
+        pl.col("user_id").n_unique().alias("users"),
+        (pl.col("events") == 1).sum().alias("bounces"),
+        pl.col("length_s").mean().alias("mean_length"),
+        _nearest_rank("length_s", 0.5).alias("median"),
+        _nearest_rank("length_s", 0.9).alias("p90"),
+        pl.col("events").mean().alias("mean_events"),
+        pl.col("features").mean().alias("mean_features"),
+    ]
+    collected = pl.collect_all(
+        [
+            sessions.select(*figures),
+            sessions.group_by("device").agg(*figures),
+            sessions.group_by("platform").agg(*figures),
+            sessions.group_by("day").agg(
+                pl.len().alias("sessions"), pl.col("user_id").n_unique().alias("users")
+            ),
+        ]
+    )
+    names = [
+        "sessions",
+        "users",
+        "bounces",
+        "mean_length",
+        "median",
+        "p90",
+        "mean_events",
+        "mean_features",
+    ]
+    overall, devices, platforms, days = collected
+    summary: Summary = {("overall", None): tuple(overall.row(0, named=True)[n] for n in names)}
+    for part, table in (("device", devices), ("platform", platforms)):
+        for row in table.iter_rows(named=True):
+            summary[(part, row[part])] = tuple(row[n] for n in names)
+    for row in days.iter_rows(named=True):
+        summary[("day", row["day"])] = (row["sessions"], row["users"])
+    return summary
+
+
+def same_summary(a: Summary, b: Summary) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(
+        math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-6)
+        for key in a
+        for x, y in zip(a[key], b[key], strict=True)
+    )
+
+
+# -- the cases -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One insight timed three ways: ours, the hand-written DuckDB SQL, polars (lazy)."""
+
+    name: str
+    #: A short name for progress lines and notes.
+    label: str
+    ours: Callable[[BankingPerformanceAnalytics, TimeWindow], Any]
+    hand_sql: Callable[[BankingPerformanceAnalytics, TimeWindow], Any]
+    polars: Callable[[pl.DataFrame, TimeWindow], Any]
+    same: Callable[[Any, Any], bool]
+    #: The target time of ours over 10M events on DuckDB.
+    max_seconds: float
+
+
+def _same_active(a: Any, b: Any) -> bool:
+    counts = a[:3] == b[:3]
+    sticky = all(
+        (x is None and y is None) or (x is not None and y is not None and abs(x - y) < 1e-12)
+        for x, y in zip(a[3], b[3], strict=True)
+    )
+    return counts and sticky
+
+
+CASES: Sequence[Case] = (
+    Case(
+        "DAU, WAU, MAU and DAU/MAU at each of 90 days",
+        "DAU/WAU/MAU",
+        active_users_ours,
+        lambda analytics, window: active_users_sql(analytics, window, ACTIVE_USERS_SQL),
+        active_users_polars,
+        _same_active,
+        0.5,
+    ),
+    Case(
+        "sessionisation of every event: sessions, users, bounces, mean/median/p90 length, "
+        "depth, overall, per device, per platform and per day",
+        "sessionisation",
+        sessions_ours,
+        sessions_sql,
+        sessions_polars,
+        same_summary,
+        2.0,
+    ),
+)
+
+
+def _resident_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1])
+    return 0
+
+
+def _timed(compute: Callable[[], Any], answers: list[Any], events: int) -> Sample:
+    """One run: its seconds and the memory it added at its peak (MB)."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets the high-water mark
+    before = _resident_kb("VmRSS:")
+    started = time.perf_counter()
+    answers.append(compute())
+    seconds = time.perf_counter() - started
+    peak = (_resident_kb("VmHWM:") - before) / 1024
+    return Sample(seconds, events, max(peak, 0.0))
+
+
+def _runs(
+    ctx: Context, label: str, compute: Callable[[], Any], answers: list[Any], events: int
+) -> tuple[Sample, ...]:
+    return repeat(ctx, label, lambda _: _timed(compute, answers, events))
+
+
+def _compare(
+    ctx: Context,
+    case: Case,
+    analytics: BankingPerformanceAnalytics,
+    frame: pl.DataFrame,
+    window: TimeWindow,
+    events: int,
+) -> tuple[list[Measurement], str]:
+    """The case's three sides, interleaved run by run's order (ours, SQL, polars), their
+    answers checked equal."""
+    answers: dict[str, list[Any]] = {"ours": [], "sql": [], "polars": []}
+    label = case.label
+    ours = Measurement(
+        f"{case.name}: ours (DuckDB), empty result cache",
+        _runs(ctx, f"{label} ours", lambda: case.ours(analytics, window), answers["ours"], events),
+        max_seconds=None if ctx.quick else case.max_seconds,
+        show_rate=False,
+    )
+    limit = Measurement(
+        "  the limit: hand-written DuckDB SQL",
+        _runs(
+            ctx, f"{label} SQL", lambda: case.hand_sql(analytics, window), answers["sql"], events
+        ),
+        show_rate=False,
+    )
+    theirs = Measurement(
+        "  polars lazy, events in memory",
+        _runs(
+            ctx, f"{label} polars", lambda: case.polars(frame, window), answers["polars"], events
+        ),
+        show_rate=False,
+    )
+    reference = answers["ours"][0]
+    for side, found in answers.items():
+        if not all(case.same(answer, reference) for answer in found):
+            raise BenchmarkError(f"behavior: {case.name}: {side} disagrees with ours")
+    note = (
+        f"{label}: ours {ours.seconds:.2f} s = {ours.seconds / limit.seconds:.2f}x the "
+        f"hand-written SQL (target ≤ 1.5x); polars takes {theirs.seconds / ours.seconds:.2f}x "
+        f"ours; peak memory added: ours {ours.peak_rss_mb or 0:,.0f} MB, SQL "
+        f"{limit.peak_rss_mb or 0:,.0f} MB, polars {theirs.peak_rss_mb or 0:,.0f} MB (the "
+        f"polars frame itself: {frame.estimated_size() / 2**20:,.0f} MB)."
+    )
+    return [ours, limit, theirs], note
+
+
+def behavior(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    scale = 10 if ctx.quick else 1
+    events, users = EVENTS // scale, USERS // scale
+    ctx.reporter.start("behavior", 2 + 3 * len(CASES) * RUNS + 2 * len(CASES))
+    started = time.perf_counter()
+    world = behaviour_world(events, users)
+    generated = time.perf_counter() - started
+    window = TimeWindow(END - timedelta(days=DAYS), END, f"{DAYS}d")
+    measurements: list[Measurement] = []
+    notes: list[str] = []
+    url = f"duckdb:///{ctx.tmp}/behavior.duckdb"
+    with BankingPerformanceAnalytics.open(url) as analytics:
+        started = time.perf_counter()
+        store_world(analytics, world)
+        ctx.reporter.step(
+            f"{events:,} behaviour events of {users:,} users generated in {generated:.1f} s, "
+            f"stored in {time.perf_counter() - started:.1f} s"
+        )
+        frame = pl.from_arrow(world)
+        assert isinstance(frame, pl.DataFrame)
+        del world
+        for case in CASES:
+            found, note = _compare(ctx, case, analytics, frame, window, events)
+            measurements += found
+            notes.append(note)
+    measurements += postgres(ctx, scale)
+    notes.insert(
+        0,
+        f"{events:,} behaviour events of {users:,} users over {DAYS} days, generated with numpy "
+        "(visits of events ~2 minutes apart, ~1.5 days between visits, a third of the users "
+        "with client session ids); every side's answers were checked equal in every run.",
+    )
+    return measurements, notes
+
+
+def _on_postgres(
+    ctx: Context,
+    case: Case,
+    analytics: BankingPerformanceAnalytics,
+    window: TimeWindow,
+    events: int,
+) -> Measurement:
+    label = case.label
+    samples = _runs(ctx, f"{label} postgres", lambda: case.ours(analytics, window), [], events)
+    return Measurement(f"{label}: ours on PostgreSQL, 1M events", samples, show_rate=False)
+
+
+def postgres(ctx: Context, scale: int) -> list[Measurement]:
+    """Ours over 1M events on PostgreSQL (times stated; no target)."""
+    import psycopg
+
+    server = "postgresql://postgres@127.0.0.1:5432/test"
+    schema = f"bench_behavior_{int(time.time())}"
+    world = behaviour_world(POSTGRES_EVENTS // scale, POSTGRES_USERS // scale)
+    window = TimeWindow(END - timedelta(days=DAYS), END, f"{DAYS}d")
+    found: list[Measurement] = []
+    try:
+        with BankingPerformanceAnalytics.open(f"{server}?schema={schema}") as analytics:
+            store_world(analytics, world)
+            ctx.reporter.step(f"{world.num_rows:,} behaviour events stored in PostgreSQL")
+            for case in CASES:
+                found.append(_on_postgres(ctx, case, analytics, window, world.num_rows))
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    return found
