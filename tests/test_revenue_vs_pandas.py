@@ -196,13 +196,15 @@ def assert_same(
 # -- the simulated world --------------------------------------------------------------------
 
 
-def varied(chunk: pa.Table) -> pa.Table:
+def varied(chunk: pa.Table, start: datetime) -> pa.Table:
     """Simulated subscription events, varied per subscription (by a hash of its id): some
     coupons repeat for 2 months or last one period, some subscriptions have 3 seats or
     bill quarterly, some are in euros or yen, and some cancellations are paid to a period
-    end up to 19 days on."""
+    end up to 19 days on. The subscriptions already paid for when the world starts (begun
+    up to two years before ``start``) stay in dollars: the rates begin in 2025."""
     frame = chunk.to_pandas()
     code = frame.subscription_id.map(lambda s: zlib.crc32(s.encode()))
+    opening = frame.groupby("subscription_id").occurred_at.transform("min") < start
     discounted = frame.discount_percent.notna() | frame.discount_amount.notna()
     repeating = discounted & (code % 3 == 0)
     frame.loc[repeating, "discount_duration"] = "repeating"
@@ -212,8 +214,8 @@ def varied(chunk: pa.Table) -> pa.Table:
     quarterly = (code % 7 == 3) & (frame.interval == "month")
     frame.loc[quarterly, "interval_count"] = 3
     frame.loc[quarterly, "unit_amount"] *= 3
-    frame.loc[code % 4 == 1, "currency"] = "EUR"
-    frame.loc[code % 13 == 5, "currency"] = "JPY"
+    frame.loc[(code % 4 == 1) & ~opening, "currency"] = "EUR"
+    frame.loc[(code % 13 == 5) & ~opening, "currency"] = "JPY"
     paid_to = frame.status.isin(["canceled", "unpaid"]) & (code % 2 == 0)
     frame.loc[paid_to, "period_end"] = frame.occurred_at[paid_to] + pd.to_timedelta(
         code[paid_to] % 20, unit="D"
@@ -238,6 +240,18 @@ class World:
         return self.books[policy]
 
 
+def simulated_subscriptions(config: SimulationConfig) -> pa.Table:
+    """The subscription events of a simulated world."""
+    chunks: list[pa.Table] = []
+
+    def sink(event_type: EventType, chunk: pa.Table) -> None:
+        if event_type is EventType.SUBSCRIPTION:
+            chunks.append(chunk)
+
+    run_simulation(config, sink)
+    return pa.concat_tables(chunks)
+
+
 @pytest.fixture(scope="module", params=ENGINES)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -245,13 +259,10 @@ def world(
     for url in scratch_store(request, tmp_path_factory):
         with opened(url) as analytics:
             config = SimulationConfig(users=3000, days=180, seed=23, end=WORLD_END)
-
-            def sink(event_type: EventType, chunk: pa.Table) -> None:
-                if event_type is EventType.SUBSCRIPTION:
-                    outcome = analytics.ingest_arrow(varied(chunk), event_type=event_type)
-                    assert outcome.count(EventStatus.REJECTED) == 0
-
-            run_simulation(config, sink)
+            # Varied whole, so each subscription's events are varied alike.
+            events = varied(simulated_subscriptions(config), config.start)
+            outcome = analytics.ingest_arrow(events, event_type=EventType.SUBSCRIPTION)
+            assert outcome.count(EventStatus.REJECTED) == 0
             yield World(analytics, stored(analytics))
 
 
