@@ -116,15 +116,14 @@ def revenue_impact(ctx: Context) -> tuple[list[Measurement], list[str]]:
         show_rate=False,
     )
     notes = [
-        f"World: `simulate --users {users:,} --days {DAYS} --seed {SEED}` ({events:,} events); "
+        f"World: `simulate --users {users:,} --days {DAYS} --seed {SEED} --end "
+        f"{END.isoformat()}` ({events:,} events); "
         f"model over the users who linked in the 90 days: {answers[0]['users']:,} users, "
         f"{answers[0]['cells']:,} cells. Seconds are the model's (SQL + fit) inside each "
         "process; peak RSS the whole process's.",
         f"95% intervals covering the planted ratio: {len(covered)} of 10 "
         f"({', '.join(covered)}); target ≥ 8. Three largest planted ({', '.join(sorted(top))}) "
         f"= three largest estimates: {_top3(effects) == top}.",
-        "Account linking and transaction sync are used from the link on, by every user at "
-        "risk: they have no estimate, so 8 of 10 is the most that can cover.",
         "Per feature (planted: estimate [95% interval]): "
         + "; ".join(f"{f} {planted[f]:g}: {_show(effects[f])}" for f in FEATURES)
         + ".",

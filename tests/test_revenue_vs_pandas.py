@@ -205,13 +205,15 @@ def assert_same(
 # -- the simulated world --------------------------------------------------------------------
 
 
-def varied(chunk: pa.Table) -> pa.Table:
+def varied(chunk: pa.Table, start: datetime) -> pa.Table:
     """Simulated subscription events, varied per subscription (by a hash of its id): some
     coupons repeat for 2 months or last one period, some subscriptions have 3 seats or
     bill quarterly, some are in euros or yen, and some cancellations are paid to a period
-    end up to 19 days on."""
+    end up to 19 days on. The subscriptions already paid for when the world starts (begun
+    up to two years before ``start``) stay in dollars: the rates begin in 2025."""
     frame = chunk.to_pandas()
     code = frame.subscription_id.map(lambda s: zlib.crc32(s.encode()))
+    opening = frame.groupby("subscription_id").occurred_at.transform("min") < start
     discounted = frame.discount_percent.notna() | frame.discount_amount.notna()
     repeating = discounted & (code % 3 == 0)
     frame.loc[repeating, "discount_duration"] = "repeating"
@@ -221,8 +223,8 @@ def varied(chunk: pa.Table) -> pa.Table:
     quarterly = (code % 7 == 3) & (frame.interval == "month")
     frame.loc[quarterly, "interval_count"] = 3
     frame.loc[quarterly, "unit_amount"] *= 3
-    frame.loc[code % 4 == 1, "currency"] = "EUR"
-    frame.loc[code % 13 == 5, "currency"] = "JPY"
+    frame.loc[(code % 4 == 1) & ~opening, "currency"] = "EUR"
+    frame.loc[(code % 13 == 5) & ~opening, "currency"] = "JPY"
     paid_to = frame.status.isin(["canceled", "unpaid"]) & (code % 2 == 0)
     frame.loc[paid_to, "period_end"] = frame.occurred_at[paid_to] + pd.to_timedelta(
         code[paid_to] % 20, unit="D"
@@ -247,6 +249,20 @@ class World:
         return self.books[policy]
 
 
+def simulated_events(
+    config: SimulationConfig, types: tuple[EventType, ...]
+) -> dict[EventType, pa.Table]:
+    """The events of those types of a simulated world."""
+    chunks: dict[EventType, list[pa.Table]] = {t: [] for t in types}
+
+    def sink(event_type: EventType, chunk: pa.Table) -> None:
+        if event_type in chunks:
+            chunks[event_type].append(chunk)
+
+    run_simulation(config, sink)
+    return {t: pa.concat_tables(found) for t, found in chunks.items()}
+
+
 @pytest.fixture(scope="module", params=ENGINES)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -254,17 +270,15 @@ def world(
     for url in scratch_store(request, tmp_path_factory):
         with opened(url) as analytics:
             config = SimulationConfig(users=3000, days=180, seed=23, end=WORLD_END)
-
-            def sink(event_type: EventType, chunk: pa.Table) -> None:
-                if event_type is EventType.SUBSCRIPTION:
-                    outcome = analytics.ingest_arrow(varied(chunk), event_type=event_type)
-                elif event_type is EventType.BEHAVIOR:
-                    outcome = analytics.ingest_arrow(sampled(chunk), event_type=event_type)
-                else:
-                    return
+            simulated = simulated_events(config, (EventType.SUBSCRIPTION, EventType.BEHAVIOR))
+            # Varied whole, so each subscription's events are varied alike.
+            events = varied(simulated[EventType.SUBSCRIPTION], config.start)
+            for event_type, table in (
+                (EventType.SUBSCRIPTION, events),
+                (EventType.BEHAVIOR, sampled(simulated[EventType.BEHAVIOR])),
+            ):
+                outcome = analytics.ingest_arrow(table, event_type=event_type)
                 assert outcome.count(EventStatus.REJECTED) == 0
-
-            run_simulation(config, sink)
             yield World(analytics, stored(analytics))
 
 

@@ -147,14 +147,19 @@ def test_envelope_values(run: Run) -> None:
 
 
 def test_chunks_are_bounded_and_in_time_order_within_the_window(run: Run) -> None:
+    """Every event falls inside the window but the history of the subscriptions already
+    paid for when it starts."""
     start_us = int(run.config.start.timestamp() * 1e6)
     end_us = int(END.timestamp() * 1e6)
     for event_type, chunks in run.chunks.items():
         assert all(c.num_rows <= run.config.chunk_events for c in chunks)
         times = pc.cast(run.table(event_type)["occurred_at"], pa.int64()).to_numpy()
         assert (np.diff(times) >= 0).all(), event_type
-        assert times[0] >= start_us
+        assert times[0] >= start_us or event_type is EventType.SUBSCRIPTION
         assert times[-1] < end_us
+    subscriptions = run.frame(EventType.SUBSCRIPTION)
+    before = subscriptions[subscriptions.occurred_at < run.config.start]
+    assert set(before.kind) == {"subscribed", "payment_succeeded"}
     assert sum(len(c) for c in run.chunks[EventType.SYNC_RUN]) > 1
 
 
@@ -403,6 +408,43 @@ def test_subscription_events_are_consistent(run: Run) -> None:
     plans = subs.drop_duplicates("plan").set_index("plan")
     assert plans.loc["premium_monthly", "unit_amount"] == 999
     assert plans.loc["premium_monthly", "interval"] == "month"
+
+
+def test_the_world_opens_with_the_subscribers_already_paying(run: Run) -> None:
+    """Each user paying when the window starts subscribed once before it, after their
+    sign-up, and was charged at the start and at every period since: the next charge falls
+    inside the window, within a period of its start."""
+    start = pd.Timestamp(run.config.start)
+    subscriptions = run.frame(EventType.SUBSCRIPTION)
+    before = subscriptions[subscriptions.occurred_at < start]
+    opened = before[before.kind == "subscribed"]
+    assert len(opened) == opened.user_id.nunique() == run.truth.users_paying_at_start > 20
+    present = run.truth.users_present_at_start
+    assert (_user_number(opened.user_id) <= present).all()
+    # Nobody present at the start had a subscription event before it but these.
+    assert set(before.subscription_id) == set(opened.subscription_id)
+    assert (opened.status == "active").all()
+    assert (start - opened.occurred_at).max() <= pd.Timedelta(days=720 + 1)
+    period = opened.set_index("subscription_id").interval.map(
+        {"month": pd.Timedelta(days=30.4375), "year": pd.Timedelta(days=365.25)}
+    )
+    since = opened.set_index("subscription_id").occurred_at
+    charges = before[before.kind == "payment_succeeded"].groupby("subscription_id").size()
+    elapsed = (start - since) / period
+    assert (charges.reindex(since.index) == np.ceil(elapsed.astype(float))).all()
+    inside = subscriptions[subscriptions.occurred_at >= start]
+    first_inside = (
+        inside[inside.kind.isin(["payment_succeeded", "payment_failed"])]
+        .groupby("subscription_id")
+        .occurred_at.min()
+    )
+    due = since + np.ceil(elapsed.astype(float)) * period
+    assert (due >= start).all()
+    assert (due < start + period).all()
+    continuing = first_inside.reindex(since.index).dropna()
+    # Some cancel (or churn) before their next charge, and yearly ones may fall after the end.
+    assert len(continuing) > 0.8 * (due < pd.Timestamp(END)).sum()
+    assert (continuing - due.reindex(continuing.index)).abs().max() < pd.Timedelta(seconds=1)
 
 
 def test_truth_describes_the_world_and_round_trips(run: Run, tmp_path: Path) -> None:

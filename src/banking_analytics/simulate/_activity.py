@@ -13,14 +13,17 @@ succeeds with the institution's sync success rate (the window's rate inside an
 outage) and else fails at the institution (70%) or the aggregator (30%).
 Durations are ``LN(ln m·M, 0.7)``, m per feature, M the window's latency
 multiplier. Transactions added per successful run are Poisson with mean
-``2.5·(I/1 day)·sqrt(accounts)·engagement^0.3``. A new link is followed by an
-initial pull (30 days of transactions) and a two-year historical backfill.
+``2.5·(I/1 day)·sqrt(accounts)·engagement^0.3``. Turning transactions on (in the
+link flow, or later through an add_product flow) is followed by an initial pull
+(30 days of transactions) and a two-year historical backfill; scheduled refreshes
+start nine minutes later.
 
 Behaviour. A user's sessions per day are Poisson with mean
 ``0.4·engagement·w·decay``, w = 0.8 at weekends and
 ``decay = exp(-max(0, t - onset)/τ)``; sessions start at diurnal local times
 and hold ``1 + Poisson(2)`` events. Each event's feature is drawn among the
-features the user had adopted when the session began, with weight
+features the user had adopted when the session began (those computed from
+transactions only once these are in), with weight
 ``base_f·affinity_uf`` (the first event of a feature is its first use, from which its
 planted effect on upgrading applies); its action by the feature's action shares; its
 duration ``LN(ln m_f, 0.9)``; 5 s-median gaps separate events. 1.5% of
@@ -53,7 +56,13 @@ from banking_analytics.simulate._links import (
     to_us,
 )
 from banking_analytics.simulate._state import State
-from banking_analytics.simulate._world import DAY, HOUR, World, diurnal_offsets
+from banking_analytics.simulate._world import (
+    DAY,
+    FROM_TRANSACTIONS,
+    HOUR,
+    World,
+    diurnal_offsets,
+)
 from banking_analytics.vocabulary import (
     Aggregator,
     BankingFeature,
@@ -83,6 +92,10 @@ _SYNC_MEDIAN_S = {
 }
 
 SESSIONS_PER_DAY = 0.4
+#: Seconds after transactions are turned on (a minute after a link that grants them) until
+#: their first pulls are in: scheduled refreshes start then, and so do the features
+#: computed from them.
+TRANSACTIONS_READY_AFTER = 540.0
 #: Seconds after which a connection that needs a fresh login stops being synced.
 ABANDONED_AFTER = 7 * DAY
 #: Relative use of each feature (in FEATURES order) once adopted.
@@ -153,7 +166,7 @@ def sync_runs(world: World, state: State, rng: np.random.Generator, d0: float, d
     parts: list[Batch] = []
     for feature in SYNC_FEATURES:
         f = FEATURES.index(feature)
-        begin_all = state.linked_at + 600.0 if f == _TXN else state.adopted[:, f]
+        begin_all = state.adopted[:, f] + (TRANSACTIONS_READY_AFTER if f == _TXN else 0.0)
         users = np.flatnonzero((begin_all < d1) & (stop_all > d0))
         if not users.size:
             continue
@@ -358,6 +371,8 @@ def behaviour(
     n = session.size
     user = who[session]
     available = state.adopted[who] <= start[:, None]
+    ready = state.adopted[who, _TXN] + TRANSACTIONS_READY_AFTER <= start
+    available &= ~FROM_TRANSACTIONS | ready[:, None]
     weights = _USE_WEIGHTS * users.affinity[who] * available
     cdf = np.cumsum(weights, axis=1)
     draw = rng.random(n) * cdf[session, -1]

@@ -1,6 +1,9 @@
 """Subscriptions: trials, conversions, plan changes, payments, cancellations.
 
-Everyone starts on the free tier (no events). Per day, for a linked free user
+Users who sign up inside the window start on the free tier (no events); a share of
+those present at its start already pay, their subscriptions' history before the
+window emitted (see ``Billing._start_paying``) so that a ledger opens with their MRR.
+Per day, for a linked free user
 who has used features F by the start of the day, the probability of converting
 is ``1 - exp(-h0·Π_{f∈F} e_f)`` (h0 and e_f in ``Params``). A converting user
 who never had a trial starts a 14-day premium trial with probability 0.7;
@@ -77,10 +80,15 @@ class Billing:
         self._state = state
         self._rng = rng
         self._log_effects = np.log(np.asarray(world.params.upgrade_effects))
-        self._start_paying(rng)
+        #: The subscription events before the window of the users already paying at its start.
+        self.history = self._start_paying(rng)
+        self.paying_at_start = int((state.sub_state == PAYING).sum())
 
-    def _start_paying(self, rng: np.random.Generator) -> None:
-        """Users present at the start already pay with probability ``0.03·Π e_f`` (at most 0.6)."""
+    def _start_paying(self, rng: np.random.Generator) -> Batch:
+        """Users present at the start already pay with probability ``0.03·Π e_f`` (at most
+        0.6), on a subscription started at a time uniform between their link and the
+        window's start. Returns its history: the ``subscribed`` event, the first charge and
+        every renewal before the window (all succeeded)."""
         world, state = self._world, self._state
         present = np.arange(world.users.present_at_start)
         lift = self._lift(present, 0.0)
@@ -89,9 +97,18 @@ class Billing:
         state.trial_used[paying] = True
         plan = rng.choice([_PLUS, _PREMIUM, _ANNUAL], size=paying.size, p=[0.3, 0.5, 0.2])
         self._open(paying, plan.astype(np.int8), self._coupon(paying.size, 0.12, 0.05))
-        state.sub_state[paying] = PAYING
-        state.next_bill[paying] = rng.random(paying.size) * _PERIOD[plan]
         state.credited[paying] = self._credit(paying, 0.0)
+        since = state.linked_at[paying] * (1.0 - rng.random(paying.size))
+        period = _PERIOD[plan]
+        # Periods begun before the window: the next charge falls inside it, within a period.
+        periods = np.ceil(-since / period)
+        parts: list[Batch] = []
+        self._subscribe(paying, since, parts)
+        for renewal in range(1, int(periods.max(initial=1))):
+            due = periods > renewal
+            self._pay(paying[due], since[due] + renewal * period[due], parts)
+        state.next_bill[paying] = since + periods * period
+        return concat(parts)
 
     def use(self, rng: np.random.Generator) -> None:
         """Draw from ``rng`` from now on (each day has its own stream)."""

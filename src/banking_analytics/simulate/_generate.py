@@ -63,8 +63,6 @@ _LINKING = FEATURES.index(BankingFeature.ACCOUNT_LINKING)
 _TXN = FEATURES.index(BankingFeature.TRANSACTION_SYNC)
 #: Rounds of link sessions per day: each round runs the retries the last one scheduled.
 _LINK_ROUNDS = 4
-_PRODUCT = np.zeros(len(FEATURES), dtype=bool)
-_PRODUCT[list(PRODUCT_FEATURES)] = True
 
 
 def run_simulation(
@@ -86,6 +84,9 @@ def run_simulation(
     billing = Billing(world, state, setup)
     encoder = Encoder(world)
     streams = {t: Stream(t, encoder, sink, config.chunk_events, progress) for t in EventType}
+    # The paying users' subscriptions began before the window: their history comes first.
+    streams[EventType.SUBSCRIPTION].add(billing.history)
+    streams[EventType.SUBSCRIPTION].release(world.start_us)
     day = _Day(world, state, billing, Counters(), streams)
     for d in range(config.days):
         day.play(d, np.random.default_rng(days[d + 1]))
@@ -98,7 +99,7 @@ def run_simulation(
     dates = [(world.start + timedelta(seconds=float(t))).date() for t in state.churn_at[churned]]
     churn_dates: dict[str, date] = dict(zip(ids, dates, strict=True))
     counts = {t.value: streams[t].emitted for t in EventType}
-    return build_truth(world, churn_dates, counts)
+    return build_truth(world, churn_dates, counts, billing.paying_at_start)
 
 
 class _Day:
@@ -243,6 +244,10 @@ class _Day:
         )
         self._add(EventType.CONNECTION_ATTEMPT, result.attempts)
         self._add(EventType.BEHAVIOR, result.opens)
+        # Repairing a connection or adding a product is using account linking; the first
+        # link is what every linked user did, not a use of the feature.
+        later = flow != _NEW
+        np.minimum.at(state.first_used, (user[later], _LINKING), start[later])
         self._add(EventType.PERFORMANCE_METRIC, result.latency_reports)
         np.add.at(state.failures[:, slot], user, result.failures.astype(np.int16))
         finished = np.isfinite(result.end)
@@ -261,9 +266,15 @@ class _Day:
         state.status[linked] = ACTIVE
         state.linked_at[linked] = at
         planned = at[:, None] + world.users.adopt_delay[linked]
-        state.adopted[linked] = np.where(_PRODUCT, np.inf, planned)
-        state.product_at[linked] = np.where(_PRODUCT, planned, np.inf)
-        self._add(EventType.SYNC_RUN, initial_syncs(world, state, rng, linked, at, _TXN))
+        product = world.users.via_product[linked]
+        state.adopted[linked] = np.where(product, np.inf, planned)
+        state.product_at[linked] = np.where(product, planned, np.inf)
+        # Transactions granted in the link flow are pulled at once.
+        granted = ~product[:, _TXN]
+        self._add(
+            EventType.SYNC_RUN,
+            initial_syncs(world, state, rng, linked[granted], at[granted], _TXN),
+        )
 
         failed = ~result.success
         pending = ~np.isfinite(result.end)

@@ -8,20 +8,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from banking_analytics.simulate._arrays import F64
-from banking_analytics.simulate._catalog import FEATURES
-from banking_analytics.simulate._world import World
-from banking_analytics.vocabulary import BankingFeature
+from banking_analytics.simulate._world import PRODUCT_FEATURES, World
 
 __all__ = ["ACTIVE", "GONE", "LINKING", "NOT_YET", "PRODUCT_FEATURES", "State", "initial_state"]
 
 
 NOT_YET, LINKING, ACTIVE, GONE = 0, 1, 2, 3
-
-#: Features that need an extra aggregator product, added through an add_product flow.
-PRODUCT_FEATURES: tuple[int, ...] = (
-    FEATURES.index(BankingFeature.INVESTMENT_TRACKING),
-    FEATURES.index(BankingFeature.CREDIT_MONITORING),
-)
 
 # Subscription states.
 FREE, TRIALING, PAYING, PAST_DUE, CANCELED = 0, 1, 2, 3, 4
@@ -76,8 +68,7 @@ def initial_state(world: World, rng: np.random.Generator) -> State:
     present = np.arange(n) < users.present_at_start
     linked_at = np.where(present, users.signup + rng.uniform(60, 1800, n), np.inf)
     planned = linked_at[:, None] + users.adopt_delay
-    product = np.zeros(len(FEATURES), dtype=bool)
-    product[list(PRODUCT_FEATURES)] = True
+    product = users.via_product
     # Products whose add_product flow lies in the past are simply in use.
     adopted = np.where(product & (planned >= 0), np.inf, planned)
     product_at = np.where(product & (planned >= 0), planned, np.inf)

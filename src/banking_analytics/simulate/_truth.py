@@ -91,7 +91,15 @@ class GroundTruth:
     maps every churned user id to the UTC date of churn, after which the user
     has no more events but the refund of a recent payment. User ids are
     numbered in sign-up order, and the first ``users_present_at_start`` had
-    signed up before the window.
+    signed up before the window; ``users_paying_at_start`` of them were paying
+    subscribers when it began, their subscriptions started between their link
+    and the window's start: their ``subscribed`` event, first charge and
+    renewals are emitted at those past times (every event of the window but
+    those is inside it), so a ledger opens with their MRR.
+
+    Days are the 24-hour periods from ``start``. A feature is used from the user's first
+    behaviour event of it after their first link (the link flow itself is not a use of
+    account linking; repairing a connection or adding a product is).
     """
 
     config: SimulationConfig
@@ -103,6 +111,7 @@ class GroundTruth:
     churn_daily_hazard: float
     churn_drivers: tuple[ChurnDriver, ...]
     users_present_at_start: int
+    users_paying_at_start: int
     churned_users: dict[str, str]
     event_counts: dict[str, int]
 
@@ -159,6 +168,7 @@ class GroundTruth:
             churn_daily_hazard=data["churn_daily_hazard"],
             churn_drivers=tuple(ChurnDriver(**d) for d in data["churn_drivers"]),
             users_present_at_start=data["users_present_at_start"],
+            users_paying_at_start=data["users_paying_at_start"],
             churned_users=data["churned_users"],
             event_counts=data["event_counts"],
         )
@@ -193,6 +203,7 @@ def build_truth(
     world: World,
     churned: dict[str, date],
     event_counts: dict[str, int],
+    paying_at_start: int,
 ) -> GroundTruth:
     """Collect the truth of a world that has been played to its end."""
     inst = world.institutions
@@ -259,6 +270,7 @@ def build_truth(
         churn_daily_hazard=params.churn_hazard,
         churn_drivers=drivers,
         users_present_at_start=world.users.present_at_start,
+        users_paying_at_start=paying_at_start,
         churned_users={user: day.isoformat() for user, day in churned.items()},
         event_counts=event_counts,
     )

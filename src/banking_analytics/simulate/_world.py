@@ -55,7 +55,9 @@ from banking_analytics.vocabulary import Aggregator, BankingFeature, DeviceType,
 
 __all__ = [
     "DAY",
+    "FROM_TRANSACTIONS",
     "HOUR",
+    "PRODUCT_FEATURES",
     "Institutions",
     "Outage",
     "Params",
@@ -103,10 +105,12 @@ class Params:
 #: Per feature: the probability that a user eventually adopts it (engagement 1),
 #: the mean days from the first successful link until they do, and the minimum
 #: seconds after the link (transactions need the initial sync, which ends within
-#: 30 s; everything computed from them waits ten minutes).
+#: 30 s; everything computed from them waits ten minutes). Transactions are an
+#: optional product of the link: see ``TRANSACTIONS_AT_LINK``; their row is for
+#: the users who do not grant them in the link flow.
 ADOPTION: dict[BankingFeature, tuple[float, float, float]] = {
     _F.ACCOUNT_LINKING: (1.0, 0.0, 0.0),
-    _F.TRANSACTION_SYNC: (1.0, 0.0, 60.0),
+    _F.TRANSACTION_SYNC: (0.5, 10.0, 60.0),
     _F.BALANCE_MONITORING: (0.6, 0.5, 600.0),
     _F.SPENDING_ANALYSIS: (0.55, 2.0, 600.0),
     _F.BUDGET_TRACKING: (0.35, 4.0, 600.0),
@@ -118,6 +122,30 @@ ADOPTION: dict[BankingFeature, tuple[float, float, float]] = {
 }
 #: Tax optimisation needs investment data: much likelier once investments are tracked.
 TAX_WITH_INVESTMENTS = 0.35
+#: Share of users who grant access to their transactions in the link flow (the app asks
+#: for them as an optional product, as Plaid's optional products do). The others link
+#: for balances only; some add transactions later through an add_product flow
+#: (``ADOPTION``), the rest never do.
+TRANSACTIONS_AT_LINK = 0.75
+#: Features that may come through an add_product flow after the link: transactions (for
+#: users who did not grant them in it), investments and credit (always).
+PRODUCT_FEATURES: tuple[int, ...] = tuple(
+    FEATURES.index(f) for f in (_F.TRANSACTION_SYNC, _F.INVESTMENT_TRACKING, _F.CREDIT_MONITORING)
+)
+#: Features computed from transactions: usable only once transactions are in.
+FROM_TRANSACTIONS = np.isin(
+    np.arange(len(FEATURES)),
+    [
+        FEATURES.index(f)
+        for f in (
+            _F.SPENDING_ANALYSIS,
+            _F.BUDGET_TRACKING,
+            _F.GOAL_SETTING,
+            _F.BILL_REMINDERS,
+            _F.TAX_OPTIMIZATION,
+        )
+    ],
+)
 
 # fmt: off
 #: Relative activity by local hour of day (night low, morning, lunch, evening peak).
@@ -192,6 +220,8 @@ class Users:
     onset: F64
     #: ``(users, features)``: adoption time after the first link, inf if never.
     adopt_delay: F64
+    #: ``(users, features)``: whether the feature comes through an add_product flow.
+    via_product: NDArray[np.bool_]
     #: ``(users, features)``: how much this user favours each feature.
     affinity: NDArray[np.float32]
     accounts: I8
@@ -358,9 +388,12 @@ def _devices(rng: np.random.Generator, count: int) -> tuple[I8, I8, I8, I8]:
     )
 
 
-def _adoption(rng: np.random.Generator, engagement: F64) -> F64:
+def _adoption(rng: np.random.Generator, engagement: F64) -> tuple[F64, NDArray[np.bool_]]:
+    """Each user's adoption delay per feature, and whether it comes through add_product."""
     count = engagement.size
     delay = np.full((count, len(FEATURES)), np.inf)
+    via_product = np.zeros((count, len(FEATURES)), dtype=bool)
+    via_product[:, list(PRODUCT_FEATURES)] = True
     for f, feature in enumerate(FEATURES):
         p, mean_days, minimum = ADOPTION[feature]
         if feature is _F.TAX_OPTIMIZATION:
@@ -371,8 +404,13 @@ def _adoption(rng: np.random.Generator, engagement: F64) -> F64:
         # Engaged users try more features: P = 1 - (1 - p)^engagement.
         adopts = rng.random(count) < 1 - (1 - p_user) ** engagement
         wait = minimum + rng.exponential(mean_days * DAY, count) if mean_days else minimum
+        if feature is _F.TRANSACTION_SYNC:
+            at_link = rng.random(count) < TRANSACTIONS_AT_LINK
+            adopts |= at_link
+            wait = np.where(at_link, minimum, wait)
+            via_product[:, f] = ~at_link
         delay[:, f] = np.where(adopts, wait, np.inf)
-    return delay
+    return delay, via_product
 
 
 def _connection_ids(seed: int, aggregator: I8) -> pa.StringArray:
@@ -427,6 +465,7 @@ def _users(
         np.maximum(signup, 0.0) + rng.exponential(params.disengage_mean_days * DAY, count),
         np.inf,
     )
+    adopt_delay, via_product = _adoption(rng, engagement)
     return Users(
         count=count,
         present_at_start=present,
@@ -439,7 +478,8 @@ def _users(
         alt_platform=alt_platform,
         alt_device=alt_device,
         onset=onset,
-        adopt_delay=_adoption(rng, engagement),
+        adopt_delay=adopt_delay,
+        via_product=via_product,
         affinity=rng.lognormal(0.0, 0.5, (count, len(FEATURES))).astype(np.float32),
         accounts=rng.choice([1, 2, 3, 4], size=count, p=[0.35, 0.35, 0.2, 0.1]).astype(np.int8),
         sync_phase=rng.random(count),

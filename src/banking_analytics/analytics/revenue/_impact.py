@@ -245,7 +245,7 @@ class RevenueImpactAnalysis:
         if window.end - window.start > timedelta(days=MAX_MODEL_DAYS):
             raise QueryError(f"time_period: the upgrade model covers at most {MAX_MODEL_DAYS} days")
         s, e = window.start, window.end
-        risk = (e, s, s, e, s, e, s, e, e, s, e)
+        risk = (s, e, s, s, e, s, e, s, e, e, s, e)
         cells = to_records(
             self._metrics.run_statement(
                 Statement(model_cells, (*risk, s, e), _MODEL_TABLES, (FEATURES,))

@@ -1,7 +1,10 @@
 """The statements behind revenue impact, built with sqlglot and run by the metric layer.
 
-Days are UTC calendar days numbered from the Unix epoch:
-``day(t) = floor(epoch_seconds(t) / 86400)``.
+*Days* of the upgrade model are the 24-hour periods counted from the window's start:
+``day(t) = floor((epoch_seconds(t) - epoch_seconds(start)) / 86400)``, so a window of N
+days holds N whole days (calendar days would cut a window that does not start at
+midnight into a partial first and last day, whose at-risk time a full day would
+overstate).
 
 *The upgrade model's risk set.* A user enters it when their first successful new
 link (a ``connection_attempt`` with ``flow = new`` and ``outcome = success``)
@@ -15,8 +18,11 @@ the event) and the last day they were seen (any behaviour, sync run or
 subscription event): a user who left stops being at risk.
 
 *Adoption* of a feature: from the day after the user's first behaviour event of
-that feature (in the window). *Engagement*: the user's behaviour events in the
-seven days before the day. *Tenure*: days since the link.
+that feature after the link (in the window). The link flow itself (opening the
+aggregator's widget, a behaviour event of account linking) is what puts a user in
+the risk set, not a use of account linking: it precedes the link's success and so
+does not count. *Engagement*: the user's behaviour events in the seven days before
+the day. *Tenure*: days since the link.
 """
 
 from __future__ import annotations
@@ -59,9 +65,15 @@ MAX_MODEL_DAYS = 1000
 _SECONDS_PER_DAY = 86_400
 
 
-def _day(name: str = "occurred_at") -> exp.Expr:
-    """The UTC day number of a timestamp column."""
-    seconds = exp.TimeToUnix(this=column(name))
+def _day(timestamp: exp.Expr) -> exp.Expr:
+    """The model's day number of a timestamp: whole days since the window's start, read
+    from the ``origin`` relation (which must be in the query's FROM)."""
+    seconds = exp.paren(
+        exp.Sub(
+            this=exp.TimeToUnix(this=timestamp),
+            expression=exp.TimeToUnix(this=_q("origin", "start_at")),
+        )
+    )
     return exp.cast(
         exp.Floor(this=exp.Div(this=seconds, expression=exp.Literal.number(_SECONDS_PER_DAY))),
         exp.DataType.Type.BIGINT,
@@ -87,12 +99,16 @@ def _feature_alias(index: int) -> str:
 
 def _risk_set(features: tuple[str, ...]) -> list[tuple[str, exp.Query]]:
     """The CTEs of the at-risk users (``at_risk``: user_id, link_day, stop_day, conv_day,
-    and each feature's first-use day ``f0``, ``f1``, ...). Placeholders, in order: the
-    window's end and start (links: read before the end, first link at or after the start),
-    start and end three times (last seen), the end (subscription events), start and end
-    (first uses)."""
+    and each feature's first-use day ``f0``, ``f1``, ...) and the window's start
+    (``origin``). Placeholders, in order: the window's start (the origin of days); its end
+    and start (links: read before the end, first link at or after the start); start and
+    end three times (last seen); the end (subscription events); start and end (first
+    uses)."""
+    origin = sqlglot.select(
+        exp.cast(exp.Placeholder(), exp.DataType.Type.TIMESTAMPTZ).as_("start_at")
+    )
     links = (
-        sqlglot.select(column("user_id"), exp.Min(this=_day()).as_("link_day"))
+        sqlglot.select(column("user_id"), exp.Min(this=column("occurred_at")).as_("link_at"))
         .from_(_ATTEMPTS)
         .where(
             column("occurred_at") < exp.Placeholder(),
@@ -104,14 +120,14 @@ def _risk_set(features: tuple[str, ...]) -> list[tuple[str, exp.Query]]:
         .having(exp.Min(this=column("occurred_at")) >= exp.Placeholder())
     )
     seen_parts = [
-        sqlglot.select(column("user_id"), _day().as_("day")).from_(t).where(window_condition())
+        sqlglot.select(column("user_id"), column("occurred_at")).from_(t).where(window_condition())
         for t in (BEHAVIOR, _SYNCS, SUBSCRIPTIONS)
     ]
     seen_union: exp.Query = seen_parts[0]
     for part in seen_parts[1:]:
         seen_union = exp.union(seen_union, part, distinct=False)
     seen = (
-        sqlglot.select(column("user_id"), exp.Max(this=column("day")).as_("last_day"))
+        sqlglot.select(column("user_id"), exp.Max(this=column("occurred_at")).as_("last_at"))
         .from_(seen_union.subquery("seen_events"))
         .group_by(column("user_id"))
     )
@@ -119,41 +135,53 @@ def _risk_set(features: tuple[str, ...]) -> list[tuple[str, exp.Query]]:
     subs = (
         sqlglot.select(
             column("user_id"),
-            exp.Min(this=_when(converting, _day())).as_("conv_day"),
-            exp.Min(this=_when(converting.copy(), column("occurred_at"))).as_("conv_at"),
+            exp.Min(this=_when(converting, column("occurred_at"))).as_("conv_at"),
             exp.Min(this=column("occurred_at")).as_("first_at"),
         )
         .from_(SUBSCRIPTIONS)
         .where(column("occurred_at") < exp.Placeholder())
         .group_by(column("user_id"))
     )
+    used_at = _q("b", "occurred_at")
     firsts = (
         sqlglot.select(
-            column("user_id"),
+            _q("b", "user_id"),
             *(
-                exp.Min(this=_when(_in("feature", (f,)), _day())).as_(_feature_alias(i))
+                exp.Min(
+                    this=_when(_q("b", "feature").eq(exp.Literal.string(f)), used_at.copy())
+                ).as_(_feature_alias(i))
                 for i, f in enumerate(features)
             ),
         )
-        .from_(BEHAVIOR)
-        .where(window_condition())
-        .group_by(column("user_id"))
+        .from_(exp.alias_(exp.to_identifier(BEHAVIOR), "b"))
+        .join("links", on=_q("links", "user_id").eq(_q("b", "user_id")))
+        .where(
+            window_condition().transform(
+                lambda node: used_at.copy() if isinstance(node, exp.Column) else node
+            ),
+            used_at.copy() > _q("links", "link_at"),
+        )
+        .group_by(_q("b", "user_id"))
     )
-    last_day = _q("seen", "last_day")
+    last_day = _day(_q("seen", "last_at"))
     at_risk = (
         sqlglot.select(
             _q("links", "user_id"),
-            _q("links", "link_day"),
+            _day(_q("links", "link_at")).as_("link_day"),
             exp.Least(
                 this=last_day,
                 expressions=[
-                    exp.Coalesce(this=_q("subs", "conv_day"), expressions=[last_day.copy()])
+                    exp.Coalesce(this=_day(_q("subs", "conv_at")), expressions=[last_day.copy()])
                 ],
             ).as_("stop_day"),
-            _q("subs", "conv_day"),
-            *(_q("firsts", _feature_alias(i)) for i in range(len(features))),
+            _day(_q("subs", "conv_at")).as_("conv_day"),
+            *(
+                _day(_q("firsts", _feature_alias(i))).as_(_feature_alias(i))
+                for i in range(len(features))
+            ),
         )
         .from_("links")
+        .join("origin", join_type="cross")
         .join("seen", on=_q("seen", "user_id").eq(_q("links", "user_id")))
         .join("subs", on=_q("subs", "user_id").eq(_q("links", "user_id")), join_type="left")
         .join("firsts", on=_q("firsts", "user_id").eq(_q("links", "user_id")), join_type="left")
@@ -165,6 +193,7 @@ def _risk_set(features: tuple[str, ...]) -> list[tuple[str, exp.Query]]:
         )
     )
     return [
+        ("origin", origin),
         ("links", links),
         ("seen", seen),
         ("subs", subs),
@@ -240,11 +269,13 @@ def model_cells(renderer: Renderer, features: tuple[str, ...]) -> exp.Select:
     """The model's cells: per covariate pattern (adoption flags ``a0``..., ``tenure``
     bucket, ``engagement`` bucket) the at-risk user-days (``days``) and conversions
     (``events``). Placeholders: those of the risk set, then the window (daily counts)."""
+    event_day = _day(column("occurred_at"))
     daily = (
-        sqlglot.select(column("user_id"), _day().as_("day"), exp.Count(this=exp.Star()).as_("n"))
+        sqlglot.select(column("user_id"), event_day.as_("day"), exp.Count(this=exp.Star()).as_("n"))
         .from_(BEHAVIOR)
+        .join("origin", join_type="cross")
         .where(window_condition())
-        .group_by(column("user_id"), _day())
+        .group_by(column("user_id"), event_day.copy())
     )
     recent = sqlglot.parse_one(
         'COALESCE(SUM("daily"."n") OVER (PARTITION BY "grid"."user_id" ORDER BY "grid"."day" '
