@@ -37,6 +37,7 @@ from banking_analytics.metrics import MetricService, TimeWindow
 from banking_analytics.metrics._statement import _render
 from banking_analytics.vocabulary import DeviceType, EventType, Platform
 from benchmarks.engagement import HAND_SQL as ACTIVE_USERS_SQL
+from benchmarks.engagement import _same as same_active_users
 from benchmarks.engagement import hand_sql as active_users_sql
 from benchmarks.engagement import metric_layer as active_users_ours
 from benchmarks.engagement import polars_lazy as active_users_polars
@@ -300,15 +301,6 @@ class Case:
     max_seconds: float
 
 
-def _same_active(a: Any, b: Any) -> bool:
-    counts = a[:3] == b[:3]
-    sticky = all(
-        (x is None and y is None) or (x is not None and y is not None and abs(x - y) < 1e-12)
-        for x, y in zip(a[3], b[3], strict=True)
-    )
-    return counts and sticky
-
-
 CASES: Sequence[Case] = (
     Case(
         "DAU, WAU, MAU and DAU/MAU at each of 90 days",
@@ -316,7 +308,7 @@ CASES: Sequence[Case] = (
         active_users_ours,
         lambda analytics, window: active_users_sql(analytics, window, ACTIVE_USERS_SQL),
         active_users_polars,
-        _same_active,
+        same_active_users,
         0.5,
     ),
     Case(

@@ -26,7 +26,7 @@ def api(live_api: LiveAPI) -> LiveAPI:
     return live_api
 
 
-def test_an_analyst_reads_every_behaviour_answer(api: LiveAPI) -> None:
+def test_analysts_read_every_answer_and_end_users_only_their_own(api: LiveAPI) -> None:
     analyst = api.as_key("analyst")
     get = api.client.get
     sessions = get(f"{API}/behavior/sessions", params=MAY, headers=analyst)
@@ -58,6 +58,28 @@ def test_an_analyst_reads_every_behaviour_answer(api: LiveAPI) -> None:
     dashboard = get(f"{API}/dashboard/behavior", params=AUGUST, headers=analyst)
     assert dashboard.status_code == 200, dashboard.text
     assert dashboard.json()["headline"]["mau"] == 3
+    # An end user reads their own sessions and engagement, and only theirs.
+    mine = api.as_user("split")
+    sessions = api.client.get(f"{API}/users/split/sessions", params=MAY, headers=mine)
+    assert sessions.status_code == 200, sessions.text
+    assert [s["events"] for s in sessions.json()["sessions"]] == [2, 1]
+    page = api.client.get(
+        f"{API}/users/split/sessions", params={**MAY, "limit": 1, "offset": 1}, headers=mine
+    )
+    assert [s["events"] for s in page.json()["sessions"]] == [1]
+    engagement = api.client.get(
+        f"{API}/users/e1/engagement", params=AUGUST, headers=api.as_user("e1")
+    )
+    assert engagement.status_code == 200, engagement.text
+    assert engagement.json()["active_days"] == 3
+    # Another user's data answers exactly as a user with no data would for them: 404.
+    for path in ("users/client/sessions", "users/e1/engagement"):
+        assert api.client.get(f"{API}/{path}", params=MAY, headers=mine).status_code == 404
+    # An analyst reads anyone's.
+    theirs = api.client.get(
+        f"{API}/users/client/sessions", params=MAY, headers=api.as_key("analyst")
+    )
+    assert theirs.json()["total"] == 2
 
 
 #: Out-of-bounds queries: (method, path, request arguments, what the problem names).
@@ -109,27 +131,3 @@ def test_bounds_are_problems_and_only_analysts_read_everyones_behaviour(api: Liv
         assert send(f"{API}/{path}", headers=api.as_user("split"), **body).status_code == 403
         assert send(f"{API}/{path}", headers=api.as_key("ingest"), **body).status_code == 403
         assert send(f"{API}/{path}", **body).status_code == 401
-
-
-def test_an_end_user_reads_only_their_own_sessions_and_engagement(api: LiveAPI) -> None:
-    mine = api.as_user("split")
-    sessions = api.client.get(f"{API}/users/split/sessions", params=MAY, headers=mine)
-    assert sessions.status_code == 200, sessions.text
-    assert [s["events"] for s in sessions.json()["sessions"]] == [2, 1]
-    page = api.client.get(
-        f"{API}/users/split/sessions", params={**MAY, "limit": 1, "offset": 1}, headers=mine
-    )
-    assert [s["events"] for s in page.json()["sessions"]] == [1]
-    engagement = api.client.get(
-        f"{API}/users/e1/engagement", params=AUGUST, headers=api.as_user("e1")
-    )
-    assert engagement.status_code == 200, engagement.text
-    assert engagement.json()["active_days"] == 3
-    # Another user's data answers exactly as a user with no data would for them: 404.
-    for path in ("users/client/sessions", "users/e1/engagement"):
-        assert api.client.get(f"{API}/{path}", params=MAY, headers=mine).status_code == 404
-    # An analyst reads anyone's.
-    theirs = api.client.get(
-        f"{API}/users/client/sessions", params=MAY, headers=api.as_key("analyst")
-    )
-    assert theirs.json()["total"] == 2

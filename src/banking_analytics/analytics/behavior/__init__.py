@@ -34,6 +34,7 @@ from banking_analytics.analytics.behavior._namespace import (
 from banking_analytics.analytics.behavior._query import (
     DEFAULT_SESSION_GAP,
     MAX_BREAKDOWN_VALUES,
+    MAX_FILTER_VALUES,
     MAX_INTERVALS,
     MAX_STEPS,
     BehaviorQuery,
@@ -60,6 +61,7 @@ from banking_analytics.analytics.behavior._stickiness import (
 __all__ = [
     "DEFAULT_SESSION_GAP",
     "MAX_BREAKDOWN_VALUES",
+    "MAX_FILTER_VALUES",
     "MAX_INTERVALS",
     "MAX_SESSION_PAGE",
     "MAX_STEPS",

@@ -49,6 +49,7 @@ __all__ = [
     "BEHAVIOR_TABLE",
     "DEFAULT_SESSION_GAP",
     "MAX_BREAKDOWN_VALUES",
+    "MAX_FILTER_VALUES",
     "MAX_INTERVALS",
     "MAX_STEPS",
     "OTHER",
@@ -68,6 +69,8 @@ BEHAVIOR_TABLE = SCHEMAS[EventType.BEHAVIOR].table
 MAX_INTERVALS = 400
 #: The most values a breakdown shows; the rest are summed into one ``OTHER`` row.
 MAX_BREAKDOWN_VALUES = 25
+#: The most values one list of an event filter may name.
+MAX_FILTER_VALUES = 25
 #: The most steps a funnel or path may have.
 MAX_STEPS = 10
 #: PostHog's session (and path) break: a gap of this long or longer starts a new session.
@@ -168,8 +171,8 @@ class EventFilter:
     def __post_init__(self) -> None:
         for name in ("features", "actions", "devices", "platforms"):
             values = tuple(getattr(self, name))
-            if len(values) > MAX_BREAKDOWN_VALUES * 4:
-                raise BehaviorQueryError(f"{name}: at most {MAX_BREAKDOWN_VALUES * 4} values")
+            if len(values) > MAX_FILTER_VALUES:
+                raise BehaviorQueryError(f"{name}: at most {MAX_FILTER_VALUES} values")
             object.__setattr__(self, name, values)
 
     def _fields(self) -> list[tuple[str, Sequence[str]]]:

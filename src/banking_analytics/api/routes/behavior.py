@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from banking_analytics.analytics.behavior import (
-    MAX_BREAKDOWN_VALUES,
+    MAX_FILTER_VALUES,
     BehaviorQuery,
     Devices,
     Engagement,
@@ -42,7 +42,7 @@ __all__ = ["BehaviorQueryIn", "router"]
 
 router = APIRouter(prefix="/behavior", tags=["behavior"], route_class=PolicedRoute)
 
-_MAX_LISTED = MAX_BREAKDOWN_VALUES
+_MAX_LISTED = MAX_FILTER_VALUES
 
 
 class EventFilterIn(BaseModel):
