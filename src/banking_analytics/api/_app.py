@@ -34,6 +34,7 @@ from banking_analytics.api._ratelimit import FailedAuthentications, RateLimiter
 from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
+    connections,
     dashboard,
     events,
     health,
@@ -44,6 +45,7 @@ from banking_analytics.api.routes import (
     users,
     webhooks,
 )
+from banking_analytics.ingest import PlaidItems
 from banking_analytics.metrics import QueryBudget, restrict_timezones
 
 if TYPE_CHECKING:
@@ -127,6 +129,8 @@ def create_app(
         app.state.idempotency = IdempotencyStore(
             opened.engine, timedelta(hours=settings.idempotency_retention_hours)
         )
+        app.state.plaid_keys = settings.plaid_verification_keys()
+        app.state.plaid_items = PlaidItems(opened.engine)
         app.state.authenticator = Authenticator(keys, _tokens(settings))
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_second, settings.rate_limit_burst
@@ -175,7 +179,9 @@ def create_app(
     app.add_middleware(
         AuthenticationGate,
         prefix=API_PREFIX,
-        public_paths=frozenset({API_PREFIX + webhooks.STRIPE_PATH}),
+        public_paths=frozenset(
+            {API_PREFIX + webhooks.STRIPE_PATH, API_PREFIX + webhooks.PLAID_PATH}
+        ),
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -189,7 +195,17 @@ def create_app(
     # Outermost: the access log times the whole request, refusals included.
     app.add_middleware(AccessLog)
     api = APIRouter(prefix=API_PREFIX)
-    routers = (performance, revenue, revenue_impact, dashboard, metrics, events, users, admin)
+    routers = (
+        performance,
+        revenue,
+        revenue_impact,
+        dashboard,
+        metrics,
+        events,
+        users,
+        admin,
+        connections,
+    )
     for module in (*routers, webhooks):
         api.include_router(module.router)
     app.include_router(api)

@@ -8,6 +8,26 @@ from banking_analytics.ingest._decode import (
 )
 from banking_analytics.ingest._listeners import CommitListener
 from banking_analytics.ingest._pipeline import IngestPipeline
+from banking_analytics.ingest._plaid import (
+    ItemChange,
+    ItemOrigin,
+    ItemState,
+    PlaidMapping,
+    PlaidWebhook,
+    PlaidWebhookError,
+    link_institutions,
+    map_plaid_webhook,
+    read_plaid_webhook,
+)
+from banking_analytics.ingest._plaid_items import PlaidItem, PlaidItems
+from banking_analytics.ingest._plaid_signature import (
+    PlaidKeyError,
+    PlaidSignatureError,
+    PlaidVerification,
+    PlaidVerificationKey,
+    parse_plaid_keys,
+    verify_plaid_webhook,
+)
 from banking_analytics.ingest._rates import (
     ExchangeRate,
     RatesError,
@@ -42,6 +62,18 @@ __all__ = [
     "GroupCommitWriter",
     "IngestLimits",
     "IngestPipeline",
+    "ItemChange",
+    "ItemOrigin",
+    "ItemState",
+    "PlaidItem",
+    "PlaidItems",
+    "PlaidKeyError",
+    "PlaidMapping",
+    "PlaidSignatureError",
+    "PlaidVerification",
+    "PlaidVerificationKey",
+    "PlaidWebhook",
+    "PlaidWebhookError",
     "RatesError",
     "StripeEventError",
     "StripeMapping",
@@ -51,9 +83,14 @@ __all__ = [
     "decode_arrow",
     "decode_json_lines",
     "decode_records",
+    "link_institutions",
+    "map_plaid_webhook",
     "map_stripe_event",
+    "parse_plaid_keys",
     "parse_rates",
+    "read_plaid_webhook",
     "read_rates_csv",
     "sign_stripe_payload",
+    "verify_plaid_webhook",
     "verify_stripe_signature",
 ]

@@ -1,0 +1,72 @@
+"""Bank connections as their aggregator's webhooks tell them: ``GET /connections/items``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from banking_analytics.api._auth import PolicedRoute
+from banking_analytics.api.deps import ReadAnalytics
+from banking_analytics.ingest import PlaidItems
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/connections", tags=["connections"], route_class=PolicedRoute)
+
+
+class ConnectionItemOut(BaseModel):
+    """One Plaid Item: its institution, connection state and since when, until when a
+    pending expiry or disconnection runs, its last webhook and its last error."""
+
+    item_id: str
+    institution_id: str | None
+    user_id: str | None
+    environment: str | None
+    state: str | None
+    state_since: datetime | None
+    expires_at: datetime | None
+    last_webhook: str | None
+    last_webhook_at: datetime | None
+    error_code: str | None
+    error_type: str | None
+    error_category: str | None
+    error_at: datetime | None
+
+
+class ConnectionItemsPage(BaseModel):
+    """A page of Items, by institution then Item id, from ``offset``."""
+
+    items: list[ConnectionItemOut]
+    next_offset: int | None
+
+
+@router.get("/items", response_model=ConnectionItemsPage)
+async def connection_items(
+    request: Request,
+    _: ReadAnalytics,
+    institution_id: Annotated[
+        str | None, Query(max_length=128, description="Only this institution's Items")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Items to skip first")] = 0,
+) -> Any:
+    """Each Plaid Item's connection state (healthy, login_required, pending_expiration,
+    pending_disconnect, disconnected, error), as Plaid's webhooks left it (docs/plaid.md).
+    A pending expiry or disconnection whose time has passed reads as disconnected."""
+    items: PlaidItems = request.app.state.plaid_items
+    found = await run_in_threadpool(
+        items.items, institution_id=institution_id, limit=limit + 1, offset=offset
+    )
+    now = datetime.now(UTC)
+    page = [
+        {
+            **{name: getattr(item, name) for name in ConnectionItemOut.model_fields},
+            "state": item.current_state(now),
+        }
+        for item in found[:limit]
+    ]
+    return {"items": page, "next_offset": offset + limit if len(found) > limit else None}
