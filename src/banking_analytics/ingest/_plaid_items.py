@@ -14,8 +14,9 @@ events, whose ``connection_id`` is the Item id), the host app's user, its
 :class:`~banking_analytics.ingest._plaid.ItemState` and since when, the end of a pending
 expiry or disconnection, the last webhook and the last error. Each part moves only
 forward in Plaid's signing time: the state and the last webhook take a webhook signed
-after the one they show, the last error an error signed after it. So the row is the same
-whatever order the webhooks arrive in (ties broken by the delivery id).
+no earlier than the one they show, the last error an error signed no earlier than it. So
+the row is the same whatever order the webhooks arrive in, but for webhooks signed in the
+same second (``iat`` has whole seconds), where the later to arrive wins.
 """
 
 from __future__ import annotations
@@ -63,11 +64,9 @@ PLAID_ITEMS = TableDef(
         Column("environment", Kind.TEXT),
         Column("state", Kind.TEXT),
         Column("state_since", Kind.TIMESTAMP),
-        Column("state_delivery", Kind.TEXT),
         Column("expires_at", Kind.TIMESTAMP),
         Column("last_webhook", Kind.TEXT),
         Column("last_webhook_at", Kind.TIMESTAMP),
-        Column("last_delivery", Kind.TEXT),
         Column("error_code", Kind.TEXT),
         Column("error_type", Kind.TEXT),
         Column("error_category", Kind.TEXT),
@@ -89,11 +88,9 @@ class PlaidItem:
     environment: str | None
     state: str | None
     state_since: datetime | None
-    state_delivery: str | None
     expires_at: datetime | None
     last_webhook: str | None
     last_webhook_at: datetime | None
-    last_delivery: str | None
     error_code: str | None
     error_type: str | None
     error_category: str | None
@@ -117,8 +114,8 @@ def _timestamp(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _later(at: datetime, delivery: str, than: datetime | None, than_delivery: str | None) -> bool:
-    return than is None or (at, delivery) > (than, than_delivery or "")
+def _not_before(at: datetime, than: datetime | None) -> bool:
+    return than is None or at >= than
 
 
 class PlaidItems:
@@ -189,7 +186,6 @@ class PlaidItems:
         change: ItemChange,
         *,
         webhook: str,
-        delivery_id: str,
         at: datetime,
         origin: ItemOrigin | None,
         environment: str | None,
@@ -203,22 +199,12 @@ class PlaidItems:
             if item.institution_id is None and origin is not None:
                 item.institution_id, item.user_id = origin.institution_id, origin.user_id
             item.environment = environment or item.environment
-            if _later(at, delivery_id, item.last_webhook_at, item.last_delivery):
-                item.last_webhook, item.last_webhook_at, item.last_delivery = (
-                    webhook,
-                    at,
-                    delivery_id,
-                )
-            if change.state is not None and _later(
-                at, delivery_id, item.state_since, item.state_delivery
-            ):
-                item.state, item.state_since, item.state_delivery = (
-                    change.state.value,
-                    at,
-                    delivery_id,
-                )
+            if _not_before(at, item.last_webhook_at):
+                item.last_webhook, item.last_webhook_at = webhook, at
+            if change.state is not None and _not_before(at, item.state_since):
+                item.state, item.state_since = change.state.value, at
                 item.expires_at = _timestamp(change.expires_at)
-            if change.error_category is not None and (item.error_at is None or at >= item.error_at):
+            if change.error_category is not None and _not_before(at, item.error_at):
                 item.error_code, item.error_type = change.error_code, change.error_type
                 item.error_category, item.error_at = change.error_category.value, at
             item.updated_at = now

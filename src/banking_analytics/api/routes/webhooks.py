@@ -342,7 +342,6 @@ async def plaid_webhook(request: Request, analytics: Analytics, settings: Settin
             items.apply,
             mapping.change,
             webhook=kind,
-            delivery_id=delivery_id,
             at=delivery.first_signed_at,
             origin=delivery.origin,
             environment=webhook.environment,
