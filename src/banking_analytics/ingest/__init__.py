@@ -1,5 +1,12 @@
-"""Ingestion: decode, validate, quarantine, and durably write events."""
+"""Ingestion: decode, validate, quarantine, and durably write events.
 
+Plaid's store (``PlaidItems``) and signature names load on first use: they need the
+query builder and the JWT library, which a worker decoding a file does not.
+"""
+
+from typing import TYPE_CHECKING
+
+from banking_analytics._lazy import lazy_names
 from banking_analytics.ingest._decode import (
     Decoded,
     decode_arrow,
@@ -18,15 +25,6 @@ from banking_analytics.ingest._plaid import (
     link_institutions,
     map_plaid_webhook,
     read_plaid_webhook,
-)
-from banking_analytics.ingest._plaid_items import PlaidItem, PlaidItems
-from banking_analytics.ingest._plaid_signature import (
-    PlaidKeyError,
-    PlaidSignatureError,
-    PlaidVerification,
-    PlaidVerificationKey,
-    parse_plaid_keys,
-    verify_plaid_webhook,
 )
 from banking_analytics.ingest._rates import (
     ExchangeRate,
@@ -94,3 +92,30 @@ __all__ = [
     "verify_plaid_webhook",
     "verify_stripe_signature",
 ]
+
+if TYPE_CHECKING:
+    from banking_analytics.ingest._plaid_items import PlaidItem, PlaidItems
+    from banking_analytics.ingest._plaid_signature import (
+        PlaidKeyError,
+        PlaidSignatureError,
+        PlaidVerification,
+        PlaidVerificationKey,
+        parse_plaid_keys,
+        verify_plaid_webhook,
+    )
+
+_LAZY = {
+    **dict.fromkeys(("PlaidItem", "PlaidItems"), "banking_analytics.ingest._plaid_items"),
+    **dict.fromkeys(
+        (
+            "PlaidKeyError",
+            "PlaidSignatureError",
+            "PlaidVerification",
+            "PlaidVerificationKey",
+            "parse_plaid_keys",
+            "verify_plaid_webhook",
+        ),
+        "banking_analytics.ingest._plaid_signature",
+    ),
+}
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

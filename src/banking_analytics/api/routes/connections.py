@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -11,36 +12,18 @@ from starlette.concurrency import run_in_threadpool
 
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api.deps import ReadAnalytics
-from banking_analytics.ingest import PlaidItems
+from banking_analytics.ingest import PlaidItem, PlaidItems
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/connections", tags=["connections"], route_class=PolicedRoute)
 
 
-class ConnectionItemOut(BaseModel):
-    """One Plaid Item: its institution, connection state and since when, until when a
-    pending expiry or disconnection runs, its last webhook and its last error."""
-
-    item_id: str
-    institution_id: str | None
-    user_id: str | None
-    environment: str | None
-    state: str | None
-    state_since: datetime | None
-    expires_at: datetime | None
-    last_webhook: str | None
-    last_webhook_at: datetime | None
-    error_code: str | None
-    error_type: str | None
-    error_category: str | None
-    error_at: datetime | None
-
-
 class ConnectionItemsPage(BaseModel):
-    """A page of Items, by institution then Item id, from ``offset``."""
+    """A page of Items, by institution then Item id, from ``offset`` (``updated_at``: when
+    the row last changed)."""
 
-    items: list[ConnectionItemOut]
+    items: list[PlaidItem]
     next_offset: int | None
 
 
@@ -62,11 +45,5 @@ async def connection_items(
         items.items, institution_id=institution_id, limit=limit + 1, offset=offset
     )
     now = datetime.now(UTC)
-    page = [
-        {
-            **{name: getattr(item, name) for name in ConnectionItemOut.model_fields},
-            "state": item.current_state(now),
-        }
-        for item in found[:limit]
-    ]
+    page = [replace(item, state=item.current_state(now)) for item in found[:limit]]
     return {"items": page, "next_offset": offset + limit if len(found) > limit else None}
