@@ -44,6 +44,9 @@ __all__ = [
 
 #: Plaid retries a delivery for up to 24 hours.
 PLAID_RETRY_WINDOW = timedelta(hours=24)
+#: Deliveries older than the retry window name no retry to come: they are deleted once
+#: per this many first deliveries.
+_PURGE_EVERY = 1_000
 
 PLAID_DELIVERIES = TableDef(
     "plaid_webhook_deliveries",
@@ -135,6 +138,10 @@ class PlaidItems:
             .sql(engine.dialect)
         )
         self._insert_delivery_sql = insert_row(PLAID_DELIVERIES).sql(engine.dialect)
+        self._purge_sql = exp.delete(
+            table(PLAID_DELIVERIES), where=column("first_signed_at") < p()
+        ).sql(engine.dialect)
+        self._first_deliveries = 0
         self._item_sql = (
             select_all(PLAID_ITEMS).where(column("item_id").eq(p())).sql(engine.dialect)
         )
@@ -164,6 +171,10 @@ class PlaidItems:
             if rows:
                 return rows[0]["first_signed_at"], True
             tx.execute(self._insert_delivery_sql, [body_sha256, signed_at, datetime.now(UTC)])
+            self._first_deliveries += 1
+            if self._first_deliveries % _PURGE_EVERY == 0:
+                # Two windows back: a delivery still within one may be asked about.
+                tx.execute(self._purge_sql, [signed_at - 2 * self._retry_window])
         return signed_at, False
 
     def origin(self, item_id: str) -> ItemOrigin | None:
