@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from banking_analytics.ingest import (
     ItemOrigin,
@@ -207,6 +209,12 @@ def test_oauth_sessions_and_catalogue_pairs() -> None:
     assert link_institutions(payload) == [("ins_127989", "Wells Fargo"), ("ins_56", "Chase")]
 
 
+def test_link_events_that_are_no_list_are_no_events() -> None:
+    for events in (5, {"OPEN": 1}, [1, "x"]):
+        payload = {**link_events("s8", []), "events": events}
+        assert "has no events" in (mapped(payload).ignored or "")
+
+
 def test_what_is_not_mapped_is_ignored_with_its_reason() -> None:
     assert "AUTH AUTOMATICALLY_VERIFIED is not mapped" in (
         mapped(auth_verified(ITEM)).ignored or ""
@@ -223,8 +231,55 @@ def test_what_is_not_mapped_is_ignored_with_its_reason() -> None:
         ([], "JSON object"),
         ({"webhook_type": "ITEM"}, "webhook_code"),
         ({**item_error(ITEM), "item_id": "has spaces"}, "not an identifier"),
+        ({"webhook_type": "LINK", "webhook_code": "EVENTS", "events": []}, "link_session_id"),
     ],
 )
 def test_bodies_that_are_no_plaid_webhook_are_errors(payload: Any, reason: str) -> None:
     with pytest.raises(PlaidWebhookError, match=reason):
         read_plaid_webhook(payload)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+known_keys = st.sampled_from(
+    ["item_id", "error", "events", "link_session_id", "new_transactions",
+     "consent_expiration_time", "disconnect_time", "environment", "event_metadata"]
+)  # fmt: skip
+
+
+@given(
+    kind=st.sampled_from(
+        [("ITEM", c) for c in ("ERROR", "PENDING_EXPIRATION", "LOGIN_REPAIRED")]
+        + [("TRANSACTIONS", "SYNC_UPDATES_AVAILABLE"), ("TRANSACTIONS", "DEFAULT_UPDATE")]
+        + [("LINK", "EVENTS"), ("LINK", "SESSION_FINISHED"), ("OTHER", "X")]
+    ),
+    fields=st.dictionaries(known_keys, json_values, max_size=5),
+    events=st.lists(
+        st.fixed_dictionaries(
+            {
+                "event_name": st.sampled_from(["OPEN", "ERROR", "EXIT", "HANDOFF", "x"]),
+                "timestamp": json_values,
+                "event_metadata": json_values,
+            }
+        ),
+        max_size=4,
+    ),
+)
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+def test_any_body_is_read_or_refused_never_an_exception(
+    kind: tuple[str, str], fields: dict[str, Any], events: list[dict[str, Any]]
+) -> None:
+    body = {"webhook_type": kind[0], "webhook_code": kind[1], "item_id": "item_1", **fields}
+    if kind == ("LINK", "EVENTS") and "events" not in fields:
+        body["events"] = events
+    try:
+        webhook = read_plaid_webhook(body)
+    except PlaidWebhookError:
+        return
+    mapping = map_plaid_webhook(webhook, delivery_id="d:1", at=AT, origin=ORIGIN)
+    assert (mapping.ignored is None) or mapping.events == ()

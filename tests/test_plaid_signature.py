@@ -55,6 +55,8 @@ OTHER = private_key()
 BAD = {
     "missing": (lambda: None, "header is missing"),
     "not a JWT": (lambda: "nonsense", "is not a JWT"),
+    "a JWT of nothing": (lambda: "e30.e30.e30", "alg is None"),
+    "a header that is no object": (lambda: "WzFd.e30.e30", "is not a JWT"),
     "alg none": (_unsigned, "alg is 'none'"),
     "alg HS256 keyed with the public key": (_hs256_with_public_key, "alg is 'HS256'"),
     "unknown kid": (lambda: sign(RAW, KEY, kid="f00d", iat=NOW), "key f00d, which is not"),

@@ -193,6 +193,10 @@ def read_plaid_webhook(body: object) -> PlaidWebhook:
     item_id = body.get("item_id")
     if item_id is not None and _identifier(item_id) is None:
         raise PlaidWebhookError(f"item_id {item_id!r} is not an identifier")
+    if (webhook_type, webhook_code) == ("LINK", "EVENTS") and not _identifier(
+        body.get("link_session_id")
+    ):
+        raise PlaidWebhookError("a LINK EVENTS webhook has a link_session_id")
     environment = body.get("environment")
     return PlaidWebhook(
         webhook_type,
@@ -326,7 +330,8 @@ def _transactions_webhook(d: _Delivery, item_id: str) -> PlaidMapping:
 
 
 def _link_events(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    events = [e for e in body.get("events") or [] if isinstance(e, Mapping)]
+    listed = body.get("events")
+    events = [e for e in listed if isinstance(e, Mapping)] if isinstance(listed, list) else []
     # Plaid lists them in order; sorted by time all the same (ISO-8601 UTC sorts as text).
     return sorted(events, key=lambda e: str(e.get("timestamp") or ""))
 
@@ -426,9 +431,7 @@ def _link_webhook(d: _Delivery) -> PlaidMapping:
             ignored="SESSION_FINISHED names no institution: "
             "the session's EVENTS webhook makes its attempt",
         )
-    session = _identifier(w.body.get("link_session_id"))
-    if session is None:
-        raise PlaidWebhookError("a LINK EVENTS webhook has a link_session_id")
+    session = str(w.body["link_session_id"])  # read_plaid_webhook checked it
     events = _link_events(w.body)
     if not events:
         return PlaidMapping(

@@ -146,7 +146,7 @@ def parse_plaid_keys(text: str | bytes) -> dict[str, PlaidVerificationKey]:
 def _header(token: str) -> tuple[str, str]:
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.PyJWTError as exc:
         raise PlaidSignatureError(f"the Plaid-Verification header is not a JWT ({exc})") from None
     algorithm = header.get("alg")
     if algorithm != _ALGORITHM:
@@ -183,7 +183,7 @@ def verify_plaid_webhook(
         raise PlaidSignatureError(f"key {key_id} expired at {key.expired_at} (unix time)")
     try:
         claims = jwt.decode(header, key.public_key, algorithms=[algorithm], options=_DECODE_OPTIONS)
-    except jwt.InvalidTokenError as exc:
+    except jwt.PyJWTError as exc:
         raise PlaidSignatureError(
             f"the JWT's signature does not verify under key {key_id} ({exc})"
         ) from None
