@@ -37,6 +37,7 @@ from plaid_payloads import (
 
 PATH = "/api/banking-analytics/webhooks/plaid"
 ITEMS = "/api/banking-analytics/connections/items"
+SUMMARY = "/api/banking-analytics/connections/summary"
 
 
 @dataclass
@@ -161,6 +162,10 @@ def test_an_items_webhooks_make_its_state_and_its_sync_runs(
     # A pending expiry whose time has passed reads as disconnected.
     expired = post(plaid_api, pending_expiration("item_a", "2020-01-15T13:25:17.766Z")).json()
     assert expired["item"]["state"] == "disconnected"
+    summary = plaid_api.client.get(SUMMARY, headers=plaid_api.analyst).json()
+    assert summary["institutions"] == [
+        {"institution_id": "ins_3", "items": 1, "states": {"disconnected": 1}}
+    ]
     # An Item whose institution is unknown still gets its state, and a warning.
     unknown = post(plaid_api, item_error("item_z")).json()
     assert (unknown["stored"], unknown["item"]["state"]) == (0, "login_required")
@@ -243,6 +248,13 @@ def test_an_institution_error_burst_shows_in_health_and_error_rates(
     down = items_of(plaid_api, institution_id="ins_109508", limit=100)
     assert {(i["state"], i["error_category"]) for i in down} == {("error", "institution")}
     assert len(down) == 24
+    summary = plaid_api.client.get(SUMMARY, headers=plaid_api.analyst).json()
+    assert summary == {
+        "institutions": [
+            {"institution_id": "ins_109508", "items": 24, "states": {"error": 24}},
+            {"institution_id": "ins_3", "items": 6, "states": {"healthy": 6}},
+        ]
+    }
 
 
 def test_link_events_make_an_attempt_and_name_institutions(

@@ -80,6 +80,10 @@ PLAID_ITEMS = TableDef(
 )
 
 
+#: States that turn into ``disconnected`` at their ``expires_at``.
+_PENDING = (ItemState.PENDING_EXPIRATION, ItemState.PENDING_DISCONNECT)
+
+
 @dataclass(slots=True)
 class PlaidItem:
     """One Item's row (see the module); ``state`` is read as ``disconnected`` once a
@@ -101,8 +105,7 @@ class PlaidItem:
     updated_at: datetime
 
     def current_state(self, now: datetime) -> str | None:
-        pending = (ItemState.PENDING_EXPIRATION, ItemState.PENDING_DISCONNECT)
-        if self.state in pending and self.expires_at is not None and self.expires_at <= now:
+        if self.state in _PENDING and self.expires_at is not None and self.expires_at <= now:
             return ItemState.DISCONNECTED.value
         return self.state
 
@@ -222,6 +225,35 @@ class PlaidItems:
             tx.execute(self._delete_item_sql, [change.item_id])
             tx.execute(self._insert_item_sql, [getattr(item, f.name) for f in fields(PlaidItem)])
         return item
+
+    def state_counts(self, now: datetime) -> list[dict[str, Any]]:
+        """Items per institution and state as of ``now`` (a pending expiry or disconnection
+        past its time counts as disconnected), by institution then state."""
+        p = exp.Placeholder
+        pending = [exp.Literal.string(s.value) for s in _PENDING]
+        current = exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.and_(column("state").isin(*pending), column("expires_at") <= p()),
+                    true=exp.Literal.string(ItemState.DISCONNECTED.value),
+                )
+            ],
+            default=column("state"),
+        )
+        inner = sqlglot.select(column("institution_id"), current.as_("state")).from_(
+            table(PLAID_ITEMS)
+        )
+        sql = (
+            sqlglot.select(
+                column("institution_id"), column("state"), exp.Count(this=exp.Star()).as_("items")
+            )
+            .from_(inner.subquery("current_items"))
+            .group_by(column("institution_id"), column("state"))
+            .order_by(column("institution_id"), column("state"))
+            .sql(self._engine.dialect)
+        )
+        counts: list[dict[str, Any]] = self._engine.query(sql, [now]).to_pylist()
+        return counts
 
     def items(
         self,

@@ -1,4 +1,5 @@
-"""Bank connections as their aggregator's webhooks tell them: ``GET /connections/items``."""
+"""Bank connections as their aggregator's webhooks tell them: ``GET /connections/items``
+and ``GET /connections/summary``."""
 
 from __future__ import annotations
 
@@ -47,3 +48,36 @@ async def connection_items(
     now = datetime.now(UTC)
     page = [replace(item, state=item.current_state(now)) for item in found[:limit]]
     return {"items": page, "next_offset": offset + limit if len(found) > limit else None}
+
+
+class InstitutionItems(BaseModel):
+    """One institution's Items: how many, and how many in each state."""
+
+    institution_id: str | None
+    items: int
+    states: dict[str, int]
+
+
+class ConnectionSummary(BaseModel):
+    """Items per institution and state (institution null: not known yet)."""
+
+    institutions: list[InstitutionItems]
+
+
+@router.get("/summary", response_model=ConnectionSummary)
+async def connection_summary(request: Request, _: ReadAnalytics) -> Any:
+    """How many Items each institution has in each connection state, as of now: e.g. the
+    share of a bank's Items that need their user to log in again."""
+    items: PlaidItems = request.app.state.plaid_items
+    counts = await run_in_threadpool(items.state_counts, datetime.now(UTC))
+    institutions: dict[str | None, dict[str, int]] = {}
+    for row in counts:
+        institutions.setdefault(row["institution_id"], {})[row["state"] or "unknown"] = int(
+            row["items"]
+        )
+    return {
+        "institutions": [
+            {"institution_id": name, "items": sum(states.values()), "states": states}
+            for name, states in institutions.items()
+        ]
+    }
