@@ -339,6 +339,9 @@ def test_unmapped_and_unreadable_webhooks(
     assert count(analytics, "sync_run_events") == count(analytics, "plaid_items") == 0
 
 
+# Routing and policies do not depend on the engine: one engine suffices.
+@pytest.mark.duckdb
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
 def test_without_keys_the_endpoint_does_not_exist_and_items_need_an_analyst(
     live_api: LiveAPI,
 ) -> None:
