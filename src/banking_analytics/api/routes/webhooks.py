@@ -24,7 +24,7 @@ keys configured it answers 404.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,7 @@ from banking_analytics.ingest import (
     EventResult,
     EventStatus,
     ItemOrigin,
+    PlaidItem,
     PlaidItems,
     PlaidMapping,
     PlaidSignatureError,
@@ -67,6 +68,7 @@ __all__ = ["PLAID_PATH", "STRIPE_PATH", "router"]
 STRIPE_PATH = "/webhooks/stripe"
 PLAID_PATH = "/webhooks/plaid"
 _ACTOR = "stripe"
+_PLAID = "plaid"
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=PolicedRoute)
 
@@ -206,17 +208,6 @@ async def stripe_webhook(request: Request, analytics: Analytics, settings: Setti
     }
 
 
-class PlaidItemOut(BaseModel):
-    """An Item's connection state after a webhook (see ``GET .../connections/items``)."""
-
-    item_id: str
-    institution_id: str | None
-    state: str | None
-    last_webhook: str | None
-    error_code: str | None
-    error_category: str | None
-
-
 class PlaidWebhookOut(BaseModel):
     """What became of one Plaid webhook: its events stored, its Item's state, or why it
     was ignored."""
@@ -233,7 +224,10 @@ class PlaidWebhookOut(BaseModel):
     rejected: int
     ignored: str | None = Field(description="Why nothing was mapped; null when something was")
     warnings: list[str]
-    item: PlaidItemOut | None
+    item: PlaidItem | None = Field(
+        description="The Item's connection state after the webhook, as "
+        "GET .../connections/items shows it; null for Link webhooks"
+    )
     institutions: list[tuple[str, str]] = Field(
         description="(institution_id, name) pairs the webhook named (Link events name them)"
     )
@@ -285,9 +279,6 @@ def _plaid_delivery(
     origin = items.origin(webhook.item_id) if webhook.item_id else None
     mapping = map_plaid_webhook(webhook, delivery_id=delivery_id, at=first, origin=origin)
     return _PlaidDelivery(delivery_id, redelivery, first, origin, mapping)
-
-
-_PLAID = "plaid"
 
 
 @router.post("/plaid", dependencies=[public], response_model=PlaidWebhookOut)
@@ -346,10 +337,7 @@ async def plaid_webhook(request: Request, analytics: Analytics, settings: Settin
             origin=delivery.origin,
             environment=webhook.environment,
         )
-        answer["item"] = {
-            **{f: getattr(item, f) for f in PlaidItemOut.model_fields},
-            "state": item.current_state(datetime.now(UTC)),
-        }
+        answer["item"] = replace(item, state=item.current_state(datetime.now(UTC)))
     counts = {status: sum(r.status is status for r in results) for status in EventStatus}
     if counts[EventStatus.REJECTED]:
         rejected: dict[str, Any] = {
