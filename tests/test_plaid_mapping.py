@@ -73,14 +73,17 @@ def test_an_item_error_is_a_failed_sync_of_the_items_institution() -> None:
         ("INTERNAL_SERVER_ERROR", "API_ERROR", ItemState.ERROR, "aggregator"),
         ("SOMETHING_NEW", "RATE_LIMIT_EXCEEDED", ItemState.ERROR, "rate_limited"),
         ("SOMETHING_NEW", "SOMETHING_ELSE", ItemState.ERROR, "unknown"),
+        ("PRODUCT_NOT_READY", "ITEM_ERROR", None, "not_ready"),
     ],
 )
 def test_error_codes_decide_the_state_and_category(
-    code: str, error_type: str, state: ItemState, category: str
+    code: str, error_type: str, state: ItemState | None, category: str
 ) -> None:
-    change = mapped(item_error(ITEM, code, error_type)).change
-    assert change is not None
-    assert (change.state, change.error_category, change.error_code) == (state, category, code)
+    m = mapped(item_error(ITEM, code, error_type))
+    assert m.change is not None
+    assert (m.change.state, m.change.error_category, m.change.error_code) == (state, category, code)
+    # Not ready yet is no failure: Plaid says to retry.
+    assert m.events[0]["outcome"] == ("not_ready" if category == "not_ready" else "failure")
 
 
 def test_item_webhooks_change_the_state_only() -> None:

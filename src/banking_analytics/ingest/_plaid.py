@@ -17,7 +17,9 @@ an earlier webhook or from the host app's own ``sync_run`` events with
 ITEM ``ERROR``                         ``sync_run`` failure (feature ``transaction_sync``,
                                        trigger ``webhook``, the error's code and type);
                                        state ``login_required`` for the codes the user must
-                                       fix (ITEM_LOGIN_REQUIRED, ...), else ``error``
+                                       fix (ITEM_LOGIN_REQUIRED, ...), else ``error``; a
+                                       not-ready code (PRODUCT_NOT_READY) is a
+                                       ``not_ready`` run and leaves the state
 ITEM ``PENDING_EXPIRATION``            state ``pending_expiration`` until
                                        ``consent_expiration_time``
 ITEM ``PENDING_DISCONNECT``            state ``pending_disconnect`` until ``disconnect_time``
@@ -224,6 +226,12 @@ _LEGACY_TRIGGERS = {
     "DEFAULT_UPDATE": SyncTrigger.WEBHOOK,
 }
 _TRANSACTIONS_CODES = ("SYNC_UPDATES_AVAILABLE", *_LEGACY_TRIGGERS)
+#: An Item's state after an ERROR, by category: the user must log in again; not ready
+#: yet (PRODUCT_NOT_READY, ITEM_NO_ERROR) leaves the state as it was; else ``error``.
+_ERROR_STATES: dict[ErrorCategory, ItemState | None] = {
+    ErrorCategory.USER_ACTION_REQUIRED: ItemState.LOGIN_REQUIRED,
+    ErrorCategory.NOT_READY: None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,13 +305,12 @@ def _item_webhook(d: _Delivery, item_id: str) -> PlaidMapping:
     if w.webhook_code == "ERROR":
         code, error_type = _error(w.body)
         category = error_category(code, error_type)
-        state = (
-            ItemState.LOGIN_REQUIRED
-            if category is ErrorCategory.USER_ACTION_REQUIRED
-            else ItemState.ERROR
-        )
+        state = _ERROR_STATES.get(category, ItemState.ERROR)
         change = ItemChange(item_id, state, code, error_type, category)
-        event = _sync_run(d, SyncOutcome.FAILURE, SyncTrigger.WEBHOOK, (code, error_type))
+        outcome = (
+            SyncOutcome.NOT_READY if category is ErrorCategory.NOT_READY else SyncOutcome.FAILURE
+        )
+        event = _sync_run(d, outcome, SyncTrigger.WEBHOOK, (code, error_type))
         return _item_mapping(d, change, event)
     new_state, until = _ITEM_STATES[w.webhook_code]
     expires = w.body.get(until) if until else None
