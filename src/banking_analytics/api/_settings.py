@@ -142,25 +142,45 @@ class ApiSettings(BaseSettings):
             raise ValueError("set jwt_hs256_secret or jwt_rs256_public_key, not both")
         return self
 
+    @field_validator("plaid_webhook_keys")
+    @classmethod
+    def _plaid_keys_read(cls, text: str | None) -> str | None:
+        if text is not None:
+            _parsed_plaid_keys(text, "")
+        return text
+
+    @field_validator("plaid_webhook_keys_file")
+    @classmethod
+    def _plaid_keys_file_read(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            _parsed_plaid_keys(_read(path), f"{path}: ")
+        return path
+
     @model_validator(mode="after")
-    def _readable_plaid_keys(self) -> ApiSettings:
+    def _one_plaid_key_source(self) -> ApiSettings:
         if self.plaid_webhook_keys is not None and self.plaid_webhook_keys_file is not None:
             raise ValueError("set plaid_webhook_keys or plaid_webhook_keys_file, not both")
-        self.plaid_verification_keys()
         return self
 
     def plaid_verification_keys(self) -> dict[str, PlaidVerificationKey]:
         """The configured Plaid verification keys by ``kid`` (empty: none configured)."""
-        text, where = self.plaid_webhook_keys, "plaid_webhook_keys"
         if self.plaid_webhook_keys_file is not None:
-            where = f"plaid_webhook_keys_file {self.plaid_webhook_keys_file}"
-            try:
-                text = self.plaid_webhook_keys_file.read_text()
-            except OSError as exc:
-                raise ValueError(f"{where}: {exc.strerror}") from None
-        if text is None:
-            return {}
-        try:
-            return parse_plaid_keys(text)
-        except PlaidKeyError as exc:
-            raise ValueError(f"{where}: {exc}") from None
+            path = self.plaid_webhook_keys_file
+            return _parsed_plaid_keys(_read(path), f"{path}: ")
+        if self.plaid_webhook_keys is not None:
+            return _parsed_plaid_keys(self.plaid_webhook_keys, "")
+        return {}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+
+
+def _parsed_plaid_keys(text: str, where: str) -> dict[str, PlaidVerificationKey]:
+    try:
+        return parse_plaid_keys(text)
+    except PlaidKeyError as exc:
+        raise ValueError(f"{where}{exc}") from None
