@@ -61,6 +61,11 @@ def test_the_api_access_and_web_packages_export_exactly_their_public_names() -> 
         "WriterClosedError", "decode_arrow", "decode_json_lines", "decode_records",
         "map_stripe_event", "parse_rates", "read_rates_csv", "sign_stripe_payload",
         "verify_stripe_signature", "InstitutionName", "record_institutions",
+        # Plaid's webhooks (docs/plaid.md)
+        "ItemChange", "ItemOrigin", "ItemState", "PlaidItem", "PlaidItems", "PlaidKeyError",
+        "PlaidMapping", "PlaidSignatureError", "PlaidVerification", "PlaidVerificationKey",
+        "PlaidWebhook", "PlaidWebhookError", "link_institutions", "map_plaid_webhook",
+        "parse_plaid_keys", "read_plaid_webhook", "verify_plaid_webhook",
     }  # fmt: skip
     assert set(web.__all__) == {"WebSettings", "mount_web"}
     for module in (api, access, ingest, web):

@@ -35,6 +35,7 @@ from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
     behavior,
+    connections,
     dashboard,
     events,
     health,
@@ -45,6 +46,7 @@ from banking_analytics.api.routes import (
     users,
     webhooks,
 )
+from banking_analytics.ingest import PlaidItems
 from banking_analytics.metrics import QueryBudget, restrict_timezones
 
 if TYPE_CHECKING:
@@ -128,6 +130,8 @@ def create_app(
         app.state.idempotency = IdempotencyStore(
             opened.engine, timedelta(hours=settings.idempotency_retention_hours)
         )
+        app.state.plaid_keys = settings.plaid_verification_keys()
+        app.state.plaid_items = PlaidItems(opened.engine)
         app.state.authenticator = Authenticator(keys, _tokens(settings))
         app.state.rate_limiter = RateLimiter(
             settings.rate_limit_per_second, settings.rate_limit_burst
@@ -176,7 +180,9 @@ def create_app(
     app.add_middleware(
         AuthenticationGate,
         prefix=API_PREFIX,
-        public_paths=frozenset({API_PREFIX + webhooks.STRIPE_PATH}),
+        public_paths=frozenset(
+            {API_PREFIX + webhooks.STRIPE_PATH, API_PREFIX + webhooks.PLAID_PATH}
+        ),
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -200,6 +206,7 @@ def create_app(
         events,
         users,
         admin,
+        connections,
     )
     for module in (*routers, webhooks):
         api.include_router(module.router)

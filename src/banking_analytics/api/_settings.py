@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from banking_analytics.access import check_hs256_secret
+from banking_analytics.ingest import PlaidKeyError, PlaidVerificationKey, parse_plaid_keys
 from banking_analytics.metrics import DEFAULT_MAX_CELLS, DEFAULT_QUERY_WORKERS
 
 __all__ = ["ApiSettings"]
@@ -88,6 +90,14 @@ class ApiSettings(BaseSettings):
     stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     #: How far a webhook's signed timestamp may be from now, either way (Stripe: 300 s).
     stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    #: Plaid's webhook verification keys (JWKs) as JSON: one key, a list, a JWK Set
+    #: ``{"keys": [...]}`` or ``/webhook_verification_key/get``'s answer; or the path of
+    #: a file holding that JSON. Neither: ``POST .../webhooks/plaid`` answers 404
+    #: (docs/plaid.md). Read when the server starts; never fetched from Plaid.
+    plaid_webhook_keys: str | None = None
+    plaid_webhook_keys_file: Path | None = None
+    #: How far a Plaid webhook's ``iat`` may be from now, either way (Plaid: 5 minutes).
+    plaid_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 
     @field_validator("cors_origins")
     @classmethod
@@ -131,3 +141,46 @@ class ApiSettings(BaseSettings):
         if self.jwt_hs256_secret is not None and self.jwt_rs256_public_key is not None:
             raise ValueError("set jwt_hs256_secret or jwt_rs256_public_key, not both")
         return self
+
+    @field_validator("plaid_webhook_keys")
+    @classmethod
+    def _plaid_keys_read(cls, text: str | None) -> str | None:
+        if text is not None:
+            _parsed_plaid_keys(text, "")
+        return text
+
+    @field_validator("plaid_webhook_keys_file")
+    @classmethod
+    def _plaid_keys_file_read(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            _parsed_plaid_keys(_read(path), f"{path}: ")
+        return path
+
+    @model_validator(mode="after")
+    def _one_plaid_key_source(self) -> ApiSettings:
+        if self.plaid_webhook_keys is not None and self.plaid_webhook_keys_file is not None:
+            raise ValueError("set plaid_webhook_keys or plaid_webhook_keys_file, not both")
+        return self
+
+    def plaid_verification_keys(self) -> dict[str, PlaidVerificationKey]:
+        """The configured Plaid verification keys by ``kid`` (empty: none configured)."""
+        if self.plaid_webhook_keys_file is not None:
+            path = self.plaid_webhook_keys_file
+            return _parsed_plaid_keys(_read(path), f"{path}: ")
+        if self.plaid_webhook_keys is not None:
+            return _parsed_plaid_keys(self.plaid_webhook_keys, "")
+        return {}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror}") from None
+
+
+def _parsed_plaid_keys(text: str, where: str) -> dict[str, PlaidVerificationKey]:
+    try:
+        return parse_plaid_keys(text)
+    except PlaidKeyError as exc:
+        raise ValueError(f"{where}{exc}") from None
