@@ -67,8 +67,10 @@ browser:
 		chromium fonts-dejavu-core >/dev/null || \
 	echo "browser: installing chromium failed: the web app's browser tests will skip"
 
+# Two workers, a test file each at a time: most of a test's time is spent waiting (servers,
+# PostgreSQL, the browser), so two files side by side finish sooner even on two cores.
 test: lint typecheck browser
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses 2 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

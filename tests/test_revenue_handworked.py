@@ -451,9 +451,35 @@ def test_revenue_over_http_is_for_analysts_and_admins_and_is_audited(live_api: L
     )
     assert dashboard.status_code == 200, dashboard.text
     assert set(dashboard.json()) == {"mrr", "metrics", "features", "cohorts"}
+    # The same figures through the metric layer's generic query, by the spec's names too.
+    query = client.post(
+        f"{PREFIX}/metrics/query",
+        json={
+            "metrics": ["mrr", "churn_rate"],
+            "start": params["start"],
+            "end": params["end"],
+            "bucket": "month",
+            "dimensions": ["currency"],
+        },
+        headers=live_api.as_key("analyst"),
+    )
+    assert query.status_code == 200, query.text
+    rows = query.json()["rows"]
+    assert [r["values"]["mrr"]["value"] for r in rows] == [2500, 2500]
+    assert [r["dimensions"] for r in rows] == [{"currency": "USD"}] * 2
+    no_bucket = client.post(
+        f"{PREFIX}/metrics/query",
+        json={"metrics": ["mrr"], "filters": {"currency": "USD"}},
+        headers=live_api.as_key("analyst"),
+    )
+    assert no_bucket.status_code == 422
+    assert "choose a bucket" in no_bucket.json()["detail"]
     audit = client.get(f"{PREFIX}/admin/audit", headers=live_api.as_key("admin")).json()
-    actions = {e["action"] for e in (audit["entries"] if isinstance(audit, dict) else audit)}
-    assert {"read_mrr", "read_revenue_metrics", "read_revenue_dashboard"} <= actions
+    entries = audit["entries"] if isinstance(audit, dict) else audit
+    actions = [e["action"] for e in entries]
+    assert {"read_mrr", "read_revenue_metrics", "read_revenue_dashboard"} <= set(actions)
+    # The metric query's revenue read is audited as one too.
+    assert actions.count("read_revenue_metrics") == 2
 
 
 @pytest.mark.parametrize(
@@ -544,3 +570,95 @@ def test_a_discount_and_a_grace_period_ending_at_once_are_one_change(
         ("new", 900, T0 + timedelta(days=1)),
         ("churn", -900, datetime(2026, 2, 2, tzinfo=UTC)),
     ]
+
+
+def used(user: str, day: float, feature: str) -> dict[str, Any]:
+    """A behaviour event: ``user`` used ``feature`` ``day`` days after T0."""
+    return {
+        "event_type": "behavior",
+        "event_id": str(uuid.uuid4()),
+        "user_id": user,
+        "feature": feature,
+        "action": "open",
+        "occurred_at": (T0 + timedelta(days=day)).isoformat(),
+    }
+
+
+def test_trials_conversion_adoption_and_feature_revenue_by_hand(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """January, worked by hand:
+
+    - trials: t1 pays 5 days after its trial starts, t2 40 days after, t3 never; t4's
+      payment of 0 is no first invoice. Trial-to-paid 1/4 within 14 days, 2/4 ever.
+    - active users (a behaviour event in January): a, b, c, d, t1. a and b use budget
+      tracking, c and t1 spending analysis, d both. Adoption of budget tracking 3/5.
+    - free to paid: d paid since December (not free at January's start); a and c start
+      paying in January, b does not, t1 pays on 6 January: 3 of the 4 free users convert;
+      per feature, budget tracking 1 of 2 (a; d was paying), spending analysis 2 of 2.
+    - feature revenue: a's subscription credits budget tracking (+1000 new), c's credits
+      spending analysis (+2000 new, then +1000 expansion in January).
+    """
+    dec = -20.0
+    trial = {"status": "trialing", "unit_amount": 1500}
+    events = [
+        event("t1", "t1", 1, "trial_started", **trial),
+        event("t1", "t1", 6, "payment_succeeded", "active", unit_amount=1500, amount=1500),
+        event("t2", "t2", 2, "trial_started", **trial),
+        event("t2", "t2", 42, "payment_succeeded", "active", unit_amount=1500, amount=1500),
+        event("t3", "t3", 3, "trial_started", **trial),
+        event("t4", "t4", 4, "trial_started", **trial),
+        event("t4", "t4", 5, "payment_succeeded", "trialing", unit_amount=1500, amount=0),
+        event("d", "d", dec, "subscribed", "active", unit_amount=500),
+        event("a", "a", 10, "subscribed", "active", attributed_feature="budget_tracking"),
+        event(
+            "c",
+            "c",
+            11,
+            "subscribed",
+            "active",
+            unit_amount=2000,
+            attributed_feature="spending_analysis",
+        ),
+        event(
+            "c",
+            "c",
+            20,
+            "upgraded",
+            "active",
+            unit_amount=3000,
+            attributed_feature="spending_analysis",
+        ),
+    ]
+    for user, feature in [
+        ("a", "budget_tracking"),
+        ("b", "budget_tracking"),
+        ("d", "budget_tracking"),
+        ("c", "spending_analysis"),
+        ("t1", "spending_analysis"),
+        ("d", "spending_analysis"),
+    ]:
+        events.append(used(user, 3, feature))
+    store(analytics, events)
+    january = TimeWindow(T0, T0 + timedelta(days=31))
+
+    def overall(name: str, **options: Any) -> object:
+        (row,) = analytics.revenue.metrics([name], january, **options).rows
+        return row.figures[name]
+
+    def per_feature(name: str) -> dict[str | None, object]:
+        rows = analytics.revenue.metrics([name], january, by_feature=True).rows
+        return {r.feature: r.figures[name] for r in rows}
+
+    assert overall("trial_to_paid") == pytest.approx(2 / 4)
+    assert overall("trial_to_paid", trial_days=14) == pytest.approx(1 / 4)
+    assert overall("free_to_paid_conversion") == pytest.approx(3 / 4)
+    conversion = per_feature("free_to_paid_conversion")
+    assert conversion["budget_tracking"] == pytest.approx(1 / 2)
+    assert conversion["spending_analysis"] == pytest.approx(2 / 2)
+    adoption = per_feature("feature_adoption")
+    assert adoption["budget_tracking"] == pytest.approx(3 / 5)
+    assert adoption["spending_analysis"] == pytest.approx(3 / 5)
+    revenue = per_feature("feature_revenue")
+    assert revenue["budget_tracking"] == 1000
+    assert revenue["spending_analysis"] == 3000

@@ -26,7 +26,16 @@ import test_revenue_reference as hand
 from banking_analytics import BankingPerformanceAnalytics, EventStatus, EventType
 from banking_analytics.analytics.revenue import RevenuePolicy
 from banking_analytics.events import schema_for, stored_arrow_schema
-from banking_analytics.metrics import QueryError, TimeWindow
+from banking_analytics.metrics import (
+    CATALOG,
+    LEDGER,
+    REVENUE_METRICS,
+    Bucket,
+    Provided,
+    QueryError,
+    TimeWindow,
+    bucket_starts,
+)
 from banking_analytics.simulate import SimulationConfig, run_simulation
 from conftest import ENGINES, with_schema
 from revenue_reference import (
@@ -240,16 +249,22 @@ class World:
         return self.books[policy]
 
 
-def simulated_subscriptions(config: SimulationConfig) -> pa.Table:
-    """The subscription events of a simulated world."""
-    chunks: list[pa.Table] = []
+def simulate_into(analytics: BankingPerformanceAnalytics, config: SimulationConfig) -> None:
+    """Store the world's subscription events, varied (whole, so each subscription's events
+    are varied alike), and one behaviour event in 40."""
+    subscriptions: list[pa.Table] = []
 
     def sink(event_type: EventType, chunk: pa.Table) -> None:
         if event_type is EventType.SUBSCRIPTION:
-            chunks.append(chunk)
+            subscriptions.append(chunk)
+        elif event_type is EventType.BEHAVIOR:
+            outcome = analytics.ingest_arrow(sampled(chunk), event_type=event_type)
+            assert outcome.count(EventStatus.REJECTED) == 0
 
     run_simulation(config, sink)
-    return pa.concat_tables(chunks)
+    events = varied(pa.concat_tables(subscriptions), config.start)
+    outcome = analytics.ingest_arrow(events, event_type=EventType.SUBSCRIPTION)
+    assert outcome.count(EventStatus.REJECTED) == 0
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -258,12 +273,15 @@ def world(
 ) -> Iterator[World]:
     for url in scratch_store(request, tmp_path_factory):
         with opened(url) as analytics:
-            config = SimulationConfig(users=3000, days=180, seed=23, end=WORLD_END)
-            # Varied whole, so each subscription's events are varied alike.
-            events = varied(simulated_subscriptions(config), config.start)
-            outcome = analytics.ingest_arrow(events, event_type=EventType.SUBSCRIPTION)
-            assert outcome.count(EventStatus.REJECTED) == 0
+            simulate_into(analytics, SimulationConfig(users=3000, days=180, seed=23, end=WORLD_END))
             yield World(analytics, stored(analytics))
+
+
+def sampled(chunk: pa.Table) -> pa.Table:
+    """One behaviour event in 40 (by a hash of its id): enough activity for the figures over
+    active users, at a fortieth of the cost of storing it all."""
+    keep = [zlib.crc32(e.encode()) % 40 == 0 for e in chunk["event_id"].to_pylist()]
+    return chunk.filter(pa.array(keep))
 
 
 def aligned(bucket: str, timezone: str, first: str, last: str) -> TimeWindow:
@@ -351,6 +369,169 @@ def test_ltv_matches_pandas(world: World) -> None:
     expected = reference_metrics(world)[1]
     assert all(theirs["ltv"] is not None for theirs in expected)
     assert_metrics(world, ["ltv"])
+
+
+def trial_to_paid_by_pandas(events: pd.DataFrame, within_days: int | None) -> dict:
+    """Per calendar month (UTC) of the window: trials started (a subscription's first
+    ``trial_started`` event in the window), and the share later paid (a successful payment
+    above 0 on the same subscription, at or after the trial's start; within the days)."""
+    window = reference_metrics_window()
+    trials = (
+        events[
+            (events.kind == "trial_started")
+            & (events.occurred_at >= pd.Timestamp(window.start))
+            & (events.occurred_at < pd.Timestamp(window.end))
+        ]
+        .groupby("subscription_id")
+        .occurred_at.min()
+        .rename("trial_at")
+        .reset_index()
+    )
+    paid = events[(events.kind == "payment_succeeded") & (events.amount > 0)]
+    joined = trials.merge(paid[["subscription_id", "occurred_at"]], how="left")
+    late = joined.occurred_at < joined.trial_at
+    if within_days is not None:
+        late |= joined.occurred_at >= joined.trial_at + pd.Timedelta(days=within_days)
+    joined["converted"] = joined.occurred_at.notna() & ~late
+    per_trial = joined.groupby(["subscription_id", "trial_at"]).converted.any().reset_index()
+    per_trial["month"] = per_trial.trial_at.dt.tz_convert("UTC").dt.tz_localize(None)
+    per_trial["month"] = per_trial.month.dt.to_period("M")
+    shares = per_trial.groupby("month").converted.mean()
+    return {str(month): share for month, share in shares.items()}
+
+
+def reference_metrics_window() -> TimeWindow:
+    return aligned("month", "UTC", "2026-07-01", "2026-10-01")
+
+
+@pytest.mark.parametrize("within_days", [None, 14, 30])
+def test_trial_to_paid_matches_pandas(world: World, within_days: int | None) -> None:
+    expected = trial_to_paid_by_pandas(world.events, within_days)
+    assert len(expected) == 3
+    # The simulated trials last 14 days, paid (if at all) at their end: not within 14.
+    assert max(expected.values()) < 1
+    assert (max(expected.values()) == 0) == (within_days == 14)
+    result = world.analytics.revenue.metrics(
+        ["trial_to_paid"], reference_metrics_window(), trial_days=within_days
+    )
+    found = {f"{r.start:%Y-%m}": r.figures["trial_to_paid"] for r in result.rows}
+    assert found == pytest.approx(expected, rel=1e-12)
+
+
+def months_of(times: pd.Series) -> pd.Series:
+    """Each time's UTC calendar month, as ``YYYY-MM``."""
+    return times.dt.tz_convert("UTC").dt.strftime("%Y-%m")
+
+
+def in_window(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    window = reference_metrics_window()
+    times = frame[column]
+    return frame[(times >= pd.Timestamp(window.start)) & (times < pd.Timestamp(window.end))]
+
+
+def activity(world: World) -> pd.DataFrame:
+    """The stored behaviour events of the window: user, feature, month."""
+    events = world.analytics.engine.query(
+        "SELECT user_id, feature, occurred_at FROM behavior_events"
+    ).to_pandas()
+    events = in_window(events, "occurred_at")
+    return events.assign(month=months_of(events.occurred_at))
+
+
+def test_feature_adoption_matches_pandas(world: World) -> None:
+    """Users of the feature in the month ÷ users active in the month."""
+    used = activity(world)
+    active = used.groupby("month").user_id.nunique()
+    users = used.groupby(["month", "feature"]).user_id.nunique()
+    expected = {(m, f): n / active[m] for (m, f), n in users.items()}
+    result = world.analytics.revenue.metrics(
+        ["feature_adoption"], reference_metrics_window(), by_feature=True
+    )
+    found = {
+        (f"{r.start:%Y-%m}", r.feature): r.figures["feature_adoption"]
+        for r in result.rows
+        if r.figures["feature_adoption"] is not None
+    }
+    assert len(expected) > 20
+    assert found == pytest.approx(expected, rel=1e-12)
+
+
+def test_arpu_matches_pandas(world: World) -> None:
+    """MRR at the month's end ÷ users active in the month, rounded half up to a cent."""
+    active = activity(world).groupby("month").user_id.nunique()
+    window, metrics = reference_metrics(world)
+    months = [f"{start:%Y-%m}" for start in bucket_starts(window, Bucket.MONTH, "UTC")]
+    expected = {
+        m: (2 * int(theirs["mrr"]) + int(active[m])) // (2 * int(active[m]))
+        for m, theirs in zip(months, metrics, strict=True)
+    }
+    result = world.analytics.revenue.metrics(["arpu"], window, policy=ours(PRICED))
+    assert {f"{r.start:%Y-%m}": r.figures["arpu"] for r in result.rows} == expected
+
+
+def test_free_to_paid_conversion_matches_pandas(world: World) -> None:
+    """Users active in the month (of the feature) not paying at its start, and the share of
+    them who started paying (a new or reactivation movement) in it."""
+    book = world.book(PRICED)
+    used = activity(world)
+    starts = {m: pd.Timestamp(f"{m}-01", tz="UTC") for m in used.month.unique()}
+    moves = book.frame()
+    started = moves[moves.kind.isin(["new", "reactivation"])]
+    started = set(zip(started.customer, months_of(started["at"]), strict=True))
+
+    def paying(user: str, month: str) -> bool:
+        return user in book.changes and book.mrr_before(user, starts[month]) > 0
+
+    def shares(keys: list[str]) -> dict[tuple[str, ...], float]:
+        pairs = used[["user_id", "month", *keys]].drop_duplicates()
+        free = pairs[[not paying(u, m) for u, m in zip(pairs.user_id, pairs.month, strict=True)]]
+        converted = [(u, m) in started for u, m in zip(free.user_id, free.month, strict=True)]
+        rates = free.assign(converted=converted).groupby(["month", *keys]).converted.mean()
+        return {k if isinstance(k, tuple) else (k,): v for k, v in rates.items()}
+
+    window = reference_metrics_window()
+    overall = world.analytics.revenue.metrics(["free_to_paid_conversion"], window)
+    found = {(f"{r.start:%Y-%m}",): r.figures["free_to_paid_conversion"] for r in overall.rows}
+    expected = shares([])
+    assert min(expected.values()) > 0
+    assert found == pytest.approx(expected, rel=1e-12)
+    per_feature = world.analytics.revenue.metrics(
+        ["free_to_paid_conversion"], window, by_feature=True
+    )
+    found = {
+        (f"{r.start:%Y-%m}", r.feature): r.figures["free_to_paid_conversion"]
+        for r in per_feature.rows
+        if r.figures["free_to_paid_conversion"] is not None
+    }
+    assert found == pytest.approx(shares(["feature"]), rel=1e-12)
+
+
+def test_feature_revenue_matches_pandas(world: World) -> None:
+    """MRR gained (new, expansion, reactivation) at the instants of subscription events the
+    host app credited to a feature (the first feature named at an instant)."""
+    events = world.events
+    credited = (
+        events[events.attributed_feature.notna()]
+        .groupby(["user_id", "occurred_at"])
+        .attributed_feature.min()
+        .reset_index()
+    )
+    moves = world.book(PRICED).frame()
+    gains = in_window(moves[moves.amount > 0], "at").merge(
+        credited, left_on=["customer", "at"], right_on=["user_id", "occurred_at"]
+    )
+    sums = gains.groupby([months_of(gains["at"]), "attributed_feature"]).amount.sum()
+    expected = {key: int(v) for key, v in sums.items()}
+    assert len(expected) > 10
+    result = world.analytics.revenue.metrics(
+        ["feature_revenue"], reference_metrics_window(), by_feature=True, policy=ours(PRICED)
+    )
+    found = {
+        (f"{r.start:%Y-%m}", r.feature): r.figures["feature_revenue"]
+        for r in result.rows
+        if r.figures["feature_revenue"]
+    }
+    assert found == expected
 
 
 def test_the_world_exercises_the_definition(world: World) -> None:
@@ -463,3 +644,72 @@ def test_a_missing_rate_is_an_error_naming_the_currency_and_date(
         ledger(events, PRICED)
     with pytest.raises(QueryError, match=r"EUR.*2025-11-30"):
         our_points(scratch, window, "month", "UTC", PRICED)
+
+
+# -- the same metrics through the metric layer (POST /metrics/query, alert rules) -------------
+
+#: Every metric the subscription ledger provides to the metric layer's catalogue.
+LEDGER_METRICS = frozenset(
+    name
+    for name, metric in CATALOG.items()
+    if isinstance(metric.measure, Provided) and metric.measure.provider == LEDGER
+)
+
+
+def test_ledger_metrics_through_the_metric_layer_match_pandas(world: World) -> None:
+    """A metric query answers each ledger metric as the revenue namespace does, and those
+    the reference defines as the reference does: by name, or by the spec's name."""
+    window, expected = reference_metrics(world)
+    overall = sorted(LEDGER_METRICS - {"feature_adoption"})  # per feature only
+    result = world.analytics.query_metrics(overall, window, bucket="month", dimensions=["currency"])
+    namespace = world.analytics.revenue.metrics(overall, window, bucket="month")
+    assert [r.bucket for r in result.rows] == [r.start for r in namespace.rows]
+    for row, theirs, ours_ in zip(result.rows, expected, namespace.rows, strict=True):
+        assert row.dimensions == {"currency": "USD"}
+        for name in overall:
+            got = row.values[name].value
+            assert got == ours_.figures[name], (row.bucket, name)
+            if name in theirs:
+                want = theirs[name]
+                if want is None or isinstance(want, int):
+                    assert got == want, (row.bucket, name)
+                else:
+                    assert got == pytest.approx(float(want), rel=1e-12), (row.bucket, name)
+    by_spec = world.analytics.query_metrics(
+        ["churn_rate", "customer_lifetime_value"],
+        window,
+        bucket="month",
+        filters={"currency": "USD"},
+    )
+    assert [r["customer_churn_rate"] for r in by_spec.rows] == [
+        r["customer_churn_rate"] for r in result.rows
+    ]
+    assert [r["ltv"] for r in by_spec.rows] == [r["ltv"] for r in result.rows]
+
+
+def test_ledger_metrics_by_feature_through_the_metric_layer(world: World) -> None:
+    window = reference_metrics(world)[0]
+    names = sorted(n for n in LEDGER_METRICS if REVENUE_METRICS[n].by_feature)
+    result = world.analytics.query_metrics(
+        names, window, bucket="month", dimensions=["currency", "feature"]
+    )
+    namespace = world.analytics.revenue.metrics(names, window, bucket="month", by_feature=True)
+    found = {(r.bucket, r.dimensions["feature"]): r for r in result.rows}
+    assert len(namespace.rows) > 3
+    for row in namespace.rows:
+        for name in names:
+            assert found[(row.start, row.feature)][name] == row.figures[name], (row.start, name)
+
+
+def test_ledger_metrics_refuse_what_they_cannot_answer(world: World) -> None:
+    window = reference_metrics(world)[0]
+    for asked, message in (
+        ({"bucket": None}, "choose a bucket"),
+        ({"bucket": "hour"}, "a revenue series is cut by"),
+        ({"filters": {"currency": "EUR"}}, "revenue is reported in USD"),
+        ({"dimensions": ["institution"]}, "cannot be cut by 'institution'"),
+        ({"limit": 3}, "cannot be cut to the top N"),
+    ):
+        query: dict[str, Any] = {"bucket": "month", "dimensions": ["currency"], **asked}
+        with pytest.raises(QueryError, match=message):
+            world.analytics.query_metrics(["mrr"], window, **query)

@@ -47,6 +47,7 @@ from banking_analytics.ingest import (
 from banking_analytics.ingest._files import FileFormat
 from banking_analytics.metrics import (
     DEFAULT_QUERY_WORKERS,
+    LEDGER,
     Bucket,
     MetricQuery,
     MetricService,
@@ -134,6 +135,8 @@ class BankingPerformanceAnalytics:
         self.metrics = MetricService(engine)
         self.queries = QueryExecutor(query_workers)
         self._health_thresholds = health_thresholds
+        # The catalogue's revenue metrics come from the ledger, built when first asked.
+        self.metrics.provide(LEDGER, lambda query: self.revenue.answer(query))
 
     @classmethod
     def open(

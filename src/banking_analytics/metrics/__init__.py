@@ -55,6 +55,7 @@ from banking_analytics.metrics._model import (
     Metric,
     Min,
     Percentile,
+    Provided,
     Ratio,
     Rolling,
     Sum,
@@ -63,6 +64,12 @@ from banking_analytics.metrics._model import (
 from banking_analytics.metrics._query import MetricQuery
 from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
+from banking_analytics.metrics._revenue_catalog import (
+    LEDGER,
+    REVENUE_METRICS,
+    SPEC_REVENUE_METRICS,
+    RevenueMetricDefinition,
+)
 from banking_analytics.metrics._service import (
     DataVersions,
     MetricService,
@@ -88,11 +95,14 @@ __all__ = [
     "DEFAULT_QUERY_WORKERS",
     "DIMENSIONS",
     "LATENCY_PERCENTILES",
+    "LEDGER",
     "MAX_LIMIT",
     "MIN_SAMPLE",
     "OTHER",
     "PERIOD_DAYS",
+    "REVENUE_METRICS",
     "SOURCES",
+    "SPEC_REVENUE_METRICS",
     "SUCCESS_BREAKDOWN",
     "TIME_PERIODS",
     "All",
@@ -124,6 +134,7 @@ __all__ = [
     "Not",
     "NotNull",
     "Percentile",
+    "Provided",
     "QueryBudget",
     "QueryError",
     "QueryExecutor",
@@ -132,6 +143,7 @@ __all__ = [
     "Ratio",
     "Renderer",
     "ResultRow",
+    "RevenueMetricDefinition",
     "Rolling",
     "Source",
     "Statement",

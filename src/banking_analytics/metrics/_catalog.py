@@ -28,11 +28,13 @@ from banking_analytics.metrics._model import (
     Metric,
     NotNull,
     Percentile,
+    Provided,
     Ratio,
     Rolling,
     Sum,
     Unit,
 )
+from banking_analytics.metrics._revenue_catalog import LEDGER, REVENUE_METRICS
 from banking_analytics.metrics._source import DERIVED_SOURCES, EVENT_SOURCES, Source
 from banking_analytics.vocabulary import (
     ErrorCategory,
@@ -545,6 +547,21 @@ _METRICS: tuple[Metric, ...] = (
 )
 
 #: Every metric, by name.
+_COMPUTED = {m.name for m in _METRICS}
+# The revenue metrics the ledger provides; a figure one aggregate gives (upgrades, a
+# count of events) stays a metric of its own source.
+_METRICS += tuple(
+    Metric(
+        d.name,
+        None,
+        Provided(LEDGER, ("currency", "feature") if d.by_feature else ("currency",)),
+        d.unit,
+        f"{d.formula} (as {d.source} defines it)",
+        higher_is_better=d.higher_is_better,
+    )
+    for d in REVENUE_METRICS.values()
+    if d.name not in _COMPUTED
+)
 CATALOG: dict[str, Metric] = {m.name: m for m in _METRICS}
 if len(CATALOG) != len(_METRICS):
     raise RuntimeError("two metrics share a name")

@@ -32,6 +32,7 @@ from banking_analytics.metrics._model import (
     Metric,
     Min,
     Percentile,
+    Provided,
     Ratio,
     Rolling,
     Sum,
@@ -158,7 +159,15 @@ def _compile_shape(shape: _Shape, renderer: Renderer) -> tuple[_Compiled, ...]:
     sources: dict[str, Source] = {}
     # Rolling counts of the same values share one statement: one pass over the pairs.
     rolling: dict[tuple[str, object, object], list[Metric]] = defaultdict(list)
-    wanted = list(dict.fromkeys(m for asked in shape.metrics for m in asked.inputs))
+    # Provided metrics are computed by their providers, not by a statement here.
+    wanted = list(
+        dict.fromkeys(
+            m
+            for asked in shape.metrics
+            for m in asked.inputs
+            if not isinstance(m.measure, Provided)
+        )
+    )
     for metric in wanted:
         assert metric.source is not None
         sources[metric.source.name] = metric.source

@@ -187,7 +187,31 @@ class Derived:
             raise ValueError("a derived metric's inputs are computed metrics, not derived ones")
 
 
-Measure = Count | CountDistinct | Sum | Mean | Max | Min | Percentile | Ratio | Rolling | Derived
+@dataclass(frozen=True, slots=True)
+class Provided:
+    """Figures computed above the metric layer, by the analysis registered under
+    ``provider`` with the :class:`MetricService` (:meth:`MetricService.provide`): revenue
+    metrics come from the subscription ledger, which is more than one aggregate. The
+    metric is still queried, cut, compared and cached like any other; ``dimensions``
+    are the cuts its provider answers."""
+
+    provider: str
+    dimensions: tuple[str, ...]
+
+
+Measure = (
+    Count
+    | CountDistinct
+    | Sum
+    | Mean
+    | Max
+    | Min
+    | Percentile
+    | Ratio
+    | Rolling
+    | Derived
+    | Provided
+)
 
 
 def measure_columns(measure: Measure) -> set[str]:
@@ -208,7 +232,7 @@ def measure_columns(measure: Measure) -> set[str]:
             return measure_columns(numerator) | measure_columns(denominator)
         case Rolling(distinct=distinct):
             return measure_columns(distinct)
-        case Derived():
+        case Derived() | Provided():
             return set()
 
 
@@ -278,8 +302,10 @@ class Metric:
     serves: PerformanceMetric | None = None
 
     def __post_init__(self) -> None:
-        if (self.source is None) != isinstance(self.measure, Derived):
-            raise ValueError(f"metric {self.name!r}: a derived metric, and only one, has no source")
+        if (self.source is None) != isinstance(self.measure, Derived | Provided):
+            raise ValueError(
+                f"metric {self.name!r}: a derived or provided metric, and only one, has no source"
+            )
         missing = measure_columns(self.measure) - set(self.columns)
         if missing:
             raise ValueError(
@@ -289,9 +315,12 @@ class Metric:
 
     @property
     def source_name(self) -> str:
-        """The source's name; a derived metric's is its inputs' sources joined by +."""
+        """The source's name; a derived metric's is its inputs' sources joined by +, a
+        provided one's its provider."""
         if self.source is not None:
             return self.source.name
+        if isinstance(self.measure, Provided):
+            return self.measure.provider
         return " + ".join(dict.fromkeys(m.source_name for m in self.inputs))
 
     @property
@@ -306,7 +335,10 @@ class Metric:
     @property
     def dimensions(self) -> tuple[str, ...]:
         """The dimensions this metric can be cut by: those its source (every input's
-        source, for a derived metric) carries."""
+        source, for a derived metric) carries; a provided metric's, those its provider
+        answers."""
+        if isinstance(self.measure, Provided):
+            return self.measure.dimensions
         if self.source is None:
             shared = set.intersection(*(set(m.dimensions) for m in self.inputs))
             return tuple(name for name in DIMENSIONS if name in shared)

@@ -10,6 +10,8 @@ from banking_analytics.events import Field, Kind
 from banking_analytics.metrics._calendar import bucket_count
 from banking_analytics.metrics._catalog import CATALOG
 from banking_analytics.metrics._model import DIMENSIONS, Metric
+from banking_analytics.metrics._revenue_catalog import SPEC_REVENUE_METRICS
+from banking_analytics.metrics._source import SOURCES
 from banking_analytics.metrics._window import Bucket, QueryError, TimeWindow, check_timezone
 
 __all__ = ["MAX_BUCKETS", "MAX_FILTER_VALUES", "MetricQuery"]
@@ -77,9 +79,14 @@ class MetricQuery:
         )
 
 
+#: The spec's ``RevenueMetric`` values, each naming one of the catalogue's metrics.
+SPEC_NAMES = {spec.value: name for spec, name in SPEC_REVENUE_METRICS.items()}
+
+
 def _metric(name: str) -> Metric:
+    """A metric by its name, or by the spec's ``RevenueMetric`` value that names it."""
     try:
-        return CATALOG[name]
+        return CATALOG[SPEC_NAMES.get(name, name)]
     except KeyError:
         raise QueryError(
             f"metrics: unknown metric {name!r}; see GET .../metrics for the catalogue"
@@ -109,11 +116,15 @@ def _check_dimension(dim: str, metrics: Sequence[Metric], where: str) -> None:
 
 
 def _field(metrics: Sequence[Metric], column: str) -> Field:
-    """The typed field behind a dimension's column, from the first source that has it."""
+    """The typed field behind a dimension's column, from the first source that has it (a
+    provided metric has none: then from any source, the column means the same in all)."""
     for metric in metrics:
         for source in (m.source for m in metric.inputs):
             if source is not None and column in source.columns:
                 return source.field(column)
+    for source in SOURCES.values():
+        if column in source.columns:
+            return source.field(column)
     raise AssertionError(f"no source of {[m.name for m in metrics]} has {column!r}")
 
 

@@ -14,6 +14,7 @@ from banking_analytics.metrics._model import (
     Measure,
     Min,
     Percentile,
+    Provided,
     Ratio,
     Rolling,
     Sum,
@@ -50,6 +51,8 @@ def describe(measure: Measure) -> str:
             return f"{describe(distinct)} in the {days} days ending with each day"
         case Derived(formula=formula):
             return _words(formula)
+        case Provided(provider=provider):
+            return f"computed by the {provider.replace('_', ' ')}"
 
 
 def render_reference() -> str:
@@ -63,7 +66,8 @@ def render_reference() -> str:
         "behind a figure (a ratio's denominator, the values behind a mean or percentile) "
         "the answer is `insufficient_data` and no number is given. Money is in minor "
         "units and is always cut by currency. The definitions in prose are in "
-        "[metrics.md](metrics.md).",
+        "[metrics.md](metrics.md); the revenue metrics, provided by the subscription "
+        "ledger, in [revenue.md](revenue.md).",
         "",
         "| metric | source | formula | unit | better | min sample | serves |",
         "|---|---|---|---|---|---|---|",
@@ -71,14 +75,16 @@ def render_reference() -> str:
     for m in CATALOG.values():
         better = {True: "higher", False: "lower", None: ""}[m.higher_is_better]
         serves = f"`{m.serves.value}`" if m.serves else ""
+        # A provided metric's formula is computed above the metric layer: its description.
+        formula = m.description if isinstance(m.measure, Provided) else describe(m.measure)
         lines.append(
-            f"| `{m.name}` | {m.source_name} | {describe(m.measure)} | {m.unit.value} "
+            f"| `{m.name}` | {m.source_name} | {formula} | {m.unit.value} "
             f"| {better} | {m.min_sample or ''} | {serves} |"
         )
     lines += ["", "## Dimensions per source", ""]
     seen: dict[str, tuple[str, ...]] = {}
     for m in CATALOG.values():
-        if m.source is not None:
-            seen.setdefault(m.source.name, m.dimensions)
+        if m.source is not None or isinstance(m.measure, Provided):
+            seen.setdefault(m.source_name, m.dimensions)
     lines += [f"- **{et}**: {', '.join(f'`{d}`' for d in dims)}" for et, dims in seen.items()]
     return "\n".join(lines) + "\n"

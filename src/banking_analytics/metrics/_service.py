@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import product
@@ -39,6 +39,7 @@ from banking_analytics.metrics._model import (
     Metric,
     Min,
     Percentile,
+    Provided,
     Ratio,
     Sum,
     Unit,
@@ -48,14 +49,19 @@ from banking_analytics.metrics._render import Renderer, renderer_for
 from banking_analytics.metrics._results import MetricValue, QueryResult, ResultRow, Status
 from banking_analytics.metrics._statement import Statement
 from banking_analytics.metrics._top import TopN
+from banking_analytics.metrics._window import QueryError
 from banking_analytics.store import DATA_VERSIONS, EVENT_TABLES, Engine
 from banking_analytics.store.statements import column
 from banking_analytics.store.statements import table as table_of
 
-__all__ = ["DataVersions", "MetricService", "to_records"]
+__all__ = ["DataVersions", "MetricProvider", "MetricService", "to_records"]
 
 #: Each table's data version, by table name.
 DataVersions = Mapping[str, int]
+#: An analysis answering provided metrics (:class:`Provided`): given a query of only its
+#: metrics (already checked against their dimensions), one row per bucket x dimension
+#: values it has figures for. It reads the data versions it needs itself.
+MetricProvider = Callable[[MetricQuery], Iterable[ResultRow]]
 #: A result row's key: its bucket's start in microseconds since the epoch (None without
 #: a bucket: integers compare and hash faster than times) and its dimension values.
 _Key = tuple[int | None, tuple[str | None, ...]]
@@ -131,6 +137,12 @@ class MetricService:
         self._engine = engine
         self._renderer = renderer_for(engine.dialect)
         self._cache = _LRUCache(cache_size, cache_bytes)
+        self._providers: dict[str, MetricProvider] = {}
+
+    def provide(self, name: str, provider: MetricProvider) -> None:
+        """Answer the metrics provided by ``name`` (:class:`Provided`) with ``provider``:
+        an analysis above this layer, such as the subscription ledger's revenue metrics."""
+        self._providers[name] = provider
 
     def compile(self, query: MetricQuery) -> tuple[CompiledQuery, ...]:
         return compile_query(query, self._renderer)
@@ -176,6 +188,9 @@ class MetricService:
         ``limit`` answers the top N dimension-value combinations and "other"
         (see :class:`TopN`).
         """
+        provided = [m.name for m in query.metrics if isinstance(m.measure, Provided)]
+        if provided and limit is not None:
+            raise QueryError(f"limit: {', '.join(provided)} cannot be cut to the top N")
         if budget is not None:
             budget.check(query, self._engine, self._renderer, compare=compare, limit=limit)
         top = None if limit is None else TopN.rank(query, limit, self._engine, self._renderer)
@@ -262,6 +277,21 @@ class MetricService:
         self._cache.put(key, answer)
         return answer, False
 
+    def _provided(self, query: MetricQuery) -> Iterable[ResultRow]:
+        """The rows of the query's provided metrics, from their providers."""
+        by_provider: dict[str, list[Metric]] = {}
+        for metric in query.metrics:
+            if isinstance(metric.measure, Provided):
+                by_provider.setdefault(metric.measure.provider, []).append(metric)
+        for name, metrics in by_provider.items():
+            provider = self._providers.get(name)
+            if provider is None:
+                raise QueryError(
+                    f"{', '.join(m.name for m in metrics)}: computed by the {name}, which "
+                    "this metric service has not been given"
+                )
+            yield from provider(replace(query, metrics=tuple(metrics)))
+
     def _rows(
         self, query: MetricQuery, versions: DataVersions, fill_gaps: bool, top: TopN | None
     ) -> tuple[list[ResultRow], int]:
@@ -285,6 +315,9 @@ class MetricService:
                 continue
             for key, values in zip(keys, columns, strict=True):
                 found.setdefault(key, {}).update(zip(names, values, strict=True))
+        for row in self._provided(query):
+            key = (_microseconds(row.bucket), tuple(row.dimensions[d] for d in query.dimensions))
+            found.setdefault(key, {}).update(row.values)
         if query.bucket is not None and fill_gaps:
             for row_key in _all_buckets(query, {k[1] for k in found}):
                 if row_key not in found:
@@ -315,6 +348,11 @@ class MetricService:
                 )
             )
         return rows, cached
+
+
+def _microseconds(bucket: datetime | None) -> int | None:
+    """A bucket's key from its start (the inverse of :func:`_instant`)."""
+    return None if bucket is None else (bucket - _EPOCH) // _MICROSECOND
 
 
 def _versions_of(service: MetricService, statements: Iterable[CompiledQuery]) -> dict[str, int]:
@@ -462,7 +500,7 @@ def _blank(metric: Metric) -> MetricValue:
     value for a latest or earliest time, zero for a count or sum, and no value
     (from a sample of zero) for a rate, mean or percentile."""
     measure = metric.measure
-    if isinstance(measure, Max | Min | Derived):
+    if isinstance(measure, Max | Min | Derived | Provided):
         return MetricValue(None, None, _INSUFFICIENT)
     if isinstance(measure, Mean | Percentile | Ratio):
         return MetricValue(None, 0, _INSUFFICIENT)

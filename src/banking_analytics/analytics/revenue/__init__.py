@@ -14,13 +14,7 @@ from banking_analytics.analytics.revenue._impact import (
     UpgradeModel,
     monthly_mrr,
 )
-from banking_analytics.analytics.revenue._metrics import (
-    REVENUE_METRICS,
-    SPEC_REVENUE_METRICS,
-    RevenueMetricDefinition,
-    RevenueMetricsResult,
-    RevenueRow,
-)
+from banking_analytics.analytics.revenue._metrics import RevenueMetricsResult, RevenueRow
 from banking_analytics.analytics.revenue._mrr import Movement, MrrPoint, MrrSeries, RevenueLedger
 from banking_analytics.analytics.revenue._namespace import RevenueDashboard, RevenueNamespace
 from banking_analytics.analytics.revenue._policy import ChurnRecognition, RevenuePolicy
@@ -39,6 +33,11 @@ from banking_analytics.analytics.revenue._roi import (
     RoiProjection,
     appraise,
     uplift_path,
+)
+from banking_analytics.metrics import (
+    REVENUE_METRICS,
+    SPEC_REVENUE_METRICS,
+    RevenueMetricDefinition,
 )
 
 __all__ = [

@@ -25,9 +25,13 @@ from banking_analytics.analytics.revenue._recommend import RevenueOptimization
 from banking_analytics.metrics import (
     Bucket,
     DataVersions,
+    MetricQuery,
     MetricService,
+    MetricValue,
     QueryError,
     QueryExecutor,
+    ResultRow,
+    Status,
     TimeWindow,
     check_timezone,
     parse_time_period,
@@ -151,6 +155,44 @@ class RevenueNamespace:
             trial_days=trial_days,
         )
         return self.figures.query(plan, policy or self.policy, versions)
+
+    def answer(self, query: MetricQuery) -> list[ResultRow]:
+        """Revenue metrics asked through the metric layer (``POST /metrics/query``, alert
+        rules): the provider of the catalogue's ledger metrics. Per calendar bucket, by
+        feature when cut by it, in the reporting currency (a query may cut by currency or
+        filter on it: it names that one)."""
+        if query.bucket is None:
+            choices = ", ".join(b.value for b in REVENUE_BUCKETS)
+            raise QueryError(
+                f"{', '.join(m.name for m in query.metrics)}: revenue metrics are per calendar "
+                f"period; choose a bucket ({choices})"
+            )
+        currency = self.policy.reporting_currency
+        filters = dict(query.filters)
+        other = [c for c in filters.get("currency", (currency,)) if c != currency]
+        if other:
+            raise QueryError(f"filters: revenue is reported in {currency}, not {', '.join(other)}")
+        by_feature = "feature" in query.dimensions
+        result = self.figures.query(
+            MetricsPlan.of(
+                [m.name for m in query.metrics],
+                query.window,
+                _revenue_bucket(query.bucket),
+                query.timezone,
+                by_feature=by_feature,
+            ),
+            self.policy,
+        )
+        features = filters.get("feature")
+        return [
+            ResultRow(
+                row.start,
+                {"currency": currency, "feature": row.feature},
+                {name: MetricValue(value, None, Status.OK) for name, value in row.figures.items()},
+            )
+            for row in result.rows
+            if features is None or row.feature in features
+        ]
 
     def cohorts(
         self,

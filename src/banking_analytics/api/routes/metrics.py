@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
-from banking_analytics.api._audit import audit_per_user_answer
+from banking_analytics.api._audit import audit_per_user_answer, audit_revenue_read
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import MetricQueryIn, MetricQueryOut
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api.deps import Admitted, Analytics, QueryBudgetOf, ReadAnalytics
-from banking_analytics.metrics import CATALOG, TimeWindow
+from banking_analytics.metrics import CATALOG, LEDGER, TimeWindow
 
 __all__ = ["router"]
 
@@ -64,7 +64,8 @@ def query_metrics(
 
     The window is ``time_period`` ending now, or ``start`` and ``end`` together. An
     answer cut by user or connection, or filtered to some, reads their data, and is
-    audited as such (who, which metrics, how many users and connections).
+    audited as such (who, which metrics, how many users and connections); so is every
+    answer with revenue metrics (MRR, churn, LTV: computed by the subscription ledger).
     A query whose answer could exceed the server's budget of cells answers 422 before
     it runs; ``limit`` asks for the top N dimension-value combinations and an
     ``(other)`` row instead of all of them.
@@ -88,4 +89,7 @@ def query_metrics(
         budget=budget,
     )
     audit_per_user_answer(request, principal, "query_user_metrics", result)
+    revenue = [m.name for m in result.metrics if m.source_name == LEDGER]
+    if revenue:
+        audit_revenue_read(request, principal, "read_revenue_metrics", metrics=revenue)
     return result.as_dict()
