@@ -36,12 +36,15 @@ def parse_duration(text: object) -> timedelta:
 
 
 def format_duration(span: timedelta) -> str:
-    """The shortest spelling :func:`parse_duration` reads back as ``span`` (whole seconds)."""
+    """A spelling :func:`parse_duration` reads back as ``span`` (whole seconds), in days
+    at most: ``90d`` reads better than ``12w6d``."""
     seconds = int(span.total_seconds())
     if seconds == 0:
         return "0s"
     parts = []
     for unit, width in _UNITS.items():
+        if unit == "w":
+            continue
         count, seconds = divmod(seconds, int(width.total_seconds()))
         if count:
             parts.append(f"{count}{unit}")

@@ -79,12 +79,13 @@ def rules_at(data: Any, node: yaml.Node | None, where: tuple[str, ...], source: 
         except RuleError as exc:
             problems.extend(((*where, index, *path), message) for path, message in exc.problems)
     seen: dict[str, int] = {}
-    for index, rule in enumerate(rules):
-        if rule.name in seen:
-            problems.append(
-                ((*where, index, "name"), f"{rule.name!r} is already rule {seen[rule.name]}")
-            )
-        seen.setdefault(rule.name, index)
+    for index, entry in enumerate(listed):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            problems.append(((*where, index, "name"), f"{name!r} is already rule {seen[name]}"))
+        seen.setdefault(name, index)
     if problems:
         located = sorted((line_of(node, path), _path_text(path), m) for path, m in problems)
         raise RuleFileError([f"{source}:{line}: {where}: {m}" for line, where, m in located])
