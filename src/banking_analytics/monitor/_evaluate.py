@@ -204,6 +204,8 @@ class RuleEvaluation:
     evaluated_at: datetime
     instances: int
     transitions: int
+    #: How many statements of its query the metric cache answered (unchanged data).
+    cached: int
     #: Why the query failed (its instances then read ``error``), or None.
     error: str | None = None
 
@@ -227,7 +229,7 @@ class Evaluator:
         for stored in rules:
             rule = stored.rule
             assert rule is not None, "deleted rules are not evaluated"
-            readings, error = self._readings(rule, now, versions)
+            readings, cached, error = self._readings(rule, now, versions)
             known = by_rule.get(rule.name, {})
             # Instances of an older version were reset when the rule changed.
             current = {k: v for k, v in known.items() if v.rule_version == stored.version}
@@ -235,7 +237,7 @@ class Evaluator:
             instances.extend(moved)
             history.extend(added)
             changed = sum(row.transition for row in added)
-            reports.append(RuleEvaluation(rule.name, now, len(moved), changed, error))
+            reports.append(RuleEvaluation(rule.name, now, len(moved), changed, cached, error))
         self._store.save_evaluation([s.name for s in rules], instances, history)
         return reports
 
@@ -251,7 +253,7 @@ class Evaluator:
 
     def _readings(
         self, rule: Rule, now: datetime, versions: Mapping[str, Any]
-    ) -> tuple[dict[Labels, Reading] | None, str | None]:
+    ) -> tuple[dict[Labels, Reading] | None, int, str | None]:
         try:
             result = self._metrics.run(
                 rule.query(now), compare=rule.compare is not Compare.VALUE, versions=versions
@@ -260,5 +262,5 @@ class Evaluator:
         # engine cannot compute) is that rule's error state, not the end of the cycle.
         except Exception as exc:
             _log.warning("alert rule %s: evaluation failed: %s", rule.name, exc)
-            return None, f"{type(exc).__name__}: {exc}"
-        return readings_of(rule, result, now), None
+            return None, 0, f"{type(exc).__name__}: {exc}"
+        return readings_of(rule, result, now), result.cached, None

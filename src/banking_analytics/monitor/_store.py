@@ -27,7 +27,7 @@ from banking_analytics.events import Kind, arrow_type
 from banking_analytics.monitor._rules import Rule, Severity
 from banking_analytics.monitor._state import AlertState, InstanceState, Observation
 from banking_analytics.store import Column, Engine, TableDef
-from banking_analytics.store.statements import column, insert_row, select_all, table
+from banking_analytics.store.statements import column, insert_row, select_all, table, update
 
 __all__ = [
     "ALERT_HISTORY",
@@ -241,6 +241,9 @@ class AlertStore:
         self._sql_instances = (
             select_all(ALERT_INSTANCES).order_by(column("rule_name"), column("labels")).sql(dialect)
         )
+        self._sql_renumber = update(
+            ALERT_INSTANCES, {"rule_version": exp.Placeholder()}, _is("rule_name")
+        ).sql(dialect)
         self._sql_delete_instances = exp.delete(table(ALERT_INSTANCES), where=_is("rule_name")).sql(
             dialect
         )
@@ -308,6 +311,8 @@ class AlertStore:
             )
             if current is not None and (rule is None or not current.same_but_annotations(rule)):
                 self._reset(tx, name, version, now)
+            elif current is not None:  # new wording only: the same instances carry on
+                tx.execute(self._sql_renumber, [version, name])
         return StoredRule(name, version, change, now, changed_by, rule)
 
     def _reset(self, tx: Any, name: str, version: int, now: datetime) -> None:
