@@ -34,6 +34,7 @@ from banking_analytics.api._ratelimit import FailedAuthentications, RateLimiter
 from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
+    alerts,
     dashboard,
     events,
     health,
@@ -41,6 +42,7 @@ from banking_analytics.api.routes import (
     performance,
     revenue,
     revenue_impact,
+    rules,
     users,
     webhooks,
 )
@@ -190,7 +192,8 @@ def create_app(
     app.add_middleware(AccessLog)
     api = APIRouter(prefix=API_PREFIX)
     routers = (performance, revenue, revenue_impact, dashboard, metrics, events, users, admin)
-    for module in (*routers, webhooks):
+    monitoring = (rules, alerts)
+    for module in (*routers, *monitoring, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -15,7 +15,10 @@ _UNITS = {
     "s": timedelta(seconds=1),
 }
 # Units largest first, each at most once: Prometheus's own duration grammar.
-_DURATION = re.compile(r"^(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+# At most six digits a unit: enough for any window, and no overflow of timedelta.
+_DURATION = re.compile(
+    r"^(?:([0-9]{1,6})w)?(?:([0-9]{1,6})d)?(?:([0-9]{1,6})h)?(?:([0-9]{1,6})m)?(?:([0-9]{1,6})s)?$"
+)
 
 
 def parse_duration(text: object) -> timedelta:

@@ -25,6 +25,7 @@ state machine (:mod:`._state`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ _LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _RESERVED_LABELS = frozenset({"alertname", "severity"})
 _MAX_TEXT = 1000
 _MAX_ENTRIES = 20
+_MAX_SAMPLE = 10**9
 _E = TypeVar("_E", bound=StrEnum)
 _FIELDS = (
     "name",
@@ -284,10 +286,17 @@ class _Checker:
             except ValueError as exc:
                 self._fail(key, str(exc))
                 return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        if isinstance(value, bool) or not isinstance(value, int | float):
             self._fail(key, f"a number, got {value!r}")
             return None
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            self._fail(key, "a finite number")
+            return None
+        return number
 
     def _mapping(self, key: str, values: re.Pattern[str] | None) -> tuple[tuple[str, str], ...]:
         found = self.data.get(key) or {}
@@ -348,8 +357,14 @@ class _Checker:
         severity = self._choice("severity", Severity, Severity.CRITICAL)
         self._check_levels(condition, compare, warning, critical, is_time)
         min_sample = self.data.get("min_sample", 0)
-        if isinstance(min_sample, bool) or not isinstance(min_sample, int) or min_sample < 0:
-            self._fail("min_sample", f"a whole number ≥ 0, got {min_sample!r}")
+        if (
+            isinstance(min_sample, bool)
+            or not isinstance(min_sample, int)
+            or not 0 <= min_sample <= _MAX_SAMPLE
+        ):
+            self._fail(
+                "min_sample", f"a whole number from 0 to {_MAX_SAMPLE:,}, got {min_sample!r}"
+            )
             min_sample = 0
         by, filters = self._names("by"), self._filters()
         if metric is not None and window >= timedelta(minutes=1):
@@ -398,7 +413,7 @@ class _Checker:
             self._fail("severity", "only a no_data rule has a fixed severity")
         if condition is None:
             return
-        if warning is None and critical is None and "warning" not in self.data:
+        if self.data.get("warning") is None and self.data.get("critical") is None:
             self._fail("critical", "give a warning or a critical threshold (or both)")
         if is_time and compare is not Compare.VALUE:
             self._fail("compare", "a time metric is compared by its age: compare must be value")
