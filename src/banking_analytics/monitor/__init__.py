@@ -18,6 +18,7 @@ from banking_analytics.monitor._evaluate import (
 )
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
+from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -54,6 +55,7 @@ __all__ = [
     "RuleEvaluation",
     "RuleFileError",
     "RuleNotFoundError",
+    "RuleTestReport",
     "RuleView",
     "Severity",
     "StoredRule",
@@ -62,10 +64,12 @@ __all__ = [
     "alert_labels",
     "default_rules",
     "dump_rules",
+    "expand_series",
     "format_duration",
     "observe",
     "parse_duration",
     "parse_rules",
     "read_rule_file",
     "readings_of",
+    "run_rule_tests",
 ]
