@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from banking_analytics.cli import (
@@ -46,7 +47,7 @@ def _actor() -> str:
 
 def _bad_file(lines: list[str]) -> typer.Exit:
     for line in lines:
-        err.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True, markup=False)
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(BAD_INPUT)
 
 

@@ -372,7 +372,7 @@ def _run_test(
             raise _TestFileError(
                 (*where, "alert_rule_test", i, "alertname"), f"no rule named {check.alertname!r}"
             )
-    name = None if test.get("name") is None else str(test["name"])
+    title = None if test.get("name") is None else str(test["name"])
     last = max((c.eval_time for c in checks), default=timedelta(0))
     steps = int(last / evaluation_interval)
     times = sorted(
@@ -388,4 +388,4 @@ def _run_test(
         for check in checks:
             if check.eval_time == at:
                 instances = list(states[check.alertname].values())
-                _check_alerts(name, check, rules[check.alertname], instances, report)
+                _check_alerts(title, check, rules[check.alertname], instances, report)
