@@ -49,6 +49,7 @@ from banking_analytics.api.routes import (
 from banking_analytics.metrics import QueryBudget, restrict_timezones
 
 if TYPE_CHECKING:
+    from banking_analytics.monitor import BackgroundEvaluator
     from banking_analytics.web import WebSettings
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -94,6 +95,15 @@ def _tokens(settings: ApiSettings) -> UserTokenVerifier | None:
         issuer=settings.jwt_issuer,
         max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
     )
+
+
+def _rule_evaluator(analytics: BankingPerformanceAnalytics) -> BackgroundEvaluator:
+    """The alert rules' evaluator, started: it runs beside the server until shutdown."""
+    from banking_analytics.monitor import BackgroundEvaluator
+
+    evaluator = BackgroundEvaluator(analytics.monitor)
+    evaluator.start()
+    return evaluator
 
 
 def create_app(
@@ -147,9 +157,12 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         period = settings.auth_failure_audit_seconds
         auditor = asyncio.create_task(audit_failures_periodically(audit, failures, period))
+        evaluator = _rule_evaluator(opened) if settings.evaluate_rules else None
         try:
             yield
         finally:
+            if evaluator is not None:
+                await anyio.to_thread.run_sync(evaluator.stop)
             auditor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await auditor

@@ -1,4 +1,5 @@
-"""``rules`` (apply, list, defaults, test) and ``alerts``: alert rules and what they raised.
+"""``rules`` (apply, list, defaults, test), ``alerts`` and ``monitor``: alert rules, what
+they raised, and their evaluator.
 
 A rule file that does not check out ends with each problem on its own line
 (``FILE:LINE: where: what``) on stderr and exit code 2; a rule test whose
@@ -10,8 +11,10 @@ read as Rich markup.
 from __future__ import annotations
 
 import getpass
+import threading
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -28,7 +31,10 @@ from banking_analytics.cli import (
     print_json,
 )
 
-__all__ = ["alerts_app", "rules_app"]
+if TYPE_CHECKING:
+    from banking_analytics.monitor import RuleEvaluation
+
+__all__ = ["alerts_app", "monitor", "rules_app"]
 
 #: A rule test ran and some expectation was not met.
 TEST_FAILED = 1
@@ -174,3 +180,40 @@ def list_alerts(
             "-" if alert.changed_at is None else alert.changed_at.isoformat(),
         )
     out.print(table, markup=False, highlight=False)
+
+
+def _show_cycle(reports: list[RuleEvaluation]) -> None:
+    for report in reports:
+        if report.transitions or report.error:
+            what = report.error or f"{report.transitions} of {report.instances} instances changed"
+            out.print(
+                f"{report.evaluated_at:%Y-%m-%d %H:%M:%S} {report.rule_name}: {what}",
+                markup=False,
+                highlight=False,
+            )
+
+
+def monitor(
+    db: DbOption = DEFAULT_DB,
+    once: Annotated[bool, typer.Option("--once", help="One cycle, then exit")] = False,
+    period: Annotated[float, typer.Option(min=0.1, max=3600, help="Seconds between cycles")] = 1.0,
+) -> None:
+    """Evaluate the alert rules on their intervals until interrupted (``serve`` does it too,
+    with one process; run this beside a server of several)."""
+    from banking_analytics.monitor import BackgroundEvaluator, Scheduler
+
+    with _open(db) as analytics:
+        if once:
+            _show_cycle(Scheduler(analytics.monitor).run_due(datetime.now(UTC)))
+            return
+        evaluator = BackgroundEvaluator(
+            analytics.monitor, period_seconds=period, on_cycle=_show_cycle
+        )
+        out.print(f"Evaluating {len(analytics.monitor.rules())} alert rules; Ctrl-C stops")
+        evaluator.start()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            evaluator.stop()

@@ -19,6 +19,7 @@ from banking_analytics.monitor._evaluate import (
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
+from banking_analytics.monitor._scheduler import BackgroundEvaluator, Scheduler, latest_tick
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -41,6 +42,7 @@ __all__ = [
     "AlertState",
     "AlertStore",
     "AlertView",
+    "BackgroundEvaluator",
     "Change",
     "Compare",
     "Condition",
@@ -57,6 +59,7 @@ __all__ = [
     "RuleNotFoundError",
     "RuleTestReport",
     "RuleView",
+    "Scheduler",
     "Severity",
     "StoredRule",
     "advance",
@@ -66,6 +69,7 @@ __all__ = [
     "dump_rules",
     "expand_series",
     "format_duration",
+    "latest_tick",
     "observe",
     "parse_duration",
     "parse_rules",

@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from banking_analytics.events import Kind, arrow_type
 from banking_analytics.monitor._rules import Rule, Severity
-from banking_analytics.monitor._state import AlertState, InstanceState, Observation
+from banking_analytics.monitor._state import AlertState, InstanceState
 from banking_analytics.store import Column, Engine, TableDef
 from banking_analytics.store.statements import column, insert_row, select_all, table, update
 
@@ -241,6 +241,17 @@ class AlertStore:
         self._sql_instances = (
             select_all(ALERT_INSTANCES).order_by(column("rule_name"), column("labels")).sql(dialect)
         )
+        self._sql_last_evaluations = (
+            sqlglot.select(
+                column("rule_name"),
+                column("rule_version"),
+                exp.Max(this=column("evaluated_at")).as_("at"),
+            )
+            .from_(table(ALERT_HISTORY))
+            .where(column("observation").neq(exp.Placeholder()))
+            .group_by(column("rule_name"), column("rule_version"))
+            .sql(dialect)
+        )
         self._sql_renumber = update(
             ALERT_INSTANCES, {"rule_version": exp.Placeholder()}, _is("rule_name")
         ).sql(dialect)
@@ -351,6 +362,11 @@ class AlertStore:
 
     # -- alert states ------------------------------------------------------------------------
 
+    def last_evaluations(self) -> dict[tuple[str, int], datetime]:
+        """When each rule version was last evaluated (as its history says)."""
+        rows = self._engine.query(self._sql_last_evaluations, [RESET]).to_pylist()
+        return {(row["rule_name"], row["rule_version"]): row["at"] for row in rows}
+
     def instances(self) -> list[StoredInstance]:
         """Every rule's instances as last evaluated."""
         return [_instance(row) for row in self._engine.query(self._sql_instances).to_pylist()]
@@ -454,7 +470,3 @@ def _history_row(row: HistoryRow) -> dict[str, Any]:
         "sample_size": row.sample_size,
         "transition": row.transition,
     }
-
-
-#: What an evaluation observed, as history rows spell it.
-OBSERVED = {o: o.value for o in Observation}
