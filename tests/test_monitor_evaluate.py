@@ -219,3 +219,30 @@ def test_a_failing_query_puts_the_rule_in_error_and_it_recovers(
         "ins_b": ("firing", "critical"),
         "ins_c": ("nodata", None),
     }
+
+
+def test_a_rule_failing_before_it_knew_any_instance_errs_as_one_and_recovers(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    analytics.ingest(hand_worked())
+    monitor = analytics.monitor
+    monitor.apply([Rule.from_dict({**RULE, "for": "0"})], "test")
+    with analytics.engine.begin() as tx:
+        tx.execute('ALTER TABLE "connection_attempt_events" RENAME TO "moved_away"')
+    monitor.evaluate(T0 + 30 * MINUTE)
+    assert [(a.labels, a.state) for a in monitor.alerts()] == [
+        ({"alertname": "success_low", "team": "integrations"}, "error")
+    ]
+    with analytics.engine.begin() as tx:
+        tx.execute('ALTER TABLE "moved_away" RENAME TO "connection_attempt_events"')
+    monitor.evaluate(T0 + 31 * MINUTE)
+    assert [(a.labels.get("institution"), a.state) for a in monitor.alerts()] == [
+        ("ins_a", "firing"),
+        ("ins_b", "firing"),
+        ("ins_c", "nodata"),
+    ]
+    rule_level = [h for h in monitor.history() if "institution" not in h.labels]
+    assert [(h.evaluated_at - T0, h.previous_state, h.state) for h in rule_level] == [
+        (31 * MINUTE, "error", "inactive"),
+        (30 * MINUTE, "inactive", "error"),
+    ]

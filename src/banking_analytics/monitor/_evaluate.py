@@ -144,7 +144,8 @@ def advance_rule(
     """Every instance of a rule after one evaluation at ``now``, and the history it adds.
 
     ``readings`` None means the query failed: every known instance (or, with none,
-    the rule's instance without labels) reads ``error``. A known instance missing
+    the rule's instance without labels, until the query answers again) reads
+    ``error``. A known instance missing
     from the readings has no data (for a ``no_data`` rule: breaches), except an
     inactive one, which is forgotten: nothing about it is worth keeping.
     """
@@ -156,7 +157,11 @@ def advance_rule(
         for labels, instance in previous.items():
             if labels in found:
                 continue
-            if rule.condition is Condition.NO_DATA:
+            if len(labels) != len(rule.by):
+                # The rule's own instance, made when its query failed before any label
+                # set was known: the query answers again, so it is over.
+                found[labels] = Reading(Observation.OK)
+            elif rule.condition is Condition.NO_DATA:
                 found[labels] = Reading(Observation.BREACH, rule.severity)
             elif instance.state.state is not AlertState.INACTIVE:
                 found[labels] = Reading(Observation.NODATA)
