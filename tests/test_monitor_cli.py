@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -88,3 +89,25 @@ def test_alerts_list_shows_what_the_evaluator_raised(store_url: str) -> None:
     text = cli("alerts", "list", "--db", store_url, "--rule", "success_low").stdout
     assert "institution=ins_b" in text
     assert "critical" in text
+
+
+def test_monitor_once_evaluates_at_the_latest_tick_and_delete_forgets_the_rule(
+    store_url: str,
+) -> None:
+    now = datetime.now(UTC)
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        analytics.ingest(
+            [{**e, "occurred_at": (now - 5 * MINUTE).isoformat()} for e in hand_worked()]
+        )
+        analytics.monitor.apply(
+            parse_rules(yaml.safe_dump({"rules": [{**RULE, "for": "0"}]}), "x"), "t"
+        )
+    result = cli("monitor", "--once", "--db", store_url)
+    assert result.exit_code == 0, result.output
+    assert "success_low: 3 of 3 instances changed" in result.stdout
+    deleted = cli("rules", "delete", "success_low", "--db", store_url)
+    assert deleted.exit_code == 0, deleted.output
+    assert "deleted success_low (version 2)" in deleted.stdout
+    again = cli("rules", "delete", "success_low", "--db", store_url)
+    assert again.exit_code == 2
+    assert "no alert rule named 'success_low'" in again.stderr

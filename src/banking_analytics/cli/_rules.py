@@ -27,6 +27,7 @@ from banking_analytics.cli import (
     JsonOption,
     _open,
     err,
+    fail,
     out,
     print_json,
 )
@@ -40,7 +41,7 @@ __all__ = ["alerts_app", "monitor", "rules_app"]
 TEST_FAILED = 1
 
 rules_app = typer.Typer(
-    help="Alert rules: apply a rule file, list them, print the defaults, unit-test them.",
+    help="Alert rules: apply a rule file, list or delete them, print the defaults, test them.",
     no_args_is_help=True,
 )
 alerts_app = typer.Typer(help="Alerts: current instances and their history.", no_args_is_help=True)
@@ -92,6 +93,31 @@ def apply_rules(file: FileArgument, db: DbOption = DEFAULT_DB, as_json: JsonOpti
     for stored in applied:
         table.add_row(stored.name, str(stored.version), stored.change.value)
     out.print(table, markup=False, highlight=False)
+
+
+@rules_app.command("delete")
+def delete_rule(
+    name: Annotated[str, typer.Argument(help="The rule's name")], db: DbOption = DEFAULT_DB
+) -> None:
+    """Delete a rule (a last version saying so) and forget its alert instances; audited."""
+    from banking_analytics.access import AuditLog
+    from banking_analytics.monitor import RuleNotFoundError
+
+    with _open(db) as analytics:
+        try:
+            stored = analytics.monitor.store.delete(name, _actor())
+        except RuleNotFoundError as exc:
+            raise fail(str(exc)) from None
+        AuditLog(analytics.engine).record(
+            actor=_actor(),
+            actor_role="admin",
+            action="delete_alert_rule",
+            outcome="ok",
+            object_type="alert_rule",
+            object_id=name,
+            details={"version": stored.version},
+        )
+    out.print(f"deleted {name} (version {stored.version})", markup=False, highlight=False)
 
 
 @rules_app.command("list")
