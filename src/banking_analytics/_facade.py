@@ -85,6 +85,7 @@ if TYPE_CHECKING:
         RevenueNamespace,
         RoiProjection,
     )
+    from banking_analytics.monitor import MonitorNamespace
 
 __all__ = [
     "BankingPerformanceAnalytics",
@@ -203,6 +204,13 @@ class BankingPerformanceAnalytics:
         from banking_analytics.analytics.behavior import BehaviorNamespace
 
         return BehaviorNamespace(self.metrics, self.queries)
+
+    @namespace
+    def monitor(self) -> MonitorNamespace:
+        """Alert rules (versioned in the store), their evaluation, alerts and their history."""
+        from banking_analytics.monitor import MonitorNamespace
+
+        return MonitorNamespace(self.metrics, self.engine)
 
     # -- recording ---------------------------------------------------------------------------
 

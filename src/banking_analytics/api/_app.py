@@ -34,6 +34,7 @@ from banking_analytics.api._ratelimit import FailedAuthentications, RateLimiter
 from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
+    alerts,
     behavior,
     connections,
     dashboard,
@@ -43,6 +44,7 @@ from banking_analytics.api.routes import (
     performance,
     revenue,
     revenue_impact,
+    rules,
     users,
     webhooks,
 )
@@ -50,6 +52,7 @@ from banking_analytics.ingest import PlaidItems
 from banking_analytics.metrics import QueryBudget, restrict_timezones
 
 if TYPE_CHECKING:
+    from banking_analytics.monitor import BackgroundEvaluator
     from banking_analytics.web import WebSettings
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -95,6 +98,15 @@ def _tokens(settings: ApiSettings) -> UserTokenVerifier | None:
         issuer=settings.jwt_issuer,
         max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
     )
+
+
+def _rule_evaluator(analytics: BankingPerformanceAnalytics) -> BackgroundEvaluator:
+    """The alert rules' evaluator, started: it runs beside the server until shutdown."""
+    from banking_analytics.monitor import BackgroundEvaluator
+
+    evaluator = BackgroundEvaluator(analytics.monitor)
+    evaluator.start()
+    return evaluator
 
 
 def create_app(
@@ -150,9 +162,12 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         period = settings.auth_failure_audit_seconds
         auditor = asyncio.create_task(audit_failures_periodically(audit, failures, period))
+        evaluator = _rule_evaluator(opened) if settings.evaluate_rules else None
         try:
             yield
         finally:
+            if evaluator is not None:
+                await anyio.to_thread.run_sync(evaluator.stop)
             auditor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await auditor
@@ -208,7 +223,8 @@ def create_app(
         admin,
         connections,
     )
-    for module in (*routers, webhooks):
+    monitoring = (rules, alerts)
+    for module in (*routers, *monitoring, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

@@ -41,6 +41,9 @@ class ApiSettings(BaseSettings):
     #: Largest request body accepted; larger ones answer 413 before being read whole.
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=1000, ge=1)
+    #: Evaluate the alert rules in this server, in a background thread (``serve`` with one
+    #: process turns it on; with several, run ``banking-analytics monitor`` beside them).
+    evaluate_rules: bool = False
     #: How long an ``Idempotency-Key`` and its first response are kept (Stripe keeps 24 h).
     idempotency_retention_hours: int = Field(default=24, ge=1)
     #: How long a verified API key is trusted before the store is asked again (revocation lag).

@@ -503,9 +503,13 @@ from banking_analytics.cli import _revenue, _serve  # noqa: E402, F401
 from banking_analytics.cli._access import audit_app, keys_app  # noqa: E402
 from banking_analytics.cli._import import import_app  # noqa: E402
 from banking_analytics.cli._quarantine import quarantine_app  # noqa: E402
+from banking_analytics.cli._rules import alerts_app, monitor, rules_app  # noqa: E402
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(import_app, name="import")
 app.add_typer(rates_app, name="rates")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(rules_app, name="rules")
+app.add_typer(alerts_app, name="alerts")
+app.command()(monitor)

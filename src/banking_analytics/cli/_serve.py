@@ -35,13 +35,13 @@ PortOption = Annotated[
 ]
 
 
-def _settings(db: str) -> ApiSettings:
+def _settings(db: str, **given: object) -> ApiSettings:
     from pydantic import ValidationError
 
     from banking_analytics.api import ApiSettings
 
     try:
-        return ApiSettings(db=db)
+        return ApiSettings(db=db, **given)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
@@ -102,7 +102,8 @@ def serve_store(
     """Serve an open store until interrupted; print ``admin_key`` (the demo's) first, if any."""
     from banking_analytics.api import API_PREFIX, create_app, uvicorn_options
 
-    settings = _settings(db)
+    # One process serves the store: it evaluates the alert rules too.
+    settings = _settings(db, evaluate_rules=True)
     base = f"http://{host}:{port}"
     if admin_key is not None:
         out.print(
@@ -145,6 +146,7 @@ def serve(
     # Each worker builds its own app from the environment (create_app reads BA_*).
     os.environ["BA_DB"] = db
     out.print(f"Serving {shown} on http://{host}:{port} with {workers} workers; Ctrl-C stops")
+    out.print("Alert rules are evaluated by `banking-analytics monitor`: run it beside them.")
     _run(
         "banking_analytics.api:create_app",
         host,

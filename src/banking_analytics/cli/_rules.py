@@ -1,0 +1,245 @@
+"""``rules`` (apply, list, defaults, test), ``alerts`` and ``monitor``: alert rules, what
+they raised, and their evaluator.
+
+A rule file that does not check out ends with each problem on its own line
+(``FILE:LINE: where: what``) on stderr and exit code 2; a rule test whose
+expectations are not met with its failures and exit code 1 (as promtool does),
+so scripts can tell the two apart. Text from the store is printed as is, never
+read as Rich markup.
+"""
+
+from __future__ import annotations
+
+import getpass
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from banking_analytics.cli import (
+    BAD_INPUT,
+    DEFAULT_DB,
+    DbOption,
+    JsonOption,
+    _open,
+    err,
+    fail,
+    out,
+    print_json,
+)
+
+if TYPE_CHECKING:
+    from banking_analytics.monitor import RuleEvaluation
+
+__all__ = ["alerts_app", "monitor", "rules_app"]
+
+#: A rule test ran and some expectation was not met.
+TEST_FAILED = 1
+
+rules_app = typer.Typer(
+    help="Alert rules: apply a rule file, list or delete them, print the defaults, test them.",
+    no_args_is_help=True,
+)
+alerts_app = typer.Typer(help="Alerts: current instances and their history.", no_args_is_help=True)
+FileArgument = Annotated[Path, typer.Argument(help="A YAML file", dir_okay=False)]
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _bad_file(lines: list[str]) -> typer.Exit:
+    for line in lines:
+        err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+    return typer.Exit(BAD_INPUT)
+
+
+@rules_app.command("apply")
+def apply_rules(file: FileArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Check a rule file, then save each rule as its next version (unchanged ones stay).
+
+    Nothing is saved unless every rule checks out. Each change is audited.
+    """
+    from banking_analytics.access import AuditLog
+    from banking_analytics.monitor import RuleFileError, RuleView, read_rule_file
+
+    try:
+        rules = read_rule_file(str(file))
+    except RuleFileError as exc:
+        raise _bad_file(exc.lines) from None
+    with _open(db) as analytics:
+        applied = analytics.monitor.apply(rules, _actor())
+        audit = AuditLog(analytics.engine)
+        for stored in applied:
+            audit.record(
+                actor=_actor(),
+                actor_role="admin",
+                action="put_alert_rule",
+                outcome="ok",
+                object_type="alert_rule",
+                object_id=stored.name,
+                details={"version": stored.version, "change": stored.change.value},
+            )
+    if as_json:
+        print_json([RuleView.of(stored) for stored in applied])
+        return
+    table = Table(title=f"{len(applied)} rules from {file}", title_justify="left")
+    for heading in ("rule", "version", "change"):
+        table.add_column(heading)
+    for stored in applied:
+        table.add_row(stored.name, str(stored.version), stored.change.value)
+    out.print(table, markup=False, highlight=False)
+
+
+@rules_app.command("delete")
+def delete_rule(
+    name: Annotated[str, typer.Argument(help="The rule's name")], db: DbOption = DEFAULT_DB
+) -> None:
+    """Delete a rule (a last version saying so) and forget its alert instances; audited."""
+    from banking_analytics.access import AuditLog
+    from banking_analytics.monitor import RuleNotFoundError
+
+    with _open(db) as analytics:
+        try:
+            stored = analytics.monitor.store.delete(name, _actor())
+        except RuleNotFoundError as exc:
+            raise fail(str(exc)) from None
+        AuditLog(analytics.engine).record(
+            actor=_actor(),
+            actor_role="admin",
+            action="delete_alert_rule",
+            outcome="ok",
+            object_type="alert_rule",
+            object_id=name,
+            details={"version": stored.version},
+        )
+    out.print(f"deleted {name} (version {stored.version})", markup=False, highlight=False)
+
+
+@rules_app.command("list")
+def list_rules(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """The current rules of a store: metric, condition, thresholds and timers."""
+    from banking_analytics.monitor import RuleView
+
+    with _open(db) as analytics:
+        stored = analytics.monitor.rules()
+    if as_json:
+        print_json([RuleView.of(s) for s in stored])
+        return
+    table = Table(title=f"{len(stored)} alert rules", title_justify="left")
+    for heading in ("rule", "version", "metric", "by", "condition", "warning", "critical", "for"):
+        table.add_column(heading, overflow="fold")
+    for s in stored:
+        assert s.rule is not None
+        written = s.rule.as_dict()
+        condition = written["condition"] + (
+            f" ({written['compare']})" if "compare" in written else ""
+        )
+        table.add_row(
+            s.name,
+            str(s.version),
+            s.rule.metric,
+            ", ".join(s.rule.by) or "-",
+            condition,
+            *(str(written.get(k, "-")) for k in ("warning", "critical", "for")),
+        )
+    out.print(table, markup=False, highlight=False)
+
+
+@rules_app.command("defaults")
+def default_rules() -> None:
+    """Print the shipped rules for the bank-integration metrics (a rule file, commented)."""
+    from banking_analytics.monitor import DEFAULT_RULES_YAML
+
+    out.print(DEFAULT_RULES_YAML, end="", markup=False, highlight=False, soft_wrap=True)
+
+
+@rules_app.command("test")
+def test_rules(files: Annotated[list[Path], typer.Argument(help="Rule test files")]) -> None:
+    """Run rule unit tests (promtool's format, with pending/recovering/nodata states)."""
+    from banking_analytics.monitor import RuleFileError, run_rule_tests
+
+    failed = False
+    for file in files:
+        try:
+            report = run_rule_tests(str(file))
+        except RuleFileError as exc:
+            raise _bad_file(exc.lines) from None
+        if report.ok:
+            out.print(f"{file}: SUCCESS ({report.checks} checks)", markup=False, highlight=False)
+            continue
+        failed = True
+        out.print(f"{file}: FAILED", markup=False, highlight=False)
+        for failure in report.failures:
+            out.print(f"  {failure}", markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(TEST_FAILED)
+
+
+@alerts_app.command("list")
+def list_alerts(
+    rule: Annotated[str | None, typer.Option(help="Only this rule's")] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Alert instances as last evaluated (all but inactive ones)."""
+    with _open(db) as analytics:
+        alerts = analytics.monitor.alerts(rule=rule)
+    if as_json:
+        print_json(alerts)
+        return
+    table = Table(title=f"{len(alerts)} alerts", title_justify="left")
+    for heading in ("rule", "labels", "state", "severity", "value", "since"):
+        table.add_column(heading, overflow="fold")
+    for alert in alerts:
+        own = {k: v for k, v in alert.labels.items() if k not in ("alertname", "severity")}
+        table.add_row(
+            alert.rule,
+            ", ".join(f"{k}={v}" for k, v in own.items()) or "-",
+            alert.state,
+            alert.severity or "-",
+            "-" if alert.value is None else f"{alert.value:.4g}",
+            "-" if alert.changed_at is None else alert.changed_at.isoformat(),
+        )
+    out.print(table, markup=False, highlight=False)
+
+
+def _show_cycle(reports: list[RuleEvaluation]) -> None:
+    for report in reports:
+        if report.transitions or report.error:
+            what = report.error or f"{report.transitions} of {report.instances} instances changed"
+            out.print(
+                f"{report.evaluated_at:%Y-%m-%d %H:%M:%S} {report.rule_name}: {what}",
+                markup=False,
+                highlight=False,
+            )
+
+
+def monitor(
+    db: DbOption = DEFAULT_DB,
+    once: Annotated[bool, typer.Option("--once", help="One cycle, then exit")] = False,
+    period: Annotated[float, typer.Option(min=0.1, max=3600, help="Seconds between cycles")] = 1.0,
+) -> None:
+    """Evaluate the alert rules on their intervals until interrupted (``serve`` does it too,
+    with one process; run this beside a server of several)."""
+    from banking_analytics.monitor import BackgroundEvaluator, Scheduler
+
+    with _open(db) as analytics:
+        if once:
+            _show_cycle(Scheduler(analytics.monitor).run_due(datetime.now(UTC)))
+            return
+        evaluator = BackgroundEvaluator(
+            analytics.monitor, period_seconds=period, on_cycle=_show_cycle
+        )
+        out.print(f"Evaluating {len(analytics.monitor.rules())} alert rules; Ctrl-C stops")
+        evaluator.start()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            evaluator.stop()
