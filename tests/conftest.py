@@ -13,6 +13,7 @@ expected failure on those engines (it must fail there, and pass elsewhere).
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,11 @@ import pytest
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.store import Engine, open_engine
 from postgres_server import configured_url, missing, reachable, start_throwaway_cluster
+
+# pytest-xdist's workers start with COLUMNS=80 set; a rich console made then would keep
+# that width, and the CLI tests' own COLUMNS (CliRunner's env) would not widen it.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 # The API tests' fixtures (a live server, keys per role, user tokens) and the web app's.
 pytest_plugins = ["api_fixtures", "web_fixtures"]
