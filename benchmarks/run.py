@@ -1,11 +1,12 @@
 """Speed benchmarks, each measured side by side with a baseline in the same run.
 
-    python -m benchmarks.run [--only NAME] [--quick]
+    python -m benchmarks.run [--only NAME]... [--quick]
 
 Every variant runs ``RUNS`` times (the dashboard's engine and pandas sides
 ``DASHBOARD_RUNS`` times) against a fresh DuckDB file in a temporary directory;
-the median goes into ``benchmarks/RESULTS.md`` (overwritten on each run)
-together with the machine, the date, the command and library versions.
+the median goes into ``benchmarks/RESULTS.md`` together with the machine, the date,
+the command and library versions. ``--only NAME`` (repeatable) measures those and
+replaces their sections, keeping the others'.
 Progress goes to stderr.
 """
 
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -1295,40 +1296,71 @@ def report(
     started: datetime,
     wall: float,
     load: float,
+    kept: Mapping[str, str] | None = None,
 ) -> str:
+    """The results file: a header, then a section per benchmark in the order they are
+    listed. ``kept`` holds the text of sections this run did not measure (``--only``),
+    from the file as it was: each section says when and how it was measured."""
     title = "# Benchmark results" + (
         " — QUICK RUN (small sizes, smoke check only)" if quick else ""
     )
+    partial = kept is not None
     lines = [
         title,
         "",
-        "The latest run of `python -m benchmarks.run`; the file is overwritten on every run.",
+        "The latest run of `python -m benchmarks.run` (`make bench`); a run of some "
+        "benchmarks (`--only`) replaces their sections and keeps the others, each section "
+        "saying when it was measured.",
         "",
         f"- Machine: {machine()}",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC (whole suite: {wall / 60:.1f} min); load "
-        f"average (1 min) at the start: {load:.2f}",
-        f"- Command: {command(argv)}",
         f"- Versions: python {platform.python_version()}, duckdb {duckdb.__version__}, "
-        f"pyarrow {pa.__version__}, numpy {np.__version__}, "
-        f"banking-analytics {version('banking-analytics')} ({git_revision()})",
+        f"pyarrow {pa.__version__}, numpy {np.__version__}",
         f"- Figures: the median of {RUNS} runs per variant ({DASHBOARD_RUNS} for the dashboard's "
         "engine and pandas sides; per-run seconds listed), each run "
         f"into a fresh DuckDB file in a temporary directory; events/s is the median of the "
         f"runs' rates.",
     ]
+    if not partial:
+        lines.append(f"- Whole run: {wall / 60:.1f} min")
+    measured = (
+        f"_Measured {started:%Y-%m-%d %H:%M} UTC at banking-analytics "
+        f"{version('banking-analytics')} ({git_revision()}), load average (1 min) at the "
+        f"start {load:.2f}; command: {command(argv)}._"
+    )
+    sections = dict(kept or {})
     for o in outcomes:
-        lines += ["", f"## {o.benchmark.name}", "", o.benchmark.what, ""]
+        body = ["", f"## {o.benchmark.name}", "", o.benchmark.what, "", measured, ""]
         if o.error is not None:
-            lines.append(f"**Failed:** {o.error}")
-            continue
-        lines += markdown_table(o.measurements)
-        lines += ["", *(f"- {note}" for note in o.notes)]
+            body.append(f"**Failed:** {o.error}")
+        else:
+            body += markdown_table(o.measurements)
+            body += ["", *(f"- {note}" for note in o.notes)]
+        sections[o.benchmark.name] = "\n".join(body)
+    for name in BENCHMARKS:
+        if name in sections:
+            lines.append(sections[name].rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+def kept_sections(text: str) -> dict[str, str]:
+    """The sections of a results file, by benchmark name (each from its blank line before
+    ``## name`` to the next section)."""
+    parts = re.split(r"\n(?=\n## )", text)
+    found: dict[str, str] = {}
+    for part in parts[1:]:
+        name = part.lstrip("\n").splitlines()[0].removeprefix("## ").strip()
+        found[name] = part
+    return found
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    parser.add_argument("--only", choices=list(BENCHMARKS), help="run just this benchmark")
+    parser.add_argument(
+        "--only",
+        choices=list(BENCHMARKS),
+        action="append",
+        help="run just this benchmark (repeat for several); the others' sections are kept",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
     return parser.parse_args(argv)
 
@@ -1336,7 +1368,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    names = [args.only] if args.only else list(BENCHMARKS)
+    names = list(dict.fromkeys(args.only)) if args.only else list(BENCHMARKS)
     started, clock, load = datetime.now(UTC), time.perf_counter(), os.getloadavg()[0]
     outcomes: list[BenchmarkResult] = []
     progress = Progress(
@@ -1361,7 +1393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 reporter.log(f"[red]{name} failed:[/] {outcome.error}")
             outcomes.append(outcome)
-    text = report(outcomes, argv, args.quick, started, time.perf_counter() - clock, load)
+    kept = kept_sections(RESULTS.read_text()) if args.only and RESULTS.exists() else None
+    text = report(outcomes, argv, args.quick, started, time.perf_counter() - clock, load, kept)
     RESULTS.write_text(text)
     print(text)
     print(f"written to {RESULTS}", file=sys.stderr)
