@@ -68,7 +68,15 @@ if TYPE_CHECKING:
         HealthThresholds,
         PerformanceNamespace,
     )
-    from banking_analytics.analytics.behavior import BehaviorNamespace
+    from banking_analytics.analytics.behavior import (
+        BehaviorNamespace,
+        FunnelQuery,
+        FunnelResult,
+        PathsQuery,
+        PathsResult,
+        RetentionQuery,
+        RetentionResult,
+    )
     from banking_analytics.analytics.revenue import (
         Recommendations,
         RevenueImpact,
@@ -451,6 +459,18 @@ class BankingPerformanceAnalytics:
         """MRR uplift, payback, ROI and NPV of improving a feature (see
         :meth:`RevenueOptimization.roi` for the improvement's keywords)."""
         return self.revenue.optimization.roi(feature, cost=cost, **improvement)
+
+    def funnel(self, query: FunnelQuery) -> FunnelResult:
+        """Users through a funnel's steps, conversion and time to convert (PostHog's)."""
+        return self.behavior.funnel(query)
+
+    def retention(self, query: RetentionQuery) -> RetentionResult:
+        """The retention grid of cohorts by start event and return event (PostHog's)."""
+        return self.behavior.retention(query)
+
+    def paths(self, query: PathsQuery) -> PathsResult:
+        """The top transitions between features or actions within sessions (PostHog's)."""
+        return self.behavior.paths(query)
 
     # -- inspection --------------------------------------------------------------------------
 

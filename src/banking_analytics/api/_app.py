@@ -36,9 +36,12 @@ from banking_analytics.api.routes import (
     admin,
     dashboard,
     events,
+    funnels,
     health,
     metrics,
+    paths,
     performance,
+    retention,
     revenue,
     revenue_impact,
     users,
@@ -190,6 +193,9 @@ def create_app(
     app.add_middleware(AccessLog)
     api = APIRouter(prefix=API_PREFIX)
     routers = (performance, revenue, revenue_impact, dashboard, metrics, events, users, admin)
+    behaviour_flows = (funnels, retention, paths)
+    for module in behaviour_flows:
+        api.include_router(module.router)
     for module in (*routers, webhooks):
         api.include_router(module.router)
     app.include_router(api)

@@ -4,7 +4,7 @@ A step is one kind of event (:class:`EventStep`): an event type, optionally a
 feature, an action and equality filters on the event's columns or its
 ``properties``, so one funnel can cross event types ("linked a bank → first
 successful sync → used spending analysis → subscribed"). Every event the query
-reads falls in its window ``[start, end)``; a user's events are put in one total
+reads falls in its range ``[date_from, date_to)``; a user's events are put in one total
 order, by ``occurred_at`` and then ``event_id`` (events at the same instant are
 ordered by their ids). Three orders, as PostHog has them:
 
@@ -20,12 +20,12 @@ ordered by their ids). Three orders, as PostHog has them:
   counts for both.
 
 Every later step's event must fall within the **conversion window** (default 14
-days, a fixed duration: 14 × 24 h) of the path's step-1 event, bound included:
-``t_i − t_1 ≤ window``. A user counts once, with the path from their step-1 events
+days, a fixed duration: 14 x 24 h) of the path's step-1 event, bound included:
+``t_i - t_1 ≤ window``. A user counts once, with the path from their step-1 events
 that reaches furthest (the earliest such start when several do). Per step:
 
 * ``users`` reaching it, ``conversion_from_first`` = users_i / users_1 and
-  ``conversion_from_previous`` = users_i / users_(i−1), ``dropped`` = users_(i−1) − users_i;
+  ``conversion_from_previous`` = users_i / users_(i-1), ``dropped`` = users_(i-1) - users_i;
 * the median (nearest rank) and mean seconds from the previous step's event to this one's
   (ordered and strict funnels; an unordered funnel's steps have no fixed order);
 * the time to convert, step 1 to the last step, of the users who completed it: nearest-rank
@@ -39,32 +39,32 @@ a missing value is ``(none)``. The first series is always all users.
 **Exclusion steps** (ordered funnels): a user who has, on any of their paths, an
 exclusion event strictly between the events of steps ``after`` and ``before`` of that
 path is dropped from the whole funnel. The users reaching a step and dropping off there
-(or converting) are listed a page at a time by :meth:`FunnelQuery` with
-:meth:`Funnels.users`.
+(or converting) are listed a page at a time by :meth:`Funnels.users`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
 from banking_analytics.analytics._shape import Period, Shape
-from banking_analytics.events import SCHEMAS, Kind
-from banking_analytics.metrics import (
-    MetricService,
-    QueryError,
-    Renderer,
-    Statement,
-    TimeWindow,
-    parse_time_period,
+from banking_analytics.analytics.behavior._query import (
+    MAX_BREAKDOWN_VALUES,
+    MAX_STEPS,
+    OTHER,
+    BehaviorQuery,
+    BehaviorQueryError,
+    EventFilter,
 )
+from banking_analytics.events import SCHEMAS, Kind
+from banking_analytics.metrics import MetricService, Renderer, Statement
 from banking_analytics.vocabulary import BankingFeature, EventType
 
 if TYPE_CHECKING:
@@ -73,11 +73,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTION_COLUMNS",
     "FEATURE_COLUMNS",
-    "MAX_BREAKDOWN_VALUES",
     "MAX_CONVERSION_WINDOW",
-    "MAX_STEPS",
+    "MAX_USERS_PAGE",
     "NONE",
-    "OTHER",
     "TIME_BINS",
     "EventStep",
     "Exclusion",
@@ -94,13 +92,10 @@ __all__ = [
     "step_tables",
 ]
 
-MAX_STEPS = 10
-MAX_BREAKDOWN_VALUES = 50
 MAX_CONVERSION_WINDOW = timedelta(days=90)
-#: The longest window a funnel reads (a behaviour query scans every event in it).
-MAX_FUNNEL_WINDOW = timedelta(days=366)
-#: Breakdown labels of users whose value is outside the kept ones, and of users with none.
-OTHER = "(other)"
+#: The most users one page of a funnel's drop-offs lists.
+MAX_USERS_PAGE = 10_000
+#: The breakdown label of users with no value (those outside the kept values: ``OTHER``).
 NONE = "(none)"
 #: Upper bounds (exclusive, seconds) of the time-to-convert histogram's bins; the last
 #: bin holds everything from 7 days up to the conversion window.
@@ -157,12 +152,14 @@ def _attribute(event_type: EventType, name: str) -> exp.Expr:
     try:
         kind = schema.field(name).kind
     except KeyError:
-        raise QueryError(
+        raise BehaviorQueryError(
             f"{name!r} is not a column of {event_type.value} events "
             "(nor properties.<key>, a key of letters, digits and _)"
         ) from None
     if kind not in _FILTERABLE or name in _ENVELOPE_NOT_FILTERED:
-        raise QueryError(f"{event_type.value} column {name!r} ({kind.value}) cannot be matched")
+        raise BehaviorQueryError(
+            f"{event_type.value} column {name!r} ({kind.value}) cannot be matched"
+        )
     return _column(name)
 
 
@@ -172,6 +169,9 @@ class EventStep:
     :data:`ACTION_COLUMNS` names: a behaviour's action, an attempt's or a sync's outcome,
     a subscription event's kind) and equal values of other columns or of
     ``properties.<key>`` (compared as text)."""
+
+    #: Unknown fields are an error when the API reads a step from JSON.
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
 
     event_type: EventType
     feature: BankingFeature | None = None
@@ -183,11 +183,11 @@ class EventStep:
         if self.feature is not None:
             object.__setattr__(self, "feature", BankingFeature(self.feature))
         if len(self.where) > 10:
-            raise QueryError("a step matches at most 10 columns")
+            raise BehaviorQueryError("a step matches at most 10 columns")
         for name, value in self.where.items():
             _attribute(self.event_type, name)
             if _PROPERTY.match(name) and not isinstance(value, str):
-                raise QueryError(f"{name} is compared as text: give a string")
+                raise BehaviorQueryError(f"{name} is compared as text: give a string")
 
     @property
     def shape(self) -> tuple[object, ...]:
@@ -225,10 +225,13 @@ def event_condition(step_shape: tuple[object, ...]) -> exp.Expr:
     """The condition a step (given by its :attr:`EventStep.shape`) puts on its table's rows,
     its values as placeholders in :attr:`EventStep.values` order."""
     event_type, has_feature, has_action, names = step_shape
-    assert isinstance(event_type, EventType) and isinstance(names, tuple)
+    assert isinstance(event_type, EventType)
+    assert isinstance(names, tuple)
     terms: list[exp.Expr] = []
     if has_feature:
-        terms.append(exp.EQ(this=_column(FEATURE_COLUMNS[event_type]), expression=exp.Placeholder()))
+        terms.append(
+            exp.EQ(this=_column(FEATURE_COLUMNS[event_type]), expression=exp.Placeholder())
+        )
     if has_action:
         terms.append(exp.EQ(this=_column(ACTION_COLUMNS[event_type]), expression=exp.Placeholder()))
     for name in names:
@@ -246,69 +249,59 @@ class Exclusion:
     """Users with such an event between their path's steps ``after`` and ``before``
     (numbered from 1) are dropped from the funnel."""
 
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+
     step: EventStep
     after: int = 1
     before: int = 2
 
 
-@dataclass(frozen=True, slots=True)
-class FunnelQuery:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FunnelQuery(BehaviorQuery):
     """A funnel's definition (see the module docs); validated and bounded when made.
 
-    The window is ``start``-``end`` when both are given, else ``time_period``
-    (``30d``, ``24h``, ...) ending at the call's ``now``.
+    Its range ``[date_from, date_to)`` bounds every event it reads; ``events`` filters
+    the behaviour events among them (other event types are matched by the steps alone).
     """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
 
     steps: tuple[EventStep, ...]
     order: FunnelOrder = FunnelOrder.ORDERED
     conversion_window: timedelta = timedelta(days=14)
-    time_period: str = "30d"
-    start: datetime | None = None
-    end: datetime | None = None
     breakdown: str | None = None
     breakdown_limit: int = 10
     exclusions: tuple[Exclusion, ...] = ()
 
     def __post_init__(self) -> None:
+        BehaviorQuery.__post_init__(self)
         object.__setattr__(self, "steps", tuple(self.steps))
         object.__setattr__(self, "exclusions", tuple(self.exclusions))
         object.__setattr__(self, "order", FunnelOrder(self.order))
         if not 2 <= len(self.steps) <= MAX_STEPS:
-            raise QueryError(f"a funnel has 2 to {MAX_STEPS} steps, got {len(self.steps)}")
+            raise BehaviorQueryError(f"a funnel has 2 to {MAX_STEPS} steps, got {len(self.steps)}")
         if not timedelta(0) < self.conversion_window <= MAX_CONVERSION_WINDOW:
-            raise QueryError(
+            raise BehaviorQueryError(
                 f"conversion_window must be longer than zero and at most "
                 f"{MAX_CONVERSION_WINDOW.days} days"
             )
         if not 1 <= self.breakdown_limit <= MAX_BREAKDOWN_VALUES:
-            raise QueryError(f"breakdown_limit must be 1 to {MAX_BREAKDOWN_VALUES}")
-        if (self.start is None) != (self.end is None):
-            raise QueryError("give both start and end, or neither")
+            raise BehaviorQueryError(f"breakdown_limit must be 1 to {MAX_BREAKDOWN_VALUES}")
         if self.breakdown is not None:
             # It must name a column of the first step's type (or a property): first touch.
             _attribute(self.steps[0].event_type, self.breakdown)
         if self.exclusions and self.order is not FunnelOrder.ORDERED:
-            raise QueryError("exclusion steps apply to ordered funnels only")
+            raise BehaviorQueryError("exclusion steps apply to ordered funnels only")
         if len(self.exclusions) > MAX_STEPS:
-            raise QueryError(f"at most {MAX_STEPS} exclusion steps")
+            raise BehaviorQueryError(f"at most {MAX_STEPS} exclusion steps")
         for ex in self.exclusions:
             if not 1 <= ex.after < ex.before <= len(self.steps):
-                raise QueryError(
+                raise BehaviorQueryError(
                     f"an exclusion lies between two steps 1 ≤ after < before ≤ {len(self.steps)}"
                 )
         distinct = {(s.shape, s.values) for s in self.steps}
         if self.order is FunnelOrder.UNORDERED and len(distinct) < len(self.steps):
-            raise QueryError("an unordered funnel's steps must differ")
-        self.window()  # the period is checked now, not at the first run
-
-    def window(self, now: datetime | None = None) -> TimeWindow:
-        if self.start is not None and self.end is not None:
-            window = TimeWindow(self.start, self.end)
-        else:
-            window = parse_time_period(self.time_period, now)
-        if window.length > MAX_FUNNEL_WINDOW:
-            raise QueryError(f"a funnel's window spans at most {MAX_FUNNEL_WINDOW.days} days")
-        return window
+            raise BehaviorQueryError("an unordered funnel's steps must differ")
 
     @property
     def _shape(self) -> tuple[object, ...]:
@@ -317,17 +310,21 @@ class FunnelQuery:
             tuple(s.shape for s in self.steps),
             tuple((e.step.shape, e.after, e.before) for e in self.exclusions),
             self.breakdown,
+            self.events.shape,
         )
 
-    def _event_params(self, window: TimeWindow) -> list[object]:
+    def _event_params(self) -> list[object]:
         """The values of the events part, in its order: per table, each step's then each
-        exclusion's condition values, then the window's bounds."""
+        exclusion's condition values, then the range's bounds (and for behaviour events,
+        the event filter's values)."""
         found: list[object] = []
         for table in _tables(self._shape):
             for step in (*self.steps, *(e.step for e in self.exclusions)):
                 if step.event_type is table:
                     found.extend(step.values)
-            found.extend((window.start, window.end))
+            found.extend((self.date_from, self.date_to))
+            if table is EventType.BEHAVIOR:
+                found.extend(self.events.params)
         return found
 
 
@@ -407,10 +404,11 @@ class FunnelUsers(Shape):
 
 
 def _tables(shape: tuple[object, ...]) -> tuple[EventType, ...]:
-    _, steps, exclusions, _ = shape
-    assert isinstance(steps, tuple) and isinstance(exclusions, tuple)
+    _, steps, exclusions, _, _ = shape
+    assert isinstance(steps, tuple)
+    assert isinstance(exclusions, tuple)
     kinds = [s[0] for s in steps] + [e[0][0] for e in exclusions]
-    return tuple(dict.fromkeys(kinds))  # type: ignore[arg-type]
+    return tuple(dict.fromkeys(kinds))
 
 
 def _x(text: str) -> exp.Expr:
@@ -421,8 +419,9 @@ def _events(shape: tuple[object, ...]) -> exp.Query:
     """Every event of the tables the funnel reads in its window: user, time (epoch seconds),
     id, one flag per step ``m1..mk`` and exclusion ``x1..``, the breakdown value ``bd``;
     rows matching no step left out unless the funnel is strict."""
-    order, steps, exclusions, breakdown = shape
-    assert isinstance(steps, tuple) and isinstance(exclusions, tuple)
+    order, steps, exclusions, breakdown, behaviour_filter = shape
+    assert isinstance(steps, tuple)
+    assert isinstance(exclusions, tuple)
     parts: list[exp.Select] = []
     for table in _tables(shape):
         columns: list[exp.Expr] = [
@@ -434,31 +433,43 @@ def _events(shape: tuple[object, ...]) -> exp.Query:
         flags += [(f"x{i}", e[0]) for i, e in enumerate(exclusions, 1)]
         for name, step in flags:
             condition = event_condition(step) if step[0] is table else exp.false()
-            columns.append(exp.alias_(exp.Coalesce(this=condition, expressions=[exp.false()]), name))
+            columns.append(
+                exp.alias_(exp.Coalesce(this=condition, expressions=[exp.false()]), name)
+            )
         if breakdown is not None and table is steps[0][0]:
             value: exp.Expr = exp.cast(_attribute(table, str(breakdown)), "TEXT")
         else:
             value = exp.cast(exp.null(), "TEXT")
         columns.append(exp.alias_(value, "bd"))
+        rows = _x("occurred_at >= ? AND occurred_at < ? AND user_id IS NOT NULL")
+        if table is EventType.BEHAVIOR:
+            chosen = EventFilter.condition(behaviour_filter)  # type: ignore[arg-type]
+            rows = rows if chosen is None else exp.and_(rows, chosen)
         parts.append(
             sqlglot.select(*columns)
             .from_(exp.table_(SCHEMAS[table].table, quoted=True))
-            .where(_x("occurred_at >= ? AND occurred_at < ? AND user_id IS NOT NULL"))
+            .where(rows)
         )
     union: exp.Query = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
-    every = sqlglot.select("*").from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("u"))))
+    every = sqlglot.select("*").from_(
+        exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("u")))
+    )
     if order is not FunnelOrder.STRICT:
         every = every.where(exp.or_(*(_x(f"m{i}") for i in range(1, len(steps) + 1))))
     return every
 
 
-def _paths_ordered(k: int, exclusions: tuple[tuple[object, int, int], ...]) -> list[tuple[str, exp.Query]]:
+def _paths_ordered(
+    k: int, exclusions: tuple[tuple[object, int, int], ...]
+) -> list[tuple[str, exp.Expr]]:
     """Each step-1 event's greedy path: the position of each next step's first event after
     the previous one's (windows over the user's events in reverse order: a running
     minimum, which PostgreSQL computes incrementally), chained by joins."""
-    later = "PARTITION BY user_id ORDER BY pos DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    later = (
+        "PARTITION BY user_id ORDER BY pos DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    )
     upto = "PARTITION BY user_id ORDER BY pos ROWS UNBOUNDED PRECEDING"
     nexts = [f"MIN(CASE WHEN m{i} THEN pos END) OVER ({later}) AS n{i}" for i in range(2, k + 1)]
     counts = [
@@ -484,9 +495,7 @@ def _paths_ordered(k: int, exclusions: tuple[tuple[object, int, int], ...]) -> l
         f"FROM nx AS s1 {joins} WHERE s1.m1"
     )
     # Later steps come later: the steps reached are those within the window of step 1.
-    within = " + ".join(
-        f"CASE WHEN t{i} - t1 <= ? THEN 1 ELSE 0 END" for i in range(2, k + 1)
-    )
+    within = " + ".join(f"CASE WHEN t{i} - t1 <= ? THEN 1 ELSE 0 END" for i in range(2, k + 1))
     excluded = " OR ".join(
         f"(t{b} - t1 <= ? AND c{j}_{b} - CASE WHEN x{j}_{b} THEN 1 ELSE 0 END - c{j}_{a} > 0)"
         for j, (_, a, b) in enumerate(exclusions, 1)
@@ -498,7 +507,7 @@ def _paths_ordered(k: int, exclusions: tuple[tuple[object, int, int], ...]) -> l
     return [("ranked", ranked), ("nx", nexted), ("chain", chain), ("paths", steps)]
 
 
-def _paths_strict(k: int) -> list[tuple[str, exp.Query]]:
+def _paths_strict(k: int) -> list[tuple[str, exp.Expr]]:
     """Each step-1 event's path through the user's very next events (``LEAD``)."""
     order = "PARTITION BY user_id ORDER BY t, event_id"
     leads = [
@@ -519,7 +528,7 @@ def _paths_strict(k: int) -> list[tuple[str, exp.Query]]:
     return [("leaded", leaded), ("paths", steps)]
 
 
-def _paths_unordered(k: int) -> list[tuple[str, exp.Query]]:
+def _paths_unordered(k: int) -> list[tuple[str, exp.Expr]]:
     """Each anchor event's completed steps: per step, its first event at or after the
     anchor (a running minimum over the user's events in reverse order)."""
     later = (
@@ -542,7 +551,7 @@ def _paths_unordered(k: int) -> list[tuple[str, exp.Query]]:
     return [("found", found), ("completed", completed), ("paths", steps)]
 
 
-def _per_user(k: int) -> list[tuple[str, exp.Query]]:
+def _per_user(k: int) -> list[tuple[str, exp.Expr]]:
     """Each user's best path (most steps, earliest start), users with an excluded path
     left out, labelled by breakdown value (kept values, ``(other)``, ``(none)``)."""
     times = ", ".join(f"t{i}" for i in range(1, k + 1))
@@ -564,15 +573,16 @@ def _per_user(k: int) -> list[tuple[str, exp.Query]]:
     return [("best", best), ("users", users), ("sizes", sizes), ("labelled", labelled)]
 
 
-def _with(ctes: list[tuple[str, exp.Query]], final: exp.Select) -> exp.Select:
+def _with(ctes: list[tuple[str, exp.Expr]], final: exp.Select) -> exp.Select:
     for name, query in ctes:
         final = final.with_(name, as_=query)
     return final
 
 
-def _user_ctes(shape: tuple[object, ...]) -> list[tuple[str, exp.Query]]:
-    order, steps, exclusions, _ = shape
-    assert isinstance(steps, tuple) and isinstance(exclusions, tuple)
+def _user_ctes(shape: tuple[object, ...]) -> list[tuple[str, exp.Expr]]:
+    order, steps, exclusions, _, _ = shape
+    assert isinstance(steps, tuple)
+    assert isinstance(exclusions, tuple)
     k = len(steps)
     if order is FunnelOrder.ORDERED:
         paths = _paths_ordered(k, exclusions)
@@ -587,7 +597,7 @@ def _funnel_query(renderer: Renderer, *shape: object) -> exp.Query:
     """Per breakdown label (and for all users: the grouping set ``()``), per step: users
     reaching it, and the seconds from the previous step (median, mean); the time to convert's
     percentiles and histogram."""
-    order, steps, _, _ = shape
+    order, steps, _, _, _ = shape
     assert isinstance(steps, tuple)
     k = len(steps)
     columns: list[exp.Expr] = [_x("label"), _x("GROUPING(label) AS total")]
@@ -627,7 +637,7 @@ def _users_query(renderer: Renderer, *shape: object) -> exp.Query:
     return _with(_user_ctes(shape), final)
 
 
-def _statement_params(query: FunnelQuery, window: TimeWindow) -> list[object]:
+def _statement_params(query: FunnelQuery) -> list[object]:
     """Values in the SQL's order: the events part, then the conversion window (seconds) as
     each path comparison uses it, then the breakdown limit."""
     k = len(query.steps)
@@ -638,7 +648,7 @@ def _statement_params(query: FunnelQuery, window: TimeWindow) -> list[object]:
         uses = (k - 1) * k // 2
     else:
         uses = k
-    return [*query._event_params(window), *([seconds] * uses), query.breakdown_limit]
+    return [*query._event_params(), *([seconds] * uses), query.breakdown_limit]
 
 
 def _depends_on(query: FunnelQuery) -> tuple[str, ...]:
@@ -651,19 +661,18 @@ class Funnels:
     def __init__(self, metrics: MetricService) -> None:
         self._metrics = metrics
 
-    def run(self, query: FunnelQuery, *, now: datetime | None = None) -> FunnelResult:
-        window = query.window(now)
+    def run(self, query: FunnelQuery) -> FunnelResult:
         table = self._metrics.run_statement(
             Statement(
                 _funnel_query,
-                tuple(_statement_params(query, window)),
+                tuple(_statement_params(query)),
                 _depends_on(query),
                 query._shape,
             )
         )
         series = _series(table, query)
         return FunnelResult(
-            period=Period.of(window),
+            period=Period.of(query.window),
             order=query.order.value,
             conversion_window_seconds=query.conversion_window.total_seconds(),
             breakdown=query.breakdown,
@@ -677,16 +686,14 @@ class Funnels:
         *,
         limit: int = 100,
         offset: int = 0,
-        now: datetime | None = None,
     ) -> FunnelUsers:
         """The users whose path ends at ``step`` (1-based): they dropped off after it, or
         converted when it is the last step."""
         if not 1 <= step <= len(query.steps):
-            raise QueryError(f"step must be 1 to {len(query.steps)}")
-        if not 1 <= limit <= 10_000 or offset < 0:
-            raise QueryError("limit must be 1 to 10000 and offset ≥ 0")
-        window = query.window(now)
-        params = (*_statement_params(query, window), step, limit, offset)
+            raise BehaviorQueryError(f"step must be 1 to {len(query.steps)}")
+        if not 1 <= limit <= MAX_USERS_PAGE or offset < 0:
+            raise BehaviorQueryError(f"limit must be 1 to {MAX_USERS_PAGE} and offset ≥ 0")
+        params = (*_statement_params(query), step, limit, offset)
         table = self._metrics.run_statement(
             Statement(_users_query, params, _depends_on(query), query._shape)
         )
@@ -694,7 +701,7 @@ class Funnels:
         total = int(table.column("total")[0].as_py()) if table.num_rows else 0
         if not users and offset:
             # Past the end: the total still answers (counted without the page).
-            first = self.users(query, step, limit=1, offset=0, now=now)
+            first = self.users(query, step, limit=1, offset=0)
             total = first.total
         following = offset + len(users)
         return FunnelUsers(
@@ -737,27 +744,46 @@ def _series(table: pa.Table, query: FunnelQuery) -> list[FunnelSeries]:
             )
         quantiles = list(row["ttc"] or [None] * len(_PERCENTILES))
         bins = [
-            TimeBin(below_seconds=float(upper) if upper is not None else None, users=int(row[f"b{b}"] or 0))
+            TimeBin(
+                below_seconds=float(upper) if upper is not None else None,
+                users=int(row[f"b{b}"] or 0),
+            )
             for b, upper in enumerate([*TIME_BINS, None])
         ]
         converted = users[-1]
         ttc = TimeToConvert(
             users=converted,
             median_seconds=_float(quantiles[2]),
-            percentiles={f"p{round(q * 100)}": _float(v) for q, v in zip(_PERCENTILES, quantiles, strict=True)},
+            percentiles={
+                f"p{round(q * 100)}": _float(v)
+                for q, v in zip(_PERCENTILES, quantiles, strict=True)
+            },
             bins=bins,
         )
         total = bool(row["total"])
         label = None if total else str(row["label"])
         found.append((0 if total else 1, label or "", FunnelSeries(label, steps, ttc)))
     if not any(total == 0 for total, _, _ in found):  # no events at all
-        empty = TimeToConvert(0, None, {f"p{round(q * 100)}": None for q in _PERCENTILES}, [
-            TimeBin(float(u) if u is not None else None, 0) for u in [*TIME_BINS, None]
-        ])
-        found.append((0, "", FunnelSeries(None, [
-            FunnelStepResult(i, s.label, 0, 0, None, None, None, None)
-            for i, s in enumerate(query.steps, 1)
-        ], empty)))
+        empty = TimeToConvert(
+            0,
+            None,
+            {f"p{round(q * 100)}": None for q in _PERCENTILES},
+            [TimeBin(float(u) if u is not None else None, 0) for u in [*TIME_BINS, None]],
+        )
+        found.append(
+            (
+                0,
+                "",
+                FunnelSeries(
+                    None,
+                    [
+                        FunnelStepResult(i, s.label, 0, 0, None, None, None, None)
+                        for i, s in enumerate(query.steps, 1)
+                    ],
+                    empty,
+                ),
+            )
+        )
     found.sort(key=lambda f: (f[0], -f[2].steps[0].users, f[1]))
     return [f[2] for f in found]
 
