@@ -457,7 +457,9 @@ def _events(shape: tuple[object, ...]) -> exp.Query:
         exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("u")))
     )
     if order is not FunnelOrder.STRICT:
-        every = every.where(exp.or_(*(_x(f"m{i}") for i in range(1, len(steps) + 1))))
+        flags = [f"m{i}" for i in range(1, len(steps) + 1)]
+        flags += [f"x{j}" for j in range(1, len(exclusions) + 1)]
+        every = every.where(exp.or_(*(_x(flag) for flag in flags)))
     return every
 
 
@@ -761,6 +763,8 @@ def _series(table: pa.Table, query: FunnelQuery) -> list[FunnelSeries]:
             bins=bins,
         )
         total = bool(row["total"])
+        if not total and query.breakdown is None:
+            continue  # without a breakdown every user is "(none)": the total says it
         label = None if total else str(row["label"])
         found.append((0 if total else 1, label or "", FunnelSeries(label, steps, ttc)))
     if not any(total == 0 for total, _, _ in found):  # no events at all
