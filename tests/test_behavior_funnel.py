@@ -1,7 +1,8 @@
 """Funnels, hand-worked from PostHog's documentation, on every engine.
 
-One small world holds a user per semantic edge (named after it); each test asks a
-funnel and checks who reaches which step, from the paged drop-off lists and the counts.
+One small world holds a user per semantic edge (named after it), in groups 70 days
+apart so that each test's range reads its own group; each test asks a funnel and
+checks who reaches which step, from the paged drop-off lists and the counts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from banking_analytics import BankingPerformanceAnalytics, EventStatus
+from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.analytics.behavior import (
     EventStep,
     Exclusion,
@@ -20,9 +21,20 @@ from banking_analytics.analytics.behavior import (
     FunnelQuery,
 )
 from banking_analytics.analytics.behavior._query import BehaviorQueryError
+from behavior_flows_fixtures import module_analytics, store  # noqa: F401 (a fixture)
 
-T0 = datetime(2026, 9, 1, tzinfo=UTC)
-RANGE = {"date_from": T0, "date_to": T0 + timedelta(days=60)}
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+H = timedelta(hours=1)
+D = timedelta(days=1)
+#: Where each group of events starts.
+GROUP = [g * 70 * D for g in range(5)]
+
+
+def in_group(g: int) -> dict[str, datetime]:
+    return {"date_from": T0 + GROUP[g], "date_to": T0 + GROUP[g] + 60 * D}
+
+
+RANGE = in_group(0)
 A = EventStep("behavior", "account_linking", "open")
 B = EventStep("behavior", "spending_analysis", "view")
 X = EventStep("behavior", "budget_tracking", "open")
@@ -52,8 +64,54 @@ def x(user: str, at: timedelta) -> dict:
     return behaviour(user, "budget_tracking", "open", at)
 
 
-H = timedelta(hours=1)
-D = timedelta(days=1)
+def linked(user: str, at: timedelta, outcome: str = "success") -> dict:
+    return {
+        "event_type": "connection_attempt",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": (T0 + at).isoformat(),
+        "user_id": user,
+        "attempt_id": f"a-{uuid.uuid4().hex[:8]}",
+        "aggregator": "plaid",
+        "institution_id": "ins_1",
+        "feature": "account_linking",
+        "flow": "new",
+        "started_at": (T0 + at - timedelta(seconds=5)).isoformat(),
+        "outcome": outcome,
+    }
+
+
+def synced(user: str, at: timedelta, outcome: str = "success") -> dict:
+    return {
+        "event_type": "sync_run",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": (T0 + at).isoformat(),
+        "user_id": user,
+        "connection_id": f"item-{user}",
+        "aggregator": "plaid",
+        "institution_id": "ins_1",
+        "feature": "transaction_sync",
+        "trigger": "initial",
+        "started_at": (T0 + at).isoformat(),
+        "outcome": outcome,
+    }
+
+
+def subscribed(user: str, at: timedelta) -> dict:
+    return {
+        "event_type": "subscription",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": (T0 + at).isoformat(),
+        "user_id": user,
+        "kind": "subscribed",
+        "subscription_id": f"sub-{user}",
+        "plan": "premium",
+        "tier": "premium",
+        "unit_amount": 999,
+        "interval": "month",
+        "currency": "USD",
+        "status": "active",
+    }
+
 
 WORLD = [
     # B before A: ordered reaches step 1 only, unordered completes both.
@@ -78,11 +136,6 @@ WORLD = [
 ]
 
 
-def store(analytics: BankingPerformanceAnalytics, events: list[dict]) -> None:
-    results = analytics.ingest(events)
-    assert {r.status for r in results} == {EventStatus.ACCEPTED}, [r.reason for r in results]
-
-
 def reached(analytics: BankingPerformanceAnalytics, query: FunnelQuery) -> dict[int, set[str]]:
     """The users whose path ends at each step, from the paged list (pages of 2)."""
     ends: dict[int, set[str]] = {}
@@ -99,10 +152,49 @@ def reached(analytics: BankingPerformanceAnalytics, query: FunnelQuery) -> dict[
     return ends
 
 
-@pytest.fixture
-def world(analytics: BankingPerformanceAnalytics) -> BankingPerformanceAnalytics:
-    store(analytics, WORLD)
-    return analytics
+@pytest.fixture(scope="module")
+def world(module_analytics: BankingPerformanceAnalytics) -> BankingPerformanceAnalytics:  # noqa: F811
+    g1, g2, g3, g4 = GROUP[1:]
+    repeated = [
+        a("once", g1 + 1 * H),
+        b("once", g1 + 2 * H),
+        a("twice", g1 + 1 * H),
+        a("twice", g1 + 2 * H),
+        b("twice", g1 + 3 * H),
+        a("twice_no_b", g1 + 1 * H),
+        b("twice_no_b", g1 + 2 * H),
+        a("twice_no_b", g1 + 3 * H),
+    ]
+    excluded = [
+        a("excluded", g2 + 1 * H),
+        x("excluded", g2 + 2 * H),
+        b("excluded", g2 + 3 * H),
+        a("after_b", g2 + 1 * H),
+        b("after_b", g2 + 2 * H),
+        x("after_b", g2 + 3 * H),
+        a("clean", g2 + 1 * H),
+        b("clean", g2 + 2 * H),
+    ]
+    across = [
+        linked("full", g3 + 1 * H),
+        synced("full", g3 + 2 * H, "failure"),
+        synced("full", g3 + 3 * H),
+        b("full", g3 + 4 * H),
+        subscribed("full", g3 + 5 * H),
+        linked("no_sync", g3 + 1 * H),
+        synced("no_sync", g3 + 2 * H, "failure"),
+        b("no_sync", g3 + 4 * H),
+        subscribed("no_sync", g3 + 5 * H),
+        linked("failed_link", g3 + 1 * H, "failure"),
+    ]
+    sourced = [
+        a("paywall", g4 + 1 * H, properties={"source": "paywall"}),
+        b("paywall", g4 + 2 * H),
+        a("email", g4 + 1 * H, properties={"source": "email"}),
+        b("email", g4 + 2 * H),
+    ]
+    store(module_analytics, [*WORLD, *repeated, *excluded, *across, *sourced])
+    return module_analytics
 
 
 def test_ordered_strict_and_unordered(world: BankingPerformanceAnalytics) -> None:
@@ -155,107 +247,20 @@ def test_breakdown_is_first_touch_with_other_and_none(world: BankingPerformanceA
     assert series == {None: [6, 4], "android": [2, 2], "(other)": [2, 2], "(none)": [2, 0]}
 
 
-def test_a_repeated_step_needs_a_second_event(analytics: BankingPerformanceAnalytics) -> None:
-    store(
-        analytics,
-        [
-            a("once", 1 * H),
-            b("once", 2 * H),
-            a("twice", 1 * H),
-            a("twice", 2 * H),
-            b("twice", 3 * H),
-            a("twice_no_b", 1 * H),
-            b("twice_no_b", 2 * H),
-            a("twice_no_b", 3 * H),
-        ],
-    )
-    query = FunnelQuery(steps=(A, A, B), **RANGE)
-    assert reached(analytics, query) == {1: {"once"}, 2: {"twice_no_b"}, 3: {"twice"}}
+def test_a_repeated_step_needs_a_second_event(world: BankingPerformanceAnalytics) -> None:
+    query = FunnelQuery(steps=(A, A, B), **in_group(1))
+    assert reached(world, query) == {1: {"once"}, 2: {"twice_no_b"}, 3: {"twice"}}
 
 
-def test_an_exclusion_between_steps_drops_the_user(analytics: BankingPerformanceAnalytics) -> None:
-    store(
-        analytics,
-        [
-            a("excluded", 1 * H),
-            x("excluded", 2 * H),
-            b("excluded", 3 * H),
-            a("after_b", 1 * H),
-            b("after_b", 2 * H),
-            x("after_b", 3 * H),
-            a("clean", 1 * H),
-            b("clean", 2 * H),
-        ],
-    )
-    query = FunnelQuery(steps=(A, B), exclusions=(Exclusion(X, 1, 2),), **RANGE)
-    assert reached(analytics, query) == {1: set(), 2: {"after_b", "clean"}}
-    assert [s.users for s in analytics.funnel(query).series[0].steps] == [2, 2]
+def test_an_exclusion_between_steps_drops_the_user(world: BankingPerformanceAnalytics) -> None:
+    query = FunnelQuery(steps=(A, B), exclusions=(Exclusion(X, 1, 2),), **in_group(2))
+    assert reached(world, query) == {1: set(), 2: {"after_b", "clean"}}
+    assert [s.users for s in world.funnel(query).series[0].steps] == [2, 2]
 
 
-def test_one_funnel_across_event_types(analytics: BankingPerformanceAnalytics) -> None:
+def test_one_funnel_across_event_types(world: BankingPerformanceAnalytics) -> None:
     """Linked a bank → first successful sync → used spending analysis → subscribed."""
 
-    def linked(user: str, at: timedelta, outcome: str = "success") -> dict:
-        return {
-            "event_type": "connection_attempt",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": (T0 + at).isoformat(),
-            "user_id": user,
-            "attempt_id": f"a-{uuid.uuid4().hex[:8]}",
-            "aggregator": "plaid",
-            "institution_id": "ins_1",
-            "feature": "account_linking",
-            "flow": "new",
-            "started_at": (T0 + at - timedelta(seconds=5)).isoformat(),
-            "outcome": outcome,
-        }
-
-    def synced(user: str, at: timedelta, outcome: str = "success") -> dict:
-        return {
-            "event_type": "sync_run",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": (T0 + at).isoformat(),
-            "user_id": user,
-            "connection_id": f"item-{user}",
-            "aggregator": "plaid",
-            "institution_id": "ins_1",
-            "feature": "transaction_sync",
-            "trigger": "initial",
-            "started_at": (T0 + at).isoformat(),
-            "outcome": outcome,
-        }
-
-    def subscribed(user: str, at: timedelta) -> dict:
-        return {
-            "event_type": "subscription",
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": (T0 + at).isoformat(),
-            "user_id": user,
-            "kind": "subscribed",
-            "subscription_id": f"sub-{user}",
-            "plan": "premium",
-            "tier": "premium",
-            "unit_amount": 999,
-            "interval": "month",
-            "currency": "USD",
-            "status": "active",
-        }
-
-    store(
-        analytics,
-        [
-            linked("full", 1 * H),
-            synced("full", 2 * H, "failure"),
-            synced("full", 3 * H),
-            b("full", 4 * H),
-            subscribed("full", 5 * H),
-            linked("no_sync", 1 * H),
-            synced("no_sync", 2 * H, "failure"),
-            b("no_sync", 4 * H),
-            subscribed("no_sync", 5 * H),
-            linked("failed_link", 1 * H, "failure"),
-        ],
-    )
     query = FunnelQuery(
         steps=(
             EventStep("connection_attempt", action="success"),
@@ -263,28 +268,19 @@ def test_one_funnel_across_event_types(analytics: BankingPerformanceAnalytics) -
             EventStep("behavior", "spending_analysis", "view"),
             EventStep("subscription", action="subscribed"),
         ),
-        **RANGE,
+        **in_group(3),
     )
-    assert reached(analytics, query) == {1: {"no_sync"}, 2: set(), 3: set(), 4: {"full"}}
-    steps = analytics.funnel(query).series[0].steps
+    assert reached(world, query) == {1: {"no_sync"}, 2: set(), 3: set(), 4: {"full"}}
+    steps = world.funnel(query).series[0].steps
     assert [s.users for s in steps] == [2, 1, 1, 1]
     # The first successful sync came 2 h after the link (the failed one does not count).
     assert steps[1].median_seconds_from_previous == 2 * 3600
 
 
-def test_property_filters_and_bad_definitions(analytics: BankingPerformanceAnalytics) -> None:
-    store(
-        analytics,
-        [
-            a("paywall", 1 * H, properties={"source": "paywall"}),
-            b("paywall", 2 * H),
-            a("email", 1 * H, properties={"source": "email"}),
-            b("email", 2 * H),
-        ],
-    )
+def test_property_filters_and_bad_definitions(world: BankingPerformanceAnalytics) -> None:
     paywall = EventStep("behavior", "account_linking", "open", {"properties.source": "paywall"})
-    query = FunnelQuery(steps=(paywall, B), breakdown="properties.source", **RANGE)
-    assert {s.breakdown_value: s.steps[1].users for s in analytics.funnel(query).series} == {
+    query = FunnelQuery(steps=(paywall, B), breakdown="properties.source", **in_group(4))
+    assert {s.breakdown_value: s.steps[1].users for s in world.funnel(query).series} == {
         None: 1,
         "paywall": 1,
     }
