@@ -12,7 +12,6 @@ Each example reads its own stretch of time in one store per engine.
 from __future__ import annotations
 
 import itertools
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,11 @@ from hypothesis import strategies as st
 
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.analytics.behavior import EventStep, FunnelOrder, FunnelQuery
-from behavior_flows_fixtures import module_analytics, store  # noqa: F401 (a fixture)
+from behavior_flows_fixtures import (  # noqa: F401 (a fixture)
+    module_analytics,
+    nearest_rank,
+    store,
+)
 
 KINDS = {
     "L": ("account_linking", "open"),
@@ -49,14 +52,6 @@ class Event:
     user: str
     minute: int
     kind: str
-
-
-def nearest_rank(values: list[float], q: float) -> float | None:
-    """The smallest value with at least a fraction ``q`` of the values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(q * len(ordered) - 1e-9), 1) - 1]
 
 
 def user_path(
