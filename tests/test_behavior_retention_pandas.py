@@ -35,7 +35,9 @@ END = START + timedelta(weeks=3, days=2)
 
 def week(times: pd.Series) -> pd.Series:
     local = times.dt.tz_convert(ZONE).dt.tz_localize(None).dt.normalize()
-    return (local - pd.to_timedelta(local.dt.day_of_week, unit="D")).map(lambda d: d.toordinal() // 7)
+    return (local - pd.to_timedelta(local.dt.day_of_week, unit="D")).map(
+        lambda d: d.toordinal() // 7
+    )
 
 
 def pandas_grid(
