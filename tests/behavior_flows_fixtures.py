@@ -26,6 +26,7 @@ __all__ = [
     "WORLD_START",
     "as_events",
     "module_analytics",
+    "module_world",
     "nearest_rank",
     "simulated_world",
     "store",
@@ -50,6 +51,14 @@ def module_analytics(
     finally:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def module_world(module_analytics: BankingPerformanceAnalytics) -> pd.DataFrame:
+    """The simulated world, stored in the module's store."""
+    frame = simulated_world()
+    store(module_analytics, as_events(frame))
+    return frame
 
 
 def store(analytics: BankingPerformanceAnalytics, events: list[dict[str, object]]) -> None:

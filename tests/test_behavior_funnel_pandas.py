@@ -18,11 +18,9 @@ from banking_analytics.analytics.behavior import EventStep, FunnelQuery
 from behavior_flows_fixtures import (  # noqa: F401 (a fixture)
     NODES,
     WORLD_START,
-    as_events,
     module_analytics,
+    module_world,
     nearest_rank,
-    simulated_world,
-    store,
 )
 
 STEPS = ["L", "S", "B"]
@@ -77,16 +75,9 @@ def pandas_funnel(world: pd.DataFrame) -> dict[str | None, dict[str, object]]:
     return found
 
 
-@pytest.fixture(scope="module")
-def world(module_analytics: BankingPerformanceAnalytics) -> pd.DataFrame:  # noqa: F811
-    frame = simulated_world()
-    store(module_analytics, as_events(frame))
-    return frame
-
-
 def test_ordered_funnel_with_breakdown_equals_pandas(
     module_analytics: BankingPerformanceAnalytics,  # noqa: F811
-    world: pd.DataFrame,
+    module_world: pd.DataFrame,  # noqa: F811
 ) -> None:
     query = FunnelQuery(
         steps=tuple(EventStep("behavior", *NODES[k]) for k in STEPS),
@@ -96,7 +87,7 @@ def test_ordered_funnel_with_breakdown_equals_pandas(
         date_from=WORLD_START,
         date_to=WORLD_START + timedelta(days=40),
     )
-    expected = pandas_funnel(world)
+    expected = pandas_funnel(module_world)
     got = {
         s.breakdown_value: {
             "users": [st.users for st in s.steps],

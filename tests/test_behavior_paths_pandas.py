@@ -16,10 +16,8 @@ from banking_analytics.analytics.behavior import PathsQuery
 from behavior_flows_fixtures import (  # noqa: F401 (a fixture)
     NODES,
     WORLD_START,
-    as_events,
     module_analytics,
-    simulated_world,
-    store,
+    module_world,
 )
 
 GAP = timedelta(minutes=30)
@@ -52,17 +50,10 @@ def pandas_paths(world: pd.DataFrame, start_point: str | None, max_steps: int) -
     return [(int(r.idx), r.node, r.target, int(r.n)) for r in counts.head(LIMIT).itertuples()]
 
 
-@pytest.fixture(scope="module")
-def world(module_analytics: BankingPerformanceAnalytics) -> pd.DataFrame:  # noqa: F811
-    frame = simulated_world()
-    store(module_analytics, as_events(frame))
-    return frame
-
-
 @pytest.mark.parametrize(("start_point", "max_steps"), [(None, 5), ("/".join(NODES["S"]), 3)])
 def test_top_transitions_equal_pandas(
     module_analytics: BankingPerformanceAnalytics,  # noqa: F811
-    world: pd.DataFrame,
+    module_world: pd.DataFrame,  # noqa: F811
     start_point: str | None,
     max_steps: int,
 ) -> None:
@@ -76,5 +67,5 @@ def test_top_transitions_equal_pandas(
         )
     )
     got = [(t.step, t.source, t.target, t.transitions) for t in result.transitions]
-    assert got == pandas_paths(world, start_point, max_steps)
+    assert got == pandas_paths(module_world, start_point, max_steps)
     assert len(got) == LIMIT

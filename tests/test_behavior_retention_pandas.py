@@ -22,10 +22,8 @@ from banking_analytics.analytics.behavior import (
 from behavior_flows_fixtures import (  # noqa: F401 (a fixture)
     NODES,
     WORLD_START,
-    as_events,
     module_analytics,
-    simulated_world,
-    store,
+    module_world,
 )
 
 ZONE = "Europe/London"
@@ -71,18 +69,11 @@ def pandas_grid(
     return grid
 
 
-@pytest.fixture(scope="module")
-def world(module_analytics: BankingPerformanceAnalytics) -> pd.DataFrame:  # noqa: F811
-    frame = simulated_world()
-    store(module_analytics, as_events(frame))
-    return frame
-
-
 @pytest.mark.parametrize("kind", list(RetentionKind))
 @pytest.mark.parametrize("criterion", list(RetentionCriterion))
 def test_weekly_grid_equals_pandas(
     module_analytics: BankingPerformanceAnalytics,  # noqa: F811
-    world: pd.DataFrame,
+    module_world: pd.DataFrame,  # noqa: F811
     kind: RetentionKind,
     criterion: RetentionCriterion,
 ) -> None:
@@ -99,7 +90,7 @@ def test_weekly_grid_equals_pandas(
         )
     )
     got = [(c.users, [cell.users for cell in c.cells]) for c in result.cohorts]
-    expected = pandas_grid(world, kind, criterion)
+    expected = pandas_grid(module_world, kind, criterion)
     assert got == expected
     assert sum(size for size, _ in expected) > 10
     assert any(cells[1] for _, cells in expected[:-1])  # someone returns
