@@ -457,9 +457,9 @@ def _events(shape: tuple[object, ...]) -> exp.Query:
         exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("u")))
     )
     if order is not FunnelOrder.STRICT:
-        flags = [f"m{i}" for i in range(1, len(steps) + 1)]
-        flags += [f"x{j}" for j in range(1, len(exclusions) + 1)]
-        every = every.where(exp.or_(*(_x(flag) for flag in flags)))
+        names = [f"m{i}" for i in range(1, len(steps) + 1)]
+        names += [f"x{j}" for j in range(1, len(exclusions) + 1)]
+        every = every.where(exp.or_(*(_x(name) for name in names)))
     return every
 
 
