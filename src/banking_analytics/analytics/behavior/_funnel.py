@@ -466,47 +466,75 @@ def _events(shape: tuple[object, ...]) -> exp.Query:
 def _paths_ordered(
     k: int, exclusions: tuple[tuple[object, int, int], ...]
 ) -> list[tuple[str, exp.Expr]]:
-    """Each step-1 event's greedy path: the position of each next step's first event after
-    the previous one's (windows over the user's events in reverse order: a running
-    minimum, which PostgreSQL computes incrementally), chained by joins."""
+    """Each step-1 event's greedy path, in window passes over the user's events, no joins.
+
+    ``N_i(q)``, the position of the first step-i event after row ``q``, is non-decreasing
+    in ``q``; so is any value ``X`` that grows with position (the time, a running count).
+    The value at the first following step-i row is therefore the minimum of
+    ``CASE WHEN m_i THEN X END`` over the following rows: a running minimum over the
+    user's events in reverse order (which PostgreSQL computes incrementally). Chaining
+    backwards from step ``i``, pass ``s`` turns the value at step ``i`` reached from a
+    step-``(i - s + 1)`` row into the value reached from a step-``(i - s)`` row; after
+    ``i - 1`` passes each step-1 row holds ``X`` at its path's step ``i``: the path's times,
+    and for exclusions the running count of exclusion events at steps ``after`` (through
+    it) and ``before`` (before it). Pass ``s`` reads only the rows of steps 1 to
+    ``k - s + 1``: the later steps' rows have served.
+    """
     later = (
-        "PARTITION BY user_id ORDER BY pos DESC ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+        "PARTITION BY user_id ORDER BY t DESC, event_id DESC "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
     )
-    upto = "PARTITION BY user_id ORDER BY pos ROWS UNBOUNDED PRECEDING"
-    nexts = [f"MIN(CASE WHEN m{i} THEN pos END) OVER ({later}) AS n{i}" for i in range(2, k + 1)]
+    upto = "PARTITION BY user_id ORDER BY t, event_id ROWS UNBOUNDED PRECEDING"
     counts = [
-        f"SUM(CASE WHEN x{j} THEN 1 ELSE 0 END) OVER ({upto}) AS c{j}"
+        f"SUM(CASE WHEN x{j} THEN 1 ELSE 0 END) OVER ({upto}) AS through{j}"
         for j in range(1, len(exclusions) + 1)
     ]
-    ranked = _x(
-        "SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY t, event_id) AS pos FROM ev"
-    )
-    nexted = _x(f"SELECT {', '.join(['*', *nexts, *counts])} FROM ranked")
-    times = [f"s{i}.t AS t{i}" for i in range(1, k + 1)]
-    marks = [
-        f"s{i}.c{j} AS c{j}_{i}, s{i}.x{j} AS x{j}_{i}"
-        for j, (_, a, b) in enumerate(exclusions, 1)
-        for i in sorted({a, b})
-    ]
-    joins = " ".join(
-        f"LEFT JOIN nx AS s{i} ON s{i}.user_id = s1.user_id AND s{i}.pos = s{i - 1}.n{i}"
-        for i in range(2, k + 1)
-    )
-    chain = _x(
-        f"SELECT s1.user_id AS user_id, s1.bd AS bd, {', '.join([*times, *marks])} "
-        f"FROM nx AS s1 {joins} WHERE s1.m1"
+    ctes: list[tuple[str, exp.Expr]] = []
+    source = "ev"
+    # (step, value, name): the value at the path's step, under that name at the start row.
+    chained: list[tuple[int, str, str]] = [(i, "t", f"t{i}") for i in range(2, k + 1)]
+    at_start = ["t AS t1"]
+    if exclusions:
+        ctes.append(("counted", _x(f"SELECT {', '.join(['*', *counts])} FROM ev")))
+        source = "counted"
+        for j, (_, a, b) in enumerate(exclusions, 1):
+            before = f"through{j} - CASE WHEN x{j} THEN 1 ELSE 0 END"
+            chained.append((b, f"({before})", f"before{j}"))
+            if a == 1:
+                at_start.append(f"through{j} AS after{j}")
+            else:
+                chained.append((a, f"through{j}", f"after{j}"))
+    for s in range(1, k):
+        columns = ["*"]
+        for step, value, name in chained:
+            if step - s >= 1:
+                previous = value if s == 1 else f"{name}_{s - 1}"
+                flag = f"m{step - s + 1}"
+                columns.append(
+                    f"MIN(CASE WHEN {flag} THEN {previous} END) OVER ({later}) AS {name}_{s}"
+                )
+        # Pass s reads only the rows of steps 1..k-s+1: later steps have served.
+        kept = " OR ".join(f"m{i}" for i in range(1, k - s + 2))
+        ctes.append((f"pass{s}", _x(f"SELECT {', '.join(columns)} FROM {source} WHERE {kept}")))
+        source = f"pass{s}"
+    finals = [f"{name}_{step - 1} AS {name}" for step, _, name in chained]
+    ctes.append(
+        (
+            "chain",
+            _x(f"SELECT user_id, bd, {', '.join([*at_start, *finals])} FROM {source} WHERE m1"),
+        )
     )
     # Later steps come later: the steps reached are those within the window of step 1.
     within = " + ".join(f"CASE WHEN t{i} - t1 <= ? THEN 1 ELSE 0 END" for i in range(2, k + 1))
     excluded = " OR ".join(
-        f"(t{b} - t1 <= ? AND c{j}_{b} - CASE WHEN x{j}_{b} THEN 1 ELSE 0 END - c{j}_{a} > 0)"
+        f"(t{b} - t1 <= ? AND before{j} - after{j} > 0)"
         for j, (_, a, b) in enumerate(exclusions, 1)
     )
     steps = _x(
         f"SELECT user_id, bd, {', '.join(f't{i}' for i in range(1, k + 1))}, "
         f"1 + {within} AS steps, {excluded or 'FALSE'} AS excluded FROM chain"
     )
-    return [("ranked", ranked), ("nx", nexted), ("chain", chain), ("paths", steps)]
+    return [*ctes, ("paths", steps)]
 
 
 def _paths_strict(k: int) -> list[tuple[str, exp.Expr]]:
