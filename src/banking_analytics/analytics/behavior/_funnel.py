@@ -605,7 +605,7 @@ def _per_user(k: int) -> list[tuple[str, exp.Expr]]:
 
 def _with(ctes: list[tuple[str, exp.Expr]], final: exp.Select) -> exp.Select:
     for name, query in ctes:
-        final = final.with_(name, as_=query)
+        final = final.with_(name, as_=query, copy=False)
     return final
 
 

@@ -217,7 +217,7 @@ def _paths_query(renderer: Renderer, *shape: object) -> exp.Query:
         ("counted", counted),
     ]
     for name, query in ctes:
-        final = final.with_(name, as_=query)
+        final = final.with_(name, as_=query, copy=False)
     return final
 
 

@@ -241,7 +241,7 @@ def _retention_query(renderer: Renderer, *shape: object) -> exp.Query:
     )
     assert isinstance(final, exp.Query)
     for name, query in [*ctes, ("returns", returns), ("pairs", pairs)]:
-        final = final.with_(name, as_=query)
+        final = final.with_(name, as_=query, copy=False)
     return final
 
 
@@ -255,8 +255,8 @@ def _furthest(renderer: Renderer, *shape: object) -> exp.Query:
     )
     assert isinstance(final, exp.Query)
     for cte in query.ctes:
-        final = final.with_(cte.alias, as_=cte.this)
-    return final.with_("furthest", as_=furthest)
+        final = final.with_(cte.alias, as_=cte.this, copy=False)
+    return final.with_("furthest", as_=furthest, copy=False)
 
 
 class Retention:
