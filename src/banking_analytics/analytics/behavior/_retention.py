@@ -88,10 +88,20 @@ class RetentionQuery(BehaviorQuery):
         object.__setattr__(self, "criterion", RetentionCriterion(self.criterion))
 
     @property
+    def _returns_are_starts(self) -> bool:
+        """Whether the recurring cohorts' (user, period) pairs are the returns' too: the
+        same event starts and returns (the usual "any activity" grid), read once."""
+        same = (self.start_event.shape, self.start_event.values) == (
+            self.return_event.shape,
+            self.return_event.values,
+        )
+        return same and self.kind is RetentionKind.RECURRING
+
+    @property
     def _shape(self) -> tuple[object, ...]:
         return (
             self.start_event.shape,
-            self.return_event.shape,
+            None if self._returns_are_starts else self.return_event.shape,
             self.kind,
             self.interval,
             self.timezone,
@@ -119,6 +129,8 @@ class RetentionQuery(BehaviorQuery):
                 *behaviour(self.start_event),
                 self.date_from,
             )
+        if self._returns_are_starts:
+            return starts
         returns = (
             *self.return_event.values,
             self.date_from,
@@ -196,7 +208,6 @@ def _retention_query(renderer: Renderer, *shape: object) -> exp.Query:
     return (n = the last period they returned in), in Python."""
     start, ret, kind, interval, timezone, behaviour_filter = shape
     assert isinstance(start, tuple)
-    assert isinstance(ret, tuple)
     assert isinstance(interval, Interval)
     assert isinstance(timezone, str)
     assert isinstance(behaviour_filter, tuple)
@@ -225,12 +236,17 @@ def _retention_query(renderer: Renderer, *shape: object) -> exp.Query:
             .where(_x("first_at >= ?"))
         )
         ctes = [("firsts", firsts), ("starts", starts)]
-    returns = (
-        sqlglot.select("user_id", exp.alias_(index("occurred_at"), "p"))
-        .distinct()
-        .from_(_table(ret))
-        .where(_rows(ret, behaviour_filter, first_time=False))
-    )
+    returns: exp.Expr
+    if ret is None:  # the start event returns too: its pairs are the cohorts'
+        returns = _x("SELECT user_id, cohort AS p FROM starts")
+    else:
+        assert isinstance(ret, tuple)
+        returns = (
+            sqlglot.select("user_id", exp.alias_(index("occurred_at"), "p"))
+            .distinct()
+            .from_(_table(ret))
+            .where(_rows(ret, behaviour_filter, first_time=False))
+        )
     pairs = _x(
         "SELECT s.cohort AS cohort, s.user_id AS user_id, r.p - s.cohort AS n "
         "FROM starts AS s JOIN returns AS r ON r.user_id = s.user_id AND r.p > s.cohort"
