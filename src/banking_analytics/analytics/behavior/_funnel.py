@@ -433,9 +433,9 @@ def _events(shape: tuple[object, ...]) -> exp.Query:
         flags += [(f"x{i}", e[0]) for i, e in enumerate(exclusions, 1)]
         for name, step in flags:
             condition = event_condition(step) if step[0] is table else exp.false()
-            columns.append(
-                exp.alias_(exp.Coalesce(this=condition, expressions=[exp.false()]), name)
-            )
+            # NULL where a matched column is NULL: every use of a flag reads NULL as
+            # false, and plain comparisons are what the engine pushes into its scan.
+            columns.append(exp.alias_(condition, name))
         if breakdown is not None and table is steps[0][0]:
             value: exp.Expr = exp.cast(_attribute(table, str(breakdown)), "TEXT")
         else:
@@ -515,7 +515,8 @@ def _paths_ordered(
                 )
         # Pass s reads only the rows of steps 1..k-s+1: later steps have served.
         kept = " OR ".join(f"m{i}" for i in range(1, k - s + 2))
-        ctes.append((f"pass{s}", _x(f"SELECT {', '.join(columns)} FROM {source} WHERE {kept}")))
+        rows = f" WHERE {kept}" if s > 1 else ""  # the first reads every step's rows
+        ctes.append((f"pass{s}", _x(f"SELECT {', '.join(columns)} FROM {source}{rows}")))
         source = f"pass{s}"
     finals = [f"{name}_{step - 1} AS {name}" for step, _, name in chained]
     ctes.append(
