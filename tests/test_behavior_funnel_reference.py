@@ -171,7 +171,7 @@ def definitions(draw: st.DrawFn) -> tuple[list[str], FunnelOrder]:
 
 
 @settings(
-    max_examples=20,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
