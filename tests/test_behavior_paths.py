@@ -18,7 +18,7 @@ import pytest
 
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.analytics.behavior import PathsQuery, PathsResult
-from banking_analytics.analytics.behavior._query import BehaviorQueryError
+from banking_analytics.analytics.behavior._query import BehaviorQueryError, EventFilter
 from behavior_flows_fixtures import module_analytics, store  # noqa: F401 (a fixture)
 
 T0 = datetime(2026, 7, 6, tzinfo=UTC)
@@ -65,6 +65,8 @@ WORLD = [
     event("d", "S", 121 * M),
 ]
 L, S, B = (f"{f}/{a}" for f, a in NODES.values())
+#: Only the budget events: a, b and c each have one, alone in its path.
+OPENED_BUDGETS = EventFilter(features=("budget_tracking",))
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +101,9 @@ def test_at_most_max_steps_and_feature_nodes(world: BankingPerformanceAnalytics)
     assert edges(short) == [(1, L, S, 5), (1, B, S, 1)]
     features = world.paths(PathsQuery(node="feature", limit=1, **RANGE))
     assert edges(features) == [(1, "account_linking", "spending_analysis", 5)]
+    # Paths of one step make no transition, and are still read.
+    alone = world.paths(PathsQuery(end_point=B, max_steps=2, **RANGE, events=OPENED_BUDGETS))
+    assert (alone.paths, edges(alone)) == (3, [])
 
 
 def test_bad_queries_are_refused() -> None:

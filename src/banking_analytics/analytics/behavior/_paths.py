@@ -200,9 +200,11 @@ def _paths_query(renderer: Renderer, *shape: object) -> exp.Query:
         "WHERE NOT target IS NULL GROUP BY rel, node, target"
     )
     final = _x(
-        "SELECT step, source, target, transitions, "
-        "(SELECT COUNT(*) FROM edges WHERE rel = 1) AS paths FROM counted "
-        "ORDER BY transitions DESC, step, source, target LIMIT ?"
+        # One row even without a transition: the count of paths read is in every row.
+        "SELECT step, source, target, transitions, read.paths AS paths "
+        "FROM (SELECT COUNT(*) AS paths FROM edges WHERE rel = 1) AS read "
+        "LEFT JOIN counted ON TRUE "
+        "ORDER BY transitions DESC NULLS LAST, step, source, target LIMIT ?"
     )
     assert isinstance(final, exp.Select)
     ctes = [
@@ -252,5 +254,6 @@ class Paths:
                     transitions=int(r["transitions"]),
                 )
                 for r in rows
+                if r["step"] is not None
             ],
         )
