@@ -980,6 +980,13 @@ def behavior(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_behavior(ctx)
 
 
+def behavior_flows(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.behavior_flows` (imported here: it builds on this module)."""
+    from benchmarks.behavior_flows import behavior_flows as run_behavior_flows
+
+    return run_behavior_flows(ctx)
+
+
 def revenue(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """See :mod:`benchmarks.revenue` (imported here: it builds on this module)."""
     from benchmarks.revenue import revenue as run_revenue
@@ -1186,6 +1193,13 @@ BENCHMARKS = {
             "~3M-event subscription world: the revenue ledger against hand-written DuckDB SQL "
             "and polars (lazy, events in memory); and on PostgreSQL over a tenth of it.",
             revenue,
+        ),
+        Benchmark(
+            "behavior_flows",
+            "A 4-step ordered funnel with a breakdown and a 12-week retention grid over 10M "
+            "behaviour events of 100k users: ours against hand-written DuckDB SQL and polars "
+            "(lazy, events in memory); and ours on PostgreSQL over 1M events.",
+            behavior_flows,
         ),
         Benchmark(
             "revenue_impact",

@@ -72,8 +72,14 @@ if TYPE_CHECKING:
     from banking_analytics.analytics.behavior import (
         BehaviorNamespace,
         Engagement,
+        FunnelQuery,
+        FunnelResult,
         Lifecycle,
         LifecycleQuery,
+        PathsQuery,
+        PathsResult,
+        RetentionQuery,
+        RetentionResult,
         SessionAnalysis,
         Stickiness,
         StickinessQuery,
@@ -512,6 +518,18 @@ class BankingPerformanceAnalytics:
     def lifecycle(self, query: LifecycleQuery) -> Lifecycle:
         """New, returning, resurrecting and dormant users per interval (PostHog's)."""
         return self.behavior.lifecycle(query)
+
+    def funnel(self, query: FunnelQuery) -> FunnelResult:
+        """Users through a funnel's steps, conversion and time to convert (PostHog's)."""
+        return self.behavior.funnel(query)
+
+    def retention(self, query: RetentionQuery) -> RetentionResult:
+        """The retention grid of cohorts by start event and return event (PostHog's)."""
+        return self.behavior.retention(query)
+
+    def paths(self, query: PathsQuery) -> PathsResult:
+        """The top transitions between features or actions within sessions (PostHog's)."""
+        return self.behavior.paths(query)
 
     # -- inspection --------------------------------------------------------------------------
 

@@ -39,9 +39,12 @@ from banking_analytics.api.routes import (
     connections,
     dashboard,
     events,
+    funnels,
     health,
     metrics,
+    paths,
     performance,
+    retention,
     revenue,
     revenue_impact,
     rules,
@@ -224,7 +227,8 @@ def create_app(
         connections,
     )
     monitoring = (rules, alerts)
-    for module in (*routers, *monitoring, webhooks):
+    behaviour_flows = (funnels, retention, paths)
+    for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)

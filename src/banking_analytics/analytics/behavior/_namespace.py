@@ -24,11 +24,23 @@ from banking_analytics.analytics.behavior._engagement import (
     run_engagement,
     run_user_engagement,
 )
+from banking_analytics.analytics.behavior._funnel import (
+    FunnelQuery,
+    FunnelResult,
+    Funnels,
+    FunnelUsers,
+)
 from banking_analytics.analytics.behavior._lifecycle import Lifecycle, LifecycleQuery, run_lifecycle
+from banking_analytics.analytics.behavior._paths import Paths, PathsQuery, PathsResult
 from banking_analytics.analytics.behavior._query import (
     DEFAULT_SESSION_GAP,
     BehaviorQueryError,
     EventFilter,
+)
+from banking_analytics.analytics.behavior._retention import (
+    Retention,
+    RetentionQuery,
+    RetentionResult,
 )
 from banking_analytics.analytics.behavior._sessions import (
     SessionCut,
@@ -245,6 +257,26 @@ class BehaviorNamespace:
             lifecycle=behavior.lifecycle,
             weak_spots=sorted(weak, key=lambda c: c.difference or 0.0),
         )
+
+    # -- funnels, retention and paths --------------------------------------------------------
+
+    def funnel(self, query: FunnelQuery) -> FunnelResult:
+        """Users through ordered, strict or unordered steps, conversion and time to convert."""
+        return Funnels(self._metrics).run(query)
+
+    def funnel_users(
+        self, query: FunnelQuery, step: int, *, limit: int = 100, offset: int = 0
+    ) -> FunnelUsers:
+        """A page of the users whose path ends at ``step`` (dropped off there, or converted)."""
+        return Funnels(self._metrics).users(query, step, limit=limit, offset=offset)
+
+    def retention(self, query: RetentionQuery) -> RetentionResult:
+        """The cohort grid of users returning after a start event (first-time or recurring)."""
+        return Retention(self._metrics).run(query)
+
+    def paths(self, query: PathsQuery) -> PathsResult:
+        """The most frequent transitions between features or actions within sessions."""
+        return Paths(self._metrics).run(query)
 
 
 def _only(feature: BankingFeature | str | None) -> EventFilter:
