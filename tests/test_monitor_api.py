@@ -116,6 +116,10 @@ def test_alerts_and_their_history_are_read_by_analysts(live_api: LiveAPI) -> Non
     assert [a["labels"]["institution"] for a in firing] == ["ins_a", "ins_b"]
     assert firing[1]["annotations"] == {"summary": "ins_b: 40%"}
     assert firing[1]["fired_at"] == iso(32)
+    first = api.client.get(ALERTS, params={"limit": 2}, headers=api.as_key("analyst")).json()
+    assert [a["labels"]["institution"] for a in first] == ["ins_a", "ins_b"]
+    too_many = api.client.get(ALERTS, params={"limit": 10**6}, headers=api.as_key("analyst"))
+    assert too_many.status_code == 422
 
     history = api.client.get(
         f"{ALERTS}/history", params={"rule": "success_low"}, headers=api.as_key("analyst")

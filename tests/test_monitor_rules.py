@@ -147,6 +147,8 @@ def test_rule_checks_that_need_no_file() -> None:
         Rule.from_dict({**base, "condition": "above", "critical": 1, "interval": "0"})
     with pytest.raises(RuleError, match=r"^rule: a rule is a mapping"):
         Rule.from_dict(["not", "a", "mapping"])
+    with pytest.raises(RuleError, match=r"by: user names one user's data"):
+        Rule.from_dict({**base, "condition": "above", "critical": 1, "by": ["user"]})
     no_data = Rule.from_dict({**base, "condition": "no_data"})
     assert no_data.severity is Severity.CRITICAL
 

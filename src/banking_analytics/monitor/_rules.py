@@ -56,6 +56,8 @@ _RESERVED_LABELS = frozenset({"alertname", "severity"})
 _MAX_TEXT = 1000
 _MAX_ENTRIES = 20
 _MAX_SAMPLE = 10**9
+#: Dimensions whose values are one end user's (or their connection's): no alert per value.
+PERSONAL_DIMENSIONS = frozenset({"user", "connection"})
 _E = TypeVar("_E", bound=StrEnum)
 _FIELDS = (
     "name",
@@ -367,6 +369,16 @@ class _Checker:
             )
             min_sample = 0
         by, filters = self._names("by"), self._filters()
+        personal = [d for d in by if d in PERSONAL_DIMENSIONS]
+        if personal:
+            # An instance per end user would keep one user's data in every alert and grow
+            # the alert tables with the user base: alerts are about integrations.
+            self._fail(
+                "by",
+                f"{', '.join(personal)} names one user's data: cut alerts by institution, "
+                "aggregator, feature or another shared dimension",
+            )
+            by = tuple(d for d in by if d not in PERSONAL_DIMENSIONS)
         if metric is not None and window >= timedelta(minutes=1):
             try:
                 MetricQuery.build(

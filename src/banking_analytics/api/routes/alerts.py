@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._problems import ProblemError
+from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api._types import QueryBool, QueryDateTime
 from banking_analytics.api.deps import Analytics, ReadAnalytics, Settings
 from banking_analytics.monitor import AlertState, AlertView, HistoryView
@@ -21,18 +22,30 @@ RuleFilter = Annotated[
 ]
 
 
+Limit = Annotated[int, Query(ge=1, description="At most this many")]
+
+
+def _checked(limit: int, settings: ApiSettings) -> int:
+    if limit > settings.max_page_size:
+        raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
+    return limit
+
+
 @router.get("", response_model=list[AlertView])
 def current_alerts(
     analytics: Analytics,
     _: ReadAnalytics,
+    settings: Settings,
     rule: RuleFilter = None,
     state: Annotated[
         list[AlertState] | None,
         Query(description="Only instances in these states (default: all but inactive)"),
     ] = None,
+    limit: Limit = 1000,
 ) -> list[AlertView]:
-    """Alert instances as last evaluated: pending, firing, recovering, nodata, error."""
-    return analytics.monitor.alerts(rule=rule, states=state)
+    """Alert instances as last evaluated (pending, firing, recovering, nodata, error), by
+    rule and labels: the first ``limit``."""
+    return analytics.monitor.alerts(rule=rule, states=state)[: _checked(limit, settings)]
 
 
 @router.get("/history", response_model=list[HistoryView])
@@ -48,12 +61,11 @@ def alert_history(
     transitions_only: Annotated[
         QueryBool, Query(description="Only evaluations that changed a state or severity")
     ] = True,
-    limit: Annotated[int, Query(ge=1, description="At most this many, newest first")] = 100,
+    limit: Limit = 100,
 ) -> list[HistoryView]:
     """Evaluations of alert instances, newest first: what each observed, and the state before
     and after (by default only those that changed it)."""
-    if limit > settings.max_page_size:
-        raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
+    _checked(limit, settings)
     if since is not None and until is not None and since >= until:
         raise ProblemError(422, "since (query): must be before until")
     return analytics.monitor.history(
