@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
+from sqlglot import exp
 
 from banking_analytics.events import IDENTIFIER_PATTERN, Kind, arrow_type
 from banking_analytics.store import INSTITUTIONS, Engine
-from banking_analytics.store._sql import column_list
-from banking_analytics.store._sql import quote as quote_name
+from banking_analytics.store.statements import column, select_all
 from banking_analytics.vocabulary import Aggregator
 
 __all__ = ["InstitutionName", "record_institutions"]
@@ -72,9 +72,12 @@ def record_institutions(
     at = now or datetime.now(UTC)
     with engine.begin() as tx:
         tx.lock(INSTITUTIONS)
-        stored = tx.execute(
-            f"SELECT {column_list(INSTITUTIONS.column_names)} FROM {quote_name(INSTITUTIONS.name)}"
-        ).to_pylist()
+        # Only these institutions' rows: the table keeps every name ever recorded.
+        ids = list(wanted)
+        mine = select_all(INSTITUTIONS).where(
+            column("institution_id").isin(*(exp.Placeholder() for _ in ids))
+        )
+        stored = tx.execute(mine.sql(engine.dialect), ids).to_pylist()
         latest: dict[str, tuple[str, str | None]] = {}
         for row in sorted(stored, key=lambda r: r["recorded_at"]):
             latest[row["institution_id"]] = (row["name"], row["aggregator"])
