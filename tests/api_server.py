@@ -43,7 +43,11 @@ def running(settings: ApiSettings, **create: Any) -> Iterator[str]:
     """Serve ``create_app(settings, **create)`` over HTTP, with the connection limits of
     ``settings`` as ``banking-analytics serve`` applies them, until the block ends;
     yields the base URL."""
-    port = free_port()
+    # The server is handed a socket already bound: a port found free and bound later could
+    # be taken in between by a test running beside this one (pytest-xdist).
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port: int = listening.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings, **create),
@@ -54,7 +58,9 @@ def running(settings: ApiSettings, **create: Any) -> Iterator[str]:
             **uvicorn_options(settings),
         )
     )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, name="uvicorn", daemon=True
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -66,6 +72,7 @@ def running(settings: ApiSettings, **create: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+        listening.close()
 
 
 def issue_key(store_url: str, role: Role, name: str) -> str:

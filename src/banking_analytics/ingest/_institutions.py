@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from sqlglot import exp
 
 from banking_analytics.events import IDENTIFIER_PATTERN, Kind, arrow_type
 from banking_analytics.store import INSTITUTIONS, Engine
-from banking_analytics.store.statements import column, select_all
 from banking_analytics.vocabulary import Aggregator
 
 __all__ = ["InstitutionName", "record_institutions"]
@@ -74,6 +72,11 @@ def record_institutions(
         tx.lock(INSTITUTIONS)
         # Only these institutions' rows: the table keeps every name ever recorded.
         ids = list(wanted)
+        # Imported here: importing the package must not load sqlglot (tests/test_public_api).
+        from sqlglot import exp
+
+        from banking_analytics.store.statements import column, select_all
+
         mine = select_all(INSTITUTIONS).where(
             column("institution_id").isin(*(exp.Placeholder() for _ in ids))
         )
