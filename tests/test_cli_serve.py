@@ -48,6 +48,14 @@ def test_demo_without_serving_simulates_and_summarises(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "success rate" in result.stdout.lower()
     assert (tmp_path / "demo.truth.json").exists()
+    # The shipped alert rules are installed, and the hints run the CLI at once (no server).
+    assert "Installed the 6 default alert rules" in result.stdout
+    hints = " ".join(result.stdout.split())
+    assert f"Try: banking-analytics performance --period 7d --db {db}" in hints
+    assert f"banking-analytics alerts list --db {db}" in hints
+    listed = CliRunner().invoke(app, ["rules", "list", "--db", db], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "institution_success_rate_low" in listed.stdout
 
 
 def demo(db: Path, *options: str) -> Result:

@@ -368,19 +368,31 @@ def demo(
             if store is not None:
                 mark_demo_store(store)
             end = _simulate_into(analytics, users, days, seed, manifest, institutions=institutions)
+            _install_default_rules(analytics)
             if store is not None:
                 update_demo_record(store, world=world, end=end.isoformat())
         show_info(analytics.info())
         show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
         show_health(out, analytics.institution_health("7d"), limit=10)
+        # While serving, the server holds a DuckDB store: the CLI can read it only after.
+        cli_hint = "After Ctrl-C, try:" if serve and store is not None else "Try:"
         out.print(
             f"\nStore: {store_shown(db)}\n"
-            f"Try:   banking-analytics performance --period 7d --db {db}\n"
-            f"       banking-analytics health --db {db}"
+            f"{cli_hint} banking-analytics performance --period 7d --db {db}\n"
+            f"{' ' * len(cli_hint)} banking-analytics health --db {db}\n"
+            f"{' ' * len(cli_hint)} banking-analytics alerts list --db {db}"
         )
         if serve:
             key = _demo_admin_key(analytics, store, made.get("admin_key") if reuse else None)
             serve_store(analytics, db, host, port, admin_key=key)
+
+
+def _install_default_rules(analytics: BankingPerformanceAnalytics) -> None:
+    """The shipped alert rules, so the demo's evaluator raises alerts on its planted outages."""
+    from banking_analytics.monitor import default_rules
+
+    rules = analytics.monitor.apply(default_rules(), changed_by="demo")
+    out.print(f"Installed the {len(rules)} default alert rules (banking-analytics rules list)")
 
 
 def _demo_admin_key(
