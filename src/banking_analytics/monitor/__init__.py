@@ -16,6 +16,23 @@ from banking_analytics.monitor._evaluate import (
     observe,
     readings_of,
 )
+from banking_analytics.monitor._insight_stats import (
+    Contribution,
+    bonferroni_z,
+    decompose_kinds,
+    decompose_rate,
+    two_proportion_test,
+)
+from banking_analytics.monitor._insights import (
+    Breakdown,
+    Evidence,
+    Insight,
+    InsightEngine,
+    InsightSettings,
+    OptimizationReport,
+    QueryLink,
+    Recommendation,
+)
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
@@ -43,15 +60,24 @@ __all__ = [
     "AlertStore",
     "AlertView",
     "BackgroundEvaluator",
+    "Breakdown",
     "Change",
     "Compare",
     "Condition",
+    "Contribution",
     "Evaluator",
+    "Evidence",
     "HistoryView",
+    "Insight",
+    "InsightEngine",
+    "InsightSettings",
     "InstanceState",
     "MonitorNamespace",
     "Observation",
+    "OptimizationReport",
+    "QueryLink",
     "Reading",
+    "Recommendation",
     "Rule",
     "RuleError",
     "RuleEvaluation",
@@ -65,6 +91,9 @@ __all__ = [
     "advance",
     "advance_rule",
     "alert_labels",
+    "bonferroni_z",
+    "decompose_kinds",
+    "decompose_rate",
     "default_rules",
     "dump_rules",
     "expand_series",
@@ -76,4 +105,5 @@ __all__ = [
     "read_rule_file",
     "readings_of",
     "run_rule_tests",
+    "two_proportion_test",
 ]

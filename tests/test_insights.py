@@ -1,0 +1,394 @@
+"""Automated insights on every engine: the statistics and the decomposition worked by hand,
+a planted drop at one institution named with its error category and share (checked against
+pandas), folding, stability, the other kinds, recommendations, and a simulated outage."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from statsmodels.stats.proportion import proportions_ztest
+
+from banking_analytics import BankingPerformanceAnalytics, EventStatus, EventType
+from banking_analytics.metrics import TimeWindow
+from banking_analytics.monitor import (
+    Insight,
+    OptimizationReport,
+    bonferroni_z,
+    decompose_kinds,
+    decompose_rate,
+    two_proportion_test,
+)
+from banking_analytics.simulate import GroundTruth, SimulationConfig, run_simulation
+
+NOW = datetime(2026, 11, 10, 16, 0, tzinfo=UTC)
+#: The current window is [14:00, 16:00); the baseline the day before it.
+CURRENT = NOW - timedelta(minutes=90)
+BASELINE = NOW - timedelta(hours=12)
+
+# -- the statistics, by hand ------------------------------------------------------------------
+
+
+def test_two_proportion_test_matches_a_hand_worked_value_and_statsmodels() -> None:
+    # 4 of 100 failed before, 29 of 100 now: pooled 33/200 = 0.165,
+    # sd = √(0.165·0.835·(1/100 + 1/100)) = 0.0524929, z = 0.25 / 0.0524929 = 4.76254.
+    z, p = two_proportion_test(4, 100, 29, 100)
+    assert z == pytest.approx(4.76254, abs=1e-4)
+    assert p == pytest.approx(math.erfc(4.76254 / math.sqrt(2)), rel=1e-3)
+    reference_z, reference_p = proportions_ztest([29, 4], [100, 100])
+    assert (z, p) == pytest.approx((reference_z, reference_p), rel=1e-9)
+    assert two_proportion_test(0, 50, 0, 80) == (0.0, 1.0)
+    # Bonferroni: one test is the plain 1.96; five tests at 0.05 are each at 0.01.
+    assert bonferroni_z(1) == pytest.approx(1.959964, abs=1e-6)
+    assert bonferroni_z(5) == pytest.approx(2.575829, abs=1e-6)
+
+
+def test_rate_and_mix_effects_add_up_to_the_change_and_find_the_mix_shift() -> None:
+    # A keeps its 5% failure rate, B its 20%; B's share of the events grows from 20% to 60%
+    # and C appears with 10 events, 5 failed. f0 = 8/100 = 0.08, f1 = (2+12+5)/110.
+    baseline = {"A": (80, 4), "B": (20, 4)}
+    current = {"A": (40, 2), "B": (60, 12), "C": (10, 5)}
+    parts = {p.segment: p for p in decompose_rate(baseline, current)}
+    w1 = {"A": 40 / 110, "B": 60 / 110, "C": 10 / 110}
+    # No rate changed: every part is mix, (w1 - w0)·(r0 + r1)/2.
+    assert parts["A"].rate_effect == pytest.approx(0)
+    assert parts["A"].mix_effect == pytest.approx((w1["A"] - 0.8) * 0.05)
+    assert parts["B"].mix_effect == pytest.approx((w1["B"] - 0.2) * 0.2)
+    assert parts["C"].rate_effect == pytest.approx(0)
+    assert parts["C"].mix_effect == pytest.approx(w1["C"] * 0.5)
+    delta = 19 / 110 - 0.08
+    assert sum(p.contribution for p in parts.values()) == pytest.approx(delta)
+    # B explains most of the change although A had as many failures before.
+    assert [p.segment for p in decompose_rate(baseline, current)] == ["B", "C", "A"]
+    assert parts["B"].share(delta) == pytest.approx((w1["B"] - 0.2) * 0.2 / delta)
+
+
+def test_rate_effects_when_the_mix_is_unchanged_and_kinds_of_failure() -> None:
+    # Chase, hand-worked: 50 + 50 attempts in each window; account_linking 2 → 3 failures,
+    # transaction_sync 2 → 26. Weights stay ½: all rate, 0.5·(0.06-0.04) and 0.5·(0.52-0.04).
+    parts = decompose_rate(
+        {"account_linking": (50, 2), "transaction_sync": (50, 2)},
+        {"account_linking": (50, 3), "transaction_sync": (50, 26)},
+    )
+    assert [(p.segment, p.rate_effect, p.mix_effect) for p in parts] == [
+        ("transaction_sync", pytest.approx(0.24), pytest.approx(0)),
+        ("account_linking", pytest.approx(0.01), pytest.approx(0)),
+    ]
+    assert parts[0].share(0.25) == pytest.approx(0.96)
+    # By kind: institution 3 → 24 of 100, aggregator 1 → 5: 0.21 and 0.04 of the 0.25.
+    kinds = decompose_kinds(
+        100, 100, {"institution": 3, "aggregator": 1}, {"institution": 24, "aggregator": 5}
+    )
+    assert [(k.segment, k.contribution) for k in kinds] == [
+        ("institution", pytest.approx(0.21)),
+        ("aggregator", pytest.approx(0.04)),
+    ]
+
+
+# -- hand-worked worlds -----------------------------------------------------------------------
+
+CODES = {"institution": "INSTITUTION_DOWN", "aggregator": "API_ERROR"}
+
+
+def attempt(
+    institution: str,
+    outcome: str,
+    category: str | None,
+    at: datetime,
+    *,
+    feature: str = "account_linking",
+    aggregator: str = "plaid",
+    latency_ms: float = 1500.0,
+    name: str | None = None,
+) -> dict[str, Any]:
+    key = uuid.uuid4().hex[:12]
+    event: dict[str, Any] = {
+        "event_type": "connection_attempt",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": at.isoformat(),
+        "user_id": f"u_{key}",
+        "attempt_id": f"a_{key}",
+        "aggregator": aggregator,
+        "institution_id": institution,
+        "feature": feature,
+        "flow": "new",
+        "started_at": at.isoformat(),
+        "outcome": outcome,
+        "latency_ms": latency_ms,
+    }
+    if category is not None:
+        event |= {"error_category": category, "error_code": CODES[category]}
+    if name is not None:
+        event["institution_name"] = name
+    return event
+
+
+def batch(institution: str, at: datetime, **kw: Any) -> list[dict[str, Any]]:
+    """``success=n, institution_errors=n, aggregator_errors=n`` attempts (a second apart)
+    and the other fields of :func:`attempt`."""
+    kinds = {
+        "success": None,
+        "institution_errors": "institution",
+        "aggregator_errors": "aggregator",
+    }
+    counts = {k: kw.pop(k) for k in kinds if k in kw}
+    events = []
+    for kind, n in counts.items():
+        category = kinds[kind]
+        outcome = "success" if kind == "success" else "failure"
+        events += [attempt(institution, outcome, category, at, **kw) for _ in range(n)]
+    return [
+        {**e, "occurred_at": (at + i * timedelta(seconds=1)).isoformat()}
+        for i, e in enumerate(events)
+    ]
+
+
+def chase_world() -> list[dict[str, Any]]:
+    """Chase (plaid): 96 of 100 links before, 71 of 100 now; the drop is institution errors
+    (INSTITUTION_DOWN) on transaction_sync. Wells Fargo (plaid) steady at 95 of 100."""
+    chase = {"name": "Chase", "aggregator": "plaid"}
+    return (
+        batch("ins_chase", BASELINE, success=48, institution_errors=1, aggregator_errors=1, **chase)
+        + batch(
+            "ins_chase",
+            BASELINE,
+            success=48,
+            institution_errors=2,
+            feature="transaction_sync",
+            **chase,
+        )
+        + batch(
+            "ins_chase", CURRENT, success=47, institution_errors=1, aggregator_errors=2, **chase
+        )
+        + batch(
+            "ins_chase",
+            CURRENT,
+            success=24,
+            institution_errors=23,
+            aggregator_errors=3,
+            feature="transaction_sync",
+            **chase,
+        )
+        + batch("ins_wells", BASELINE, success=95, institution_errors=5, name="Wells Fargo")
+        + batch("ins_wells", CURRENT, success=95, institution_errors=5, name="Wells Fargo")
+    )
+
+
+def report_of(analytics: BankingPerformanceAnalytics) -> OptimizationReport:
+    return analytics.monitor.insights(now=NOW, window="2h", baseline="1d")
+
+
+def ingest(analytics: BankingPerformanceAnalytics, events: list[dict[str, Any]]) -> None:
+    assert {r.status for r in analytics.ingest(events)} == {EventStatus.ACCEPTED}
+
+
+def pandas_drop(events: list[dict[str, Any]], institution: str) -> dict[str, float]:
+    """The failure-rate change at one institution and each error category's part of it."""
+    frame = pd.DataFrame(events)
+    frame = frame[frame["institution_id"] == institution]
+    frame["current"] = pd.to_datetime(frame["occurred_at"]) >= NOW - timedelta(hours=2)
+    sizes = frame.groupby("current").size()
+    failed = frame[frame["outcome"] == "failure"]
+    by = failed.groupby(["current", "error_category"]).size().unstack(fill_value=0)
+    part = (by.loc[True] / sizes[True]) - (by.loc[False] / sizes[False])
+    return {"delta": float(part.sum()), **{k: float(v) for k, v in part.items()}}
+
+
+def test_a_planted_drop_is_the_top_insight_with_its_category_share_and_feature(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    events = chase_world()
+    ingest(analytics, events)
+    report = report_of(analytics)
+    top = report.insights[0]
+    assert top.statement == (
+        "Chase's link success rate fell from 96% to 71% since 14:00 UTC; 84% of the drop is "
+        "institution errors (INSTITUTION_DOWN), 96% of it on transaction_sync."
+    )
+    assert top.kind == "success_rate_drop"
+    evidence = top.evidence
+    assert evidence.subject == {"institution": "ins_chase"}
+    assert (evidence.baseline_value, evidence.current_value) == pytest.approx((0.96, 0.71))
+    assert (evidence.baseline_sample, evidence.current_sample) == (100, 100)
+    assert evidence.z == pytest.approx(4.76254, abs=1e-4)
+    expected = pandas_drop(events, "ins_chase")
+    parts = {(b.dimension, b.value): b for b in evidence.breakdown}
+    assert parts[("error_category", "institution")].share == pytest.approx(
+        expected["institution"] / expected["delta"]
+    )
+    assert parts[("error_category", "aggregator")].share == pytest.approx(
+        expected["aggregator"] / expected["delta"]
+    )
+    assert parts[("error_code", "institution:INSTITUTION_DOWN")].share == pytest.approx(0.84)
+    assert parts[("feature", "transaction_sync")].rate_effect == pytest.approx(0.24)
+    # Size x confidence: 25 failures beyond the baseline's 4%, all but certain.
+    assert top.size == pytest.approx(25)
+    assert top.score == pytest.approx(25 * (1 - evidence.p_value))
+    # The query behind it answers the same figure.
+    link = top.queries[0]
+    assert link.path == "/api/banking-analytics/metrics/query"
+    asked = analytics.query_metrics(
+        link.body["metrics"],
+        TimeWindow(
+            datetime.fromisoformat(link.body["start"]), datetime.fromisoformat(link.body["end"])
+        ),
+        filters=link.body["filters"],
+    )
+    assert asked.single().number("connection_success_rate") == pytest.approx(0.71)
+
+
+def test_one_statement_per_finding_and_the_same_list_every_run(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    ingest(analytics, chase_world())
+    first, second = report_of(analytics), report_of(analytics)
+    assert first == second
+    drops = [i for i in first.insights if i.kind == "success_rate_drop"]
+    # Plaid's drop and transaction_sync's are Chase's: folded into it, not stated again.
+    assert [i.evidence.subject for i in drops] == [{"institution": "ins_chase"}]
+    assert len(drops[0].related) == 2
+    # The folded findings are the ones a report without folding would state.
+    assert all(r.startswith("success_rate_drop:") for r in drops[0].related)
+    recommendations = {r.kind: r for r in first.recommendations}
+    incident = recommendations["institution_incident"]
+    assert incident.insight == drops[0].id
+    assert "Chase" in incident.action and "INSTITUTION_DOWN" in incident.action
+    # Institution errors rose from 3% to 24% of 100 attempts: 21 failures to win back.
+    assert incident.expected_gain == pytest.approx(21)
+
+
+def other_world() -> list[dict[str, Any]]:
+    """Bank of America through plaid (60 of 100 succeed) and mx (97 of 100), steady; Citi
+    through finicity, its latencies 1000 + 10·i ms before and 3000 + 10·i now; budget_tracking
+    failing 30 of 300 times on android and 10 of 300 on ios."""
+    events = []
+    for at in (BASELINE, CURRENT):
+        events += batch("ins_boa", at, success=60, institution_errors=40, name="Bank of America")
+        events += batch("ins_boa", at, success=97, institution_errors=3, aggregator="mx")
+    for at, base in ((BASELINE, 1000.0), (CURRENT, 3000.0)):
+        events += [
+            attempt(
+                "ins_citi",
+                "success",
+                None,
+                at + timedelta(seconds=i),
+                aggregator="finicity",
+                latency_ms=base + 10 * i,
+                name="Citi",
+            )
+            for i in range(100)
+        ]
+    for platform, failures in (("android", 30), ("ios", 10)):
+        for i in range(300):
+            key = uuid.uuid4().hex[:10]
+            at = BASELINE + timedelta(minutes=i)
+            events.append(
+                {
+                    "event_type": "behavior",
+                    "event_id": str(uuid.uuid4()),
+                    "occurred_at": at.isoformat(),
+                    "user_id": f"u_{key}",
+                    "feature": "budget_tracking",
+                    "action": "open",
+                    "success": i >= failures,
+                    "platform": platform,
+                }
+            )
+    return events
+
+
+def test_latency_platform_gaps_and_routing(analytics: BankingPerformanceAnalytics) -> None:
+    ingest(analytics, other_world())
+    report = report_of(analytics)
+    by_kind: dict[str, list[Insight]] = {}
+    for insight in report.insights:
+        by_kind.setdefault(insight.kind, []).append(insight)
+    assert set(by_kind) == {"latency_increase", "platform_gap"}
+    # Nearest-rank p95 of 100 values is the 95th: 1940 ms before, 3940 now; values above
+    # 1940: 5 before, all 100 now. Finicity's rise is Citi's: one statement.
+    [latency] = by_kind["latency_increase"]
+    assert latency.statement == (
+        "p95 link latency at Citi doubled from 1.9 s to 3.9 s since 14:00 UTC; 100% of "
+        "attempts took longer than the baseline's p95 (5.0% before)."
+    )
+    assert latency.evidence.compared == {
+        "threshold_ms": 1940.0,
+        "baseline_slower": 5,
+        "current_slower": 100,
+    }
+    assert latency.size == pytest.approx(95)
+    assert len(latency.related) == 1
+    [gap] = by_kind["platform_gap"]
+    assert gap.statement.startswith(
+        "budget_tracking fails 3.0x as often on android (10% of 300 interactions) as on ios "
+        "(3.3% of 300)"
+    )
+    low, high = gap.evidence.interval or [0.0, 0.0]
+    assert 0 < low < 2 / 30 < high  # one pair compared: the plain 95% Newcombe interval
+    assert gap.size == pytest.approx((30 - 10) / 300 * 300)
+    [route] = [r for r in report.recommendations if r.kind == "route_links"]
+    assert route.action == (
+        "Route new links for Bank of America from plaid to mx, whose link success rate there "
+        "is 97% (against 60% through plaid)."
+    )
+    # 37 points on the 100 attempts through plaid in the current window.
+    assert route.expected_gain == pytest.approx(37)
+    assert {r.kind for r in report.recommendations} == {
+        "route_links",
+        "investigate_latency",
+        "investigate_platform",
+    }
+
+
+# -- a simulated world with a planted outage -----------------------------------------------------
+
+END = datetime(2026, 11, 20, tzinfo=UTC)
+#: Five planted outages; the first (a "down" one at a small institution, two hours on the
+#: third day) overlaps no other.
+WORLD = SimulationConfig(users=2000, days=4, seed=4, end=END)
+
+
+@pytest.fixture(scope="module")
+def world() -> tuple[GroundTruth, list[tuple[EventType, pa.Table]]]:
+    chunks: list[tuple[EventType, pa.Table]] = []
+    truth = run_simulation(WORLD, lambda kind, chunk: chunks.append((kind, chunk)))
+    return truth, chunks
+
+
+def test_the_top_insight_names_the_planted_outage_and_its_error_category(
+    analytics: BankingPerformanceAnalytics,
+    world: tuple[GroundTruth, list[tuple[EventType, pa.Table]]],
+) -> None:
+    truth, chunks = world
+    for kind, chunk in chunks:
+        assert analytics.ingest_arrow(chunk, event_type=kind).count(EventStatus.REJECTED) == 0
+    names = {i.institution_id: i.name for i in truth.institutions}
+    alone = [
+        o
+        for o in truth.outages
+        if o.severity == "down"
+        and not any(p is not o and p.start < o.end and o.start < p.end for p in truth.outages)
+    ]
+    assert alone
+    for outage in alone:
+        report = analytics.monitor.insights(
+            window=TimeWindow(outage.start, outage.end), baseline="1d"
+        )
+        top = report.insights[0]
+        assert top.kind == "success_rate_drop", top.statement
+        # The institution is the subject, or explains most of a wider drop (a small bank's
+        # own traffic over two hours can be under the minimum sample).
+        institutions = [b for b in top.evidence.breakdown if b.dimension == "institution"]
+        assert top.evidence.subject == {"institution": outage.institution_id} or (
+            institutions[0].value == outage.institution_id and institutions[0].share >= 0.5
+        ), top.statement
+        assert names[outage.institution_id] in top.statement
+        categories = [b for b in top.evidence.breakdown if b.dimension == "error_category"]
+        assert categories[0].value == "institution"
+        assert categories[0].share >= 0.5
+        assert "of the drop is institution errors" in top.statement
