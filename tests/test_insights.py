@@ -14,10 +14,13 @@ import pyarrow as pa
 import pytest
 from statsmodels.stats.proportion import proportions_ztest
 
+from api_fixtures import LiveAPI
 from banking_analytics import BankingPerformanceAnalytics, EventStatus, EventType
 from banking_analytics.metrics import TimeWindow
 from banking_analytics.monitor import (
     Insight,
+    InsightEngine,
+    InsightSettings,
     OptimizationReport,
     bonferroni_z,
     decompose_kinds,
@@ -251,15 +254,108 @@ def test_one_statement_per_finding_and_the_same_list_every_run(
     drops = [i for i in first.insights if i.kind == "success_rate_drop"]
     # Plaid's drop and transaction_sync's are Chase's: folded into it, not stated again.
     assert [i.evidence.subject for i in drops] == [{"institution": "ins_chase"}]
-    assert len(drops[0].related) == 2
-    # The folded findings are the ones a report without folding would state.
-    assert all(r.startswith("success_rate_drop:") for r in drops[0].related)
+    # Without folding (no part can explain more than all of a change) all three are stated.
+    unfolded = InsightEngine(analytics.metrics, InsightSettings(explains=1.01)).report(
+        now=NOW, window="2h", baseline="1d"
+    )
+    stated = {
+        tuple(i.evidence.subject.items()): i.id
+        for i in unfolded.insights
+        if i.kind == "success_rate_drop"
+    }
+    assert set(stated) == {
+        (("institution", "ins_chase"),),
+        (("aggregator", "plaid"),),
+        (("feature", "transaction_sync"),),
+    }
+    assert drops[0].related == sorted(
+        stated[k] for k in ((("aggregator", "plaid"),), (("feature", "transaction_sync"),))
+    )
     recommendations = {r.kind: r for r in first.recommendations}
     incident = recommendations["institution_incident"]
     assert incident.insight == drops[0].id
-    assert "Chase" in incident.action and "INSTITUTION_DOWN" in incident.action
+    assert incident.action == (
+        "Treat Chase as an institution incident (INSTITUTION_DOWN): tell affected users it is "
+        "the bank's outage, hold automatic retries and re-check when its errors stop."
+    )
     # Institution errors rose from 3% to 24% of 100 attempts: 21 failures to win back.
     assert incident.expected_gain == pytest.approx(21)
+
+
+def sync_run(institution: str, connection: str, at: datetime, failed: bool) -> dict[str, Any]:
+    """A transaction refresh expected every 6 hours."""
+    return {
+        "event_type": "sync_run",
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": at.isoformat(),
+        "user_id": f"u_{connection}",
+        "connection_id": connection,
+        "aggregator": "plaid",
+        "institution_id": institution,
+        "feature": "transaction_sync",
+        "trigger": "scheduled",
+        "started_at": at.isoformat(),
+        "outcome": "failure" if failed else "success",
+        "expected_interval_s": 6 * 3600,
+        **({"error_category": "institution", "error_code": "INSTITUTION_DOWN"} if failed else {}),
+    }
+
+
+def test_a_link_and_a_sync_drop_with_one_cause_and_the_staleness_it_leaves_are_one_finding(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    # Chase's 100 connections refresh once in each window: 2 fail before, 40 now. Those 40
+    # last refreshed 12 h before NOW (over 1.5 x 6 h: delayed); Wells Fargo's 50 did now.
+    events = chase_world()
+    for i in range(100):
+        events.append(sync_run("ins_chase", f"c{i}", BASELINE + timedelta(seconds=i), i < 2))
+        events.append(sync_run("ins_chase", f"c{i}", CURRENT + timedelta(seconds=i), i >= 60))
+    for i in range(50):
+        for at in (BASELINE, CURRENT):
+            events.append(sync_run("ins_wells", f"w{i}", at + timedelta(seconds=i), False))
+    ingest(analytics, events)
+    report = report_of(analytics)
+    [drop] = [i for i in report.insights if i.kind == "success_rate_drop"]
+    # 38 more failed refreshes outweigh 25 more failed links: the sync drop states both.
+    assert drop.statement == (
+        "Chase's sync success rate fell from 98% to 60% since 14:00 UTC; all of the drop is "
+        "institution errors (INSTITUTION_DOWN); its link success rate fell too, from 96% to 71%."
+    )
+    assert drop.size == pytest.approx(38)
+    # Folded into it: Chase's link drop, plaid's and transaction_sync's drops of links and of
+    # refreshes, and Chase's stale connections.
+    assert sorted(r.split(":")[0] for r in drop.related) == [
+        *["success_rate_drop"] * 5,
+        "sync_freshness",
+    ]
+    assert [i.kind for i in report.insights] == ["success_rate_drop"]
+    [incident] = [r for r in report.recommendations if r.kind == "institution_incident"]
+    assert incident.insight == drop.id
+
+
+def test_an_institution_whose_connections_stopped_refreshing(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    # Chase's 30 connections last refreshed in the baseline, 12 h before NOW (delayed: over
+    # 1.5 x their 6 h), 5 of them never (stopped); Wells Fargo's 40 refreshed 1.5 h before.
+    events = [
+        sync_run("ins_chase", f"c{i}", BASELINE + timedelta(seconds=i), i < 5) for i in range(30)
+    ]
+    events += [
+        sync_run("ins_wells", f"w{i}", CURRENT + timedelta(seconds=i), False) for i in range(40)
+    ]
+    ingest(analytics, events)
+    [stale] = report_of(analytics).insights
+    assert stale.statement == (
+        "ins_chase: 30 of 30 connections (100%) have not refreshed in over 1.5x their expected "
+        "interval (5 stopped) at 16:00 UTC, against 0% at other institutions."
+    )
+    assert stale.size == pytest.approx(30)
+    z, p = two_proportion_test(0, 40, 30, 30)
+    assert (stale.evidence.z, stale.evidence.p_value) == pytest.approx((z, p))
+    assert stale.queries[0].path == "/api/banking-analytics/performance/sync-freshness"
+    freshness = analytics.sync_freshness("26h", now=NOW)
+    assert freshness["states"] == {"NORMAL": 40, "DELAYED": 25, "STOPPED": 5}
 
 
 def other_world() -> list[dict[str, Any]]:
@@ -392,3 +488,52 @@ def test_the_top_insight_names_the_planted_outage_and_its_error_category(
         assert categories[0].value == "institution"
         assert categories[0].share >= 0.5
         assert "of the drop is institution errors" in top.statement
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+INSIGHTS = "/api/banking-analytics/insights"
+OPTIMIZATION = "/api/banking-analytics/dashboard/optimization"
+PARAMS = {"window": "2h", "baseline": "1d", "end": NOW.isoformat()}
+
+
+def test_insights_and_the_optimization_dashboard_over_http(live_api: LiveAPI) -> None:
+    api = live_api
+    ingest(api.analytics, chase_world())
+    for role in ("analyst", "admin"):
+        answer = api.client.get(INSIGHTS, params=PARAMS, headers=api.as_key(role))
+        assert answer.status_code == 200, answer.text
+    listed = answer.json()
+    assert set(listed) == {"current", "baseline", "insights"}
+    assert listed["current"]["start"] == "2026-11-10T14:00:00Z"
+    assert listed["baseline"]["start"] == "2026-11-09T14:00:00Z"
+    library = report_of(api.analytics)
+    assert [i["statement"] for i in listed["insights"]] == [i.statement for i in library.insights]
+    top = listed["insights"][0]
+    assert top["id"] == library.insights[0].id
+    assert top["queries"][0]["body"]["filters"] == {"institution": "ins_chase"}
+    board = api.client.get(OPTIMIZATION, params=PARAMS, headers=api.as_key("analyst")).json()
+    assert board["insights"] == listed["insights"]
+    assert [r["kind"] for r in board["recommendations"]] == [
+        r.kind for r in library.recommendations
+    ]
+    assert board["recommendations"][0]["insight"] == top["id"]
+
+    for url in (INSIGHTS, OPTIMIZATION):
+        assert api.client.get(url, params=PARAMS, headers=api.as_key("ingest")).status_code == 403
+        assert api.client.get(url, params=PARAMS, headers=api.as_user("u1")).status_code == 403
+        assert api.client.get(url, params=PARAMS).status_code == 401
+
+
+def test_bad_insight_requests_are_problems(live_api: LiveAPI) -> None:
+    api = live_api
+    for params, message in (
+        ({"window": "2 hours"}, "time_period '2 hours' is not understood"),
+        ({"baseline": "120d"}, "baseline: at most 90d"),
+        ({"limit": "0"}, "limit"),
+        ({"end": "2026-11-10T16:00:00"}, "give a UTC offset"),
+    ):
+        answer = api.client.get(INSIGHTS, params=params, headers=api.as_key("analyst"))
+        assert answer.status_code == 422, (params, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert message in answer.text, answer.text

@@ -24,10 +24,12 @@ from banking_analytics.monitor._insight_stats import (
     two_proportion_test,
 )
 from banking_analytics.monitor._insights import (
+    MAX_INSIGHTS,
     Breakdown,
     Evidence,
     Insight,
     InsightEngine,
+    InsightList,
     InsightSettings,
     OptimizationReport,
     QueryLink,
@@ -55,6 +57,7 @@ from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rul
 
 __all__ = [
     "DEFAULT_RULES_YAML",
+    "MAX_INSIGHTS",
     "MONITOR_TABLES",
     "AlertState",
     "AlertStore",
@@ -70,6 +73,7 @@ __all__ = [
     "HistoryView",
     "Insight",
     "InsightEngine",
+    "InsightList",
     "InsightSettings",
     "InstanceState",
     "MonitorNamespace",

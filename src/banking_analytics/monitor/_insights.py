@@ -89,10 +89,12 @@ from banking_analytics.vocabulary import ErrorCategory, ResponsibleParty
 
 __all__ = [
     "MAX_INSIGHTS",
+    "MAX_SPAN",
     "Breakdown",
     "Evidence",
     "Insight",
     "InsightEngine",
+    "InsightList",
     "InsightSettings",
     "OptimizationReport",
     "QueryLink",
@@ -100,6 +102,8 @@ __all__ = [
 ]
 
 MAX_INSIGHTS = 100
+#: The longest current window, and the longest baseline, a report compares.
+MAX_SPAN = timedelta(days=90)
 _API = "/api/banking-analytics"
 #: The error categories a failure counts in the bank-health denominator with.
 _HEALTH_CATEGORIES = tuple(
@@ -218,13 +222,26 @@ class Recommendation(Shape):
 
 
 @dataclass(slots=True, eq=False)
+class InsightList(Shape):
+    """Ranked insights over one comparison of windows."""
+
+    current: Period
+    baseline: Period
+    insights: list[Insight]
+
+
+@dataclass(slots=True, eq=False)
 class OptimizationReport(Shape):
-    """Insights and recommendations over one comparison of windows."""
+    """Insights and the recommendations they lead to, over one comparison of windows."""
 
     current: Period
     baseline: Period
     insights: list[Insight]
     recommendations: list[Recommendation]
+
+    def listing(self) -> InsightList:
+        """The insights alone."""
+        return InsightList(self.current, self.baseline, self.insights)
 
 
 # -- the families of success rates ---------------------------------------------------------
@@ -350,6 +367,9 @@ class InsightEngine:
             raise QueryError(f"limit: between 1 and {MAX_INSIGHTS}")
         current = parse_time_period(window, now)
         length = parse_time_period(baseline, current.start)
+        for name, span in (("window", current), ("baseline", length)):
+            if span.length > MAX_SPAN:
+                raise QueryError(f"{name}: at most {MAX_SPAN.days}d")
         previous = TimeWindow(length.start, current.start, f"{baseline} before")
         versions = self._metrics.versions()
         names = self._catalogue.names(versions)
