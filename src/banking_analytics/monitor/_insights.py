@@ -560,10 +560,7 @@ class InsightEngine:
                 "failure_rate_change": delta,
             },
             breakdown=[
-                _breakdown(by, c, delta)
-                for by, parts in (*kinds, *segments)
-                for c in parts
-                if c.contribution > 0
+                _breakdown(by, c, delta) for by, parts in (*kinds, *segments) for c in parts
             ][:30],
         )
         size = delta * n1
