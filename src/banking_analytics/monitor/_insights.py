@@ -203,6 +203,22 @@ class Insight(Shape):
     #: Ids of the narrower findings this one explains (not stated again).
     related: list[str] = field(default_factory=list)
 
+    @classmethod
+    def scored(
+        cls,
+        key: tuple[str, ...],
+        statement: str,
+        size: float,
+        p_value: float,
+        evidence: Evidence,
+        queries: list[QueryLink],
+    ) -> Insight:
+        """An insight of kind ``key[0]`` about ``key[1:]``: its id from the key, its score
+        ``size x (1 - p_value)``."""
+        return cls(
+            _id(*key), key[0], statement, size * (1 - p_value), size, 1 - p_value, evidence, queries
+        )
+
 
 @dataclass(slots=True, eq=False)
 class Recommendation(Shape):
@@ -516,6 +532,7 @@ class InsightEngine:
             codes = [c for c in kinds[1][1] if c.segment.startswith(category.segment + ":")]
             if codes and codes[0].contribution >= self.settings.explains * category.contribution:
                 code = codes[0].segment.split(":", 1)[1]
+                code = None if code == _NONE else code
         explained = {
             other: (parts[0].segment, parts[0].share(delta))
             for other, parts in segments
@@ -564,14 +581,11 @@ class InsightEngine:
             ][:30],
         )
         size = delta * n1
-        kind_name = "success_rate_drop"
-        insight = Insight(
-            id=_id(kind_name, family.name, level, value),
-            kind=kind_name,
-            statement=sentence + ".",
-            score=size * (1 - p),
-            size=size,
-            confidence=1 - p,
+        insight = Insight.scored(
+            ("success_rate_drop", family.name, level, value),
+            sentence + ".",
+            size,
+            p,
             evidence=evidence,
             queries=[
                 _metric_link([family.rate], windows[1], filters),
@@ -644,20 +658,18 @@ class InsightEngine:
             size = delta * n1
             subject = _subject(level, value, names)
             ratio = p95_1 / p95_0
-            how = f"{ratio:.1f}x" if ratio < 1.95 or ratio >= 2.05 else "doubled,"
+            change = "doubled" if 1.95 <= ratio < 2.05 else f"rose {ratio:.1f}x"
             sentence = (
-                f"p95 link latency {_at(level)} {subject} {how} from {_seconds(p95_0)} to "
+                f"p95 link latency {_at(level)} {subject} {change} from {_seconds(p95_0)} to "
                 f"{_seconds(p95_1)} {_since(current)}; {_pct(k1 / n1)} of attempts took longer "
                 f"than the baseline's p95 ({_pct(k0 / n0)} before)."
-            ).replace(" doubled, from", " doubled from")
+            )
             filters = {level: value}
-            insight = Insight(
-                id=_id("latency_increase", level, value),
-                kind="latency_increase",
-                statement=sentence,
-                score=size * (1 - p),
-                size=size,
-                confidence=1 - p,
+            insight = Insight.scored(
+                ("latency_increase", level, value),
+                sentence,
+                size,
+                p,
                 evidence=Evidence(
                     metric=metric,
                     subject=dict(filters),
@@ -693,7 +705,7 @@ class InsightEngine:
         self, previous: TimeWindow, current: TimeWindow, versions: DataVersions
     ) -> list[_Finding]:
         s = self.settings
-        span = TimeWindow(previous.start, current.end, f"{previous.label} and {current.label}")
+        span = _span(previous, current)
         metric = "feature_success_rate"
         query = MetricQuery.build([metric], span, dimensions=("feature", "platform"))
         by_feature: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
@@ -731,13 +743,11 @@ class InsightEngine:
             )
             if fb == 0:
                 sentence = sentence.replace(f" as on {best}", f", never on {best}", 1)
-            insight = Insight(
-                id=_id("platform_gap", feature, worst, best),
-                kind="platform_gap",
-                statement=sentence,
-                score=size * (1 - p),
-                size=size,
-                confidence=1 - p,
+            insight = Insight.scored(
+                ("platform_gap", feature, worst, best),
+                sentence,
+                size,
+                p,
                 evidence=Evidence(
                     metric=metric,
                     subject={"feature": feature, "platform": worst, "compared_with": best},
@@ -770,7 +780,7 @@ class InsightEngine:
         names: Mapping[str, str],
     ) -> list[_Finding]:
         s = self.settings
-        lookback = TimeWindow(previous.start, current.end, f"{previous.label} and {current.label}")
+        lookback = _span(previous, current)
         answer = self._freshness.sync_freshness(lookback, versions=versions, stale_limit=0)
         per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         for group in answer["by_institution"]:
@@ -800,13 +810,11 @@ class InsightEngine:
                 f"1.5x their expected interval ({stopped} stopped) at {current.end:%H:%M} UTC, "
                 f"against {_pct(rest_k / rest_n)} at other institutions."
             )
-            insight = Insight(
-                id=_id("sync_freshness", inst),
-                kind="sync_freshness",
-                statement=sentence,
-                score=size * (1 - p),
-                size=size,
-                confidence=1 - p,
+            insight = Insight.scored(
+                ("sync_freshness", inst),
+                sentence,
+                size,
+                p,
                 evidence=Evidence(
                     metric="sync_last_success_at",
                     subject={"institution": inst},
@@ -870,7 +878,7 @@ class InsightEngine:
             for f in findings
             if f.family == "link" and f.level == "institution"
         }
-        span = TimeWindow(previous.start, current.end, f"{previous.label} and {current.label}")
+        span = _span(previous, current)
         out = []
         for inst, best, other, aggs in comparisons:
             nb, kb = aggs[best]
@@ -921,6 +929,11 @@ class InsightEngine:
         return out
 
 
+def _span(previous: TimeWindow, current: TimeWindow) -> TimeWindow:
+    """The baseline and the current window together."""
+    return TimeWindow(previous.start, current.end, f"{previous.label} and {current.label}")
+
+
 def _slower_than(threshold_ms: float) -> Metric:
     """Completed attempts slower than ``threshold_ms``: the latency percentiles' own
     population (successes and failures), counted above a threshold."""
@@ -961,21 +974,34 @@ def _breakdown(by: str, part: Contribution, delta: float) -> Breakdown:
     )
 
 
+#: How a missing label value reads (an uncoded failure, an event without a platform).
+_NONE = "(none)"
+
+
 def _text(value: object) -> str:
-    return "(none)" if value is None else str(value)
+    return _NONE if value is None else str(value)
 
 
 def _subject(level: str, value: str, names: Mapping[str, str]) -> str:
     if level == "institution":
         return names.get(value, value)
     if level == "aggregator":
-        return {"mx": "MX"}.get(value, value.capitalize() if value.isalpha() else value)
+        return _AGGREGATOR_NAMES.get(value, value)
     return value
 
 
 def _headline(level: str, subject: str, noun: str) -> str:
     """``Chase's link success rate``; a feature's: ``The link success rate of goal_setting``."""
     return f"The {noun} of {subject}" if level == "feature" else f"{subject}'s {noun}"
+
+
+_AGGREGATOR_NAMES = {
+    "plaid": "Plaid",
+    "mx": "MX",
+    "finicity": "Finicity",
+    "truelayer": "TrueLayer",
+    "yodlee": "Yodlee",
+}
 
 
 def _where(level: str, value: str, names: Mapping[str, str]) -> str:
