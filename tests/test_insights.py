@@ -537,3 +537,10 @@ def test_bad_insight_requests_are_problems(live_api: LiveAPI) -> None:
         assert answer.status_code == 422, (params, answer.text)
         assert answer.headers["content-type"] == "application/problem+json"
         assert message in answer.text, answer.text
+
+
+def test_an_empty_store_has_nothing_to_say(analytics: BankingPerformanceAnalytics) -> None:
+    report = analytics.monitor.insights(now=NOW)
+    assert (report.insights, report.recommendations) == ([], [])
+    assert report.current.start == NOW - timedelta(hours=6)
+    assert report.baseline.start == NOW - timedelta(days=7, hours=6)
