@@ -544,3 +544,21 @@ def test_an_empty_store_has_nothing_to_say(analytics: BankingPerformanceAnalytic
     assert (report.insights, report.recommendations) == ([], [])
     assert report.current.start == NOW - timedelta(hours=6)
     assert report.baseline.start == NOW - timedelta(days=7, hours=6)
+
+
+def test_a_recovery_is_not_an_insight(analytics: BankingPerformanceAnalytics) -> None:
+    # Chase's world the other way round: 71% before, 96% now.
+    events = []
+    for event in chase_world():
+        at = datetime.fromisoformat(event["occurred_at"])
+        origin, target = (BASELINE, CURRENT) if at < CURRENT else (CURRENT, BASELINE)
+        moved = (target + (at - origin)).isoformat()
+        events.append({**event, "occurred_at": moved, "started_at": moved})
+    ingest(analytics, events)
+    now = analytics.query_metrics(
+        ["connection_success_rate"],
+        TimeWindow(NOW - timedelta(hours=2), NOW),
+        filters={"institution": "ins_chase"},
+    )
+    assert now.single().number("connection_success_rate") == pytest.approx(0.96)
+    assert report_of(analytics).insights == []
