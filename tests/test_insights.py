@@ -282,6 +282,32 @@ def test_one_statement_per_finding_and_the_same_list_every_run(
     assert incident.expected_gain == pytest.approx(21)
 
 
+def test_a_slowdown_of_the_same_outage_is_part_of_its_statement(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    # Chase's attempts now take 4 s instead of 1.5 s; Wells Fargo's still 1.5 s. Plaid's p95
+    # rises with them (to 4 s), all of it Chase's slow attempts.
+    events = [
+        {**e, "latency_ms": 4000.0}
+        if e["institution_id"] == "ins_chase" and e["occurred_at"] >= CURRENT.isoformat()
+        else e
+        for e in chase_world()
+    ]
+    ingest(analytics, events)
+    [top] = report_of(analytics).insights
+    assert top.statement == (
+        "Chase's link success rate fell from 96% to 71% since 14:00 UTC; 84% of the drop is "
+        "institution errors (INSTITUTION_DOWN), 96% of it on transaction_sync; its p95 link "
+        "latency rose from 1.5 s to 4.0 s."
+    )
+    assert sorted(r.split(":")[0] for r in top.related) == [
+        "latency_increase",
+        "latency_increase",
+        "success_rate_drop",
+        "success_rate_drop",
+    ]
+
+
 def sync_run(institution: str, connection: str, at: datetime, failed: bool) -> dict[str, Any]:
     """A transaction refresh expected every 6 hours."""
     return {
@@ -319,7 +345,8 @@ def test_a_link_and_a_sync_drop_with_one_cause_and_the_staleness_it_leaves_are_o
     # 38 more failed refreshes outweigh 25 more failed links: the sync drop states both.
     assert drop.statement == (
         "Chase's sync success rate fell from 98% to 60% since 14:00 UTC; all of the drop is "
-        "institution errors (INSTITUTION_DOWN); its link success rate fell too, from 96% to 71%."
+        "institution errors (INSTITUTION_DOWN); its link success rate fell too, from 96% to 71%; "
+        "40 of its 100 connections are stale."
     )
     assert drop.size == pytest.approx(38)
     # Folded into it: Chase's link drop, plaid's and transaction_sync's drops of links and of

@@ -35,11 +35,12 @@ better platform's rate; stale connections above the other institutions' share),
 and the confidence is ``1 - p`` of its test. Insights are ranked by score, then by
 kind and subject, so two runs over the same data give the same list.
 
-**One statement per finding.** An aggregator's or feature's drop that one institution
-with a drop of its own explains (that institution contributes at least half of the
-change) is folded into the institution's insight (listed in its ``related``), and a
-feature's drop that one aggregator's drop explains into the aggregator's; so is an
-institution's freshness problem when its sync success rate dropped.
+**One statement per finding** (:func:`_fold`). An aggregator's or feature's drop that
+one institution with a drop of its own explains (that institution contributes at least
+half of the change) is folded into the institution's insight (listed in its
+``related``), and a feature's drop that one aggregator's drop explains into the
+aggregator's; a subject's link and sync drops with one cause are one statement; a
+subject's latency rise and stale connections join its drop.
 
 **Recommendations** tie findings to actions, each with its expected effect in events
 per window: route an institution's new links to the aggregator that does measurably
@@ -391,11 +392,11 @@ class InsightEngine:
         names = self._catalogue.names(versions)
         findings: list[_Finding] = []
         recommendations: list[Recommendation] = []
-        link_cells: dict[str, tuple[_Cells, _Cells]] = {}
+        cells_of: dict[str, tuple[_Cells, _Cells]] = {}
         for family in _FAMILIES:
             cells0 = self._cells(family, previous, versions)
             cells1 = self._cells(family, current, versions)
-            link_cells[family.name] = (cells0, cells1)
+            cells_of[family.name] = (cells0, cells1)
             failures0 = self._failures(family, previous, versions)
             failures1 = self._failures(family, current, versions)
             findings += self._drops(
@@ -407,7 +408,7 @@ class InsightEngine:
         kept = _fold(findings, self.settings.explains)
         ranked = sorted(kept, key=lambda f: (-f.insight.score, f.insight.kind, f.insight.id))
         recommendations += [r for f in ranked if (r := _recommend(f, names)) is not None]
-        recommendations += self._routing(previous, current, link_cells["link"], names, ranked)
+        recommendations += self._routing(previous, current, cells_of["link"], names, ranked)
         recommendations.sort(key=lambda r: (-r.expected_gain * r.confidence, r.kind, r.id))
         return OptimizationReport(
             Period.of(current),
@@ -696,7 +697,8 @@ class InsightEngine:
                 ],
             )
             explained = {"institution": (parts[0].segment, parts[0].share(delta))} if parts else {}
-            found.append(_Finding(insight, level, value, explained_by=explained))
+            too = f"its p95 link latency rose from {_seconds(p95_0)} to {_seconds(p95_1)}"
+            found.append(_Finding(insight, level, value, too=too, explained_by=explained))
         return found
 
     # -- platforms -----------------------------------------------------------------------
@@ -841,7 +843,8 @@ class InsightEngine:
                     )
                 ],
             )
-            found.append(_Finding(insight, "institution", inst, "freshness"))
+            too = f"{k} of its {n} connections are stale"
+            found.append(_Finding(insight, "institution", inst, "freshness", too))
         return found
 
     # -- routing -------------------------------------------------------------------------
@@ -1019,29 +1022,25 @@ def _seconds(ms: float) -> str:
 
 
 def _fold(findings: Iterable[_Finding], explains: float) -> list[_Finding]:
-    """One statement per finding (see the module): narrower findings explained by a wider
-    one are folded into it, institutions first, so a feature's drop explained by an
-    aggregator's that one institution explains ends up under the institution."""
-    ordered = sorted(findings, key=lambda f: _LEVELS.index(f.level))
+    """One statement per finding (see the module).
+
+    Success-rate drops first, institutions first: a narrower drop that one wider drop
+    explains is folded into it (listed in its ``related``); the link and the sync drop of
+    one subject with the same leading error category are one finding, stated by the
+    larger. Then the other kinds: a subject's latency rise and stale connections are
+    folded into its drop, and an aggregator's latency rise that one institution's
+    explains into that institution's. A fold of the same subject adds its clause
+    ("its link success rate fell too, ...") to the statement.
+    """
+    ordered = sorted(
+        findings, key=lambda f: (f.insight.kind != "success_rate_drop", _LEVELS.index(f.level))
+    )
     home = {(f.insight.kind, f.family, f.level, f.value): f for f in ordered}
     folded: dict[int, _Finding] = {}
     kept: list[_Finding] = []
     for f in ordered:
-        target: _Finding | None = None
-        if f.insight.kind == "sync_freshness":
-            target = home.get(("success_rate_drop", "sync", "institution", f.value))
-        elif f.level != "institution":
-            for other in ("institution", "aggregator"):
-                if other == f.level or other not in f.explained_by:
-                    continue
-                value, share = f.explained_by[other]
-                candidate = home.get((f.insight.kind, f.family, other, value))
-                if share >= explains and candidate is not None:
-                    target = candidate
-                    break
+        target = _home_of(f, home, explains)
         if target is None and f.insight.kind == "success_rate_drop":
-            # The link and the sync drop of one subject with the same cause are one finding:
-            # the larger states it and mentions the other.
             twin = next(
                 (
                     k
@@ -1055,20 +1054,50 @@ def _fold(findings: Iterable[_Finding], explains: float) -> list[_Finding]:
             )
             if twin is not None:
                 major, minor = sorted((twin, f), key=lambda x: (-x.insight.score, x.insight.id))
-                major.insight.statement = major.insight.statement[:-1] + f"; {minor.too}."
-                major.insight.related.append(minor.insight.id)
                 kept[kept.index(twin)] = major
-                folded[id(minor)] = major
+                _absorb(major, minor, folded, same_subject=True)
                 continue
         if target is None:
             kept.append(f)
             continue
-        target = folded.get(id(target), target)
-        folded[id(f)] = target
-        target.insight.related.append(f.insight.id)
+        while id(target) in folded:
+            target = folded[id(target)]
+        _absorb(target, f, folded, same_subject=(target.level, target.value) == (f.level, f.value))
     for f in kept:
         f.insight.related.sort()
     return kept
+
+
+def _home_of(
+    f: _Finding, home: Mapping[tuple[str, str | None, str, str], _Finding], explains: float
+) -> _Finding | None:
+    """The finding ``f`` is part of, if any (see :func:`_fold`)."""
+    kind = f.insight.kind
+    if kind == "sync_freshness":
+        return home.get(("success_rate_drop", "sync", "institution", f.value))
+    if kind == "latency_increase":
+        own = home.get(("success_rate_drop", "link", f.level, f.value))
+        if own is not None:
+            return own
+    if f.level == "institution":
+        return None
+    for other in ("institution", "aggregator"):
+        if other == f.level or other not in f.explained_by:
+            continue
+        value, share = f.explained_by[other]
+        candidate = home.get((kind, f.family, other, value))
+        if share >= explains and candidate is not None:
+            return candidate
+    return None
+
+
+def _absorb(
+    into: _Finding, part: _Finding, folded: dict[int, _Finding], *, same_subject: bool
+) -> None:
+    folded[id(part)] = into
+    into.insight.related.append(part.insight.id)
+    if same_subject and part.too:
+        into.insight.statement = into.insight.statement[:-1] + f"; {part.too}."
 
 
 def _cause(finding: _Finding) -> str | None:
