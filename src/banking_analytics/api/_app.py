@@ -41,6 +41,7 @@ from banking_analytics.api.routes import (
     events,
     funnels,
     health,
+    insights,
     metrics,
     paths,
     performance,
@@ -226,7 +227,7 @@ def create_app(
         admin,
         connections,
     )
-    monitoring = (rules, alerts)
+    monitoring = (rules, alerts, insights)
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)

@@ -263,6 +263,7 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("institution", "institution_id", "Financial institution id"),
         Dimension("aggregator", "aggregator", "Aggregator (Plaid, MX, ...)"),
         Dimension("error_category", "error_category", "Who must act on a failure"),
+        Dimension("error_code", "error_code", "The aggregator's raw error code"),
         Dimension("outcome", "outcome", "How an attempt or sync ended"),
         Dimension("flow", "flow", "new, reauth or add_product"),
         Dimension("auth_method", "auth_method", "oauth, credentials or unknown"),

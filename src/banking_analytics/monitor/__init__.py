@@ -16,6 +16,25 @@ from banking_analytics.monitor._evaluate import (
     observe,
     readings_of,
 )
+from banking_analytics.monitor._insight_stats import (
+    Contribution,
+    bonferroni_z,
+    decompose_kinds,
+    decompose_rate,
+    two_proportion_test,
+)
+from banking_analytics.monitor._insights import (
+    MAX_INSIGHTS,
+    Breakdown,
+    Evidence,
+    Insight,
+    InsightEngine,
+    InsightList,
+    InsightSettings,
+    OptimizationReport,
+    QueryLink,
+    Recommendation,
+)
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
@@ -38,20 +57,31 @@ from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rul
 
 __all__ = [
     "DEFAULT_RULES_YAML",
+    "MAX_INSIGHTS",
     "MONITOR_TABLES",
     "AlertState",
     "AlertStore",
     "AlertView",
     "BackgroundEvaluator",
+    "Breakdown",
     "Change",
     "Compare",
     "Condition",
+    "Contribution",
     "Evaluator",
+    "Evidence",
     "HistoryView",
+    "Insight",
+    "InsightEngine",
+    "InsightList",
+    "InsightSettings",
     "InstanceState",
     "MonitorNamespace",
     "Observation",
+    "OptimizationReport",
+    "QueryLink",
     "Reading",
+    "Recommendation",
     "Rule",
     "RuleError",
     "RuleEvaluation",
@@ -65,6 +95,9 @@ __all__ = [
     "advance",
     "advance_rule",
     "alert_labels",
+    "bonferroni_z",
+    "decompose_kinds",
+    "decompose_rate",
     "default_rules",
     "dump_rules",
     "expand_series",
@@ -76,4 +109,5 @@ __all__ = [
     "read_rule_file",
     "readings_of",
     "run_rule_tests",
+    "two_proportion_test",
 ]

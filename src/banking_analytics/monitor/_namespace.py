@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from banking_analytics.analytics import Shape
-from banking_analytics.metrics import MetricService
+from banking_analytics.metrics import MetricService, TimeWindow
 from banking_analytics.monitor._evaluate import Evaluator, RuleEvaluation, alert_labels
+from banking_analytics.monitor._insights import InsightEngine, OptimizationReport
 from banking_analytics.monitor._rules import Rule
 from banking_analytics.monitor._state import AlertState
 from banking_analytics.monitor._store import AlertStore, HistoryRow, StoredInstance, StoredRule
@@ -132,6 +133,7 @@ class MonitorNamespace:
     def __init__(self, metrics: MetricService, engine: Engine) -> None:
         self.store = AlertStore(engine)
         self.evaluator = Evaluator(metrics, self.store)
+        self.insight_engine = InsightEngine(metrics)
 
     def rules(self) -> list[StoredRule]:
         """Every current rule, by name."""
@@ -183,3 +185,15 @@ class MonitorNamespace:
             limit=limit,
         )
         return [HistoryView.of(row) for row in rows]
+
+    def insights(
+        self,
+        *,
+        now: datetime | None = None,
+        window: str | TimeWindow = "6h",
+        baseline: str = "7d",
+        limit: int = 20,
+    ) -> OptimizationReport:
+        """Ranked insights and the recommendations they lead to, for ``[now - window, now)``
+        against the ``baseline`` just before it (see :mod:`banking_analytics.monitor._insights`)."""
+        return self.insight_engine.report(now=now, window=window, baseline=baseline, limit=limit)

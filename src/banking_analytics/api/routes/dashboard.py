@@ -20,6 +20,8 @@ from banking_analytics.api.routes._params import (
     RevenuePolicyOf,
     Timezone,
 )
+from banking_analytics.api.routes.insights import InsightsOf
+from banking_analytics.monitor import OptimizationReport
 
 __all__ = ["router"]
 
@@ -70,3 +72,12 @@ def behavior_dashboard(
     """Active users, sessions per platform, power users, stickiness, lifecycle and the
     features that fail more on some device or platform, computed concurrently."""
     return analytics.behavior.dashboard(period, timezone=timezone)
+
+
+@router.get("/optimization", response_model=OptimizationReport)
+def optimization_dashboard(
+    _: ReadAnalytics, _admitted: Admitted, report: InsightsOf
+) -> OptimizationReport:
+    """Insights and the recommendations they lead to (routing links, incidents, clients,
+    latency, sync pipelines), each with its expected effect and evidence, in one answer."""
+    return report
