@@ -35,6 +35,7 @@ from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
     alerts,
+    backtests,
     behavior,
     connections,
     dashboard,
@@ -226,7 +227,7 @@ def create_app(
         admin,
         connections,
     )
-    monitoring = (rules, alerts)
+    monitoring = (rules, alerts, backtests)
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)

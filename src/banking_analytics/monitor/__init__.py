@@ -6,6 +6,16 @@ through the :class:`MetricService` (cached per data version) and moves one
 state machine per label set, keeping states and history in the store.
 """
 
+from banking_analytics.monitor._anomaly import AnomalySpec, Direction
+from banking_analytics.monitor._backtest import (
+    MAX_BACKTEST_INSTANCES,
+    MAX_BACKTEST_TICKS,
+    BacktestError,
+    BacktestInstance,
+    BacktestView,
+    Episode,
+    backtest,
+)
 from banking_analytics.monitor._defaults import DEFAULT_RULES_YAML, default_rules
 from banking_analytics.monitor._durations import format_duration, parse_duration
 from banking_analytics.monitor._evaluate import (
@@ -13,6 +23,7 @@ from banking_analytics.monitor._evaluate import (
     RuleEvaluation,
     advance_rule,
     alert_labels,
+    evaluate_rule,
     observe,
     readings_of,
 )
@@ -38,14 +49,22 @@ from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rul
 
 __all__ = [
     "DEFAULT_RULES_YAML",
+    "MAX_BACKTEST_INSTANCES",
+    "MAX_BACKTEST_TICKS",
     "MONITOR_TABLES",
     "AlertState",
     "AlertStore",
     "AlertView",
+    "AnomalySpec",
     "BackgroundEvaluator",
+    "BacktestError",
+    "BacktestInstance",
+    "BacktestView",
     "Change",
     "Compare",
     "Condition",
+    "Direction",
+    "Episode",
     "Evaluator",
     "HistoryView",
     "InstanceState",
@@ -65,8 +84,10 @@ __all__ = [
     "advance",
     "advance_rule",
     "alert_labels",
+    "backtest",
     "default_rules",
     "dump_rules",
+    "evaluate_rule",
     "expand_series",
     "format_duration",
     "latest_tick",

@@ -40,7 +40,7 @@ These readings then go through the same state machine (``for``,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -184,25 +184,30 @@ class AnomalySpec:
             problems.append(("trigger_count", f"at most trigger_window ({spec.trigger_window})"))
         return spec, problems
 
-    def query(
+    def queries(
         self,
         metric: str,
         width: timedelta,
         dimensions: tuple[str, ...],
         filters: Mapping[str, tuple[str, ...]],
         now: datetime,
-    ) -> MetricQuery:
-        """The bucketed query of an evaluation at ``now``: the judged buckets (the latest
-        ending at or before ``now``) and ``weeks`` weeks behind the first of them."""
+    ) -> list[MetricQuery]:
+        """The bucketed queries of an evaluation at ``now``: the judged buckets (the latest
+        ending at or before ``now``), then the same buckets 1, 2, ... ``weeks`` weeks
+        before. Only the buckets compared are asked for (``weeks + 1`` short series, each
+        cached by the metric layer), not the weeks between them."""
         end = _floor(now, width)
-        start = end - self.judged * width - self.weeks * _WEEK
-        return MetricQuery.build(
-            [metric],
-            TimeWindow(start, end),
-            dimensions=dimensions,
-            bucket=ANOMALY_BUCKETS[width],
-            filters=dict(filters),
-        )
+        span = self.judged * width
+        return [
+            MetricQuery.build(
+                [metric],
+                TimeWindow(end - span - week * _WEEK, end - week * _WEEK),
+                dimensions=dimensions,
+                bucket=ANOMALY_BUCKETS[width],
+                filters=dict(filters),
+            )
+            for week in range(self.weeks + 1)
+        ]
 
     def scores(
         self, series: Mapping[datetime, float], width: timedelta, now: datetime
@@ -267,15 +272,15 @@ def _floor(now: datetime, width: timedelta) -> datetime:
 
 
 def series_of(
-    result: QueryResult,
+    results: Sequence[QueryResult],
     metric: str,
     dimensions: tuple[str, ...],
     min_sample: int,
 ) -> dict[tuple[tuple[str, str], ...], dict[datetime, float]]:
-    """Each label set's bucketed figures (buckets without a figure, or on fewer than
-    ``min_sample`` events, left out)."""
+    """Each label set's bucketed figures from the results of :meth:`AnomalySpec.queries`
+    (buckets without a figure, or on fewer than ``min_sample`` events, left out)."""
     found: dict[tuple[tuple[str, str], ...], dict[datetime, float]] = {}
-    for row in result.rows:
+    for row in (row for result in results for row in result.rows):
         labels = tuple(sorted((dim, row.dimensions[dim] or "") for dim in dimensions))
         points = found.setdefault(labels, {})
         figure = row.values[metric]
@@ -283,4 +288,3 @@ def series_of(
         if isinstance(figure.value, int | float) and row.bucket is not None and not thin:
             points[row.bucket] = float(figure.value)
     return found
-

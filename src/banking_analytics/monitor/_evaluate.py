@@ -83,17 +83,22 @@ def observe(
 
 
 def readings_of(
-    rule: Rule, result: QueryResult, now: datetime, firing: Collection[Labels] = frozenset()
+    rule: Rule,
+    results: QueryResult | Sequence[QueryResult],
+    now: datetime,
+    firing: Collection[Labels] = frozenset(),
 ) -> dict[Labels, Reading]:
-    """Each label set's reading from the rule's query result (a missing value is '').
+    """Each label set's reading from the results of the rule's queries (a missing value
+    is '').
 
     An anomaly rule judges each label set's series (see :mod:`._anomaly`); ``firing``
     names the instances firing or recovering, which its recovery window holds.
     """
+    answers = [results] if isinstance(results, QueryResult) else list(results)
     if rule.anomaly is not None:
-        return _anomaly_readings(rule, rule.anomaly, result, now, firing)
+        return _anomaly_readings(rule, rule.anomaly, answers, now, firing)
     found = {}
-    for row in result.rows:
+    for row in (row for result in answers for row in result.rows):
         labels = tuple(sorted((dim, row.dimensions[dim] or "") for dim in rule.by))
         figure = row.values[rule.metric]
         previous = None
@@ -115,12 +120,12 @@ def readings_of(
 def _anomaly_readings(
     rule: Rule,
     spec: AnomalySpec,
-    result: QueryResult,
+    results: Sequence[QueryResult],
     now: datetime,
     firing: Collection[Labels],
 ) -> dict[Labels, Reading]:
     found = {}
-    series = series_of(result, rule.metric, rule.by, rule.effective_min_sample)
+    series = series_of(results, rule.metric, rule.by, rule.effective_min_sample)
     for labels, points in series.items():
         verdict, value = spec.verdict(spec.scores(points, rule.window, now), labels in firing)
         observed = Observation(verdict)
@@ -242,18 +247,19 @@ def evaluate_rule(
     many statements the cache answered, and why the query failed (or None)."""
     firing = {labels for labels, known in current.items() if known.state.is_firing}
     try:
-        result = metrics.run(
-            rule.query(now), compare=rule.compare is not Compare.VALUE, versions=versions
-        )
+        results = [
+            metrics.run(query, compare=rule.compare is not Compare.VALUE, versions=versions)
+            for query in rule.queries(now)
+        ]
     # Any failure of one rule's query (a timeout, a lost connection, a metric the
     # engine cannot compute) is that rule's error state, not the end of the cycle.
     except Exception as exc:
         _log.warning("alert rule %s: evaluation failed: %s", rule.name, exc)
         moved, added = advance_rule(rule, version, current, None, now)
         return moved, added, 0, f"{type(exc).__name__}: {exc}"
-    readings = readings_of(rule, result, now, firing)
+    readings = readings_of(rule, results, now, firing)
     moved, added = advance_rule(rule, version, current, readings, now)
-    return moved, added, result.cached, None
+    return moved, added, sum(result.cached for result in results), None
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,11 +161,17 @@ class Rule:
 
     def query(self, now: datetime) -> MetricQuery:
         """The metric query of an evaluation at ``now``: the window ``[now - window, now)``
-        (an anomaly rule: its bucketed series, see :meth:`AnomalySpec.query`)."""
+        (an anomaly rule: the first of :meth:`queries`)."""
+        return self.queries(now)[0]
+
+    def queries(self, now: datetime) -> list[MetricQuery]:
+        """Every metric query of an evaluation at ``now``: the rule's :meth:`query`, or an
+        anomaly rule's bucketed series (see :meth:`AnomalySpec.queries`)."""
         if self.anomaly is not None:
-            return self.anomaly.query(
-                self.metric, self.window, self.by, dict(self.filters), now
-            )
+            return self.anomaly.queries(self.metric, self.window, self.by, dict(self.filters), now)
+        return [self._query(now)]
+
+    def _query(self, now: datetime) -> MetricQuery:
         return MetricQuery.build(
             [self.metric],
             TimeWindow(now - self.window, now, format_duration(self.window)),

@@ -349,7 +349,8 @@ def _rules(data: Mapping[str, Any], node: yaml.Node | None, path: str) -> dict[s
         # the store's data instead.
         raise _TestFileError(
             ("rules",),
-            f"{', '.join(anomalies)}: an anomaly rule is tried with rules backtest, not a rule test",
+            f"{', '.join(anomalies)}: an anomaly rule is tried with rules backtest, "
+            "not a rule test",
         )
     return {rule.name: rule for rule in rules}
 
