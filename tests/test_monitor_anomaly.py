@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from api_fixtures import LiveAPI
-from test_monitor_evaluate import RULE, T0, attempts, hand_worked
+import yaml
 
+from api_fixtures import LiveAPI
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
 from banking_analytics.monitor import (
     AnomalySpec,
@@ -23,8 +24,11 @@ from banking_analytics.monitor import (
     Direction,
     Rule,
     RuleError,
+    RuleFileError,
+    run_rule_tests,
 )
 from banking_analytics.monitor._anomaly import modified_z
+from test_monitor_evaluate import RULE, T0, attempts, hand_worked
 
 HOUR = timedelta(hours=1)
 WEEK = timedelta(weeks=1)
@@ -334,3 +338,10 @@ def test_backtests_over_http(live_api: LiveAPI) -> None:
         assert answer.status_code == 422, (bad, answer.text)
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert field in answer.text
+
+
+def test_a_rule_test_file_refuses_anomaly_rules(tmp_path: Path) -> None:
+    test_file = tmp_path / "t.yaml"
+    test_file.write_text(yaml.safe_dump({"rules": [ANOMALY_RULE], "tests": [{"input_series": []}]}))
+    with pytest.raises(RuleFileError, match="success_anomaly: an anomaly rule is tried with"):
+        run_rule_tests(str(test_file))

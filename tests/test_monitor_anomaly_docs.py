@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_monitor_anomaly import weekly_attempts
-from test_monitor_docs import DOC, DOC_DB, inside
 from typer.testing import CliRunner
 
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
 from banking_analytics.cli import app
+from test_monitor_anomaly import weekly_attempts
+from test_monitor_docs import DOC, DOC_DB, inside
 
 
 def blocks(fence: str) -> list[str]:

@@ -55,6 +55,7 @@ __all__ = [
     "AnomalySpec",
     "Direction",
     "modified_z",
+    "series_of",
 ]
 
 #: The buckets an anomaly rule may judge, by its ``window``.
