@@ -111,10 +111,10 @@ def test_every_problem_of_a_rule_file_is_reported_with_its_line() -> None:
         "(critical is the more severe level)",
         "bad.yaml:9: rules[1].metric: unknown metric 'no_such_metric'; see GET .../metrics",
         "bad.yaml:10: rules[1].window: a duration like 30s, 5m, 1h30m or 2d, got 'forever'",
-        "bad.yaml:11: rules[1].condition: one of above, below, no_data, got 'sideways'",
+        "bad.yaml:11: rules[1].condition: one of above, below, no_data, anomaly, got 'sideways'",
         "bad.yaml:13: rules[1].colour: unknown field; fields are name, metric, window, by, "
         "filters, condition, compare, warning, critical, severity, for, keep_firing_for, "
-        "min_sample, interval, labels, annotations",
+        "min_sample, interval, labels, annotations, anomaly",
         "bad.yaml:17: rules[2].by: dimensions: metric 'connection_success_rate' cannot be cut "
         f"by 'plan'; it allows {', '.join(CATALOG['connection_success_rate'].dimensions)}",
         "bad.yaml:20: rules[2].annotations.summary: a {{ is not closed by }}",
@@ -137,7 +137,7 @@ def test_rule_checks_that_need_no_file() -> None:
     base = {"name": "r", "metric": "connection_error_rate", "window": "30m"}
     with pytest.raises(RuleError, match="critical: give a warning or a critical threshold"):
         Rule.from_dict({**base, "condition": "above"})
-    with pytest.raises(RuleError, match="severity: only a no_data rule"):
+    with pytest.raises(RuleError, match="severity: only a no_data or anomaly rule"):
         Rule.from_dict({**base, "condition": "above", "critical": 0.1, "severity": "warning"})
     with pytest.raises(RuleError, match="warning: a no_data rule has no thresholds"):
         Rule.from_dict({**base, "condition": "no_data", "warning": 0.1})

@@ -35,6 +35,7 @@ from banking_analytics.api._settings import ApiSettings
 from banking_analytics.api.routes import (
     admin,
     alerts,
+    backtests,
     behavior,
     connections,
     dashboard,
@@ -227,7 +228,7 @@ def create_app(
         admin,
         connections,
     )
-    monitoring = (rules, alerts, insights)
+    monitoring = (rules, alerts, backtests, insights)
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)

@@ -1,4 +1,4 @@
-"""``rules`` (apply, list, defaults, test), ``alerts`` and ``monitor``: alert rules, what
+"""``rules`` (apply, list, defaults, test, backtest), ``alerts`` and ``monitor``: alert rules, what
 they raised, and their evaluator.
 
 A rule file that does not check out ends with each problem on its own line
@@ -41,7 +41,10 @@ __all__ = ["alerts_app", "monitor", "rules_app"]
 TEST_FAILED = 1
 
 rules_app = typer.Typer(
-    help="Alert rules: apply a rule file, list or delete them, print the defaults, test them.",
+    help=(
+        "Alert rules: apply a rule file, list or delete them, print the defaults, test them, "
+        "replay them over past data."
+    ),
     no_args_is_help=True,
 )
 alerts_app = typer.Typer(help="Alerts: current instances and their history.", no_args_is_help=True)
@@ -178,6 +181,70 @@ def test_rules(files: Annotated[list[Path], typer.Argument(help="Rule test files
             out.print(f"  {failure}", markup=False, highlight=False)
     if failed:
         raise typer.Exit(TEST_FAILED)
+
+
+Moment = Annotated[
+    datetime,
+    typer.Option(
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        help="UTC unless an offset is given",
+    ),
+]
+
+
+@rules_app.command("backtest")
+def backtest_rules(
+    file: FileArgument,
+    since: Moment,
+    until: Moment,
+    step: Annotated[
+        str | None, typer.Option(help="Evaluate every STEP (e.g. 15m) instead of each interval")
+    ] = None,
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay each rule of a rule file over [--since, --until] as the evaluator would have
+    run it, and print when it would have fired. Nothing is saved."""
+    from banking_analytics.monitor import (
+        BacktestError,
+        RuleFileError,
+        parse_duration,
+        read_rule_file,
+    )
+
+    try:
+        rules = read_rule_file(str(file))
+    except RuleFileError as exc:
+        raise _bad_file(exc.lines) from None
+    try:
+        every = None if step is None else parse_duration(step)
+    except ValueError as exc:
+        raise fail(f"--step: {exc}") from None
+    start, end = (m if m.tzinfo else m.replace(tzinfo=UTC) for m in (since, until))
+    with _open(db) as analytics:
+        try:
+            views = [analytics.monitor.backtest(rule, start, end, every) for rule in rules]
+        except BacktestError as exc:
+            raise fail(escape(str(exc))) from None
+    if as_json:
+        print_json(views)
+        return
+    episodes = [(v, i, e) for v in views for i in v.firing for e in i.episodes]
+    table = Table(
+        title=f"{len(episodes)} firing episodes of {len(views)} rules", title_justify="left"
+    )
+    for heading in ("rule", "labels", "start", "end", "peak", "severity"):
+        table.add_column(heading, overflow="fold")
+    for view, instance, episode in episodes:
+        table.add_row(
+            view.rule,
+            ", ".join(f"{k}={v}" for k, v in instance.labels.items()) or "-",
+            episode.start.isoformat(),
+            "-" if episode.end is None else episode.end.isoformat(),
+            "-" if episode.peak is None else f"{episode.peak:.4g}",
+            episode.severity,
+        )
+    out.print(table, markup=False, highlight=False)
 
 
 @alerts_app.command("list")

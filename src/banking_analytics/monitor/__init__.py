@@ -6,6 +6,16 @@ through the :class:`MetricService` (cached per data version) and moves one
 state machine per label set, keeping states and history in the store.
 """
 
+from banking_analytics.monitor._anomaly import AnomalySpec, Direction
+from banking_analytics.monitor._backtest import (
+    MAX_BACKTEST_INSTANCES,
+    MAX_BACKTEST_TICKS,
+    BacktestError,
+    BacktestInstance,
+    BacktestView,
+    Episode,
+    backtest,
+)
 from banking_analytics.monitor._defaults import DEFAULT_RULES_YAML, default_rules
 from banking_analytics.monitor._durations import format_duration, parse_duration
 from banking_analytics.monitor._evaluate import (
@@ -13,6 +23,7 @@ from banking_analytics.monitor._evaluate import (
     RuleEvaluation,
     advance_rule,
     alert_labels,
+    evaluate_rule,
     observe,
     readings_of,
 )
@@ -57,17 +68,25 @@ from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rul
 
 __all__ = [
     "DEFAULT_RULES_YAML",
+    "MAX_BACKTEST_INSTANCES",
+    "MAX_BACKTEST_TICKS",
     "MAX_INSIGHTS",
     "MONITOR_TABLES",
     "AlertState",
     "AlertStore",
     "AlertView",
+    "AnomalySpec",
     "BackgroundEvaluator",
+    "BacktestError",
+    "BacktestInstance",
+    "BacktestView",
     "Breakdown",
     "Change",
     "Compare",
     "Condition",
     "Contribution",
+    "Direction",
+    "Episode",
     "Evaluator",
     "Evidence",
     "HistoryView",
@@ -95,11 +114,13 @@ __all__ = [
     "advance",
     "advance_rule",
     "alert_labels",
+    "backtest",
     "bonferroni_z",
     "decompose_kinds",
     "decompose_rate",
     "default_rules",
     "dump_rules",
+    "evaluate_rule",
     "expand_series",
     "format_duration",
     "latest_tick",

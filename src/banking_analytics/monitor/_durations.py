@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["format_duration", "latest_tick", "parse_duration"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _UNITS = {
     "w": timedelta(weeks=1),
@@ -52,3 +54,8 @@ def format_duration(span: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def latest_tick(now: datetime, interval: timedelta) -> datetime:
+    """The last multiple of ``interval`` since the epoch at or before ``now``."""
+    return now - (now - _EPOCH) % interval

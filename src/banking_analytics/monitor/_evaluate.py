@@ -11,12 +11,13 @@ evaluator restarted (or in another process) carries on where the last stopped.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from banking_analytics.metrics import MetricService, QueryResult
+from banking_analytics.monitor._anomaly import AnomalySpec, series_of
 from banking_analytics.monitor._rules import Compare, Condition, Rule
 from banking_analytics.monitor._state import (
     AlertState,
@@ -39,6 +40,7 @@ __all__ = [
     "RuleEvaluation",
     "advance_rule",
     "alert_labels",
+    "evaluate_rule",
     "observe",
     "readings_of",
 ]
@@ -80,10 +82,23 @@ def observe(
     return Reading(observed, severity, compared, sample_size)
 
 
-def readings_of(rule: Rule, result: QueryResult, now: datetime) -> dict[Labels, Reading]:
-    """Each label set's reading from the rule's query result (a missing value is '')."""
+def readings_of(
+    rule: Rule,
+    results: QueryResult | Sequence[QueryResult],
+    now: datetime,
+    firing: Collection[Labels] = frozenset(),
+) -> dict[Labels, Reading]:
+    """Each label set's reading from the results of the rule's queries (a missing value
+    is '').
+
+    An anomaly rule judges each label set's series (see :mod:`._anomaly`); ``firing``
+    names the instances firing or recovering, which its recovery window holds.
+    """
+    answers = [results] if isinstance(results, QueryResult) else list(results)
+    if rule.anomaly is not None:
+        return _anomaly_readings(rule, rule.anomaly, answers, now, firing)
     found = {}
-    for row in result.rows:
+    for row in (row for result in answers for row in result.rows):
         labels = tuple(sorted((dim, row.dimensions[dim] or "") for dim in rule.by))
         figure = row.values[rule.metric]
         previous = None
@@ -99,6 +114,23 @@ def readings_of(rule: Rule, result: QueryResult, now: datetime) -> dict[Labels, 
             previous,
             now,
         )
+    return found
+
+
+def _anomaly_readings(
+    rule: Rule,
+    spec: AnomalySpec,
+    results: Sequence[QueryResult],
+    now: datetime,
+    firing: Collection[Labels],
+) -> dict[Labels, Reading]:
+    found = {}
+    series = series_of(results, rule.metric, rule.by, rule.effective_min_sample)
+    for labels, points in series.items():
+        verdict, value = spec.verdict(spec.scores(points, rule.window, now), labels in firing)
+        observed = Observation(verdict)
+        severity = rule.severity if observed is Observation.BREACH else None
+        found[labels] = Reading(observed, severity, value)
     return found
 
 
@@ -201,6 +233,35 @@ def advance_rule(
     return instances, history
 
 
+def evaluate_rule(
+    metrics: MetricService,
+    rule: Rule,
+    version: int,
+    current: Mapping[Labels, StoredInstance],
+    now: datetime,
+    versions: Mapping[str, Any] | None = None,
+) -> tuple[list[StoredInstance], list[HistoryRow], int, str | None]:
+    """One evaluation of one rule at ``now`` from its instances ``current``: its query run
+    (through the metric cache), each instance advanced. The live evaluator and a
+    backtest both take this one path. Returns the instances, the history rows, how
+    many statements the cache answered, and why the query failed (or None)."""
+    firing = {labels for labels, known in current.items() if known.state.is_firing}
+    try:
+        results = [
+            metrics.run(query, compare=rule.compare is not Compare.VALUE, versions=versions)
+            for query in rule.queries(now)
+        ]
+    # Any failure of one rule's query (a timeout, a lost connection, a metric the
+    # engine cannot compute) is that rule's error state, not the end of the cycle.
+    except Exception as exc:
+        _log.warning("alert rule %s: evaluation failed: %s", rule.name, exc)
+        moved, added = advance_rule(rule, version, current, None, now)
+        return moved, added, 0, f"{type(exc).__name__}: {exc}"
+    readings = readings_of(rule, results, now, firing)
+    moved, added = advance_rule(rule, version, current, readings, now)
+    return moved, added, sum(result.cached for result in results), None
+
+
 @dataclass(frozen=True, slots=True)
 class RuleEvaluation:
     """What one evaluation of one rule did."""
@@ -234,11 +295,12 @@ class Evaluator:
         for stored in rules:
             rule = stored.rule
             assert rule is not None, "deleted rules are not evaluated"
-            readings, cached, error = self._readings(rule, now, versions)
             known = by_rule.get(rule.name, {})
             # Instances of an older version were reset when the rule changed.
             current = {k: v for k, v in known.items() if v.rule_version == stored.version}
-            moved, added = advance_rule(rule, stored.version, current, readings, now)
+            moved, added, cached, error = evaluate_rule(
+                self._metrics, rule, stored.version, current, now, versions
+            )
             instances.extend(moved)
             history.extend(added)
             changed = sum(row.transition for row in added)
@@ -255,17 +317,3 @@ class Evaluator:
             for statement in self._metrics.compile(stored.rule.query(now)):
                 tables.update(statement.depends_on)
         return self._metrics.versions(sorted(tables))
-
-    def _readings(
-        self, rule: Rule, now: datetime, versions: Mapping[str, Any]
-    ) -> tuple[dict[Labels, Reading] | None, int, str | None]:
-        try:
-            result = self._metrics.run(
-                rule.query(now), compare=rule.compare is not Compare.VALUE, versions=versions
-            )
-        # Any failure of one rule's query (a timeout, a lost connection, a metric the
-        # engine cannot compute) is that rule's error state, not the end of the cycle.
-        except Exception as exc:
-            _log.warning("alert rule %s: evaluation failed: %s", rule.name, exc)
-            return None, 0, f"{type(exc).__name__}: {exc}"
-        return readings_of(rule, result, now), result.cached, None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from banking_analytics.analytics import Shape
 from banking_analytics.metrics import MetricService, TimeWindow
+from banking_analytics.monitor._backtest import BacktestView, backtest
 from banking_analytics.monitor._evaluate import Evaluator, RuleEvaluation, alert_labels
 from banking_analytics.monitor._insights import InsightEngine, OptimizationReport
 from banking_analytics.monitor._rules import Rule
@@ -134,6 +135,7 @@ class MonitorNamespace:
         self.store = AlertStore(engine)
         self.evaluator = Evaluator(metrics, self.store)
         self.insight_engine = InsightEngine(metrics)
+        self._metrics = metrics
 
     def rules(self) -> list[StoredRule]:
         """Every current rule, by name."""
@@ -148,6 +150,13 @@ class MonitorNamespace:
     ) -> list[RuleEvaluation]:
         """Evaluate ``rules`` (every current rule by default) at ``now``."""
         return self.evaluator.evaluate(self.rules() if rules is None else rules, now)
+
+    def backtest(
+        self, rule: Rule, since: datetime, until: datetime, step: timedelta | None = None
+    ) -> BacktestView:
+        """When ``rule`` (saved or not) would have fired over ``[since, until]``, replayed at
+        its interval (or ``step``) through the live evaluation path; nothing is stored."""
+        return backtest(self._metrics, rule, since, until, step)
 
     def alerts(
         self, *, rule: str | None = None, states: Iterable[AlertState] | None = None

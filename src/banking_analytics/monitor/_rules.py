@@ -13,6 +13,10 @@ thresholds:
   ÷ |previous|).
 * ``condition: no_data``: the instance breaches (at ``severity``) when it has no
   figure: no events, or fewer than the minimum sample.
+* ``condition: anomaly``: the metric's series, bucketed by ``window``, is judged
+  against the same time of week of the weeks before by the detector the
+  ``anomaly`` mapping sets (:mod:`._anomaly`); the instance breaches at
+  ``severity``.
 
 A time metric (``sync_last_success_at``) is compared as its age in seconds at
 the evaluation time (thresholds may then be written as durations: ``6h``).
@@ -34,6 +38,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from banking_analytics.metrics import CATALOG, MetricQuery, QueryError, TimeWindow, Unit
+from banking_analytics.monitor._anomaly import ANOMALY_BUCKETS, AnomalySpec
 from banking_analytics.monitor._durations import format_duration, parse_duration
 from banking_analytics.monitor._template import check_template
 
@@ -76,6 +81,7 @@ _FIELDS = (
     "interval",
     "labels",
     "annotations",
+    "anomaly",
 )
 
 
@@ -83,6 +89,7 @@ class Condition(StrEnum):
     ABOVE = "above"
     BELOW = "below"
     NO_DATA = "no_data"
+    ANOMALY = "anomaly"
 
 
 class Compare(StrEnum):
@@ -131,7 +138,7 @@ class Rule:
     compare: Compare = Compare.VALUE
     warning: float | None = None
     critical: float | None = None
-    #: The severity a ``no_data`` rule fires at.
+    #: The severity a ``no_data`` or ``anomaly`` rule fires at.
     severity: Severity | None = None
     for_: timedelta = timedelta(0)
     keep_firing_for: timedelta = timedelta(0)
@@ -139,6 +146,8 @@ class Rule:
     interval: timedelta = timedelta(minutes=1)
     labels: tuple[tuple[str, str], ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
+    #: An ``anomaly`` rule's detector.
+    anomaly: AnomalySpec | None = None
 
     @property
     def is_time(self) -> bool:
@@ -151,7 +160,18 @@ class Rule:
         return max(self.min_sample, CATALOG[self.metric].min_sample)
 
     def query(self, now: datetime) -> MetricQuery:
-        """The metric query of an evaluation at ``now``: the window ``[now - window, now)``."""
+        """The metric query of an evaluation at ``now``: the window ``[now - window, now)``
+        (an anomaly rule: the first of :meth:`queries`)."""
+        return self.queries(now)[0]
+
+    def queries(self, now: datetime) -> list[MetricQuery]:
+        """Every metric query of an evaluation at ``now``: the rule's :meth:`query`, or an
+        anomaly rule's bucketed series (see :meth:`AnomalySpec.queries`)."""
+        if self.anomaly is not None:
+            return self.anomaly.queries(self.metric, self.window, self.by, dict(self.filters), now)
+        return [self._query(now)]
+
+    def _query(self, now: datetime) -> MetricQuery:
         return MetricQuery.build(
             [self.metric],
             TimeWindow(now - self.window, now, format_duration(self.window)),
@@ -204,6 +224,7 @@ class Rule:
             "interval": format_duration(self.interval),
             "labels": dict(self.labels),
             "annotations": dict(self.annotations),
+            "anomaly": None if self.anomaly is None else self.anomaly.as_dict(),
         }
         written.update({k: v for k, v in optional.items() if v not in (None, [], {})})
         return written
@@ -358,6 +379,7 @@ class _Checker:
         critical = self._threshold("critical", is_time)
         severity = self._choice("severity", Severity, Severity.CRITICAL)
         self._check_levels(condition, compare, warning, critical, is_time)
+        anomaly = self._anomaly(condition, window, is_time)
         min_sample = self.data.get("min_sample", 0)
         if (
             isinstance(min_sample, bool)
@@ -396,13 +418,14 @@ class _Checker:
             compare=compare,
             warning=warning,
             critical=critical,
-            severity=severity if condition is Condition.NO_DATA else None,
+            severity=severity if condition in _FIXED_SEVERITY else None,
             for_=self._duration("for", timedelta(0), timedelta(0)),
             keep_firing_for=self._duration("keep_firing_for", timedelta(0), timedelta(0)),
             min_sample=min_sample,
             interval=self._duration("interval", timedelta(minutes=1), timedelta(seconds=1)),
             labels=self._mapping("labels", None),
             annotations=self._mapping("annotations", None),
+            anomaly=anomaly,
         )
         if self.problems:
             raise RuleError(self.problems)
@@ -416,13 +439,17 @@ class _Checker:
         critical: float | None,
         is_time: bool,
     ) -> None:
-        if condition is Condition.NO_DATA:
+        if condition in _FIXED_SEVERITY:
             for key in ("warning", "critical", "compare"):
                 if self.data.get(key) is not None:
-                    self._fail(key, "a no_data rule has no thresholds: give its severity")
+                    article = "an" if condition is Condition.ANOMALY else "a"
+                    self._fail(
+                        key,
+                        f"{article} {condition.value} rule has no thresholds: give its severity",
+                    )
             return
         if self.data.get("severity") is not None:
-            self._fail("severity", "only a no_data rule has a fixed severity")
+            self._fail("severity", "only a no_data or anomaly rule has a fixed severity")
         if condition is None:
             return
         if self.data.get("warning") is None and self.data.get("critical") is None:
@@ -441,5 +468,25 @@ class _Checker:
                     f"{side} them (critical is the more severe level)",
                 )
 
+    def _anomaly(
+        self, condition: Condition | None, window: timedelta, is_time: bool
+    ) -> AnomalySpec | None:
+        if condition is not Condition.ANOMALY:
+            if self.data.get("anomaly") is not None:
+                self._fail("anomaly", "only an anomaly rule (condition: anomaly) has a detector")
+            return None
+        spec, problems = AnomalySpec.parse(self.data.get("anomaly"))
+        for key, message in problems:
+            self._fail(("anomaly",) if key is None else ("anomaly", key), message)
+        if window not in ANOMALY_BUCKETS:
+            self._fail(
+                "window",
+                "an anomaly rule's window is the bucket it judges: 15m, 1h or 1d",
+            )
+        if is_time:
+            self._fail("metric", "a time metric cannot be judged for anomalies")
+        return spec
 
+
+_FIXED_SEVERITY = (Condition.NO_DATA, Condition.ANOMALY)
 _EPOCH = datetime.fromisoformat("2000-01-01T00:00:00+00:00")

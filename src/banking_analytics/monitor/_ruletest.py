@@ -343,6 +343,15 @@ def _rules(data: Mapping[str, Any], node: yaml.Node | None, path: str) -> dict[s
         rules += read_rule_file(str(Path(path).parent / str(name)))
     if not rules:
         raise _TestFileError(("rule_files",), "name rule files, or list rules inline")
+    anomalies = [rule.name for rule in rules if rule.anomaly is not None]
+    if anomalies:
+        # A detector judges weeks of bucketed history, not sample series: replay it over
+        # the store's data instead.
+        raise _TestFileError(
+            ("rules",),
+            f"{', '.join(anomalies)}: an anomaly rule is tried with rules backtest, "
+            "not a rule test",
+        )
     return {rule.name: rule for rule in rules}
 
 

@@ -14,21 +14,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from banking_analytics.monitor._durations import latest_tick
 from banking_analytics.monitor._evaluate import RuleEvaluation
 from banking_analytics.monitor._namespace import MonitorNamespace
 from banking_analytics.monitor._store import StoredRule
 
 __all__ = ["BackgroundEvaluator", "Scheduler", "latest_tick"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _log = logging.getLogger(__name__)
-
-
-def latest_tick(now: datetime, interval: timedelta) -> datetime:
-    """The last multiple of ``interval`` since the epoch at or before ``now``."""
-    return now - (now - _EPOCH) % interval
 
 
 class Scheduler:
