@@ -48,6 +48,7 @@ from banking_analytics.api.routes import (
     revenue,
     revenue_impact,
     rules,
+    slos,
     users,
     webhooks,
 )
@@ -226,7 +227,7 @@ def create_app(
         admin,
         connections,
     )
-    monitoring = (rules, alerts)
+    monitoring = (rules, slos, alerts)
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)

@@ -60,27 +60,38 @@ def _bad_file(lines: list[str]) -> typer.Exit:
 
 @rules_app.command("apply")
 def apply_rules(file: FileArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
-    """Check a rule file, then save each rule as its next version (unchanged ones stay).
+    """Check a rule file (``rules:`` and ``slos:``), then save each rule and SLO as its
+    next version (unchanged ones stay).
 
     Nothing is saved unless every rule checks out. Each change is audited.
     """
     from banking_analytics.access import AuditLog
-    from banking_analytics.monitor import RuleFileError, RuleView, read_rule_file
+    from banking_analytics.monitor import (
+        NameTakenError,
+        RuleFileError,
+        RuleView,
+        Slo,
+        read_rule_file,
+    )
 
     try:
         rules = read_rule_file(str(file))
     except RuleFileError as exc:
         raise _bad_file(exc.lines) from None
     with _open(db) as analytics:
-        applied = analytics.monitor.apply(rules, _actor())
+        try:
+            applied = analytics.monitor.apply(rules, _actor())
+        except NameTakenError as exc:
+            raise fail(str(exc)) from None
         audit = AuditLog(analytics.engine)
         for stored in applied:
+            kind = "slo" if isinstance(stored.rule, Slo) else "alert_rule"
             audit.record(
                 actor=_actor(),
                 actor_role="admin",
-                action="put_alert_rule",
+                action=f"put_{kind}",
                 outcome="ok",
-                object_type="alert_rule",
+                object_type=kind,
                 object_id=stored.name,
                 details={"version": stored.version, "change": stored.change.value},
             )
@@ -97,23 +108,28 @@ def apply_rules(file: FileArgument, db: DbOption = DEFAULT_DB, as_json: JsonOpti
 
 @rules_app.command("delete")
 def delete_rule(
-    name: Annotated[str, typer.Argument(help="The rule's name")], db: DbOption = DEFAULT_DB
+    name: Annotated[str, typer.Argument(help="The rule's (or SLO's) name")],
+    db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Delete a rule (a last version saying so) and forget its alert instances; audited."""
+    """Delete a rule or an SLO (a last version saying so) and forget its alert instances;
+    audited."""
     from banking_analytics.access import AuditLog
-    from banking_analytics.monitor import RuleNotFoundError
+    from banking_analytics.monitor import RuleNotFoundError, Slo
 
     with _open(db) as analytics:
         try:
+            kind = (
+                "slo" if isinstance(analytics.monitor.store.rule(name).rule, Slo) else "alert_rule"
+            )
             stored = analytics.monitor.store.delete(name, _actor())
         except RuleNotFoundError as exc:
             raise fail(str(exc)) from None
         AuditLog(analytics.engine).record(
             actor=_actor(),
             actor_role="admin",
-            action="delete_alert_rule",
+            action=f"delete_{kind}",
             outcome="ok",
-            object_type="alert_rule",
+            object_type=kind,
             object_id=name,
             details={"version": stored.version},
         )
@@ -123,7 +139,7 @@ def delete_rule(
 @rules_app.command("list")
 def list_rules(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """The current rules of a store: metric, condition, thresholds and timers."""
-    from banking_analytics.monitor import RuleView
+    from banking_analytics.monitor import Rule, RuleView
 
     with _open(db) as analytics:
         stored = analytics.monitor.rules()
@@ -134,7 +150,7 @@ def list_rules(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     for heading in ("rule", "version", "metric", "by", "condition", "warning", "critical", "for"):
         table.add_column(heading, overflow="fold")
     for s in stored:
-        assert s.rule is not None
+        assert isinstance(s.rule, Rule)
         written = s.rule.as_dict()
         condition = written["condition"] + (
             f" ({written['compare']})" if "compare" in written else ""

@@ -1,4 +1,4 @@
-"""Monitoring that acts: alert rules as data, their state machine and evaluation.
+"""Monitoring that acts: alert rules and SLOs as data, their state machine and evaluation.
 
 The layer above the analyses (see ARCHITECTURE.md): a rule names a metric query
 of the metric layer and thresholds on it; the evaluator runs each rule's query
@@ -20,6 +20,13 @@ from banking_analytics.monitor._namespace import AlertView, HistoryView, Monitor
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
 from banking_analytics.monitor._scheduler import BackgroundEvaluator, Scheduler, latest_tick
+from banking_analytics.monitor._slo import BURN_WINDOWS, BurnWindow, Counts, Slo, burn_reading
+from banking_analytics.monitor._slo_status import (
+    BurnPairView,
+    SloInstanceView,
+    SloView,
+    SloWindowView,
+)
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -31,25 +38,31 @@ from banking_analytics.monitor._store import (
     MONITOR_TABLES,
     AlertStore,
     Change,
+    NameTakenError,
     RuleNotFoundError,
     StoredRule,
 )
 from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rules, read_rule_file
 
 __all__ = [
+    "BURN_WINDOWS",
     "DEFAULT_RULES_YAML",
     "MONITOR_TABLES",
     "AlertState",
     "AlertStore",
     "AlertView",
     "BackgroundEvaluator",
+    "BurnPairView",
+    "BurnWindow",
     "Change",
     "Compare",
     "Condition",
+    "Counts",
     "Evaluator",
     "HistoryView",
     "InstanceState",
     "MonitorNamespace",
+    "NameTakenError",
     "Observation",
     "Reading",
     "Rule",
@@ -61,10 +74,15 @@ __all__ = [
     "RuleView",
     "Scheduler",
     "Severity",
+    "Slo",
+    "SloInstanceView",
+    "SloView",
+    "SloWindowView",
     "StoredRule",
     "advance",
     "advance_rule",
     "alert_labels",
+    "burn_reading",
     "default_rules",
     "dump_rules",
     "expand_series",

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from banking_analytics.metrics import MetricService, QueryResult
+from banking_analytics.metrics import MetricQuery, MetricService, QueryResult
 from banking_analytics.monitor._rules import Compare, Condition, Rule
+from banking_analytics.monitor._slo import Slo, burn_reading
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -107,7 +108,7 @@ def _thin(rule: Rule, sample_size: int | None) -> bool:
 
 
 def alert_labels(
-    rule: Rule, labels: Labels, state: InstanceState, value: float | None
+    rule: Rule | Slo, labels: Labels, state: InstanceState, value: float | None
 ) -> dict[str, str]:
     """An instance's labels as an alert carries them: its name, the rule's labels (rendered),
     its own label set, and its severity when it has one (not identifying: see :mod:`._state`)."""
@@ -123,7 +124,7 @@ def alert_labels(
 
 
 def _annotations(
-    rule: Rule, labels: Labels, state: InstanceState, value: float | None
+    rule: Rule | Slo, labels: Labels, state: InstanceState, value: float | None
 ) -> tuple[tuple[str, str], ...]:
     shown = {"alertname": rule.name, **dict(labels)}
     severity = None if state.severity is None else state.severity.value
@@ -135,7 +136,7 @@ def _annotations(
 
 
 def advance_rule(
-    rule: Rule,
+    rule: Rule | Slo,
     version: int,
     previous: Mapping[Labels, StoredInstance],
     readings: Mapping[Labels, Reading] | None,
@@ -161,7 +162,7 @@ def advance_rule(
                 # The rule's own instance, made when its query failed before any label
                 # set was known: the query answers again, so it is over.
                 found[labels] = Reading(Observation.OK)
-            elif rule.condition is Condition.NO_DATA:
+            elif isinstance(rule, Rule) and rule.condition is Condition.NO_DATA:
                 found[labels] = Reading(Observation.BREACH, rule.severity)
             elif instance.state.state is not AlertState.INACTIVE:
                 found[labels] = Reading(Observation.NODATA)
@@ -252,14 +253,18 @@ class Evaluator:
         tables: set[str] = set()
         for stored in rules:
             assert stored.rule is not None
-            for statement in self._metrics.compile(stored.rule.query(now)):
-                tables.update(statement.depends_on)
+            for query in _queries(stored.rule, now):
+                for statement in self._metrics.compile(query):
+                    tables.update(statement.depends_on)
         return self._metrics.versions(sorted(tables))
 
     def _readings(
-        self, rule: Rule, now: datetime, versions: Mapping[str, Any]
+        self, rule: Rule | Slo, now: datetime, versions: Mapping[str, Any]
     ) -> tuple[dict[Labels, Reading] | None, int, str | None]:
         try:
+            if isinstance(rule, Slo):
+                counts, cached = rule.counts(self._metrics, now, rule.windows, versions)
+                return {k: burn_reading(rule, c) for k, c in counts.items()}, cached, None
             result = self._metrics.run(
                 rule.query(now), compare=rule.compare is not Compare.VALUE, versions=versions
             )
@@ -269,3 +274,10 @@ class Evaluator:
             _log.warning("alert rule %s: evaluation failed: %s", rule.name, exc)
             return None, 0, f"{type(exc).__name__}: {exc}"
         return readings_of(rule, result, now), result.cached, None
+
+
+def _queries(rule: Rule | Slo, now: datetime) -> list[MetricQuery]:
+    """The metric queries an evaluation at ``now`` runs: a rule's one, an SLO's per window."""
+    if isinstance(rule, Slo):
+        return [rule.query(now, window) for window in rule.windows]
+    return [rule.query(now)]

@@ -11,8 +11,17 @@ from banking_analytics.analytics import Shape
 from banking_analytics.metrics import MetricService
 from banking_analytics.monitor._evaluate import Evaluator, RuleEvaluation, alert_labels
 from banking_analytics.monitor._rules import Rule
+from banking_analytics.monitor._slo import Slo
+from banking_analytics.monitor._slo_status import SloView, slo_view
 from banking_analytics.monitor._state import AlertState
-from banking_analytics.monitor._store import AlertStore, HistoryRow, StoredInstance, StoredRule
+from banking_analytics.monitor._store import (
+    AlertStore,
+    HistoryRow,
+    NameTakenError,
+    RuleNotFoundError,
+    StoredInstance,
+    StoredRule,
+)
 from banking_analytics.store import Engine
 
 __all__ = ["AlertView", "HistoryView", "MonitorNamespace", "RuleView"]
@@ -107,7 +116,7 @@ class HistoryView(Shape):
         )
 
 
-def _alert(rule: Rule, instance: StoredInstance) -> AlertView:
+def _alert(rule: Rule | Slo, instance: StoredInstance) -> AlertView:
     state = instance.state
     return AlertView(
         instance.rule_name,
@@ -132,20 +141,67 @@ class MonitorNamespace:
     def __init__(self, metrics: MetricService, engine: Engine) -> None:
         self.store = AlertStore(engine)
         self.evaluator = Evaluator(metrics, self.store)
+        self._metrics = metrics
 
     def rules(self) -> list[StoredRule]:
-        """Every current rule, by name."""
-        return self.store.rules()
+        """Every current rule (SLOs aside), by name."""
+        return [stored for stored in self.store.rules() if isinstance(stored.rule, Rule)]
 
-    def apply(self, rules: Iterable[Rule], changed_by: str) -> list[StoredRule]:
-        """Save each rule as its next version (unchanged ones stay as they are)."""
-        return [self.store.put(rule, changed_by) for rule in rules]
+    def slos(self) -> list[StoredRule]:
+        """Every current SLO, by name."""
+        return [stored for stored in self.store.rules() if isinstance(stored.rule, Slo)]
+
+    def slo(self, name: str, now: datetime, *, limit: int = 1000) -> SloView:
+        """An SLO's current version and its standing at ``now`` (burn rates over each
+        window, budget left over the period), for its first ``limit`` label sets;
+        :class:`RuleNotFoundError` when there is no such SLO."""
+        stored = self.current(name, Slo)
+        alerts = {
+            i.labels: i
+            for i in self.store.instances()
+            if i.rule_name == name and i.rule_version == stored.version
+        }
+        return slo_view(stored, self._metrics, alerts, now, limit)
+
+    def current(self, name: str, kind: type[Rule | Slo]) -> StoredRule:
+        """The current version of the rule (``kind`` Rule) or SLO named ``name``;
+        :class:`RuleNotFoundError` when there is none of that kind."""
+        stored = self.store.rule(name)
+        if not isinstance(stored.rule, kind):
+            raise RuleNotFoundError(name)
+        return stored
+
+    def versions(self, name: str, kind: type[Rule | Slo]) -> list[StoredRule]:
+        """Every version of a rule or SLO, newest first; none when the name is another kind's."""
+        found = self.store.versions(name)
+        if any(v.rule is not None and not isinstance(v.rule, kind) for v in found):
+            return []
+        return found
+
+    def delete(self, name: str, kind: type[Rule | Slo], changed_by: str) -> StoredRule:
+        """Delete a rule or SLO (a last version saying so) and its alert instances."""
+        self.current(name, kind)
+        return self.store.delete(name, changed_by)
+
+    def apply(self, rules: Iterable[Rule | Slo], changed_by: str) -> list[StoredRule]:
+        """Save each rule or SLO as its next version (unchanged ones stay as they are).
+
+        Nothing is saved when one would take the name of the other kind
+        (:class:`NameTakenError`): rules and SLOs share one namespace, their alerts'.
+        """
+        chosen = list(rules)
+        current = {stored.name: stored.rule for stored in self.store.rules()}
+        for rule in chosen:
+            held = current.get(rule.name)
+            if held is not None and type(held) is not type(rule):
+                raise NameTakenError(rule.name, held)
+        return [self.store.put(rule, changed_by) for rule in chosen]
 
     def evaluate(
         self, now: datetime, rules: Sequence[StoredRule] | None = None
     ) -> list[RuleEvaluation]:
-        """Evaluate ``rules`` (every current rule by default) at ``now``."""
-        return self.evaluator.evaluate(self.rules() if rules is None else rules, now)
+        """Evaluate ``rules`` (every current rule and SLO by default) at ``now``."""
+        return self.evaluator.evaluate(self.store.rules() if rules is None else rules, now)
 
     def alerts(
         self, *, rule: str | None = None, states: Iterable[AlertState] | None = None
@@ -155,7 +211,7 @@ class MonitorNamespace:
         Inactive instances are left out unless ``states`` names them.
         """
         wanted = set(states) if states is not None else set(AlertState) - {AlertState.INACTIVE}
-        current = {stored.name: stored for stored in self.rules()}
+        current = {stored.name: stored for stored in self.store.rules()}
         shown = []
         for instance in self.store.instances():
             stored = current.get(instance.rule_name)

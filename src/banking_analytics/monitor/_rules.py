@@ -177,9 +177,9 @@ class Rule:
             return self.warning
         return None
 
-    def same_but_annotations(self, other: Rule) -> bool:
+    def same_but_annotations(self, other: object) -> bool:
         """Whether two versions differ at most in annotations (which keep instances)."""
-        return _identity(self) == _identity(other)
+        return isinstance(other, Rule) and _identity(self) == _identity(other)
 
     def as_dict(self) -> dict[str, Any]:
         """The rule as it is written in YAML or JSON (defaults left out)."""
@@ -221,15 +221,17 @@ def _identity(rule: Rule) -> tuple[object, ...]:
 class _Checker:
     """Reads a rule's fields one by one, collecting every problem rather than the first."""
 
-    def __init__(self, data: object) -> None:
+    def __init__(self, data: object, fields: Sequence[str] = _FIELDS, what: str = "a rule") -> None:
         self.problems: list[Problem] = []
         self.data: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
         if not isinstance(data, Mapping):
-            self.problems.append(((), "a rule is a mapping of its fields (name, metric, ...)"))
+            self.problems.append(
+                ((), f"{what} is a mapping of its fields ({', '.join(fields[:2])}, ...)")
+            )
         for key in self.data:
-            if key not in _FIELDS:
+            if key not in fields:
                 self.problems.append(
-                    ((str(key),), f"unknown field; fields are {', '.join(_FIELDS)}")
+                    ((str(key),), f"unknown field; fields are {', '.join(fields)}")
                 )
 
     def _fail(self, key: str | tuple[str | int, ...], message: str) -> None:
@@ -344,30 +346,18 @@ class _Checker:
             checked[str(dim)] = listed
         return checked
 
-    def rule(self) -> Rule:
-        name = self._text("name", _NAME)
-        metric = self._text("metric")
-        if metric is not None and metric not in CATALOG:
-            self._fail("metric", f"unknown metric {metric!r}; see GET .../metrics")
-            metric = None
-        is_time = metric is not None and CATALOG[metric].unit is Unit.TIMESTAMP
-        window = self._duration("window", None, timedelta(minutes=1))
-        condition = self._choice("condition", Condition, None)
-        compare = self._choice("compare", Compare, Compare.VALUE) or Compare.VALUE
-        warning = self._threshold("warning", is_time)
-        critical = self._threshold("critical", is_time)
-        severity = self._choice("severity", Severity, Severity.CRITICAL)
-        self._check_levels(condition, compare, warning, critical, is_time)
-        min_sample = self.data.get("min_sample", 0)
-        if (
-            isinstance(min_sample, bool)
-            or not isinstance(min_sample, int)
-            or not 0 <= min_sample <= _MAX_SAMPLE
-        ):
-            self._fail(
-                "min_sample", f"a whole number from 0 to {_MAX_SAMPLE:,}, got {min_sample!r}"
-            )
-            min_sample = 0
+    def sample(self, key: str) -> int:
+        """A minimum sample: a whole number, 0 when left out."""
+        found = self.data.get(key, 0)
+        if isinstance(found, bool) or not isinstance(found, int) or not 0 <= found <= _MAX_SAMPLE:
+            self._fail(key, f"a whole number from 0 to {_MAX_SAMPLE:,}, got {found!r}")
+            return 0
+        return found
+
+    def breakdown(
+        self, metric: str | None, window: timedelta
+    ) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+        """The ``by`` dimensions and the ``filters``, checked against the metric."""
         by, filters = self._names("by"), self._filters()
         personal = [d for d in by if d in PERSONAL_DIMENSIONS]
         if personal:
@@ -386,13 +376,33 @@ class _Checker:
                 )
             except QueryError as exc:
                 self._fail("filters" if str(exc).startswith("filters") else "by", str(exc))
+        return tuple(dict.fromkeys(by)), tuple(
+            sorted((d, tuple(dict.fromkeys(v))) for d, v in filters.items())
+        )
+
+    def rule(self) -> Rule:
+        name = self._text("name", _NAME)
+        metric = self._text("metric")
+        if metric is not None and metric not in CATALOG:
+            self._fail("metric", f"unknown metric {metric!r}; see GET .../metrics")
+            metric = None
+        is_time = metric is not None and CATALOG[metric].unit is Unit.TIMESTAMP
+        window = self._duration("window", None, timedelta(minutes=1))
+        condition = self._choice("condition", Condition, None)
+        compare = self._choice("compare", Compare, Compare.VALUE) or Compare.VALUE
+        warning = self._threshold("warning", is_time)
+        critical = self._threshold("critical", is_time)
+        severity = self._choice("severity", Severity, Severity.CRITICAL)
+        self._check_levels(condition, compare, warning, critical, is_time)
+        min_sample = self.sample("min_sample")
+        by, filters = self.breakdown(metric, window)
         rule = Rule(
             name=name or "",
             metric=metric or "",
             window=window,
             condition=condition or Condition.ABOVE,
-            by=tuple(dict.fromkeys(by)),
-            filters=tuple(sorted((d, tuple(dict.fromkeys(v))) for d, v in filters.items())),
+            by=by,
+            filters=filters,
             compare=compare,
             warning=warning,
             critical=critical,

@@ -1,9 +1,10 @@
 """Where rules and alert states live: three tables of the store, so they survive a restart
 and every process sharing the store sees the same.
 
-* ``alert_rule_versions`` — every version of every rule, only ever added to:
-  who changed it, when, and the rule as written (JSON). A rule's current
-  version is its highest; a deletion is a version too.
+* ``alert_rule_versions`` — every version of every rule (and SLO: its alerts are
+  a rule's, so rules and SLOs share their names), only ever added to: who
+  changed it, when, and the rule as written (JSON). A rule's current version is
+  its highest; a deletion is a version too.
 * ``alert_instances`` — the current state of each instance (rule x label set).
 * ``alert_history`` — one row per instance per evaluation: what was observed
   and the state before and after (``transition`` marks a change of state or
@@ -25,6 +26,7 @@ from sqlglot import exp
 
 from banking_analytics.events import Kind, arrow_type
 from banking_analytics.monitor._rules import Rule, Severity
+from banking_analytics.monitor._slo import Slo
 from banking_analytics.monitor._state import AlertState, InstanceState
 from banking_analytics.store import Column, Engine, TableDef
 from banking_analytics.store.statements import column, insert_row, select_all, table, update
@@ -38,6 +40,7 @@ __all__ = [
     "Change",
     "HistoryRow",
     "Labels",
+    "NameTakenError",
     "RuleNotFoundError",
     "StoredInstance",
     "StoredRule",
@@ -123,16 +126,30 @@ class RuleNotFoundError(LookupError):
         super().__init__(f"no alert rule named {name!r}")
 
 
+class NameTakenError(ValueError):
+    """A rule given the name of an SLO, or the other way round."""
+
+    def __init__(self, name: str, taken_by: Rule | Slo) -> None:
+        what = "an SLO" if isinstance(taken_by, Slo) else "an alert rule"
+        super().__init__(f"{name!r} is the name of {what}: delete it first or choose another")
+
+
+def _definition(data: dict[str, Any]) -> Rule | Slo:
+    """A stored definition: an SLO names its SLI, a rule its metric."""
+    return Slo.from_dict(data) if "sli" in data else Rule.from_dict(data)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredRule:
-    """A version of a rule: the rule (None once deleted), its number, who made it and when."""
+    """A version of a rule or an SLO: it (None once deleted), its number, who made it and
+    when."""
 
     name: str
     version: int
     change: Change
     changed_at: datetime
     changed_by: str
-    rule: Rule | None
+    rule: Rule | Slo | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +192,7 @@ def _version(row: Mapping[str, Any]) -> StoredRule:
         Change(row["change"]),
         row["changed_at"],
         row["changed_by"],
-        None if definition is None else Rule.from_dict(json.loads(definition)),
+        None if definition is None else _definition(json.loads(definition)),
     )
 
 
@@ -278,8 +295,9 @@ class AlertStore:
         rows = self._engine.query(self._sql_versions, [name]).to_pylist()
         return [_version(row) for row in rows]
 
-    def put(self, rule: Rule, changed_by: str, *, now: datetime | None = None) -> StoredRule:
-        """Save ``rule`` as its next version (``unchanged`` if it is the current one as is).
+    def put(self, rule: Rule | Slo, changed_by: str, *, now: datetime | None = None) -> StoredRule:
+        """Save ``rule`` (or an SLO) as its next version (``unchanged`` if it is the current
+        one as is); :class:`NameTakenError` if the name is held by the other kind.
 
         A change other than to annotations resets the rule's instances (Grafana's
         rule: the instances' timers were counted against the old definition).
@@ -290,7 +308,9 @@ class AlertStore:
         """Delete a rule (a version saying so) and its instances."""
         return self._write(name, None, changed_by, now or datetime.now(UTC))
 
-    def _write(self, name: str, rule: Rule | None, changed_by: str, now: datetime) -> StoredRule:
+    def _write(
+        self, name: str, rule: Rule | Slo | None, changed_by: str, now: datetime
+    ) -> StoredRule:
         with self._engine.begin() as tx:
             tx.lock(ALERT_RULE_VERSIONS)
             rows = tx.execute(self._sql_versions, [name]).to_pylist()
@@ -298,6 +318,8 @@ class AlertStore:
             current = latest.rule if latest is not None else None
             if rule is None and current is None:
                 raise RuleNotFoundError(name)
+            if rule is not None and current is not None and type(rule) is not type(current):
+                raise NameTakenError(name, current)
             if rule is not None and current == rule:
                 assert latest is not None
                 return StoredRule(

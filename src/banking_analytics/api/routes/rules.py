@@ -10,7 +10,13 @@ from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._problems import FieldProblem, ProblemError
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics
-from banking_analytics.monitor import Rule, RuleError, RuleNotFoundError, RuleView
+from banking_analytics.monitor import (
+    NameTakenError,
+    Rule,
+    RuleError,
+    RuleNotFoundError,
+    RuleView,
+)
 from banking_analytics.monitor._rules import _path_text
 
 __all__ = ["router"]
@@ -45,7 +51,7 @@ def list_rules(analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
 def get_rule(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> RuleView:
     """A rule's current version."""
     try:
-        return RuleView.of(analytics.monitor.store.rule(name))
+        return RuleView.of(analytics.monitor.current(name, Rule))
     except RuleNotFoundError:
         raise _not_found(name) from None
 
@@ -53,7 +59,7 @@ def get_rule(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> RuleView
 @router.get("/{name}/versions", response_model=list[RuleView])
 def rule_versions(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every version of a rule, newest first (a deletion is a version too)."""
-    versions = analytics.monitor.store.versions(name)
+    versions = analytics.monitor.versions(name, Rule)
     if not versions:
         raise _not_found(name)
     return [RuleView.of(stored) for stored in versions]
@@ -79,7 +85,10 @@ def put_rule(
     except RuleError as exc:
         problems = [FieldProblem(field=_path_text(p), message=m) for p, m in exc.problems]
         raise ProblemError(422, f"the rule is not valid: {exc}", errors=problems) from None
-    stored = analytics.monitor.store.put(rule, principal.actor)
+    try:
+        stored = analytics.monitor.store.put(rule, principal.actor)
+    except NameTakenError as exc:
+        raise ProblemError(409, f"name (path): {exc}") from None
     record_audit(
         request,
         principal,
@@ -98,7 +107,7 @@ def delete_rule(
 ) -> RuleView:
     """Delete a rule: a last version saying so; its alert instances are forgotten."""
     try:
-        stored = analytics.monitor.store.delete(name, principal.actor)
+        stored = analytics.monitor.delete(name, Rule, principal.actor)
     except RuleNotFoundError:
         record_audit(
             request,

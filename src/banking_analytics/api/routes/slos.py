@@ -1,0 +1,129 @@
+"""Service level objectives: admins write them (each change a new version, audited), analysts
+read them with their burn rates and the error budget left. Their burn-rate alerts are alerts
+like any rule's (``GET .../alerts?rule=NAME``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+
+from banking_analytics.api._audit import record_audit
+from banking_analytics.api._auth import PolicedRoute
+from banking_analytics.api._problems import FieldProblem, ProblemError
+from banking_analytics.api._types import QueryDateTime
+from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics, Settings
+from banking_analytics.monitor import NameTakenError, RuleError, RuleNotFoundError, Slo, SloView
+from banking_analytics.monitor._rules import _path_text
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/slos", tags=["monitoring"], route_class=PolicedRoute)
+
+SloName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="The SLO's name")]
+_EXAMPLE = {
+    "sli": "connection_success_rate",
+    "objective": 0.995,
+    "period": "30d",
+    "by": ["institution"],
+    "min_events": 50,
+    "annotations": {"summary": "{{ $labels.institution }} burns its budget {{ $value }}x"},
+}
+
+
+def _not_found(name: str) -> ProblemError:
+    return ProblemError(404, f"name (path): no SLO named {name!r}")
+
+
+@router.get("", response_model=list[SloView], response_model_exclude_none=True)
+def list_slos(analytics: Analytics, _: ReadAnalytics) -> list[SloView]:
+    """Every current SLO as written, by name (``GET .../slos/{name}`` for its standing)."""
+    return [SloView.version_of(stored) for stored in analytics.monitor.slos()]
+
+
+@router.get("/{name}", response_model=SloView)
+def get_slo(
+    name: SloName,
+    analytics: Analytics,
+    _: ReadAnalytics,
+    settings: Settings,
+    at: Annotated[
+        QueryDateTime | None, Query(description="The moment to stand at (default: now)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, description="At most this many label sets")] = 100,
+) -> SloView:
+    """An SLO's current version and its standing at ``at``: per label set, the burn rate
+    over each window, which window pairs burn, the error budget consumed and remaining over
+    the period, and its burn-rate alert's state."""
+    if limit > settings.max_page_size:
+        raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
+    try:
+        return analytics.monitor.slo(name, at or datetime.now(UTC), limit=limit)
+    except RuleNotFoundError:
+        raise _not_found(name) from None
+
+
+@router.get("/{name}/versions", response_model=list[SloView], response_model_exclude_none=True)
+def slo_versions(name: SloName, analytics: Analytics, _: ReadAnalytics) -> list[SloView]:
+    """Every version of an SLO, newest first (a deletion is a version too)."""
+    versions = analytics.monitor.versions(name, Slo)
+    if not versions:
+        raise _not_found(name)
+    return [SloView.version_of(stored) for stored in versions]
+
+
+@router.put("/{name}", response_model=SloView, response_model_exclude_none=True)
+def put_slo(
+    name: SloName,
+    request: Request,
+    analytics: Analytics,
+    principal: Admin,
+    body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
+) -> SloView:
+    """Create or change an SLO (as written in a rule file's ``slos:``; ``name`` may be left
+    out). Each change is a new version; one other than to annotations resets its alerts.
+    Applying an SLO as it already is changes nothing."""
+    if body.get("name", name) != name:
+        raise ProblemError(422, f"name (body): {body['name']!r} differs from the path's {name!r}")
+    try:
+        slo = Slo.from_dict({**body, "name": name})
+    except RuleError as exc:
+        problems = [FieldProblem(field=_path_text(p), message=m) for p, m in exc.problems]
+        raise ProblemError(422, f"the SLO is not valid: {exc}", errors=problems) from None
+    try:
+        stored = analytics.monitor.store.put(slo, principal.actor)
+    except NameTakenError as exc:
+        raise ProblemError(409, f"name (path): {exc}") from None
+    record_audit(
+        request,
+        principal,
+        "put_slo",
+        "ok",
+        object_type="slo",
+        object_id=name,
+        details={"version": stored.version, "change": stored.change.value},
+    )
+    return SloView.version_of(stored)
+
+
+@router.delete("/{name}", response_model=SloView, response_model_exclude_none=True)
+def delete_slo(name: SloName, request: Request, analytics: Analytics, principal: Admin) -> SloView:
+    """Delete an SLO: a last version saying so; its alert instances are forgotten."""
+    try:
+        stored = analytics.monitor.delete(name, Slo, principal.actor)
+    except RuleNotFoundError:
+        record_audit(
+            request, principal, "delete_slo", "not_found", object_type="slo", object_id=name
+        )
+        raise _not_found(name) from None
+    record_audit(
+        request,
+        principal,
+        "delete_slo",
+        "ok",
+        object_type="slo",
+        object_id=name,
+        details={"version": stored.version},
+    )
+    return SloView.version_of(stored)
