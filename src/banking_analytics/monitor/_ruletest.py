@@ -30,6 +30,12 @@ figure at ``k · interval``; after the last, the series has no data. A time
 metric's values are its age in seconds. The figure of the window before (for a
 ``change`` rule) is the series' value ``window`` earlier.
 
+An SLO (listed under ``slos``) reads its SLI's series differently, as promtool's
+burn-rate tests read counters: the k-th value is the SLI over the events *at*
+``k · interval`` and ``samples`` (required) how many there are; a window
+``[t - w, t)`` counts the steps whose time falls in it, so each of the SLO's
+windows has its own burn rate.
+
 Every rule is evaluated at ``0, evaluation_interval, 2·evaluation_interval,
 ...`` (and at every ``eval_time``), with the same state machine and the same
 readings as the evaluator over a store. At ``eval_time``, ``exp_alerts`` lists
