@@ -220,7 +220,8 @@ def test_burn_rates_budget_and_alerts_over_a_store_agree_with_pandas(store_url: 
         target = slo()
         [stored] = monitor.apply([target], "test")
         assert (stored.version, stored.change.value) == (1, "created")
-        assert monitor.rules() == [] and [s.name for s in monitor.slos()] == ["link_success"]
+        assert monitor.rules() == []
+        assert [s.name for s in monitor.slos()] == ["link_success"]
 
         [evaluation] = monitor.evaluate(NOW)
         assert (evaluation.instances, evaluation.error) == (3, None)
@@ -288,7 +289,7 @@ def test_burn_rates_budget_and_alerts_over_a_store_agree_with_pandas(store_url: 
         monitor.evaluate(NOW + 40 * M)
         assert _states(analytics)["ins_c"] == ("firing", "warning")
         history = monitor.history(rule="link_success")
-        assert [(h.labels, h.previous_severity, h.severity) for h in history][0] == (
+        assert (history[0].labels, history[0].previous_severity, history[0].severity) == (
             {"institution": "ins_c"},
             Severity.CRITICAL,
             Severity.WARNING,
@@ -317,7 +318,8 @@ def test_rules_and_slos_share_names_and_a_change_resets_the_alerts(store_url: st
         assert len(monitor.alerts()) == 3
         # New words keep the alerts; a new objective resets them.
         [same] = monitor.apply([slo(annotations={"summary": "x"})], "test")
-        assert same.version == 4 and len(monitor.alerts()) == 3
+        assert same.version == 4
+        assert len(monitor.alerts()) == 3
         monitor.apply([slo(objective=0.9)], "test")
         assert monitor.alerts() == []
         # At 90% only ins_c (25% bad: 2.5x) still burns, on the slow pairs.

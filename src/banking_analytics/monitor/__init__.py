@@ -24,7 +24,7 @@ from banking_analytics.monitor._slo import BURN_WINDOWS, BurnWindow, Counts, Slo
 from banking_analytics.monitor._slo_status import (
     BurnPairView,
     SloInstanceView,
-    SloView,
+    SloStatus,
     SloWindowView,
 )
 from banking_analytics.monitor._state import (
@@ -76,7 +76,7 @@ __all__ = [
     "Severity",
     "Slo",
     "SloInstanceView",
-    "SloView",
+    "SloStatus",
     "SloWindowView",
     "StoredRule",
     "advance",

@@ -12,7 +12,7 @@ from banking_analytics.metrics import MetricService
 from banking_analytics.monitor._evaluate import Evaluator, RuleEvaluation, alert_labels
 from banking_analytics.monitor._rules import Rule
 from banking_analytics.monitor._slo import Slo
-from banking_analytics.monitor._slo_status import SloView, slo_view
+from banking_analytics.monitor._slo_status import SloStatus, slo_view
 from banking_analytics.monitor._state import AlertState
 from banking_analytics.monitor._store import (
     AlertStore,
@@ -29,15 +29,15 @@ __all__ = ["AlertView", "HistoryView", "MonitorNamespace", "RuleView"]
 
 @dataclass(slots=True, eq=False)
 class RuleView(Shape):
-    """A version of an alert rule."""
+    """A version of an alert rule or of an SLO."""
 
     name: str
     version: int
-    #: created, updated, deleted, or unchanged (a rule applied as it already was).
+    #: created, updated, deleted, or unchanged (applied as it already was).
     change: str
     changed_at: datetime
     changed_by: str
-    #: The rule as written (YAML/JSON); null for a deletion.
+    #: The rule (SLO) as written (YAML/JSON); null for a deletion.
     definition: dict[str, Any] | None
 
     @classmethod
@@ -151,7 +151,7 @@ class MonitorNamespace:
         """Every current SLO, by name."""
         return [stored for stored in self.store.rules() if isinstance(stored.rule, Slo)]
 
-    def slo(self, name: str, now: datetime, *, limit: int = 1000) -> SloView:
+    def slo(self, name: str, now: datetime, *, limit: int = 1000) -> SloStatus:
         """An SLO's current version and its standing at ``now`` (burn rates over each
         window, budget left over the period), for its first ``limit`` label sets;
         :class:`RuleNotFoundError` when there is no such SLO."""

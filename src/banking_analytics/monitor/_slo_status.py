@@ -14,7 +14,7 @@ from banking_analytics.monitor._durations import format_duration
 from banking_analytics.monitor._slo import Counts, Slo, pair_burns
 from banking_analytics.monitor._store import Labels, StoredInstance, StoredRule
 
-__all__ = ["BurnPairView", "SloInstanceView", "SloView", "SloWindowView", "slo_view"]
+__all__ = ["BurnPairView", "SloInstanceView", "SloStatus", "SloWindowView", "slo_view"]
 
 
 @dataclass(slots=True, eq=False)
@@ -65,36 +65,19 @@ class SloInstanceView(Shape):
 
 
 @dataclass(slots=True, eq=False)
-class SloView(Shape):
-    """A version of an SLO and, for a current one, its standing at ``evaluated_at``."""
+class SloStatus(Shape):
+    """An SLO's current version and its standing at ``evaluated_at``."""
 
     name: str
     version: int
-    #: created, updated, deleted, or unchanged (an SLO applied as it already was).
-    change: str
-    changed_at: datetime
-    changed_by: str
-    #: The SLO as written (YAML/JSON); null for a deletion.
-    definition: dict[str, Any] | None
+    #: The SLO as written (YAML/JSON).
+    definition: dict[str, Any]
     #: 1 - objective: the share of events that may be bad.
-    error_budget: float | None = None
-    burn_rates: list[BurnPairView] | None = None
-    evaluated_at: datetime | None = None
+    error_budget: float
+    burn_rates: list[BurnPairView]
+    evaluated_at: datetime
     #: Each label set with events over the period (up to the page size asked).
-    instances: list[SloInstanceView] | None = None
-
-    @classmethod
-    def version_of(cls, stored: StoredRule) -> SloView:
-        slo = stored.rule
-        assert slo is None or isinstance(slo, Slo)
-        return cls(
-            stored.name,
-            stored.version,
-            stored.change.value,
-            stored.changed_at,
-            stored.changed_by,
-            None if slo is None else slo.as_dict(),
-        )
+    instances: list[SloInstanceView]
 
 
 def slo_view(
@@ -103,30 +86,33 @@ def slo_view(
     alerts: Mapping[Labels, StoredInstance],
     now: datetime,
     limit: int,
-) -> SloView:
-    """An SLO's version with its standing at ``now``: the first ``limit`` label sets."""
+) -> SloStatus:
+    """An SLO's current version with its standing at ``now``: the first ``limit`` label sets."""
     slo = stored.rule
     assert isinstance(slo, Slo)
     windows = (*slo.windows, slo.period)
     counts, _ = slo.counts(metrics, now, windows)
-    view = SloView.version_of(stored)
-    view.error_budget = slo.budget
-    view.burn_rates = [
-        BurnPairView(
-            format_duration(pair.long),
-            format_duration(pair.short),
-            pair.budget_fraction,
-            factor,
-            pair.severity.value,
-        )
-        for pair, factor in slo.factors()
-    ]
-    view.evaluated_at = now
-    view.instances = [
-        _instance(slo, labels, by_window, alerts.get(labels))
-        for labels, by_window in sorted(counts.items())[:limit]
-    ]
-    return view
+    return SloStatus(
+        stored.name,
+        stored.version,
+        slo.as_dict(),
+        slo.budget,
+        [
+            BurnPairView(
+                format_duration(pair.long),
+                format_duration(pair.short),
+                pair.budget_fraction,
+                factor,
+                pair.severity.value,
+            )
+            for pair, factor in slo.factors()
+        ],
+        now,
+        [
+            _instance(slo, labels, by_window, alerts.get(labels))
+            for labels, by_window in sorted(counts.items())[:limit]
+        ],
+    )
 
 
 def _instance(

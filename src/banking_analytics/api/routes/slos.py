@@ -14,7 +14,14 @@ from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._problems import FieldProblem, ProblemError
 from banking_analytics.api._types import QueryDateTime
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics, Settings
-from banking_analytics.monitor import NameTakenError, RuleError, RuleNotFoundError, Slo, SloView
+from banking_analytics.monitor import (
+    NameTakenError,
+    RuleError,
+    RuleNotFoundError,
+    RuleView,
+    Slo,
+    SloStatus,
+)
 from banking_analytics.monitor._rules import _path_text
 
 __all__ = ["router"]
@@ -36,13 +43,13 @@ def _not_found(name: str) -> ProblemError:
     return ProblemError(404, f"name (path): no SLO named {name!r}")
 
 
-@router.get("", response_model=list[SloView], response_model_exclude_none=True)
-def list_slos(analytics: Analytics, _: ReadAnalytics) -> list[SloView]:
+@router.get("", response_model=list[RuleView])
+def list_slos(analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every current SLO as written, by name (``GET .../slos/{name}`` for its standing)."""
-    return [SloView.version_of(stored) for stored in analytics.monitor.slos()]
+    return [RuleView.of(stored) for stored in analytics.monitor.slos()]
 
 
-@router.get("/{name}", response_model=SloView)
+@router.get("/{name}", response_model=SloStatus)
 def get_slo(
     name: SloName,
     analytics: Analytics,
@@ -52,7 +59,7 @@ def get_slo(
         QueryDateTime | None, Query(description="The moment to stand at (default: now)")
     ] = None,
     limit: Annotated[int, Query(ge=1, description="At most this many label sets")] = 100,
-) -> SloView:
+) -> SloStatus:
     """An SLO's current version and its standing at ``at``: per label set, the burn rate
     over each window, which window pairs burn, the error budget consumed and remaining over
     the period, and its burn-rate alert's state."""
@@ -64,23 +71,23 @@ def get_slo(
         raise _not_found(name) from None
 
 
-@router.get("/{name}/versions", response_model=list[SloView], response_model_exclude_none=True)
-def slo_versions(name: SloName, analytics: Analytics, _: ReadAnalytics) -> list[SloView]:
+@router.get("/{name}/versions", response_model=list[RuleView])
+def slo_versions(name: SloName, analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every version of an SLO, newest first (a deletion is a version too)."""
     versions = analytics.monitor.versions(name, Slo)
     if not versions:
         raise _not_found(name)
-    return [SloView.version_of(stored) for stored in versions]
+    return [RuleView.of(stored) for stored in versions]
 
 
-@router.put("/{name}", response_model=SloView, response_model_exclude_none=True)
+@router.put("/{name}", response_model=RuleView)
 def put_slo(
     name: SloName,
     request: Request,
     analytics: Analytics,
     principal: Admin,
     body: Annotated[dict[str, Any], Body(examples=[_EXAMPLE])],
-) -> SloView:
+) -> RuleView:
     """Create or change an SLO (as written in a rule file's ``slos:``; ``name`` may be left
     out). Each change is a new version; one other than to annotations resets its alerts.
     Applying an SLO as it already is changes nothing."""
@@ -104,11 +111,11 @@ def put_slo(
         object_id=name,
         details={"version": stored.version, "change": stored.change.value},
     )
-    return SloView.version_of(stored)
+    return RuleView.of(stored)
 
 
-@router.delete("/{name}", response_model=SloView, response_model_exclude_none=True)
-def delete_slo(name: SloName, request: Request, analytics: Analytics, principal: Admin) -> SloView:
+@router.delete("/{name}", response_model=RuleView)
+def delete_slo(name: SloName, request: Request, analytics: Analytics, principal: Admin) -> RuleView:
     """Delete an SLO: a last version saying so; its alert instances are forgotten."""
     try:
         stored = analytics.monitor.delete(name, Slo, principal.actor)
@@ -126,4 +133,4 @@ def delete_slo(name: SloName, request: Request, analytics: Analytics, principal:
         object_id=name,
         details={"version": stored.version},
     )
-    return SloView.version_of(stored)
+    return RuleView.of(stored)
