@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -177,10 +177,6 @@ class Rule:
             return self.warning
         return None
 
-    def same_but_annotations(self, other: object) -> bool:
-        """Whether two versions differ at most in annotations (which keep instances)."""
-        return isinstance(other, Rule) and _identity(self) == _identity(other)
-
     def as_dict(self) -> dict[str, Any]:
         """The rule as it is written in YAML or JSON (defaults left out)."""
         written: dict[str, Any] = {
@@ -196,14 +192,7 @@ class Rule:
             "warning": self.warning,
             "critical": self.critical,
             "severity": None if self.severity is None else self.severity.value,
-            "for": None if not self.for_ else format_duration(self.for_),
-            "keep_firing_for": (
-                None if not self.keep_firing_for else format_duration(self.keep_firing_for)
-            ),
-            "min_sample": self.min_sample or None,
-            "interval": format_duration(self.interval),
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
+            **written_timing(self, "min_sample", self.min_sample),
         }
         written.update({k: v for k, v in optional.items() if v not in (None, [], {})})
         return written
@@ -214,8 +203,35 @@ class Rule:
         return _Checker(data).rule()
 
 
-def _identity(rule: Rule) -> tuple[object, ...]:
-    return tuple(getattr(rule, name) for name in Rule.__slots__ if name != "annotations")
+def same_but_annotations(old: object, new: object) -> bool:
+    """Whether two versions (of a rule, or of an SLO) differ at most in annotations, which
+    keep their instances."""
+    return (
+        type(old) is type(new)
+        and is_dataclass(old)
+        and all(
+            getattr(old, f.name) == getattr(new, f.name)
+            for f in fields(old)
+            if f.name != "annotations"
+        )
+    )
+
+
+def written_timing(
+    rule: Any, minimum_key: str, minimum: int
+) -> dict[str, str | int | dict[str, str] | None]:
+    """The timers, minimum sample, labels and annotations of a rule or SLO as written
+    (None and empty ones left out by the caller)."""
+    return {
+        "for": None if not rule.for_ else format_duration(rule.for_),
+        "keep_firing_for": (
+            None if not rule.keep_firing_for else format_duration(rule.keep_firing_for)
+        ),
+        minimum_key: minimum or None,
+        "interval": format_duration(rule.interval),
+        "labels": dict(rule.labels),
+        "annotations": dict(rule.annotations),
+    }
 
 
 class _Checker:

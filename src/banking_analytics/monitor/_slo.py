@@ -56,6 +56,7 @@ from banking_analytics.monitor._rules import (
     RuleError,
     Severity,
     _Checker,
+    written_timing,
 )
 from banking_analytics.monitor._state import Observation, Reading
 
@@ -218,10 +219,6 @@ class Slo:
                 found.setdefault(labels, {})[window] = counts
         return found, cached
 
-    def same_but_annotations(self, other: object) -> bool:
-        """Whether two versions differ at most in annotations (which keep instances)."""
-        return isinstance(other, Slo) and _identity(self) == _identity(other)
-
     def as_dict(self) -> dict[str, Any]:
         """The SLO as written in YAML or JSON (defaults left out)."""
         written: dict[str, Any] = {
@@ -233,14 +230,7 @@ class Slo:
         optional: dict[str, Any] = {
             "by": list(self.by),
             "filters": {dim: list(values) for dim, values in self.filters},
-            "min_events": self.min_events or None,
-            "for": None if not self.for_ else format_duration(self.for_),
-            "keep_firing_for": (
-                None if not self.keep_firing_for else format_duration(self.keep_firing_for)
-            ),
-            "interval": format_duration(self.interval),
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
+            **written_timing(self, "min_events", self.min_events),
         }
         written.update({k: v for k, v in optional.items() if v not in (None, [], {})})
         return written
@@ -278,10 +268,6 @@ class Slo:
         if check.problems:
             raise RuleError(check.problems)
         return slo
-
-
-def _identity(slo: Slo) -> tuple[object, ...]:
-    return tuple(getattr(slo, name) for name in Slo.__slots__ if name != "annotations")
 
 
 def counts_of(slo: Slo, result: QueryResult) -> dict[tuple[tuple[str, str], ...], Counts]:

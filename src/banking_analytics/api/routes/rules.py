@@ -6,18 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
 
-from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
-from banking_analytics.api._problems import FieldProblem, ProblemError
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics
+from banking_analytics.api.routes._versioned import delete_version, not_found, put_version
 from banking_analytics.monitor import (
-    NameTakenError,
     Rule,
-    RuleError,
     RuleNotFoundError,
     RuleView,
 )
-from banking_analytics.monitor._rules import _path_text
 
 __all__ = ["router"]
 
@@ -37,10 +33,6 @@ _EXAMPLE = {
 }
 
 
-def _not_found(name: str) -> ProblemError:
-    return ProblemError(404, f"name (path): no alert rule named {name!r}")
-
-
 @router.get("", response_model=list[RuleView])
 def list_rules(analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every current rule, by name."""
@@ -53,7 +45,7 @@ def get_rule(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> RuleView
     try:
         return RuleView.of(analytics.monitor.current(name, Rule))
     except RuleNotFoundError:
-        raise _not_found(name) from None
+        raise not_found(name, Rule) from None
 
 
 @router.get("/{name}/versions", response_model=list[RuleView])
@@ -61,7 +53,7 @@ def rule_versions(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> lis
     """Every version of a rule, newest first (a deletion is a version too)."""
     versions = analytics.monitor.versions(name, Rule)
     if not versions:
-        raise _not_found(name)
+        raise not_found(name, Rule)
     return [RuleView.of(stored) for stored in versions]
 
 
@@ -78,27 +70,7 @@ def put_rule(
     Each change is a new version; one other than to annotations resets the
     rule's alert instances. Applying a rule as it already is changes nothing.
     """
-    if body.get("name", name) != name:
-        raise ProblemError(422, f"name (body): {body['name']!r} differs from the path's {name!r}")
-    try:
-        rule = Rule.from_dict({**body, "name": name})
-    except RuleError as exc:
-        problems = [FieldProblem(field=_path_text(p), message=m) for p, m in exc.problems]
-        raise ProblemError(422, f"the rule is not valid: {exc}", errors=problems) from None
-    try:
-        stored = analytics.monitor.store.put(rule, principal.actor)
-    except NameTakenError as exc:
-        raise ProblemError(409, f"name (path): {exc}") from None
-    record_audit(
-        request,
-        principal,
-        "put_alert_rule",
-        "ok",
-        object_type="alert_rule",
-        object_id=name,
-        details={"version": stored.version, "change": stored.change.value},
-    )
-    return RuleView.of(stored)
+    return put_version(Rule, name, body, request, analytics, principal)
 
 
 @router.delete("/{name}", response_model=RuleView)
@@ -106,25 +78,4 @@ def delete_rule(
     name: RuleName, request: Request, analytics: Analytics, principal: Admin
 ) -> RuleView:
     """Delete a rule: a last version saying so; its alert instances are forgotten."""
-    try:
-        stored = analytics.monitor.delete(name, Rule, principal.actor)
-    except RuleNotFoundError:
-        record_audit(
-            request,
-            principal,
-            "delete_alert_rule",
-            "not_found",
-            object_type="alert_rule",
-            object_id=name,
-        )
-        raise _not_found(name) from None
-    record_audit(
-        request,
-        principal,
-        "delete_alert_rule",
-        "ok",
-        object_type="alert_rule",
-        object_id=name,
-        details={"version": stored.version},
-    )
-    return RuleView.of(stored)
+    return delete_version(Rule, name, request, analytics, principal)

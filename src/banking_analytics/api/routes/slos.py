@@ -9,20 +9,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
-from banking_analytics.api._problems import FieldProblem, ProblemError
+from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryDateTime
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics, Settings
+from banking_analytics.api.routes._versioned import delete_version, not_found, put_version
 from banking_analytics.monitor import (
-    NameTakenError,
-    RuleError,
     RuleNotFoundError,
     RuleView,
     Slo,
     SloStatus,
 )
-from banking_analytics.monitor._rules import _path_text
 
 __all__ = ["router"]
 
@@ -37,10 +34,6 @@ _EXAMPLE = {
     "min_events": 50,
     "annotations": {"summary": "{{ $labels.institution }} burns its budget {{ $value }}x"},
 }
-
-
-def _not_found(name: str) -> ProblemError:
-    return ProblemError(404, f"name (path): no SLO named {name!r}")
 
 
 @router.get("", response_model=list[RuleView])
@@ -68,7 +61,7 @@ def get_slo(
     try:
         return analytics.monitor.slo(name, at or datetime.now(UTC), limit=limit)
     except RuleNotFoundError:
-        raise _not_found(name) from None
+        raise not_found(name, Slo) from None
 
 
 @router.get("/{name}/versions", response_model=list[RuleView])
@@ -76,7 +69,7 @@ def slo_versions(name: SloName, analytics: Analytics, _: ReadAnalytics) -> list[
     """Every version of an SLO, newest first (a deletion is a version too)."""
     versions = analytics.monitor.versions(name, Slo)
     if not versions:
-        raise _not_found(name)
+        raise not_found(name, Slo)
     return [RuleView.of(stored) for stored in versions]
 
 
@@ -91,46 +84,10 @@ def put_slo(
     """Create or change an SLO (as written in a rule file's ``slos:``; ``name`` may be left
     out). Each change is a new version; one other than to annotations resets its alerts.
     Applying an SLO as it already is changes nothing."""
-    if body.get("name", name) != name:
-        raise ProblemError(422, f"name (body): {body['name']!r} differs from the path's {name!r}")
-    try:
-        slo = Slo.from_dict({**body, "name": name})
-    except RuleError as exc:
-        problems = [FieldProblem(field=_path_text(p), message=m) for p, m in exc.problems]
-        raise ProblemError(422, f"the SLO is not valid: {exc}", errors=problems) from None
-    try:
-        stored = analytics.monitor.store.put(slo, principal.actor)
-    except NameTakenError as exc:
-        raise ProblemError(409, f"name (path): {exc}") from None
-    record_audit(
-        request,
-        principal,
-        "put_slo",
-        "ok",
-        object_type="slo",
-        object_id=name,
-        details={"version": stored.version, "change": stored.change.value},
-    )
-    return RuleView.of(stored)
+    return put_version(Slo, name, body, request, analytics, principal)
 
 
 @router.delete("/{name}", response_model=RuleView)
 def delete_slo(name: SloName, request: Request, analytics: Analytics, principal: Admin) -> RuleView:
     """Delete an SLO: a last version saying so; its alert instances are forgotten."""
-    try:
-        stored = analytics.monitor.delete(name, Slo, principal.actor)
-    except RuleNotFoundError:
-        record_audit(
-            request, principal, "delete_slo", "not_found", object_type="slo", object_id=name
-        )
-        raise _not_found(name) from None
-    record_audit(
-        request,
-        principal,
-        "delete_slo",
-        "ok",
-        object_type="slo",
-        object_id=name,
-        details={"version": stored.version},
-    )
-    return RuleView.of(stored)
+    return delete_version(Slo, name, request, analytics, principal)
