@@ -362,6 +362,17 @@ class _Checker:
             checked[str(dim)] = listed
         return checked
 
+    def timing(self) -> dict[str, Any]:
+        """``for``, ``keep_firing_for``, ``interval``, labels and annotations, as the fields
+        of a rule (or SLO) are named."""
+        return {
+            "for_": self._duration("for", timedelta(0), timedelta(0)),
+            "keep_firing_for": self._duration("keep_firing_for", timedelta(0), timedelta(0)),
+            "interval": self._duration("interval", timedelta(minutes=1), timedelta(seconds=1)),
+            "labels": self._mapping("labels", None),
+            "annotations": self._mapping("annotations", None),
+        }
+
     def sample(self, key: str) -> int:
         """A minimum sample: a whole number, 0 when left out."""
         found = self.data.get(key, 0)
@@ -423,12 +434,8 @@ class _Checker:
             warning=warning,
             critical=critical,
             severity=severity if condition is Condition.NO_DATA else None,
-            for_=self._duration("for", timedelta(0), timedelta(0)),
-            keep_firing_for=self._duration("keep_firing_for", timedelta(0), timedelta(0)),
             min_sample=min_sample,
-            interval=self._duration("interval", timedelta(minutes=1), timedelta(seconds=1)),
-            labels=self._mapping("labels", None),
-            annotations=self._mapping("annotations", None),
+            **self.timing(),
         )
         if self.problems:
             raise RuleError(self.problems)

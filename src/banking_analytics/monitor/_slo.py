@@ -259,11 +259,7 @@ class Slo:
             by=by,
             filters=filters,
             min_events=check.sample("min_events"),
-            for_=check._duration("for", timedelta(0), timedelta(0)),
-            keep_firing_for=check._duration("keep_firing_for", timedelta(0), timedelta(0)),
-            interval=check._duration("interval", timedelta(minutes=1), timedelta(seconds=1)),
-            labels=check._mapping("labels", None),
-            annotations=check._mapping("annotations", None),
+            **check.timing(),
         )
         if check.problems:
             raise RuleError(check.problems)

@@ -21,7 +21,7 @@ from banking_analytics.monitor import (
 )
 from banking_analytics.monitor._rules import _path_text
 
-__all__ = ["delete_version", "not_found", "put_version"]
+__all__ = ["delete_version", "not_found", "put_version", "versions_of"]
 
 #: What each kind is called in problems, and in the audit log (put_<it>, delete_<it>).
 _NAMES: dict[type[Rule | Slo], tuple[str, str]] = {
@@ -32,6 +32,16 @@ _NAMES: dict[type[Rule | Slo], tuple[str, str]] = {
 
 def not_found(name: str, kind: type[Rule | Slo]) -> ProblemError:
     return ProblemError(404, f"name (path): no {_NAMES[kind][0]} named {name!r}")
+
+
+def versions_of(
+    kind: type[Rule | Slo], name: str, analytics: BankingPerformanceAnalytics
+) -> list[RuleView]:
+    """Every version of a rule (or SLO) of this kind, newest first; 404 when there is none."""
+    versions = analytics.monitor.versions(name, kind)
+    if not versions:
+        raise not_found(name, kind)
+    return [RuleView.of(stored) for stored in versions]
 
 
 def put_version(

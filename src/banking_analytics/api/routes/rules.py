@@ -8,7 +8,12 @@ from fastapi import APIRouter, Body, Path, Request
 
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics
-from banking_analytics.api.routes._versioned import delete_version, not_found, put_version
+from banking_analytics.api.routes._versioned import (
+    delete_version,
+    not_found,
+    put_version,
+    versions_of,
+)
 from banking_analytics.monitor import (
     Rule,
     RuleNotFoundError,
@@ -51,10 +56,7 @@ def get_rule(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> RuleView
 @router.get("/{name}/versions", response_model=list[RuleView])
 def rule_versions(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every version of a rule, newest first (a deletion is a version too)."""
-    versions = analytics.monitor.versions(name, Rule)
-    if not versions:
-        raise not_found(name, Rule)
-    return [RuleView.of(stored) for stored in versions]
+    return versions_of(Rule, name, analytics)
 
 
 @router.put("/{name}", response_model=RuleView)

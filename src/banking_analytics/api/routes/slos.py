@@ -13,7 +13,12 @@ from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryDateTime
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics, Settings
-from banking_analytics.api.routes._versioned import delete_version, not_found, put_version
+from banking_analytics.api.routes._versioned import (
+    delete_version,
+    not_found,
+    put_version,
+    versions_of,
+)
 from banking_analytics.monitor import (
     RuleNotFoundError,
     RuleView,
@@ -67,10 +72,7 @@ def get_slo(
 @router.get("/{name}/versions", response_model=list[RuleView])
 def slo_versions(name: SloName, analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every version of an SLO, newest first (a deletion is a version too)."""
-    versions = analytics.monitor.versions(name, Slo)
-    if not versions:
-        raise not_found(name, Slo)
-    return [RuleView.of(stored) for stored in versions]
+    return versions_of(Slo, name, analytics)
 
 
 @router.put("/{name}", response_model=RuleView)
