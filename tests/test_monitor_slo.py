@@ -144,6 +144,8 @@ def test_slo_checks_name_every_field_at_fault() -> None:
     fields = [path for path, _ in caught.value.problems]
     assert fields == [("colour",), ("sli",), ("objective",), ("period",), ("by",)]
     assert "is not a rate of good (or bad) events" in str(caught.value)
+    with pytest.raises(RuleError, match=r"at most 0\.999999"):
+        slo(objective=0.9999999999999)
     with pytest.raises(RuleError, match="objective: required"):
         Slo.from_dict({"name": "x", "sli": "connection_success_rate"})
 
@@ -172,7 +174,8 @@ def test_a_rule_file_holds_rules_and_slos_in_one_namespace_with_line_numbered_er
         parse_rules(SLO_FILE, "slos.yaml")
     assert caught.value.lines == [
         "slos.yaml:12: slos[1].name: 'success_low' is already rule 0",
-        "slos.yaml:14: slos[1].objective: between 0 and 1 (exclusive), got 99.5",
+        "slos.yaml:14: slos[1].objective: above 0 and at most 0.999999 (a budget of one "
+        "event in a million), got 99.5",
         "slos.yaml:15: slos[1].period: between 3d and 90d, got 100d",
     ]
     good = parse_rules(SLO_FILE.split("  - name: success_low\n    sli")[0], "slos.yaml")

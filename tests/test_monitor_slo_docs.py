@@ -41,4 +41,7 @@ def test_the_slo_examples_of_docs_monitoring_run_as_written(store_url: str, tmp_
         outputs.append(result.stdout)
     assert "link_success" in outputs[0]
     assert "created" in outputs[0]
-    assert "slos-test.yaml: SUCCESS (3 checks)" in outputs[1]
+    assert "1 SLOs" in outputs[1]
+    assert "link_success" in outputs[1]
+    assert "0.995" in outputs[1]
+    assert "slos-test.yaml: SUCCESS (3 checks)" in outputs[2]

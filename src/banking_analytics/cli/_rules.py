@@ -138,13 +138,15 @@ def delete_rule(
 
 @rules_app.command("list")
 def list_rules(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
-    """The current rules of a store: metric, condition, thresholds and timers."""
-    from banking_analytics.monitor import Rule, RuleView
+    """The current rules of a store (metric, condition, thresholds and timers), then its
+    SLOs (SLI, objective, period)."""
+    from banking_analytics.monitor import Rule, RuleView, Slo
 
     with _open(db) as analytics:
         stored = analytics.monitor.rules()
+        slos = analytics.monitor.slos()
     if as_json:
-        print_json([RuleView.of(s) for s in stored])
+        print_json([RuleView.of(s) for s in (*stored, *slos)])
         return
     table = Table(title=f"{len(stored)} alert rules", title_justify="left")
     for heading in ("rule", "version", "metric", "by", "condition", "warning", "critical", "for"):
@@ -164,6 +166,23 @@ def list_rules(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
             *(str(written.get(k, "-")) for k in ("warning", "critical", "for")),
         )
     out.print(table, markup=False, highlight=False)
+    if not slos:
+        return
+    objectives = Table(title=f"{len(slos)} SLOs", title_justify="left")
+    for heading in ("slo", "version", "sli", "objective", "period", "by"):
+        objectives.add_column(heading, overflow="fold")
+    for s in slos:
+        assert isinstance(s.rule, Slo)
+        written = s.rule.as_dict()
+        objectives.add_row(
+            s.name,
+            str(s.version),
+            s.rule.sli,
+            f"{s.rule.objective:g}",
+            written["period"],
+            ", ".join(s.rule.by) or "-",
+        )
+    out.print(objectives, markup=False, highlight=False)
 
 
 @rules_app.command("defaults")
@@ -251,7 +270,8 @@ def monitor(
         evaluator = BackgroundEvaluator(
             analytics.monitor, period_seconds=period, on_cycle=_show_cycle
         )
-        out.print(f"Evaluating {len(analytics.monitor.rules())} alert rules; Ctrl-C stops")
+        rules, slos = len(analytics.monitor.rules()), len(analytics.monitor.slos())
+        out.print(f"Evaluating {rules} alert rules and {slos} SLOs; Ctrl-C stops")
         evaluator.start()
         try:
             threading.Event().wait()

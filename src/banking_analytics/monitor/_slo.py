@@ -110,6 +110,8 @@ BURN_WINDOWS = (
     BurnWindow(24 * _HOUR, 2 * _HOUR, 0.10, Severity.WARNING),
     BurnWindow(72 * _HOUR, 6 * _HOUR, 0.10, Severity.WARNING),
 )
+#: The highest objective: its budget, 1 - objective, must stay a number to divide by.
+MAX_OBJECTIVE = 0.999999
 #: The shortest period: the longest window pair must fit in it.
 MIN_PERIOD = max(w.long for w in BURN_WINDOWS)
 
@@ -247,8 +249,12 @@ class Slo:
         objective = check._threshold("objective", False)
         if check.data.get("objective") is None:
             check._fail("objective", "required: the share of good events, e.g. 0.995")
-        elif objective is not None and not 0 < objective < 1:
-            check._fail("objective", f"between 0 and 1 (exclusive), got {objective}")
+        elif objective is not None and not 0 < objective <= MAX_OBJECTIVE:
+            check._fail(
+                "objective",
+                f"above 0 and at most {MAX_OBJECTIVE} (a budget of one event in a million), "
+                f"got {objective:g}",
+            )
         period = check._duration("period", timedelta(days=30), MIN_PERIOD)
         by, filters = check.breakdown(sli, period)
         slo = cls(
