@@ -328,3 +328,20 @@ def test_rules_and_slos_share_names_and_a_change_resets_the_alerts(store_url: st
         # At 90% only ins_c (25% bad: 2.5x) still burns, on the slow pairs.
         monitor.evaluate(NOW)
         assert _states(analytics)["ins_c"] == ("firing", "warning")
+
+
+def test_a_rule_that_cannot_be_compiled_errs_alone_and_the_slo_is_evaluated(
+    store_url: str,
+) -> None:
+    with BankingPerformanceAnalytics.open(store_url) as analytics:
+        analytics.ingest(world())
+        monitor = analytics.monitor
+        # A rolling count needs a day bucket, which rules do not ask: it cannot compile.
+        rolling = {**RULE, "name": "wau_low", "metric": "weekly_active_users", "by": []}
+        monitor.apply([Rule.from_dict(rolling), slo()], "test")
+        reports = {r.rule_name: r for r in monitor.evaluate(NOW)}
+        assert reports["wau_low"].error is not None
+        assert "bucket" in reports["wau_low"].error
+        assert reports["link_success"].error is None
+        firing = {a.labels["institution"]: a.severity for a in monitor.alerts(rule="link_success")}
+        assert firing["ins_c"] == "critical"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from banking_analytics.metrics import MetricQuery, MetricService, QueryResult
+from banking_analytics.metrics import MetricQuery, MetricService, QueryError, QueryResult
 from banking_analytics.monitor._rules import Compare, Condition, Rule
 from banking_analytics.monitor._slo import Slo, burn_reading
 from banking_analytics.monitor._state import (
@@ -253,9 +253,14 @@ class Evaluator:
         tables: set[str] = set()
         for stored in rules:
             assert stored.rule is not None
-            for query in _queries(stored.rule, now):
-                for statement in self._metrics.compile(query):
-                    tables.update(statement.depends_on)
+            try:
+                for query in _queries(stored.rule, now):
+                    for statement in self._metrics.compile(query):
+                        tables.update(statement.depends_on)
+            # A query that cannot be compiled (a rolling metric asked without its day
+            # bucket) fails again when its rule runs: that rule's error, not the cycle's.
+            except QueryError:
+                continue
         return self._metrics.versions(sorted(tables))
 
     def _readings(
