@@ -973,6 +973,13 @@ def engagement(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_engagement(ctx)
 
 
+def monitor(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.monitor` (imported here: it builds on this module)."""
+    from benchmarks.monitor import monitor as run_monitor
+
+    return run_monitor(ctx)
+
+
 def behavior(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """See :mod:`benchmarks.behavior` (imported here: it builds on this module)."""
     from benchmarks.behavior import behavior as run_behavior
@@ -1179,6 +1186,13 @@ BENCHMARKS = {
             "DAU, WAU, MAU and DAU/MAU at each of 90 days over the ~10M-event world: the metric "
             "layer against hand-written DuckDB SQL and polars (lazy, events in memory).",
             engagement,
+        ),
+        Benchmark(
+            "monitor",
+            "One evaluation cycle of 200 alert rules (about 2,000 instances) over the ~10M-event "
+            "world on DuckDB: the evaluator with the metric cache, cold, against each rule's "
+            "query run uncached one by one.",
+            monitor,
         ),
         Benchmark(
             "behavior",

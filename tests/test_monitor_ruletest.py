@@ -34,6 +34,7 @@ def test_the_cases_cover_every_timer_and_state() -> None:
         "min_sample",
         "per_label",
         "change",
+        "burn_rate",
     }
     text = "\n".join(c.read_text() for c in CASES)
     for state in ("pending", "recovering", "nodata"):
@@ -104,6 +105,18 @@ def test_bad_test_files_are_line_numbered_errors(tmp_path: Path) -> None:
     missing = cli("rules", "test", str(tmp_path / "missing.yaml"))
     assert missing.exit_code == 2
     assert "cannot read" in missing.stderr
+
+
+def test_an_slo_series_without_samples_is_a_line_numbered_error(tmp_path: Path) -> None:
+    case = (Path(__file__).parent / "rule_cases" / "burn_rate.yaml").read_text()
+    bad = tmp_path / "no_samples.yaml"
+    bad.write_text(case.replace("        samples: '1000x490'\n", ""))
+    with pytest.raises(RuleFileError) as caught:
+        run_rule_tests(str(bad))
+    assert caught.value.lines == [
+        f"{bad}:27: tests[0].input_series[0]: a series of an SLO's SLI gives samples: "
+        "the events behind each value"
+    ]
 
 
 def test_the_command_runs_the_whole_directory() -> None:

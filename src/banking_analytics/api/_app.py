@@ -50,6 +50,7 @@ from banking_analytics.api.routes import (
     revenue,
     revenue_impact,
     rules,
+    slos,
     users,
     webhooks,
 )
@@ -228,7 +229,7 @@ def create_app(
         admin,
         connections,
     )
-    monitoring = (rules, alerts, backtests, insights)
+    monitoring = (rules, slos, alerts, backtests, insights)
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)

@@ -63,27 +63,38 @@ def _bad_file(lines: list[str]) -> typer.Exit:
 
 @rules_app.command("apply")
 def apply_rules(file: FileArgument, db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
-    """Check a rule file, then save each rule as its next version (unchanged ones stay).
+    """Check a rule file (``rules:`` and ``slos:``), then save each rule and SLO as its
+    next version (unchanged ones stay).
 
     Nothing is saved unless every rule checks out. Each change is audited.
     """
     from banking_analytics.access import AuditLog
-    from banking_analytics.monitor import RuleFileError, RuleView, read_rule_file
+    from banking_analytics.monitor import (
+        NameTakenError,
+        RuleFileError,
+        RuleView,
+        Slo,
+        read_rule_file,
+    )
 
     try:
         rules = read_rule_file(str(file))
     except RuleFileError as exc:
         raise _bad_file(exc.lines) from None
     with _open(db) as analytics:
-        applied = analytics.monitor.apply(rules, _actor())
+        try:
+            applied = analytics.monitor.apply(rules, _actor())
+        except NameTakenError as exc:
+            raise fail(str(exc)) from None
         audit = AuditLog(analytics.engine)
         for stored in applied:
+            kind = "slo" if isinstance(stored.rule, Slo) else "alert_rule"
             audit.record(
                 actor=_actor(),
                 actor_role="admin",
-                action="put_alert_rule",
+                action=f"put_{kind}",
                 outcome="ok",
-                object_type="alert_rule",
+                object_type=kind,
                 object_id=stored.name,
                 details={"version": stored.version, "change": stored.change.value},
             )
@@ -100,23 +111,28 @@ def apply_rules(file: FileArgument, db: DbOption = DEFAULT_DB, as_json: JsonOpti
 
 @rules_app.command("delete")
 def delete_rule(
-    name: Annotated[str, typer.Argument(help="The rule's name")], db: DbOption = DEFAULT_DB
+    name: Annotated[str, typer.Argument(help="The rule's (or SLO's) name")],
+    db: DbOption = DEFAULT_DB,
 ) -> None:
-    """Delete a rule (a last version saying so) and forget its alert instances; audited."""
+    """Delete a rule or an SLO (a last version saying so) and forget its alert instances;
+    audited."""
     from banking_analytics.access import AuditLog
-    from banking_analytics.monitor import RuleNotFoundError
+    from banking_analytics.monitor import RuleNotFoundError, Slo
 
     with _open(db) as analytics:
         try:
+            kind = (
+                "slo" if isinstance(analytics.monitor.store.rule(name).rule, Slo) else "alert_rule"
+            )
             stored = analytics.monitor.store.delete(name, _actor())
         except RuleNotFoundError as exc:
             raise fail(str(exc)) from None
         AuditLog(analytics.engine).record(
             actor=_actor(),
             actor_role="admin",
-            action="delete_alert_rule",
+            action=f"delete_{kind}",
             outcome="ok",
-            object_type="alert_rule",
+            object_type=kind,
             object_id=name,
             details={"version": stored.version},
         )
@@ -125,19 +141,21 @@ def delete_rule(
 
 @rules_app.command("list")
 def list_rules(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
-    """The current rules of a store: metric, condition, thresholds and timers."""
-    from banking_analytics.monitor import RuleView
+    """The current rules of a store (metric, condition, thresholds and timers), then its
+    SLOs (SLI, objective, period)."""
+    from banking_analytics.monitor import Rule, RuleView, Slo
 
     with _open(db) as analytics:
         stored = analytics.monitor.rules()
+        slos = analytics.monitor.slos()
     if as_json:
-        print_json([RuleView.of(s) for s in stored])
+        print_json([RuleView.of(s) for s in (*stored, *slos)])
         return
     table = Table(title=f"{len(stored)} alert rules", title_justify="left")
     for heading in ("rule", "version", "metric", "by", "condition", "warning", "critical", "for"):
         table.add_column(heading, overflow="fold")
     for s in stored:
-        assert s.rule is not None
+        assert isinstance(s.rule, Rule)
         written = s.rule.as_dict()
         condition = written["condition"] + (
             f" ({written['compare']})" if "compare" in written else ""
@@ -151,6 +169,23 @@ def list_rules(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
             *(str(written.get(k, "-")) for k in ("warning", "critical", "for")),
         )
     out.print(table, markup=False, highlight=False)
+    if not slos:
+        return
+    objectives = Table(title=f"{len(slos)} SLOs", title_justify="left")
+    for heading in ("slo", "version", "sli", "objective", "period", "by"):
+        objectives.add_column(heading, overflow="fold")
+    for s in slos:
+        assert isinstance(s.rule, Slo)
+        written = s.rule.as_dict()
+        objectives.add_row(
+            s.name,
+            str(s.version),
+            s.rule.sli,
+            f"{s.rule.objective:g}",
+            written["period"],
+            ", ".join(s.rule.by) or "-",
+        )
+    out.print(objectives, markup=False, highlight=False)
 
 
 @rules_app.command("defaults")
@@ -207,6 +242,7 @@ def backtest_rules(
     run it, and print when it would have fired. Nothing is saved."""
     from banking_analytics.monitor import (
         BacktestError,
+        Rule,
         RuleFileError,
         parse_duration,
         read_rule_file,
@@ -216,6 +252,10 @@ def backtest_rules(
         rules = read_rule_file(str(file))
     except RuleFileError as exc:
         raise _bad_file(exc.lines) from None
+    replayed = [rule for rule in rules if isinstance(rule, Rule)]
+    if len(replayed) < len(rules):
+        slos = ", ".join(rule.name for rule in rules if not isinstance(rule, Rule))
+        raise fail(f"{file}: backtests replay alert rules, not SLOs ({slos})")
     try:
         every = None if step is None else parse_duration(step)
     except ValueError as exc:
@@ -223,7 +263,7 @@ def backtest_rules(
     start, end = (m if m.tzinfo else m.replace(tzinfo=UTC) for m in (since, until))
     with _open(db) as analytics:
         try:
-            views = [analytics.monitor.backtest(rule, start, end, every) for rule in rules]
+            views = [analytics.monitor.backtest(rule, start, end, every) for rule in replayed]
         except BacktestError as exc:
             raise fail(escape(str(exc))) from None
     if as_json:
@@ -302,7 +342,8 @@ def monitor(
         evaluator = BackgroundEvaluator(
             analytics.monitor, period_seconds=period, on_cycle=_show_cycle
         )
-        out.print(f"Evaluating {len(analytics.monitor.rules())} alert rules; Ctrl-C stops")
+        rules, slos = len(analytics.monitor.rules()), len(analytics.monitor.slos())
+        out.print(f"Evaluating {rules} alert rules and {slos} SLOs; Ctrl-C stops")
         evaluator.start()
         try:
             threading.Event().wait()

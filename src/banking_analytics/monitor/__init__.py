@@ -1,4 +1,4 @@
-"""Monitoring that acts: alert rules as data, their state machine and evaluation.
+"""Monitoring that acts: alert rules and SLOs as data, their state machine and evaluation.
 
 The layer above the analyses (see ARCHITECTURE.md): a rule names a metric query
 of the metric layer and thresholds on it; the evaluator runs each rule's query
@@ -50,6 +50,13 @@ from banking_analytics.monitor._namespace import AlertView, HistoryView, Monitor
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
 from banking_analytics.monitor._scheduler import BackgroundEvaluator, Scheduler, latest_tick
+from banking_analytics.monitor._slo import BURN_WINDOWS, BurnWindow, Counts, Slo, burn_reading
+from banking_analytics.monitor._slo_status import (
+    BurnPairView,
+    SloInstanceView,
+    SloStatus,
+    SloWindowView,
+)
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -61,12 +68,14 @@ from banking_analytics.monitor._store import (
     MONITOR_TABLES,
     AlertStore,
     Change,
+    NameTakenError,
     RuleNotFoundError,
     StoredRule,
 )
 from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rules, read_rule_file
 
 __all__ = [
+    "BURN_WINDOWS",
     "DEFAULT_RULES_YAML",
     "MAX_BACKTEST_INSTANCES",
     "MAX_BACKTEST_TICKS",
@@ -81,10 +90,13 @@ __all__ = [
     "BacktestInstance",
     "BacktestView",
     "Breakdown",
+    "BurnPairView",
+    "BurnWindow",
     "Change",
     "Compare",
     "Condition",
     "Contribution",
+    "Counts",
     "Direction",
     "Episode",
     "Evaluator",
@@ -96,6 +108,7 @@ __all__ = [
     "InsightSettings",
     "InstanceState",
     "MonitorNamespace",
+    "NameTakenError",
     "Observation",
     "OptimizationReport",
     "QueryLink",
@@ -110,12 +123,17 @@ __all__ = [
     "RuleView",
     "Scheduler",
     "Severity",
+    "Slo",
+    "SloInstanceView",
+    "SloStatus",
+    "SloWindowView",
     "StoredRule",
     "advance",
     "advance_rule",
     "alert_labels",
     "backtest",
     "bonferroni_z",
+    "burn_reading",
     "decompose_kinds",
     "decompose_rate",
     "default_rules",

@@ -120,4 +120,4 @@ rules:
 
 def default_rules() -> list[Rule]:
     """The shipped rules, parsed (and so checked) like any rule file."""
-    return parse_rules(DEFAULT_RULES_YAML, "default rules")
+    return [r for r in parse_rules(DEFAULT_RULES_YAML, "default rules") if isinstance(r, Rule)]

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from banking_analytics.metrics import MetricService, QueryResult
+from banking_analytics.metrics import MetricQuery, MetricService, QueryError, QueryResult
 from banking_analytics.monitor._anomaly import AnomalySpec, series_of
 from banking_analytics.monitor._rules import Compare, Condition, Rule
+from banking_analytics.monitor._slo import Slo, burn_reading
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -139,7 +140,7 @@ def _thin(rule: Rule, sample_size: int | None) -> bool:
 
 
 def alert_labels(
-    rule: Rule, labels: Labels, state: InstanceState, value: float | None
+    rule: Rule | Slo, labels: Labels, state: InstanceState, value: float | None
 ) -> dict[str, str]:
     """An instance's labels as an alert carries them: its name, the rule's labels (rendered),
     its own label set, and its severity when it has one (not identifying: see :mod:`._state`)."""
@@ -155,7 +156,7 @@ def alert_labels(
 
 
 def _annotations(
-    rule: Rule, labels: Labels, state: InstanceState, value: float | None
+    rule: Rule | Slo, labels: Labels, state: InstanceState, value: float | None
 ) -> tuple[tuple[str, str], ...]:
     shown = {"alertname": rule.name, **dict(labels)}
     severity = None if state.severity is None else state.severity.value
@@ -167,7 +168,7 @@ def _annotations(
 
 
 def advance_rule(
-    rule: Rule,
+    rule: Rule | Slo,
     version: int,
     previous: Mapping[Labels, StoredInstance],
     readings: Mapping[Labels, Reading] | None,
@@ -193,7 +194,7 @@ def advance_rule(
                 # The rule's own instance, made when its query failed before any label
                 # set was known: the query answers again, so it is over.
                 found[labels] = Reading(Observation.OK)
-            elif rule.condition is Condition.NO_DATA:
+            elif isinstance(rule, Rule) and rule.condition is Condition.NO_DATA:
                 found[labels] = Reading(Observation.BREACH, rule.severity)
             elif instance.state.state is not AlertState.INACTIVE:
                 found[labels] = Reading(Observation.NODATA)
@@ -235,31 +236,45 @@ def advance_rule(
 
 def evaluate_rule(
     metrics: MetricService,
-    rule: Rule,
+    rule: Rule | Slo,
     version: int,
     current: Mapping[Labels, StoredInstance],
     now: datetime,
     versions: Mapping[str, Any] | None = None,
 ) -> tuple[list[StoredInstance], list[HistoryRow], int, str | None]:
-    """One evaluation of one rule at ``now`` from its instances ``current``: its query run
-    (through the metric cache), each instance advanced. The live evaluator and a
-    backtest both take this one path. Returns the instances, the history rows, how
+    """One evaluation of one rule (or SLO) at ``now`` from its instances ``current``: its
+    queries run (through the metric cache), each instance advanced. The live evaluator
+    and a backtest both take this one path. Returns the instances, the history rows, how
     many statements the cache answered, and why the query failed (or None)."""
-    firing = {labels for labels, known in current.items() if known.state.is_firing}
     try:
-        results = [
-            metrics.run(query, compare=rule.compare is not Compare.VALUE, versions=versions)
-            for query in rule.queries(now)
-        ]
+        readings, cached = _readings(metrics, rule, current, now, versions)
     # Any failure of one rule's query (a timeout, a lost connection, a metric the
     # engine cannot compute) is that rule's error state, not the end of the cycle.
     except Exception as exc:
         _log.warning("alert rule %s: evaluation failed: %s", rule.name, exc)
         moved, added = advance_rule(rule, version, current, None, now)
         return moved, added, 0, f"{type(exc).__name__}: {exc}"
-    readings = readings_of(rule, results, now, firing)
     moved, added = advance_rule(rule, version, current, readings, now)
-    return moved, added, sum(result.cached for result in results), None
+    return moved, added, cached, None
+
+
+def _readings(
+    metrics: MetricService,
+    rule: Rule | Slo,
+    current: Mapping[Labels, StoredInstance],
+    now: datetime,
+    versions: Mapping[str, Any] | None,
+) -> tuple[dict[Labels, Reading], int]:
+    """A rule's readings at ``now``, and how many statements the metric cache answered."""
+    if isinstance(rule, Slo):
+        counts, cached = rule.counts(metrics, now, rule.windows, versions)
+        return {labels: burn_reading(rule, c) for labels, c in counts.items()}, cached
+    firing = {labels for labels, known in current.items() if known.state.is_firing}
+    results = [
+        metrics.run(query, compare=rule.compare is not Compare.VALUE, versions=versions)
+        for query in rule.queries(now)
+    ]
+    return readings_of(rule, results, now, firing), sum(result.cached for result in results)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +329,19 @@ class Evaluator:
         tables: set[str] = set()
         for stored in rules:
             assert stored.rule is not None
-            for statement in self._metrics.compile(stored.rule.query(now)):
-                tables.update(statement.depends_on)
+            try:
+                for query in _queries(stored.rule, now):
+                    for statement in self._metrics.compile(query):
+                        tables.update(statement.depends_on)
+            # A query that cannot be compiled (a rolling metric asked without its day
+            # bucket) fails again when its rule runs: that rule's error, not the cycle's.
+            except QueryError:
+                continue
         return self._metrics.versions(sorted(tables))
+
+
+def _queries(rule: Rule | Slo, now: datetime) -> list[MetricQuery]:
+    """The metric queries an evaluation at ``now`` runs: a rule's, an SLO's one per window."""
+    if isinstance(rule, Slo):
+        return [rule.query(now, window) for window in rule.windows]
+    return rule.queries(now)

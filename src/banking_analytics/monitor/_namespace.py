@@ -13,8 +13,17 @@ from banking_analytics.monitor._backtest import BacktestView, backtest
 from banking_analytics.monitor._evaluate import Evaluator, RuleEvaluation, alert_labels
 from banking_analytics.monitor._insights import InsightEngine, OptimizationReport
 from banking_analytics.monitor._rules import Rule
+from banking_analytics.monitor._slo import Slo
+from banking_analytics.monitor._slo_status import SloStatus, slo_view
 from banking_analytics.monitor._state import AlertState
-from banking_analytics.monitor._store import AlertStore, HistoryRow, StoredInstance, StoredRule
+from banking_analytics.monitor._store import (
+    AlertStore,
+    HistoryRow,
+    NameTakenError,
+    RuleNotFoundError,
+    StoredInstance,
+    StoredRule,
+)
 from banking_analytics.store import Engine
 
 __all__ = ["AlertView", "HistoryView", "MonitorNamespace", "RuleView"]
@@ -22,15 +31,15 @@ __all__ = ["AlertView", "HistoryView", "MonitorNamespace", "RuleView"]
 
 @dataclass(slots=True, eq=False)
 class RuleView(Shape):
-    """A version of an alert rule."""
+    """A version of an alert rule or of an SLO."""
 
     name: str
     version: int
-    #: created, updated, deleted, or unchanged (a rule applied as it already was).
+    #: created, updated, deleted, or unchanged (applied as it already was).
     change: str
     changed_at: datetime
     changed_by: str
-    #: The rule as written (YAML/JSON); null for a deletion.
+    #: The rule (SLO) as written (YAML/JSON); null for a deletion.
     definition: dict[str, Any] | None
 
     @classmethod
@@ -109,7 +118,7 @@ class HistoryView(Shape):
         )
 
 
-def _alert(rule: Rule, instance: StoredInstance) -> AlertView:
+def _alert(rule: Rule | Slo, instance: StoredInstance) -> AlertView:
     state = instance.state
     return AlertView(
         instance.rule_name,
@@ -138,18 +147,64 @@ class MonitorNamespace:
         self._metrics = metrics
 
     def rules(self) -> list[StoredRule]:
-        """Every current rule, by name."""
-        return self.store.rules()
+        """Every current rule (SLOs aside), by name."""
+        return [stored for stored in self.store.rules() if isinstance(stored.rule, Rule)]
 
-    def apply(self, rules: Iterable[Rule], changed_by: str) -> list[StoredRule]:
-        """Save each rule as its next version (unchanged ones stay as they are)."""
-        return [self.store.put(rule, changed_by) for rule in rules]
+    def slos(self) -> list[StoredRule]:
+        """Every current SLO, by name."""
+        return [stored for stored in self.store.rules() if isinstance(stored.rule, Slo)]
+
+    def slo(self, name: str, now: datetime, *, limit: int = 1000) -> SloStatus:
+        """An SLO's current version and its standing at ``now`` (burn rates over each
+        window, budget left over the period), for its first ``limit`` label sets;
+        :class:`RuleNotFoundError` when there is no such SLO."""
+        stored = self.current(name, Slo)
+        alerts = {
+            i.labels: i
+            for i in self.store.instances()
+            if i.rule_name == name and i.rule_version == stored.version
+        }
+        return slo_view(stored, self._metrics, alerts, now, limit)
+
+    def current(self, name: str, kind: type[Rule | Slo]) -> StoredRule:
+        """The current version of the rule (``kind`` Rule) or SLO named ``name``;
+        :class:`RuleNotFoundError` when there is none of that kind."""
+        stored = self.store.rule(name)
+        if not isinstance(stored.rule, kind):
+            raise RuleNotFoundError(name)
+        return stored
+
+    def versions(self, name: str, kind: type[Rule | Slo]) -> list[StoredRule]:
+        """Every version of a rule or SLO, newest first; none when the name is another kind's."""
+        found = self.store.versions(name)
+        if any(v.rule is not None and not isinstance(v.rule, kind) for v in found):
+            return []
+        return found
+
+    def delete(self, name: str, kind: type[Rule | Slo], changed_by: str) -> StoredRule:
+        """Delete a rule or SLO (a last version saying so) and its alert instances."""
+        self.current(name, kind)
+        return self.store.delete(name, changed_by)
+
+    def apply(self, rules: Iterable[Rule | Slo], changed_by: str) -> list[StoredRule]:
+        """Save each rule or SLO as its next version (unchanged ones stay as they are).
+
+        Nothing is saved when one would take the name of the other kind
+        (:class:`NameTakenError`): rules and SLOs share one namespace, their alerts'.
+        """
+        chosen = list(rules)
+        current = {stored.name: stored.rule for stored in self.store.rules()}
+        for rule in chosen:
+            held = current.get(rule.name)
+            if held is not None and type(held) is not type(rule):
+                raise NameTakenError(rule.name, held)
+        return [self.store.put(rule, changed_by) for rule in chosen]
 
     def evaluate(
         self, now: datetime, rules: Sequence[StoredRule] | None = None
     ) -> list[RuleEvaluation]:
-        """Evaluate ``rules`` (every current rule by default) at ``now``."""
-        return self.evaluator.evaluate(self.rules() if rules is None else rules, now)
+        """Evaluate ``rules`` (every current rule and SLO by default) at ``now``."""
+        return self.evaluator.evaluate(self.store.rules() if rules is None else rules, now)
 
     def backtest(
         self, rule: Rule, since: datetime, until: datetime, step: timedelta | None = None
@@ -166,7 +221,7 @@ class MonitorNamespace:
         Inactive instances are left out unless ``states`` names them.
         """
         wanted = set(states) if states is not None else set(AlertState) - {AlertState.INACTIVE}
-        current = {stored.name: stored for stored in self.rules()}
+        current = {stored.name: stored for stored in self.store.rules()}
         shown = []
         for instance in self.store.instances():
             stored = current.get(instance.rule_name)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -197,10 +197,6 @@ class Rule:
             return self.warning
         return None
 
-    def same_but_annotations(self, other: Rule) -> bool:
-        """Whether two versions differ at most in annotations (which keep instances)."""
-        return _identity(self) == _identity(other)
-
     def as_dict(self) -> dict[str, Any]:
         """The rule as it is written in YAML or JSON (defaults left out)."""
         written: dict[str, Any] = {
@@ -216,14 +212,7 @@ class Rule:
             "warning": self.warning,
             "critical": self.critical,
             "severity": None if self.severity is None else self.severity.value,
-            "for": None if not self.for_ else format_duration(self.for_),
-            "keep_firing_for": (
-                None if not self.keep_firing_for else format_duration(self.keep_firing_for)
-            ),
-            "min_sample": self.min_sample or None,
-            "interval": format_duration(self.interval),
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
+            **written_timing(self, "min_sample", self.min_sample),
             "anomaly": None if self.anomaly is None else self.anomaly.as_dict(),
         }
         written.update({k: v for k, v in optional.items() if v not in (None, [], {})})
@@ -235,22 +224,51 @@ class Rule:
         return _Checker(data).rule()
 
 
-def _identity(rule: Rule) -> tuple[object, ...]:
-    return tuple(getattr(rule, name) for name in Rule.__slots__ if name != "annotations")
+def same_but_annotations(old: object, new: object) -> bool:
+    """Whether two versions (of a rule, or of an SLO) differ at most in annotations, which
+    keep their instances."""
+    return (
+        type(old) is type(new)
+        and is_dataclass(old)
+        and all(
+            getattr(old, f.name) == getattr(new, f.name)
+            for f in fields(old)
+            if f.name != "annotations"
+        )
+    )
+
+
+def written_timing(
+    rule: Any, minimum_key: str, minimum: int
+) -> dict[str, str | int | dict[str, str] | None]:
+    """The timers, minimum sample, labels and annotations of a rule or SLO as written
+    (None and empty ones left out by the caller)."""
+    return {
+        "for": None if not rule.for_ else format_duration(rule.for_),
+        "keep_firing_for": (
+            None if not rule.keep_firing_for else format_duration(rule.keep_firing_for)
+        ),
+        minimum_key: minimum or None,
+        "interval": format_duration(rule.interval),
+        "labels": dict(rule.labels),
+        "annotations": dict(rule.annotations),
+    }
 
 
 class _Checker:
     """Reads a rule's fields one by one, collecting every problem rather than the first."""
 
-    def __init__(self, data: object) -> None:
+    def __init__(self, data: object, fields: Sequence[str] = _FIELDS, what: str = "a rule") -> None:
         self.problems: list[Problem] = []
         self.data: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
         if not isinstance(data, Mapping):
-            self.problems.append(((), "a rule is a mapping of its fields (name, metric, ...)"))
+            self.problems.append(
+                ((), f"{what} is a mapping of its fields ({', '.join(fields[:2])}, ...)")
+            )
         for key in self.data:
-            if key not in _FIELDS:
+            if key not in fields:
                 self.problems.append(
-                    ((str(key),), f"unknown field; fields are {', '.join(_FIELDS)}")
+                    ((str(key),), f"unknown field; fields are {', '.join(fields)}")
                 )
 
     def _fail(self, key: str | tuple[str | int, ...], message: str) -> None:
@@ -365,31 +383,29 @@ class _Checker:
             checked[str(dim)] = listed
         return checked
 
-    def rule(self) -> Rule:
-        name = self._text("name", _NAME)
-        metric = self._text("metric")
-        if metric is not None and metric not in CATALOG:
-            self._fail("metric", f"unknown metric {metric!r}; see GET .../metrics")
-            metric = None
-        is_time = metric is not None and CATALOG[metric].unit is Unit.TIMESTAMP
-        window = self._duration("window", None, timedelta(minutes=1))
-        condition = self._choice("condition", Condition, None)
-        compare = self._choice("compare", Compare, Compare.VALUE) or Compare.VALUE
-        warning = self._threshold("warning", is_time)
-        critical = self._threshold("critical", is_time)
-        severity = self._choice("severity", Severity, Severity.CRITICAL)
-        self._check_levels(condition, compare, warning, critical, is_time)
-        anomaly = self._anomaly(condition, window, is_time)
-        min_sample = self.data.get("min_sample", 0)
-        if (
-            isinstance(min_sample, bool)
-            or not isinstance(min_sample, int)
-            or not 0 <= min_sample <= _MAX_SAMPLE
-        ):
-            self._fail(
-                "min_sample", f"a whole number from 0 to {_MAX_SAMPLE:,}, got {min_sample!r}"
-            )
-            min_sample = 0
+    def timing(self) -> dict[str, Any]:
+        """``for``, ``keep_firing_for``, ``interval``, labels and annotations, as the fields
+        of a rule (or SLO) are named."""
+        return {
+            "for_": self._duration("for", timedelta(0), timedelta(0)),
+            "keep_firing_for": self._duration("keep_firing_for", timedelta(0), timedelta(0)),
+            "interval": self._duration("interval", timedelta(minutes=1), timedelta(seconds=1)),
+            "labels": self._mapping("labels", None),
+            "annotations": self._mapping("annotations", None),
+        }
+
+    def sample(self, key: str) -> int:
+        """A minimum sample: a whole number, 0 when left out."""
+        found = self.data.get(key, 0)
+        if isinstance(found, bool) or not isinstance(found, int) or not 0 <= found <= _MAX_SAMPLE:
+            self._fail(key, f"a whole number from 0 to {_MAX_SAMPLE:,}, got {found!r}")
+            return 0
+        return found
+
+    def breakdown(
+        self, metric: str | None, window: timedelta
+    ) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
+        """The ``by`` dimensions and the ``filters``, checked against the metric."""
         by, filters = self._names("by"), self._filters()
         personal = [d for d in by if d in PERSONAL_DIMENSIONS]
         if personal:
@@ -408,24 +424,41 @@ class _Checker:
                 )
             except QueryError as exc:
                 self._fail("filters" if str(exc).startswith("filters") else "by", str(exc))
+        return tuple(dict.fromkeys(by)), tuple(
+            sorted((d, tuple(dict.fromkeys(v))) for d, v in filters.items())
+        )
+
+    def rule(self) -> Rule:
+        name = self._text("name", _NAME)
+        metric = self._text("metric")
+        if metric is not None and metric not in CATALOG:
+            self._fail("metric", f"unknown metric {metric!r}; see GET .../metrics")
+            metric = None
+        is_time = metric is not None and CATALOG[metric].unit is Unit.TIMESTAMP
+        window = self._duration("window", None, timedelta(minutes=1))
+        condition = self._choice("condition", Condition, None)
+        compare = self._choice("compare", Compare, Compare.VALUE) or Compare.VALUE
+        warning = self._threshold("warning", is_time)
+        critical = self._threshold("critical", is_time)
+        severity = self._choice("severity", Severity, Severity.CRITICAL)
+        self._check_levels(condition, compare, warning, critical, is_time)
+        anomaly = self._anomaly(condition, window, is_time)
+        min_sample = self.sample("min_sample")
+        by, filters = self.breakdown(metric, window)
         rule = Rule(
             name=name or "",
             metric=metric or "",
             window=window,
             condition=condition or Condition.ABOVE,
-            by=tuple(dict.fromkeys(by)),
-            filters=tuple(sorted((d, tuple(dict.fromkeys(v))) for d, v in filters.items())),
+            by=by,
+            filters=filters,
             compare=compare,
             warning=warning,
             critical=critical,
             severity=severity if condition in _FIXED_SEVERITY else None,
-            for_=self._duration("for", timedelta(0), timedelta(0)),
-            keep_firing_for=self._duration("keep_firing_for", timedelta(0), timedelta(0)),
             min_sample=min_sample,
-            interval=self._duration("interval", timedelta(minutes=1), timedelta(seconds=1)),
-            labels=self._mapping("labels", None),
-            annotations=self._mapping("annotations", None),
             anomaly=anomaly,
+            **self.timing(),
         )
         if self.problems:
             raise RuleError(self.problems)

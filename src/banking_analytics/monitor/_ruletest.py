@@ -30,6 +30,12 @@ figure at ``k · interval``; after the last, the series has no data. A time
 metric's values are its age in seconds. The figure of the window before (for a
 ``change`` rule) is the series' value ``window`` earlier.
 
+An SLO (listed under ``slos``) reads its SLI's series differently, as promtool's
+burn-rate tests read counters: the k-th value is the SLI over the events *at*
+``k · interval`` and ``samples`` (required) how many there are; a window
+``[t - w, t)`` counts the steps whose time falls in it, so each of the SLO's
+windows has its own burn rate.
+
 Every rule is evaluated at ``0, evaluation_interval, 2·evaluation_interval,
 ...`` (and at every ``eval_time``), with the same state machine and the same
 readings as the evaluator over a store. At ``eval_time``, ``exp_alerts`` lists
@@ -53,9 +59,11 @@ from typing import Any
 
 import yaml
 
+from banking_analytics.metrics import CATALOG
 from banking_analytics.monitor._durations import format_duration, parse_duration
 from banking_analytics.monitor._evaluate import advance_rule, alert_labels, observe
 from banking_analytics.monitor._rules import Rule, _path_text
+from banking_analytics.monitor._slo import Counts, Slo, burn_reading
 from banking_analytics.monitor._state import AlertState, Reading
 from banking_analytics.monitor._store import Labels, StoredInstance
 from banking_analytics.monitor._yaml import (
@@ -107,6 +115,17 @@ class _Series:
     labels: dict[str, str]
     values: list[float | None]
     samples: list[float | None] | None
+
+    def sums(self) -> tuple[list[int], list[int]]:
+        """Running totals of the events (samples) and of the SLI's numerators
+        (``round(value x sample)``) before each step: a window's are two differences."""
+        events, numerators = [0], [0]
+        for index in range(len(self.values)):
+            value, sample = self.at(index)
+            counted = sample or 0 if value is not None else 0
+            events.append(events[-1] + counted)
+            numerators.append(numerators[-1] + round((value or 0.0) * counted))
+        return events, numerators
 
     def at(self, index: int) -> tuple[float | None, int | None]:
         if not 0 <= index < len(self.values):
@@ -176,15 +195,46 @@ def _duration(value: Any, where: tuple[str | int, ...], default: timedelta | Non
         raise _TestFileError(where, str(exc)) from None
 
 
-def _instance_of(rule: Rule, series: _Series) -> Labels | None:
-    """The instance a series feeds, or None when it is not the rule's."""
-    if series.metric != rule.metric or not set(rule.by) <= set(series.labels):
+def _instance_of(rule: Rule | Slo, series: _Series) -> Labels | None:
+    """The instance a series feeds, or None when it is not the rule's (the SLO's)."""
+    metric = rule.sli if isinstance(rule, Slo) else rule.metric
+    if series.metric != metric or not set(rule.by) <= set(series.labels):
         return None
     allowed = dict(rule.filters)
     for name, value in series.labels.items():
         if name not in rule.by and value not in allowed.get(name, ()):
             return None
     return tuple(sorted((name, series.labels[name]) for name in rule.by))
+
+
+def _slo_readings(
+    slo: Slo,
+    series: Sequence[tuple[_Series, tuple[list[int], list[int]]]],
+    at: timedelta,
+    interval: timedelta,
+) -> dict[Labels, Reading]:
+    """An SLO's series give the SLI over the events at each step (``samples`` of them):
+    a window ``[at - w, at)`` counts the steps whose time falls in it."""
+    good_is_higher = CATALOG[slo.sli].higher_is_better
+    found: dict[Labels, dict[timedelta, Counts]] = {}
+    for one, (events, numerators) in series:
+        labels = _instance_of(slo, one)
+        if labels is None:
+            continue
+        by_window = found.setdefault(labels, {})
+        last = min(-(-at // interval), len(events) - 1)  # the first step at or after at
+        for window in slo.windows:
+            first = min(max(0, -((window - at) // interval)), last)  # ... after at - w
+            total = events[last] - events[first]
+            numerator = numerators[last] - numerators[first]
+            bad = total - numerator if good_is_higher else numerator
+            before = by_window.get(window, Counts(0, 0))
+            by_window[window] = Counts(before.total + total, (before.bad or 0) + bad)
+    return {
+        labels: burn_reading(slo, {w: c for w, c in counts.items() if c.total})
+        for labels, counts in found.items()
+        if any(c.total for c in counts.values())
+    }
 
 
 def _readings(
@@ -206,7 +256,7 @@ def _readings(
 
 
 def _actual(
-    rule: Rule, instances: Sequence[StoredInstance]
+    rule: Rule | Slo, instances: Sequence[StoredInstance]
 ) -> list[tuple[dict[str, str], dict[str, str], str]]:
     shown = []
     for instance in instances:
@@ -226,7 +276,7 @@ def _sorted(mapping: Mapping[Any, Any]) -> dict[str, str]:
 def _check_alerts(
     test: str | None,
     expected: _Expected,
-    rule: Rule,
+    rule: Rule | Slo,
     instances: Sequence[StoredInstance],
     report: RuleTestReport,
 ) -> None:
@@ -332,10 +382,10 @@ def run_rule_tests(path: str) -> RuleTestReport:
     return report
 
 
-def _rules(data: Mapping[str, Any], node: yaml.Node | None, path: str) -> dict[str, Rule]:
-    rules: list[Rule] = []
-    if "rules" in data:
-        rules += rules_at(data, node, ("rules",), path)
+def _rules(data: Mapping[str, Any], node: yaml.Node | None, path: str) -> dict[str, Rule | Slo]:
+    rules: list[Rule | Slo] = []
+    if "rules" in data or "slos" in data:
+        rules += rules_at(data, node, path)
     files = data.get("rule_files") or []
     if not isinstance(files, list):
         raise _TestFileError(("rule_files",), "a list of rule files (relative to this file)")
@@ -343,7 +393,7 @@ def _rules(data: Mapping[str, Any], node: yaml.Node | None, path: str) -> dict[s
         rules += read_rule_file(str(Path(path).parent / str(name)))
     if not rules:
         raise _TestFileError(("rule_files",), "name rule files, or list rules inline")
-    anomalies = [rule.name for rule in rules if rule.anomaly is not None]
+    anomalies = [rule.name for rule in rules if isinstance(rule, Rule) and rule.anomaly is not None]
     if anomalies:
         # A detector judges weeks of bucketed history, not sample series: replay it over
         # the store's data instead.
@@ -358,7 +408,7 @@ def _rules(data: Mapping[str, Any], node: yaml.Node | None, path: str) -> dict[s
 def _run_test(
     test: Any,
     where: tuple[str | int, ...],
-    rules: Mapping[str, Rule],
+    rules: Mapping[str, Rule | Slo],
     evaluation_interval: timedelta,
     node: yaml.Node | None,
     report: RuleTestReport,
@@ -372,6 +422,13 @@ def _run_test(
         _series(s, (*where, "input_series", i))
         for i, s in enumerate(test.get("input_series") or [])
     ]
+    slis = {rule.sli for rule in rules.values() if isinstance(rule, Slo)}
+    for i, one in enumerate(series):
+        if one.metric in slis and one.samples is None:
+            raise _TestFileError(
+                (*where, "input_series", i),
+                "a series of an SLO's SLI gives samples: the events behind each value",
+            )
     checks = [
         _expected(e, (*where, "alert_rule_test", i), node)
         for i, e in enumerate(test.get("alert_rule_test") or [])
@@ -388,11 +445,15 @@ def _run_test(
         {*(k * evaluation_interval for k in range(steps + 1)), *(c.eval_time for c in checks)}
     )
     states: dict[str, dict[Labels, StoredInstance]] = {name: {} for name in rules}
+    summed = [(one, one.sums()) for one in series]
     for at in times:
         for name, rule in rules.items():
-            moved, _ = advance_rule(
-                rule, 1, states[name], _readings(rule, series, at, interval), _EPOCH + at
+            readings = (
+                _slo_readings(rule, summed, at, interval)
+                if isinstance(rule, Slo)
+                else _readings(rule, series, at, interval)
             )
+            moved, _ = advance_rule(rule, 1, states[name], readings, _EPOCH + at)
             states[name] = {i.labels: i for i in moved}
         for check in checks:
             if check.eval_time == at:

@@ -37,7 +37,7 @@ class Scheduler:
     def run_due(self, now: datetime) -> list[RuleEvaluation]:
         """Evaluate every rule whose latest tick at ``now`` it has not evaluated yet."""
         due: dict[datetime, list[StoredRule]] = {}
-        for stored in self._monitor.rules():
+        for stored in self._monitor.store.rules():  # rules and SLOs alike
             assert stored.rule is not None
             tick = latest_tick(now, stored.rule.interval)
             last = self._last.get((stored.name, stored.version))

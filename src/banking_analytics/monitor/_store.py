@@ -1,9 +1,10 @@
 """Where rules and alert states live: three tables of the store, so they survive a restart
 and every process sharing the store sees the same.
 
-* ``alert_rule_versions`` — every version of every rule, only ever added to:
-  who changed it, when, and the rule as written (JSON). A rule's current
-  version is its highest; a deletion is a version too.
+* ``alert_rule_versions`` — every version of every rule (and SLO: its alerts are
+  a rule's, so rules and SLOs share their names), only ever added to: who
+  changed it, when, and the rule as written (JSON). A rule's current version is
+  its highest; a deletion is a version too.
 * ``alert_instances`` — the current state of each instance (rule x label set).
 * ``alert_history`` — one row per instance per evaluation: what was observed
   and the state before and after (``transition`` marks a change of state or
@@ -24,7 +25,8 @@ import sqlglot
 from sqlglot import exp
 
 from banking_analytics.events import Kind, arrow_type
-from banking_analytics.monitor._rules import Rule, Severity
+from banking_analytics.monitor._rules import Rule, Severity, same_but_annotations
+from banking_analytics.monitor._slo import Slo
 from banking_analytics.monitor._state import AlertState, InstanceState
 from banking_analytics.store import Column, Engine, TableDef
 from banking_analytics.store.statements import column, insert_row, select_all, table, update
@@ -38,6 +40,7 @@ __all__ = [
     "Change",
     "HistoryRow",
     "Labels",
+    "NameTakenError",
     "RuleNotFoundError",
     "StoredInstance",
     "StoredRule",
@@ -98,6 +101,8 @@ MONITOR_TABLES = (ALERT_RULE_VERSIONS, ALERT_INSTANCES, ALERT_HISTORY)
 
 #: An instance's identifying labels, sorted by name.
 Labels = tuple[tuple[str, str], ...]
+#: Rules whose instances one DELETE replaces at most (bounded: engines cap parameters).
+_DELETE_BATCH = 500
 #: The observation recorded when a rule change resets an instance.
 RESET = "reset"
 
@@ -123,16 +128,30 @@ class RuleNotFoundError(LookupError):
         super().__init__(f"no alert rule named {name!r}")
 
 
+class NameTakenError(ValueError):
+    """A rule given the name of an SLO, or the other way round."""
+
+    def __init__(self, name: str, taken_by: Rule | Slo) -> None:
+        what = "an SLO" if isinstance(taken_by, Slo) else "an alert rule"
+        super().__init__(f"{name!r} is the name of {what}: delete it first or choose another")
+
+
+def _definition(data: dict[str, Any]) -> Rule | Slo:
+    """A stored definition: an SLO names its SLI, a rule its metric."""
+    return Slo.from_dict(data) if "sli" in data else Rule.from_dict(data)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredRule:
-    """A version of a rule: the rule (None once deleted), its number, who made it and when."""
+    """A version of a rule or an SLO: it (None once deleted), its number, who made it and
+    when."""
 
     name: str
     version: int
     change: Change
     changed_at: datetime
     changed_by: str
-    rule: Rule | None
+    rule: Rule | Slo | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +194,7 @@ def _version(row: Mapping[str, Any]) -> StoredRule:
         Change(row["change"]),
         row["changed_at"],
         row["changed_by"],
-        None if definition is None else Rule.from_dict(json.loads(definition)),
+        None if definition is None else _definition(json.loads(definition)),
     )
 
 
@@ -278,8 +297,9 @@ class AlertStore:
         rows = self._engine.query(self._sql_versions, [name]).to_pylist()
         return [_version(row) for row in rows]
 
-    def put(self, rule: Rule, changed_by: str, *, now: datetime | None = None) -> StoredRule:
-        """Save ``rule`` as its next version (``unchanged`` if it is the current one as is).
+    def put(self, rule: Rule | Slo, changed_by: str, *, now: datetime | None = None) -> StoredRule:
+        """Save ``rule`` (or an SLO) as its next version (``unchanged`` if it is the current
+        one as is); :class:`NameTakenError` if the name is held by the other kind.
 
         A change other than to annotations resets the rule's instances (Grafana's
         rule: the instances' timers were counted against the old definition).
@@ -290,7 +310,9 @@ class AlertStore:
         """Delete a rule (a version saying so) and its instances."""
         return self._write(name, None, changed_by, now or datetime.now(UTC))
 
-    def _write(self, name: str, rule: Rule | None, changed_by: str, now: datetime) -> StoredRule:
+    def _write(
+        self, name: str, rule: Rule | Slo | None, changed_by: str, now: datetime
+    ) -> StoredRule:
         with self._engine.begin() as tx:
             tx.lock(ALERT_RULE_VERSIONS)
             rows = tx.execute(self._sql_versions, [name]).to_pylist()
@@ -298,6 +320,8 @@ class AlertStore:
             current = latest.rule if latest is not None else None
             if rule is None and current is None:
                 raise RuleNotFoundError(name)
+            if rule is not None and current is not None and type(rule) is not type(current):
+                raise NameTakenError(name, current)
             if rule is not None and current == rule:
                 assert latest is not None
                 return StoredRule(
@@ -320,7 +344,7 @@ class AlertStore:
             tx.execute(
                 self._sql_insert_version, [name, version, change.value, now, changed_by, definition]
             )
-            if current is not None and (rule is None or not current.same_but_annotations(rule)):
+            if current is not None and (rule is None or not same_but_annotations(current, rule)):
                 self._reset(tx, name, version, now)
             elif current is not None:  # new wording only: the same instances carry on
                 tx.execute(self._sql_renumber, [version, name])
@@ -378,13 +402,21 @@ class AlertStore:
         history: Sequence[HistoryRow],
     ) -> None:
         """Replace the instances of the rules ``names`` and add history, in one transaction."""
+        chosen = list(dict.fromkeys(names))
         with self._engine.begin() as tx:
-            for name in names:
-                tx.execute(self._sql_delete_instances, [name])
+            # One statement for the whole cycle: a DELETE per rule costs more than the rest.
+            for start in range(0, len(chosen), _DELETE_BATCH):
+                batch = chosen[start : start + _DELETE_BATCH]
+                tx.execute(self._delete_instances_of(len(batch)), batch)
             tx.append(
                 ALERT_INSTANCES, _arrow(ALERT_INSTANCES, [_instance_row(i) for i in instances])
             )
             tx.append(ALERT_HISTORY, _arrow(ALERT_HISTORY, [_history_row(h) for h in history]))
+
+    def _delete_instances_of(self, count: int) -> str:
+        """DELETE the instances of ``count`` rules, named by parameters."""
+        names = column("rule_name").isin(*(exp.Placeholder() for _ in range(count)))
+        return exp.delete(table(ALERT_INSTANCES), where=names).sql(self._engine.dialect)
 
     def history(
         self,

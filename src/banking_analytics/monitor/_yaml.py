@@ -1,4 +1,5 @@
-"""Rule files: YAML with a ``rules:`` list, checked with each problem's line number."""
+"""Rule files: YAML with a ``rules:`` list and/or an ``slos:`` list, checked with each
+problem's line number."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import yaml
 
 from banking_analytics.monitor._rules import Problem, Rule, RuleError, _path_text
+from banking_analytics.monitor._slo import Slo
 
 __all__ = ["RuleFileError", "dump_rules", "load_yaml_with_lines", "parse_rules", "read_rule_file"]
 
@@ -57,42 +59,49 @@ def line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int:
     return int(node.start_mark.line) + 1
 
 
-def parse_rules(text: str, source: str) -> list[Rule]:
-    """Every rule of a rule file, or :class:`RuleFileError` listing every problem by line."""
+def parse_rules(text: str, source: str) -> list[Rule | Slo]:
+    """Every rule and SLO of a rule file, or :class:`RuleFileError` listing every problem by
+    line."""
     data, node = load_yaml_with_lines(text, source)
-    return rules_at(data, node, ("rules",), source)
+    return rules_at(data, node, source)
 
 
-def rules_at(data: Any, node: yaml.Node | None, where: tuple[str, ...], source: str) -> list[Rule]:
-    """The rules listed under the key path ``where`` of a loaded document."""
+#: A rule file's sections: each a list of definitions of one kind.
+_SECTIONS = (("rules", Rule.from_dict), ("slos", Slo.from_dict))
+
+
+def rules_at(data: Any, node: yaml.Node | None, source: str) -> list[Rule | Slo]:
+    """The rules listed under ``rules:`` and the SLOs under ``slos:`` of a loaded document
+    (at least one of them); their names are one namespace (an SLO's alerts carry its)."""
     problems: list[Problem] = []
-    listed: Any = data
-    for key in where:
-        listed = listed.get(key) if isinstance(listed, dict) else None
-    if not isinstance(listed, list):
-        problems.append((where, "a list of rules"))
-        listed = []
-    rules: list[Rule] = []
-    for index, entry in enumerate(listed):
-        try:
-            rules.append(Rule.from_dict(entry))
-        except RuleError as exc:
-            problems.extend(((*where, index, *path), message) for path, message in exc.problems)
-    seen: dict[str, int] = {}
-    for index, entry in enumerate(listed):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if not isinstance(name, str):
+    sections = [(k, make) for k, make in _SECTIONS if isinstance(data, dict) and k in data]
+    if not sections:
+        problems.append((("rules",), "a list of rules"))
+    found: list[Rule | Slo] = []
+    seen: dict[str, str] = {}
+    for key, make in sections:
+        listed = data[key]
+        if not isinstance(listed, list):
+            problems.append(((key,), f"a list of {'rules' if key == 'rules' else 'SLOs'}"))
             continue
-        if name in seen:
-            problems.append(((*where, index, "name"), f"{name!r} is already rule {seen[name]}"))
-        seen.setdefault(name, index)
+        for index, entry in enumerate(listed):
+            try:
+                found.append(make(entry))
+            except RuleError as exc:
+                problems.extend(((key, index, *path), message) for path, message in exc.problems)
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                problems.append(((key, index, "name"), f"{name!r} is already {seen[name]}"))
+            seen.setdefault(name, f"{'rule' if key == 'rules' else 'SLO'} {index}")
     if problems:
         located = sorted((line_of(node, path), _path_text(path), m) for path, m in problems)
         raise RuleFileError([f"{source}:{line}: {where}: {m}" for line, where, m in located])
-    return rules
+    return found
 
 
-def read_rule_file(path: str) -> list[Rule]:
+def read_rule_file(path: str) -> list[Rule | Slo]:
     """:func:`parse_rules` of a file; :class:`RuleFileError` when it cannot be read too."""
     try:
         with open(path, encoding="utf-8") as file:
@@ -102,8 +111,9 @@ def read_rule_file(path: str) -> list[Rule]:
     return parse_rules(text, path)
 
 
-def dump_rules(rules: Sequence[Rule]) -> str:
-    """Rules as a rule file :func:`parse_rules` reads back."""
-    return yaml.safe_dump(
-        {"rules": [rule.as_dict() for rule in rules]}, sort_keys=False, allow_unicode=True
-    )
+def dump_rules(rules: Sequence[Rule | Slo]) -> str:
+    """Rules and SLOs as a rule file :func:`parse_rules` reads back."""
+    written: dict[str, list[dict[str, Any]]] = {}
+    for rule in rules:
+        written.setdefault("slos" if isinstance(rule, Slo) else "rules", []).append(rule.as_dict())
+    return yaml.safe_dump(written, sort_keys=False, allow_unicode=True)

@@ -12,8 +12,8 @@ from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryDateTime
 from banking_analytics.api.deps import Analytics, ReadAnalytics
-from banking_analytics.api.routes.rules import rule_from_body
-from banking_analytics.monitor import BacktestError, BacktestView, parse_duration
+from banking_analytics.api.routes._versioned import checked_definition
+from banking_analytics.monitor import BacktestError, BacktestView, Rule, parse_duration
 
 __all__ = ["router"]
 
@@ -62,7 +62,7 @@ def run_backtest(
     same evaluation and state machine as the live evaluator, and answer each instance's
     firing episodes (start, end, peak, severity). Nothing is saved. At most
     2,000 evaluations and 1,000 instances."""
-    rule = rule_from_body({"name": "backtest", **body.rule}, "rule.")
+    rule = checked_definition(Rule, {"name": "backtest", **body.rule}, "rule.")
     step = None
     if body.step is not None:
         try:

@@ -6,14 +6,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
 
-from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
-from banking_analytics.api._problems import FieldProblem, ProblemError
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics
-from banking_analytics.monitor import Rule, RuleError, RuleNotFoundError, RuleView
-from banking_analytics.monitor._rules import _path_text
+from banking_analytics.api.routes._versioned import (
+    delete_version,
+    not_found,
+    put_version,
+    versions_of,
+)
+from banking_analytics.monitor import (
+    Rule,
+    RuleNotFoundError,
+    RuleView,
+)
 
-__all__ = ["router", "rule_from_body"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/rules", tags=["monitoring"], route_class=PolicedRoute)
 
@@ -31,19 +38,6 @@ _EXAMPLE = {
 }
 
 
-def rule_from_body(body: dict[str, Any], where: str = "") -> Rule:
-    """A rule from a request body; 422 naming every field at fault (``where`` prefixes them)."""
-    try:
-        return Rule.from_dict(body)
-    except RuleError as exc:
-        problems = [FieldProblem(field=where + _path_text(p), message=m) for p, m in exc.problems]
-        raise ProblemError(422, f"the rule is not valid: {exc}", errors=problems) from None
-
-
-def _not_found(name: str) -> ProblemError:
-    return ProblemError(404, f"name (path): no alert rule named {name!r}")
-
-
 @router.get("", response_model=list[RuleView])
 def list_rules(analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every current rule, by name."""
@@ -54,18 +48,15 @@ def list_rules(analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
 def get_rule(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> RuleView:
     """A rule's current version."""
     try:
-        return RuleView.of(analytics.monitor.store.rule(name))
+        return RuleView.of(analytics.monitor.current(name, Rule))
     except RuleNotFoundError:
-        raise _not_found(name) from None
+        raise not_found(name, Rule) from None
 
 
 @router.get("/{name}/versions", response_model=list[RuleView])
 def rule_versions(name: RuleName, analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
     """Every version of a rule, newest first (a deletion is a version too)."""
-    versions = analytics.monitor.store.versions(name)
-    if not versions:
-        raise _not_found(name)
-    return [RuleView.of(stored) for stored in versions]
+    return versions_of(Rule, name, analytics)
 
 
 @router.put("/{name}", response_model=RuleView)
@@ -81,20 +72,7 @@ def put_rule(
     Each change is a new version; one other than to annotations resets the
     rule's alert instances. Applying a rule as it already is changes nothing.
     """
-    if body.get("name", name) != name:
-        raise ProblemError(422, f"name (body): {body['name']!r} differs from the path's {name!r}")
-    rule = rule_from_body({**body, "name": name})
-    stored = analytics.monitor.store.put(rule, principal.actor)
-    record_audit(
-        request,
-        principal,
-        "put_alert_rule",
-        "ok",
-        object_type="alert_rule",
-        object_id=name,
-        details={"version": stored.version, "change": stored.change.value},
-    )
-    return RuleView.of(stored)
+    return put_version(Rule, name, body, request, analytics, principal)
 
 
 @router.delete("/{name}", response_model=RuleView)
@@ -102,25 +80,4 @@ def delete_rule(
     name: RuleName, request: Request, analytics: Analytics, principal: Admin
 ) -> RuleView:
     """Delete a rule: a last version saying so; its alert instances are forgotten."""
-    try:
-        stored = analytics.monitor.store.delete(name, principal.actor)
-    except RuleNotFoundError:
-        record_audit(
-            request,
-            principal,
-            "delete_alert_rule",
-            "not_found",
-            object_type="alert_rule",
-            object_id=name,
-        )
-        raise _not_found(name) from None
-    record_audit(
-        request,
-        principal,
-        "delete_alert_rule",
-        "ok",
-        object_type="alert_rule",
-        object_id=name,
-        details={"version": stored.version},
-    )
-    return RuleView.of(stored)
+    return delete_version(Rule, name, request, analytics, principal)
