@@ -67,6 +67,22 @@ class Renderer:
             expression=exp.Order(expressions=[exp.Ordered(this=value)]),
         )
 
+    def epoch_micros(self, timestamp: exp.Expr) -> exp.Expr:
+        """Whole microseconds from the epoch to ``timestamp``, a BIGINT computed exactly
+        (``EXTRACT`` answers a numeric)."""
+        seconds = exp.Extract(this=exp.var("EPOCH"), expression=timestamp)
+        return exp.cast(exp.Mul(this=seconds, expression=exp.Literal.number(1_000_000)), "BIGINT")
+
+    def value_at(
+        self, value: exp.Expr, order: Sequence[exp.Expr], *, last: bool = False
+    ) -> exp.Expr:
+        """An aggregate: ``value`` on the group's first row by ``order`` (its last with
+        ``last``), NULL when that row's value is NULL. The order must not tie."""
+        keys = [exp.Ordered(this=key, desc=last) for key in order]
+        aggregated = exp.ArrayAgg(this=exp.Order(this=value, expressions=keys))
+        # sqlglot's own arrays start at 0: it writes PostgreSQL's [1].
+        return exp.Bracket(this=exp.Paren(this=aggregated), expressions=[exp.Literal.number(0)])
+
     def bucket(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> TimeBucket:
         """How ``timestamp`` is cut into buckets truncated in ``timezone``'s wall clock.
 
@@ -138,6 +154,18 @@ class DuckDBRenderer(Renderer):
         # first for an ordering it does not need (the headline's two: 12.5 -> 7 ms).
         fractions = exp.Array(expressions=[exp.Literal.number(q) for q in qs])
         return exp.Anonymous(this="QUANTILE_DISC", expressions=[value, fractions])
+
+    def epoch_micros(self, timestamp: exp.Expr) -> exp.Expr:
+        return exp.UnixMicros(this=timestamp)
+
+    def value_at(
+        self, value: exp.Expr, order: Sequence[exp.Expr], *, last: bool = False
+    ) -> exp.Expr:
+        # The engine's own aggregate: no list built per group (10M events into 2.4M
+        # groups: about half the time of the ordered list's first element).
+        key = order[0] if len(order) == 1 else exp.Tuple(expressions=list(order))
+        name = "ARG_MAX_NULL" if last else "ARG_MIN_NULL"
+        return exp.Anonymous(this=name, expressions=[value, key])
 
     def _local_time(self, timestamp: exp.Expr, timezone: str) -> exp.Expr:
         if timezone != "UTC":
