@@ -51,6 +51,9 @@ class Renderer:
     #: An exact integer type wider than 64 bits, for products that overflow BIGINT (money
     #: times an exchange rate scaled by 10^9) before they are divided back down.
     wide_integer: exp.DataType = exp.DataType.build("DECIMAL(38, 0)")
+    #: Whether the engine has as-of joins (``ASOF JOIN``: each left row joined to the
+    #: nearest right row by an inequality); otherwise what needs them is written with windows.
+    asof_join: bool = False
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
@@ -147,6 +150,7 @@ class DuckDBRenderer(Renderer):
     day_mask = DayMask(exp.DataType.build("UINT128"), 128)
     # DuckDB's integer division of decimals answers a double; of 128-bit integers, one.
     wide_integer = exp.DataType.build("INT128")
+    asof_join = True
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         # ``percentile_disc(...) WITHIN GROUP (ORDER BY x)`` is DuckDB's
