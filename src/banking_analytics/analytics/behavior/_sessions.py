@@ -95,6 +95,27 @@ class SessionsQuery(BehaviorQuery):
         return (self.gap // timedelta(microseconds=1), self.gap)
 
 
+def _heads(renderer: Renderer) -> exp.Query:
+    """Each slice with ``head``, the slice that started its session: the latest slice at
+    or before it that starts one (an as-of join of the slices that do not, where the
+    engine has it; else a running maximum over every slice)."""
+    if not renderer.asof_join:
+        return sqlglot.select(
+            "*",
+            x(
+                "MAX(CASE WHEN starts = 1 THEN b END) OVER (PARTITION BY user_id, session_id "
+                "ORDER BY b ROWS UNBOUNDED PRECEDING) AS head"
+            ),
+        ).from_("marked")
+    return sqlglot.parse_one(
+        "SELECT *, b AS head FROM marked WHERE starts = 1 UNION ALL "
+        "SELECT m.*, h.b AS head FROM marked AS m ASOF JOIN "
+        "(SELECT user_id, b FROM marked WHERE starts = 1 AND session_id IS NULL) AS h "
+        "ON m.user_id = h.user_id AND m.b > h.b WHERE m.starts = 0",
+        read="duckdb",
+    )
+
+
 def sessions_select(
     renderer: Renderer, filter_shape: tuple[int, ...], *, one_user: bool = False
 ) -> exp.Select:
@@ -109,7 +130,7 @@ def sessions_select(
     one before it, so a slice lies in one session, and only its first event can start
     one: it does unless the previous slice holds an event less than ``gap`` before it.
     A session is then a slice that starts one and the slices that follow it without a
-    start (a running maximum over the slices, a fraction of the events). A client
+    start (:func:`_heads`, over a fraction of the events' rows). A client
     session is one slice. Each slice's figures merge into its session's: its first
     event's device and platform, its last event's duration, its features as bits.
     """
@@ -172,13 +193,7 @@ def sessions_select(
             join_type="LEFT",
         )
     )
-    chained = sqlglot.select(
-        "*",
-        x(
-            "MAX(CASE WHEN starts = 1 THEN b END) OVER (PARTITION BY user_id, session_id "
-            "ORDER BY b ROWS UNBOUNDED PRECEDING) AS head"
-        ),
-    ).from_("marked")
+    chained = _heads(renderer)
     features = " + ".join(f"((bits >> {i}) & 1)" for i in range(len(_FEATURE_BITS)))
     grouped = (
         sqlglot.select(
