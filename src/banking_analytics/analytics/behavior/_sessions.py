@@ -107,13 +107,15 @@ def _heads(renderer: Renderer) -> exp.Query:
                 "ORDER BY b ROWS UNBOUNDED PRECEDING) AS head"
             ),
         ).from_("marked")
-    return sqlglot.parse_one(
+    joined = sqlglot.parse_one(
         "SELECT *, b AS head FROM marked WHERE starts = 1 UNION ALL "
         "SELECT m.*, h.b AS head FROM marked AS m ASOF JOIN "
         "(SELECT user_id, b FROM marked WHERE starts = 1 AND session_id IS NULL) AS h "
         "ON m.user_id = h.user_id AND m.b > h.b WHERE m.starts = 0",
         read="duckdb",
     )
+    assert isinstance(joined, exp.Query)
+    return joined
 
 
 def sessions_select(
