@@ -137,39 +137,50 @@ def sessions_ours(analytics: BankingPerformanceAnalytics, window: TimeWindow) ->
     return summary
 
 
-#: The limit: the same figures written by hand for DuckDB, with its own aggregates for the
-#: session's last duration and first device (arg_max / arg_min) instead of a LEAD.
-SESSIONS_SQL = """
-WITH events AS (
-    SELECT user_id, session_id, occurred_at, event_id, feature, duration_s, device, platform
+_FEATURE_BITS = " ".join(f"WHEN '{f}' THEN {1 << i}" for i, f in enumerate(FEATURES))
+
+#: The limit: the same figures written by hand for DuckDB, the fastest way we found. A
+#: window over every event sorts 10M rows (LAG, then a running sum: two sorts); instead
+#: events are hashed into 30-minute slices per user (one slice lies in one session; only
+#: its first event can start one), a slice continuing its predecessor is joined (ASOF) to
+#: the latest slice that started a session, and sessions are the slices' figures merged:
+#: the first device by arg_min, the last duration by arg_max, distinct features as bits.
+SESSIONS_SQL = f"""
+WITH slices AS (
+    SELECT user_id, session_id,
+           CASE WHEN session_id IS NULL THEN epoch_us(occurred_at) // 1800000000 ELSE 0 END AS b,
+           min(occurred_at) AS first_at, max(occurred_at) AS last_at, count(*) AS events,
+           bit_or(CASE feature {_FEATURE_BITS} ELSE 0 END) AS bits,
+           arg_min_null(device, (occurred_at, event_id)) AS device,
+           arg_min_null(platform, (occurred_at, event_id)) AS platform,
+           arg_max_null(duration_s, (occurred_at, event_id)) AS last_duration
     FROM behavior_events WHERE occurred_at >= $1 AND occurred_at < $2
+    GROUP BY ALL
 ),
 marked AS (
-    SELECT *, CASE WHEN lag(occurred_at) OVER w IS NULL THEN 1
-                   WHEN session_id IS NULL
-                        AND occurred_at - lag(occurred_at) OVER w >= INTERVAL 30 MINUTE THEN 1
-                   ELSE 0 END AS starts
-    FROM events
-    WINDOW w AS (PARTITION BY user_id, session_id ORDER BY occurred_at, event_id)
+    SELECT c.*, p.last_at IS NULL OR c.first_at >= p.last_at + INTERVAL 30 MINUTE AS starts
+    FROM slices c LEFT JOIN slices p
+      ON c.session_id IS NULL AND p.session_id IS NULL AND p.user_id = c.user_id AND p.b = c.b - 1
 ),
-numbered AS (
-    SELECT *, sum(starts) OVER (PARTITION BY user_id, session_id ORDER BY occurred_at, event_id
-                                ROWS UNBOUNDED PRECEDING) AS seq
-    FROM marked
+heads AS (SELECT user_id, b FROM marked WHERE starts AND session_id IS NULL),
+chained AS (
+    SELECT *, b AS head FROM marked WHERE starts
+    UNION ALL
+    SELECT m.*, h.b AS head FROM marked m ASOF JOIN heads h ON m.user_id = h.user_id AND m.b > h.b
+    WHERE NOT m.starts
 ),
 sessions AS (
     SELECT user_id,
-           epoch(max(occurred_at)) - epoch(min(occurred_at))
-             + coalesce(arg_max(duration_s, (occurred_at, event_id)), 0) AS length_s,
-           count(*) AS events, count(DISTINCT feature) AS features,
-           arg_min(device, (occurred_at, event_id)) AS device,
-           arg_min(platform, (occurred_at, event_id)) AS platform,
-           epoch_us(min(occurred_at)) // 86400000000 AS day
-    FROM numbered GROUP BY user_id, session_id, seq
+           epoch(max(last_at)) - epoch(min(first_at)) + coalesce(arg_max_null(last_duration, b), 0)
+             AS length_s,
+           sum(events) AS events, bit_count(bit_or(bits)) AS features,
+           max(device) FILTER (starts) AS device, max(platform) FILTER (starts) AS platform,
+           epoch_us(min(first_at)) // 86400000000 AS day
+    FROM chained GROUP BY user_id, session_id, head
 )
 SELECT grouping(device, platform, day) AS part, device, platform, day,
        count(*) AS sessions, count(DISTINCT user_id) AS users,
-       sum(CASE WHEN events = 1 THEN 1 ELSE 0 END) AS bounces,
+       count(*) FILTER (events = 1) AS bounces,
        avg(length_s) AS mean_length, quantile_disc(length_s, [0.5, 0.9]) AS q,
        avg(events) AS mean_events, avg(features) AS mean_features
 FROM sessions GROUP BY GROUPING SETS ((), (device), (platform), (day))

@@ -193,7 +193,21 @@ def world(module_analytics: BankingPerformanceAnalytics) -> BankingPerformanceAn
         a("email", g4 + 1 * H, properties={"source": "email"}),
         b("email", g4 + 2 * H),
     ]
-    store(module_analytics, [*WORLD, *repeated, *excluded, *across, *sourced])
+    # Events at the same instant, in the order of their ids (UUID(int=n): n orders them);
+    # no step 1 of the sourced funnel among them.
+    tied = [
+        a("tie_ab", g4 + 10 * H, event_id=str(uuid.UUID(int=1))),
+        b("tie_ab", g4 + 10 * H, event_id=str(uuid.UUID(int=2))),
+        b("tie_ba", g4 + 10 * H, event_id=str(uuid.UUID(int=3))),
+        a("tie_ba", g4 + 10 * H, event_id=str(uuid.UUID(int=4))),
+        a("tie_x", g4 + 10 * H),
+        {**x("tie_x", g4 + 11 * H), "event_id": str(uuid.UUID(int=5))},
+        b("tie_x", g4 + 11 * H, event_id=str(uuid.UUID(int=6))),
+        a("tie_x_after", g4 + 10 * H),
+        b("tie_x_after", g4 + 11 * H, event_id=str(uuid.UUID(int=7))),
+        {**x("tie_x_after", g4 + 11 * H), "event_id": str(uuid.UUID(int=8))},
+    ]
+    store(module_analytics, [*WORLD, *repeated, *excluded, *across, *sourced, *tied])
     return module_analytics
 
 
@@ -256,6 +270,15 @@ def test_an_exclusion_between_steps_drops_the_user(world: BankingPerformanceAnal
     query = FunnelQuery(steps=(A, B), exclusions=(Exclusion(X, 1, 2),), **in_group(2))
     assert reached(world, query) == {1: set(), 2: {"after_b", "clean"}}
     assert [s.users for s in world.funnel(query).series[0].steps] == [2, 2]
+
+
+def test_events_at_one_instant_are_ordered_by_id(world: BankingPerformanceAnalytics) -> None:
+    query = FunnelQuery(steps=(A, B), **in_group(4))
+    converted = {"paywall", "email", "tie_ab", "tie_x_after"}  # A then B, nothing between
+    assert reached(world, query) == {1: {"tie_ba"}, 2: {*converted, "tie_x"}}
+    # tie_x's excluded event comes before its B (a lower id), tie_x_after's after it.
+    excluding = FunnelQuery(steps=(A, B), exclusions=(Exclusion(X, 1, 2),), **in_group(4))
+    assert reached(world, excluding) == {1: {"tie_ba"}, 2: converted}
 
 
 def test_one_funnel_across_event_types(world: BankingPerformanceAnalytics) -> None:

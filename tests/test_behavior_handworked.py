@@ -32,6 +32,7 @@ from behavior_stores import module_store
 from conftest import ENGINES
 
 MAY4 = datetime(2026, 5, 4, tzinfo=UTC)
+MAY5 = datetime(2026, 5, 5, tzinfo=UTC)
 JUNE1 = datetime(2026, 6, 1, tzinfo=UTC)
 AUG10 = datetime(2026, 8, 10, tzinfo=UTC)
 #: Europe/London's clocks go forward at 01:00 UTC on 29 March 2026.
@@ -90,6 +91,18 @@ EVENTS = [
         success=True,
     ),
     _event("client", _hours(MAY4, 11), success=False),
+    # On 5 May, "chain": five events 25 minutes apart (one session crossing several
+    # 30-minute marks), then two at the same instant: the lower event id comes first.
+    *(
+        _event("chain", _hours(MAY5, 9) + timedelta(minutes=25 * i), duration_s=i, device="phone")
+        for i in range(5)
+    ),
+    _event(
+        "chain", _hours(MAY5, 12), event_id=str(uuid.UUID(int=2)), duration_s=4, device="desktop"
+    ),
+    _event(
+        "chain", _hours(MAY5, 12), event_id=str(uuid.UUID(int=1)), duration_s=3, device="tablet"
+    ),
     # Lifecycle in June (days 0-4 from 1 June, noon): "a" days 0, 1, 3; "b" first seen on
     # day 2; "c" seen the day before the range and on day 0; "d" first seen on day 0 with
     # one feature, then on day 1 with another.
@@ -164,6 +177,21 @@ def test_a_client_session_id_holds_its_events_whatever_the_gap(
     assert by_id["s-1"].events == 2
     # The event without an id is a session of its own (duration unknown: 0).
     assert (by_id[None].events, by_id[None].length_s, by_id[None].bounce) == (1, 0.0, True)
+
+
+def test_a_session_runs_on_across_many_gaps_and_ties_go_by_event_id(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    later, first = analytics.behavior.user_sessions("chain", SessionsQuery(**_day(MAY5))).sessions
+    # 09:00 to 10:40, each event 25 minutes after the one before; the last lasts 4 s.
+    assert (first.started_at, first.events, first.length_s, first.device) == (
+        _hours(MAY5, 9),
+        5,
+        100 * 60 + 4.0,
+        "phone",
+    )
+    # At 12:00 the tablet's event (id ...01) comes first, the desktop's (id ...02) last.
+    assert (later.events, later.length_s, later.device, later.bounce) == (2, 4.0, "tablet", False)
 
 
 def test_session_figures_overall_and_per_device_and_platform(

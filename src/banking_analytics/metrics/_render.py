@@ -51,6 +51,9 @@ class Renderer:
     #: An exact integer type wider than 64 bits, for products that overflow BIGINT (money
     #: times an exchange rate scaled by 10^9) before they are divided back down.
     wide_integer: exp.DataType = exp.DataType.build("DECIMAL(38, 0)")
+    #: Whether the engine has as-of joins (``ASOF JOIN``: each left row joined to the
+    #: nearest right row by an inequality); otherwise what needs them is written with windows.
+    asof_join: bool = False
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
@@ -66,6 +69,22 @@ class Renderer:
             this=exp.PercentileDisc(this=fractions),
             expression=exp.Order(expressions=[exp.Ordered(this=value)]),
         )
+
+    def epoch_micros(self, timestamp: exp.Expr) -> exp.Expr:
+        """Whole microseconds from the epoch to ``timestamp``, a BIGINT computed exactly
+        (``EXTRACT`` answers a numeric)."""
+        seconds = exp.Extract(this=exp.var("EPOCH"), expression=timestamp)
+        return exp.cast(exp.Mul(this=seconds, expression=exp.Literal.number(1_000_000)), "BIGINT")
+
+    def value_at(
+        self, value: exp.Expr, order: Sequence[exp.Expr], *, last: bool = False
+    ) -> exp.Expr:
+        """An aggregate: ``value`` on the group's first row by ``order`` (its last with
+        ``last``), NULL when that row's value is NULL. The order must not tie."""
+        keys = [exp.Ordered(this=key, desc=last) for key in order]
+        aggregated = exp.ArrayAgg(this=exp.Order(this=value, expressions=keys))
+        # sqlglot's own arrays start at 0: it writes PostgreSQL's [1].
+        return exp.Bracket(this=exp.Paren(this=aggregated), expressions=[exp.Literal.number(0)])
 
     def bucket(self, timestamp: exp.Expr, bucket: Bucket, timezone: str) -> TimeBucket:
         """How ``timestamp`` is cut into buckets truncated in ``timezone``'s wall clock.
@@ -131,6 +150,7 @@ class DuckDBRenderer(Renderer):
     day_mask = DayMask(exp.DataType.build("UINT128"), 128)
     # DuckDB's integer division of decimals answers a double; of 128-bit integers, one.
     wide_integer = exp.DataType.build("INT128")
+    asof_join = True
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         # ``percentile_disc(...) WITHIN GROUP (ORDER BY x)`` is DuckDB's
@@ -138,6 +158,18 @@ class DuckDBRenderer(Renderer):
         # first for an ordering it does not need (the headline's two: 12.5 -> 7 ms).
         fractions = exp.Array(expressions=[exp.Literal.number(q) for q in qs])
         return exp.Anonymous(this="QUANTILE_DISC", expressions=[value, fractions])
+
+    def epoch_micros(self, timestamp: exp.Expr) -> exp.Expr:
+        return exp.UnixMicros(this=timestamp)
+
+    def value_at(
+        self, value: exp.Expr, order: Sequence[exp.Expr], *, last: bool = False
+    ) -> exp.Expr:
+        # The engine's own aggregate: no list built per group (10M events into 2.4M
+        # groups: about half the time of the ordered list's first element).
+        key = order[0] if len(order) == 1 else exp.Tuple(expressions=list(order))
+        name = "ARG_MAX_NULL" if last else "ARG_MIN_NULL"
+        return exp.Anonymous(this=name, expressions=[value, key])
 
     def _local_time(self, timestamp: exp.Expr, timezone: str) -> exp.Expr:
         if timezone != "UTC":

@@ -70,8 +70,7 @@ def newcombe_interval(
 def _multi_device(renderer: Renderer, filter_shape: tuple[int, ...]) -> exp.Query:
     """Sessions per session device of users with 2+ devices; and (device null, ``part``
     1) the users with a device and those with two or more."""
-    del renderer
-    sessions = sessions_select(filter_shape)
+    sessions = sessions_select(renderer, filter_shape)
     ctes = {cte.alias: cte.this for cte in sessions.args["with_"].expressions}
     sessions.set("with_", None)
     per_user = (

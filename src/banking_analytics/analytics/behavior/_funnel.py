@@ -538,6 +538,48 @@ def _paths_ordered(
     return [*ctes, ("paths", steps)]
 
 
+def _paths_asof(
+    k: int, exclusions: tuple[tuple[object, int, int], ...]
+) -> list[tuple[str, exp.Expr]]:
+    """Each step-1 event's greedy path by as-of joins, for an engine that has them: the
+    path so far joined, per user, to the first next-step event after its last one, in the
+    users' total order (the key ``(t, event_id)``). An exclusion joins the first exclusion
+    event after the path's step ``after``: the path is excluded when that event comes
+    before its step ``before``. The same paths as :func:`_paths_ordered`, without sorting
+    every event once per step (10M events, 4 steps: about half the time)."""
+    ctes: list[tuple[str, exp.Expr]] = [
+        ("s1", _x("SELECT user_id, bd, t AS t1, (t, event_id) AS k1 FROM ev WHERE m1"))
+    ]
+    ctes += [
+        (f"s{i}", _x(f"SELECT user_id, t, (t, event_id) AS k FROM ev WHERE m{i}"))
+        for i in range(2, k + 1)
+    ]
+    ctes += [
+        (f"x{j}", _x(f"SELECT user_id, (t, event_id) AS k FROM ev WHERE x{j}"))
+        for j in range(1, len(exclusions) + 1)
+    ]
+    source = "s1"
+    joins = [(f"s{i}", f"k{i - 1}", f"s.t AS t{i}, s.k AS k{i}") for i in range(2, k + 1)]
+    joins += [(f"x{j}", f"k{a}", f"s.k AS e{j}") for j, (_, a, _) in enumerate(exclusions, 1)]
+    for n, (table, after, columns) in enumerate(joins, 1):
+        joined = sqlglot.parse_one(
+            f"SELECT c.*, {columns} FROM {source} AS c ASOF LEFT JOIN {table} AS s "
+            f"ON c.user_id = s.user_id AND c.{after} < s.k",
+            read="duckdb",
+        )
+        source = f"c{n}"
+        ctes.append((source, joined))
+    within = " + ".join(f"CASE WHEN t{i} - t1 <= ? THEN 1 ELSE 0 END" for i in range(2, k + 1))
+    excluded = " OR ".join(
+        f"(t{b} - t1 <= ? AND e{j} < k{b})" for j, (_, _, b) in enumerate(exclusions, 1)
+    )
+    steps = _x(
+        f"SELECT user_id, bd, {', '.join(f't{i}' for i in range(1, k + 1))}, "
+        f"1 + {within} AS steps, {excluded or 'FALSE'} AS excluded FROM {source}"
+    )
+    return [*ctes, ("paths", steps)]
+
+
 def _paths_strict(k: int) -> list[tuple[str, exp.Expr]]:
     """Each step-1 event's path through the user's very next events (``LEAD``)."""
     order = "PARTITION BY user_id ORDER BY t, event_id"
@@ -610,13 +652,14 @@ def _with(ctes: list[tuple[str, exp.Expr]], final: exp.Select) -> exp.Select:
     return final
 
 
-def _user_ctes(shape: tuple[object, ...]) -> list[tuple[str, exp.Expr]]:
+def _user_ctes(renderer: Renderer, shape: tuple[object, ...]) -> list[tuple[str, exp.Expr]]:
     order, steps, exclusions, _, _ = shape
     assert isinstance(steps, tuple)
     assert isinstance(exclusions, tuple)
     k = len(steps)
     if order is FunnelOrder.ORDERED:
-        paths = _paths_ordered(k, exclusions)
+        ordered = _paths_asof if renderer.asof_join else _paths_ordered
+        paths = ordered(k, exclusions)
     elif order is FunnelOrder.STRICT:
         paths = _paths_strict(k)
     else:
@@ -655,7 +698,7 @@ def _funnel_query(renderer: Renderer, *shape: object) -> exp.Query:
         .from_("labelled")
         .group_by(exp.GroupingSets(expressions=[exp.Tuple(expressions=[_x("label")]), exp.Tuple()]))
     )
-    return _with(_user_ctes(shape), final)
+    return _with(_user_ctes(renderer, shape), final)
 
 
 def _users_query(renderer: Renderer, *shape: object) -> exp.Query:
@@ -665,7 +708,7 @@ def _users_query(renderer: Renderer, *shape: object) -> exp.Query:
         "ORDER BY user_id LIMIT ? OFFSET ?"
     )
     assert isinstance(final, exp.Select)
-    return _with(_user_ctes(shape), final)
+    return _with(_user_ctes(renderer, shape), final)
 
 
 def _statement_params(query: FunnelQuery) -> list[object]:

@@ -39,6 +39,7 @@ from banking_analytics.analytics.behavior._query import (
     x,
 )
 from banking_analytics.metrics import MetricService, Renderer, Statement
+from banking_analytics.vocabulary import BankingFeature
 
 __all__ = [
     "MAX_SESSION_PAGE",
@@ -67,8 +68,8 @@ _EVENT_COLUMNS = (
     "device",
     "platform",
 )
-_ORDER = "ORDER BY occurred_at, event_id"
-_RUNNING = f"OVER (PARTITION BY user_id, session_id {_ORDER} ROWS UNBOUNDED PRECEDING)"
+#: A distinct feature's bit in a session's mask of the features it used.
+_FEATURE_BITS = {feature.value: 1 << i for i, feature in enumerate(BankingFeature)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,60 +86,139 @@ class SessionsQuery(BehaviorQuery):
     @property
     def session_params(self) -> tuple[object, ...]:
         """The values :func:`sessions_select` binds, in order."""
-        return (*self.params, self.gap, self.gap)
+        return (*self.params, *self.gap_params)
+
+    @property
+    def gap_params(self) -> tuple[object, ...]:
+        """The gap, as :func:`sessions_select` binds it after the events' values: in whole
+        microseconds (the width of a slice), then as an interval."""
+        return (self.gap // timedelta(microseconds=1), self.gap)
 
 
-def sessions_select(filter_shape: tuple[int, ...], *, one_user: bool = False) -> exp.Select:
+def _heads(renderer: Renderer) -> exp.Query:
+    """Each slice with ``head``, the slice that started its session: the latest slice at
+    or before it that starts one (an as-of join of the slices that do not, where the
+    engine has it; else a running maximum over every slice)."""
+    if not renderer.asof_join:
+        return sqlglot.select(
+            "*",
+            x(
+                "MAX(CASE WHEN starts = 1 THEN b END) OVER (PARTITION BY user_id, session_id "
+                "ORDER BY b ROWS UNBOUNDED PRECEDING) AS head"
+            ),
+        ).from_("marked")
+    joined = sqlglot.parse_one(
+        "SELECT *, b AS head FROM marked WHERE starts = 1 UNION ALL "
+        "SELECT m.*, h.b AS head FROM marked AS m ASOF JOIN "
+        "(SELECT user_id, b FROM marked WHERE starts = 1 AND session_id IS NULL) AS h "
+        "ON m.user_id = h.user_id AND m.b > h.b WHERE m.starts = 0",
+        read="duckdb",
+    )
+    assert isinstance(joined, exp.Query)
+    return joined
+
+
+def sessions_select(
+    renderer: Renderer, filter_shape: tuple[int, ...], *, one_user: bool = False
+) -> exp.Select:
     """Each session of the range's events (see the module docs) as a row: ``user_id``,
     ``session_id``, ``started_at``, ``last_at``, ``length_s``, ``events``, ``features``,
     ``device``, ``platform``. Binds :attr:`SessionsQuery.session_params` (with
-    ``one_user``, the user id after the filter's values and before the gaps)."""
+    ``one_user``, the user id after the filter's values and before the gaps).
+
+    No window runs over the events, which would sort them all: they are aggregated by
+    hashing. A user's events without a session id are cut into slices of ``gap``
+    (``⌊epoch µs / gap⌋``): within a slice every event is less than ``gap`` after the
+    one before it, so a slice lies in one session, and only its first event can start
+    one: it does unless the previous slice holds an event less than ``gap`` before it.
+    A session is then a slice that starts one and the slices that follow it without a
+    start (:func:`_heads`, over a fraction of the events' rows). A client
+    session is one slice. Each slice's figures merge into its session's: its first
+    event's device and platform, its last event's duration, its features as bits.
+    """
     events = BehaviorQuery.events_select(_EVENT_COLUMNS, filter_shape)
     if one_user:
         events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
-    over = f"OVER (PARTITION BY user_id, session_id {_ORDER})"
-    neighbours = sqlglot.select(
-        *_EVENT_COLUMNS,
-        x(f"LAG(occurred_at) {over} AS prev_at"),
-        x(f"LEAD(occurred_at) {over} AS next_at"),
-    ).from_("events")
-    # A session starts at a user's first event of its client session (or of their events
-    # without one), or gap after the previous event without one; it ends symmetrically.
-    marked = sqlglot.select(
-        *_EVENT_COLUMNS,
-        x(
-            "CASE WHEN prev_at IS NULL OR (session_id IS NULL AND "
-            "occurred_at >= prev_at + CAST(? AS INTERVAL)) THEN 1 ELSE 0 END AS starts"
-        ),
-        x(
-            "CASE WHEN next_at IS NULL OR (session_id IS NULL AND "
-            "next_at >= occurred_at + CAST(? AS INTERVAL)) THEN 1 ELSE 0 END AS ends"
-        ),
-    ).from_("neighbours")
-    numbered = sqlglot.select(
-        "*",
-        x(f"SUM(starts) {_RUNNING} AS seq"),
-    ).from_("marked")
+    slice_of = exp.Case(
+        ifs=[
+            exp.If(
+                this=x("session_id IS NULL"),
+                true=exp.IntDiv(
+                    this=renderer.epoch_micros(x("occurred_at")), expression=exp.Placeholder()
+                ),
+            )
+        ],
+        default=exp.Literal.number(0),
+    )
+    bits = exp.Case(
+        this=x("feature"),
+        ifs=[
+            exp.If(this=exp.Literal.string(name), true=exp.Literal.number(bit))
+            for name, bit in _FEATURE_BITS.items()
+        ],
+        default=exp.Literal.number(0),
+    )
+    cut = sqlglot.select("*", exp.alias_(slice_of, "b"), exp.alias_(bits, "bits")).from_("events")
+    order = [x("occurred_at"), x("event_id")]
+    slices = (
+        sqlglot.select(
+            "user_id",
+            "session_id",
+            "b",
+            x("MIN(occurred_at) AS first_at"),
+            x("MAX(occurred_at) AS last_at"),
+            x("COUNT(*) AS events"),
+            x("BIT_OR(bits) AS bits"),
+            exp.alias_(renderer.value_at(x("device"), order), "device"),
+            exp.alias_(renderer.value_at(x("platform"), order), "platform"),
+            exp.alias_(renderer.value_at(x("duration_s"), order, last=True), "last_duration_s"),
+        )
+        .from_("cut")
+        .group_by("user_id", "session_id", "b")
+    )
+    # A slice starts a session unless it continues the user's previous slice (no id).
+    marked = (
+        sqlglot.select(
+            x("c.*"),
+            x(
+                "CASE WHEN c.session_id IS NULL AND c.first_at < p.last_at + CAST(? AS INTERVAL) "
+                "THEN 0 ELSE 1 END AS starts"
+            ),
+        )
+        .from_(exp.alias_(exp.to_table("slices"), "c"))
+        .join(
+            exp.alias_(exp.to_table("slices"), "p"),
+            on=x(
+                "p.user_id = c.user_id AND p.b = c.b - 1 AND p.session_id IS NULL "
+                "AND c.session_id IS NULL"
+            ),
+            join_type="LEFT",
+        )
+    )
+    chained = _heads(renderer)
+    features = " + ".join(f"((bits >> {i}) & 1)" for i in range(len(_FEATURE_BITS)))
     grouped = (
         sqlglot.select(
             "user_id",
             "session_id",
-            x("MIN(occurred_at) AS started_at"),
-            x("MAX(occurred_at) AS last_at"),
-            x("SUM(CASE WHEN ends = 1 THEN COALESCE(duration_s, 0) ELSE 0 END) AS last_duration_s"),
-            x("COUNT(*) AS events"),
-            x("COUNT(DISTINCT feature) AS features"),
+            x("MIN(first_at) AS started_at"),
+            x("MAX(last_at) AS last_at"),
+            exp.alias_(
+                renderer.value_at(x("last_duration_s"), [x("b")], last=True), "last_duration_s"
+            ),
+            x("SUM(events) AS events"),
+            x("BIT_OR(bits) AS bits"),
             x("MAX(CASE WHEN starts = 1 THEN device END) AS device"),
             x("MAX(CASE WHEN starts = 1 THEN platform END) AS platform"),
         )
-        .from_("numbered")
-        .group_by("user_id", "session_id", "seq")
+        .from_("chained")
+        .group_by("user_id", "session_id", "head")
     )
     length = exp.Add(
         this=exp.Sub(
             this=exp.TimeToUnix(this=x("last_at")), expression=exp.TimeToUnix(this=x("started_at"))
         ),
-        expression=x("last_duration_s"),
+        expression=x("COALESCE(last_duration_s, 0)"),
     )
     return (
         sqlglot.select(
@@ -148,15 +228,16 @@ def sessions_select(filter_shape: tuple[int, ...], *, one_user: bool = False) ->
             "last_at",
             exp.alias_(length, "length_s"),
             "events",
-            "features",
+            x(f"{features} AS features"),
             "device",
             "platform",
         )
         .from_("grouped")
         .with_("events", events)
-        .with_("neighbours", neighbours)
+        .with_("cut", cut)
+        .with_("slices", slices)
         .with_("marked", marked)
-        .with_("numbered", numbered)
+        .with_("chained", chained)
         .with_("grouped", grouped)
     )
 
@@ -171,7 +252,7 @@ def _summary(
 ) -> exp.Query:
     """Session figures overall, per device, per platform and per interval, in one pass
     over the sessions (grouping sets; ``part`` says which)."""
-    sized = sessions_select(filter_shape)
+    sized = sessions_select(renderer, filter_shape)
     with_index = sqlglot.select(
         "*",
         exp.alias_(interval_index(renderer, x("started_at"), interval, timezone), "idx"),
@@ -341,8 +422,7 @@ class UserSessions(Shape):
 
 
 def _user_page(renderer: Renderer, filter_shape: tuple[int, ...]) -> exp.Query:
-    del renderer
-    sessions = sessions_select(filter_shape, one_user=True)
+    sessions = sessions_select(renderer, filter_shape, one_user=True)
     total = x("COUNT(*) OVER () AS total")
     return (
         sessions.select(total)
@@ -358,7 +438,7 @@ def run_user_sessions(
     """One page of ``user_id``'s sessions in ``query``'s range, the latest first."""
     if not 1 <= limit <= MAX_SESSION_PAGE or offset < 0:
         raise BehaviorQueryError(f"limit: 1 to {MAX_SESSION_PAGE}; offset: 0 or more")
-    params = (*query.params, user_id, query.gap, query.gap, limit, offset)
+    params = (*query.params, user_id, *query.gap_params, limit, offset)
     table: pa.Table = metrics.run_statement(
         Statement(_user_page, params, (BEHAVIOR_TABLE,), (query.events.shape,))
     )
