@@ -7,6 +7,13 @@ state machine per label set, keeping states and history in the store.
 """
 
 from banking_analytics.monitor._defaults import DEFAULT_RULES_YAML, default_rules
+from banking_analytics.monitor._deliveries import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    RetryPolicy,
+    Sender,
+    sign_notification,
+)
 from banking_analytics.monitor._durations import format_duration, parse_duration
 from banking_analytics.monitor._evaluate import (
     Evaluator,
@@ -16,10 +23,22 @@ from banking_analytics.monitor._evaluate import (
     observe,
     readings_of,
 )
+from banking_analytics.monitor._matchers import Matcher, MatcherError
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
+from banking_analytics.monitor._notify import Notifier
+from banking_analytics.monitor._notify_store import (
+    NOTIFY_TABLES,
+    Attempt,
+    Delivery,
+    NotificationStore,
+    Receiver,
+    Silence,
+)
+from banking_analytics.monitor._policy import NotificationPolicy, PolicyError
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
 from banking_analytics.monitor._scheduler import BackgroundEvaluator, Scheduler, latest_tick
+from banking_analytics.monitor._ssrf import UnsafeURLError, check_url, parse_networks
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -38,20 +57,33 @@ from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rul
 
 __all__ = [
     "DEFAULT_RULES_YAML",
+    "DELIVERY_HEADER",
     "MONITOR_TABLES",
+    "NOTIFY_TABLES",
+    "SIGNATURE_HEADER",
     "AlertState",
     "AlertStore",
     "AlertView",
+    "Attempt",
     "BackgroundEvaluator",
     "Change",
     "Compare",
     "Condition",
+    "Delivery",
     "Evaluator",
     "HistoryView",
     "InstanceState",
+    "Matcher",
+    "MatcherError",
     "MonitorNamespace",
+    "NotificationPolicy",
+    "NotificationStore",
+    "Notifier",
     "Observation",
+    "PolicyError",
     "Reading",
+    "Receiver",
+    "RetryPolicy",
     "Rule",
     "RuleError",
     "RuleEvaluation",
@@ -60,11 +92,15 @@ __all__ = [
     "RuleTestReport",
     "RuleView",
     "Scheduler",
+    "Sender",
     "Severity",
+    "Silence",
     "StoredRule",
+    "UnsafeURLError",
     "advance",
     "advance_rule",
     "alert_labels",
+    "check_url",
     "default_rules",
     "dump_rules",
     "expand_series",
@@ -72,8 +108,10 @@ __all__ = [
     "latest_tick",
     "observe",
     "parse_duration",
+    "parse_networks",
     "parse_rules",
     "read_rule_file",
     "readings_of",
     "run_rule_tests",
+    "sign_notification",
 ]

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from banking_analytics.analytics import Shape
 from banking_analytics.metrics import MetricService
 from banking_analytics.monitor._evaluate import Evaluator, RuleEvaluation, alert_labels
+from banking_analytics.monitor._notify_store import NotificationStore
 from banking_analytics.monitor._rules import Rule
 from banking_analytics.monitor._state import AlertState
 from banking_analytics.monitor._store import AlertStore, HistoryRow, StoredInstance, StoredRule
@@ -132,6 +134,12 @@ class MonitorNamespace:
     def __init__(self, metrics: MetricService, engine: Engine) -> None:
         self.store = AlertStore(engine)
         self.evaluator = Evaluator(metrics, self.store)
+        self._engine = engine
+
+    @cached_property
+    def notifications(self) -> NotificationStore:
+        """Receivers, the notification policy, silences and deliveries (see :mod:`._notify`)."""
+        return NotificationStore(self._engine)
 
     def rules(self) -> list[StoredRule]:
         """Every current rule, by name."""
