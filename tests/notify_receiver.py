@@ -41,7 +41,7 @@ def receiving() -> Iterator[Recorder]:
     recorder: Recorder
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with recorder.arrived:
                 recorder.requests.append(Received(self.path, dict(self.headers.items()), body))
@@ -55,7 +55,7 @@ def receiving() -> Iterator[Recorder]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -115,9 +115,11 @@ def test_a_group_waits_then_notifies_repeats_and_resolves_and_survives_a_restart
         assert [a["startsAt"] for a in body["alerts"]] == ["2026-11-02T12:32:00Z"] * 2
         assert body["alerts"][1]["endsAt"] == "0001-01-01T00:00:00Z"
         assert body["alerts"][1]["annotations"] == {"summary": "ins_b: 40%"}
-        assert body["notificationId"] == sent.delivery_id == request.headers[
-            "X-Banking-Analytics-Delivery"
-        ]
+        assert (
+            body["notificationId"]
+            == sent.delivery_id
+            == request.headers["X-Banking-Analytics-Delivery"]
+        )
 
         # A restarted dispatcher knows from the store what it sent: nothing again, and the
         # group's next look is group_interval after its flush.
@@ -189,8 +191,11 @@ def test_routes_with_continue_group_by_label_and_fall_back_to_the_default_receiv
             "group_wait": "0",
             "routes": [
                 {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
-                {"matchers": ['institution=~"ins_[bc]"'], "receiver": "hook",
-                 "group_by": ["institution"]},
+                {
+                    "matchers": ['institution=~"ins_[bc]"'],
+                    "receiver": "hook",
+                    "group_by": ["institution"],
+                },
             ],
         }
         configure(analytics, hook.url, policy)
@@ -273,7 +278,8 @@ def test_failed_tries_back_off_with_jitter_then_dead_letter(
         assert 10 * SECOND <= second.next_try_at - first.next_try_at < 20 * SECOND
         [last] = dispatcher.tick(second.next_try_at)
         assert (last.state, last.attempts, last.next_try_at) == ("dead", 3, None)
-        assert last.error is not None and last.error.startswith("HTTP 503")
+        assert last.error is not None
+        assert last.error.startswith("HTTP 503")
         store = analytics.monitor.notifications
         tries = store.attempts(last.delivery_id)
         assert [(a.attempt, a.outcome, a.status_code) for a in tries] == [
@@ -337,7 +343,7 @@ def test_a_url_refused_at_send_time_is_dead_with_the_reason(
         fire(analytics)
         # No allow-list: loopback is refused when the notification is sent.
         [dead] = Notifier(analytics.monitor, Sender()).tick(FIRED)
-        assert dead.state == "dead" and dead.status_code is None
+        assert (dead.state, dead.status_code) == ("dead", None)
         assert dead.error is not None
         assert dead.error.startswith("refused: 127.0.0.1 is a loopback address")
         assert hook.requests == []

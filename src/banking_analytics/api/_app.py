@@ -38,16 +38,20 @@ from banking_analytics.api.routes import (
     behavior,
     connections,
     dashboard,
+    deliveries,
     events,
     funnels,
     health,
     metrics,
+    notification_policy,
     paths,
     performance,
+    receivers,
     retention,
     revenue,
     revenue_impact,
     rules,
+    silences,
     users,
     webhooks,
 )
@@ -103,11 +107,15 @@ def _tokens(settings: ApiSettings) -> UserTokenVerifier | None:
     )
 
 
-def _rule_evaluator(analytics: BankingPerformanceAnalytics) -> BackgroundEvaluator:
-    """The alert rules' evaluator, started: it runs beside the server until shutdown."""
-    from banking_analytics.monitor import BackgroundEvaluator
+def _rule_evaluator(
+    analytics: BankingPerformanceAnalytics, settings: ApiSettings
+) -> BackgroundEvaluator:
+    """The alert rules' evaluator, started: it runs beside the server until shutdown, and
+    its notifier after each cycle."""
+    from banking_analytics.monitor import BackgroundEvaluator, Notifier, Sender
 
-    evaluator = BackgroundEvaluator(analytics.monitor)
+    notifier = Notifier(analytics.monitor, Sender(allowed=settings.notify_networks()))
+    evaluator = BackgroundEvaluator(analytics.monitor, notifier=notifier)
     evaluator.start()
     return evaluator
 
@@ -165,7 +173,7 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         period = settings.auth_failure_audit_seconds
         auditor = asyncio.create_task(audit_failures_periodically(audit, failures, period))
-        evaluator = _rule_evaluator(opened) if settings.evaluate_rules else None
+        evaluator = _rule_evaluator(opened, settings) if settings.evaluate_rules else None
         try:
             yield
         finally:
@@ -226,7 +234,7 @@ def create_app(
         admin,
         connections,
     )
-    monitoring = (rules, alerts)
+    monitoring = (rules, alerts, receivers, notification_policy, silences, deliveries)
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)

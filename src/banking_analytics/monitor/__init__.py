@@ -23,7 +23,7 @@ from banking_analytics.monitor._evaluate import (
     observe,
     readings_of,
 )
-from banking_analytics.monitor._matchers import Matcher, MatcherError
+from banking_analytics.monitor._matchers import Matcher, MatcherError, parse_matchers
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
 from banking_analytics.monitor._notify import Notifier
 from banking_analytics.monitor._notify_store import (
@@ -108,6 +108,7 @@ __all__ = [
     "latest_tick",
     "observe",
     "parse_duration",
+    "parse_matchers",
     "parse_networks",
     "parse_rules",
     "read_rule_file",

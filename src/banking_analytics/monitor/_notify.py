@@ -10,11 +10,12 @@ evaluator calls it after each cycle with the wall clock; tests with their own):
 2. **Groups.** Each alert is routed (:class:`NotificationPolicy`) to its
    receivers; in each, alerts with the same values of the route's ``group_by``
    labels form a group. A new group is flushed ``group_wait`` after it appears,
-   then every ``group_interval`` after that (looks missed are not made up for). A flush leaves out alerts muted by an active
-   silence or inhibited; it notifies when a firing alert is new since the last
-   notification, when one notified firing has resolved (receivers with
-   ``send_resolved``), or when ``repeat_interval`` has passed since the last
-   notification and alerts still fire. A group with no alerts left is dropped.
+   then every ``group_interval`` after that (looks missed are not made up for).
+   A flush leaves out alerts muted by an active silence or inhibited; it
+   notifies when a firing alert is new since the last notification, when one
+   notified firing has resolved (receivers with ``send_resolved``), or when
+   ``repeat_interval`` has passed since the last notification and alerts still
+   fire. A group with no alerts left is dropped.
 3. **Deliveries.** Each notification is queued in the same transaction that
    marks its group notified, then sent (:class:`Sender`), retried, or dead-lettered.
 

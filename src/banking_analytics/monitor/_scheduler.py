@@ -95,10 +95,13 @@ class BackgroundEvaluator:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the cycle under way (if any); returns once the thread has ended."""
+        """Stop after the cycle under way (if any); returns once the thread has ended (and
+        the notifier's connections are closed)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        if self._notifier is not None:
+            self._notifier.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
