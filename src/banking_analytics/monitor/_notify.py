@@ -115,7 +115,7 @@ class Notifier:
         known, groups = self.store.dispatch_state()
         alerts = self._alerts(now, known)
         if stored is None:  # nothing to notify: only keep the alerts current
-            self.store.save_dispatch([a for a in alerts if a.ends_at is None], [], [])
+            self._save(known, groups, [a for a in alerts if a.ends_at is None], [], [])
             return []
         policy = stored.policy
         members: dict[str, list[AlertRecord]] = {}
@@ -159,8 +159,25 @@ class Notifier:
                 for r in policy.route(a.labels)
             )
         ]
-        self.store.save_dispatch(still, kept, queued)
+        self._save(known, groups, still, kept, queued)
         return queued
+
+    def _save(
+        self,
+        known: Sequence[AlertRecord],
+        groups: Sequence[Group],
+        alerts: Sequence[AlertRecord],
+        kept: Sequence[Group],
+        queued: Sequence[Delivery],
+    ) -> None:
+        """Store the new state, unless nothing changed (most ticks: no write at all)."""
+        same = (
+            not queued
+            and {a.fingerprint: a for a in alerts} == {a.fingerprint: a for a in known}
+            and {g.group_key: g for g in kept} == {g.group_key: g for g in groups}
+        )
+        if not same:
+            self.store.save_dispatch(alerts, kept, queued)
 
     def _flush(
         self,
