@@ -224,7 +224,7 @@ def test_deliveries_and_each_try_are_read_by_analysts(live_api: LiveAPI) -> None
             ("ops", "delivered", 2, 200)
         ]
         detail = api.client.get(
-            f"{API}/deliveries/{listed[0]['id']}", headers=api.as_key("analyst")
+            f"{API}/deliveries/{listed[0]['delivery_id']}", headers=api.as_key("analyst")
         ).json()
         assert [(t["attempt"], t["outcome"], t["status_code"]) for t in detail["tries"]] == [
             (1, "retry", 500),

@@ -118,6 +118,8 @@ class SilenceOut(_Out):
 
 
 class AttemptOut(_Out):
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
     attempt: int
     attempted_at: datetime
     #: delivered, retry or dead.
@@ -126,20 +128,11 @@ class AttemptOut(_Out):
     error: str | None
     next_try_at: datetime | None
 
-    @classmethod
-    def of(cls, attempt: Attempt) -> AttemptOut:
-        return cls(
-            attempt=attempt.attempt,
-            attempted_at=attempt.attempted_at,
-            outcome=attempt.outcome,
-            status_code=attempt.status_code,
-            error=attempt.error,
-            next_try_at=attempt.next_try_at,
-        )
-
 
 class DeliveryOut(_Out):
-    id: str
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
+
+    delivery_id: str
     receiver: str
     group_key: str
     #: The notification's: firing or resolved.
@@ -153,21 +146,6 @@ class DeliveryOut(_Out):
     status_code: int | None
     error: str | None
 
-    @classmethod
-    def of(cls, delivery: Delivery) -> DeliveryOut:
-        return cls(
-            id=delivery.delivery_id,
-            receiver=delivery.receiver,
-            group_key=delivery.group_key,
-            status=delivery.status,
-            created_at=delivery.created_at,
-            state=delivery.state,
-            attempts=delivery.attempts,
-            next_try_at=delivery.next_try_at,
-            status_code=delivery.status_code,
-            error=delivery.error,
-        )
-
 
 class DeliveryDetailOut(DeliveryOut):
     #: The body sent (every try sends the same).
@@ -177,7 +155,7 @@ class DeliveryDetailOut(DeliveryOut):
     @classmethod
     def detailed(cls, delivery: Delivery, attempts: list[Attempt]) -> DeliveryDetailOut:
         return cls(
-            **DeliveryOut.of(delivery).model_dump(),
+            **DeliveryOut.model_validate(delivery).model_dump(),
             payload=json.loads(delivery.payload),
-            tries=[AttemptOut.of(a) for a in attempts],
+            tries=[AttemptOut.model_validate(a) for a in attempts],
         )

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pyarrow as pa
 from sqlglot import exp
 
-from banking_analytics.events import Kind, arrow_type
+from banking_analytics.events import Kind
 from banking_analytics.monitor._matchers import Matcher
 from banking_analytics.monitor._policy import NotificationPolicy
+from banking_analytics.monitor._store import _arrow
 from banking_analytics.store import Column, Engine, TableDef
 from banking_analytics.store.statements import column, insert_row, select_all, table, update
 
@@ -233,15 +233,6 @@ class Attempt:
     status_code: int | None
     error: str | None
     next_try_at: datetime | None
-
-
-def _arrow(definition: TableDef, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
-    return pa.table(
-        {
-            c.name: pa.array([row[c.name] for row in rows], arrow_type(c.kind))
-            for c in definition.columns
-        }
-    )
 
 
 def _is(name: str) -> exp.Expr:

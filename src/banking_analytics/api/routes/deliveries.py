@@ -34,7 +34,7 @@ def list_deliveries(
     if limit > settings.max_page_size:
         raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
     found = analytics.monitor.notifications.deliveries(receiver=receiver, state=state, limit=limit)
-    return [DeliveryOut.of(d) for d in found]
+    return [DeliveryOut.model_validate(d) for d in found]
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetailOut)
