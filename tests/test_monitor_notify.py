@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from api_fixtures import api_settings
+from api_server import running
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.ingest import verify_stripe_signature
 from banking_analytics.monitor import (
@@ -25,7 +27,7 @@ from banking_analytics.monitor import (
     Silence,
     parse_networks,
 )
-from notify_receiver import Received, Recorder, receiving
+from notify_receiver import Received, receiving
 from test_monitor_evaluate import MINUTE, RULE, T0, hand_worked
 
 SECOND = timedelta(seconds=1)
@@ -399,5 +401,25 @@ def test_slack_receivers_get_an_incoming_webhook_body(
         assert sent.state == "delivered"
 
 
-def _unused(recorder: Recorder) -> None:  # pragma: no cover
-    del recorder
+def test_a_served_api_notifies_in_the_background(analytics: BankingPerformanceAnalytics) -> None:
+    """The server's evaluator runs by the wall clock: events and rule lie around now, and
+    the notification is awaited as it arrives (not for a time to pass)."""
+    now = datetime.now(UTC)
+    events = [{**e, "occurred_at": (now - 5 * MINUTE).isoformat()} for e in hand_worked()]
+    analytics.ingest(events)
+    analytics.monitor.apply([Rule.from_dict({**RULE, "for": "0"})], "test")
+    settings = api_settings(
+        analytics, evaluate_rules=True, notify_allowed_networks=["127.0.0.1/32"]
+    )
+    with receiving() as hook:
+        configure(analytics, hook.url, {**POLICY, "group_wait": "0"})
+        with running(settings, analytics=analytics):
+            [request] = hook.wait_for(1)
+    header = request.headers[SIGNATURE_HEADER]
+    verify_stripe_signature(request.body, header, [SECRET])  # signed just now
+    assert alerts_in(request) == [
+        ("success_low", "ins_a", "firing"),
+        ("success_low", "ins_b", "firing"),
+    ]
+    [delivered] = analytics.monitor.notifications.deliveries()
+    assert (delivered.state, delivered.attempts) == ("delivered", 1)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from api_fixtures import LiveAPI
 from banking_analytics.monitor import Notifier, RetryPolicy, Sender, parse_networks
 from notify_receiver import receiving
@@ -13,8 +15,11 @@ from test_monitor_api import audited
 from test_monitor_notify import FIRED, fire
 
 API = "/api/banking-analytics"
+# The routes' HTTP behaviour is checked on one engine (``store_url`` "duckdb"): what they
+# store is tested on both (tests/test_monitor_notify.py, and the deliveries below).
 
 
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
 def test_receivers_are_written_by_admins_and_their_secret_is_shown_once(
     live_api: LiveAPI,
 ) -> None:
@@ -53,6 +58,7 @@ def test_receivers_are_written_by_admins_and_their_secret_is_shown_once(
     assert (slack["url"], slack["secret"]) == ("https://93.184.215.14/…", None)
 
 
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
 def test_a_url_the_ssrf_rule_refuses_is_a_problem_saying_why(live_api: LiveAPI) -> None:
     api = live_api
     for url, reason in [
@@ -73,6 +79,7 @@ def test_a_url_the_ssrf_rule_refuses_is_a_problem_saying_why(live_api: LiveAPI) 
     assert api.client.get(f"{API}/receivers/bad", headers=api.as_key("admin")).status_code == 404
 
 
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
 def test_the_policy_names_existing_receivers_and_bad_matchers_are_problems(
     live_api: LiveAPI,
 ) -> None:
@@ -129,6 +136,7 @@ def test_the_policy_names_existing_receivers_and_bad_matchers_are_problems(
     assert api.client.delete(f"{API}/receivers/ops", headers=api.as_key("admin")).status_code == 409
 
 
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
 def test_silences_are_made_and_expired_by_admins_audited_and_read_by_analysts(
     live_api: LiveAPI,
 ) -> None:
