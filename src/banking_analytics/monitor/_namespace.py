@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from banking_analytics.analytics import Shape
@@ -134,12 +133,8 @@ class MonitorNamespace:
     def __init__(self, metrics: MetricService, engine: Engine) -> None:
         self.store = AlertStore(engine)
         self.evaluator = Evaluator(metrics, self.store)
-        self._engine = engine
-
-    @cached_property
-    def notifications(self) -> NotificationStore:
-        """Receivers, the notification policy, silences and deliveries (see :mod:`._notify`)."""
-        return NotificationStore(self._engine)
+        #: Receivers, the notification policy, silences and deliveries (see :mod:`._notify`).
+        self.notifications = NotificationStore(engine)
 
     def rules(self) -> list[StoredRule]:
         """Every current rule, by name."""
