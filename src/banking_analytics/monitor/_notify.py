@@ -126,7 +126,7 @@ class Notifier:
                 members.setdefault(key, []).append(alert)
                 routes[key] = (routed, shown)
         by_key = {g.group_key: g for g in groups}
-        silences = self.store.silences(since=now, limit=10_000)
+        silences = self.store.unexpired_silences(now)
         firing_labels = [a.labels for a in alerts if a.ends_at is None]
         kept, queued = [], []
         for key in sorted(members):

@@ -271,10 +271,13 @@ class NotificationStore:
                 {n: exp.Placeholder() for n in ("ends_at", "expired_at", "expired_by")},
                 _is("silence_id"),
             ).sql(d),
-            "active_silences": select_all(NOTIFY_SILENCES)
+            "silences": select_all(NOTIFY_SILENCES)
             .where(column("ends_at") > exp.Placeholder())
             .order_by(column("starts_at"), column("silence_id"))
             .limit(exp.Placeholder())
+            .sql(d),
+            "unexpired": select_all(NOTIFY_SILENCES)
+            .where(column("ends_at") > exp.Placeholder())
             .sql(d),
             "alerts": select_all(NOTIFY_ALERTS).order_by(column("fingerprint")).sql(d),
             "groups": select_all(NOTIFY_GROUPS).order_by(column("group_key")).sql(d),
@@ -369,7 +372,11 @@ class NotificationStore:
 
     def silences(self, *, since: datetime, limit: int) -> list[Silence]:
         """Silences ending after ``since`` (active or to come), by start; the first ``limit``."""
-        return [_silence(row) for row in self._rows("active_silences", [since, limit])]
+        return [_silence(row) for row in self._rows("silences", [since, limit])]
+
+    def unexpired_silences(self, now: datetime) -> list[Silence]:
+        """Every silence not over at ``now`` (what the dispatcher checks alerts against)."""
+        return [_silence(row) for row in self._rows("unexpired", [now])]
 
     def expire_silence(self, silence_id: str, expired_by: str, now: datetime) -> Silence | None:
         """End a silence now (one already over is left as it was); None if there is none."""
