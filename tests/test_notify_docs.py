@@ -4,6 +4,7 @@ forged or replayed ones), its body is the body sent, its policy is a valid polic
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,14 @@ from typer.testing import CliRunner
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.api import ApiSettings
 from banking_analytics.cli import app
-from banking_analytics.monitor import NotificationPolicy, Notifier, Receiver, Sender
+from banking_analytics.monitor import (
+    SIGNATURE_HEADER,
+    NotificationPolicy,
+    Notifier,
+    Receiver,
+    Sender,
+    sign_notification,
+)
 from banking_analytics.monitor._ssrf import parse_networks
 from test_monitor_notify import POLICY, fire
 
@@ -130,3 +138,13 @@ def test_the_allow_list_is_read_from_the_environment_and_checked() -> None:
     )
     assert result.exit_code == 2
     assert "--allow-network: 'x/99' is not a network" in result.output
+
+
+def test_the_documented_header_has_the_shape_sent() -> None:
+    [shown] = [b for b in blocks("") if b.startswith(SIGNATURE_HEADER)]
+    documented = shown.strip().split(": ", 1)[1]
+    sent = sign_notification(b"{}", SECRET, 1794486720)
+    pattern = r"t=[0-9]+,v1=[0-9a-f]{64}"
+    assert re.fullmatch(pattern, documented)
+    assert re.fullmatch(pattern, sent)
+    assert documented.split(",")[0] == sent.split(",")[0]
