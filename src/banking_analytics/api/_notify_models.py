@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from banking_analytics.monitor import Attempt, Delivery, Receiver, Silence
 
 __all__ = [
-    "AttemptOut",
     "DeliveryDetailOut",
     "DeliveryOut",
     "ReceiverIn",
@@ -117,18 +116,6 @@ class SilenceOut(_Out):
         )
 
 
-class AttemptOut(_Out):
-    model_config = ConfigDict(extra="forbid", from_attributes=True)
-
-    attempt: int
-    attempted_at: datetime
-    #: delivered, retry or dead.
-    outcome: str
-    status_code: int | None
-    error: str | None
-    next_try_at: datetime | None
-
-
 class DeliveryOut(_Out):
     model_config = ConfigDict(extra="forbid", from_attributes=True)
 
@@ -150,12 +137,13 @@ class DeliveryOut(_Out):
 class DeliveryDetailOut(DeliveryOut):
     #: The body sent (every try sends the same).
     payload: dict[str, Any]
-    tries: list[AttemptOut]
+    #: Each try: when, its outcome (delivered, retry, dead), status code, error, next try.
+    tries: list[Attempt]
 
     @classmethod
     def detailed(cls, delivery: Delivery, attempts: list[Attempt]) -> DeliveryDetailOut:
         return cls(
             **DeliveryOut.model_validate(delivery).model_dump(),
             payload=json.loads(delivery.payload),
-            tries=[AttemptOut.model_validate(a) for a in attempts],
+            tries=attempts,
         )
