@@ -3,6 +3,7 @@ records each request (headers and raw body) and answers with the statuses it is 
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,8 +37,8 @@ class Recorder:
 
 
 @contextmanager
-def receiving() -> Iterator[Recorder]:
-    """A receiver on a free loopback port until the block ends."""
+def receiving(tls: ssl.SSLContext | None = None) -> Iterator[Recorder]:
+    """A receiver on a free loopback port until the block ends (https with ``tls``)."""
     recorder: Recorder
 
     class Handler(BaseHTTPRequestHandler):
@@ -59,7 +60,10 @@ def receiving() -> Iterator[Recorder]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    recorder = Recorder(f"http://127.0.0.1:{server.server_address[1]}/hook")
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "http" if tls is None else "https"
+    recorder = Recorder(f"{scheme}://127.0.0.1:{server.server_address[1]}/hook")
     thread = threading.Thread(target=server.serve_forever, name="receiver", daemon=True)
     thread.start()
     try:

@@ -4,12 +4,19 @@ and delivery over real HTTP to a receiver on loopback that checks the signature.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import random
+import ssl
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from api_fixtures import api_settings
 from api_server import running
@@ -356,8 +363,6 @@ def test_the_checked_address_is_the_one_connected_to(
 ) -> None:
     """A name is resolved once, by the check; the request goes to that address with the
     name as Host (no second lookup a rebinding DNS server could answer differently)."""
-    import ipaddress
-
     with receiving() as hook:
         port = hook.url.split(":")[2].split("/")[0]
         url = f"http://alerts.receiver.test:{port}/hook"
@@ -423,3 +428,67 @@ def test_a_served_api_notifies_in_the_background(analytics: BankingPerformanceAn
     ]
     [delivered] = analytics.monitor.notifications.deliveries()
     assert (delivered.state, delivered.attempts) == ("delivered", 1)
+
+
+def certificate(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and its key, as PEM files in ``folder``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
+@pytest.mark.parametrize(
+    ("served", "trusted"), [("alerts.receiver.test", True), ("other.test", False)]
+)
+def test_https_is_verified_against_the_name_while_connecting_to_the_checked_address(
+    analytics: BankingPerformanceAnalytics, tmp_path: Path, served: str, trusted: bool
+) -> None:
+    """The request goes to the address checked, and TLS still verifies the URL's name: a
+    certificate for another name is refused."""
+    cert_file, key_file = certificate(served, tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    with receiving(tls) as hook:
+        port = hook.url.split(":")[2].split("/")[0]
+        configure(
+            analytics, f"https://alerts.receiver.test:{port}/hook", {**POLICY, "group_wait": "0"}
+        )
+        fire(analytics)
+
+        def resolve(host: str, _: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+            return [ipaddress.ip_address("127.0.0.1")]
+
+        sender = Sender(allowed=LOOPBACK, resolve=resolve, verify=client)
+        [sent] = Notifier(analytics.monitor, sender).tick(FIRED)
+    if trusted:
+        assert (sent.state, sent.status_code) == ("delivered", 200)
+        assert hook.requests[0].headers["Host"] == f"alerts.receiver.test:{port}"
+    else:
+        assert (sent.state, sent.status_code) == ("pending", None)
+        assert sent.error is not None
+        assert "certificate" in sent.error.lower()
+        assert hook.requests == []

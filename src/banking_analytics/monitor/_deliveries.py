@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -158,14 +159,17 @@ class Sender:
         retry: RetryPolicy = RetryPolicy(),
         rng: random.Random | None = None,
         timeout_seconds: float = 10.0,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``verify``: how https receivers' certificates are checked (the system's
+        certificate authorities by default; a context trusting a private CA)."""
         self.allowed = tuple(allowed)
         self._resolve = resolve
         self.retry = retry
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         # No redirects followed; no proxy from the environment (it would connect elsewhere).
         self._client = httpx.Client(
-            follow_redirects=False, trust_env=False, timeout=timeout_seconds
+            follow_redirects=False, trust_env=False, timeout=timeout_seconds, verify=verify
         )
 
     def close(self) -> None:
