@@ -115,6 +115,8 @@ class Server:
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
+    #: Settings (``BA_*``) added to the server's environment.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def log(self) -> Path:
@@ -136,7 +138,11 @@ class Server:
         started = time.perf_counter()
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=SERVER_ENV, cwd=self.workdir
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**SERVER_ENV, **self.env},
+                cwd=self.workdir,
             )
         while True:
             code = self.proc.poll()

@@ -952,6 +952,13 @@ def http_api(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return run_http(ctx)
 
 
+def notify(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.notify` (imported here: it builds on this module)."""
+    from benchmarks.notify import notify as run_notify
+
+    return run_notify(ctx)
+
+
 def web(ctx: Context) -> tuple[list[Measurement], list[str]]:
     """See :mod:`benchmarks.web` (imported here: it builds on this module)."""
     from benchmarks.web import web as run_web
@@ -1242,6 +1249,13 @@ BENCHMARKS = {
             "performance dashboard cold and warm, each beside the library facade doing the "
             "same in-process; and a SIGKILL durability run over HTTP.",
             http_api,
+        ),
+        Benchmark(
+            "notify",
+            "End to end on a running server (`banking-analytics serve`): from POSTing an "
+            "outage's first failing events to a loopback webhook receiver holding the signed "
+            "firing notification, against evaluation interval + `for` + 2 s.",
+            notify,
         ),
         Benchmark(
             "http_health",

@@ -39,17 +39,21 @@ from banking_analytics.api.routes import (
     behavior,
     connections,
     dashboard,
+    deliveries,
     events,
     funnels,
     health,
     insights,
     metrics,
+    notification_policy,
     paths,
     performance,
+    receivers,
     retention,
     revenue,
     revenue_impact,
     rules,
+    silences,
     slos,
     users,
     webhooks,
@@ -106,11 +110,15 @@ def _tokens(settings: ApiSettings) -> UserTokenVerifier | None:
     )
 
 
-def _rule_evaluator(analytics: BankingPerformanceAnalytics) -> BackgroundEvaluator:
-    """The alert rules' evaluator, started: it runs beside the server until shutdown."""
-    from banking_analytics.monitor import BackgroundEvaluator
+def _rule_evaluator(
+    analytics: BankingPerformanceAnalytics, settings: ApiSettings
+) -> BackgroundEvaluator:
+    """The alert rules' evaluator, started: it runs beside the server until shutdown, and
+    its notifier after each cycle."""
+    from banking_analytics.monitor import BackgroundEvaluator, Notifier, Sender
 
-    evaluator = BackgroundEvaluator(analytics.monitor)
+    notifier = Notifier(analytics.monitor, Sender(allowed=settings.notify_networks()))
+    evaluator = BackgroundEvaluator(analytics.monitor, notifier=notifier)
     evaluator.start()
     return evaluator
 
@@ -168,7 +176,7 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         period = settings.auth_failure_audit_seconds
         auditor = asyncio.create_task(audit_failures_periodically(audit, failures, period))
-        evaluator = _rule_evaluator(opened) if settings.evaluate_rules else None
+        evaluator = _rule_evaluator(opened, settings) if settings.evaluate_rules else None
         try:
             yield
         finally:
@@ -229,7 +237,17 @@ def create_app(
         admin,
         connections,
     )
-    monitoring = (rules, slos, alerts, backtests, insights)
+    monitoring = (
+        rules,
+        slos,
+        alerts,
+        backtests,
+        insights,
+        receivers,
+        notification_policy,
+        silences,
+        deliveries,
+    )
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):
         api.include_router(module.router)

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from banking_analytics.access import check_hs256_secret
 from banking_analytics.ingest import PlaidKeyError, PlaidVerificationKey, parse_plaid_keys
 from banking_analytics.metrics import DEFAULT_MAX_CELLS, DEFAULT_QUERY_WORKERS
+from banking_analytics.monitor._ssrf import Network, parse_networks
 
 __all__ = ["ApiSettings"]
 
@@ -102,6 +103,11 @@ class ApiSettings(BaseSettings):
     #: How far a Plaid webhook's ``iat`` may be from now, either way (Plaid: 5 minutes).
     plaid_webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 
+    #: Networks (CIDR) notifications may be sent to although they are not public: the SSRF
+    #: rule refuses loopback, link-local and private addresses otherwise
+    #: (docs/notifications.md). In the environment, comma-separated.
+    notify_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("cors_origins")
     @classmethod
     def _exact_origins(cls, origins: list[str]) -> list[str]:
@@ -113,12 +119,22 @@ class ApiSettings(BaseSettings):
                 )
         return origins
 
-    @field_validator("stripe_webhook_secrets", mode="before")
+    @field_validator("stripe_webhook_secrets", "notify_allowed_networks", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("notify_allowed_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        parse_networks(networks)
+        return networks
+
+    def notify_networks(self) -> tuple[Network, ...]:
+        """The networks of ``notify_allowed_networks``."""
+        return parse_networks(self.notify_allowed_networks)
 
     @field_validator("stripe_webhook_secrets")
     @classmethod

@@ -330,17 +330,40 @@ def monitor(
     db: DbOption = DEFAULT_DB,
     once: Annotated[bool, typer.Option("--once", help="One cycle, then exit")] = False,
     period: Annotated[float, typer.Option(min=0.1, max=3600, help="Seconds between cycles")] = 1.0,
+    allow_network: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="BA_NOTIFY_ALLOWED_NETWORKS",
+            help="A network (CIDR) notifications may go to although not public (repeatable)",
+        ),
+    ] = None,
 ) -> None:
-    """Evaluate the alert rules on their intervals until interrupted (``serve`` does it too,
-    with one process; run this beside a server of several)."""
-    from banking_analytics.monitor import BackgroundEvaluator, Scheduler
+    """Evaluate the alert rules on their intervals, and send their notifications, until
+    interrupted (``serve`` does it too, with one process; run this beside a server of several)."""
+    from banking_analytics.monitor import (
+        BackgroundEvaluator,
+        Notifier,
+        Scheduler,
+        Sender,
+        parse_networks,
+    )
 
+    try:
+        allowed = parse_networks(
+            part for given in allow_network or [] for part in given.split(",") if part.strip()
+        )
+    except ValueError as exc:
+        raise fail(f"--allow-network: {exc}") from None
     with _open(db) as analytics:
+        notifier = Notifier(analytics.monitor, Sender(allowed=allowed))
         if once:
-            _show_cycle(Scheduler(analytics.monitor).run_due(datetime.now(UTC)))
+            now = datetime.now(UTC)
+            _show_cycle(Scheduler(analytics.monitor).run_due(now))
+            notifier.tick(now)
+            notifier.close()
             return
         evaluator = BackgroundEvaluator(
-            analytics.monitor, period_seconds=period, on_cycle=_show_cycle
+            analytics.monitor, period_seconds=period, on_cycle=_show_cycle, notifier=notifier
         )
         rules, slos = len(analytics.monitor.rules()), len(analytics.monitor.slos())
         out.print(f"Evaluating {rules} alert rules and {slos} SLOs; Ctrl-C stops")

@@ -17,6 +17,13 @@ from banking_analytics.monitor._backtest import (
     backtest,
 )
 from banking_analytics.monitor._defaults import DEFAULT_RULES_YAML, default_rules
+from banking_analytics.monitor._deliveries import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    RetryPolicy,
+    Sender,
+    sign_notification,
+)
 from banking_analytics.monitor._durations import format_duration, parse_duration
 from banking_analytics.monitor._evaluate import (
     Evaluator,
@@ -46,7 +53,18 @@ from banking_analytics.monitor._insights import (
     QueryLink,
     Recommendation,
 )
+from banking_analytics.monitor._matchers import Matcher, MatcherError, parse_matchers
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
+from banking_analytics.monitor._notify import Notifier
+from banking_analytics.monitor._notify_store import (
+    NOTIFY_TABLES,
+    Attempt,
+    Delivery,
+    NotificationStore,
+    Receiver,
+    Silence,
+)
+from banking_analytics.monitor._policy import NotificationPolicy, PolicyError
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
 from banking_analytics.monitor._scheduler import BackgroundEvaluator, Scheduler, latest_tick
@@ -57,6 +75,7 @@ from banking_analytics.monitor._slo_status import (
     SloStatus,
     SloWindowView,
 )
+from banking_analytics.monitor._ssrf import UnsafeURLError, check_url, parse_networks
 from banking_analytics.monitor._state import (
     AlertState,
     InstanceState,
@@ -77,14 +96,18 @@ from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rul
 __all__ = [
     "BURN_WINDOWS",
     "DEFAULT_RULES_YAML",
+    "DELIVERY_HEADER",
     "MAX_BACKTEST_INSTANCES",
     "MAX_BACKTEST_TICKS",
     "MAX_INSIGHTS",
     "MONITOR_TABLES",
+    "NOTIFY_TABLES",
+    "SIGNATURE_HEADER",
     "AlertState",
     "AlertStore",
     "AlertView",
     "AnomalySpec",
+    "Attempt",
     "BackgroundEvaluator",
     "BacktestError",
     "BacktestInstance",
@@ -97,6 +120,7 @@ __all__ = [
     "Condition",
     "Contribution",
     "Counts",
+    "Delivery",
     "Direction",
     "Episode",
     "Evaluator",
@@ -107,13 +131,21 @@ __all__ = [
     "InsightList",
     "InsightSettings",
     "InstanceState",
+    "Matcher",
+    "MatcherError",
     "MonitorNamespace",
     "NameTakenError",
+    "NotificationPolicy",
+    "NotificationStore",
+    "Notifier",
     "Observation",
     "OptimizationReport",
+    "PolicyError",
     "QueryLink",
     "Reading",
+    "Receiver",
     "Recommendation",
+    "RetryPolicy",
     "Rule",
     "RuleError",
     "RuleEvaluation",
@@ -122,18 +154,22 @@ __all__ = [
     "RuleTestReport",
     "RuleView",
     "Scheduler",
+    "Sender",
     "Severity",
+    "Silence",
     "Slo",
     "SloInstanceView",
     "SloStatus",
     "SloWindowView",
     "StoredRule",
+    "UnsafeURLError",
     "advance",
     "advance_rule",
     "alert_labels",
     "backtest",
     "bonferroni_z",
     "burn_reading",
+    "check_url",
     "decompose_kinds",
     "decompose_rate",
     "default_rules",
@@ -144,9 +180,12 @@ __all__ = [
     "latest_tick",
     "observe",
     "parse_duration",
+    "parse_matchers",
+    "parse_networks",
     "parse_rules",
     "read_rule_file",
     "readings_of",
     "run_rule_tests",
+    "sign_notification",
     "two_proportion_test",
 ]

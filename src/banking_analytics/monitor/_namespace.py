@@ -12,6 +12,7 @@ from banking_analytics.metrics import MetricService, TimeWindow
 from banking_analytics.monitor._backtest import BacktestView, backtest
 from banking_analytics.monitor._evaluate import Evaluator, RuleEvaluation, alert_labels
 from banking_analytics.monitor._insights import InsightEngine, OptimizationReport
+from banking_analytics.monitor._notify_store import NotificationStore
 from banking_analytics.monitor._rules import Rule
 from banking_analytics.monitor._slo import Slo
 from banking_analytics.monitor._slo_status import SloStatus, slo_view
@@ -145,6 +146,8 @@ class MonitorNamespace:
         self.evaluator = Evaluator(metrics, self.store)
         self.insight_engine = InsightEngine(metrics)
         self._metrics = metrics
+        #: Receivers, the notification policy, silences and deliveries (see :mod:`._notify`).
+        self.notifications = NotificationStore(engine)
 
     def rules(self) -> list[StoredRule]:
         """Every current rule (SLOs aside), by name."""

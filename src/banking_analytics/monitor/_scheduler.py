@@ -15,11 +15,15 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from banking_analytics.monitor._durations import latest_tick
 from banking_analytics.monitor._evaluate import RuleEvaluation
 from banking_analytics.monitor._namespace import MonitorNamespace
 from banking_analytics.monitor._store import StoredRule
+
+if TYPE_CHECKING:
+    from banking_analytics.monitor._notify import Notifier
 
 __all__ = ["BackgroundEvaluator", "Scheduler", "latest_tick"]
 
@@ -59,7 +63,8 @@ class BackgroundEvaluator:
     """A daemon thread running :meth:`Scheduler.run_due` every ``period_seconds``.
 
     ``on_cycle`` is called with each cycle's evaluations (the ``monitor`` command
-    prints them). A failing cycle is logged and the next one runs as usual.
+    prints them); ``notifier``'s :meth:`~Notifier.tick` after each cycle, at the cycle's
+    time. A failing cycle is logged and the next one runs as usual.
     """
 
     def __init__(
@@ -69,6 +74,7 @@ class BackgroundEvaluator:
         period_seconds: float = 1.0,
         clock: Callable[[], datetime] = _wall_clock,
         on_cycle: Callable[[list[RuleEvaluation]], None] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         if not period_seconds > 0:
             raise ValueError(f"period_seconds must be positive, got {period_seconds}")
@@ -76,6 +82,7 @@ class BackgroundEvaluator:
         self._period = period_seconds
         self._clock = clock
         self._on_cycle = on_cycle
+        self._notifier = notifier
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="alert-evaluator", daemon=True)
 
@@ -83,17 +90,23 @@ class BackgroundEvaluator:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the cycle under way (if any); returns once the thread has ended."""
+        """Stop after the cycle under way (if any); returns once the thread has ended (and
+        the notifier's connections are closed)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        if self._notifier is not None:
+            self._notifier.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                reports = self._scheduler.run_due(self._clock())
+                now = self._clock()
+                reports = self._scheduler.run_due(now)
                 if self._on_cycle is not None:
                     self._on_cycle(reports)
+                if self._notifier is not None:
+                    self._notifier.tick(now)
             # One cycle failing (the store unreachable for a moment) must not end
             # monitoring: the next cycle tries again.
             except Exception:
