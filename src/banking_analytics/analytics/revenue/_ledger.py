@@ -88,14 +88,19 @@ def _half_up(
     )
 
 
+#: A subscription's snapshots in order (of the column holding ``occurred_at``).
+_ORDER = "ORDER BY {}, received_at, event_id"
+
+
 def _snapshots(shape: LedgerShape) -> exp.Select:
-    """Each event with its order and the next snapshot's time (one sort per subscription)."""
+    """Each event's fields the ledger reads (and, with a grace period, its past-due run)."""
     _, grace_days, _, _, _ = shape
-    order = "ORDER BY occurred_at, received_at, event_id"
     columns = [
         "user_id AS customer",
         "subscription_id AS sub",
         "occurred_at AS moment",
+        "received_at",
+        "event_id",
         "status",
         "period_end",
         "currency",
@@ -103,7 +108,6 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
         "interval_count AS ic",
         "discount_duration",
         "discount_months",
-        f"LEAD(occurred_at) OVER (PARTITION BY subscription_id {order}) AS next_at",
         "unit_amount * COALESCE(quantity, 1) AS gross",
         "COALESCE(discount_percent, 0) AS percent_off",
         "COALESCE(discount_amount, 0) AS amount_off",
@@ -115,7 +119,8 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
         # Consecutive past-due snapshots share the count of other snapshots before them.
         columns.append(
             "SUM(CASE WHEN status = 'past_due' THEN 0 ELSE 1 END) "
-            f"OVER (PARTITION BY subscription_id {order} ROWS UNBOUNDED PRECEDING) AS run"
+            f"OVER (PARTITION BY subscription_id {_ORDER.format('occurred_at')} "
+            "ROWS UNBOUNDED PRECEDING) AS run"
         )
     return sqlglot.select(*(_x(c) for c in columns)).from_(exp.to_table(EVENTS_TABLE))
 
@@ -208,7 +213,8 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("customer"),
         _x("sub"),
         _x("moment"),
-        _x("next_at"),
+        _x("received_at"),
+        _x("event_id"),
         _x("status"),
         _x("period_end"),
         _x("discounted"),
@@ -306,21 +312,51 @@ def _value_at(
     return exp.Case(ifs=ifs, default=exp.Literal.number(0))
 
 
-def _steps(shape: LedgerShape) -> exp.Select:
-    """Each snapshot as steps of its customer's MRR, from one pass over the snapshots: up
-    by its MRR at its time, down by its MRR just before the next snapshot's, and at each
-    change inside its span (a discount's, a grace period's, a paid period's end) by the
-    change there. Summed per customer and instant, the steps are the MRR's changes.
-
-    The steps of a row are laid out as parallel arrays unnested together (both engines
-    unnest arrays in a select list side by side), so the snapshots are read once.
-    """
-    recognition, grace_days, _, _, free_customers = shape
+def _changes_inside(shape: LedgerShape) -> list[tuple[str, str]]:
+    """The changes a snapshot's MRR may have inside its span: the instant's column, and
+    when the snapshot has one."""
+    recognition, grace_days, _, _, _ = shape
     changes = [("discount_end", "discounted")]
     if grace_days is not None:
         changes.append(("grace_end", "status = 'past_due'"))
     if recognition == ChurnRecognition.PERIOD_END:
         changes.append(("period_end", "status IN ('canceled', 'unpaid')"))
+    return changes
+
+
+def _spans(shape: LedgerShape) -> exp.Select:
+    """Each priced snapshot with its span's end (the next snapshot's time), the MRR the
+    next snapshot starts with, and whether it is its subscription's first: one sort per
+    subscription, over the narrow priced rows."""
+    free_customers = shape[4]
+    over = f"OVER (PARTITION BY sub {_ORDER.format('moment')})"
+
+    def ahead(counted: bool) -> exp.Expr:
+        """The next snapshot's MRR at its own time (counted: 1 if it counts)."""
+        window = _x(f"LEAD(x) {over}")
+        window.this.set("this", _value_at(_x("moment"), shape, counted=counted))
+        return window
+
+    columns = [
+        _x(f"LEAD(moment) {over} AS next_at"),
+        exp.alias_(ahead(False), "next_value"),
+        *([exp.alias_(ahead(True), "next_counted")] if free_customers else []),
+        _x(f"LAG(moment) {over} IS NULL AS is_first"),
+    ]
+    return sqlglot.select("*", *columns).from_("priced")
+
+
+def _stepped(shape: LedgerShape) -> exp.Select:
+    """Each snapshot's steps of its customer's MRR, as columns: at its time, its MRR if it
+    is its subscription's first; at the next snapshot's time, the change from its MRR just
+    before then to the next one's; at each change inside its span (a discount's, a grace
+    period's, a paid period's end), the change there. Summed per customer and instant, the
+    steps are the MRR's changes.
+
+    A renewal at an unchanged price steps by 0: :func:`_steps` keeps only the snapshots with
+    a step, so the steps summed later are few (about one per movement)."""
+    free_customers = shape[4]
+    changes = _changes_inside(shape)
 
     def within(name: str, condition: str) -> exp.Expr:
         """A change at ``name`` falls strictly inside the span, and not at the time of an
@@ -334,12 +370,19 @@ def _steps(shape: LedgerShape) -> exp.Select:
 
     def steps_of(counted: bool) -> list[exp.Expr]:
         """At the snapshot's time, at the next one's, and at each change inside its span."""
+        next_value = _x("next_counted" if counted else "next_value")
         steps: list[exp.Expr] = [
-            _value_at(_x("moment"), shape, counted=counted),
-            exp.Neg(
-                this=exp.Paren(
-                    this=_value_at(_x("next_at"), shape, just_before=True, counted=counted)
-                )
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=_x("is_first"), true=_value_at(_x("moment"), shape, counted=counted)
+                    )
+                ],
+                default=exp.Literal.number(0),
+            ),
+            exp.Sub(
+                this=next_value,
+                expression=_value_at(_x("next_at"), shape, just_before=True, counted=counted),
             ),
         ]
         for name, condition in changes:
@@ -351,19 +394,42 @@ def _steps(shape: LedgerShape) -> exp.Select:
             steps.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=step)]))
         return steps
 
-    times: list[exp.Expr] = [_x("moment"), _x("next_at")]
-    for name, condition in changes:
-        times.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=_x(name))]))
-    columns: list[exp.Expr | str] = [
-        "customer",
-        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=times)]), "moment"),
-        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=steps_of(False))]), "step"),
-    ]
+    columns: list[exp.Expr] = [_x("customer"), _x("moment AS at_0"), _x("next_at AS at_1")]
+    for number, (name, condition) in enumerate(changes, start=2):
+        at = exp.Case(ifs=[exp.If(this=within(name, condition), true=_x(name))])
+        columns.append(exp.alias_(at, f"at_{number}"))
+    names = [f"step_{n}" for n in range(len(changes) + 2)]
+    columns += [exp.alias_(s, n) for s, n in zip(steps_of(False), names, strict=True)]
     if free_customers:
         # How many subscriptions count, whatever their price: a customer with one is one.
-        counted = exp.Array(expressions=steps_of(True))
-        columns.append(exp.alias_(exp.Unnest(expressions=[counted]), "counted_step"))
-    return sqlglot.select(*columns).from_("priced")
+        counted = [f"counted_{n}" for n in range(len(changes) + 2)]
+        columns += [exp.alias_(s, n) for s, n in zip(steps_of(True), counted, strict=True)]
+    return sqlglot.select(*columns).from_("spans")
+
+
+def _steps(shape: LedgerShape) -> exp.Select:
+    """The steps of the snapshots with one as rows: their columns laid out as parallel
+    arrays unnested together (both engines unnest arrays in a select list side by side)."""
+    free_customers = shape[4]
+    count = len(_changes_inside(shape)) + 2
+    kept = [f"step_{n}" for n in range(count)]
+    if free_customers:
+        kept += [f"counted_{n}" for n in range(count)]
+
+    def unnested(prefix: str, alias: str) -> exp.Expr:
+        array = exp.Array(expressions=[_x(f"{prefix}_{n}") for n in range(count)])
+        return exp.alias_(exp.Unnest(expressions=[array]), alias)
+
+    columns: list[exp.Expr | str] = [
+        "customer",
+        unnested("at", "moment"),
+        unnested("step", "step"),
+    ]
+    if free_customers:
+        columns.append(unnested("counted", "counted_step"))
+    # A step is null where its instant is (the last snapshot has no next one).
+    kept_rows = exp.or_(*(_x(f"{name} <> 0") for name in kept))
+    return sqlglot.select(*columns).from_("stepped").where(kept_rows)
 
 
 def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
@@ -452,6 +518,8 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     ctes += [
         ("discount_starts", _discount_starts()),
         ("priced", _priced(renderer, shape)),
+        ("spans", _spans(shape)),
+        ("stepped", _stepped(shape)),
         ("steps", _steps(shape)),
         ("changes", changes),
         ("running", running),
@@ -473,7 +541,18 @@ def with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> ex
 
 #: The common table expressions of the ledger, shared by every part of a combined query.
 LEDGER_TABLES = frozenset(
-    ("snapshots", "sub_rates", "discount_starts", "priced", "steps", "changes", "running", "paid")
+    (
+        "snapshots",
+        "sub_rates",
+        "discount_starts",
+        "priced",
+        "spans",
+        "stepped",
+        "steps",
+        "changes",
+        "running",
+        "paid",
+    )
 )
 #: What reads the ledger's movements: a builder and the shape it is built with (before
 #: the ledger's own), as :class:`~banking_analytics.metrics.Statement` builds are.
