@@ -219,7 +219,10 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("period_end"),
         _x("discounted"),
         exp.alias_(monthly(_x("gross")), "mrr_full"),
-        exp.alias_(monthly(net), "mrr_discounted"),
+        # Only a discounted snapshot has a discounted price (pricing is a fifth of the work).
+        exp.alias_(
+            exp.Case(ifs=[exp.If(this=_x("discounted"), true=monthly(net))]), "mrr_discounted"
+        ),
         exp.alias_(discount_end, "discount_end"),
     ]
     if grace_days is not None:
@@ -325,25 +328,19 @@ def _changes_inside(shape: LedgerShape) -> list[tuple[str, str]]:
 
 
 def _spans(shape: LedgerShape) -> exp.Select:
-    """Each priced snapshot with its span's end (the next snapshot's time), the MRR the
-    next snapshot starts with, and whether it is its subscription's first: one sort per
-    subscription, over the narrow priced rows."""
+    """Each priced snapshot with its MRR at its own time (and, with free customers, 1 if it
+    counts then), its span's end (the next snapshot's time), the MRR the next snapshot
+    starts with, and whether it is its subscription's first: one sort per subscription,
+    over the narrow priced rows."""
     free_customers = shape[4]
     over = f"OVER (PARTITION BY sub {_ORDER.format('moment')})"
-
-    def ahead(counted: bool) -> exp.Expr:
-        """The next snapshot's MRR at its own time (counted: 1 if it counts)."""
-        window = _x(f"LEAD(x) {over}")
-        window.this.set("this", _value_at(_x("moment"), shape, counted=counted))
-        return window
-
-    columns = [
-        _x(f"LEAD(moment) {over} AS next_at"),
-        exp.alias_(ahead(False), "next_value"),
-        *([exp.alias_(ahead(True), "next_counted")] if free_customers else []),
-        _x(f"LAG(moment) {over} IS NULL AS is_first"),
-    ]
-    return sqlglot.select("*", *columns).from_("priced")
+    starts = [exp.alias_(_value_at(_x("moment"), shape), "start_value")]
+    ahead = [_x(f"LEAD(moment) {over} AS next_at"), _x(f"LEAD(start_value) {over} AS next_value")]
+    if free_customers:
+        starts.append(exp.alias_(_value_at(_x("moment"), shape, counted=True), "start_counted"))
+        ahead.append(_x(f"LEAD(start_counted) {over} AS next_counted"))
+    started = sqlglot.select("*", *starts).from_("priced").subquery("started")
+    return sqlglot.select("*", *ahead, _x(f"LAG(moment) {over} IS NULL AS is_first")).from_(started)
 
 
 def _stepped(shape: LedgerShape) -> exp.Select:
@@ -370,18 +367,13 @@ def _stepped(shape: LedgerShape) -> exp.Select:
 
     def steps_of(counted: bool) -> list[exp.Expr]:
         """At the snapshot's time, at the next one's, and at each change inside its span."""
-        next_value = _x("next_counted" if counted else "next_value")
+        start, following = (
+            ("start_counted", "next_counted") if counted else ("start_value", "next_value")
+        )
         steps: list[exp.Expr] = [
-            exp.Case(
-                ifs=[
-                    exp.If(
-                        this=_x("is_first"), true=_value_at(_x("moment"), shape, counted=counted)
-                    )
-                ],
-                default=exp.Literal.number(0),
-            ),
+            _x(f"CASE WHEN is_first THEN {start} ELSE 0 END"),
             exp.Sub(
-                this=next_value,
+                this=_x(following),
                 expression=_value_at(_x("next_at"), shape, just_before=True, counted=counted),
             ),
         ]
