@@ -15,7 +15,12 @@ metric layer; docs/revenue.md states each rule with its source):
    policy says for grace periods and cancellations paid through a period end);
    a discount's end, a grace period's end and a paid period's end inside a
    snapshot's span are changes of their own;
-4. sum the changes per customer and instant, and classify each: ``new`` (0 →
+4. in one sort per subscription, give each snapshot the next one's time and the MRR
+   it starts with: a snapshot steps its customer's MRR by its own at its time if it
+   is its subscription's first, by the change to the next one's at the next one's
+   time, and by the change at each change inside its span; a renewal at an
+   unchanged price steps by 0 and goes no further;
+5. sum the steps per customer and instant, and classify each change: ``new`` (0 →
    MRR, first time), ``reactivation`` (0 → MRR again), ``expansion``,
    ``contraction``, ``churn`` (MRR → 0).
 """
