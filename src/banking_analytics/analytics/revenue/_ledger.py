@@ -120,6 +120,16 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
         "discount_percent",
         "discount_amount",
     ]
+    # N and D of the monthly normalisation, per interval unit (found once per snapshot).
+    ratio = {
+        "month": ("1", "interval_count"),
+        "year": ("1", "12 * interval_count"),
+        "week": ("52", "12 * interval_count"),
+        "day": ("365", "12 * interval_count"),
+    }
+    for name, side in (("n", 0), ("d", 1)):
+        cases = " ".join(f"WHEN {_INTERVAL} = '{u}' THEN {nd[side]}" for u, nd in ratio.items())
+        columns.append(f"CASE {cases} END AS {name}")
     if grace_days is not None:
         # Consecutive past-due snapshots share the count of other snapshots before them.
         columns.append(
@@ -152,30 +162,12 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     """Each snapshot's monthly price with and without its discount, in the reporting
     currency, and when its discount (and, with a grace period, its past-due run) ends."""
     _, grace_days, reporting_exponent, converts, _ = shape
-    ratio = {  # N and D of the monthly normalisation, per interval unit
-        "month": ("1", "ic"),
-        "year": ("1", "12 * ic"),
-        "week": ("52", "12 * ic"),
-        "day": ("365", "12 * ic"),
-    }
-    n = exp.Case(
-        ifs=[
-            exp.If(this=_x(f"{_INTERVAL} = '{unit}'"), true=_x(num))
-            for unit, (num, _) in ratio.items()
-        ]
-    )
-    d = exp.Case(
-        ifs=[
-            exp.If(this=_x(f"{_INTERVAL} = '{unit}'"), true=_x(den))
-            for unit, (_, den) in ratio.items()
-        ]
-    )
     net = _x(
         "GREATEST(gross - CAST(FLOOR(gross * percent_off / 100 + 0.5) AS BIGINT) - amount_off, 0)"
     )
 
     def monthly(price: exp.Expr) -> exp.Expr:
-        normalised = _half_up(renderer, exp.Mul(this=price, expression=n.copy()), d.copy())
+        normalised = _half_up(renderer, exp.Mul(this=price, expression=_x("n")), _x("d"))
         if not converts:
             return normalised
         # major units: amount · rate; in minor units, scaled by the exponents' difference.
