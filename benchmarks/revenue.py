@@ -271,9 +271,10 @@ def utc(at: datetime) -> datetime:
 #: lasts; a discount starts at the first event carrying it) normalised to a month; its
 #: change against the value the previous snapshot had at its end (after an expiry inside
 #: it); a change where a discount expires. Per customer the changes of an instant are summed,
-#: the non-zero ones are movements; per month, sums and running totals.
+#: the non-zero ones are movements; per month, sums and running totals. ``ev`` is read
+#: twice: NOT MATERIALIZED keeps DuckDB from writing all of it out first (a tenth of the time).
 HAND_SQL = """
-WITH ev AS (
+WITH ev AS NOT MATERIALIZED (
     SELECT user_id, subscription_id, occurred_at, received_at, event_id,
            status IN ('active', 'past_due') AS paying,
            unit_amount * coalesce(quantity, 1) AS gross,

@@ -223,6 +223,39 @@ def test_customer_churn_with_and_without_the_customers_who_joined_that_month(
     assert result.rows[0].figures["customer_churn_rate"] == pytest.approx(expected)
 
 
+def test_cohort_retention_caps_each_customer_at_their_starting_mrr(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """ChartMogul's cohort tables by hand: a January cohort of two ($100 and $50), one
+    expanding, contracting, churning and coming back above their start; gross retention
+    counts each customer up to their starting MRR, net counts everything."""
+    store(
+        analytics,
+        [
+            event("a", "a1", 1, "subscribed", "active", unit_amount=10000),
+            event("b", "b1", 5, "subscribed", "active", unit_amount=5000),
+            event("b", "b1", 36, "payment_succeeded", "active", unit_amount=5000),
+            event("a", "a1", 40, "upgraded", "active", unit_amount=15000),
+            event("c", "c1", 45, "subscribed", "active", unit_amount=2000),
+            event("a", "a1", 70, "downgraded", "active", unit_amount=8000),
+            event("a", "a1", 100, "canceled", "canceled", unit_amount=8000),
+            event("a", "a2", 130, "reactivated", "active", unit_amount=12000),
+        ],
+    )
+    january, february = analytics.revenue.cohorts(YEAR).cohorts[:2]
+    assert (january.customers, january.starting_mrr) == (2, 15000)
+    # End of Jan, Feb (a 150 > 100), Mar (a 80), Apr (a churned), May (a back at 120).
+    assert january.customers_retained[:5] == [2, 2, 2, 1, 2]
+    assert january.mrr[:5] == [15000, 20000, 13000, 5000, 17000]
+    assert january.gross_mrr_retention[:5] == [1.0, 1.0, 13000 / 15000, 5000 / 15000, 1.0]
+    assert january.net_mrr_retention[1] == 20000 / 15000
+    assert (february.start, february.customers, february.mrr[:2]) == (
+        datetime(2026, 2, 1, tzinfo=UTC),
+        1,
+        [2000, 2000],
+    )
+
+
 def test_a_discount_that_ends_is_an_expansion(analytics: BankingPerformanceAnalytics) -> None:
     """ProfitWell: $10 monthly with 10% off is $9 while it lasts, $10 after; a once
     discount lasts one billing period, a repeating one its months."""

@@ -15,7 +15,12 @@ metric layer; docs/revenue.md states each rule with its source):
    policy says for grace periods and cancellations paid through a period end);
    a discount's end, a grace period's end and a paid period's end inside a
    snapshot's span are changes of their own;
-4. sum the changes per customer and instant, and classify each: ``new`` (0 →
+4. in one sort per subscription, give each snapshot the next one's time and the MRR
+   it starts with: a snapshot steps its customer's MRR by its own at its time if it
+   is its subscription's first, by the change to the next one's at the next one's
+   time, and by the change at each change inside its span; a renewal at an
+   unchanged price steps by 0 and goes no further;
+5. sum the steps per customer and instant, and classify each change: ``new`` (0 →
    MRR, first time), ``reactivation`` (0 → MRR again), ``expansion``,
    ``contraction``, ``churn`` (MRR → 0).
 """
@@ -88,14 +93,19 @@ def _half_up(
     )
 
 
+#: A subscription's snapshots in order (of the column holding ``occurred_at``).
+_ORDER = "ORDER BY {}, received_at, event_id"
+
+
 def _snapshots(shape: LedgerShape) -> exp.Select:
-    """Each event with its order and the next snapshot's time (one sort per subscription)."""
+    """Each event's fields the ledger reads (and, with a grace period, its past-due run)."""
     _, grace_days, _, _, _ = shape
-    order = "ORDER BY occurred_at, received_at, event_id"
     columns = [
         "user_id AS customer",
         "subscription_id AS sub",
         "occurred_at AS moment",
+        "received_at",
+        "event_id",
         "status",
         "period_end",
         "currency",
@@ -103,7 +113,6 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
         "interval_count AS ic",
         "discount_duration",
         "discount_months",
-        f"LEAD(occurred_at) OVER (PARTITION BY subscription_id {order}) AS next_at",
         "unit_amount * COALESCE(quantity, 1) AS gross",
         "COALESCE(discount_percent, 0) AS percent_off",
         "COALESCE(discount_amount, 0) AS amount_off",
@@ -111,11 +120,22 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
         "discount_percent",
         "discount_amount",
     ]
+    # N and D of the monthly normalisation, per interval unit (found once per snapshot).
+    ratio = {
+        "month": ("1", "interval_count"),
+        "year": ("1", "12 * interval_count"),
+        "week": ("52", "12 * interval_count"),
+        "day": ("365", "12 * interval_count"),
+    }
+    for name, side in (("n", 0), ("d", 1)):
+        cases = " ".join(f"WHEN {_INTERVAL} = '{u}' THEN {nd[side]}" for u, nd in ratio.items())
+        columns.append(f"CASE {cases} END AS {name}")
     if grace_days is not None:
         # Consecutive past-due snapshots share the count of other snapshots before them.
         columns.append(
             "SUM(CASE WHEN status = 'past_due' THEN 0 ELSE 1 END) "
-            f"OVER (PARTITION BY subscription_id {order} ROWS UNBOUNDED PRECEDING) AS run"
+            f"OVER (PARTITION BY subscription_id {_ORDER.format('occurred_at')} "
+            "ROWS UNBOUNDED PRECEDING) AS run"
         )
     return sqlglot.select(*(_x(c) for c in columns)).from_(exp.to_table(EVENTS_TABLE))
 
@@ -142,30 +162,12 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     """Each snapshot's monthly price with and without its discount, in the reporting
     currency, and when its discount (and, with a grace period, its past-due run) ends."""
     _, grace_days, reporting_exponent, converts, _ = shape
-    ratio = {  # N and D of the monthly normalisation, per interval unit
-        "month": ("1", "ic"),
-        "year": ("1", "12 * ic"),
-        "week": ("52", "12 * ic"),
-        "day": ("365", "12 * ic"),
-    }
-    n = exp.Case(
-        ifs=[
-            exp.If(this=_x(f"{_INTERVAL} = '{unit}'"), true=_x(num))
-            for unit, (num, _) in ratio.items()
-        ]
-    )
-    d = exp.Case(
-        ifs=[
-            exp.If(this=_x(f"{_INTERVAL} = '{unit}'"), true=_x(den))
-            for unit, (_, den) in ratio.items()
-        ]
-    )
     net = _x(
         "GREATEST(gross - CAST(FLOOR(gross * percent_off / 100 + 0.5) AS BIGINT) - amount_off, 0)"
     )
 
     def monthly(price: exp.Expr) -> exp.Expr:
-        normalised = _half_up(renderer, exp.Mul(this=price, expression=n.copy()), d.copy())
+        normalised = _half_up(renderer, exp.Mul(this=price, expression=_x("n")), _x("d"))
         if not converts:
             return normalised
         # major units: amount · rate; in minor units, scaled by the exponents' difference.
@@ -208,12 +210,20 @@ def _priced(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         _x("customer"),
         _x("sub"),
         _x("moment"),
-        _x("next_at"),
-        _x("status"),
+        _x("received_at"),
+        _x("event_id"),
+        # The status as the flags read later: narrow rows make the sort per subscription
+        # cheaper than a string would.
+        _x("status IN ('active', 'past_due') AS live"),
+        _x("status = 'past_due' AS past_due"),
+        _x("status IN ('canceled', 'unpaid') AS ended"),
         _x("period_end"),
         _x("discounted"),
         exp.alias_(monthly(_x("gross")), "mrr_full"),
-        exp.alias_(monthly(net), "mrr_discounted"),
+        # Only a discounted snapshot has a discounted price (pricing is a fifth of the work).
+        exp.alias_(
+            exp.Case(ifs=[exp.If(this=_x("discounted"), true=monthly(net))]), "mrr_discounted"
+        ),
         exp.alias_(discount_end, "discount_end"),
     ]
     if grace_days is not None:
@@ -291,14 +301,14 @@ def _value_at(
     )
     if counted:
         price = exp.Literal.number(1)
-    live: exp.Expr = _x("status IN ('active', 'past_due')")
+    live: exp.Expr = _x("live")
     if grace_days is not None:
-        lapsed = exp.and_(_x("status = 'past_due'"), exp.Not(this=before("grace_end")))
+        lapsed = exp.and_(_x("past_due"), exp.Not(this=before("grace_end")))
         live = exp.and_(live, exp.Not(this=exp.Paren(this=lapsed)))
     ifs = [exp.If(this=live, true=price)]
     if recognition == ChurnRecognition.PERIOD_END:
         paid_through = exp.and_(
-            _x("status IN ('canceled', 'unpaid')"),
+            _x("ended"),
             _x("period_end > moment"),
             before("period_end"),
         )
@@ -306,21 +316,45 @@ def _value_at(
     return exp.Case(ifs=ifs, default=exp.Literal.number(0))
 
 
-def _steps(shape: LedgerShape) -> exp.Select:
-    """Each snapshot as steps of its customer's MRR, from one pass over the snapshots: up
-    by its MRR at its time, down by its MRR just before the next snapshot's, and at each
-    change inside its span (a discount's, a grace period's, a paid period's end) by the
-    change there. Summed per customer and instant, the steps are the MRR's changes.
-
-    The steps of a row are laid out as parallel arrays unnested together (both engines
-    unnest arrays in a select list side by side), so the snapshots are read once.
-    """
-    recognition, grace_days, _, _, free_customers = shape
+def _changes_inside(shape: LedgerShape) -> list[tuple[str, str]]:
+    """The changes a snapshot's MRR may have inside its span: the instant's column, and
+    when the snapshot has one."""
+    recognition, grace_days, _, _, _ = shape
     changes = [("discount_end", "discounted")]
     if grace_days is not None:
-        changes.append(("grace_end", "status = 'past_due'"))
+        changes.append(("grace_end", "past_due"))
     if recognition == ChurnRecognition.PERIOD_END:
-        changes.append(("period_end", "status IN ('canceled', 'unpaid')"))
+        changes.append(("period_end", "ended"))
+    return changes
+
+
+def _spans(shape: LedgerShape) -> exp.Select:
+    """Each priced snapshot with its MRR at its own time (and, with free customers, 1 if it
+    counts then), its span's end (the next snapshot's time), the MRR the next snapshot
+    starts with, and whether it is its subscription's first: one sort per subscription,
+    over the narrow priced rows."""
+    free_customers = shape[4]
+    over = f"OVER (PARTITION BY sub {_ORDER.format('moment')})"
+    starts = [exp.alias_(_value_at(_x("moment"), shape), "start_value")]
+    ahead = [_x(f"LEAD(moment) {over} AS next_at"), _x(f"LEAD(start_value) {over} AS next_value")]
+    if free_customers:
+        starts.append(exp.alias_(_value_at(_x("moment"), shape, counted=True), "start_counted"))
+        ahead.append(_x(f"LEAD(start_counted) {over} AS next_counted"))
+    started = sqlglot.select("*", *starts).from_("priced").subquery("started")
+    return sqlglot.select("*", *ahead, _x(f"LAG(moment) {over} IS NULL AS is_first")).from_(started)
+
+
+def _stepped(shape: LedgerShape) -> exp.Select:
+    """Each snapshot's steps of its customer's MRR, as columns: at its time, its MRR if it
+    is its subscription's first; at the next snapshot's time, the change from its MRR just
+    before then to the next one's; at each change inside its span (a discount's, a grace
+    period's, a paid period's end), the change there. Summed per customer and instant, the
+    steps are the MRR's changes.
+
+    A renewal at an unchanged price steps by 0: :func:`_steps` keeps only the snapshots with
+    a step, so the steps summed later are few (about one per movement)."""
+    free_customers = shape[4]
+    changes = _changes_inside(shape)
 
     def within(name: str, condition: str) -> exp.Expr:
         """A change at ``name`` falls strictly inside the span, and not at the time of an
@@ -334,12 +368,14 @@ def _steps(shape: LedgerShape) -> exp.Select:
 
     def steps_of(counted: bool) -> list[exp.Expr]:
         """At the snapshot's time, at the next one's, and at each change inside its span."""
+        start, following = (
+            ("start_counted", "next_counted") if counted else ("start_value", "next_value")
+        )
         steps: list[exp.Expr] = [
-            _value_at(_x("moment"), shape, counted=counted),
-            exp.Neg(
-                this=exp.Paren(
-                    this=_value_at(_x("next_at"), shape, just_before=True, counted=counted)
-                )
+            _x(f"CASE WHEN is_first THEN {start} ELSE 0 END"),
+            exp.Sub(
+                this=_x(following),
+                expression=_value_at(_x("next_at"), shape, just_before=True, counted=counted),
             ),
         ]
         for name, condition in changes:
@@ -351,19 +387,42 @@ def _steps(shape: LedgerShape) -> exp.Select:
             steps.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=step)]))
         return steps
 
-    times: list[exp.Expr] = [_x("moment"), _x("next_at")]
-    for name, condition in changes:
-        times.append(exp.Case(ifs=[exp.If(this=within(name, condition), true=_x(name))]))
-    columns: list[exp.Expr | str] = [
-        "customer",
-        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=times)]), "moment"),
-        exp.alias_(exp.Unnest(expressions=[exp.Array(expressions=steps_of(False))]), "step"),
-    ]
+    columns: list[exp.Expr] = [_x("customer"), _x("moment AS at_0"), _x("next_at AS at_1")]
+    for number, (name, condition) in enumerate(changes, start=2):
+        at = exp.Case(ifs=[exp.If(this=within(name, condition), true=_x(name))])
+        columns.append(exp.alias_(at, f"at_{number}"))
+    names = [f"step_{n}" for n in range(len(changes) + 2)]
+    columns += [exp.alias_(s, n) for s, n in zip(steps_of(False), names, strict=True)]
     if free_customers:
         # How many subscriptions count, whatever their price: a customer with one is one.
-        counted = exp.Array(expressions=steps_of(True))
-        columns.append(exp.alias_(exp.Unnest(expressions=[counted]), "counted_step"))
-    return sqlglot.select(*columns).from_("priced")
+        counted = [f"counted_{n}" for n in range(len(changes) + 2)]
+        columns += [exp.alias_(s, n) for s, n in zip(steps_of(True), counted, strict=True)]
+    return sqlglot.select(*columns).from_("spans")
+
+
+def _steps(shape: LedgerShape) -> exp.Select:
+    """The steps of the snapshots with one as rows: their columns laid out as parallel
+    arrays unnested together (both engines unnest arrays in a select list side by side)."""
+    free_customers = shape[4]
+    count = len(_changes_inside(shape)) + 2
+    kept = [f"step_{n}" for n in range(count)]
+    if free_customers:
+        kept += [f"counted_{n}" for n in range(count)]
+
+    def unnested(prefix: str, alias: str) -> exp.Expr:
+        array = exp.Array(expressions=[_x(f"{prefix}_{n}") for n in range(count)])
+        return exp.alias_(exp.Unnest(expressions=[array]), alias)
+
+    columns: list[exp.Expr | str] = [
+        "customer",
+        unnested("at", "moment"),
+        unnested("step", "step"),
+    ]
+    if free_customers:
+        columns.append(unnested("counted", "counted_step"))
+    # A step is null where its instant is (the last snapshot has no next one).
+    kept_rows = exp.or_(*(_x(f"{name} <> 0") for name in kept))
+    return sqlglot.select(*columns).from_("stepped").where(kept_rows)
 
 
 def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
@@ -452,6 +511,8 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
     ctes += [
         ("discount_starts", _discount_starts()),
         ("priced", _priced(renderer, shape)),
+        ("spans", _spans(shape)),
+        ("stepped", _stepped(shape)),
         ("steps", _steps(shape)),
         ("changes", changes),
         ("running", running),
@@ -473,7 +534,18 @@ def with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> ex
 
 #: The common table expressions of the ledger, shared by every part of a combined query.
 LEDGER_TABLES = frozenset(
-    ("snapshots", "sub_rates", "discount_starts", "priced", "steps", "changes", "running", "paid")
+    (
+        "snapshots",
+        "sub_rates",
+        "discount_starts",
+        "priced",
+        "spans",
+        "stepped",
+        "steps",
+        "changes",
+        "running",
+        "paid",
+    )
 )
 #: What reads the ledger's movements: a builder and the shape it is built with (before
 #: the ledger's own), as :class:`~banking_analytics.metrics.Statement` builds are.

@@ -185,6 +185,9 @@ class MetricsPlan:
             monthly = SeriesRequest.of(
                 TimeWindow(earliest, series.last_end), Bucket.MONTH, timezone
             )
+            if bucket == Bucket.MONTH:
+                # The months LTV reads hold the series' own: one statement answers both.
+                series = series.within(monthly)
         return cls(chosen, window, bucket, timezone, by_feature, trial_days, series, monthly)
 
     @property

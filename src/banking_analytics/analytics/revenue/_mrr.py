@@ -10,7 +10,7 @@ reactivation = mrr_end`` in every period (the ledger's identity).
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import pyarrow as pa
@@ -231,6 +231,10 @@ class SeriesRequest:
     timezone: str
     starts: tuple[datetime, ...]
     last_end: datetime
+    #: Where the ledger statement starts cutting buckets: the first start, or an earlier
+    #: bucket start when a longer series' statement answers this one too (see
+    #: :meth:`within`).
+    cut: datetime | None = None
 
     @classmethod
     def of(cls, window: TimeWindow, bucket: Bucket, timezone: str) -> SeriesRequest:
@@ -241,9 +245,18 @@ class SeriesRequest:
             window, bucket, timezone, tuple(starts), bucket_end(starts[-1], bucket, timezone)
         )
 
+    def within(self, longer: SeriesRequest) -> SeriesRequest:
+        """This series read from the statement of ``longer``, a series of the same buckets
+        ending with it and starting no later: one pass over the ledger answers both (the
+        buckets before this one's first are part of its opening balance)."""
+        same = (longer.bucket, longer.timezone, longer.last_end)
+        if same != (self.bucket, self.timezone, self.last_end) or longer.starts[0] > self.starts[0]:
+            raise ValueError(f"{longer} does not hold {self}")
+        return replace(self, cut=longer.starts[0])
+
     @property
     def ledger(self) -> LedgerRequest:
-        first = self.starts[0]
+        first = self.cut or self.starts[0]
         return LedgerRequest(
             series_query, (*(first,) * 4, self.last_end), (self.bucket.value, self.timezone)
         )
@@ -278,10 +291,11 @@ def _series(
     last_end: datetime,
 ) -> MrrSeries:
     rows = {row["bucket_start"]: row for row in to_records(table)}
-    opening = rows.get(None, {})
-    # Before the window, MRR is the sum of every movement.
-    mrr = sum(int(opening.get(k, 0) or 0) for k in MOVEMENT_KINDS)
-    customers = int(opening.get("customers_change", 0) or 0)
+    # Before the first bucket (the statement's opening row, and its buckets before this
+    # series' first when it answers a longer one too), MRR is the sum of every movement.
+    opening = [row for key, row in rows.items() if key is None or key < starts[0]]
+    mrr = sum(int(row.get(k, 0) or 0) for row in opening for k in MOVEMENT_KINDS)
+    customers = sum(int(row.get("customers_change", 0) or 0) for row in opening)
     churned_key = (
         "churned_customers_all" if policy.count_joined_and_churned else "churned_customers"
     )

@@ -7,7 +7,7 @@ the revenue metrics and cohorts computed from it, and the dashboard of them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -230,6 +230,8 @@ class RevenueNamespace:
         per_feature = MetricsPlan.of(
             DASHBOARD_FEATURE_METRICS, window, Bucket.MONTH, timezone, by_feature=True
         )
+        # The same months: read from the headline's statement, not a second pass.
+        per_feature = replace(per_feature, series=headline.series)
         cohorts = cohort_request(window, timezone)
         requests = list(dict.fromkeys([*headline.requests(), *per_feature.requests(), cohorts]))
         answers = dict(zip(requests, self.ledger.run(requests, chosen, versions), strict=True))

@@ -242,17 +242,20 @@ def cohort_query(renderer: Renderer, timezone: str, *ledger: object) -> exp.Sele
         sqlglot.select(
             "*",
             _x(
-                "LEAST(SUM(net_change) OVER (PARTITION BY customer ORDER BY month_key "
-                "ROWS UNBOUNDED PRECEDING), cohort_mrr) AS capped"
+                "SUM(net_change) OVER (PARTITION BY customer ORDER BY month_key "
+                "ROWS UNBOUNDED PRECEDING) AS mrr_after"
             ),
         )
         .from_("monthly")
         .join("cohorts", on=_x("cohort_customer = customer"))
     )
+    # The capped MRR's change in the month: capped after it less capped before it (the
+    # running MRR before the month is after it less its change; 0 before the first, and
+    # LEAST(0, starting MRR) is 0). One pass per customer, no second one for a LAG.
     capped = sqlglot.select(
         "*",
         _x(
-            "capped - COALESCE(LAG(capped) OVER (PARTITION BY customer ORDER BY month_key), 0) "
+            "LEAST(mrr_after, cohort_mrr) - LEAST(mrr_after - net_change, cohort_mrr) "
             "AS capped_change"
         ),
     ).from_("cohort_running")
