@@ -49,7 +49,7 @@ def test_demo_without_serving_simulates_and_summarises(tmp_path: Path) -> None:
     assert "success rate" in result.stdout.lower()
     assert (tmp_path / "demo.truth.json").exists()
     # The shipped alert rules are installed, and the hints run the CLI at once (no server).
-    assert "Installed the 6 default alert rules" in result.stdout
+    assert "Installed the 7 default alert rules" in result.stdout
     hints = " ".join(result.stdout.split())
     assert f"Try: banking-analytics performance --period 7d --db {db}" in hints
     assert f"banking-analytics alerts list --db {db}" in hints

@@ -1,4 +1,4 @@
-"""The anomaly detector and the default institution success-rate rule against the
+"""The anomaly detector and the default institution success-rate rules against the
 simulator's planted outages, on every engine: precision and recall of their firing
 periods against the ground truth's outage windows, and their detection delay (printed;
 docs/monitoring.md quotes them).
@@ -133,6 +133,7 @@ def test_the_anomaly_detector_and_default_rules_on_planted_outages(store_url: st
     checked = [
         (Rule.from_dict(SYNC_ANOMALY), None, SYNCS),
         (rules["institution_success_rate_low"], step, LINKS),
+        (rules["institution_sync_success_rate_low"], step, SYNCS),
     ]
     scores = {}
     with BankingPerformanceAnalytics.open(store_url) as analytics:
@@ -151,3 +152,9 @@ def test_the_anomaly_detector_and_default_rules_on_planted_outages(store_url: st
     assert anomaly.down_recall == 1.0
     assert anomaly.precision >= 0.5
     assert all(delay <= timedelta(hours=3) for delay in anomaly.delays)
+    # The default sync rule finds every outage that hits syncs, each of its episodes one.
+    syncs = scores["institution_sync_success_rate_low"]
+    assert syncs.recall == 1.0
+    assert syncs.precision == 1.0
+    assert median(syncs.delays) <= timedelta(hours=1), syncs.delays
+    assert all(delay <= timedelta(hours=4) for delay in syncs.delays), syncs.delays

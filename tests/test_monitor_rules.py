@@ -243,6 +243,7 @@ def test_the_default_rules_cover_the_bank_integration_metrics() -> None:
     rules = {r.name: r for r in default_rules()}
     assert {r.metric for r in rules.values()} == {
         "connection_success_rate",
+        "sync_success_rate",
         "connection_latency_p95_ms",
         "sync_last_success_at",
         "connection_error_rate_aggregator",
@@ -252,4 +253,4 @@ def test_the_default_rules_cover_the_bank_integration_metrics() -> None:
     success = rules["institution_success_rate_low"]
     # Institution health's DEGRADED and DOWN thresholds, and the metric's minimum sample.
     assert (success.warning, success.critical, success.min_sample) == (0.90, 0.50, 20)
-    assert rules["institution_sync_stale"].critical == 6 * 3600.0
+    assert rules["sync_pipeline_stale"].critical == 2 * 3600.0
