@@ -16,6 +16,7 @@ from banking_analytics.monitor._evaluate import (
     observe,
     readings_of,
 )
+from banking_analytics.monitor._lease import ALERT_RULE_LEASES, RuleLeases
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
 from banking_analytics.monitor._rules import Compare, Condition, Rule, RuleError, Severity
 from banking_analytics.monitor._ruletest import RuleTestReport, expand_series, run_rule_tests
@@ -37,6 +38,7 @@ from banking_analytics.monitor._store import (
 from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rules, read_rule_file
 
 __all__ = [
+    "ALERT_RULE_LEASES",
     "DEFAULT_RULES_YAML",
     "MONITOR_TABLES",
     "AlertState",
@@ -56,6 +58,7 @@ __all__ = [
     "RuleError",
     "RuleEvaluation",
     "RuleFileError",
+    "RuleLeases",
     "RuleNotFoundError",
     "RuleTestReport",
     "RuleView",

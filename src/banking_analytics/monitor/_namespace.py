@@ -142,10 +142,17 @@ class MonitorNamespace:
         return [self.store.put(rule, changed_by) for rule in rules]
 
     def evaluate(
-        self, now: datetime, rules: Sequence[StoredRule] | None = None
+        self,
+        now: datetime,
+        rules: Sequence[StoredRule] | None = None,
+        *,
+        once_per_tick: bool = False,
     ) -> list[RuleEvaluation]:
-        """Evaluate ``rules`` (every current rule by default) at ``now``."""
-        return self.evaluator.evaluate(self.rules() if rules is None else rules, now)
+        """Evaluate ``rules`` (every current rule by default) at ``now`` (``once_per_tick``:
+        leaving out those another process has recorded at ``now``; the scheduler's way)."""
+        return self.evaluator.evaluate(
+            self.rules() if rules is None else rules, now, once_per_tick=once_per_tick
+        )
 
     def alerts(
         self, *, rule: str | None = None, states: Iterable[AlertState] | None = None

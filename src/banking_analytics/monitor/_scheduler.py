@@ -7,6 +7,11 @@ asks the same questions at the same instants, so their windows line up and
 rules sharing a query share its cached answer. A tick missed (the evaluator
 was stopped) is not made up for: the next evaluation is at the latest tick,
 as Prometheus does.
+
+With several evaluators on one store (API replicas on PostgreSQL), each
+evaluates only the rules whose lease it holds (:mod:`._lease`), and the store
+records a rule's tick once whatever happens (see
+:meth:`AlertStore.save_evaluation`).
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from banking_analytics.monitor._evaluate import RuleEvaluation
+from banking_analytics.monitor._lease import RuleLeases, lease_owner
 from banking_analytics.monitor._namespace import MonitorNamespace
 from banking_analytics.monitor._store import StoredRule
 
 __all__ = ["BackgroundEvaluator", "Scheduler", "latest_tick"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: How long an evaluator's hold on a rule lasts unless renewed (it renews every cycle
+#: once half of it has gone): the longest a dead evaluator's rules wait for another.
+DEFAULT_LEASE = timedelta(seconds=30)
 _log = logging.getLogger(__name__)
 
 
@@ -32,25 +41,42 @@ def latest_tick(now: datetime, interval: timedelta) -> datetime:
 
 
 class Scheduler:
-    """Evaluates each rule once per tick of its interval, at the tick's instant."""
+    """Evaluates each rule once per tick of its interval, at the tick's instant: the
+    rules whose lease it holds, as ``owner`` (by default a name of its own), at ``now``."""
 
-    def __init__(self, monitor: MonitorNamespace) -> None:
+    def __init__(
+        self,
+        monitor: MonitorNamespace,
+        *,
+        owner: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+    ) -> None:
         self._monitor = monitor
-        # When each rule version was last evaluated; what the store says, at first.
-        self._last: dict[tuple[str, int], datetime] = monitor.store.last_evaluations()
+        self.leases = RuleLeases(monitor.store.engine, owner or lease_owner(), lease)
+        self._held: frozenset[str] = frozenset()
+        # When each rule version was last evaluated (read from the store for each rule
+        # this scheduler comes to hold: another evaluator may have had it until then).
+        self._last: dict[tuple[str, int], datetime] = {}
 
     def run_due(self, now: datetime) -> list[RuleEvaluation]:
-        """Evaluate every rule whose latest tick at ``now`` it has not evaluated yet."""
+        """Evaluate every rule it holds whose latest tick at ``now`` it has not evaluated yet."""
+        rules = self._monitor.rules()
+        held = self.leases.hold((stored.name for stored in rules), now)
+        if held - self._held:
+            self._last.update(self._monitor.store.last_evaluations())
+        self._held = held
         due: dict[datetime, list[StoredRule]] = {}
-        for stored in self._monitor.rules():
+        for stored in rules:
             assert stored.rule is not None
+            if stored.name not in held:
+                continue
             tick = latest_tick(now, stored.rule.interval)
             last = self._last.get((stored.name, stored.version))
             if last is None or tick > last:
                 due.setdefault(tick, []).append(stored)
         reports = []
         for tick in sorted(due):
-            reports += self._monitor.evaluate(tick, due[tick])
+            reports += self._monitor.evaluate(tick, due[tick], once_per_tick=True)
             for stored in due[tick]:
                 self._last[(stored.name, stored.version)] = tick
         return reports
@@ -74,10 +100,12 @@ class BackgroundEvaluator:
         period_seconds: float = 1.0,
         clock: Callable[[], datetime] = _wall_clock,
         on_cycle: Callable[[list[RuleEvaluation]], None] | None = None,
+        owner: str | None = None,
+        lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         if not period_seconds > 0:
             raise ValueError(f"period_seconds must be positive, got {period_seconds}")
-        self._scheduler = Scheduler(monitor)
+        self._scheduler = Scheduler(monitor, owner=owner, lease=lease)
         self._period = period_seconds
         self._clock = clock
         self._on_cycle = on_cycle
@@ -88,10 +116,16 @@ class BackgroundEvaluator:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the cycle under way (if any); returns once the thread has ended."""
+        """Stop after the cycle under way (if any), and give up its leases (another
+        evaluator takes the rules over at once); returns once the thread has ended."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
+        try:
+            self._scheduler.leases.release()
+        # The store gone (shutting down with it): the leases run out by themselves.
+        except Exception:
+            _log.exception("could not release the alert rules' leases")
 
     def _loop(self) -> None:
         while not self._stop.is_set():
