@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,11 +26,13 @@ from sse_client import Event, events
 from test_monitor_evaluate import EVENTS_AT, MINUTE, RULE, T0, attempts, hand_worked
 
 STREAM = "/api/banking-analytics/stream"
-#: Short heartbeats and reads of the store, so the tests wait little; one key, three streams.
+#: Short heartbeats and reads of the store, so the tests wait little; three streams a key;
+#: replays of at most five transitions.
 SETTINGS = {
     "stream_heartbeat_seconds": 0.2,
     "stream_poll_seconds": 0.05,
     "stream_max_connections_per_key": 3,
+    "stream_replay_limit": 5,
 }
 
 
@@ -107,48 +110,18 @@ def test_transitions_arrive_as_recorded_and_a_stream_resumes_without_loss_or_rep
     ]
     assert [r.history_id for r in every] == sorted({r.history_id for r in every})
     assert seen(firing_a) == as_seen(every[3])
-    for resume in ({"headers": {"Last-Event-ID": firing_a.id}}, {"last_event_id": firing_a.id}):
-        with stream(api, **resume) as resumed:  # type: ignore[arg-type]
-            assert [seen(e) for e in take(resumed, 5)] == [as_seen(r) for r in every[4:]]
-            monitor.evaluate(T0 + 33 * MINUTE)  # pending again, under the new version
-            latest = stored_transitions(api.analytics)[len(every) :]
-            assert [r.state for r in latest] == ["pending"] * 3
-            assert [seen(e) for e in take(resumed, 3)] == [as_seen(r) for r in latest]
-        # The second round resumes from the same id: the same five, then these three.
-        every = every[:9]
-
-
-def test_a_replay_is_bounded_and_says_what_it_left_out(
-    analytics: BankingPerformanceAnalytics,
-) -> None:
-    analytics.ingest(hand_worked())
-    analytics.monitor.apply([Rule.from_dict({**RULE, "for": "0"})], "test")
-    analytics.monitor.evaluate(T0 + 30 * MINUTE)  # ins_a, ins_b fire; ins_c is nodata
-    [first, second, _] = stored_transitions(analytics)
-    key = KeyStore(analytics.engine).create("analyst", Role.ANALYST).secret
-    settings = api_settings(analytics, **SETTINGS, stream_replay_limit=1)
-    with (
-        running(settings, analytics=analytics) as url,
-        httpx.Client(base_url=url, timeout=60) as client,
-        client.stream(
-            "GET", STREAM, params={"last_event_id": 0}, headers={"Authorization": f"Bearer {key}"}
-        ) as response,
-    ):
-        live = (e for e in events(response) if e.type != "comment")
-        replay, gap = take(live, 2)
-    assert response.status_code == 200
-    assert seen(replay) == as_seen(first)
-    assert gap.type == "gap"
-    assert gap.data["after"] == first.history_id
-    assert second.history_id is not None
-    assert second.history_id > first.history_id
-
-
-def test_heartbeats_keep_an_idle_stream_alive(stream_api: LiveAPI) -> None:
-    with stream_api.client.stream("GET", STREAM, headers=stream_api.as_key("admin")) as response:
-        assert response.status_code == 200
-        received = events(response)
-        assert [next(received) for _ in range(3)] == [Event("comment", None, "heartbeat")] * 3
+    with stream(api, headers={"Last-Event-ID": firing_a.id or ""}) as resumed:
+        assert [seen(e) for e in take(resumed, 5)] == [as_seen(r) for r in every[4:]]
+        monitor.evaluate(T0 + 33 * MINUTE)  # pending again, under the new version
+        latest = stored_transitions(api.analytics)[len(every) :]
+        assert [r.state for r in latest] == ["pending"] * 3
+        assert [seen(e) for e in take(resumed, 3)] == [as_seen(r) for r in latest]
+    # A replay (asked for by the query parameter here) holds at most five transitions
+    # (in these settings): then a gap event says what it left out.
+    with stream(api, last_event_id=0) as from_start:
+        *replayed, gap = take(from_start, 6)
+    assert [seen(e) for e in replayed] == [as_seen(r) for r in every[:5]]
+    assert (gap.type, gap.data["after"]) == ("gap", every[4].history_id)
 
 
 def problem(response: httpx.Response, status: int) -> str:
@@ -179,8 +152,14 @@ def test_only_analysts_and_admins_may_listen_and_bad_requests_are_problems(
     assert "at most 8" in problem(get(STREAM, params={"query": many}, headers=analyst), 422)
 
 
-def test_streams_per_key_are_bounded(stream_api: LiveAPI) -> None:
+def test_heartbeats_keep_an_idle_stream_alive_and_streams_per_key_are_bounded(
+    stream_api: LiveAPI,
+) -> None:
     api = stream_api
+    with api.client.stream("GET", STREAM, headers=api.as_key("admin")) as response:
+        assert response.status_code == 200
+        received = events(response)
+        assert [next(received) for _ in range(3)] == [Event("comment", None, "heartbeat")] * 3
     with stream(api), stream(api), stream(api):
         refused = api.client.get(STREAM, headers=api.as_key("analyst"))
         assert "3 open streams" in problem(refused, 429)
@@ -232,7 +211,8 @@ def test_a_followed_metric_query_answers_again_when_events_are_ingested(
     assert update.data["answer"] == answered.json()
 
 
-def test_a_shutdown_ends_open_streams(analytics: BankingPerformanceAnalytics) -> None:
+def test_a_shutdown_ends_open_streams(tmp_path: Path) -> None:
+    analytics = BankingPerformanceAnalytics.open(f"duckdb:///{tmp_path}/store.duckdb")
     key = KeyStore(analytics.engine).create("analyst", Role.ANALYST).secret
     with running(api_settings(analytics, **SETTINGS), analytics=analytics) as url:
         client = httpx.Client(base_url=url, timeout=60)
@@ -246,6 +226,7 @@ def test_a_shutdown_ends_open_streams(analytics: BankingPerformanceAnalytics) ->
     assert all(e.type == "comment" for e in rest)
     response.close()
     client.close()
+    analytics.close()
 
 
 def test_a_slow_client_is_cut_off_once_its_queue_is_full() -> None:
