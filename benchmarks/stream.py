@@ -7,7 +7,7 @@ server; 100 clients in this process (asyncio, aiohttp) each hold ``GET .../strea
 open over loopback, 20 per analyst key (the server's default cap per key). This
 process acts as another replica: it holds the rule's lease (so the server's own
 evaluator leaves the rule alone) and records transitions straight into the store,
-from a thread, alternately an evaluation (the rule fires, or stays) and a rule
+from a thread, alternately an evaluation (instances turn pending, or fire) and a rule
 change (its instances reset). A transition's delivery latency is the moment a
 client parsed it minus the moment the transaction recording it had committed (the
 call returned), on this machine's one clock. Every client must receive every
@@ -26,7 +26,7 @@ import aiohttp
 
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.access import Role
-from banking_analytics.monitor import Rule, RuleLeases
+from banking_analytics.monitor import Rule, RuleLeases, default_rules
 from benchmarks.http import PREFIX, issue_key, peak_rss_mb, percentile, run_async, serving
 from benchmarks.run import BenchmarkError, Context, Measurement, Sample, postgres_scratch
 
@@ -37,17 +37,9 @@ PER_KEY = 20
 PAUSE = 0.5
 T0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-NAME = "bench_success_low"
-RULE: dict[str, object] = {
-    "name": NAME,
-    "metric": "connection_success_rate",
-    "window": "30m",
-    "by": ["institution"],
-    "condition": "below",
-    "warning": 0.9,
-    "critical": 0.5,
-    "min_sample": 20,
-}
+#: The shipped rule on institutions' link success rate (30 minutes, by institution).
+NAME = "institution_success_rate_low"
+RULE = next(rule for rule in default_rules() if rule.name == NAME)
 
 
 def attempts(institution: str, successes: int, failures: int) -> list[dict[str, object]]:
@@ -97,8 +89,9 @@ class Recorder:
         if k % 2 == 0:
             monitor.evaluate(T0 + (30 + k) * MINUTE)
         else:
-            critical = 0.3 if k % 4 == 1 else RULE["critical"]
-            monitor.apply([Rule.from_dict({**RULE, "critical": critical})], "benchmark")
+            # A changed threshold resets the rule's instances (a transition each).
+            critical = 0.3 if k % 4 == 1 else RULE.as_dict()["critical"]
+            monitor.apply([Rule.from_dict({**RULE.as_dict(), "critical": critical})], "benchmark")
         at = time.time()
         for row in store.transitions_after(last, 1000):
             assert row.history_id is not None
@@ -162,7 +155,7 @@ def stream_delivery(ctx: Context) -> tuple[list[Measurement], list[str]]:
             analytics.ingest(
                 attempts("ins_a", 22, 3) + attempts("ins_b", 8, 12) + attempts("ins_c", 25, 0)
             )
-            analytics.monitor.apply([Rule.from_dict(RULE)], "benchmark")
+            analytics.monitor.apply([RULE], "benchmark")
             # This process evaluates the rule: the server's evaluator (wall clock) may not.
             held = RuleLeases(analytics.engine, "benchmark", timedelta(hours=1)).hold(
                 [NAME], datetime.now(UTC)

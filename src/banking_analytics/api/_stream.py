@@ -6,7 +6,8 @@ last it handed on (``history_id``: every replica's evaluations are in it, in
 commit order), and the data versions of the event tables, every
 ``stream_poll_seconds`` while a stream is open, or at once when this process
 commits events (the commit listener) or its evaluator ends a cycle. One read per
-interval whatever the number of streams; the raw events are never read for it.
+interval whatever the number of streams (the data versions only while a stream
+follows metric queries); the raw events are never read for it.
 
 Each stream is a :class:`Subscriber`: at most ``stream_queue_events`` items wait
 for it; one more, and it is marked overflowed and handed nothing further (its
@@ -183,8 +184,8 @@ class StreamHub:
                 async with asyncio.timeout(self._settings.stream_poll_seconds):
                     await self._wake.wait()
             self._wake.clear()
-            if not self._subscribers:
-                continue
+            # Read even with no stream open: a stream opened later starts from now, not
+            # from whatever was recorded while nobody listened.
             try:
                 await self._read()
             # The store unreachable for a moment: the streams wait for the next read.
