@@ -1149,6 +1149,13 @@ def http_health(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return health_under_load(ctx)
 
 
+def stream(ctx: Context) -> tuple[list[Measurement], list[str]]:
+    """See :mod:`benchmarks.stream`."""
+    from benchmarks.stream import stream_delivery
+
+    return stream_delivery(ctx)
+
+
 # -- the suite ---------------------------------------------------------------------------------
 
 
@@ -1263,6 +1270,13 @@ BENCHMARKS = {
             "queries, ingestion and failed authentications at once; every answer's status "
             "and the server's peak memory.",
             http_health,
+        ),
+        Benchmark(
+            "stream",
+            "The event stream (`GET /stream`, Server-Sent Events) with 100 clients on loopback: "
+            "how long each alert transition, recorded by another process on PostgreSQL, takes "
+            "to reach every client; the server's memory.",
+            stream,
         ),
     )
 }

@@ -47,7 +47,7 @@ def test_each_rule_is_evaluated_once_per_tick_of_its_interval_across_restarts(
         ],
         "test",
     )
-    scheduler = Scheduler(monitor)
+    scheduler = Scheduler(monitor, owner="replica-1")
 
     def run(at: datetime) -> list[tuple[str, timedelta]]:
         return [(r.rule_name, r.evaluated_at - T0) for r in scheduler.run_due(at)]
@@ -64,8 +64,9 @@ def test_each_rule_is_evaluated_once_per_tick_of_its_interval_across_restarts(
         ("every_five", 35 * MINUTE),
         ("success_low", 37 * MINUTE),
     ]
-    # A new scheduler (a restart) knows from the store what was evaluated.
-    scheduler = Scheduler(monitor)
+    # A new scheduler (a restart of the same replica, holding its leases) knows from the
+    # store what was evaluated.
+    scheduler = Scheduler(monitor, owner="replica-1")
     assert run(start + timedelta(minutes=7, seconds=59)) == []
     assert run(start + timedelta(minutes=8)) == [("success_low", 38 * MINUTE)]
     # A changed rule is a new version: evaluated at the next chance.

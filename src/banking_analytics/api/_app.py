@@ -32,6 +32,7 @@ from banking_analytics.api._limits import BodySizeLimit
 from banking_analytics.api._problems import PROBLEM_MEDIA_TYPE, Problem, install_handlers
 from banking_analytics.api._ratelimit import FailedAuthentications, RateLimiter
 from banking_analytics.api._settings import ApiSettings
+from banking_analytics.api._stream import StreamHub
 from banking_analytics.api.routes import (
     admin,
     alerts,
@@ -55,6 +56,7 @@ from banking_analytics.api.routes import (
     rules,
     silences,
     slos,
+    stream,
     users,
     webhooks,
 )
@@ -111,14 +113,20 @@ def _tokens(settings: ApiSettings) -> UserTokenVerifier | None:
 
 
 def _rule_evaluator(
-    analytics: BankingPerformanceAnalytics, settings: ApiSettings
+    analytics: BankingPerformanceAnalytics, settings: ApiSettings, hub: StreamHub
 ) -> BackgroundEvaluator:
-    """The alert rules' evaluator, started: it runs beside the server until shutdown, and
-    its notifier after each cycle."""
+    """The alert rules' evaluator, started: it runs beside the server until shutdown, its
+    notifier after each cycle, and each cycle's transitions reach this server's event
+    streams at once."""
     from banking_analytics.monitor import BackgroundEvaluator, Notifier, Sender
 
     notifier = Notifier(analytics.monitor, Sender(allowed=settings.notify_networks()))
-    evaluator = BackgroundEvaluator(analytics.monitor, notifier=notifier)
+    evaluator = BackgroundEvaluator(
+        analytics.monitor,
+        on_cycle=hub.wake_threadsafe,
+        notifier=notifier,
+        lease=timedelta(seconds=settings.rule_lease_seconds),
+    )
     evaluator.start()
     return evaluator
 
@@ -176,12 +184,15 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         period = settings.auth_failure_audit_seconds
         auditor = asyncio.create_task(audit_failures_periodically(audit, failures, period))
-        evaluator = _rule_evaluator(opened, settings) if settings.evaluate_rules else None
+        hub = app.state.stream_hub = StreamHub(opened, settings)
+        await hub.start()
+        evaluator = _rule_evaluator(opened, settings, hub) if settings.evaluate_rules else None
         try:
             yield
         finally:
             if evaluator is not None:
                 await anyio.to_thread.run_sync(evaluator.stop)
+            await hub.close()
             auditor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await auditor
@@ -247,6 +258,7 @@ def create_app(
         notification_policy,
         silences,
         deliveries,
+        stream,
     )
     behaviour_flows = (funnels, retention, paths)
     for module in (*routers, *behaviour_flows, *monitoring, webhooks):

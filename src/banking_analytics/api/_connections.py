@@ -18,6 +18,10 @@ and answers each breach, and any request that is not HTTP/1.1, with a problem
 document (408, 400 or 429) before closing the connection. It runs on the event
 loop, before any of the app's code, so a flood of such connections costs no
 thread.
+
+It also tells a request when the server begins to shut down (an ``asyncio.Event``
+in the scope's extensions, under :data:`STOPPING`): uvicorn waits for every
+response to finish before it stops, and an event stream would never finish.
 """
 
 from __future__ import annotations
@@ -33,7 +37,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from banking_analytics.api._problems import PROBLEM_MEDIA_TYPE, problem_body
 from banking_analytics.api._settings import ApiSettings
 
-__all__ = ["guarded_protocol", "uvicorn_options"]
+__all__ = ["STOPPING", "guarded_protocol", "uvicorn_options"]
+
+#: The scope extension holding an ``asyncio.Event`` set when the server starts shutting
+#: down: open event streams end then (api/routes/stream.py).
+STOPPING = "banking_analytics.stopping"
 
 #: How long a refused connection stays half-open, its input dropped, before it is closed.
 _LINGER_SECONDS = 1.0
@@ -75,6 +83,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_problem: str | None = None
         self._refused = False
+        self._stopping = asyncio.Event()
 
     # -- the connection -----------------------------------------------------------------
 
@@ -168,6 +177,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._stop_deadline()
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[STOPPING] = self._stopping
         if any(
             (name == b"content-length" and value.strip() not in (b"", b"0"))
             or name == b"transfer-encoding"
@@ -179,6 +190,10 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._stop_deadline()
         super().on_message_complete()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         detail, self._head_problem = self._head_problem or _BAD_REQUEST, None

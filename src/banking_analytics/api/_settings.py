@@ -45,6 +45,21 @@ class ApiSettings(BaseSettings):
     #: Evaluate the alert rules in this server, in a background thread (``serve`` with one
     #: process turns it on; with several, run ``banking-analytics monitor`` beside them).
     evaluate_rules: bool = False
+    #: How long this server's evaluator holds a rule it evaluates unless renewed: with
+    #: several replicas evaluating one PostgreSQL store, the longest a dead one's rules
+    #: wait for another to take them over (docs/monitoring.md).
+    rule_lease_seconds: float = Field(default=30.0, ge=1)
+    #: The event stream (``GET .../stream``): open streams in all and per API key, events
+    #: waiting for one slow client before it is cut off, the seconds between heartbeats,
+    #: how often the store is read for new transitions and data versions, the most
+    #: transitions replayed on resume, and the most metric queries one stream may follow.
+    stream_max_connections: int = Field(default=1000, ge=1)
+    stream_max_connections_per_key: int = Field(default=20, ge=1)
+    stream_queue_events: int = Field(default=256, ge=1)
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    stream_poll_seconds: float = Field(default=0.5, gt=0)
+    stream_replay_limit: int = Field(default=1000, ge=1)
+    stream_max_queries: int = Field(default=8, ge=0)
     #: How long an ``Idempotency-Key`` and its first response are kept (Stripe keeps 24 h).
     idempotency_retention_hours: int = Field(default=24, ge=1)
     #: How long a verified API key is trusted before the store is asked again (revocation lag).

@@ -53,6 +53,7 @@ from banking_analytics.monitor._insights import (
     QueryLink,
     Recommendation,
 )
+from banking_analytics.monitor._lease import ALERT_RULE_LEASES, RuleLeases
 from banking_analytics.monitor._matchers import Matcher, MatcherError, parse_matchers
 from banking_analytics.monitor._namespace import AlertView, HistoryView, MonitorNamespace, RuleView
 from banking_analytics.monitor._notify import Notifier
@@ -94,6 +95,7 @@ from banking_analytics.monitor._store import (
 from banking_analytics.monitor._yaml import RuleFileError, dump_rules, parse_rules, read_rule_file
 
 __all__ = [
+    "ALERT_RULE_LEASES",
     "BURN_WINDOWS",
     "DEFAULT_RULES_YAML",
     "DELIVERY_HEADER",
@@ -150,6 +152,7 @@ __all__ = [
     "RuleError",
     "RuleEvaluation",
     "RuleFileError",
+    "RuleLeases",
     "RuleNotFoundError",
     "RuleTestReport",
     "RuleView",

@@ -298,10 +298,15 @@ class Evaluator:
         self._metrics = metrics
         self._store = store
 
-    def evaluate(self, rules: Sequence[StoredRule], now: datetime) -> list[RuleEvaluation]:
+    def evaluate(
+        self, rules: Sequence[StoredRule], now: datetime, *, once_per_tick: bool = False
+    ) -> list[RuleEvaluation]:
         """Evaluate each rule at ``now``: run its query (cached per data version: rules
         asking the same question at the same time share one answer), advance its
-        instances, and store them and their history in one transaction."""
+        instances, and store them and their history in one transaction.
+
+        ``once_per_tick``: rules another process has recorded at ``now`` (or later)
+        are not saved again, nor reported (see :meth:`AlertStore.save_evaluation`)."""
         versions = self._versions(rules, now)
         by_rule: dict[str, dict[Labels, StoredInstance]] = {}
         for instance in self._store.instances():
@@ -320,8 +325,10 @@ class Evaluator:
             history.extend(added)
             changed = sum(row.transition for row in added)
             reports.append(RuleEvaluation(rule.name, now, len(moved), changed, cached, error))
-        self._store.save_evaluation([s.name for s in rules], instances, history)
-        return reports
+        saved = self._store.save_evaluation(
+            [s.name for s in rules], instances, history, once_per_tick=once_per_tick
+        )
+        return [report for report in reports if report.rule_name in saved]
 
     def _versions(self, rules: Sequence[StoredRule], now: datetime) -> dict[str, int]:
         """The data versions of every table the rules read, in one reading: so every rule of

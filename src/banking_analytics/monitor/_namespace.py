@@ -204,10 +204,18 @@ class MonitorNamespace:
         return [self.store.put(rule, changed_by) for rule in chosen]
 
     def evaluate(
-        self, now: datetime, rules: Sequence[StoredRule] | None = None
+        self,
+        now: datetime,
+        rules: Sequence[StoredRule] | None = None,
+        *,
+        once_per_tick: bool = False,
     ) -> list[RuleEvaluation]:
-        """Evaluate ``rules`` (every current rule and SLO by default) at ``now``."""
-        return self.evaluator.evaluate(self.store.rules() if rules is None else rules, now)
+        """Evaluate ``rules`` (every current rule and SLO by default) at ``now``
+        (``once_per_tick``: leaving out those another process has recorded at ``now``; the
+        scheduler's way)."""
+        return self.evaluator.evaluate(
+            self.store.rules() if rules is None else rules, now, once_per_tick=once_per_tick
+        )
 
     def backtest(
         self, rule: Rule, since: datetime, until: datetime, step: timedelta | None = None

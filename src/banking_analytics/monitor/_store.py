@@ -8,7 +8,11 @@ and every process sharing the store sees the same.
 * ``alert_instances`` — the current state of each instance (rule x label set).
 * ``alert_history`` — one row per instance per evaluation: what was observed
   and the state before and after (``transition`` marks a change of state or
-  severity), and a row per instance reset by a rule change.
+  severity), and a row per instance reset by a rule change. Each row has a
+  ``history_id``: 1, 2, 3, ... in the order the rows were committed, whichever
+  process wrote them (numbered under the table's lock), so a reader that has
+  seen every row up to an id will never see a later row with a smaller one (the
+  alert stream's event ids). Rows written before the column existed have none.
 """
 
 from __future__ import annotations
@@ -94,8 +98,10 @@ ALERT_HISTORY = TableDef(
         Column("value", Kind.FLOAT),
         Column("sample_size", Kind.INTEGER),
         Column("transition", Kind.BOOLEAN, nullable=False),
+        # Added after the first stores were made: nullable, as every added column is.
+        Column("history_id", Kind.INTEGER),
     ),
-    lookup_columns=("rule_name", "evaluated_at"),
+    lookup_columns=("rule_name", "evaluated_at", "history_id"),
 )
 MONITOR_TABLES = (ALERT_RULE_VERSIONS, ALERT_INSTANCES, ALERT_HISTORY)
 
@@ -180,6 +186,8 @@ class HistoryRow:
     value: float | None
     sample_size: int | None
     transition: bool
+    #: Its number in the history (see the module); None until stored.
+    history_id: int | None = None
 
 
 def _severity(text: str | None) -> Severity | None:
@@ -277,6 +285,24 @@ class AlertStore:
         self._sql_delete_instances = exp.delete(table(ALERT_INSTANCES), where=_is("rule_name")).sql(
             dialect
         )
+        self._sql_last_id = (
+            sqlglot.select(exp.Max(this=column("history_id")).as_("id"))
+            .from_(table(ALERT_HISTORY))
+            .sql(dialect)
+        )
+        self._sql_transitions_after = (
+            select_all(ALERT_HISTORY)
+            .where(column("transition"))
+            .where(column("history_id") > exp.Placeholder())
+            .order_by(column("history_id"))
+            .limit(exp.Placeholder())
+            .sql(dialect)
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """The store the tables are in."""
+        return self._engine
 
     # -- rules -------------------------------------------------------------------------------
 
@@ -356,29 +382,35 @@ class AlertStore:
             i for i in self._instances_in(tx, name) if i.state.state is not AlertState.INACTIVE
         ]
         tx.execute(self._sql_delete_instances, [name])
-        tx.append(
-            ALERT_HISTORY,
-            _arrow(
-                ALERT_HISTORY,
-                [
-                    {
-                        "rule_name": name,
-                        "rule_version": version,
-                        "labels": labels_key(i.labels),
-                        "evaluated_at": now,
-                        "observation": RESET,
-                        "previous_state": i.state.state.value,
-                        "state": AlertState.INACTIVE.value,
-                        "previous_severity": _text(i.state.severity),
-                        "severity": None,
-                        "value": None,
-                        "sample_size": None,
-                        "transition": True,
-                    }
-                    for i in instances
-                ],
-            ),
+        self._append_history(
+            tx,
+            [
+                {
+                    "rule_name": name,
+                    "rule_version": version,
+                    "labels": labels_key(i.labels),
+                    "evaluated_at": now,
+                    "observation": RESET,
+                    "previous_state": i.state.state.value,
+                    "state": AlertState.INACTIVE.value,
+                    "previous_severity": _text(i.state.severity),
+                    "severity": None,
+                    "value": None,
+                    "sample_size": None,
+                    "transition": True,
+                }
+                for i in instances
+            ],
         )
+
+    def _append_history(self, tx: Any, rows: list[dict[str, Any]]) -> None:
+        """Add history rows numbered after the highest ``history_id``: under the table's
+        lock, held to the commit, so ids follow the order of commits in every process."""
+        tx.lock(ALERT_HISTORY)
+        last = tx.execute(self._sql_last_id).column("id")[0].as_py() or 0
+        for number, row in enumerate(rows, start=last + 1):
+            row["history_id"] = number
+        tx.append(ALERT_HISTORY, _arrow(ALERT_HISTORY, rows))
 
     def _instances_in(self, tx: Any, name: str) -> list[StoredInstance]:
         sql = select_all(ALERT_INSTANCES).where(_is("rule_name")).sql(self._engine.dialect)
@@ -400,18 +432,55 @@ class AlertStore:
         names: Iterable[str],
         instances: Sequence[StoredInstance],
         history: Sequence[HistoryRow],
-    ) -> None:
-        """Replace the instances of the rules ``names`` and add history, in one transaction."""
-        chosen = list(dict.fromkeys(names))
+        *,
+        once_per_tick: bool = False,
+    ) -> set[str]:
+        """Replace the instances of the rules ``names`` and add history, in one transaction;
+        answer the names saved.
+
+        ``once_per_tick`` (the scheduler's evaluations): a rule whose history already
+        holds an evaluation of its version at or after this one's time is left out:
+        another process evaluated that tick first (its lease on the rule ran out
+        while this one was evaluating), and a tick is recorded once.
+        """
         with self._engine.begin() as tx:
+            tx.lock(ALERT_HISTORY)
+            late: set[str] = set()
+            if once_per_tick:
+                done = {
+                    (row["rule_name"], row["rule_version"]): row["at"]
+                    for row in tx.execute(self._sql_last_evaluations, [RESET]).to_pylist()
+                }
+                late = {
+                    row.rule_name
+                    for row in history
+                    if (at := done.get((row.rule_name, row.rule_version))) is not None
+                    and at >= row.evaluated_at
+                }
+            saved = set(names) - late
+            chosen = sorted(saved)
             # One statement for the whole cycle: a DELETE per rule costs more than the rest.
             for start in range(0, len(chosen), _DELETE_BATCH):
                 batch = chosen[start : start + _DELETE_BATCH]
                 tx.execute(self._delete_instances_of(len(batch)), batch)
             tx.append(
-                ALERT_INSTANCES, _arrow(ALERT_INSTANCES, [_instance_row(i) for i in instances])
+                ALERT_INSTANCES,
+                _arrow(
+                    ALERT_INSTANCES, [_instance_row(i) for i in instances if i.rule_name in saved]
+                ),
             )
-            tx.append(ALERT_HISTORY, _arrow(ALERT_HISTORY, [_history_row(h) for h in history]))
+            self._append_history(tx, [_history_row(h) for h in history if h.rule_name in saved])
+        return saved
+
+    def last_history_id(self) -> int:
+        """The highest ``history_id`` stored (0 when there is none)."""
+        last: int | None = self._engine.query(self._sql_last_id).column("id")[0].as_py()
+        return last or 0
+
+    def transitions_after(self, history_id: int, limit: int) -> list[HistoryRow]:
+        """The first ``limit`` transitions numbered after ``history_id``, in order."""
+        rows = self._engine.query(self._sql_transitions_after, [history_id, limit]).to_pylist()
+        return [_history(row) for row in rows]
 
     def _delete_instances_of(self, count: int) -> str:
         """DELETE the instances of ``count`` rules, named by parameters."""
@@ -445,23 +514,25 @@ class AlertStore:
             exp.Placeholder()
         )
         rows = self._engine.query(query.sql(self._engine.dialect), [*params, limit]).to_pylist()
-        return [
-            HistoryRow(
-                row["rule_name"],
-                row["rule_version"],
-                _labels(row["labels"]),
-                row["evaluated_at"],
-                row["observation"],
-                AlertState(row["previous_state"]),
-                AlertState(row["state"]),
-                _severity(row["previous_severity"]),
-                _severity(row["severity"]),
-                row["value"],
-                row["sample_size"],
-                row["transition"],
-            )
-            for row in rows
-        ]
+        return [_history(row) for row in rows]
+
+
+def _history(row: Mapping[str, Any]) -> HistoryRow:
+    return HistoryRow(
+        row["rule_name"],
+        row["rule_version"],
+        _labels(row["labels"]),
+        row["evaluated_at"],
+        row["observation"],
+        AlertState(row["previous_state"]),
+        AlertState(row["state"]),
+        _severity(row["previous_severity"]),
+        _severity(row["severity"]),
+        row["value"],
+        row["sample_size"],
+        row["transition"],
+        row["history_id"],
+    )
 
 
 def _text(value: StrEnum | None) -> str | None:
@@ -501,4 +572,5 @@ def _history_row(row: HistoryRow) -> dict[str, Any]:
         "value": row.value,
         "sample_size": row.sample_size,
         "transition": row.transition,
+        "history_id": row.history_id,
     }

@@ -7,14 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 
+from banking_analytics._facade import BankingPerformanceAnalytics
 from banking_analytics.api._audit import audit_per_user_answer, audit_revenue_read
-from banking_analytics.api._auth import PolicedRoute
+from banking_analytics.api._auth import PolicedRoute, Principal
 from banking_analytics.api._models import MetricQueryIn, MetricQueryOut
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api.deps import Admitted, Analytics, QueryBudgetOf, ReadAnalytics
-from banking_analytics.metrics import CATALOG, LEDGER, TimeWindow
+from banking_analytics.metrics import CATALOG, LEDGER, QueryBudget, TimeWindow
 
-__all__ = ["router"]
+__all__ = ["answer_metric_query", "router"]
 
 router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=PolicedRoute)
 
@@ -70,6 +71,17 @@ def query_metrics(
     it runs; ``limit`` asks for the top N dimension-value combinations and an
     ``(other)`` row instead of all of them.
     """
+    return answer_metric_query(body, request, analytics, principal, budget)
+
+
+def answer_metric_query(
+    body: MetricQueryIn,
+    request: Request,
+    analytics: BankingPerformanceAnalytics,
+    principal: Principal,
+    budget: QueryBudget,
+) -> dict[str, Any]:
+    """The answer to ``body`` (of POST /metrics/query, and of the event stream), audited."""
     if (body.start is None) != (body.end is None):
         raise ProblemError(
             422, "start and end (body): give both for an explicit window, or neither"
