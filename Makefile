@@ -67,10 +67,11 @@ browser:
 		chromium fonts-dejavu-core >/dev/null || \
 	echo "browser: installing chromium failed: the web app's browser tests will skip"
 
-# Two workers, a test file each at a time: most of a test's time is spent waiting (servers,
+# Two workers, a test file each at a time (the API fuzzing's two engines apart: the groups
+# are set in tests/conftest.py): most of a test's time is spent waiting (servers,
 # PostgreSQL, the browser), so two files side by side finish sooner even on two cores.
 test: lint typecheck browser
-	$(BIN)/pytest --numprocesses 2 --dist loadfile
+	$(BIN)/pytest --numprocesses 2 --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

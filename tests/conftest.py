@@ -39,6 +39,23 @@ ENGINES = [
 ]
 
 
+#: Files whose engines run on different xdist workers: the longest file by far, whose
+#: tests each set up their own server (nothing module-wide to share between engines).
+SPLIT_BY_ENGINE = frozenset({"test_api_fuzz"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for ``--dist loadgroup`` (``make test``): a file runs whole on one
+    worker, so its module fixtures are set up once; a file in ``SPLIT_BY_ENGINE`` as
+    one group per engine, so both workers share it."""
+    for item in items:
+        group = item.path.stem
+        if group in SPLIT_BY_ENGINE and "duckdb" in item.keywords:
+            group += "-duckdb"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server for this session: the configured one, else a throwaway cluster."""

@@ -20,9 +20,11 @@ from banking_analytics.store import StoreLockedError, StoreUnavailableError
 pytestmark = pytest.mark.duckdb
 
 
-@pytest.fixture
-def held(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A DuckDB store held by a serving process; yields its URL and the process id."""
+@pytest.fixture(scope="module")
+def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """A DuckDB store held by a serving process (one for the module: its tests only try
+    to open it); yields its URL and the process id."""
+    tmp_path = tmp_path_factory.mktemp("held")
     url = f"duckdb:///{tmp_path}/store.duckdb"
     BankingPerformanceAnalytics.open(url).close()  # the tables exist before the server starts
     server = Server(url, tmp_path / "server.log")
