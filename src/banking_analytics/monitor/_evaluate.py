@@ -99,7 +99,10 @@ def readings_of(
     if rule.anomaly is not None:
         return _anomaly_readings(rule, rule.anomaly, answers, now, firing)
     found = {}
-    for row in (row for result in answers for row in result.rows):
+    rows = [row for result in answers for row in result.rows]
+    # A per-day metric's rows are days (see ``per_day``): the latest is the one compared.
+    rows.sort(key=lambda row: row.bucket or now)
+    for row in rows:
         labels = tuple(sorted((dim, row.dimensions[dim] or "") for dim in rule.by))
         figure = row.values[rule.metric]
         previous = None

@@ -21,6 +21,9 @@ thresholds:
 A time metric (``sync_last_success_at``) is compared as its age in seconds at
 the evaluation time (thresholds may then be written as durations: ``6h``).
 
+A metric with a figure only per day (rolling active users, the revenue ledger's: see
+:func:`per_day`) is asked with a day bucket, and the window's latest day compared.
+
 An instance whose sample is below ``min_sample`` (at least the metric's own
 minimum sample) has no figure: it is ``nodata``, never compared with a number
 it does not have. ``for``, ``keep_firing_for`` and ``interval`` drive the
@@ -37,7 +40,17 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from banking_analytics.metrics import CATALOG, MetricQuery, QueryError, TimeWindow, Unit
+from banking_analytics.metrics import (
+    CATALOG,
+    Derived,
+    Metric,
+    MetricQuery,
+    Provided,
+    QueryError,
+    Rolling,
+    TimeWindow,
+    Unit,
+)
 from banking_analytics.monitor._anomaly import ANOMALY_BUCKETS, AnomalySpec
 from banking_analytics.monitor._durations import format_duration, parse_duration
 from banking_analytics.monitor._template import check_template
@@ -177,6 +190,7 @@ class Rule:
             TimeWindow(now - self.window, now, format_duration(self.window)),
             dimensions=self.by,
             filters=dict(self.filters),
+            bucket="day" if per_day(CATALOG[self.metric]) else None,
         )
 
     def severity_of(self, compared: float) -> Severity | None:
@@ -443,6 +457,17 @@ class _Checker:
         severity = self._choice("severity", Severity, Severity.CRITICAL)
         self._check_levels(condition, compare, warning, critical, is_time)
         anomaly = self._anomaly(condition, window, is_time)
+        if metric is not None and per_day(CATALOG[metric]):
+            if anomaly is not None:
+                self._fail(
+                    "metric", f"{metric} has a figure per day: an anomaly rule cannot judge it"
+                )
+            elif compare is not Compare.VALUE:
+                self._fail(
+                    "compare",
+                    f"{metric} has a figure per day, read at the window's last day: compare "
+                    "must be value",
+                )
         min_sample = self.sample("min_sample")
         by, filters = self.breakdown(metric, window)
         rule = Rule(
@@ -519,6 +544,19 @@ class _Checker:
         if is_time:
             self._fail("metric", "a time metric cannot be judged for anomalies")
         return spec
+
+
+def per_day(metric: Metric) -> bool:
+    """Whether a metric has a figure only per day (or calendar period), not over any window:
+    rolling distinct users (weekly and monthly active users, and what derives from them)
+    and the revenue ledger's metrics. A threshold rule reads such a metric with a day
+    bucket (UTC) and compares the latest day's figure in its window."""
+    match metric.measure:
+        case Rolling() | Provided():
+            return True
+        case Derived(inputs=inputs):
+            return any(per_day(m) for m in inputs)
+    return False
 
 
 _FIXED_SEVERITY = (Condition.NO_DATA, Condition.ANOMALY)
