@@ -330,18 +330,20 @@ def test_rules_and_slos_share_names_and_a_change_resets_the_alerts(store_url: st
         assert _states(analytics)["ins_c"] == ("firing", "warning")
 
 
-def test_a_rule_that_cannot_be_compiled_errs_alone_and_the_slo_is_evaluated(
+def test_a_rule_whose_query_fails_errs_alone_and_the_slo_is_evaluated(
     store_url: str,
 ) -> None:
     with BankingPerformanceAnalytics.open(store_url) as analytics:
         analytics.ingest(world())
         monitor = analytics.monitor
-        # A rolling count needs a day bucket, which rules do not ask: it cannot compile.
-        rolling = {**RULE, "name": "wau_low", "metric": "weekly_active_users", "by": []}
-        monitor.apply([Rule.from_dict(rolling), slo()], "test")
+        # Revenue is reported in one currency (USD by default): asked in another, the
+        # rule's query fails when it runs.
+        euros = {**RULE, "name": "mrr_low", "metric": "mrr", "by": []}
+        euros["filters"] = {"currency": "EUR"}
+        monitor.apply([Rule.from_dict(euros), slo()], "test")
         reports = {r.rule_name: r for r in monitor.evaluate(NOW)}
-        assert reports["wau_low"].error is not None
-        assert "bucket" in reports["wau_low"].error
+        assert reports["mrr_low"].error is not None
+        assert "revenue is reported in USD, not EUR" in reports["mrr_low"].error
         assert reports["link_success"].error is None
         firing = {a.labels["institution"]: a.severity for a in monitor.alerts(rule="link_success")}
         assert firing["ins_c"] == "critical"

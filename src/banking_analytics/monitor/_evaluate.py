@@ -343,8 +343,8 @@ class Evaluator:
                 for query in _queries(stored.rule, now):
                     for statement in self._metrics.compile(query):
                         tables.update(statement.depends_on)
-            # A query that cannot be compiled (a rolling metric asked without its day
-            # bucket) fails again when its rule runs: that rule's error, not the cycle's.
+            # A query that cannot be compiled (a stored rule a newer catalogue no longer
+            # answers) fails again when its rule runs: that rule's error, not the cycle's.
             except QueryError:
                 continue
         return self._metrics.versions(sorted(tables))
