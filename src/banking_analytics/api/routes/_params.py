@@ -9,13 +9,15 @@ from fastapi import Depends, Header, Query
 from banking_analytics.analytics.revenue import ChurnRecognition, RevenuePolicy
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryBool, QueryDateTime
-from banking_analytics.api.deps import Analytics
+from banking_analytics.api.deps import Analytics, Settings
 from banking_analytics.metrics import QueryError, TimeWindow
 
 __all__ = [
     "IdempotencyKey",
     "Lookback",
     "LookbackEnd",
+    "PageLimit",
+    "PageOffset",
     "Period7d",
     "Period24h",
     "Period30d",
@@ -23,6 +25,7 @@ __all__ = [
     "Period365d",
     "RevenuePolicyOf",
     "Timezone",
+    "page_limit",
     "window",
 ]
 
@@ -39,6 +42,34 @@ IdempotencyKey = Annotated[
         description="Retry-safe key: the same key and request return the first response again",
     ),
 ]
+
+#: Beyond any list the store holds, and within the engines' 64-bit OFFSET (a larger number
+#: would be a database error, a 500, rather than an empty page).
+MAX_OFFSET = 10**9
+PageOffset = Annotated[
+    int,
+    Query(ge=0, le=MAX_OFFSET, description="How many to skip first: the items of the pages before"),
+]
+
+
+def page_limit(default: int, description: str = "At most this many") -> Callable[..., int]:
+    """A dependency reading ``limit``: from 1 to the server's ``max_page_size``
+    (``BA_MAX_PAGE_SIZE``, a setting, hence checked here rather than in the schema), a 422
+    problem above it. ``default`` and ``description`` are the route's own."""
+
+    def read_page_limit(
+        settings: Settings,
+        limit: Annotated[int, Query(ge=1, description=description)] = default,
+    ) -> int:
+        if limit > settings.max_page_size:
+            raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
+        return limit
+
+    return read_page_limit
+
+
+#: The usual page: 100 unless ``limit`` says otherwise.
+PageLimit = Annotated[int, Depends(page_limit(100))]
 
 
 def window(default: str) -> Callable[..., str | TimeWindow]:
