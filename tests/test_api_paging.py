@@ -118,3 +118,62 @@ def test_rules_and_slos_are_read_a_page_at_a_time_by_name_each_kind_apart(
     api.analytics.monitor.delete("alpha", Slo, "test")
     assert _names(api, "slos", limit=2) == ["beta", "delta"]
     assert _names(api, "slos", limit=2, offset=2) == []
+
+
+#: Every route that pages by ``offset`` (method, path, extra query, JSON body).
+FUNNEL = {
+    "steps": [{"event_type": "behavior"}, {"event_type": "behavior"}],
+    "date_from": "2026-11-01T00:00:00+00:00",
+    "date_to": "2026-11-08T00:00:00+00:00",
+}
+OFFSET_ROUTES: list[tuple[str, str, dict[str, object], object]] = [
+    ("GET", "connections/items", {}, None),
+    ("GET", "revenue/movements", {}, None),
+    ("GET", "performance/institution-health", {}, None),
+    ("GET", "users/u1/sessions", {}, None),
+    ("POST", "behavior/funnels/users", {"step": 1}, FUNNEL),
+    ("GET", "receivers", {}, None),
+]
+
+
+@pytest.mark.parametrize("store_url", ["duckdb", "postgres"], indirect=True)
+def test_an_offset_past_the_largest_is_a_problem_and_the_largest_an_empty_page(
+    small_pages: tuple[httpx.Client, dict[str, str]],
+) -> None:
+    """A 64-bit OFFSET is the engines' limit: 10^20 used to reach the database (a 500);
+    every offset route now refuses past ``MAX_OFFSET`` and answers an empty page at it."""
+    client, admin = small_pages
+    for method, route, extra, body in OFFSET_ROUTES:
+        url = f"{API}/{route}"
+        for offset in (10**9 + 1, 10**20):
+            refused = client.request(
+                method, url, params={**extra, "offset": offset}, json=body, headers=admin
+            )
+            assert refused.status_code == 422, (route, refused.text)
+            assert refused.headers["content-type"] == "application/problem+json", route
+            assert "offset" in refused.json()["detail"], route
+        largest = client.request(
+            method, url, params={**extra, "offset": 10**9}, json=body, headers=admin
+        )
+        assert largest.status_code == 200, (route, largest.text)
+
+
+@pytest.mark.parametrize("store_url", ["duckdb"], indirect=True)
+def test_a_request_naming_no_limit_gets_the_smaller_of_the_default_and_the_page_size(
+    small_pages: tuple[httpx.Client, dict[str, str]],
+) -> None:
+    """A server whose pages are smaller than a route's default (100) still answers a
+    request without ``limit``, a page of its page size."""
+    client, admin = small_pages
+    for name in ("ops-a", "ops-b", "ops-c"):
+        made = client.put(
+            f"{API}/receivers/{name}",
+            json={"kind": "webhook", "url": f"https://93.184.215.14/hooks/{name}"},
+            headers=admin,
+        )
+        assert made.status_code in (200, 201), made.text
+    for route in LIMITED:
+        answer = client.get(f"{API}/{route}", headers=admin)
+        assert answer.status_code == (404 if route == "slos/no_such_slo" else 200), route
+    names = [r["name"] for r in client.get(f"{API}/receivers", headers=admin).json()]
+    assert names == ["ops-a", "ops-b"]

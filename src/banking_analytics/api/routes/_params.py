@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query
 
@@ -25,6 +25,7 @@ __all__ = [
     "Period365d",
     "RevenuePolicyOf",
     "Timezone",
+    "offset_query",
     "page_limit",
     "window",
 ]
@@ -46,21 +47,31 @@ IdempotencyKey = Annotated[
 #: Beyond any list the store holds, and within the engines' 64-bit OFFSET (a larger number
 #: would be a database error, a 500, rather than an empty page).
 MAX_OFFSET = 10**9
-PageOffset = Annotated[
-    int,
-    Query(ge=0, le=MAX_OFFSET, description="How many to skip first: the items of the pages before"),
-]
+
+
+def offset_query(description: str = "How many to skip first: the items of the pages before") -> Any:
+    """A route's ``offset``: from 0 to :data:`MAX_OFFSET`, described in the route's words."""
+    return Query(ge=0, le=MAX_OFFSET, description=description)
+
+
+PageOffset = Annotated[int, offset_query()]
 
 
 def page_limit(default: int, description: str = "At most this many") -> Callable[..., int]:
     """A dependency reading ``limit``: from 1 to the server's ``max_page_size``
     (``BA_MAX_PAGE_SIZE``, a setting, hence checked here rather than in the schema), a 422
-    problem above it. ``default`` and ``description`` are the route's own."""
+    problem above it. Unsaid, it is the route's ``default``, or the page size if smaller: a
+    server with small pages still answers a request that names no limit."""
 
     def read_page_limit(
         settings: Settings,
-        limit: Annotated[int, Query(ge=1, description=description)] = default,
+        limit: Annotated[
+            int | None,
+            Query(ge=1, description=f"{description} (default {default}, or the page size)"),
+        ] = None,
     ) -> int:
+        if limit is None:
+            return min(default, settings.max_page_size)
         if limit > settings.max_page_size:
             raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
         return limit
