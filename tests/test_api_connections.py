@@ -222,9 +222,11 @@ def test_connections_per_client_address_are_capped(
             deadline = time.monotonic() + 30
             while True:  # the server sees the close on its next turn of the loop
                 answer, _ = _exchange(base, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 2)
-                if _status_and_type(answer)[0] == 200 or time.monotonic() > deadline:
+                # Nothing within 2 s (a loaded machine) is not an answer yet: ask again.
+                admitted = bool(answer) and _status_and_type(answer)[0] == 200
+                if admitted or time.monotonic() > deadline:
                     break
-            assert _status_and_type(answer)[0] == 200
+            assert admitted, answer
         finally:
             for sock in held:
                 sock.close()
