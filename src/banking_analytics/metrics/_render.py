@@ -55,6 +55,13 @@ class Renderer:
     #: nearest right row by an inequality); otherwise what needs them is written with windows.
     asof_join: bool = False
 
+    def row_id(self) -> exp.Expr | None:
+        """A nonnegative BIGINT unique to each row of a stored table, read as a column
+        of it (DuckDB's ``rowid``), or ``None`` where the engine has none: it lets a
+        query tell whether a group's first or last row by time is tied (see the
+        sessions) with plain minimums instead of ordering by a composite key."""
+        return None
+
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         # Loaded now rather than on the first query (sqlglot imports dialects lazily).
@@ -151,6 +158,9 @@ class DuckDBRenderer(Renderer):
     # DuckDB's integer division of decimals answers a double; of 128-bit integers, one.
     wide_integer = exp.DataType.build("INT128")
     asof_join = True
+
+    def row_id(self) -> exp.Expr | None:
+        return exp.column("rowid")
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         # ``percentile_disc(...) WITHIN GROUP (ORDER BY x)`` is DuckDB's
