@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import sqlglot
@@ -53,8 +53,10 @@ __all__ = [
     "run_sessions",
     "run_user_sessions",
     "sessions_select",
+    "with_sessions",
 ]
 
+Q = TypeVar("Q", bound=exp.Query)
 #: The most sessions one page of a user's sessions lists.
 MAX_SESSION_PAGE = 1000
 _MAX_GAP = timedelta(days=1)
@@ -339,6 +341,16 @@ def sessions_select(
     return query
 
 
+def with_sessions(query: Q, sessions: exp.Select) -> Q:
+    """``query`` with ``sessions`` (from :func:`sessions_select`) as the common table
+    expression ``sessions``, after those it reads (``events``, the range's events, among
+    them), kept as they are: some must not be materialized."""
+    ctes = sessions.args["with_"]
+    sessions.set("with_", None)
+    query.set("with_", ctes)
+    return query.with_("sessions", sessions)
+
+
 _GROUPING_SETS = "GROUPING SETS ((), (device), (platform), (idx))"
 #: Percentiles of session length the answer gives.
 _QUANTILES = (0.5, 0.9)
@@ -349,7 +361,6 @@ def _summary(
 ) -> exp.Query:
     """Session figures overall, per device, per platform and per interval, in one pass
     over the sessions (grouping sets; ``part`` says which)."""
-    sized = sessions_select(renderer, filter_shape)
     with_index = sqlglot.select(
         "*",
         exp.alias_(interval_index(renderer, x("started_at"), interval, timezone), "idx"),
@@ -367,14 +378,11 @@ def _summary(
         x("AVG(features) AS mean_features"),
         x("SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END) AS bounces"),
     ]
-    # The sessions' common table expressions (as they are: some not materialized) become
-    # the summary's, then the sessions themselves.
-    ctes = sized.args["with_"]
-    sized.set("with_", None)
     query = sqlglot.select(*figures).from_("indexed")
     query.set("group", x(f"SELECT 1 GROUP BY {_GROUPING_SETS}").args["group"])
-    query.set("with_", ctes)
-    return query.with_("sessions", sized).with_("indexed", with_index)
+    return with_sessions(query, sessions_select(renderer, filter_shape)).with_(
+        "indexed", with_index
+    )
 
 
 @dataclass(slots=True, eq=False)
