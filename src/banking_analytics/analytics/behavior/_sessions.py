@@ -70,8 +70,8 @@ _EVENT_COLUMNS = (
     "device",
     "platform",
 )
-#: A distinct feature's bit in a session's mask of the features it used.
-_FEATURE_BITS = {feature.value: 1 << i for i, feature in enumerate(BankingFeature)}
+#: The features, in the order of their bits in a session's mask of the features it used.
+_FEATURES = tuple(feature.value for feature in BankingFeature)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,14 +228,15 @@ def sessions_select(
         ],
         default=exp.Literal.number(0),
     )
-    bits = exp.Case(
-        this=x("feature"),
-        ifs=[
-            exp.If(this=exp.Literal.string(name), true=exp.Literal.number(bit))
-            for name, bit in _FEATURE_BITS.items()
-        ],
-        default=exp.Literal.number(0),
+    # A feature's bit is 2^(its place in the vocabulary - 1): one lookup in a list, which
+    # costs the engine less than comparing the name with each feature's in turn.
+    names = exp.Array(expressions=[exp.Literal.string(name) for name in _FEATURES])
+    place = exp.ArrayPosition(this=names, expression=x("feature"))
+    bit = exp.BitwiseLeftShift(
+        this=exp.Literal.number(1),
+        expression=exp.Paren(this=exp.Sub(this=place, expression=exp.Literal.number(1))),
     )
+    bits = exp.Coalesce(this=bit, expressions=[exp.Literal.number(0)])
     cut = sqlglot.select("*", exp.alias_(slice_of, "b"), exp.alias_(bits, "bits")).from_("events")
     carried = ["last_at", "events", "bits", "last_duration_s"]
     # A slice without an id continuing its predecessor: less than ``gap`` after it.
@@ -315,7 +316,7 @@ def sessions_select(
         .where(x("s.session_id IS NULL AND COALESCE(t.continues, 0) = 0"))
     )
     grouped = sqlglot.union(client_sessions, gap_sessions, distinct=False)
-    features = " + ".join(f"((bits >> {i}) & 1)" for i in range(len(_FEATURE_BITS)))
+    features = " + ".join(f"((bits >> {i}) & 1)" for i in range(len(_FEATURES)))
     length = exp.Add(
         this=exp.Sub(
             this=exp.TimeToUnix(this=x("last_at")), expression=exp.TimeToUnix(this=x("started_at"))
