@@ -55,17 +55,17 @@ class Renderer:
     #: nearest right row by an inequality); otherwise what needs them is written with windows.
     asof_join: bool = False
 
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        # Loaded now rather than on the first query (sqlglot imports dialects lazily).
+        self._dialect = Dialect.get_or_raise(dialect)
+
     def row_id(self) -> exp.Expr | None:
         """A nonnegative BIGINT unique to each row of a stored table, read as a column
         of it (DuckDB's ``rowid``), or ``None`` where the engine has none: it lets a
         query tell whether a group's first or last row by time is tied (see the
         sessions) with plain minimums instead of ordering by a composite key."""
         return None
-
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
-        # Loaded now rather than on the first query (sqlglot imports dialects lazily).
-        self._dialect = Dialect.get_or_raise(dialect)
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         """Nearest-rank percentiles (``percentile_disc``) of non-null ``value``, as a list
