@@ -54,6 +54,12 @@ class Renderer:
     #: Whether the engine has as-of joins (``ASOF JOIN``: each left row joined to the
     #: nearest right row by an inequality); otherwise what needs them is written with windows.
     asof_join: bool = False
+    #: Whether the engine joins on equalities by hashing whatever sizes it estimates
+    #: (DuckDB). PostgreSQL plans a join of common table expressions from its estimates
+    #: of their rows, which can be a few where there are 10^5 (a table not analysed yet):
+    #: it loops over one for each row of the other, in quadratic time. What would join
+    #: two large derived tables is written with windows there.
+    hash_joins: bool = False
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
@@ -158,6 +164,7 @@ class DuckDBRenderer(Renderer):
     # DuckDB's integer division of decimals answers a double; of 128-bit integers, one.
     wide_integer = exp.DataType.build("INT128")
     asof_join = True
+    hash_joins = True
 
     def row_id(self) -> exp.Expr | None:
         return exp.column("rowid")

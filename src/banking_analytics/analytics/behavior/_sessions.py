@@ -189,55 +189,10 @@ def _slices(renderer: Renderer) -> dict[str, exp.Query]:
     }
 
 
-def sessions_select(
-    renderer: Renderer, filter_shape: tuple[int, ...], *, one_user: bool = False
-) -> exp.Select:
-    """Each session of the range's events (see the module docs) as a row: ``user_id``,
-    ``session_id``, ``started_at``, ``last_at``, ``length_s``, ``events``, ``features``,
-    ``device``, ``platform``. Binds :attr:`SessionsQuery.session_params` (with
-    ``one_user``, the user id after the filter's values and before the gaps).
-
-    No window runs over the events, which would sort them all: they are aggregated by
-    hashing. A user's events without a session id are cut into slices of ``gap``
-    (``⌊epoch µs / gap⌋``): within a slice every event is less than ``gap`` after the
-    one before it, so a slice lies in one session, and only its first event can start
-    one: it does unless the previous slice holds an event less than ``gap`` before it
-    (a self-join of the slices finds those that continue their predecessor, the
-    ``links``: a fraction of the slices). A client session is one slice. A run of
-    consecutive links continues the slice before its first (``b`` - its row number
-    among the user's links is constant along a run: a window over the links alone);
-    each run's figures are merged into that head slice's by one join: its last event's
-    time and duration, its events, its features as bits. The head keeps its first
-    event's device and platform (:func:`_slices`: by time, ties by ``event_id``).
-    """
-    row_id = renderer.row_id()
-    columns: list[str | exp.Expr] = list(_EVENT_COLUMNS)
-    if row_id is not None:
-        columns.append(exp.alias_(row_id, "row_id"))
-    events = BehaviorQuery.events_select(columns, filter_shape)
-    if one_user:
-        events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
-    slice_of = exp.Case(
-        ifs=[
-            exp.If(
-                this=x("session_id IS NULL"),
-                true=exp.IntDiv(
-                    this=renderer.epoch_micros(x("occurred_at")), expression=exp.Placeholder()
-                ),
-            )
-        ],
-        default=exp.Literal.number(0),
-    )
-    # A feature's bit is 2^(its place in the vocabulary - 1): one lookup in a list, which
-    # costs the engine less than comparing the name with each feature's in turn.
-    names = exp.Array(expressions=[exp.Literal.string(name) for name in _FEATURES])
-    place = exp.ArrayPosition(this=names, expression=x("feature"))
-    bit = exp.BitwiseLeftShift(
-        this=exp.Literal.number(1),
-        expression=exp.Paren(this=exp.Sub(this=place, expression=exp.Literal.number(1))),
-    )
-    bits = exp.Coalesce(this=bit, expressions=[exp.Literal.number(0)])
-    cut = sqlglot.select("*", exp.alias_(slice_of, "b"), exp.alias_(bits, "bits")).from_("events")
+def _merged_runs(renderer: Renderer) -> dict[str, exp.Query]:
+    """``grouped``, a row per session from ``slices``, where the engine hashes joins
+    (:attr:`Renderer.hash_joins`): the slices continuing their predecessor (``links``)
+    fall in runs of consecutive slices, each merged into the slice before its first."""
     carried = ["last_at", "events", "bits", "last_duration_s"]
     # A slice without an id continuing its predecessor: less than ``gap`` after it.
     links = (
@@ -316,6 +271,109 @@ def sessions_select(
         .where(x("s.session_id IS NULL AND COALESCE(t.continues, 0) = 0"))
     )
     grouped = sqlglot.union(client_sessions, gap_sessions, distinct=False)
+    return {"links": links, "runs": runs, "tails": tails, "grouped": grouped}
+
+
+def _merged_by_window(renderer: Renderer) -> dict[str, exp.Query]:
+    """``grouped``, a row per session from ``slices``, with windows: each slice marked
+    whether it starts a session, its head the latest start at or before it (a running
+    maximum over every slice), the slices grouped by head."""
+    marked = (
+        sqlglot.select(
+            x("c.*"),
+            x(
+                "CASE WHEN c.session_id IS NULL AND c.first_at < p.last_at + CAST(? AS INTERVAL) "
+                "THEN 0 ELSE 1 END AS starts"
+            ),
+        )
+        .from_(exp.alias_(exp.to_table("slices"), "c"))
+        .join(
+            exp.alias_(exp.to_table("slices"), "p"),
+            on=x(
+                "p.user_id = c.user_id AND p.b = c.b - 1 AND p.session_id IS NULL "
+                "AND c.session_id IS NULL"
+            ),
+            join_type="LEFT",
+        )
+    )
+    chained = sqlglot.select(
+        "*",
+        x(
+            "MAX(CASE WHEN starts = 1 THEN b END) OVER (PARTITION BY user_id, session_id "
+            "ORDER BY b ROWS UNBOUNDED PRECEDING) AS head"
+        ),
+    ).from_("marked")
+    grouped = (
+        sqlglot.select(
+            "user_id",
+            "session_id",
+            x("MIN(first_at) AS started_at"),
+            x("MAX(last_at) AS last_at"),
+            exp.alias_(
+                renderer.value_at(x("last_duration_s"), [x("b")], last=True), "last_duration_s"
+            ),
+            x("SUM(events) AS events"),
+            x("BIT_OR(bits) AS bits"),
+            x("MAX(CASE WHEN starts = 1 THEN device END) AS device"),
+            x("MAX(CASE WHEN starts = 1 THEN platform END) AS platform"),
+        )
+        .from_("chained")
+        .group_by("user_id", "session_id", "head")
+    )
+    return {"marked": marked, "chained": chained, "grouped": grouped}
+
+
+def sessions_select(
+    renderer: Renderer, filter_shape: tuple[int, ...], *, one_user: bool = False
+) -> exp.Select:
+    """Each session of the range's events (see the module docs) as a row: ``user_id``,
+    ``session_id``, ``started_at``, ``last_at``, ``length_s``, ``events``, ``features``,
+    ``device``, ``platform``. Binds :attr:`SessionsQuery.session_params` (with
+    ``one_user``, the user id after the filter's values and before the gaps).
+
+    No window runs over the events, which would sort them all: they are aggregated by
+    hashing. A user's events without a session id are cut into slices of ``gap``
+    (``⌊epoch µs / gap⌋``): within a slice every event is less than ``gap`` after the
+    one before it, so a slice lies in one session, and only its first event can start
+    one: it does unless the previous slice holds an event less than ``gap`` before it
+    (a self-join of the slices finds those that continue their predecessor, the
+    ``links``: a fraction of the slices). A client session is one slice. A run of
+    consecutive links continues the slice before its first (``b`` - its row number
+    among the user's links is constant along a run: a window over the links alone);
+    each run's figures are merged into that head slice's by one join: its last event's
+    time and duration, its events, its features as bits. The head keeps its first
+    event's device and platform (:func:`_slices`: by time, ties by ``event_id``). Where
+    the engine may loop over a join it wrongly thinks small (PostgreSQL), each slice's
+    head is a running maximum over every slice instead (:func:`_merged_by_window`).
+    """
+    row_id = renderer.row_id()
+    columns: list[str | exp.Expr] = list(_EVENT_COLUMNS)
+    if row_id is not None:
+        columns.append(exp.alias_(row_id, "row_id"))
+    events = BehaviorQuery.events_select(columns, filter_shape)
+    if one_user:
+        events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
+    slice_of = exp.Case(
+        ifs=[
+            exp.If(
+                this=x("session_id IS NULL"),
+                true=exp.IntDiv(
+                    this=renderer.epoch_micros(x("occurred_at")), expression=exp.Placeholder()
+                ),
+            )
+        ],
+        default=exp.Literal.number(0),
+    )
+    # A feature's bit is 2^(its place in the vocabulary - 1): one lookup in a list, which
+    # costs the engine less than comparing the name with each feature's in turn.
+    names = exp.Array(expressions=[exp.Literal.string(name) for name in _FEATURES])
+    place = exp.ArrayPosition(this=names, expression=x("feature"))
+    bit = exp.BitwiseLeftShift(
+        this=exp.Literal.number(1),
+        expression=exp.Paren(this=exp.Sub(this=place, expression=exp.Literal.number(1))),
+    )
+    bits = exp.Coalesce(this=bit, expressions=[exp.Literal.number(0)])
+    cut = sqlglot.select("*", exp.alias_(slice_of, "b"), exp.alias_(bits, "bits")).from_("events")
     features = " + ".join(f"((bits >> {i}) & 1)" for i in range(len(_FEATURES)))
     length = exp.Add(
         this=exp.Sub(
@@ -335,7 +393,8 @@ def sessions_select(
         "platform",
     ).from_("grouped")
     ctes: dict[str, exp.Query] = {"events": events, "cut": cut, **_slices(renderer)}
-    ctes |= {"links": links, "runs": runs, "tails": tails, "grouped": grouped}
+    merged = _merged_runs if renderer.hash_joins else _merged_by_window
+    ctes |= merged(renderer)
     for name, body in ctes.items():
         # The events are read again for the tied slices: never written out in between.
         query = query.with_(name, body, materialized=False if name in _READ_TWICE else None)
