@@ -149,13 +149,24 @@ class MonitorNamespace:
         #: Receivers, the notification policy, silences and deliveries (see :mod:`._notify`).
         self.notifications = NotificationStore(engine)
 
-    def rules(self) -> list[StoredRule]:
-        """Every current rule (SLOs aside), by name."""
-        return [stored for stored in self.store.rules() if isinstance(stored.rule, Rule)]
+    def rules(self, *, limit: int | None = None, offset: int = 0) -> list[StoredRule]:
+        """Current rules (SLOs aside), by name: from ``offset``, the first ``limit`` (every
+        one by default)."""
+        return self._current_of(Rule, limit, offset)
 
-    def slos(self) -> list[StoredRule]:
-        """Every current SLO, by name."""
-        return [stored for stored in self.store.rules() if isinstance(stored.rule, Slo)]
+    def slos(self, *, limit: int | None = None, offset: int = 0) -> list[StoredRule]:
+        """Current SLOs, by name: from ``offset``, the first ``limit`` (every one by
+        default)."""
+        return self._current_of(Slo, limit, offset)
+
+    def _current_of(
+        self, kind: type[Rule | Slo], limit: int | None, offset: int
+    ) -> list[StoredRule]:
+        # Paged here, not in SQL: rules and SLOs share one versioned table, told apart only
+        # by their definitions (JSON), and the namespace is small and read whole in one
+        # query (every evaluation tick reads it so anyway).
+        found = [stored for stored in self.store.rules() if isinstance(stored.rule, kind)]
+        return found[offset:] if limit is None else found[offset : offset + limit]
 
     def slo(self, name: str, now: datetime, *, limit: int = 1000) -> SloStatus:
         """An SLO's current version and its standing at ``now`` (burn rates over each

@@ -254,8 +254,10 @@ class NotificationStore:
         engine.migrate(NOTIFY_TABLES)
         self._engine = engine
         d = engine.dialect
+        receivers = select_all(NOTIFY_RECEIVERS).order_by(column("name"))
         self._sql = {
-            "receivers": select_all(NOTIFY_RECEIVERS).order_by(column("name")).sql(d),
+            "receivers": receivers.offset(exp.Placeholder()).sql(d),
+            "receivers_page": receivers.limit(exp.Placeholder()).offset(exp.Placeholder()).sql(d),
             "receiver": select_all(NOTIFY_RECEIVERS).where(_is("name")).sql(d),
             "delete_receiver": exp.delete(table(NOTIFY_RECEIVERS), where=_is("name")).sql(d),
             "insert_receiver": insert_row(NOTIFY_RECEIVERS).sql(d),
@@ -309,8 +311,13 @@ class NotificationStore:
 
     # -- receivers ------------------------------------------------------------------------
 
-    def receivers(self) -> list[Receiver]:
-        return [Receiver(**row) for row in self._rows("receivers")]
+    def receivers(self, *, limit: int | None = None, offset: int = 0) -> list[Receiver]:
+        """Receivers by name: from ``offset``, the first ``limit`` (every one by default)."""
+        if limit is None:
+            rows = self._rows("receivers", [offset])
+        else:
+            rows = self._rows("receivers_page", [limit, offset])
+        return [Receiver(**row) for row in rows]
 
     def receiver(self, name: str) -> Receiver | None:
         rows = self._rows("receiver", [name])

@@ -14,6 +14,10 @@ read:
 * with an ``end_point``: the ``max_steps`` steps ending at the path's last occurrence
   of that node (numbered from 1 at the first of them).
 
+Sessions are cut by the rule :mod:`._sessions` states; here with windows over each user's
+events, as a path needs them in order anyway, where the sessions query hashes slices to
+avoid sorting (``tests/test_behavior_sessions_agree.py`` holds the two to one rule).
+
 A transition is a step and the next one: ``(step, source, target)``. Its count is the
 number of paths making it, so **transitions, not users**, are counted; the ``limit``
 most frequent come first (ties by step, then names).

@@ -204,7 +204,7 @@ def _risk_set(features: tuple[str, ...]) -> list[tuple[str, exp.Query]]:
 
 def _with(query: exp.Select, ctes: list[tuple[str, exp.Query]]) -> exp.Select:
     for name, cte in ctes:
-        query = query.with_(name, as_=cte)
+        query = query.with_(name, as_=cte, copy=False)
     return query
 
 

@@ -28,6 +28,7 @@ metric layer; docs/revenue.md states each rule with its source):
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -520,15 +521,22 @@ def _ledger(renderer: Renderer, shape: LedgerShape) -> exp.Select:
         ("movements", movements),
     ]
     for name, cte in ctes:
-        query = query.with_(name, as_=cte)
+        query = query.with_(name, as_=cte, copy=False)
     return query
 
 
+@lru_cache(maxsize=32)
+def _ledger_tables(renderer: Renderer, shape: LedgerShape) -> exp.With:
+    """The ledger's tables, built once per renderer and shape: a combined statement's
+    parts each read them (building them is most of rendering such a statement)."""
+    with_: exp.With = _ledger(renderer, shape).args["with_"]
+    return with_
+
+
 def with_ledger(renderer: Renderer, shape: LedgerShape, final: exp.Select) -> exp.Select:
-    """``final`` reading ``movements``, with the ledger's tables before it."""
-    ledger = _ledger(renderer, shape)
-    with_ = ledger.args["with_"]
-    final.set("with_", with_)
+    """``final`` reading ``movements``, with the ledger's tables before it (a copy of
+    its own: statements change their trees as they are combined)."""
+    final.set("with_", _ledger_tables(renderer, shape).copy())
     return final
 
 
@@ -717,7 +725,7 @@ def series_query(
     )
     query = with_ledger(renderer, shape, final)
     for name, cte in (("bucketed", bucketed), ("per_customer", per_customer)):
-        query = query.with_(name, as_=cte)
+        query = query.with_(name, as_=cte, copy=False)
     return query
 
 

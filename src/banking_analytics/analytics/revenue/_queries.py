@@ -113,7 +113,7 @@ def conversion_query(
         .group_by(*group)
     )
     query = with_ledger(renderer, shape, final)
-    return query.with_("spells", as_=_spells()).with_("active", as_=active)
+    return query.with_("spells", as_=_spells(), copy=False).with_("active", as_=active, copy=False)
 
 
 def trial_query(
@@ -202,7 +202,7 @@ def feature_revenue_query(
         )
         .group_by(_x("bucket_key"), _x("bucket_start"), _x("feature"))
     )
-    return with_ledger(renderer, shape, final).with_("credited", as_=credited)
+    return with_ledger(renderer, shape, final).with_("credited", as_=credited, copy=False)
 
 
 def cohort_query(renderer: Renderer, timezone: str, *ledger: object) -> exp.Select:
@@ -280,5 +280,5 @@ def cohort_query(renderer: Renderer, timezone: str, *ledger: object) -> exp.Sele
         ("cohort_running", running),
         ("capped_changes", capped),
     ):
-        query = query.with_(name, as_=cte)
+        query = query.with_(name, as_=cte, copy=False)
     return query

@@ -2,20 +2,22 @@
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query
 
 from banking_analytics.analytics.revenue import ChurnRecognition, RevenuePolicy
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryBool, QueryDateTime
-from banking_analytics.api.deps import Analytics
+from banking_analytics.api.deps import Analytics, Settings
 from banking_analytics.metrics import QueryError, TimeWindow
 
 __all__ = [
     "IdempotencyKey",
     "Lookback",
     "LookbackEnd",
+    "PageLimit",
+    "PageOffset",
     "Period7d",
     "Period24h",
     "Period30d",
@@ -23,6 +25,8 @@ __all__ = [
     "Period365d",
     "RevenuePolicyOf",
     "Timezone",
+    "offset_query",
+    "page_limit",
     "window",
 ]
 
@@ -39,6 +43,44 @@ IdempotencyKey = Annotated[
         description="Retry-safe key: the same key and request return the first response again",
     ),
 ]
+
+#: Beyond any list the store holds, and within the engines' 64-bit OFFSET (a larger number
+#: would be a database error, a 500, rather than an empty page).
+MAX_OFFSET = 10**9
+
+
+def offset_query(description: str = "How many to skip first: the items of the pages before") -> Any:
+    """A route's ``offset``: from 0 to :data:`MAX_OFFSET`, described in the route's words."""
+    return Query(ge=0, le=MAX_OFFSET, description=description)
+
+
+PageOffset = Annotated[int, offset_query()]
+
+
+def page_limit(default: int, description: str = "At most this many") -> Callable[..., int]:
+    """A dependency reading ``limit``: from 1 to the server's ``max_page_size``
+    (``BA_MAX_PAGE_SIZE``, a setting, hence checked here rather than in the schema), a 422
+    problem above it. Unsaid, it is the route's ``default``, or the page size if smaller: a
+    server with small pages still answers a request that names no limit."""
+
+    def read_page_limit(
+        settings: Settings,
+        limit: Annotated[
+            int | None,
+            Query(ge=1, description=f"{description} (default {default}, or the page size)"),
+        ] = None,
+    ) -> int:
+        if limit is None:
+            return min(default, settings.max_page_size)
+        if limit > settings.max_page_size:
+            raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
+        return limit
+
+    return read_page_limit
+
+
+#: The usual page: 100 unless ``limit`` says otherwise.
+PageLimit = Annotated[int, Depends(page_limit(100))]
 
 
 def window(default: str) -> Callable[..., str | TimeWindow]:

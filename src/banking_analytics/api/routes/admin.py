@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from banking_analytics.access import ApiKey, ChainReport, KeyNotFoundError
 from banking_analytics.api._audit import record_audit
@@ -13,7 +13,8 @@ from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._models import AuditPage, IssuedKeyOut, KeyIn, KeyOut
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryBool
-from banking_analytics.api.deps import Admin, Audit, Keys, Settings
+from banking_analytics.api.deps import Admin, Audit, Keys
+from banking_analytics.api.routes._params import page_limit
 
 __all__ = ["router"]
 
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/admin", tags=["administration"], route_class=Policed
 # No control characters: PostgreSQL refuses NUL in text, and no actor or action has any.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 KeyId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9]+$")]
+AuditLimit = Annotated[int, Depends(page_limit(100, "Entries per page (newest first)"))]
 
 
 def _key(key: ApiKey) -> dict[str, Any]:
@@ -81,15 +83,12 @@ def audit_entries(
     request: Request,
     principal: Admin,
     audit: Audit,
-    settings: Settings,
-    limit: int = Query(100, ge=1, description="Entries per page (newest first)"),
+    limit: AuditLimit,
     before_seq: int | None = Query(None, ge=1, description="Entries before this one"),
     actor: str | None = Query(None, max_length=200, pattern=_PRINTABLE),
     action: str | None = Query(None, max_length=300, pattern=_PRINTABLE),
 ) -> dict[str, Any]:
     """The audit log, newest first, a page at a time."""
-    if limit > settings.max_page_size:
-        raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
     entries = audit.entries(limit=limit, before_seq=before_seq, actor=actor, action=action)
     record_audit(request, principal, "read_audit_log", "ok", details={"count": len(entries)})
     return {

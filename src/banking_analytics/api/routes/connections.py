@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api.deps import ReadAnalytics
+from banking_analytics.api.routes._params import offset_query
 from banking_analytics.ingest import PlaidItem, PlaidItems
 
 __all__ = ["router"]
@@ -36,7 +37,7 @@ async def connection_items(
         str | None, Query(max_length=128, description="Only this institution's Items")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Items to skip first")] = 0,
+    offset: Annotated[int, offset_query("Items to skip first")] = 0,
 ) -> Any:
     """Each Plaid Item's connection state (healthy, login_required, pending_expiration,
     pending_disconnect, disconnected, error), as Plaid's webhooks left it (docs/plaid.md).

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Query
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._notify_models import DeliveryDetailOut, DeliveryOut
 from banking_analytics.api._problems import ProblemError
-from banking_analytics.api.deps import Analytics, ReadAnalytics, Settings
+from banking_analytics.api.deps import Analytics, ReadAnalytics
+from banking_analytics.api.routes._params import PageLimit
 
 __all__ = ["router"]
 
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/deliveries", tags=["notifications"], route_class=Pol
 def list_deliveries(
     analytics: Analytics,
     _: ReadAnalytics,
-    settings: Settings,
+    limit: PageLimit,
     receiver: Annotated[
         str | None, Query(max_length=64, description="Only this receiver's")
     ] = None,
@@ -28,11 +29,8 @@ def list_deliveries(
         Literal["pending", "delivered", "dead"] | None,
         Query(description="Only in this state (dead: the dead letters)"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, description="At most this many")] = 100,
 ) -> list[DeliveryOut]:
     """Notifications, newest first."""
-    if limit > settings.max_page_size:
-        raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
     found = analytics.monitor.notifications.deliveries(receiver=receiver, state=state, limit=limit)
     return [DeliveryOut.model_validate(d) for d in found]
 

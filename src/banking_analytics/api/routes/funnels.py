@@ -15,6 +15,7 @@ from banking_analytics.analytics.behavior._funnel import MAX_USERS_PAGE
 from banking_analytics.api._audit import record_audit
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api.deps import Admitted, Analytics, ReadAnalytics
+from banking_analytics.api.routes._params import PageOffset
 
 __all__ = ["router"]
 
@@ -39,7 +40,7 @@ def funnel_users(
     _admitted: Admitted,
     step: Annotated[int, Query(ge=1, le=10, description="The step their path ends at")],
     limit: Annotated[int, Query(ge=1, le=MAX_USERS_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: PageOffset = 0,
 ) -> FunnelUsers:
     """A page of the users who reached ``step`` and went no further (at the last step:
     the users who converted), by user id."""

@@ -23,6 +23,7 @@ from banking_analytics.api.routes._params import (
     Period7d,
     Period24h,
     Timezone,
+    offset_query,
 )
 from banking_analytics.vocabulary import BankingFeature, EventType
 
@@ -98,9 +99,7 @@ def institution_health(
             f"most {MAX_PRODUCTS_WITH_HISTORY}",
         ),
     ] = None,
-    offset: Annotated[
-        int, Query(ge=0, description="Products to skip: the previous page's next_offset")
-    ] = 0,
+    offset: Annotated[int, offset_query("Products to skip: the previous page's next_offset")] = 0,
 ) -> dict[str, Any]:
     """HEALTHY / DEGRADED / DOWN / UNKNOWN per institution, aggregator and product, as judged
     at ``end`` (default: now), a page of products at a time (pass the first page's

@@ -14,6 +14,7 @@ from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._notify_models import ReceiverIn, ReceiverOut
 from banking_analytics.api._problems import ProblemError
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics, Settings
+from banking_analytics.api.routes._params import PageLimit, PageOffset
 from banking_analytics.monitor import Receiver, UnsafeURLError, check_url
 
 __all__ = ["router"]
@@ -26,9 +27,12 @@ ReceiverName = Annotated[
 
 
 @router.get("", response_model=list[ReceiverOut])
-def list_receivers(analytics: Analytics, _: ReadAnalytics) -> list[ReceiverOut]:
-    """Every receiver, by name (never a secret)."""
-    return [ReceiverOut.of(r) for r in analytics.monitor.notifications.receivers()]
+def list_receivers(
+    analytics: Analytics, _: ReadAnalytics, limit: PageLimit, offset: PageOffset = 0
+) -> list[ReceiverOut]:
+    """Receivers by name (never a secret): from ``offset``, the first ``limit``."""
+    found = analytics.monitor.notifications.receivers(limit=limit, offset=offset)
+    return [ReceiverOut.of(r) for r in found]
 
 
 @router.get("/{name}", response_model=ReceiverOut)

@@ -28,6 +28,7 @@ from banking_analytics.api.routes._params import (
     Period365d,
     RevenuePolicyOf,
     Timezone,
+    offset_query,
 )
 from banking_analytics.ingest import RatesError
 from banking_analytics.metrics import Bucket
@@ -77,7 +78,7 @@ def movements(
     limit: Annotated[
         int, Query(ge=1, le=MAX_MOVEMENTS, description="At most this many movements")
     ] = 1_000,
-    offset: Annotated[int, Query(ge=0, description="Movements to skip first")] = 0,
+    offset: Annotated[int, offset_query("Movements to skip first")] = 0,
 ) -> list[Movement]:
     """A page of the changes of customers' MRR in the period, classified, by customer and
     time (customer-level data: audited with the number of customers it names)."""

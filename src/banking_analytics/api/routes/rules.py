@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Path, Request
 
 from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics
+from banking_analytics.api.routes._params import PageLimit, PageOffset
 from banking_analytics.api.routes._versioned import (
     delete_version,
     not_found,
@@ -39,9 +40,11 @@ _EXAMPLE = {
 
 
 @router.get("", response_model=list[RuleView])
-def list_rules(analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
-    """Every current rule, by name."""
-    return [RuleView.of(stored) for stored in analytics.monitor.rules()]
+def list_rules(
+    analytics: Analytics, _: ReadAnalytics, limit: PageLimit, offset: PageOffset = 0
+) -> list[RuleView]:
+    """Current rules by name: from ``offset``, the first ``limit``."""
+    return [RuleView.of(stored) for stored in analytics.monitor.rules(limit=limit, offset=offset)]
 
 
 @router.get("/{name}", response_model=RuleView)

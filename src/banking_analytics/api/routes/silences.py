@@ -13,7 +13,8 @@ from banking_analytics.api._auth import PolicedRoute
 from banking_analytics.api._notify_models import SilenceIn, SilenceOut
 from banking_analytics.api._problems import FieldProblem, ProblemError
 from banking_analytics.api._types import QueryBool
-from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics, Settings
+from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics
+from banking_analytics.api.routes._params import PageLimit
 from banking_analytics.monitor import MatcherError, Silence, parse_matchers
 
 __all__ = ["router"]
@@ -29,13 +30,10 @@ _EVER = datetime(1970, 1, 1, tzinfo=UTC)
 def list_silences(
     analytics: Analytics,
     _: ReadAnalytics,
-    settings: Settings,
+    limit: PageLimit,
     expired: Annotated[QueryBool, Query(description="Also those that have ended")] = False,
-    limit: Annotated[int, Query(ge=1, description="At most this many")] = 100,
 ) -> list[SilenceOut]:
     """Silences active or to come (and ended ones with ``expired``), by start."""
-    if limit > settings.max_page_size:
-        raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
     now = datetime.now(UTC)
     found = analytics.monitor.notifications.silences(since=_EVER if expired else now, limit=limit)
     return [SilenceOut.of(s, now) for s in found]

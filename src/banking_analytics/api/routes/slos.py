@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from banking_analytics.api._auth import PolicedRoute
-from banking_analytics.api._problems import ProblemError
 from banking_analytics.api._types import QueryDateTime
-from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics, Settings
+from banking_analytics.api.deps import Admin, Analytics, ReadAnalytics
+from banking_analytics.api.routes._params import PageLimit, PageOffset, page_limit
 from banking_analytics.api.routes._versioned import (
     delete_version,
     not_found,
@@ -31,6 +31,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/slos", tags=["monitoring"], route_class=PolicedRoute)
 
 SloName = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="The SLO's name")]
+LabelSetsLimit = Annotated[int, Depends(page_limit(100, "At most this many label sets"))]
 _EXAMPLE = {
     "sli": "connection_success_rate",
     "objective": 0.995,
@@ -42,9 +43,12 @@ _EXAMPLE = {
 
 
 @router.get("", response_model=list[RuleView])
-def list_slos(analytics: Analytics, _: ReadAnalytics) -> list[RuleView]:
-    """Every current SLO as written, by name (``GET .../slos/{name}`` for its standing)."""
-    return [RuleView.of(stored) for stored in analytics.monitor.slos()]
+def list_slos(
+    analytics: Analytics, _: ReadAnalytics, limit: PageLimit, offset: PageOffset = 0
+) -> list[RuleView]:
+    """Current SLOs as written, by name (``GET .../slos/{name}`` for its standing): from
+    ``offset``, the first ``limit``."""
+    return [RuleView.of(stored) for stored in analytics.monitor.slos(limit=limit, offset=offset)]
 
 
 @router.get("/{name}", response_model=SloStatus)
@@ -52,17 +56,14 @@ def get_slo(
     name: SloName,
     analytics: Analytics,
     _: ReadAnalytics,
-    settings: Settings,
+    limit: LabelSetsLimit,
     at: Annotated[
         QueryDateTime | None, Query(description="The moment to stand at (default: now)")
     ] = None,
-    limit: Annotated[int, Query(ge=1, description="At most this many label sets")] = 100,
 ) -> SloStatus:
     """An SLO's current version and its standing at ``at``: per label set, the burn rate
     over each window, which window pairs burn, the error budget consumed and remaining over
     the period, and its burn-rate alert's state."""
-    if limit > settings.max_page_size:
-        raise ProblemError(422, f"limit (query): at most {settings.max_page_size}")
     try:
         return analytics.monitor.slo(name, at or datetime.now(UTC), limit=limit)
     except RuleNotFoundError:

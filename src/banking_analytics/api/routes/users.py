@@ -30,6 +30,7 @@ from banking_analytics.api._writes import RECORDING, record_one
 from banking_analytics.api.deps import Analytics, Idempotency, ReadUserData, RecordUserEvents
 from banking_analytics.api.routes._params import (
     IdempotencyKey,
+    PageOffset,
     Period30d,
     Timezone,
 )
@@ -149,7 +150,7 @@ def user_sessions(
     user_id: UserId,
     period: Period30d,
     limit: Annotated[int, Query(ge=1, le=MAX_SESSION_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
+    offset: PageOffset = 0,
 ) -> Any:
     """One page of a user's sessions, the latest first: length, depth, device, bounce."""
     query = SessionsQuery.over(period)
