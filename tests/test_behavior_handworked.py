@@ -33,6 +33,7 @@ from conftest import ENGINES
 
 MAY4 = datetime(2026, 5, 4, tzinfo=UTC)
 MAY5 = datetime(2026, 5, 5, tzinfo=UTC)
+MAY6 = datetime(2026, 5, 6, tzinfo=UTC)
 JUNE1 = datetime(2026, 6, 1, tzinfo=UTC)
 AUG10 = datetime(2026, 8, 10, tzinfo=UTC)
 #: Europe/London's clocks go forward at 01:00 UTC on 29 March 2026.
@@ -103,6 +104,12 @@ EVENTS = [
     _event(
         "chain", _hours(MAY5, 12), event_id=str(uuid.UUID(int=1)), duration_s=3, device="tablet"
     ),
+    # On 6 May, "lasttie": 09:10 on a tablet, 09:35, then two at 09:50 (a slice after the
+    # first's), the lower event id stored first: the higher one is the last, lasting 7 s.
+    _event("lasttie", _hours(MAY6, 9 + 10 / 60), device="tablet", platform="ios"),
+    _event("lasttie", _hours(MAY6, 9 + 35 / 60), device="phone", duration_s=1),
+    _event("lasttie", _hours(MAY6, 9 + 50 / 60), event_id=str(uuid.UUID(int=9)), duration_s=2),
+    _event("lasttie", _hours(MAY6, 9 + 50 / 60), event_id=str(uuid.UUID(int=10)), duration_s=7),
     # Lifecycle in June (days 0-4 from 1 June, noon): "a" days 0, 1, 3; "b" first seen on
     # day 2; "c" seen the day before the range and on day 0; "d" first seen on day 0 with
     # one feature, then on day 1 with another.
@@ -192,6 +199,22 @@ def test_a_session_runs_on_across_many_gaps_and_ties_go_by_event_id(
     )
     # At 12:00 the tablet's event (id ...01) comes first, the desktop's (id ...02) last.
     assert (later.events, later.length_s, later.device, later.bounce) == (2, 4.0, "tablet", False)
+
+
+def test_a_tie_at_a_later_slices_last_instant_goes_by_event_id(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    (session,) = analytics.behavior.user_sessions("lasttie", SessionsQuery(**_day(MAY6))).sessions
+    # 09:10 to 09:50 across the 09:30 mark: the first event's device; the last event by
+    # (time, event id) is id ...0a, which lasted 7 s (id ...09 lasted 2 s).
+    assert (session.events, session.length_s, session.device, session.platform) == (
+        4,
+        40 * 60 + 7.0,
+        "tablet",
+        "ios",
+    )
+    overall = analytics.behavior.sessions(SessionsQuery(**_day(MAY6))).overall
+    assert (overall.sessions, overall.users, overall.mean_length_s) == (1, 1, 40 * 60 + 7.0)
 
 
 def test_session_figures_overall_and_per_device_and_platform(

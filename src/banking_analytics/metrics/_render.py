@@ -54,11 +54,24 @@ class Renderer:
     #: Whether the engine has as-of joins (``ASOF JOIN``: each left row joined to the
     #: nearest right row by an inequality); otherwise what needs them is written with windows.
     asof_join: bool = False
+    #: Whether the engine joins on equalities by hashing whatever sizes it estimates
+    #: (DuckDB). PostgreSQL plans a join of common table expressions from its estimates
+    #: of their rows, which can be a few where there are 10^5 (a table not analysed yet):
+    #: it loops over one for each row of the other, in quadratic time. What would join
+    #: two large derived tables is written with windows there.
+    hash_joins: bool = False
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         # Loaded now rather than on the first query (sqlglot imports dialects lazily).
         self._dialect = Dialect.get_or_raise(dialect)
+
+    def row_id(self) -> exp.Expr | None:
+        """A nonnegative BIGINT unique to each row of a stored table, read as a column
+        of it (DuckDB's ``rowid``), or ``None`` where the engine has none: it lets a
+        query tell whether a group's first or last row by time is tied (see the
+        sessions) with plain minimums instead of ordering by a composite key."""
+        return None
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         """Nearest-rank percentiles (``percentile_disc``) of non-null ``value``, as a list
@@ -151,6 +164,10 @@ class DuckDBRenderer(Renderer):
     # DuckDB's integer division of decimals answers a double; of 128-bit integers, one.
     wide_integer = exp.DataType.build("INT128")
     asof_join = True
+    hash_joins = True
+
+    def row_id(self) -> exp.Expr | None:
+        return exp.column("rowid")
 
     def percentiles(self, value: exp.Expr, qs: Sequence[float]) -> exp.Expr:
         # ``percentile_disc(...) WITHIN GROUP (ORDER BY x)`` is DuckDB's

@@ -30,7 +30,11 @@ from banking_analytics.analytics.behavior._query import (
     BehaviorQuery,
     x,
 )
-from banking_analytics.analytics.behavior._sessions import SessionsQuery, sessions_select
+from banking_analytics.analytics.behavior._sessions import (
+    SessionsQuery,
+    sessions_select,
+    with_sessions,
+)
 from banking_analytics.metrics import MetricService, QueryExecutor, Renderer, Statement
 
 __all__ = [
@@ -70,9 +74,6 @@ def newcombe_interval(
 def _multi_device(renderer: Renderer, filter_shape: tuple[int, ...]) -> exp.Query:
     """Sessions per session device of users with 2+ devices; and (device null, ``part``
     1) the users with a device and those with two or more."""
-    sessions = sessions_select(renderer, filter_shape)
-    ctes = {cte.alias: cte.this for cte in sessions.args["with_"].expressions}
-    sessions.set("with_", None)
     per_user = (
         sqlglot.select("user_id", x("COUNT(DISTINCT device) AS devices"))
         .from_("events")
@@ -92,9 +93,8 @@ def _multi_device(renderer: Renderer, filter_shape: tuple[int, ...]) -> exp.Quer
         x("COUNT(*) AS n"),
     ).from_("per_user")
     query = sqlglot.union(mix, users, distinct=False)
-    for name, body in ctes.items():
-        query = query.with_(name, body)
-    return query.with_("sessions", sessions).with_("per_user", per_user)
+    sessions = sessions_select(renderer, filter_shape)
+    return with_sessions(query, sessions).with_("per_user", per_user)
 
 
 _QUANTILES = (0.5, 0.9)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import sqlglot
@@ -53,8 +53,10 @@ __all__ = [
     "run_sessions",
     "run_user_sessions",
     "sessions_select",
+    "with_sessions",
 ]
 
+Q = TypeVar("Q", bound=exp.Query)
 #: The most sessions one page of a user's sessions lists.
 MAX_SESSION_PAGE = 1000
 _MAX_GAP = timedelta(days=1)
@@ -68,8 +70,8 @@ _EVENT_COLUMNS = (
     "device",
     "platform",
 )
-#: A distinct feature's bit in a session's mask of the features it used.
-_FEATURE_BITS = {feature.value: 1 << i for i, feature in enumerate(BankingFeature)}
+#: The features, in the order of their bits in a session's mask of the features it used.
+_FEATURES = tuple(feature.value for feature in BankingFeature)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,76 +97,21 @@ class SessionsQuery(BehaviorQuery):
         return (self.gap // timedelta(microseconds=1), self.gap)
 
 
-def _heads(renderer: Renderer) -> exp.Query:
-    """Each slice with ``head``, the slice that started its session: the latest slice at
-    or before it that starts one (an as-of join of the slices that do not, where the
-    engine has it; else a running maximum over every slice)."""
-    if not renderer.asof_join:
-        return sqlglot.select(
-            "*",
-            x(
-                "MAX(CASE WHEN starts = 1 THEN b END) OVER (PARTITION BY user_id, session_id "
-                "ORDER BY b ROWS UNBOUNDED PRECEDING) AS head"
-            ),
-        ).from_("marked")
-    joined = sqlglot.parse_one(
-        "SELECT *, b AS head FROM marked WHERE starts = 1 UNION ALL "
-        "SELECT m.*, h.b AS head FROM marked AS m ASOF JOIN "
-        "(SELECT user_id, b FROM marked WHERE starts = 1 AND session_id IS NULL) AS h "
-        "ON m.user_id = h.user_id AND m.b > h.b WHERE m.starts = 0",
-        read="duckdb",
-    )
-    assert isinstance(joined, exp.Query)
-    return joined
+#: A row id is below 2^63: a time in microseconds times this plus a row id (or minus it)
+#: is a 128-bit integer ordered by the time, then by the row id (or against it).
+_ROW_SCALE = 2**63
+_SLICE_KEYS = ("user_id", "session_id", "b")
+_READ_TWICE = frozenset({"events", "cut"})
 
 
-def sessions_select(
-    renderer: Renderer, filter_shape: tuple[int, ...], *, one_user: bool = False
+def _per_slice(
+    renderer: Renderer, source: str, order: list[exp.Expr], *extra: exp.Expr
 ) -> exp.Select:
-    """Each session of the range's events (see the module docs) as a row: ``user_id``,
-    ``session_id``, ``started_at``, ``last_at``, ``length_s``, ``events``, ``features``,
-    ``device``, ``platform``. Binds :attr:`SessionsQuery.session_params` (with
-    ``one_user``, the user id after the filter's values and before the gaps).
-
-    No window runs over the events, which would sort them all: they are aggregated by
-    hashing. A user's events without a session id are cut into slices of ``gap``
-    (``⌊epoch µs / gap⌋``): within a slice every event is less than ``gap`` after the
-    one before it, so a slice lies in one session, and only its first event can start
-    one: it does unless the previous slice holds an event less than ``gap`` before it.
-    A session is then a slice that starts one and the slices that follow it without a
-    start (:func:`_heads`, over a fraction of the events' rows). A client
-    session is one slice. Each slice's figures merge into its session's: its first
-    event's device and platform, its last event's duration, its features as bits.
-    """
-    events = BehaviorQuery.events_select(_EVENT_COLUMNS, filter_shape)
-    if one_user:
-        events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
-    slice_of = exp.Case(
-        ifs=[
-            exp.If(
-                this=x("session_id IS NULL"),
-                true=exp.IntDiv(
-                    this=renderer.epoch_micros(x("occurred_at")), expression=exp.Placeholder()
-                ),
-            )
-        ],
-        default=exp.Literal.number(0),
-    )
-    bits = exp.Case(
-        this=x("feature"),
-        ifs=[
-            exp.If(this=exp.Literal.string(name), true=exp.Literal.number(bit))
-            for name, bit in _FEATURE_BITS.items()
-        ],
-        default=exp.Literal.number(0),
-    )
-    cut = sqlglot.select("*", exp.alias_(slice_of, "b"), exp.alias_(bits, "bits")).from_("events")
-    order = [x("occurred_at"), x("event_id")]
-    slices = (
+    """The figures of each slice of ``source``'s events, its first and last event taken
+    by ``order``."""
+    return (
         sqlglot.select(
-            "user_id",
-            "session_id",
-            "b",
+            *_SLICE_KEYS,
             x("MIN(occurred_at) AS first_at"),
             x("MAX(occurred_at) AS last_at"),
             x("COUNT(*) AS events"),
@@ -172,11 +119,165 @@ def sessions_select(
             exp.alias_(renderer.value_at(x("device"), order), "device"),
             exp.alias_(renderer.value_at(x("platform"), order), "platform"),
             exp.alias_(renderer.value_at(x("duration_s"), order, last=True), "last_duration_s"),
+            *extra,
         )
-        .from_("cut")
-        .group_by("user_id", "session_id", "b")
+        .from_(source)
+        .group_by(*_SLICE_KEYS)
     )
-    # A slice starts a session unless it continues the user's previous slice (no id).
+
+
+def _slices(renderer: Renderer) -> dict[str, exp.Query]:
+    """``slices`` (with the common table expressions it reads), from ``cut``: each slice's
+    first event by (``occurred_at``, ``event_id``) and its last.
+
+    Where the engine numbers its rows (:meth:`Renderer.row_id`), the slices are first
+    taken by time alone (an aggregate keyed by one integer, where a composite key costs
+    the engine a sort key per row), with ``tied`` saying whether the first or the last
+    instant holds more than one event: keyed by time·2^63 ± row id, the least and the
+    greatest row id at that instant are the minimums' remainders, equal only for one
+    event. The few tied slices are taken again, ordered by ``event_id`` too."""
+    exact = [x("occurred_at"), x("event_id")]
+    if renderer.row_id() is None:
+        return {"slices": _per_slice(renderer, "cut", exact)}
+
+    def scaled(at: str) -> exp.Expr:
+        micros = exp.cast(renderer.epoch_micros(x(at)), renderer.wide_integer)
+        return exp.Mul(this=micros, expression=exp.Literal.number(_ROW_SCALE))
+
+    def least_and_greatest_differ(aggregate: str, at: str) -> exp.Expr:
+        by_least = x(f"{aggregate}(scaled + row_id)")
+        by_greatest = x(f"{aggregate}(scaled - row_id)")
+        instant = scaled(at)
+        return exp.NEQ(
+            this=exp.Paren(this=exp.Sub(this=by_least, expression=instant)),
+            expression=exp.Paren(this=exp.Sub(this=instant.copy(), expression=by_greatest)),
+        )
+
+    tied = exp.or_(
+        least_and_greatest_differ("MIN", "MIN(occurred_at)"),
+        least_and_greatest_differ("MAX", "MAX(occurred_at)"),
+    )
+    timed = sqlglot.select("*", exp.alias_(scaled("occurred_at"), "scaled")).from_("cut")
+    rough = _per_slice(renderer, "timed", [x("occurred_at")], exp.alias_(tied, "tied"))
+    same_slice = (
+        "e.user_id = t.user_id AND e.b = t.b AND e.session_id IS NOT DISTINCT FROM t.session_id"
+    )
+    tied_events = (
+        sqlglot.select(x("e.*"))
+        .from_(exp.alias_(exp.to_table("cut"), "e"))
+        .join(
+            sqlglot.select(*_SLICE_KEYS).from_("rough").where("tied").subquery("t"),
+            on=x(same_slice),
+        )
+    )
+    figures = ["first_at", "last_at", "events", "bits"]
+    taken = ["device", "platform", "last_duration_s"]
+    slices = sqlglot.union(
+        sqlglot.select(*_SLICE_KEYS, *figures, *taken).from_("rough").where("NOT tied"),
+        sqlglot.select(*(f"t.{c}" for c in (*_SLICE_KEYS, *figures)), *(f"e.{c}" for c in taken))
+        .from_(exp.alias_(exp.to_table("rough"), "t"))
+        .join(exp.alias_(exp.to_table("retaken"), "e"), on=x(same_slice))
+        .where("t.tied"),
+        distinct=False,
+    )
+    return {
+        "timed": timed,
+        "rough": rough,
+        "tied_events": tied_events,
+        "retaken": _per_slice(renderer, "tied_events", exact),
+        "slices": slices,
+    }
+
+
+def _merged_runs(renderer: Renderer) -> dict[str, exp.Query]:
+    """``grouped``, a row per session from ``slices``, where the engine hashes joins
+    (:attr:`Renderer.hash_joins`): the slices continuing their predecessor (``links``)
+    fall in runs of consecutive slices, each merged into the slice before its first."""
+    carried = ["last_at", "events", "bits", "last_duration_s"]
+    # A slice without an id continuing its predecessor: less than ``gap`` after it.
+    links = (
+        sqlglot.select(*(f"c.{c}" for c in ("user_id", "b", *carried)))
+        .from_(exp.alias_(exp.to_table("slices"), "c"))
+        .join(
+            exp.alias_(exp.to_table("slices"), "p"),
+            on=x("p.user_id = c.user_id AND p.b = c.b - 1"),
+        )
+        .where(
+            x(
+                "c.session_id IS NULL AND p.session_id IS NULL "
+                "AND c.first_at < p.last_at + CAST(? AS INTERVAL)"
+            )
+        )
+    )
+    runs = sqlglot.select(
+        "*", x("b - ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY b) AS run")
+    ).from_("links")
+    # Each run's figures, keyed by its head slice; and each link, to be left out as a row.
+    tails = sqlglot.union(
+        sqlglot.select(
+            "user_id",
+            x("MIN(b) - 1 AS b"),
+            x("MAX(last_at) AS last_at"),
+            x("SUM(events) AS events"),
+            x("BIT_OR(bits) AS bits"),
+            exp.alias_(
+                renderer.value_at(x("last_duration_s"), [x("b")], last=True), "last_duration_s"
+            ),
+            x("0 AS continues"),
+        )
+        .from_("runs")
+        .group_by("user_id", "run"),
+        sqlglot.select("user_id", "b", *(exp.null() for _ in carried), x("1 AS continues")).from_(
+            "links"
+        ),
+        distinct=False,
+    )
+    client_sessions = (
+        sqlglot.select(
+            "user_id",
+            "session_id",
+            x("first_at AS started_at"),
+            "last_at",
+            "last_duration_s",
+            "events",
+            "bits",
+            "device",
+            "platform",
+        )
+        .from_("slices")
+        .where("session_id IS NOT NULL")
+    )
+    gap_sessions = (
+        sqlglot.select(
+            "s.user_id",
+            "s.session_id",
+            x("s.first_at AS started_at"),
+            x("COALESCE(t.last_at, s.last_at) AS last_at"),
+            x(
+                "CASE WHEN t.b IS NULL THEN s.last_duration_s ELSE t.last_duration_s END "
+                "AS last_duration_s"
+            ),
+            x("s.events + COALESCE(t.events, 0) AS events"),
+            x("s.bits | COALESCE(t.bits, 0) AS bits"),
+            "s.device",
+            "s.platform",
+        )
+        .from_(exp.alias_(exp.to_table("slices"), "s"))
+        .join(
+            exp.alias_(exp.to_table("tails"), "t"),
+            on=x("t.user_id = s.user_id AND t.b = s.b"),
+            join_type="LEFT",
+        )
+        .where(x("s.session_id IS NULL AND COALESCE(t.continues, 0) = 0"))
+    )
+    grouped = sqlglot.union(client_sessions, gap_sessions, distinct=False)
+    return {"links": links, "runs": runs, "tails": tails, "grouped": grouped}
+
+
+def _merged_by_window(renderer: Renderer) -> dict[str, exp.Query]:
+    """``grouped``, a row per session from ``slices``, with windows: each slice marked
+    whether it starts a session, its head the latest start at or before it (a running
+    maximum over every slice), the slices grouped by head."""
     marked = (
         sqlglot.select(
             x("c.*"),
@@ -195,8 +296,13 @@ def sessions_select(
             join_type="LEFT",
         )
     )
-    chained = _heads(renderer)
-    features = " + ".join(f"((bits >> {i}) & 1)" for i in range(len(_FEATURE_BITS)))
+    chained = sqlglot.select(
+        "*",
+        x(
+            "MAX(CASE WHEN starts = 1 THEN b END) OVER (PARTITION BY user_id, session_id "
+            "ORDER BY b ROWS UNBOUNDED PRECEDING) AS head"
+        ),
+    ).from_("marked")
     grouped = (
         sqlglot.select(
             "user_id",
@@ -214,32 +320,95 @@ def sessions_select(
         .from_("chained")
         .group_by("user_id", "session_id", "head")
     )
+    return {"marked": marked, "chained": chained, "grouped": grouped}
+
+
+def sessions_select(
+    renderer: Renderer, filter_shape: tuple[int, ...], *, one_user: bool = False
+) -> exp.Select:
+    """Each session of the range's events (see the module docs) as a row: ``user_id``,
+    ``session_id``, ``started_at``, ``last_at``, ``length_s``, ``events``, ``features``,
+    ``device``, ``platform``. Binds :attr:`SessionsQuery.session_params` (with
+    ``one_user``, the user id after the filter's values and before the gaps).
+
+    No window runs over the events, which would sort them all: they are aggregated by
+    hashing. A user's events without a session id are cut into slices of ``gap``
+    (``⌊epoch µs / gap⌋``): within a slice every event is less than ``gap`` after the
+    one before it, so a slice lies in one session, and only its first event can start
+    one: it does unless the previous slice holds an event less than ``gap`` before it
+    (a self-join of the slices finds those that continue their predecessor, the
+    ``links``: a fraction of the slices). A client session is one slice. A run of
+    consecutive links continues the slice before its first (``b`` - its row number
+    among the user's links is constant along a run: a window over the links alone);
+    each run's figures are merged into that head slice's by one join: its last event's
+    time and duration, its events, its features as bits. The head keeps its first
+    event's device and platform (:func:`_slices`: by time, ties by ``event_id``). Where
+    the engine may loop over a join it wrongly thinks small (PostgreSQL), each slice's
+    head is a running maximum over every slice instead (:func:`_merged_by_window`).
+    """
+    row_id = renderer.row_id()
+    columns: list[str | exp.Expr] = list(_EVENT_COLUMNS)
+    if row_id is not None:
+        columns.append(exp.alias_(row_id, "row_id"))
+    events = BehaviorQuery.events_select(columns, filter_shape)
+    if one_user:
+        events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
+    slice_of = exp.Case(
+        ifs=[
+            exp.If(
+                this=x("session_id IS NULL"),
+                true=exp.IntDiv(
+                    this=renderer.epoch_micros(x("occurred_at")), expression=exp.Placeholder()
+                ),
+            )
+        ],
+        default=exp.Literal.number(0),
+    )
+    # A feature's bit is 2^(its place in the vocabulary - 1): one lookup in a list, which
+    # costs the engine less than comparing the name with each feature's in turn.
+    names = exp.Array(expressions=[exp.Literal.string(name) for name in _FEATURES])
+    place = exp.ArrayPosition(this=names, expression=x("feature"))
+    bit = exp.BitwiseLeftShift(
+        this=exp.Literal.number(1),
+        expression=exp.Paren(this=exp.Sub(this=place, expression=exp.Literal.number(1))),
+    )
+    bits = exp.Coalesce(this=bit, expressions=[exp.Literal.number(0)])
+    cut = sqlglot.select("*", exp.alias_(slice_of, "b"), exp.alias_(bits, "bits")).from_("events")
+    features = " + ".join(f"((bits >> {i}) & 1)" for i in range(len(_FEATURES)))
     length = exp.Add(
         this=exp.Sub(
             this=exp.TimeToUnix(this=x("last_at")), expression=exp.TimeToUnix(this=x("started_at"))
         ),
         expression=x("COALESCE(last_duration_s, 0)"),
     )
-    return (
-        sqlglot.select(
-            "user_id",
-            "session_id",
-            "started_at",
-            "last_at",
-            exp.alias_(length, "length_s"),
-            "events",
-            x(f"{features} AS features"),
-            "device",
-            "platform",
-        )
-        .from_("grouped")
-        .with_("events", events)
-        .with_("cut", cut)
-        .with_("slices", slices)
-        .with_("marked", marked)
-        .with_("chained", chained)
-        .with_("grouped", grouped)
-    )
+    query = sqlglot.select(
+        "user_id",
+        "session_id",
+        "started_at",
+        "last_at",
+        exp.alias_(length, "length_s"),
+        "events",
+        x(f"{features} AS features"),
+        "device",
+        "platform",
+    ).from_("grouped")
+    ctes: dict[str, exp.Query] = {"events": events, "cut": cut, **_slices(renderer)}
+    merged = _merged_runs if renderer.hash_joins else _merged_by_window
+    ctes |= merged(renderer)
+    for name, body in ctes.items():
+        # The events are read again for the tied slices: never written out in between.
+        query = query.with_(name, body, materialized=False if name in _READ_TWICE else None)
+    return query
+
+
+def with_sessions(query: Q, sessions: exp.Select) -> Q:
+    """``query`` with ``sessions`` (from :func:`sessions_select`) as the common table
+    expression ``sessions``, after those it reads (``events``, the range's events, among
+    them), kept as they are: some must not be materialized."""
+    ctes = sessions.args["with_"]
+    sessions.set("with_", None)
+    query.set("with_", ctes)
+    return query.with_("sessions", sessions)
 
 
 _GROUPING_SETS = "GROUPING SETS ((), (device), (platform), (idx))"
@@ -252,7 +421,6 @@ def _summary(
 ) -> exp.Query:
     """Session figures overall, per device, per platform and per interval, in one pass
     over the sessions (grouping sets; ``part`` says which)."""
-    sized = sessions_select(renderer, filter_shape)
     with_index = sqlglot.select(
         "*",
         exp.alias_(interval_index(renderer, x("started_at"), interval, timezone), "idx"),
@@ -270,13 +438,11 @@ def _summary(
         x("AVG(features) AS mean_features"),
         x("SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END) AS bounces"),
     ]
-    ctes = {cte.alias: cte.this for cte in sized.args["with_"].expressions}
-    sized.set("with_", None)
     query = sqlglot.select(*figures).from_("indexed")
     query.set("group", x(f"SELECT 1 GROUP BY {_GROUPING_SETS}").args["group"])
-    for name, body in ctes.items():
-        query = query.with_(name, body)
-    return query.with_("sessions", sized).with_("indexed", with_index)
+    return with_sessions(query, sessions_select(renderer, filter_shape)).with_(
+        "indexed", with_index
+    )
 
 
 @dataclass(slots=True, eq=False)
