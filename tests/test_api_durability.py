@@ -27,7 +27,8 @@ from sample_events import behavior_events
 
 BATCH_PATH = "/api/banking-analytics/events/batch"
 BATCH_EVENTS = 100
-BATCHES = 300
+# Enough that some are in flight at the kill and a good many are retried after it.
+BATCHES = 150
 WORKERS = 4
 ACKED_BATCHES_BEFORE_KILL = 40
 
