@@ -39,31 +39,21 @@ ENGINES = [
 ]
 
 
-#: Fixture scopes shared by several tests of a file: set up once per worker that runs any
-#: of them.
-_SHARED_SCOPES = frozenset({"module", "package", "class"})
-
-
-def _shares_a_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(
-        definition.scope in _SHARED_SCOPES
-        for definitions in info.name2fixturedefs.values()
-        for definition in definitions
-    )
+#: Files whose engines run on different xdist workers: the longest file by far, whose
+#: tests each set up their own server (nothing module-wide to share between engines).
+SPLIT_BY_ENGINE = frozenset({"test_api_fuzz"})
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group tests for ``--dist loadgroup`` (``make test``): the tests of a file that share
-    a module fixture (a store, a simulated world) run together on one worker, so it is set
-    up once; every other test goes to whichever worker is free, which keeps both busy to
-    the end (grouping whole files left one worker alone with the longest for minutes)."""
+    """Group tests for ``--dist loadgroup`` (``make test``): a file runs whole on one
+    worker, so its module fixtures are set up once; a file in ``SPLIT_BY_ENGINE`` as
+    one group per engine, so both workers share it."""
     for item in items:
-        if _shares_a_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        group = item.path.stem
+        if group in SPLIT_BY_ENGINE and "duckdb" in item.keywords:
+            group += "-duckdb"
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
