@@ -546,7 +546,7 @@ def _paths_ordered(
 
 
 def _paths_asof(
-    k: int, exclusions: tuple[tuple[object, int, int], ...]
+    k: int, exclusions: tuple[tuple[object, int, int], ...], *, repeated: bool
 ) -> list[tuple[str, exp.Expr]]:
     """Each step-1 event's greedy path by as-of joins, for an engine that has them: the
     path so far joined, per user, to the first next-step event after its last one, in the
@@ -560,22 +560,29 @@ def _paths_asof(
     event *at or after* the instant: where that event is at a later instant, no event of
     the same instant came between, and it is the one the exact order gives. Only where a
     join met an event at the same instant (``tied``) is every path chained again on the
-    exact key; the other chain then reads no rows.
+    exact key; the other chain then reads no rows. A funnel with two identical steps
+    (or exclusions) is ``repeated``: an event of one is at the instant of the other, always
+    tied, so it is chained on the exact key alone.
     """
-    fast = _asof_chain(k, exclusions, "fast", "us", "<=", "TRUE")
-    exact = _asof_chain(
-        k, exclusions, "exact", "(t, event_id)", "<", "(SELECT tied FROM ties)", times=True
-    )
-    met = [f"k{i} = k{i - 1}" for i in range(2, k + 1)]
-    met += [f"e{j} = k{a} OR e{j} = k{b}" for j, (_, a, b) in enumerate(exclusions, 1)]
-    ties = _x(f"SELECT COALESCE(BOOL_OR({' OR '.join(met)}), FALSE) AS tied FROM fast")
     times = ", ".join(f"t{i}" for i in range(1, k + 1))
     early = "".join(f", early{j}" for j in range(1, len(exclusions) + 1))
-    seconds = ", ".join(f"k{i} / {_MICROS_PER_SECOND} AS t{i}" for i in range(1, k + 1))
-    chained = _x(
-        f"SELECT user_id, bd, {seconds}{early} FROM fast WHERE NOT (SELECT tied FROM ties) "
-        f"UNION ALL SELECT user_id, bd, {times}{early} FROM exact"
-    )
+    if repeated:
+        exact = _asof_chain(k, exclusions, "exact", "(t, event_id)", "<", "TRUE", times=True)
+        ctes = [*exact, ("chained", _x(f"SELECT user_id, bd, {times}{early} FROM exact"))]
+    else:
+        fast = _asof_chain(k, exclusions, "fast", "us", "<=", "TRUE")
+        exact = _asof_chain(
+            k, exclusions, "exact", "(t, event_id)", "<", "(SELECT tied FROM ties)", times=True
+        )
+        met = [f"k{i} = k{i - 1}" for i in range(2, k + 1)]
+        met += [f"e{j} = k{a} OR e{j} = k{b}" for j, (_, a, b) in enumerate(exclusions, 1)]
+        ties = _x(f"SELECT COALESCE(BOOL_OR({' OR '.join(met)}), FALSE) AS tied FROM fast")
+        seconds = ", ".join(f"k{i} / {_MICROS_PER_SECOND} AS t{i}" for i in range(1, k + 1))
+        chained = _x(
+            f"SELECT user_id, bd, {seconds}{early} FROM fast WHERE NOT (SELECT tied FROM ties) "
+            f"UNION ALL SELECT user_id, bd, {times}{early} FROM exact"
+        )
+        ctes = [*fast, ("ties", ties), *exact, ("chained", chained)]
     within = " + ".join(f"CASE WHEN t{i} - t1 <= ? THEN 1 ELSE 0 END" for i in range(2, k + 1))
     excluded = " OR ".join(
         f"(t{b} - t1 <= ? AND early{j})" for j, (_, _, b) in enumerate(exclusions, 1)
@@ -584,7 +591,7 @@ def _paths_asof(
         f"SELECT user_id, bd, {times}, 1 + {within} AS steps, {excluded or 'FALSE'} AS excluded "
         "FROM chained"
     )
-    return [*fast, ("ties", ties), *exact, ("chained", chained), ("paths", steps)]
+    return [*ctes, ("paths", steps)]
 
 
 def _asof_chain(
@@ -719,7 +726,8 @@ def _user_ctes(renderer: Renderer, shape: tuple[object, ...]) -> list[tuple[str,
     k = len(steps)
     asof = order is FunnelOrder.ORDERED and renderer.asof_join
     if asof:
-        paths = _paths_asof(k, exclusions)
+        kinds = [*steps, *(e[0] for e in exclusions)]
+        paths = _paths_asof(k, exclusions, repeated=len(set(kinds)) < len(kinds))
     elif order is FunnelOrder.ORDERED:
         paths = _paths_ordered(k, exclusions)
     elif order is FunnelOrder.STRICT:
