@@ -605,6 +605,36 @@ def test_a_discount_and_a_grace_period_ending_at_once_are_one_change(
     ]
 
 
+def test_a_snapshot_followed_at_its_own_instant_leaves_what_it_started_with(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """With no grace, a failed payment churns at once; paid again at the same instant (a
+    later event id), the subscription never stopped: no movement at all (c). Alone, the
+    failure is a churn (d). Found by the property test: the past-due snapshot handed on
+    the MRR it had just before its own instant, and c's MRR went to -$10."""
+    t = 40
+
+    def history(customer: str, paid_again: bool) -> list[dict]:
+        ids = [f"00000000-0000-4000-8000-{customer * 11}{n}" for n in range(3)]
+        events = [
+            event(customer, f"{customer}-s", 1, "subscribed", "active", event_id=ids[0]),
+            event(customer, f"{customer}-s", t, "payment_failed", "past_due", event_id=ids[1]),
+        ]
+        if paid_again:
+            events.append(
+                event(customer, f"{customer}-s", t, "payment_succeeded", "active", event_id=ids[2])
+            )
+        return events
+
+    store(analytics, history("c", paid_again=True) + history("d", paid_again=False))
+    moves: dict[str, list[tuple[str, int, datetime]]] = {}
+    for m in analytics.revenue.movements(YEAR, policy=RevenuePolicy(past_due_grace_days=0)):
+        moves.setdefault(m.customer, []).append((m.kind, m.amount, m.at))
+    day = T0 + timedelta(days=1)
+    assert moves["c"] == [("new", 1000, day)]
+    assert moves["d"] == [("new", 1000, day), ("churn", -1000, T0 + timedelta(days=t))]
+
+
 def used(user: str, day: float, feature: str) -> dict[str, Any]:
     """A behaviour event: ``user`` used ``feature`` ``day`` days after T0."""
     return {
