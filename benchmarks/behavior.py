@@ -1,7 +1,7 @@
-"""Behaviour insights over 10M behaviour events (~100k users, 90 days) on DuckDB, each beside
+"""Behaviour insights over ~10M behaviour events (100k users, 90 days) on DuckDB, each beside
 a hand-written DuckDB SQL query (the limit) and polars' lazy API with the events in memory
 (what a user would pick instead), with the answers checked equal in every run; and the same
-queries over 1M events on PostgreSQL.
+queries over ~1M events (10k users) on PostgreSQL.
 
 The insights are a list of :class:`Case` (name, ours, hand SQL, polars, how answers are
 compared, target): a new insight joins the list. Each side runs in this process over one
@@ -10,9 +10,10 @@ ours starts each run with an empty result cache and its statements rendered afre
 Peak memory is the process's resident high-water mark during the run, reset before it
 (``/proc/self/clear_refs``), minus what was resident when it started: what the run added.
 
-The world is generated with numpy (a simulated history of this size takes minutes): users
-come back on some days, in visits of a few events a couple of minutes apart; a third of
-the users' apps send a client session id per visit.
+The events are a simulator run's (:mod:`benchmarks.simulated`, shared with
+``behavior_flows``). The simulator gives every visit a session id; many apps send none,
+and sessionising those by 30-minute gaps is most of the work, so only a third of the
+users (their number a multiple of 3) keep theirs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,80 +35,43 @@ from banking_analytics.analytics.behavior import SessionsQuery
 from banking_analytics.analytics.behavior._sessions import run_sessions
 from banking_analytics.metrics import MetricService, TimeWindow
 from banking_analytics.metrics._statement import _render
-from banking_analytics.vocabulary import DeviceType, EventType, Platform
 from benchmarks.engagement import HAND_SQL as ACTIVE_USERS_SQL
 from benchmarks.engagement import _same as same_active_users
 from benchmarks.engagement import hand_sql as active_users_sql
 from benchmarks.engagement import metric_layer as active_users_ours
 from benchmarks.engagement import polars_lazy as active_users_polars
 from benchmarks.run import (
-    DAY_US,
     FEATURES,
     RUNS,
     BenchmarkError,
     Context,
     Measurement,
     Sample,
-    numbered,
-    pick,
+    postgres_scratch,
     repeat,
-    uuids,
+)
+from benchmarks.simulated import (
+    DAYS,
+    END,
+    POSTGRES_USERS,
+    START,
+    USERS,
+    scaled,
+    simulated_behaviour,
+    store_world,
 )
 
-#: The world: 10M events of 100k users over 90 days (a tenth of each with --quick).
-EVENTS, USERS, DAYS = 10_000_000, 100_000, 90
-POSTGRES_EVENTS, POSTGRES_USERS = 1_000_000, 10_000
-END = datetime(2026, 12, 1, tzinfo=UTC)
-SEED = 16
 GAP = timedelta(minutes=30)
+WINDOW = TimeWindow(START, END, f"{DAYS}d")
 
 
-def behaviour_world(events: int, users: int, seed: int = SEED) -> pa.Table:
-    """``events`` behaviour events of ``users`` users over the ``DAYS`` days before ``END``."""
-    rng = np.random.default_rng(seed)
-    user = np.sort(rng.integers(0, users, events))
-    first = np.searchsorted(user, user, side="left")  # each event's user's first row
-    # Within a visit events are ~2 minutes apart; a new visit comes ~1.5 days later.
-    new_visit = rng.random(events) < 0.2
-    new_visit[first == np.arange(events)] = True
-    gap_us = np.where(
-        new_visit, rng.exponential(1.5 * DAY_US, events), rng.exponential(120e6, events)
-    ).astype(np.int64)
-    gap_us[first == np.arange(events)] = 0
-    since_start = np.cumsum(gap_us)
-    since_start -= since_start[first]
-    start_us = int((END - timedelta(days=DAYS)).timestamp() * 1e6)
-    offset = rng.integers(0, DAYS * DAY_US // 2, users)[user]
-    at = start_us + offset + since_start
-    at = np.where(at < start_us + DAYS * DAY_US, at, at - DAYS * DAY_US // 2)
-    visit = np.cumsum(new_visit)
-    with_id = (user % 3) == 0
-    session = numbered("v", visit)
-    devices = [d.value for d in DeviceType]
-    platforms = [p.value for p in Platform]
-    return pa.table(
-        {
-            "event_id": uuids(rng, events),
-            "occurred_at": pa.array(at, pa.timestamp("us", tz="UTC")),
-            "user_id": numbered("u", user),
-            "session_id": pc.if_else(pa.array(with_id), session, pa.scalar(None, pa.string())),
-            "feature": pick(rng, FEATURES, events),
-            "action": pick(rng, ["open", "view_report", "refresh"], events),
-            "duration_s": pa.array(np.round(rng.exponential(20, events), 3)),
-            "success": pa.array(rng.random(events) < 0.95),
-            "device": pick(rng, devices, events, [0.6, 0.15, 0.22, 0.03]),
-            "platform": pick(rng, platforms, events, [0.45, 0.35, 0.18, 0.02]),
-        }
-    )
-
-
-def store_world(analytics: BankingPerformanceAnalytics, table: pa.Table) -> None:
-    for chunk in table.to_batches(max_chunksize=1_000_000):
-        outcome = analytics.ingest_arrow(
-            pa.Table.from_batches([chunk]), event_type=EventType.BEHAVIOR
-        )
-        if not (outcome.status == 0).all():
-            raise BenchmarkError(f"behaviour world: {int((outcome.status != 0).sum())} rejected")
+def with_session_ids_of_a_third(events: pa.Table) -> pa.Table:
+    """The events with the session ids of the users numbered by a multiple of 3 only."""
+    number = pc.cast(pc.utf8_slice_codeunits(events["user_id"], 4), pa.int64()).to_numpy()
+    kept = pa.array(number % 3 == 0)
+    column = events.schema.get_field_index("session_id")
+    session = pc.if_else(kept, events["session_id"], pa.scalar(None, pa.string()))
+    return events.set_column(column, "session_id", session)
 
 
 # -- sessions: ours, the limit, polars -----------------------------------------------------------
@@ -446,68 +409,52 @@ def _compare(
 
 
 def behavior(ctx: Context) -> tuple[list[Measurement], list[str]]:
-    scale = 10 if ctx.quick else 1
-    events, users = EVENTS // scale, USERS // scale
-    ctx.reporter.start("behavior", 2 + 3 * len(CASES) * RUNS + 2 * len(CASES))
-    started = time.perf_counter()
-    world = behaviour_world(events, users)
-    generated = time.perf_counter() - started
-    window = TimeWindow(END - timedelta(days=DAYS), END, f"{DAYS}d")
+    ctx.reporter.start("behavior", 4 + 4 * len(CASES) * RUNS)
+    world = simulated_behaviour(ctx, scaled(ctx, USERS))
+    events = with_session_ids_of_a_third(world.events)
     measurements: list[Measurement] = []
     notes: list[str] = []
     url = f"duckdb:///{ctx.tmp}/behavior.duckdb"
     with BankingPerformanceAnalytics.open(url) as analytics:
         started = time.perf_counter()
-        store_world(analytics, world)
-        ctx.reporter.step(
-            f"{events:,} behaviour events of {users:,} users generated in {generated:.1f} s, "
-            f"stored in {time.perf_counter() - started:.1f} s"
-        )
-        frame = pl.from_arrow(world)
+        store_world(analytics, events)
+        ctx.reporter.step(f"stored in DuckDB in {time.perf_counter() - started:.1f} s")
+        frame = pl.from_arrow(events)
         assert isinstance(frame, pl.DataFrame)
-        del world
+        del events
         for case in CASES:
-            found, note = _compare(ctx, case, analytics, frame, window, events)
+            found, note = _compare(ctx, case, analytics, frame, WINDOW, frame.height)
             measurements += found
             notes.append(note)
-    measurements += postgres(ctx, scale)
+    postgres_measurements, postgres_world = postgres(ctx)
+    measurements += postgres_measurements
     notes.insert(
         0,
-        f"{events:,} behaviour events of {users:,} users over {DAYS} days, generated with numpy "
-        "(visits of events ~2 minutes apart, ~1.5 days between visits, a third of the users "
-        "with client session ids); every side's answers were checked equal in every run.",
+        f"{world.describe()}; PostgreSQL: {postgres_world}. A third of the users keep the "
+        "session ids the simulator gives their visits (the others' events are sessionised by "
+        "30-minute gaps); every side's answers were checked equal in every run.",
     )
     return measurements, notes
 
 
 def _on_postgres(
-    ctx: Context,
-    case: Case,
-    analytics: BankingPerformanceAnalytics,
-    window: TimeWindow,
-    events: int,
+    ctx: Context, case: Case, analytics: BankingPerformanceAnalytics, events: int
 ) -> Measurement:
     label = case.label
-    samples = _runs(ctx, f"{label} postgres", lambda: case.ours(analytics, window), [], events)
-    return Measurement(f"{label}: ours on PostgreSQL, 1M events", samples, show_rate=False)
+    samples = _runs(ctx, f"{label} postgres", lambda: case.ours(analytics, WINDOW), [], events)
+    return Measurement(f"{label}: ours on PostgreSQL, {events:,} events", samples, show_rate=False)
 
 
-def postgres(ctx: Context, scale: int) -> list[Measurement]:
-    """Ours over 1M events on PostgreSQL (times stated; no target)."""
-    import psycopg
-
-    server = "postgresql://postgres@127.0.0.1:5432/test"
-    schema = f"bench_behavior_{int(time.time())}"
-    world = behaviour_world(POSTGRES_EVENTS // scale, POSTGRES_USERS // scale)
-    window = TimeWindow(END - timedelta(days=DAYS), END, f"{DAYS}d")
-    found: list[Measurement] = []
-    try:
-        with BankingPerformanceAnalytics.open(f"{server}?schema={schema}") as analytics:
-            store_world(analytics, world)
-            ctx.reporter.step(f"{world.num_rows:,} behaviour events stored in PostgreSQL")
-            for case in CASES:
-                found.append(_on_postgres(ctx, case, analytics, window, world.num_rows))
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    return found
+def postgres(ctx: Context) -> tuple[list[Measurement], str]:
+    """Ours over the 10k-user world (~1M events) on PostgreSQL (times stated; no target),
+    and that world described."""
+    world = simulated_behaviour(ctx, scaled(ctx, POSTGRES_USERS))
+    events = with_session_ids_of_a_third(world.events)
+    with (
+        postgres_scratch("bench_behavior") as url,
+        BankingPerformanceAnalytics.open(url) as analytics,
+    ):
+        store_world(analytics, events)
+        ctx.reporter.step(f"{events.num_rows:,} behaviour events stored in PostgreSQL")
+        found = [_on_postgres(ctx, case, analytics, events.num_rows) for case in CASES]
+    return found, world.describe()

@@ -1,12 +1,17 @@
 """A 4-step ordered funnel with a breakdown and a 12-week retention grid over 10M behaviour
 events of 100k users: ours (the funnel and retention modules through the metric layer)
 against hand-written DuckDB SQL (the limit) and polars' lazy API with the events in memory
-(what a user would pick instead); and ours on PostgreSQL over 1M events.
+(what a user would pick instead); and ours on PostgreSQL over 1M events (10k users).
 
-The world is generated here, vectorised (numpy), and bulk-appended to the store: each
-user's events fall at distinct instants, so every side's "after" means the same. Every
-side computes the same figures, written independently, and the answers are checked equal
-in every run. All sides run in one process over one open store, interleaved; ours starts
+The events are a simulator run's (:mod:`benchmarks.simulated`, shared with ``behavior``),
+ingested into the store. The funnel is the simulator's onboarding: link opened
+(``account_linking``/``open_link``) → transactions viewed (``view_transactions``) →
+spending report viewed (``view_spending_report``) → budget created (``create_budget``).
+Events of one user at the same instant are ordered by event id, as ours orders them: the
+baselines chain a funnel's steps by the instant alone, and where a step met an event at
+the instant of the step before, they chain again by (instant, event id). Every side
+computes the same figures, written independently, and the answers are checked equal in
+every run. All sides run in one process over one open store, interleaved; ours starts
 each run with an empty result cache and renders its statements afresh (cold). The peak
 memory of a side is the most the process's resident set grew during its call (sampled
 every 10 ms), beyond what it held before.
@@ -20,9 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.analytics.behavior import (
@@ -32,11 +35,8 @@ from banking_analytics.analytics.behavior import (
 )
 from banking_analytics.analytics.behavior._funnel import Funnels
 from banking_analytics.analytics.behavior._retention import Retention
-from banking_analytics.events import schema_for, stored_arrow_schema
 from banking_analytics.metrics import MetricService
 from banking_analytics.metrics._statement import _render
-from banking_analytics.store import EVENT_TABLES
-from banking_analytics.vocabulary import EventType
 from benchmarks.run import (
     DAY_US,
     SECOND_US,
@@ -44,30 +44,29 @@ from benchmarks.run import (
     Context,
     Measurement,
     Sample,
-    numbered,
-    pick,
     postgres_scratch,
     repeat,
-    timestamps,
-    uuids,
 )
+from benchmarks.simulated import (
+    POSTGRES_USERS,
+    USERS,
+    SimulatedWorld,
+    scaled,
+    simulated_behaviour,
+    store_world,
+)
+from benchmarks.simulated import START as WORLD_START
 
-EVENTS = 10_000_000
-USERS = 100_000
-SEED = 20_261_205
-START = datetime(2026, 6, 1, tzinfo=UTC)  # a Monday
+#: The first Monday of the simulated world: weekly retention counts Monday weeks.
+START = WORLD_START + timedelta(days=-WORLD_START.weekday() % 7)
 DAYS = 84
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-FEATURES = ["account_linking", "transaction_sync", "spending_analysis", "budget_tracking"]
-FEATURES += ["balance_monitoring", "goal_setting", "bill_reminders"]
-ACTIONS = ["open", "view", "create", "dismiss"]
 STEPS = [
-    ("account_linking", "open"),
-    ("transaction_sync", "view"),
-    ("spending_analysis", "view"),
-    ("budget_tracking", "create"),
+    ("account_linking", "open_link"),
+    ("transaction_sync", "view_transactions"),
+    ("spending_analysis", "view_spending_report"),
+    ("budget_tracking", "create_budget"),
 ]
-PLATFORMS = ["ios", "android", "web", "other"]
 WINDOW_S = 14 * 86_400
 KEPT = 3
 #: A funnel's figures per label (None: all users): users at each step, the median and
@@ -79,46 +78,10 @@ Funnel = dict[
 Grid = list[tuple[int, tuple[int, ...]]]
 
 
-# -- the world ---------------------------------------------------------------------------------
-
-
-def behaviour_world(events: int, users: int, seed: int = SEED) -> pa.Table:
-    """``events`` behaviour events of ``users`` users (a few heavy, most light) over 84 days
-    from ``START``, each user's at distinct microseconds."""
-    rng = np.random.default_rng(seed)
-    weight = rng.pareto(1.5, users) + 1
-    user = rng.choice(users, events, p=weight / weight.sum())
-    start_us = int((START - EPOCH).total_seconds()) * SECOND_US
-    occurred = start_us + rng.integers(0, DAYS * DAY_US, events)
-    # Distinct instants per user: a clash moves one of them by a microsecond, until none.
-    order = np.lexsort((occurred, user))
-    user, occurred = user[order], occurred[order]
-    while True:
-        same = np.flatnonzero((user[1:] == user[:-1]) & (occurred[1:] == occurred[:-1])) + 1
-        if not same.size:
-            break
-        occurred[same] += 1
-    names = stored_arrow_schema(schema_for(EventType.BEHAVIOR))
-    nulls = {f.name: pa.nulls(events, f.type) for f in names}
-    feature = rng.choice(len(FEATURES), events, p=[0.16, 0.16, 0.16, 0.16, 0.12, 0.12, 0.12])
-    columns = nulls | {
-        "event_id": uuids(rng, events),
-        "schema_version": pa.array(np.ones(events, np.int64)),
-        "occurred_at": timestamps(occurred),
-        "user_id": numbered("u_", user),
-        "received_at": timestamps(occurred + SECOND_US),
-        "feature": pa.array(np.array(FEATURES)[feature]),
-        "action": pick(rng, ACTIONS, events, [0.4, 0.35, 0.15, 0.1]),
-        "platform": pick(rng, PLATFORMS, events, [0.45, 0.35, 0.17, 0.03]),
-    }
-    return pa.table([columns[f.name] for f in names], schema=names)
-
-
-def load(url: str, events: pa.Table) -> None:
-    """Bulk-append the events (the store's append: no validation, no deduplication)."""
-    with BankingPerformanceAnalytics.open(url) as analytics, analytics.engine.begin() as tx:
-        for batch in events.to_batches(max_chunksize=500_000):
-            tx.append(EVENT_TABLES["behavior_events"], pa.Table.from_batches([batch]))
+def load(url: str, world: SimulatedWorld) -> None:
+    """Ingest the world's events into the store at ``url``."""
+    with BankingPerformanceAnalytics.open(url) as analytics:
+        store_world(analytics, world.events)
 
 
 # -- ours ----------------------------------------------------------------------------------------
@@ -172,31 +135,35 @@ def our_retention(analytics: BankingPerformanceAnalytics) -> Grid:
 _STEP_SQL = [f"(feature = '{f}' AND action = '{a}')" for f, a in STEPS]
 
 #: Each step-1 event chained to the next steps' first later events by ASOF joins (DuckDB's
-#: own), the user's best path, labels by the three commonest start platforms.
+#: own) on the order ``{key}``, the user's best path, labels by the three commonest start
+#: platforms. Chained on the instant ``t`` alone, a join takes the first event at or after
+#: the path's last one (``{after}`` is ``<=``); ``tied`` says whether any path met an event
+#: at the same instant, which only the exact order ``(t, event_id)`` with ``<`` places.
 FUNNEL_SQL = f"""
 WITH ev AS (
-    SELECT user_id, epoch_us(occurred_at) AS t, platform,
+    SELECT user_id, epoch_us(occurred_at) AS t, event_id, platform,
            {", ".join(f"{c} AS m{i}" for i, c in enumerate(_STEP_SQL, 1))}
     FROM behavior_events
     WHERE occurred_at >= $1 AND occurred_at < $2 AND ({" OR ".join(_STEP_SQL)})
 ),
-s2 AS (SELECT user_id, t FROM ev WHERE m2),
-s3 AS (SELECT user_id, t FROM ev WHERE m3),
-s4 AS (SELECT user_id, t FROM ev WHERE m4),
-c1 AS (SELECT user_id, t AS t1, platform FROM ev WHERE m1),
-c2 AS (SELECT c1.*, s2.t AS t2 FROM c1 ASOF LEFT JOIN s2
-       ON c1.user_id = s2.user_id AND c1.t1 < s2.t),
-c3 AS (SELECT c2.*, s3.t AS t3 FROM c2 ASOF LEFT JOIN s3
-       ON c2.user_id = s3.user_id AND c2.t2 < s3.t),
-c4 AS (SELECT c3.*, s4.t AS t4 FROM c3 ASOF LEFT JOIN s4
-       ON c3.user_id = s4.user_id AND c3.t3 < s4.t),
+s2 AS (SELECT user_id, t, {{key}} AS k FROM ev WHERE m2),
+s3 AS (SELECT user_id, t, {{key}} AS k FROM ev WHERE m3),
+s4 AS (SELECT user_id, t, {{key}} AS k FROM ev WHERE m4),
+c1 AS (SELECT user_id, t AS t1, {{key}} AS k1, platform FROM ev WHERE m1),
+c2 AS (SELECT c1.*, s2.t AS t2, s2.k AS k2 FROM c1 ASOF LEFT JOIN s2
+       ON c1.user_id = s2.user_id AND c1.k1 {{after}} s2.k),
+c3 AS (SELECT c2.*, s3.t AS t3, s3.k AS k3 FROM c2 ASOF LEFT JOIN s3
+       ON c2.user_id = s3.user_id AND c2.k2 {{after}} s3.k),
+c4 AS (SELECT c3.*, s4.t AS t4, s4.k AS k4 FROM c3 ASOF LEFT JOIN s4
+       ON c3.user_id = s4.user_id AND c3.k3 {{after}} s4.k),
 paths AS (
     SELECT *, 1 + (coalesce(t2 - t1 <= $3, false))::INT + (coalesce(t3 - t1 <= $3, false))::INT
-             + (coalesce(t4 - t1 <= $3, false))::INT AS steps
+             + (coalesce(t4 - t1 <= $3, false))::INT AS steps,
+           coalesce(k2 = k1 OR k3 = k2 OR k4 = k3, false) AS tie
     FROM c4
 ),
 best AS (
-    SELECT * FROM paths
+    SELECT *, bool_or(tie) OVER () AS tied FROM paths
     QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY steps DESC, t1) = 1
 ),
 kept AS (
@@ -209,7 +176,7 @@ labelled AS (
                         ELSE '(other)' END AS label
     FROM best LEFT JOIN kept USING (platform)
 )
-SELECT label, grouping(label) AS total,
+SELECT label, grouping(label) AS total, bool_or(tied) AS tied,
        {", ".join(f"count(*) FILTER (steps >= {i}) AS u{i}" for i in range(1, 5))},
        {
     ", ".join(
@@ -219,6 +186,9 @@ SELECT label, grouping(label) AS total,
        {", ".join(f"avg(t{i} - t{i - 1}) FILTER (steps >= {i}) AS mean{i}" for i in range(2, 5))}
 FROM labelled GROUP BY GROUPING SETS ((label), ())
 """
+#: The two orders: the instant (fast), and (instant, event id) where instants tie.
+BY_INSTANT = {"key": "t", "after": "<="}
+EXACT = {"key": "(t, event_id)", "after": "<"}
 
 #: Distinct (user, week) pairs; each cohort's users joined to their later weeks.
 RETENTION_SQL = """
@@ -241,19 +211,29 @@ def _seconds(value: object) -> float | None:
 
 
 def hand_funnel(analytics: BankingPerformanceAnalytics) -> Funnel:
+    found, tied = _hand_funnel(analytics, BY_INSTANT)
+    return _hand_funnel(analytics, EXACT)[0] if tied else found
+
+
+def _hand_funnel(
+    analytics: BankingPerformanceAnalytics, order: dict[str, str]
+) -> tuple[Funnel, bool]:
+    """The funnel chained on ``order``, and whether a path met an event at its instant."""
     table = analytics.engine.query(
-        FUNNEL_SQL,
+        FUNNEL_SQL.format(**order),
         [START, START + timedelta(days=DAYS), WINDOW_S * SECOND_US],
     )
     found: Funnel = {}
+    tied = False
     for row in table.to_pylist():
         label = None if row["total"] else row["label"]
+        tied |= bool(row["tied"])
         found[label] = (
             tuple(int(row[f"u{i}"]) for i in range(1, 5)),
             tuple(_seconds(row[f"med{i}"]) for i in range(2, 5)),
             tuple(_seconds(row[f"mean{i}"]) for i in range(2, 5)),
         )
-    return found
+    return found, tied
 
 
 def _grid(rows: list[tuple[int, int, int]]) -> Grid:
@@ -286,38 +266,22 @@ def polars_funnel(events: pl.DataFrame) -> Funnel:
         )
         .with_columns(pl.col("occurred_at").dt.epoch("us").alias("t"))
     )
-    steps = [
-        frame.filter((pl.col("feature") == f) & (pl.col("action") == a)).select("user_id", "t")
-        for f, a in STEPS
-    ]
-    paths = (
-        frame.filter((pl.col("feature") == STEPS[0][0]) & (pl.col("action") == STEPS[0][1]))
-        .select("user_id", pl.col("t").alias("t1"), "platform")
-        .sort("t1")
-    )
-    for i in range(2, 5):
-        nexts = steps[i - 1].select("user_id", pl.col("t").alias(f"t{i}"), pl.col("t").alias("at"))
-        paths = (
-            paths.with_columns(pl.col(f"t{i - 1}").alias("prev"))
-            .sort("prev")
-            .join_asof(
-                nexts.sort("at"),
-                left_on="prev",
-                right_on="at",
-                by="user_id",
-                strategy="forward",
-                allow_exact_matches=False,
-            )
-            .drop("prev", "at")
+    paths = _polars_paths(frame, "t", exact_matches=True)
+    met = [pl.col(f"k{i}") == pl.col(f"k{i - 1}") for i in range(2, 5)]
+    if paths.select(pl.any_horizontal(*met).any()).item():
+        # The users' total order: each step event's rank by (instant, event id).
+        any_step = pl.any_horizontal(
+            *[(pl.col("feature") == f) & (pl.col("action") == a) for f, a in STEPS]
         )
+        ranked = frame.filter(any_step).sort("t", "event_id").with_row_index("rank")
+        paths = _polars_paths(ranked, "rank", exact_matches=False)
     within = [
         ((pl.col(f"t{i}") - pl.col("t1")) <= WINDOW_S * SECOND_US).fill_null(False)
         for i in range(2, 5)
     ]
     best = (
-        paths.with_columns(
-            (1 + pl.sum_horizontal(*[w.cast(pl.Int32) for w in within])).alias("steps")
-        )
+        paths.lazy()
+        .with_columns((1 + pl.sum_horizontal(*[w.cast(pl.Int32) for w in within])).alias("steps"))
         .sort(["user_id", "steps", "t1"], descending=[False, True, False])
         .unique("user_id", keep="first")
     )
@@ -352,6 +316,32 @@ def polars_funnel(events: pl.DataFrame) -> Funnel:
             means.append(_seconds(gaps.mean() if gaps.len() else None))
         found[name] = (users, tuple(medians), tuple(means))
     return found
+
+
+def _polars_paths(frame: pl.LazyFrame, key: str, *, exact_matches: bool) -> pl.DataFrame:
+    """Each step-1 event's path: per next step, the first event after the previous step's
+    by ``key`` (at or after it with ``exact_matches``), its time ``t{i}`` and key ``k{i}``."""
+    steps = [frame.filter((pl.col("feature") == f) & (pl.col("action") == a)) for f, a in STEPS]
+    paths = steps[0].select("user_id", pl.col("t").alias("t1"), pl.col(key).alias("k1"), "platform")
+    for i in range(2, 5):
+        nexts = steps[i - 1].select(
+            "user_id", pl.col("t").alias(f"t{i}"), pl.col(key).alias(f"k{i}"),
+            pl.col(key).alias("at"),
+        )  # fmt: skip
+        paths = (
+            paths.with_columns(pl.col(f"k{i - 1}").alias("prev"))
+            .sort("prev")
+            .join_asof(
+                nexts.sort("at"),
+                left_on="prev",
+                right_on="at",
+                by="user_id",
+                strategy="forward",
+                allow_exact_matches=exact_matches,
+            )
+            .drop("prev", "at")
+        )
+    return paths.collect()
 
 
 def polars_retention(events: pl.DataFrame) -> Grid:
@@ -422,17 +412,15 @@ def _same_funnel(a: Funnel, b: Funnel) -> bool:
 
 
 def behavior_flows(ctx: Context) -> tuple[list[Measurement], list[str]]:
-    events = EVENTS // 10 if ctx.quick else EVENTS
-    users = USERS // 10 if ctx.quick else USERS
-    ctx.reporter.start("behavior_flows", 3 + 6 * 3 + 2 * 3)
-    world = behaviour_world(events, users)
-    ctx.reporter.step(f"{events:,} behaviour events of {users:,} users generated")
+    ctx.reporter.start("behavior_flows", 4 + 6 * 3 + 2 * 3)
+    world = simulated_behaviour(ctx, scaled(ctx, USERS))
+    events = world.events.num_rows
     url = f"duckdb:///{ctx.tmp}/behavior_flows.duckdb"
     load(url, world)
-    ctx.reporter.step("loaded into DuckDB")
-    frame = pl.from_arrow(world.select(["user_id", "occurred_at", "feature", "action", "platform"]))
+    ctx.reporter.step("stored in DuckDB")
+    columns = ["event_id", "user_id", "occurred_at", "feature", "action", "platform"]
+    frame = pl.from_arrow(world.events.select(columns))
     assert isinstance(frame, pl.DataFrame)
-    del world
     answers: dict[str, list[object]] = {
         k: [] for k in ("f_ours", "f_sql", "f_pl", "r_ours", "r_sql", "r_pl")
     }
@@ -483,15 +471,17 @@ def behavior_flows(ctx: Context) -> tuple[list[Measurement], list[str]]:
     for key in ("r_ours", "r_sql", "r_pl"):
         if any(a != reference_grid for a in answers[key]):
             raise BenchmarkError(f"behavior_flows: the retention grid of {key} disagrees with ours")
-    measured += postgres_flows(ctx, events // 10, users // 10)
+    postgres_measured, postgres_world = postgres_flows(ctx)
+    measured += postgres_measured
     f_ours, f_sql, f_pl, r_ours, r_sql, r_pl = measured[:6]
+    reached = " → ".join(f"{users:,}" for users in reference_funnel[None][0])  # type: ignore[index]
     notes = [
-        f"{events:,} behaviour events of {users:,} users over {DAYS} days (generated, "
-        "bulk-appended). Funnel: 4 ordered steps (linking opened → transactions viewed → "
-        "spending analysis viewed → budget created), 14-day window, breakdown by platform "
-        f"(first touch, {KEPT} kept + other + none): users per step, median and mean seconds "
-        "between steps, per label and overall. Retention: weekly, recurring, any behaviour "
-        "event, 12 weeks. Every side's answers were checked equal in every run.",
+        f"{world.describe()}; PostgreSQL: {postgres_world}. Funnel: 4 ordered steps (link "
+        "opened → transactions viewed → spending report viewed → budget created: "
+        f"{reached} users), 14-day window, {DAYS} days from {START:%Y-%m-%d}, breakdown "
+        f"by platform (first touch, {KEPT} kept + other + none): users per step, median and "
+        "mean seconds between steps, per label and overall. Retention: weekly, recurring, "
+        "any behaviour event, 12 weeks. Every side's answers were checked equal in every run.",
         f"Funnel: ours {f_ours.seconds / f_sql.seconds:.2f}x the hand SQL's time (target ≤ "
         f"1.5x), polars {f_pl.seconds / f_ours.seconds:.2f}x ours. Retention: ours "
         f"{r_ours.seconds / r_sql.seconds:.2f}x the hand SQL's, polars "
@@ -501,15 +491,17 @@ def behavior_flows(ctx: Context) -> tuple[list[Measurement], list[str]]:
     return measured, notes
 
 
-def postgres_flows(ctx: Context, events: int, users: int) -> list[Measurement]:
-    """Ours over a tenth of the world in a scratch schema of the PostgreSQL server."""
-    world = behaviour_world(events, users)
+def postgres_flows(ctx: Context) -> tuple[list[Measurement], str]:
+    """Ours over the 10k-user world (~1M events) in a scratch schema of the PostgreSQL
+    server, and that world described."""
+    world = simulated_behaviour(ctx, scaled(ctx, POSTGRES_USERS))
+    events = world.events.num_rows
     with postgres_scratch("ba_flows") as url:
         load(url, world)
         ctx.reporter.step(f"{events:,} events loaded into PostgreSQL")
         found: list[object] = []
         with BankingPerformanceAnalytics.open(url) as analytics:
-            return [
+            measured = [
                 Measurement(
                     f"funnel: ours on PostgreSQL, {events:,} events (no target)",
                     repeat(
@@ -529,3 +521,4 @@ def postgres_flows(ctx: Context, events: int, users: int) -> list[Measurement]:
                     show_rate=False,
                 ),
             ]
+    return measured, world.describe()

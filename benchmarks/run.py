@@ -187,8 +187,14 @@ class Reporter:
 @dataclass(frozen=True, slots=True)
 class Context:
     quick: bool
+    #: This benchmark's own directory, inside the run's.
     tmp: Path
     reporter: Reporter
+
+    @property
+    def run_dir(self) -> Path:
+        """The whole run's directory: what one benchmark leaves there, the next may use."""
+        return self.tmp.parent
 
 
 def repeat(
@@ -1210,9 +1216,10 @@ BENCHMARKS = {
         ),
         Benchmark(
             "behavior",
-            "Behaviour insights over 10M behaviour events (~100k users, 90 days) on DuckDB, each "
-            "against hand-written DuckDB SQL and polars (lazy, events in memory), answers "
-            "checked equal, peak memory added; and over 1M events on PostgreSQL.",
+            "Behaviour insights over the ~10M behaviour events of a simulated 100k-user, "
+            "90-day world on DuckDB, each against hand-written DuckDB SQL and polars (lazy, "
+            "events in memory), answers checked equal, peak memory added; and over a 10k-user "
+            "world (~1M events) on PostgreSQL.",
             behavior,
         ),
         Benchmark(
@@ -1224,9 +1231,10 @@ BENCHMARKS = {
         ),
         Benchmark(
             "behavior_flows",
-            "A 4-step ordered funnel with a breakdown and a 12-week retention grid over 10M "
-            "behaviour events of 100k users: ours against hand-written DuckDB SQL and polars "
-            "(lazy, events in memory); and ours on PostgreSQL over 1M events.",
+            "A 4-step ordered funnel with a breakdown and a 12-week retention grid over the "
+            "~10M behaviour events of a simulated 100k-user, 90-day world: ours against "
+            "hand-written DuckDB SQL and polars (lazy, events in memory); and ours on "
+            "PostgreSQL over a 10k-user world (~1M events).",
             behavior_flows,
         ),
         Benchmark(

@@ -14,7 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from typer.testing import CliRunner
 
+from banking_analytics.cli import app
 from banking_analytics.events import Kind, schema_for, stored_arrow_schema
 from banking_analytics.events._error_codes import CODE_CATEGORIES
 from banking_analytics.simulate import GroundTruth, SimulationConfig, run_simulation
@@ -46,8 +48,12 @@ class Run:
         return frame
 
 
-def simulate(users: int, days: int, seed: int, chunk_events: int = 1_000_000) -> Run:
-    config = SimulationConfig(users=users, days=days, seed=seed, chunk_events=chunk_events, end=END)
+def simulate(
+    users: int, days: int, seed: int, chunk_events: int = 1_000_000, activity: float = 1.0
+) -> Run:
+    config = SimulationConfig(
+        users=users, days=days, seed=seed, chunk_events=chunk_events, end=END, activity=activity
+    )
     chunks: dict[EventType, list[pa.Table]] = {t: [] for t in EventType}
     progressed = [0]
 
@@ -65,6 +71,12 @@ def simulate(users: int, days: int, seed: int, chunk_events: int = 1_000_000) ->
 def run() -> Run:
     """A small world, cut into small chunks so the big streams write several."""
     return simulate(users=3000, days=30, seed=7, chunk_events=50_000)
+
+
+@pytest.fixture(scope="module")
+def active() -> Run:
+    """The world of ``run`` with three times the visits."""
+    return simulate(users=3000, days=30, seed=7, chunk_events=50_000, activity=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +252,10 @@ def test_config_is_validated() -> None:
         SimulationConfig(users=0, end=END)
     with pytest.raises(ValueError, match="chunk_events"):
         SimulationConfig(chunk_events=0, end=END)
+    for activity in (0.0, -1.0, 20.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="activity must be above 0 and at most 20"):
+            SimulationConfig(activity=activity, end=END)
+    assert SimulationConfig(activity=20, end=END).activity == 20
     eastern = timezone(timedelta(hours=-5))
     shifted = SimulationConfig(end=datetime(2026, 1, 1, 7, tzinfo=eastern))
     assert shifted.end == datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -498,3 +514,84 @@ def test_features_with_a_planted_upgrade_effect_convert_more(run: Run) -> None:
     assert strong_rate > 1.5 * neutral_rate
     credited = subscriptions[subscriptions.kind == "subscribed"].attributed_feature.dropna()
     assert credited.map(effects).min() > 1.0
+
+
+# -- activity ------------------------------------------------------------------------------
+
+
+def _visits(run: Run) -> int:
+    """Sessions of feature use but the onboarding one after each first link: the visits
+    drawn at the users' daily rates."""
+    behaviour = run.table(EventType.BEHAVIOR)
+    used = behaviour.filter(pc.not_equal(behaviour["action"], "open_link"))
+    attempts = run.table(EventType.CONNECTION_ATTEMPT)
+    linked = attempts.filter(
+        pc.and_(pc.equal(attempts["flow"], "new"), pc.equal(attempts["outcome"], "success"))
+    )
+    sessions: int = pc.count_distinct(used["session_id"]).as_py()
+    return sessions - pc.count_distinct(linked["user_id"]).as_py()
+
+
+def test_activity_multiplies_the_visits_and_leaves_the_rest_nearly_alone(
+    run: Run, active: Run
+) -> None:
+    """Three times the activity, three times the visits: within 5%, as the visits are Poisson
+    draws (~16k at activity 1 here, a relative error of ~1% on the ratio) and churn moves a
+    little with them. Link sessions, their open_link events and the onboarding sessions
+    are not scaled, so behaviour events grow less than 3x. Links, syncs and the
+    performance reports stay within 2%; subscription events may rise a little, as a
+    feature's first use (sooner with more visits) lifts upgrading."""
+    assert 2.85 < _visits(active) / _visits(run) < 3.15
+    counts, more = run.truth.event_counts, active.truth.event_counts
+    assert 2.4 < more["behavior"] / counts["behavior"] < 3.0
+    for event_type in ("connection_attempt", "sync_run", "performance_metric"):
+        assert abs(more[event_type] / counts[event_type] - 1) < 0.02, event_type
+    assert 0.97 < more["subscription"] / counts["subscription"] < 1.15
+    sessions = active.frame(EventType.BEHAVIOR).groupby("session_id").size()
+    assert 2 < sessions.mean() < 5  # more visits, not longer ones
+
+
+def test_the_activity_is_recorded_in_the_truth(active: Run, tmp_path: Path) -> None:
+    truth = active.truth
+    document = json.loads(truth.to_json())
+    assert document["config"]["activity"] == 3.0
+    assert GroundTruth.from_json(truth.to_json()) == truth
+    # A document written before the setting existed describes an activity-1 world.
+    del document["config"]["activity"]
+    assert GroundTruth.from_json(json.dumps(document)).config.activity == 1.0
+
+
+def test_the_simulate_command_takes_an_activity(tmp_path: Path) -> None:
+    manifest = tmp_path / "truth.json"
+    world = "--users 200 --days 7 --seed 3 --activity 2.5 --end 2026-03-02T15:00:00+00:00"
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            *world.split(),
+            "--manifest",
+            str(manifest),
+            "--db",
+            f"duckdb:///{tmp_path}/s.duckdb",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    written = GroundTruth.read(manifest)
+    assert written.config.activity == 2.5
+    expected = simulate(users=200, days=7, seed=3, activity=2.5).truth
+    assert written.event_counts == expected.event_counts
+    assert expected.event_counts != simulate(users=200, days=7, seed=3).truth.event_counts
+
+
+@pytest.mark.parametrize("activity", ["0", "-1", "20.5", "nan"])
+def test_a_bad_activity_is_one_line_and_exit_2(tmp_path: Path, activity: str) -> None:
+    store = tmp_path / "s.duckdb"
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--users", "10", "--activity", activity, "--db", f"duckdb:///{store}"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 2
+    assert "activity must be above 0 and at most 20" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not store.exists()  # checked before any store is opened

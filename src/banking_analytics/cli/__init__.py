@@ -44,6 +44,7 @@ from banking_analytics.vocabulary import Aggregator, EventType
 
 if TYPE_CHECKING:
     from banking_analytics._facade import BankingPerformanceAnalytics, StoreInfo
+    from banking_analytics.simulate import SimulationConfig
 
 # The facade (and with it the query compiler and the analyses) is imported by the
 # commands that open a store, not with this module: ``--help`` starts sooner, and so
@@ -229,30 +230,51 @@ def ingest(
         raise typer.Exit(BAD_INPUT)
 
 
-def _simulate_into(
-    analytics: BankingPerformanceAnalytics,
+def _world(
     users: int,
     days: int,
     seed: int,
-    manifest: Path | None,
+    *,
     end: datetime | None = None,
     institutions: int | None = None,
-) -> datetime:
-    """Simulate a world into the store, and its institutions' names into the institution
-    catalogue; returns when its history ends."""
-    from banking_analytics.ingest import InstitutionName, record_institutions
-    from banking_analytics.simulate import SimulationConfig, run_simulation
+    activity: float = 1.0,
+) -> SimulationConfig:
+    """The world to simulate, checked before any store is opened; ``end`` defaults to the
+    start of the current hour (UTC unless it says otherwise)."""
+    from banking_analytics.simulate import SimulationConfig
 
     if end is None:
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     elif end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
-    config = SimulationConfig(users=users, days=days, seed=seed, end=end, institutions=institutions)
+    try:
+        return SimulationConfig(
+            users=users,
+            days=days,
+            seed=seed,
+            end=end,
+            institutions=institutions,
+            activity=activity,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def _simulate_into(
+    analytics: BankingPerformanceAnalytics, config: SimulationConfig, manifest: Path | None
+) -> None:
+    """Simulate a world into the store, and its institutions' names into the institution
+    catalogue."""
+    from banking_analytics.ingest import InstitutionName, record_institutions
+    from banking_analytics.simulate import run_simulation
+
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     position = 0
     started = time.perf_counter()
     with _progress() as progress:
-        task = progress.add_task(f"simulating {users:,} users x {days} days", total=None)
+        task = progress.add_task(
+            f"simulating {config.users:,} users x {config.days} days", total=None
+        )
 
         def sink(event_type: EventType, table: pa.Table) -> None:
             nonlocal position
@@ -284,7 +306,6 @@ def _simulate_into(
         out.print(f"ground truth written to {manifest}")
     if counts["rejected"]:
         raise fail(f"the simulator produced {counts['rejected']:,} rejected events (a bug)")
-    return end
 
 
 @app.command()
@@ -308,13 +329,21 @@ def simulate(
             formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
         ),
     ] = None,
+    activity: Annotated[
+        float,
+        typer.Option(
+            help="Multiplier on every user's visits (feature-use sessions), above 0 and at "
+            "most 20: more behaviour events per user; links, syncs and billing rules unchanged",
+        ),
+    ] = 1.0,
 ) -> None:
     """Simulate a fintech (users, banks, features, subscriptions) into a store.
 
-    The same seed, size and end always make the same world.
+    The same seed, size, activity and end always make the same world.
     """
+    config = _world(users, days, seed, end=end, institutions=institutions, activity=activity)
     with _open(db) as analytics:
-        _simulate_into(analytics, users, days, seed, manifest, end, institutions)
+        _simulate_into(analytics, config, manifest)
 
 
 @app.command()
@@ -350,6 +379,7 @@ def demo(
 
     if serve:
         check_port(host, port)  # before the simulation, not half a minute after it
+    config = _world(users, days, seed, institutions=institutions)
     path = db.removeprefix("duckdb:///")
     store = Path(path) if db.startswith("duckdb:///") and path != ":memory:" else None
     world = {"users": users, "days": days, "seed": seed, "institutions": institutions}
@@ -367,10 +397,10 @@ def demo(
         else:
             if store is not None:
                 mark_demo_store(store)
-            end = _simulate_into(analytics, users, days, seed, manifest, institutions=institutions)
+            _simulate_into(analytics, config, manifest)
             _install_default_rules(analytics)
             if store is not None:
-                update_demo_record(store, world=world, end=end.isoformat())
+                update_demo_record(store, world=world, end=config.end.isoformat())
         show_info(analytics.info())
         show_performance(out, analytics.analyze_connection_performance("24h"), top=5)
         show_health(out, analytics.institution_health("7d"), limit=10)

@@ -19,9 +19,9 @@ link flow, or later through an add_product flow) is followed by an initial pull
 start nine minutes later.
 
 Behaviour. A user's sessions per day are Poisson with mean
-``0.4·engagement·w·decay``, w = 0.8 at weekends and
-``decay = exp(-max(0, t - onset)/τ)``; sessions start at diurnal local times
-and hold ``1 + Poisson(2)`` events. Each event's feature is drawn among the
+``0.4·activity·engagement·w·decay`` (activity: the configuration's, 1 by default),
+w = 0.8 at weekends and ``decay = exp(-max(0, t - onset)/τ)``; sessions start at
+diurnal local times and hold ``1 + Poisson(2)`` events. Each event's feature is drawn among the
 features the user had adopted when the session began (those computed from
 transactions only once these are in), with weight
 ``base_f·affinity_uf`` (the first event of a feature is its first use, from which its
@@ -342,7 +342,8 @@ def behaviour(
     active = np.flatnonzero((state.linked_at < d1) & (state.churn_at > d0))
     midday = d0 + DAY / 2
     weekday = (world.start + timedelta(seconds=midday)).weekday()
-    rate = SESSIONS_PER_DAY * users.engagement[active] * (0.8 if weekday >= 5 else 1.0)
+    visits = SESSIONS_PER_DAY * world.config.activity
+    rate = visits * users.engagement[active] * (0.8 if weekday >= 5 else 1.0)
     fading = np.maximum(midday - users.onset[active], 0.0)
     rate *= np.exp(-fading / (world.params.engagement_decay_days * DAY))
     counts = rng.poisson(rate)

@@ -142,6 +142,9 @@ class GroundTruth:
                 seed=config["seed"],
                 chunk_events=config["chunk_events"],
                 end=datetime.fromisoformat(config["end"]),
+                institutions=config.get("institutions"),
+                # Documents written before the setting existed describe activity-1 worlds.
+                activity=config.get("activity", 1.0),
             ),
             start=datetime.fromisoformat(data["start"]),
             institutions=tuple(
@@ -191,6 +194,8 @@ def _plain(value: Any) -> Any:
             "seed": value.seed,
             "chunk_events": value.chunk_events,
             "end": value.end.isoformat(),
+            "institutions": value.institutions,
+            "activity": value.activity,
         }
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
