@@ -1,10 +1,13 @@
 """The lock files both make targets install from: exact, hashed, current with pyproject.toml,
-and the demo's without the test tools."""
+the demo's without the test tools but with everything the package imports."""
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -51,3 +54,30 @@ def test_the_demo_installs_no_test_tools() -> None:
 
 def test_uv_itself_is_pinned_by_hash() -> None:
     assert set(locked("uv.txt")) == {"uv"}
+
+
+def imported_modules() -> set[str]:
+    """The top-level modules the package imports anywhere (at import time or inside a
+    function), other than the standard library's and its own."""
+    found: set[str] = set()
+    for path in (ROOT / "src" / "banking_analytics").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"banking_analytics"}
+
+
+def test_the_demo_installs_every_module_the_package_imports() -> None:
+    """`make demo` installs the run lock only: a module the package imports that only the
+    test tools bring (httpx, for webhook deliveries, once did) breaks the demo while every
+    test passes. PostgreSQL's driver comes with the postgres extra."""
+    run = locked("run.txt").keys() | names(PROJECT["optional-dependencies"]["postgres"])
+    owners = packages_distributions()
+    missing = {
+        module
+        for module in imported_modules()
+        if not {canonicalize_name(d) for d in owners.get(module, [module])} & run
+    }
+    assert not missing
