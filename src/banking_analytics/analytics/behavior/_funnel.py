@@ -305,12 +305,15 @@ class FunnelQuery(BehaviorQuery):
 
     @property
     def _shape(self) -> tuple[object, ...]:
+        every = [(s.shape, s.values) for s in (*self.steps, *(e.step for e in self.exclusions))]
         return (
             self.order,
             tuple(s.shape for s in self.steps),
             tuple((e.step.shape, e.after, e.before) for e in self.exclusions),
             self.breakdown,
             self.events.shape,
+            # Two steps (or exclusions) alike in their values too: see _paths_asof.
+            len(set(every)) < len(every),
         )
 
     def _event_params(self) -> list[object]:
@@ -404,7 +407,7 @@ class FunnelUsers(Shape):
 
 
 def _tables(shape: tuple[object, ...]) -> tuple[EventType, ...]:
-    _, steps, exclusions, _, _ = shape
+    _, steps, exclusions, _, _, _ = shape
     assert isinstance(steps, tuple)
     assert isinstance(exclusions, tuple)
     kinds = [s[0] for s in steps] + [e[0][0] for e in exclusions]
@@ -424,7 +427,7 @@ def _events(shape: tuple[object, ...], micros: Renderer | None = None) -> exp.Qu
     rows matching no step left out unless the funnel is strict. With ``micros``, the time
     in integer epoch microseconds too (``us``), as that renderer writes it, and the seconds
     read from it (``us / 10^6``: one rounding, as the as-of chain reads them from ``us``)."""
-    order, steps, exclusions, breakdown, behaviour_filter = shape
+    order, steps, exclusions, breakdown, behaviour_filter, _ = shape
     assert isinstance(steps, tuple)
     assert isinstance(exclusions, tuple)
     parts: list[exp.Select] = []
@@ -720,14 +723,13 @@ def _with(ctes: list[tuple[str, exp.Expr]], final: exp.Select) -> exp.Select:
 
 
 def _user_ctes(renderer: Renderer, shape: tuple[object, ...]) -> list[tuple[str, exp.Expr]]:
-    order, steps, exclusions, _, _ = shape
+    order, steps, exclusions, _, _, repeated = shape
     assert isinstance(steps, tuple)
     assert isinstance(exclusions, tuple)
     k = len(steps)
     asof = order is FunnelOrder.ORDERED and renderer.asof_join
     if asof:
-        kinds = [*steps, *(e[0] for e in exclusions)]
-        paths = _paths_asof(k, exclusions, repeated=len(set(kinds)) < len(kinds))
+        paths = _paths_asof(k, exclusions, repeated=bool(repeated))
     elif order is FunnelOrder.ORDERED:
         paths = _paths_ordered(k, exclusions)
     elif order is FunnelOrder.STRICT:
@@ -741,7 +743,7 @@ def _funnel_query(renderer: Renderer, *shape: object) -> exp.Query:
     """Per breakdown label (and for all users: the grouping set ``()``), per step: users
     reaching it, and the seconds from the previous step (median, mean); the time to convert's
     percentiles and histogram."""
-    order, steps, _, _, _ = shape
+    order, steps, _, _, _, _ = shape
     assert isinstance(steps, tuple)
     k = len(steps)
     columns: list[exp.Expr] = [_x("label"), _x("GROUPING(label) AS total")]
