@@ -255,6 +255,16 @@ def test_multi_device_users_and_outcomes_per_device(
     assert (desktop.interactions, desktop.success_rate, desktop.mean_duration_s) == (1, 0.0, 7.0)
 
 
+def test_answers_echo_the_time_period_asked(analytics: BankingPerformanceAnalytics) -> None:
+    """The spec's ``time_period`` comes back as the answer's period label (a range given
+    by its bounds is "custom")."""
+    now = MAY4 + timedelta(days=2)
+    behavior = analytics.analyze_user_behavior("7d", now=now)
+    assert (behavior.period.label, behavior.period.end) == ("7d", now)
+    assert analytics.analyze_engagement("30d", now=now).period.label == "30d"
+    assert analytics.behavior.sessions(SessionsQuery(**_day(MAY4))).period.label == "custom"
+
+
 def test_newcombe_interval_matches_statsmodels() -> None:
     for s1, n1, s2, n2 in [(40, 50, 30, 50), (1, 20, 9, 25), (0, 10, 10, 10)]:
         want = confint_proportions_2indep(s1, n1, s2, n2, method="newcomb", compare="diff")

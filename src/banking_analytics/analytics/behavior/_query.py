@@ -221,6 +221,9 @@ class BehaviorQuery:
     interval: Interval = Interval.DAY
     timezone: str = "UTC"
     events: EventFilter = field(default_factory=EventFilter)
+    #: What the range was asked as ("30d", ...), echoed in the answer's period; it
+    #: changes no figure.
+    period_label: str = field(default="custom", compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -248,11 +251,11 @@ class BehaviorQuery:
             window = parse_time_period(time_period, now)
         except QueryError as error:
             raise BehaviorQueryError(str(error)) from None
-        return cls(date_from=window.start, date_to=window.end, **fields)
+        return cls(date_from=window.start, date_to=window.end, period_label=window.label, **fields)
 
     @property
     def window(self) -> TimeWindow:
-        return TimeWindow(self.date_from, self.date_to)
+        return TimeWindow(self.date_from, self.date_to, self.period_label)
 
     @property
     def first_index(self) -> int:
