@@ -605,6 +605,37 @@ def test_a_discount_and_a_grace_period_ending_at_once_are_one_change(
     ]
 
 
+def test_snapshots_at_one_instant_go_by_event_id_whatever_their_arrival(
+    analytics: BankingPerformanceAnalytics,
+) -> None:
+    """Two snapshots of a subscription at one instant, received together: the one with
+    the higher event id is the later, whichever was sent first (each customer's $10
+    snapshot is sent first). The ledger sorts by time alone and takes such subscriptions
+    again in the exact order: without that, the order of arrival would decide."""
+    events = []
+    pairs = (("lo1", True), ("lo2", True), ("hi1", False), ("hi2", False))
+    for n, (customer, ten_first) in enumerate(pairs):
+        ids = {
+            "low": f"00000000-0000-4000-8000-{n:012x}",
+            "high": f"ffffffff-0000-4000-8000-{n:012x}",
+        }
+        ten, twenty = ("low", "high") if ten_first else ("high", "low")
+        events += [
+            event(customer, f"{customer}-s", 1, "subscribed", "active", event_id=ids[ten]),
+            event(
+                customer,
+                f"{customer}-s",
+                1,
+                "upgraded",
+                "active",
+                unit_amount=2000,
+                event_id=ids[twenty],
+            ),
+        ]
+    store(analytics, events)
+    assert mrr_after(analytics) == {"lo1": 2000, "lo2": 2000, "hi1": 1000, "hi2": 1000}
+
+
 def test_a_snapshot_followed_at_its_own_instant_leaves_what_it_started_with(
     analytics: BankingPerformanceAnalytics,
 ) -> None:
