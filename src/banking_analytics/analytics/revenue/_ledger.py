@@ -341,9 +341,9 @@ def _spans(shape: LedgerShape, tied: bool) -> exp.Select:
 
     Sorting by the time alone is a fifth cheaper than by ``(time, received_at, event_id)``
     and gives the same order where a subscription has no two snapshots at one instant;
-    each snapshot says whether the next one shares its instant (``tied``), and the
-    subscriptions with such a pair are taken again from ``priced_tied`` in the exact
-    order (``tied``)."""
+    each snapshot says whether the next one shares its instant (column ``tied``), and the
+    subscriptions with such a pair are sorted again, from ``priced_tied``, in the exact
+    order (argument ``tied``)."""
     free_customers = shape[4]
     order = _ORDER.format("moment") if tied else "ORDER BY moment"
     over = f"OVER (PARTITION BY sub {order})"
