@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -88,14 +89,20 @@ def issue_key(store_url: str, role: Role, name: str) -> str:
 def wait_until_serving(
     base: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 60
 ) -> None:
-    """Return once the server process ``proc`` answers ``/healthz`` at ``base``; raise,
-    with its output from ``log``, if it exits or does not answer in time."""
+    """Return once the server process ``proc`` has said it listens at ``base`` and answers
+    ``/healthz`` there; raise, with its output from ``log``, if it exits or does not answer
+    in time. (An answer alone could come from another test's server that took the port
+    between ``free_port`` and this one binding it.)"""
+    # uvicorn's line names the host it binds (0.0.0.0, say), which may not be base's.
+    listening = re.compile(rf"running on \S+:{base.rsplit(':', 1)[1]}\b")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited:\n{log.read_text()}")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            if listening.search(log.read_text(errors="replace")) and (
+                httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            ):
                 return
         except httpx.TransportError:
             pass
@@ -116,13 +123,22 @@ class Server:
         self.url = ""
 
     def start(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
-        cmd += self.options
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        wait_until_serving(self.url, self.proc, self.log)
+        """Start on a free port; on another if that one was taken before the server bound it."""
+        for attempt in range(3):
+            port = free_port()
+            self.url = f"http://127.0.0.1:{port}"
+            cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
+            cmd += self.options
+            with self.log.open("ab") as out:
+                self.proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env
+                )
+            try:
+                wait_until_serving(self.url, self.proc, self.log)
+                return
+            except RuntimeError as error:
+                if attempt == 2 or "address already in use" not in str(error):
+                    raise
 
     def kill(self) -> None:
         assert self.proc is not None
