@@ -39,7 +39,7 @@ from banking_analytics.analytics.behavior._query import (
     x,
 )
 from banking_analytics.metrics import MetricService, Renderer, Statement
-from banking_analytics.vocabulary import BankingFeature
+from banking_analytics.vocabulary import BankingFeature, DeviceType, Platform
 
 __all__ = [
     "MAX_SESSION_PAGE",
@@ -72,6 +72,49 @@ _EVENT_COLUMNS = (
 )
 #: The features, in the order of their bits in a session's mask of the features it used.
 _FEATURES = tuple(feature.value for feature in BankingFeature)
+_DEVICES = tuple(device.value for device in DeviceType)
+_PLATFORMS = tuple(platform.value for platform in Platform)
+#: A session's device and platform travel as one small integer, ``device_platform`` =
+#: d·BASE + p, with d and p their places in the vocabulary (from 1; 0 for none): taking
+#: each slice's first event's integer costs the engine a fifth of the statement less
+#: than taking two strings, and grouping by integers less than by strings.
+_BASE = len(_PLATFORMS) + 1
+
+
+def _place(column: str, names: tuple[str, ...]) -> exp.Expr:
+    """The place of ``column``'s value in ``names`` (from 1), 0 for none."""
+    array = exp.Array(expressions=[exp.Literal.string(name) for name in names])
+    return exp.Coalesce(
+        this=exp.ArrayPosition(this=array, expression=x(column)),
+        expressions=[exp.Literal.number(0)],
+    )
+
+
+def _named(place: exp.Expr, names: tuple[str, ...]) -> exp.Expr:
+    """The name at ``place`` in ``names`` (from 1; null for 0)."""
+    ifs = [
+        exp.If(this=exp.Literal.number(i), true=exp.Literal.string(n))
+        for i, n in enumerate(names, 1)
+    ]
+    return exp.Case(this=place, ifs=ifs)
+
+
+def _device_platform() -> exp.Expr:
+    """An event's ``device_platform`` code."""
+    device = exp.Mul(this=_place("device", _DEVICES), expression=exp.Literal.number(_BASE))
+    return exp.Add(this=device, expression=_place("platform", _PLATFORMS))
+
+
+def device_place(code: exp.Expr) -> exp.Expr:
+    """The device's place in :class:`DeviceType` of a ``device_platform`` code."""
+    return exp.IntDiv(this=code, expression=exp.Literal.number(_BASE))
+
+
+def platform_place(code: exp.Expr) -> exp.Expr:
+    """The platform's place in :class:`Platform` of a ``device_platform`` code."""
+    # Not ``%``: a driver taking ``%s`` placeholders (psycopg) reads it as one.
+    devices = exp.Mul(this=device_place(code.copy()), expression=exp.Literal.number(_BASE))
+    return exp.Sub(this=code, expression=devices)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,8 +159,7 @@ def _per_slice(
             x("MAX(occurred_at) AS last_at"),
             x("COUNT(*) AS events"),
             x("BIT_OR(bits) AS bits"),
-            exp.alias_(renderer.value_at(x("device"), order), "device"),
-            exp.alias_(renderer.value_at(x("platform"), order), "platform"),
+            exp.alias_(renderer.value_at(x("device_platform"), order), "device_platform"),
             exp.alias_(renderer.value_at(x("duration_s"), order, last=True), "last_duration_s"),
             *extra,
         )
@@ -171,7 +213,7 @@ def _slices(renderer: Renderer) -> dict[str, exp.Query]:
         )
     )
     figures = ["first_at", "last_at", "events", "bits"]
-    taken = ["device", "platform", "last_duration_s"]
+    taken = ["device_platform", "last_duration_s"]
     slices = sqlglot.union(
         sqlglot.select(*_SLICE_KEYS, *figures, *taken).from_("rough").where("NOT tied"),
         sqlglot.select(*(f"t.{c}" for c in (*_SLICE_KEYS, *figures)), *(f"e.{c}" for c in taken))
@@ -241,8 +283,7 @@ def _merged_runs(renderer: Renderer) -> dict[str, exp.Query]:
             "last_duration_s",
             "events",
             "bits",
-            "device",
-            "platform",
+            "device_platform",
         )
         .from_("slices")
         .where("session_id IS NOT NULL")
@@ -259,8 +300,7 @@ def _merged_runs(renderer: Renderer) -> dict[str, exp.Query]:
             ),
             x("s.events + COALESCE(t.events, 0) AS events"),
             x("s.bits | COALESCE(t.bits, 0) AS bits"),
-            "s.device",
-            "s.platform",
+            "s.device_platform",
         )
         .from_(exp.alias_(exp.to_table("slices"), "s"))
         .join(
@@ -314,8 +354,7 @@ def _merged_by_window(renderer: Renderer) -> dict[str, exp.Query]:
             ),
             x("SUM(events) AS events"),
             x("BIT_OR(bits) AS bits"),
-            x("MAX(CASE WHEN starts = 1 THEN device END) AS device"),
-            x("MAX(CASE WHEN starts = 1 THEN platform END) AS platform"),
+            x("MAX(CASE WHEN starts = 1 THEN device_platform END) AS device_platform"),
         )
         .from_("chained")
         .group_by("user_id", "session_id", "head")
@@ -347,7 +386,10 @@ def sessions_select(
     head is a running maximum over every slice instead (:func:`_merged_by_window`).
     """
     row_id = renderer.row_id()
-    columns: list[str | exp.Expr] = list(_EVENT_COLUMNS)
+    columns: list[str | exp.Expr] = [
+        *_EVENT_COLUMNS,
+        exp.alias_(_device_platform(), "device_platform"),
+    ]
     if row_id is not None:
         columns.append(exp.alias_(row_id, "row_id"))
     events = BehaviorQuery.events_select(columns, filter_shape)
@@ -389,8 +431,9 @@ def sessions_select(
         exp.alias_(length, "length_s"),
         "events",
         x(f"{features} AS features"),
-        "device",
-        "platform",
+        exp.alias_(_named(device_place(x("device_platform")), _DEVICES), "device"),
+        exp.alias_(_named(platform_place(x("device_platform")), _PLATFORMS), "platform"),
+        "device_platform",
     ).from_("grouped")
     ctes: dict[str, exp.Query] = {"events": events, "cut": cut, **_slices(renderer)}
     merged = _merged_runs if renderer.hash_joins else _merged_by_window
@@ -411,7 +454,7 @@ def with_sessions(query: Q, sessions: exp.Select) -> Q:
     return query.with_("sessions", sessions)
 
 
-_GROUPING_SETS = "GROUPING SETS ((), (device), (platform), (idx))"
+_GROUPING_SETS = "GROUPING SETS ((), (device_place), (platform_place), (idx))"
 #: Percentiles of session length the answer gives.
 _QUANTILES = (0.5, 0.9)
 
@@ -424,11 +467,14 @@ def _summary(
     with_index = sqlglot.select(
         "*",
         exp.alias_(interval_index(renderer, x("started_at"), interval, timezone), "idx"),
+        exp.alias_(device_place(x("device_platform")), "device_place"),
+        exp.alias_(platform_place(x("device_platform")), "platform_place"),
     ).from_("sessions")
+    # Grouped by the places (integers), named once per group.
     figures: list[exp.Expr | str] = [
-        x("GROUPING(device, platform, idx) AS part"),
-        "device",
-        "platform",
+        x("GROUPING(device_place, platform_place, idx) AS part"),
+        exp.alias_(_named(x("device_place"), _DEVICES), "device"),
+        exp.alias_(_named(x("platform_place"), _PLATFORMS), "platform"),
         "idx",
         x("COUNT(*) AS sessions"),
         x("COUNT(DISTINCT user_id) AS users"),
@@ -516,7 +562,7 @@ def _figures(row: dict[str, Any]) -> SessionFigures:
 
 
 _EMPTY = SessionFigures(0, 0, None, None, None, None, None, None)
-#: ``GROUPING(device, platform, idx)`` of each grouping set: a bit per column left out.
+#: ``GROUPING(device_place, platform_place, idx)`` of each grouping set: a bit per column left out.
 _OVERALL, _BY_DEVICE, _BY_PLATFORM, _BY_INTERVAL = 0b111, 0b011, 0b101, 0b110
 
 
