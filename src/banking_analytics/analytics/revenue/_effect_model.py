@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import statsmodels.api as sm
 from numpy.typing import NDArray
 
 __all__ = ["MIN_ADOPTER_CONVERSIONS", "Cells", "Effect", "fit_effects"]
@@ -143,10 +142,15 @@ def fit_effects(cells: Cells) -> list[Effect]:
         outcome = np.concatenate([np.ones(days.size), np.zeros(days.size)])
         weights = np.concatenate([events, days - events])
         kept = weights > 0
-        model = sm.GLM(
+        # Imported here: statsmodels takes about 3 s to import, which every process that
+        # serves the API or runs a command would pay, whether it fits a model or not.
+        from statsmodels.genmod import families
+        from statsmodels.genmod.generalized_linear_model import GLM
+
+        model = GLM(
             outcome[kept],
             rows[kept],
-            family=sm.families.Binomial(link=sm.families.links.CLogLog()),
+            family=families.Binomial(link=families.links.CLogLog()),
             freq_weights=weights[kept],
         )
         with warnings.catch_warnings():
