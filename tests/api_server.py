@@ -130,14 +130,16 @@ class Server:
             cmd = [CLI, "serve", "--db", self.store_url, "--host", "127.0.0.1", "--port", str(port)]
             cmd += self.options
             with self.log.open("ab") as out:
+                written = out.tell()  # what earlier attempts wrote says nothing of this one
                 self.proc = subprocess.Popen(
                     cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env
                 )
             try:
                 wait_until_serving(self.url, self.proc, self.log)
                 return
-            except RuntimeError as error:
-                if attempt == 2 or "address already in use" not in str(error):
+            except RuntimeError:
+                own = self.log.read_bytes()[written:]
+                if attempt == 2 or b"address already in use" not in own:
                     raise
 
     def kill(self) -> None:

@@ -81,13 +81,16 @@ _PLATFORMS = tuple(platform.value for platform in Platform)
 _BASE = len(_PLATFORMS) + 1
 
 
+def _position(column: str, names: tuple[str, ...]) -> exp.Expr:
+    """The place of ``column``'s value in ``names`` (from 1), null for none: one lookup in
+    a list, which costs the engine less than comparing with each name in turn."""
+    array = exp.Array(expressions=[exp.Literal.string(name) for name in names])
+    return exp.ArrayPosition(this=array, expression=x(column))
+
+
 def _place(column: str, names: tuple[str, ...]) -> exp.Expr:
     """The place of ``column``'s value in ``names`` (from 1), 0 for none."""
-    array = exp.Array(expressions=[exp.Literal.string(name) for name in names])
-    return exp.Coalesce(
-        this=exp.ArrayPosition(this=array, expression=x(column)),
-        expressions=[exp.Literal.number(0)],
-    )
+    return exp.Coalesce(this=_position(column, names), expressions=[exp.Literal.number(0)])
 
 
 def _named(place: exp.Expr, names: tuple[str, ...]) -> exp.Expr:
@@ -406,10 +409,8 @@ def sessions_select(
         ],
         default=exp.Literal.number(0),
     )
-    # A feature's bit is 2^(its place in the vocabulary - 1): one lookup in a list, which
-    # costs the engine less than comparing the name with each feature's in turn.
-    names = exp.Array(expressions=[exp.Literal.string(name) for name in _FEATURES])
-    place = exp.ArrayPosition(this=names, expression=x("feature"))
+    # A feature's bit is 2^(its place in the vocabulary - 1).
+    place = _position("feature", _FEATURES)
     bit = exp.BitwiseLeftShift(
         this=exp.Literal.number(1),
         expression=exp.Paren(this=exp.Sub(this=place, expression=exp.Literal.number(1))),
