@@ -23,7 +23,13 @@ from banking_analytics import BankingPerformanceAnalytics, EventStatus
 from banking_analytics.events import SCHEMAS
 from banking_analytics.ingest import GroupCommitWriter, IngestPipeline, decode_records
 from banking_analytics.metrics import MetricService, TimeWindow
-from banking_analytics.store import EVENT_TABLES, QUARANTINE, Engine, open_engine
+from banking_analytics.store import (
+    EVENT_TABLES,
+    QUARANTINE,
+    SUBSCRIPTION_CHANGES,
+    Engine,
+    open_engine,
+)
 from banking_analytics.vocabulary import EventType
 from sample_events import NOW, behavior_events
 
@@ -61,8 +67,10 @@ def bad_event() -> dict[str, object]:
 
 
 def fresh_versions(**changes: int) -> dict[str, int]:
-    """Every event table's version in a store where only ``changes`` were written."""
-    return {table: changes.get(table, 0) for table in EVENT_TABLES}
+    """Every event table's version (and the changes kept from subscription events) in a
+    store where only ``changes`` were written."""
+    tables = [*EVENT_TABLES, SUBSCRIPTION_CHANGES.table.name]
+    return {table: changes.get(table, 0) for table in tables}
 
 
 @pytest.fixture
@@ -240,7 +248,7 @@ class Heard:
         self._witness = witness
 
     def __call__(self, tables: frozenset[str]) -> None:
-        seen = None if self._witness is None else self._witness.versions([*EVENT_TABLES])
+        seen = None if self._witness is None else self._witness.versions()
         self.calls.put((tables, seen))
 
     def next(self) -> frozenset[str]:

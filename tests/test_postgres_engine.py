@@ -20,6 +20,7 @@ from banking_analytics.events import Kind, arrow_type
 from banking_analytics.store import (
     ALL_TABLES,
     EVENT_TABLES,
+    SUBSCRIPTION_CHANGES,
     Engine,
     StoreUnavailableError,
     StoreURLError,
@@ -31,6 +32,7 @@ from sample_events import behavior_events
 
 pytestmark = pytest.mark.postgres
 
+SOURCE, CHANGES = SUBSCRIPTION_CHANGES.source.name, SUBSCRIPTION_CHANGES.table.name
 SECRET = "s3cr#t?"  # libpq takes # and ? in a password as they are
 
 
@@ -162,7 +164,19 @@ def test_migrate_creates_the_schema_the_tables_and_their_indexes(pg_url: str) ->
         (t, f"btree ({column})") for t in EVENT_TABLES for column in ("event_id", "occurred_at")
     }
     expected.add(("data_versions", "btree (table_name)"))  # its primary key
+    # Looked up by subscription when the store condenses a subscription's events again.
+    expected |= {(t, "btree (subscription_id)") for t in (SOURCE, CHANGES)}
     assert defs == expected
+    # A store made before a table's lookup index gets it when it is migrated again.
+    with open_engine(pg_url) as engine:
+        with engine.begin() as tx:
+            tx.execute(f'DROP INDEX "{SOURCE}_subscription_id_idx"')
+        engine.migrate(ALL_TABLES)
+        again = engine.query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            [schema, SOURCE],
+        ).to_pylist()
+    assert sum("(subscription_id)" in i["indexdef"] for i in again) == 1
 
 
 def test_several_processes_may_open_a_new_store_at_once(pg_url: str) -> None:

@@ -564,9 +564,11 @@ def scratch(
 
 
 def replace_all(analytics: BankingPerformanceAnalytics, events: pd.DataFrame) -> None:
-    """Empty the table, then store ``events`` (a new data version: no stale cached answer)."""
+    """Empty the table and the changes the store keeps from it, then store ``events`` (a
+    new data version: no stale cached answer)."""
     with analytics.engine.begin() as tx:
         tx.execute("DELETE FROM subscription_events")
+        tx.execute("DELETE FROM subscription_changes")
     store(analytics, events)
 
 

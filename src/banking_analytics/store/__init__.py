@@ -12,25 +12,31 @@ from banking_analytics.store._errors import (
 )
 from banking_analytics.store._tables import (
     ALL_TABLES,
+    CONDENSED_TABLES,
     DATA_VERSIONS,
     EVENT_TABLES,
     EXCHANGE_RATES,
     INSTITUTIONS,
     QUARANTINE,
     RATE_SCALE,
+    SUBSCRIPTION_CHANGES,
     Column,
+    CondensedTable,
     TableDef,
 )
 
 __all__ = [
     "ALL_TABLES",
+    "CONDENSED_TABLES",
     "DATA_VERSIONS",
     "EVENT_TABLES",
     "EXCHANGE_RATES",
     "INSTITUTIONS",
     "QUARANTINE",
     "RATE_SCALE",
+    "SUBSCRIPTION_CHANGES",
     "Column",
+    "CondensedTable",
     "Engine",
     "StatementTimeoutError",
     "StoreLockedError",

@@ -18,8 +18,13 @@ import pyarrow.compute as pc
 from banking_analytics.events import Kind
 from banking_analytics.store._engine import Engine, WriteTransaction
 from banking_analytics.store._errors import StatementTimeoutError, StoreLockedError
-from banking_analytics.store._sql import column_list, migration_statements, quote
-from banking_analytics.store._tables import TableDef
+from banking_analytics.store._sql import (
+    column_list,
+    condense_statements,
+    migration_statements,
+    quote,
+)
+from banking_analytics.store._tables import CondensedTable, TableDef
 from banking_analytics.store._versions import with_data_versions
 from banking_analytics.store._watchdog import Watchdog
 
@@ -152,6 +157,19 @@ class _DuckDBTransaction(WriteTransaction):
     def _run(self, sql: str, params: Sequence[Any]) -> None:
         self._cur.execute(sql, list(params))
 
+    def _condense(self, condensed: CondensedTable, keys: pa.Array | None) -> None:
+        if keys is None:
+            for statement in condense_statements(condensed, None):
+                self._cur.execute(statement)
+            return
+        self._cur.register("_condensed_keys", pa.table({"key": keys}))
+        try:
+            selected = f"{quote(condensed.key)} IN (SELECT key FROM _condensed_keys)"
+            for statement in condense_statements(condensed, selected):
+                self._cur.execute(statement)
+        finally:
+            self._cur.unregister("_condensed_keys")
+
     def lock(self, table: TableDef) -> None:
         # Nothing to take: a database's write transactions already run one at a time
         # (the write lock its engines share), and DuckDB lets only one process open a
@@ -220,11 +238,15 @@ class DuckDBEngine(Engine):
 
     def migrate(self, tables: Sequence[TableDef]) -> None:
         with self._transaction() as cur:
+            created = []
             for table in with_data_versions(tables):
                 existing = set(self._columns(cur, table.name))
+                created += [] if existing else [table.name]
                 for statement in migration_statements(table, existing, _COLUMN_TYPES):
                     cur.execute(statement)
-            _DuckDBTransaction(cur).seed_versions(tables)
+            tx = _DuckDBTransaction(cur)
+            tx.condense_created(created)
+            tx.seed_versions(tables)
 
     @staticmethod
     def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:

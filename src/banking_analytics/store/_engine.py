@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from banking_analytics.store._errors import StoreURLError
 from banking_analytics.store._postgres_url import POSTGRES_SCHEMES, mask_password
-from banking_analytics.store._tables import TableDef
+from banking_analytics.store._tables import CONDENSED_TABLES, CondensedTable, TableDef
 from banking_analytics.store._versions import bump_version_sql, seed_version_sql
 
 __all__ = ["Engine", "WriteTransaction", "open_engine"]
@@ -32,6 +32,8 @@ class WriteTransaction(ABC):
 
     def __init__(self) -> None:
         self._grown: set[str] = set()
+        #: The keys of the rows added to each condensed table's source, by source.
+        self._touched: dict[str, list[pa.Array]] = {}
 
     @property
     def changed_tables(self) -> frozenset[str]:
@@ -61,6 +63,7 @@ class WriteTransaction(ABC):
         is_new = self._insert_new(table, rows, low, high, (table, *unique_across))
         if table.versioned and pc.any(is_new).as_py():
             self._grown.add(table.name)
+            self._touch(table, rows.filter(is_new))
         return is_new
 
     @abstractmethod
@@ -85,6 +88,7 @@ class WriteTransaction(ABC):
         self._append(table, rows)
         if table.versioned:
             self._grown.add(table.name)
+        self._touch(table, rows)
 
     @abstractmethod
     def _append(self, table: TableDef, rows: pa.Table) -> None:
@@ -111,6 +115,36 @@ class WriteTransaction(ABC):
     def _run(self, sql: str, params: Sequence[Any]) -> None:
         """Run a statement whose answer is not needed: no result to convert, and
         cheaper than :meth:`execute` for the statements of every commit."""
+
+    def _touch(self, table: TableDef, rows: pa.Table) -> None:
+        """Note the keys of rows added to a condensed table's source."""
+        for condensed in CONDENSED_TABLES:
+            if condensed.source.name == table.name:
+                self._touched.setdefault(table.name, []).extend(rows[condensed.key].chunks)
+
+    def _condense_touched(self) -> None:
+        """Condense again every key whose source rows this transaction added to."""
+        for condensed in CONDENSED_TABLES:
+            chunks = self._touched.pop(condensed.source.name, None)
+            if chunks:
+                # Writers of the source take turns here: each condenses from every row
+                # committed before it, and its own.
+                self.lock(condensed.table)
+                keys = pc.unique(pa.chunked_array(chunks, pa.string()))
+                self._condense(condensed, keys)
+                self._grown.add(condensed.table.name)
+
+    def condense_created(self, created: Collection[str]) -> None:
+        """Condense each condensed table among ``created`` (just made by a migration) from
+        its whole source: a store written before it existed."""
+        for condensed in CONDENSED_TABLES:
+            if condensed.table.name in created:
+                self._condense(condensed, None)
+
+    @abstractmethod
+    def _condense(self, condensed: CondensedTable, keys: pa.Array | None) -> None:
+        """Replace ``condensed``'s rows of ``keys`` (None: all) by their condensed source rows
+        (see :func:`~banking_analytics.store._sql.condense_statements`)."""
 
     def seed_versions(self, tables: Sequence[TableDef]) -> None:
         """Give each versioned table among ``tables`` a version (0) unless it has one."""
@@ -166,12 +200,14 @@ class Engine(ABC):
     def begin(self) -> Iterator[WriteTransaction]:
         """A write transaction: committed durably on normal exit, rolled back on error.
 
-        Just before it commits, the data version of each versioned table it added
-        rows to is raised in it: a reader sees the new rows and the new versions
-        together, or neither.
+        Just before it commits, each condensed table whose source it added rows to is
+        condensed again for their keys, and the data version of each versioned table it
+        added rows to (those condensed tables too) is raised in it: a reader sees the new
+        rows, the condensed ones and the new versions together, or none of them.
         """
         with self._begin() as tx:
             yield tx
+            tx._condense_touched()
             tx._bump_versions()
 
     @abstractmethod

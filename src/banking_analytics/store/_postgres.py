@@ -35,8 +35,13 @@ from banking_analytics.store._errors import (
 )
 from banking_analytics.store._postgres_results import rows_to_arrow
 from banking_analytics.store._postgres_url import parse_postgres_url
-from banking_analytics.store._sql import column_list, migration_statements, quote
-from banking_analytics.store._tables import TableDef
+from banking_analytics.store._sql import (
+    column_list,
+    condense_statements,
+    migration_statements,
+    quote,
+)
+from banking_analytics.store._tables import CondensedTable, TableDef
 from banking_analytics.store._versions import with_data_versions
 
 __all__ = ["PostgresEngine"]
@@ -163,6 +168,12 @@ class _PostgresTransaction(WriteTransaction):
 
     def _run(self, sql: str, params: Sequence[Any]) -> None:
         self._conn.execute(sql, list(params))
+
+    def _condense(self, condensed: CondensedTable, keys: pa.Array | None) -> None:
+        selected = None if keys is None else f"{quote(condensed.key)} = ANY(%s::text[])"
+        params = [] if keys is None else [keys.to_pylist()]
+        for statement in condense_statements(condensed, selected):
+            self._conn.execute(statement, params)
 
     def lock(self, table: TableDef) -> None:
         # A transaction-level advisory lock keyed by the table's oid: held until commit
@@ -341,17 +352,30 @@ class PostgresEngine(Engine):
     def migrate(self, tables: Sequence[TableDef]) -> None:
         with self._transaction() as conn:
             self._lock_schema(conn, "current_schema()")
+            created = []
             for table in with_data_versions(tables):
                 existing = self._columns(conn, table.name)
+                created += [] if existing else [table.name]
                 for statement in migration_statements(table, existing, _COLUMN_TYPES):
                     conn.execute(statement)
-                if not existing:
-                    for column in table.indexed_columns:
+                # A stored table gets the indexes a later version looks its rows up by too
+                # (asked first: creating one takes a lock that waits for the table's writers).
+                indexed = {
+                    str(row[0])
+                    for row in conn.execute(
+                        "SELECT indexname FROM pg_indexes "
+                        "WHERE schemaname = current_schema() AND tablename = %s",
+                        [table.name],
+                    )
+                }
+                for column in table.indexed_columns:
+                    if (index := f"{table.name}_{column}_idx") not in indexed:
                         conn.execute(
-                            f"CREATE INDEX {quote(f'{table.name}_{column}_idx')} "
-                            f"ON {quote(table.name)} ({quote(column)})"
+                            f"CREATE INDEX {quote(index)} ON {quote(table.name)} ({quote(column)})"
                         )
-            _PostgresTransaction(conn).seed_versions(tables)
+            tx = _PostgresTransaction(conn)
+            tx.condense_created(created)
+            tx.seed_versions(tables)
 
     def table_columns(self, table: str) -> list[str]:
         with self._reader() as conn:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 
 from banking_analytics.events import Kind
-from banking_analytics.store._tables import Column, TableDef
+from banking_analytics.store._tables import Column, CondensedTable, TableDef
 
-__all__ = ["column_list", "migration_statements", "quote"]
+__all__ = ["column_list", "condense_statements", "migration_statements", "quote"]
 
 
 def quote(name: str) -> str:
@@ -39,3 +39,21 @@ def migration_statements(
         for c in table.columns
         if c.name not in existing
     ]
+
+
+def condense_statements(condensed: CondensedTable, keys: str | None) -> tuple[str, str]:
+    """The DELETE and the INSERT that condense again the keys ``keys`` selects (a condition
+    on the key column; None: every key) from all their rows in the source."""
+    where = "" if keys is None else f" WHERE {keys}"
+    table, columns = quote(condensed.table.name), column_list(condensed.table.column_names)
+    changed = " OR ".join(
+        f"({term}) IS DISTINCT FROM LAG({term}) OVER w" for term in condensed.terms
+    )
+    window = f"PARTITION BY {quote(condensed.key)} ORDER BY {column_list(condensed.order)}"
+    insert = (
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM ("
+        f"SELECT {columns}, ROW_NUMBER() OVER w = 1 OR {changed} AS kept "
+        f"FROM {quote(condensed.source.name)}{where} WINDOW w AS ({window})) AS ordered "
+        "WHERE kept"
+    )
+    return f"DELETE FROM {table}{where}", insert

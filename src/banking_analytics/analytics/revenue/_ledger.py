@@ -1,7 +1,10 @@
 """The subscription ledger as SQL: each customer's MRR changes and their movements.
 
 Every ``subscription`` event is a snapshot of one subscription as it is after
-the event. The statements built here (sqlglot, rendered per engine by the
+the event. The ledger reads them from the store's ``subscription_changes``: each
+subscription's snapshots without those repeating the previous one's terms (a renewal
+at an unchanged price), kept by the store as events arrive — a quarter of the events,
+and the same ledger. The statements built here (sqlglot, rendered per engine by the
 metric layer; docs/revenue.md states each rule with its source):
 
 1. order each subscription's snapshots by ``(occurred_at, received_at, event_id)``;
@@ -40,11 +43,12 @@ from banking_analytics.analytics.revenue._policy import (
 )
 from banking_analytics.events import SCHEMAS
 from banking_analytics.metrics import Bucket, Renderer
-from banking_analytics.store import EXCHANGE_RATES, RATE_SCALE
+from banking_analytics.store import EXCHANGE_RATES, RATE_SCALE, SUBSCRIPTION_CHANGES
 from banking_analytics.vocabulary import EventType
 
 __all__ = [
     "EVENTS_TABLE",
+    "SNAPSHOTS_TABLE",
     "LEDGER_TABLES",
     "LedgerShape",
     "Part",
@@ -57,6 +61,8 @@ __all__ = [
 ]
 
 EVENTS_TABLE = SCHEMAS[EventType.SUBSCRIPTION].table
+#: The snapshots the ledger reads: the subscription events that change a term.
+SNAPSHOTS_TABLE = SUBSCRIPTION_CHANGES.table.name
 RATES_TABLE = EXCHANGE_RATES.name
 #: The column ``interval`` (a keyword, quoted).
 _INTERVAL = '"interval"'
@@ -139,7 +145,7 @@ def _snapshots(shape: LedgerShape) -> exp.Select:
             f"OVER (PARTITION BY subscription_id {_ORDER.format('occurred_at')} "
             "ROWS UNBOUNDED PRECEDING) AS run"
         )
-    return sqlglot.select(*(_x(c) for c in columns)).from_(exp.to_table(EVENTS_TABLE))
+    return sqlglot.select(*(_x(c) for c in columns)).from_(exp.to_table(SNAPSHOTS_TABLE))
 
 
 _DISCOUNT = ("discount_percent", "discount_amount", "discount_duration", "discount_months")
@@ -154,7 +160,7 @@ def _discount_starts() -> exp.Select:
             *(_x(f"{c} AS started_{c}") for c in _DISCOUNT),
             _x("MIN(occurred_at) AS discount_start"),
         )
-        .from_(exp.to_table(EVENTS_TABLE))
+        .from_(exp.to_table(SNAPSHOTS_TABLE))
         .where(_x("discount_duration IN ('once', 'repeating')"))
         .group_by("subscription_id", *_DISCOUNT)
     )
@@ -785,8 +791,8 @@ def series_query(
 
 
 def currencies_query(renderer: Renderer) -> exp.Select:
-    """The currencies subscription events are in."""
-    return sqlglot.select("currency").distinct().from_(exp.to_table(EVENTS_TABLE))
+    """The currencies subscriptions are in."""
+    return sqlglot.select("currency").distinct().from_(exp.to_table(SNAPSHOTS_TABLE))
 
 
 def missing_rates_query(renderer: Renderer) -> exp.Select:
@@ -796,7 +802,7 @@ def missing_rates_query(renderer: Renderer) -> exp.Select:
         sqlglot.select(
             _x("subscription_id AS sub"), "currency", _x("MIN(occurred_at) AS sub_start")
         )
-        .from_(exp.to_table(EVENTS_TABLE))
+        .from_(exp.to_table(SNAPSHOTS_TABLE))
         .where(exp.NEQ(this=_x("currency"), expression=exp.Placeholder()))
         .group_by("subscription_id", "currency")
         .subquery("s")

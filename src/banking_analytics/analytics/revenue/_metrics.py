@@ -209,7 +209,12 @@ class MetricsPlan:
 
     @property
     def feature_revenue(self) -> LedgerRequest:
-        return LedgerRequest(feature_revenue_query, self._cut(), (self.bucket.value, self.timezone))
+        return LedgerRequest(
+            feature_revenue_query,
+            self._cut(),
+            (self.bucket.value, self.timezone),
+            (EVENTS_TABLE,),
+        )
 
     def requests(self) -> list[LedgerRequest]:
         """The ledger statements these figures need."""

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 
 from banking_analytics.analytics._shape import Period, Shape
 from banking_analytics.analytics.revenue._ledger import (
-    EVENTS_TABLE,
     RATES_TABLE,
+    SNAPSHOTS_TABLE,
     LedgerShape,
     combined_query,
     currencies_query,
@@ -121,7 +121,9 @@ class RevenueLedger:
 
     def _shape(self, policy: RevenuePolicy, versions: DataVersions | None) -> LedgerShape:
         currencies = to_records(
-            self._metrics.run_statement(Statement(currencies_query, (), (EVENTS_TABLE,)), versions)
+            self._metrics.run_statement(
+                Statement(currencies_query, (), (SNAPSHOTS_TABLE,)), versions
+            )
         )
         converts = any(row["currency"] != policy.reporting_currency for row in currencies)
         if converts:
@@ -130,7 +132,7 @@ class RevenueLedger:
                     Statement(
                         missing_rates_query,
                         (policy.reporting_currency, policy.reporting_currency),
-                        (EVENTS_TABLE, RATES_TABLE),
+                        (SNAPSHOTS_TABLE, RATES_TABLE),
                     ),
                     versions,
                 )
@@ -156,7 +158,7 @@ class RevenueLedger:
         ledger = self._shape(policy, versions)
         converts = ledger[3]
         rates = (policy.reporting_currency,) * 2 if converts else ()
-        depends = [EVENTS_TABLE, *([RATES_TABLE] if converts else [])]
+        depends = [SNAPSHOTS_TABLE, *([RATES_TABLE] if converts else [])]
         for request in requests:
             depends += [t for t in request.also_reads if t not in depends]
         if len(requests) == 1:
