@@ -754,8 +754,16 @@ def _upkeep(ctx: Context, url: str, world: pa.Table) -> tuple[list[Measurement],
                 raise BenchmarkError(f"a one-event ingest was {result.status}: {result}")
             return Sample(seconds, 1)
 
-        subscription = {**renewal, "event_type": "subscription", "period_end": None}
-        behaviour: dict[str, object] = {"event_type": "behavior", "user_id": "u1", "action": "open"}
+        sent = {f.name for f in schema_for(EventType.SUBSCRIPTION).input_fields}
+        subscription = {k: v for k, v in renewal.items() if k in sent and v is not None}
+        subscription |= {"event_type": "subscription", "status": "active"}
+        subscription.pop("period_end", None)
+        behaviour: dict[str, object] = {
+            "event_type": "behavior",
+            "user_id": "u1",
+            "feature": "budget_tracking",
+            "action": "open",
+        }
         measured = [
             Measurement(
                 f"keeping `{CHANGES}`: all {world.num_rows:,} events condensed again",
