@@ -48,8 +48,8 @@ from banking_analytics.vocabulary import EventType
 
 __all__ = [
     "EVENTS_TABLE",
-    "SNAPSHOTS_TABLE",
     "LEDGER_TABLES",
+    "SNAPSHOTS_TABLE",
     "LedgerShape",
     "Part",
     "combined_query",
