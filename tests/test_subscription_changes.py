@@ -11,6 +11,7 @@ the ledger's reads are checked to be covered by the terms the store compares.
 from __future__ import annotations
 
 import itertools
+import queue
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,13 +137,14 @@ def test_renewals_at_an_unchanged_price_are_dropped_and_every_change_kept(
     versions = analytics.metrics.versions([SOURCE, CHANGES])
     assert {r.status for r in analytics.ingest(history)} == {EventStatus.DUPLICATE}
     assert analytics.metrics.versions([SOURCE, CHANGES]) == versions
-    heard: list[frozenset[str]] = []
-    analytics.on_commit(heard.append)
+    heard: queue.Queue[frozenset[str]] = queue.Queue()
+    analytics.on_commit(heard.put)
     analytics.ingest([snapshot(100, unit_amount=2000)])
     assert analytics.metrics.versions([SOURCE, CHANGES]) == {
         name: version + 1 for name, version in versions.items()
     }
-    assert heard == [{SOURCE, CHANGES}]
+    # Listeners are called from the writer's side after the commit, not in this thread.
+    assert heard.get(timeout=30) == {SOURCE, CHANGES}
 
 
 def test_a_migration_fills_the_changes_of_a_store_written_before_them(store_url: str) -> None:
