@@ -734,9 +734,9 @@ def _count(url: str, table: str) -> int:
 
 def _upkeep(ctx: Context, url: str, world: pa.Table) -> tuple[list[Measurement], list[str]]:
     """What keeping the changes costs: condensing the whole world again (a migration's
-    work), and a one-event ingest of a renewal (its subscription condensed again) beside a
-    one-event ingest of a behaviour event (nothing condensed), in the same store."""
-    renewal = world.slice(world.num_rows - 1, 1).to_pylist()[0]
+    work), and a one-event ingest of a subscription event (its subscription condensed
+    again) beside one of a behaviour event (nothing condensed), in the same store."""
+    last = world.slice(world.num_rows - 1, 1).to_pylist()[0]
     with BankingPerformanceAnalytics.open(url) as analytics:
 
         def condense_all(_: Path) -> Sample:
@@ -755,7 +755,7 @@ def _upkeep(ctx: Context, url: str, world: pa.Table) -> tuple[list[Measurement],
             return Sample(seconds, 1)
 
         sent = {f.name for f in schema_for(EventType.SUBSCRIPTION).input_fields}
-        subscription = {k: v for k, v in renewal.items() if k in sent and v is not None}
+        subscription = {k: v for k, v in last.items() if k in sent and v is not None}
         subscription |= {"event_type": "subscription", "status": "active"}
         subscription.pop("period_end", None)
         behaviour: dict[str, object] = {
@@ -771,7 +771,7 @@ def _upkeep(ctx: Context, url: str, world: pa.Table) -> tuple[list[Measurement],
                 show_rate=False,
             ),
             Measurement(
-                "one-event ingest: a renewal (its subscription condensed again)",
+                "one-event ingest: a subscription event (its subscription condensed again)",
                 repeat(ctx, "revenue ingest renewal", lambda _: ingest_one(subscription)),
                 show_rate=False,
             ),
@@ -784,8 +784,8 @@ def _upkeep(ctx: Context, url: str, world: pa.Table) -> tuple[list[Measurement],
     return measured, [
         f"Keeping `{CHANGES}` at ingestion: the bulk append above includes condensing; "
         f"condensing all {world.num_rows:,} events again takes {measured[0].seconds:.2f} s; "
-        f"a one-event ingest of a renewal takes {measured[1].seconds * 1000:.1f} ms against "
-        f"{measured[2].seconds * 1000:.1f} ms for a behaviour event."
+        f"a one-event ingest of a subscription event takes {measured[1].seconds * 1000:.1f} ms, "
+        f"against {measured[2].seconds * 1000:.1f} ms for a behaviour event."
     ]
 
 

@@ -158,17 +158,16 @@ class _DuckDBTransaction(WriteTransaction):
         self._cur.execute(sql, list(params))
 
     def _condense(self, condensed: CondensedTable, keys: pa.Array | None) -> None:
-        if keys is None:
-            for statement in condense_statements(condensed, None):
-                self._cur.execute(statement)
-            return
-        self._cur.register("_condensed_keys", pa.table({"key": keys}))
-        try:
+        selected = None
+        if keys is not None:
+            self._cur.register("_condensed_keys", pa.table({"key": keys}))
             selected = f"{quote(condensed.key)} IN (SELECT key FROM _condensed_keys)"
+        try:
             for statement in condense_statements(condensed, selected):
                 self._cur.execute(statement)
         finally:
-            self._cur.unregister("_condensed_keys")
+            if keys is not None:
+                self._cur.unregister("_condensed_keys")
 
     def lock(self, table: TableDef) -> None:
         # Nothing to take: a database's write transactions already run one at a time

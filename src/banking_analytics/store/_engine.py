@@ -130,7 +130,7 @@ class WriteTransaction(ABC):
                 # Writers of the source take turns here: each condenses from every row
                 # committed before it, and its own.
                 self.lock(condensed.table)
-                keys = pc.unique(pa.chunked_array(chunks, pa.string()))
+                keys = pc.unique(pa.chunked_array(chunks))
                 self._condense(condensed, keys)
                 self._grown.add(condensed.table.name)
 
