@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from api_server import Server
 from banking_analytics import BankingPerformanceAnalytics
-from banking_analytics.store import StoreLockedError, StoreUnavailableError
+from banking_analytics.store import Engine, StoreLockedError, StoreUnavailableError, open_engine
 
 pytestmark = pytest.mark.duckdb
 
@@ -84,3 +85,37 @@ def test_the_store_opens_again_once_the_holder_stops(tmp_path: Path) -> None:
     server.stop()
     with BankingPerformanceAnalytics.open(url) as analytics:
         assert analytics.info().total_events == 0
+
+
+def _read_until_closed(engine: Engine, unexpected: list[BaseException]) -> None:
+    """Read until the store says it is closed; any other error is kept."""
+    while True:
+        try:
+            engine.query("SELECT 1")
+        except RuntimeError as exc:
+            if "is closed" not in str(exc):
+                unexpected.append(exc)
+            return
+        except BaseException as exc:
+            unexpected.append(exc)
+            return
+
+
+def test_closing_while_other_threads_read_waits_for_them_and_refuses_new_reads(
+    tmp_path: Path,
+) -> None:
+    """DuckDB refuses to close a connection while a cursor of it is made or runs a query
+    ("busy"): a server's background reader racing the close of its store failed a test's
+    teardown. Closing now waits for those reads; a read after it is a clear error."""
+    for attempt in range(30):
+        engine = open_engine(f"duckdb:///{tmp_path}/race-{attempt}.duckdb")
+        unexpected: list[BaseException] = []
+        readers = [
+            threading.Thread(target=_read_until_closed, args=(engine, unexpected)) for _ in range(3)
+        ]
+        for reader in readers:
+            reader.start()
+        engine.close()
+        for reader in readers:
+            reader.join()
+        assert unexpected == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -43,6 +44,8 @@ _COLUMN_TYPES: dict[Kind, str] = {
 }
 
 CHECKPOINT_THRESHOLD = "256MB"
+#: How long closing waits for reads under way to end.
+_CLOSE_WAIT_S = 60.0
 #: Reader cursors kept idle for reuse; more concurrent readers make and drop their own.
 _MAX_IDLE_READERS = 8
 
@@ -214,25 +217,28 @@ class DuckDBEngine(Engine):
         self._con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         self._write_lock = _write_lock_of(path)
         self._closed = False
+        self._readers_lock = threading.Lock()
         self._writer_cursor = self._cursor()
         # Reader cursors kept for reuse: making one and setting its time zone costs
         # about as much as a small dashboard query.
         self._idle_readers: list[duckdb.DuckDBPyConnection] = []
-        self._readers_lock = threading.Lock()
         # DuckDB has no statement timeout of its own (see Engine.statement_timeout).
         self._watchdog = Watchdog(f"duckdb-watchdog {url}")
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own for the calling thread (DuckDB cursors are not shared)."""
-        if self._closed:
-            raise RuntimeError(f"store {self.url} is closed")
-        cur = self._con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        # The Python client's progress bar (on by default, per cursor) prints to the
-        # terminal of whatever program embeds the store, and it takes the GIL while a
-        # query runs: with Python busy in other threads (a dashboard's parts), the
-        # 15-minute sync counts took 247 ms instead of 171 (54 ms on an idle process).
-        cur.execute("SET enable_progress_bar = false")
+        # Under the readers' lock: closing sets ``_closed`` under it, and a connection
+        # closed while another thread makes or sets up a cursor of it refuses ("busy").
+        with self._readers_lock:
+            if self._closed:
+                raise RuntimeError(f"store {self.url} is closed")
+            cur = self._con.cursor()
+            cur.execute("SET TimeZone = 'UTC'")
+            # The Python client's progress bar (on by default, per cursor) prints to the
+            # terminal of whatever program embeds the store, and it takes the GIL while a
+            # query runs: with Python busy in other threads (a dashboard's parts), the
+            # 15-minute sync counts took 247 ms instead of 171 (54 ms on an idle process).
+            cur.execute("SET enable_progress_bar = false")
         return cur
 
     def migrate(self, tables: Sequence[TableDef]) -> None:
@@ -292,6 +298,11 @@ class DuckDBEngine(Engine):
         watch = None if seconds is None else self._watchdog.watch(seconds, cur.interrupt)
         try:
             return cur.sql(sql, params=list(params) or None).to_arrow_table()
+        except duckdb.ConnectionException:
+            if not self._closed:
+                raise
+            # A read that began as another thread closed the store.
+            raise RuntimeError(f"store {self.url} is closed") from None
         except duckdb.InterruptException:
             if watch is None or not watch.fired:
                 raise
@@ -322,5 +333,19 @@ class DuckDBEngine(Engine):
             for cur in idle:
                 cur.close()
             self._writer_cursor.close()
-            self._con.close()
+            self._close_connection()
             self._watchdog.close()
+
+    def _close_connection(self) -> None:
+        """Close the connection once no read started before closing still runs: DuckDB
+        refuses to close a connection while a cursor of it runs a query ("busy"), and no
+        new one can start (``_closed`` is set)."""
+        deadline = time.monotonic() + _CLOSE_WAIT_S
+        while True:
+            try:
+                self._con.close()
+                return
+            except duckdb.ResourceInUseException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
