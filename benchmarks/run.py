@@ -1298,14 +1298,17 @@ class BenchmarkResult:
     error: str | None = None
 
 
-def machine() -> str:
+def cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
+    return model[1].strip() if model else platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
     meminfo = Path("/proc/meminfo").read_text()
     mem_kb = re.search(r"^MemTotal:\s*(\d+) kB", meminfo, re.MULTILINE)
     ram = f"{int(mem_kb[1]) / 1024**2:,.1f} GiB RAM" if mem_kb else "RAM unknown"
-    cpu = model[1].strip() if model else platform.processor() or "unknown CPU"
-    return f"{cpu}, {os.cpu_count()} cores (logical), {ram}; {platform.platform()}"
+    return f"{cpu_model()}, {os.cpu_count()} cores (logical), {ram}; {platform.platform()}"
 
 
 def git_revision() -> str:
@@ -1376,7 +1379,8 @@ def report(
         "benchmarks (`--only`) replaces their sections and keeps the others, each section "
         "saying when it was measured.",
         "",
-        f"- Machine: {machine()}",
+        # Sections kept from earlier runs may have run on another machine: each names its CPU.
+        f"- Machine of the latest run: {machine()}",
         f"- Versions: python {platform.python_version()}, duckdb {duckdb.__version__}, "
         f"pyarrow {pa.__version__}, numpy {np.__version__}",
         f"- Figures: the median of {RUNS} runs per variant ({DASHBOARD_RUNS} for the dashboard's "
@@ -1387,7 +1391,7 @@ def report(
     if not partial:
         lines.append(f"- Whole run: {wall / 60:.1f} min")
     measured = (
-        f"_Measured {started:%Y-%m-%d %H:%M} UTC at banking-analytics "
+        f"_Measured {started:%Y-%m-%d %H:%M} UTC on {cpu_model()} at banking-analytics "
         f"{version('banking-analytics')} ({git_revision()}), load average (1 min) at the "
         f"start {load:.2f}; command: {command(argv)}._"
     )
