@@ -24,9 +24,10 @@ from banking_analytics.events import SCHEMAS
 from banking_analytics.ingest import GroupCommitWriter, IngestPipeline, decode_records
 from banking_analytics.metrics import MetricService, TimeWindow
 from banking_analytics.store import (
+    BEHAVIOR_SESSIONS,
+    DERIVED_TABLES,
     EVENT_TABLES,
     QUARANTINE,
-    SUBSCRIPTION_CHANGES,
     Engine,
     open_engine,
 )
@@ -34,6 +35,8 @@ from banking_analytics.vocabulary import EventType
 from sample_events import NOW, behavior_events
 
 BEHAVIOR = SCHEMAS[EventType.BEHAVIOR].table
+#: The tables a write of behaviour events changes: the events and their sessions.
+BEHAVIOR_WRITE = {BEHAVIOR, BEHAVIOR_SESSIONS.table.name}
 ATTEMPTS = SCHEMAS[EventType.CONNECTION_ATTEMPT].table
 SYNCS = SCHEMAS[EventType.SYNC_RUN].table
 LAST_HOUR = TimeWindow(NOW - timedelta(hours=1), NOW + timedelta(minutes=1), "last hour")
@@ -67,10 +70,11 @@ def bad_event() -> dict[str, object]:
 
 
 def fresh_versions(**changes: int) -> dict[str, int]:
-    """Every event table's version (and the changes kept from subscription events) in a
-    store where only ``changes`` were written."""
-    tables = [*EVENT_TABLES, SUBSCRIPTION_CHANGES.table.name]
-    return {table: changes.get(table, 0) for table in tables}
+    """Every event table's version (and those of the tables the store derives from them)
+    in a store where only ``changes`` were written: a derived table's version is raised
+    with its source's."""
+    versions = {table: changes.get(table, 0) for table in EVENT_TABLES}
+    return versions | {d.table.name: versions[d.source.name] for d in DERIVED_TABLES}
 
 
 @pytest.fixture
@@ -266,12 +270,12 @@ def test_listeners_hear_exactly_the_changed_tables_after_the_commit(
     analytics.on_commit(heard)
     analytics.ingest(behavior_events(3))
     # When the listener runs, the commit is visible to every other reader of the store.
-    assert heard.next_with_versions() == ({BEHAVIOR}, fresh_versions(**{BEHAVIOR: 1}))
+    assert heard.next_with_versions() == (BEHAVIOR_WRITE, fresh_versions(**{BEHAVIOR: 1}))
     analytics.ingest([*attempts(1), bad_event()])
     assert heard.next() == {ATTEMPTS, QUARANTINE.name}
     batch = behavior_events(2)
     analytics.ingest(batch)
-    assert heard.next() == {BEHAVIOR}
+    assert heard.next() == BEHAVIOR_WRITE
     analytics.ingest(batch)  # every event a duplicate
     analytics.ingest(attempts(1))
     # Had the duplicates called the listener, it would hear behaviour events first, or
@@ -288,10 +292,10 @@ def test_every_write_path_of_the_facade_calls_the_listeners(
     analytics.record_connection_attempt(**attempts(1)[0])  # group commit, one event
     assert heard.next() == {ATTEMPTS}
     analytics.submit_batch(behavior_events(2)).results()  # group commit, a batch
-    assert heard.next() == {BEHAVIOR}
+    assert heard.next() == BEHAVIOR_WRITE
     table = pa.Table.from_pylist(behavior_events(2))
     analytics.ingest_arrow(table, event_type=EventType.BEHAVIOR)  # straight to the pipeline
-    assert heard.next() == {BEHAVIOR}
+    assert heard.next() == BEHAVIOR_WRITE
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in [*attempts(3), bad_event()]))
     analytics.ingest_file(path, chunk_events=2, transaction_events=4)  # write_many
@@ -325,7 +329,7 @@ def test_a_listener_that_raises_fails_nothing_and_is_logged(
         for _ in range(3):
             results = analytics.ingest(behavior_events(5))
             assert {r.status for r in results} == {EventStatus.ACCEPTED}
-            assert heard.next() == {BEHAVIOR}  # the next listener is still called
+            assert heard.next() == BEHAVIOR_WRITE  # the next listener is still called
         analytics.close()  # every call is over: the log has all three failures
     failures = [r for r in caplog.records if "commit listener" in r.getMessage()]
     assert len(failures) == 3
@@ -342,7 +346,7 @@ def test_a_removed_listener_is_not_called_again(engine: Engine) -> None:
     remove()
     remove()  # a second time changes nothing
     pipeline.write(decode_records(behavior_events(1), 0, 32_768, "test"))
-    assert kept.next() == {BEHAVIOR}
+    assert kept.next() == BEHAVIOR_WRITE
     pipeline.close()  # every call is over
     assert removed.calls.empty()
 

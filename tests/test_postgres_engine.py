@@ -19,6 +19,7 @@ from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.events import Kind, arrow_type
 from banking_analytics.store import (
     ALL_TABLES,
+    BEHAVIOR_SESSIONS,
     EVENT_TABLES,
     SUBSCRIPTION_CHANGES,
     Engine,
@@ -166,6 +167,12 @@ def test_migrate_creates_the_schema_the_tables_and_their_indexes(pg_url: str) ->
     expected.add(("data_versions", "btree (table_name)"))  # its primary key
     # Looked up by subscription when the store condenses a subscription's events again.
     expected |= {(t, "btree (subscription_id)") for t in (SOURCE, CHANGES)}
+    # Sessions: those of the users new events belong to, one by its first event (to
+    # replace it), those ending after the earliest new event.
+    expected |= {
+        (BEHAVIOR_SESSIONS.table.name, f"btree ({c})")
+        for c in ("user_id", "first_event_id", "last_at")
+    }
     assert defs == expected
     # A store made before a table's lookup index gets it when it is migrated again.
     with open_engine(pg_url) as engine:

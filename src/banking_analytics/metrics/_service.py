@@ -50,14 +50,14 @@ from banking_analytics.metrics._results import MetricValue, QueryResult, ResultR
 from banking_analytics.metrics._statement import Statement
 from banking_analytics.metrics._top import TopN
 from banking_analytics.metrics._window import QueryError
-from banking_analytics.store import CONDENSED_TABLES, DATA_VERSIONS, EVENT_TABLES, Engine
+from banking_analytics.store import DATA_VERSIONS, DERIVED_TABLES, EVENT_TABLES, Engine
 from banking_analytics.store.statements import column
 from banking_analytics.store.statements import table as table_of
 
 __all__ = ["DataVersions", "MetricProvider", "MetricService", "to_records"]
 
 #: The tables :meth:`MetricService.versions` reads by default.
-_EVENT_DATA = (*EVENT_TABLES, *(c.table.name for c in CONDENSED_TABLES))
+_EVENT_DATA = (*EVENT_TABLES, *(d.table.name for d in DERIVED_TABLES))
 
 #: Each table's data version, by table name.
 DataVersions = Mapping[str, int]
@@ -152,7 +152,7 @@ class MetricService:
 
     def versions(self, tables: Iterable[str] | None = None) -> dict[str, int]:
         """The current data version of each named table (by default every event table, and
-        every table condensed from one).
+        every table the store derives from one).
 
         One read of the store's versions table by its key, whatever the size of
         the event tables. A name the store keeps no version for is a ``ValueError``.

@@ -12,8 +12,9 @@ from banking_analytics.store._errors import (
 )
 from banking_analytics.store._tables import (
     ALL_TABLES,
-    CONDENSED_TABLES,
+    BEHAVIOR_SESSIONS,
     DATA_VERSIONS,
+    DERIVED_TABLES,
     EVENT_TABLES,
     EXCHANGE_RATES,
     INSTITUTIONS,
@@ -22,13 +23,16 @@ from banking_analytics.store._tables import (
     SUBSCRIPTION_CHANGES,
     Column,
     CondensedTable,
+    DerivedTable,
+    SessionsTable,
     TableDef,
 )
 
 __all__ = [
     "ALL_TABLES",
-    "CONDENSED_TABLES",
+    "BEHAVIOR_SESSIONS",
     "DATA_VERSIONS",
+    "DERIVED_TABLES",
     "EVENT_TABLES",
     "EXCHANGE_RATES",
     "INSTITUTIONS",
@@ -37,7 +41,9 @@ __all__ = [
     "SUBSCRIPTION_CHANGES",
     "Column",
     "CondensedTable",
+    "DerivedTable",
     "Engine",
+    "SessionsTable",
     "StatementTimeoutError",
     "StoreLockedError",
     "StoreURLError",

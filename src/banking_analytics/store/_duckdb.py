@@ -20,12 +20,14 @@ from banking_analytics.events import Kind
 from banking_analytics.store._engine import Engine, WriteTransaction
 from banking_analytics.store._errors import StatementTimeoutError, StoreLockedError
 from banking_analytics.store._sql import (
+    NEW_ROWS,
+    StoreSQL,
     column_list,
-    condense_statements,
+    derive_statements,
     migration_statements,
     quote,
 )
-from banking_analytics.store._tables import CondensedTable, TableDef
+from banking_analytics.store._tables import DerivedTable, TableDef
 from banking_analytics.store._versions import with_data_versions
 from banking_analytics.store._watchdog import Watchdog
 
@@ -44,6 +46,21 @@ _COLUMN_TYPES: dict[Kind, str] = {
 }
 
 CHECKPOINT_THRESHOLD = "256MB"
+
+
+class _DuckDBSQL(StoreSQL):
+    placeholder = "?"
+
+    def value_at(self, value: str, order: Sequence[str], *, last: bool = False) -> str:
+        # The engine's own aggregate: no list built per group.
+        key = order[0] if len(order) == 1 else f"({', '.join(order)})"
+        return f"{'ARG_MAX_NULL' if last else 'ARG_MIN_NULL'}({value}, {key})"
+
+    def slice_of(self, timestamp: str, seconds: int) -> str:
+        return f"EPOCH_US({timestamp}) // {seconds * 1_000_000}"
+
+
+_DUCKDB_SQL = _DuckDBSQL()
 #: How long closing waits for reads under way to end.
 _CLOSE_WAIT_S = 60.0
 #: Reader cursors kept idle for reuse; more concurrent readers make and drop their own.
@@ -160,17 +177,15 @@ class _DuckDBTransaction(WriteTransaction):
     def _run(self, sql: str, params: Sequence[Any]) -> None:
         self._cur.execute(sql, list(params))
 
-    def _condense(self, condensed: CondensedTable, keys: pa.Array | None) -> None:
-        selected = None
-        if keys is not None:
-            self._cur.register("_condensed_keys", pa.table({"key": keys}))
-            selected = f"{quote(condensed.key)} IN (SELECT key FROM _condensed_keys)"
+    def _derive(self, derived: DerivedTable, new: pa.Table | None) -> None:
+        if new is not None:
+            self._cur.register(NEW_ROWS, new)
         try:
-            for statement in condense_statements(condensed, selected):
-                self._cur.execute(statement)
+            for sql, params in derive_statements(derived, new, _DUCKDB_SQL):
+                self._cur.execute(sql, params)
         finally:
-            if keys is not None:
-                self._cur.unregister("_condensed_keys")
+            if new is not None:
+                self._cur.unregister(NEW_ROWS)
 
     def lock(self, table: TableDef) -> None:
         # Nothing to take: a database's write transactions already run one at a time
@@ -250,7 +265,7 @@ class DuckDBEngine(Engine):
                 for statement in migration_statements(table, existing, _COLUMN_TYPES):
                     cur.execute(statement)
             tx = _DuckDBTransaction(cur)
-            tx.condense_created(created)
+            tx.derive_created(created)
             tx.seed_versions(tables)
 
     @staticmethod

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from banking_analytics.store._errors import StoreURLError
 from banking_analytics.store._postgres_url import POSTGRES_SCHEMES, mask_password
-from banking_analytics.store._tables import CONDENSED_TABLES, CondensedTable, TableDef
+from banking_analytics.store._tables import DERIVED_TABLES, DerivedTable, TableDef
 from banking_analytics.store._versions import bump_version_sql, seed_version_sql
 
 __all__ = ["Engine", "WriteTransaction", "open_engine"]
@@ -32,8 +32,9 @@ class WriteTransaction(ABC):
 
     def __init__(self) -> None:
         self._grown: set[str] = set()
-        #: The keys of the rows added to each condensed table's source, by source.
-        self._touched: dict[str, list[pa.Array]] = {}
+        #: The rows added to each derived table's source (the columns it reads), by the
+        #: derived table's name.
+        self._touched: dict[str, list[pa.Table]] = {}
 
     @property
     def changed_tables(self) -> frozenset[str]:
@@ -117,34 +118,36 @@ class WriteTransaction(ABC):
         cheaper than :meth:`execute` for the statements of every commit."""
 
     def _touch(self, table: TableDef, rows: pa.Table) -> None:
-        """Note the keys of rows added to a condensed table's source."""
-        for condensed in CONDENSED_TABLES:
-            if condensed.source.name == table.name:
-                self._touched.setdefault(table.name, []).extend(rows[condensed.key].chunks)
+        """Note the rows added to a derived table's source."""
+        for derived in DERIVED_TABLES:
+            if derived.source.name == table.name:
+                new = rows.select(list(derived.reads))
+                self._touched.setdefault(derived.table.name, []).append(new)
 
-    def _condense_touched(self) -> None:
-        """Condense again every key whose source rows this transaction added to."""
-        for condensed in CONDENSED_TABLES:
-            chunks = self._touched.pop(condensed.source.name, None)
-            if chunks:
-                # Writers of the source take turns here: each condenses from every row
+    def _derive_touched(self) -> None:
+        """Bring every derived table up to date with the rows this transaction added to
+        its source."""
+        for derived in DERIVED_TABLES:
+            added = self._touched.pop(derived.table.name, None)
+            if added:
+                # Writers of the source take turns here: each derives from every row
                 # committed before it, and its own.
-                self.lock(condensed.table)
-                keys = pc.unique(pa.chunked_array(chunks))
-                self._condense(condensed, keys)
-                self._grown.add(condensed.table.name)
+                self.lock(derived.table)
+                self._derive(derived, pa.concat_tables(added).combine_chunks())
+                self._grown.add(derived.table.name)
 
-    def condense_created(self, created: Collection[str]) -> None:
-        """Condense each condensed table among ``created`` (just made by a migration) from
-        its whole source: a store written before it existed."""
-        for condensed in CONDENSED_TABLES:
-            if condensed.table.name in created:
-                self._condense(condensed, None)
+    def derive_created(self, created: Collection[str]) -> None:
+        """Derive each derived table among ``created`` (just made by a migration) from its
+        whole source: a store written before it existed."""
+        for derived in DERIVED_TABLES:
+            if derived.table.name in created:
+                self._derive(derived, None)
 
     @abstractmethod
-    def _condense(self, condensed: CondensedTable, keys: pa.Array | None) -> None:
-        """Replace ``condensed``'s rows of ``keys`` (None: all) by their condensed source rows
-        (see :func:`~banking_analytics.store._sql.condense_statements`)."""
+    def _derive(self, derived: DerivedTable, new: pa.Table | None) -> None:
+        """Run ``derived``'s statements (see
+        :func:`~banking_analytics.store._sql.derive_statements`) over the source rows
+        ``new`` added in this transaction (None: the whole source)."""
 
     def seed_versions(self, tables: Sequence[TableDef]) -> None:
         """Give each versioned table among ``tables`` a version (0) unless it has one."""
@@ -200,14 +203,14 @@ class Engine(ABC):
     def begin(self) -> Iterator[WriteTransaction]:
         """A write transaction: committed durably on normal exit, rolled back on error.
 
-        Just before it commits, each condensed table whose source it added rows to is
-        condensed again for their keys, and the data version of each versioned table it
-        added rows to (those condensed tables too) is raised in it: a reader sees the new
-        rows, the condensed ones and the new versions together, or none of them.
+        Just before it commits, each derived table whose source it added rows to is
+        brought up to date with them, and the data version of each versioned table it
+        added rows to (those derived tables too) is raised in it: a reader sees the new
+        rows, the derived ones and the new versions together, or none of them.
         """
         with self._begin() as tx:
             yield tx
-            tx._condense_touched()
+            tx._derive_touched()
             tx._bump_versions()
 
     @abstractmethod

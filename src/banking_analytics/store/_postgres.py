@@ -36,12 +36,14 @@ from banking_analytics.store._errors import (
 from banking_analytics.store._postgres_results import rows_to_arrow
 from banking_analytics.store._postgres_url import parse_postgres_url
 from banking_analytics.store._sql import (
+    NEW_ROWS,
+    StoreSQL,
     column_list,
-    condense_statements,
+    derive_statements,
     migration_statements,
     quote,
 )
-from banking_analytics.store._tables import CondensedTable, TableDef
+from banking_analytics.store._tables import DerivedTable, TableDef
 from banking_analytics.store._versions import with_data_versions
 
 __all__ = ["PostgresEngine"]
@@ -169,11 +171,19 @@ class _PostgresTransaction(WriteTransaction):
     def _run(self, sql: str, params: Sequence[Any]) -> None:
         self._conn.execute(sql, list(params))
 
-    def _condense(self, condensed: CondensedTable, keys: pa.Array | None) -> None:
-        selected = None if keys is None else f"{quote(condensed.key)} = ANY(%s::text[])"
-        params = [] if keys is None else [keys.to_pylist()]
-        for statement in condense_statements(condensed, selected):
-            self._conn.execute(statement, params)
+    def _derive(self, derived: DerivedTable, new: pa.Table | None) -> None:
+        if new is not None:
+            # The new rows, in a table of this transaction's own that the statements read.
+            read = tuple(c for c in derived.source.columns if c.name in new.column_names)
+            rows = TableDef(NEW_ROWS, read)
+            columns = ", ".join(f"{quote(c.name)} {_COLUMN_TYPES[c.kind]}" for c in rows.columns)
+            self._conn.execute(f"CREATE TEMPORARY TABLE {NEW_ROWS} ({columns})")
+            _copy(self._conn, rows, new)
+            self._conn.execute(f"ANALYZE {NEW_ROWS}")
+        for sql, params in derive_statements(derived, new, StoreSQL()):
+            self._conn.execute(sql, params)
+        if new is not None:
+            self._conn.execute(f"DROP TABLE {NEW_ROWS}")
 
     def lock(self, table: TableDef) -> None:
         # A transaction-level advisory lock keyed by the table's oid: held until commit
@@ -374,7 +384,7 @@ class PostgresEngine(Engine):
                             f"CREATE INDEX {quote(index)} ON {quote(table.name)} ({quote(column)})"
                         )
             tx = _PostgresTransaction(conn)
-            tx.condense_created(created)
+            tx.derive_created(created)
             tx.seed_versions(tables)
 
     def table_columns(self, table: str) -> list[str]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from banking_analytics.events import SCHEMAS, EventSchema, Kind
-from banking_analytics.vocabulary import EventType
+from banking_analytics.vocabulary import BankingFeature, EventType
 
 __all__ = [
     "ALL_TABLES",
-    "CONDENSED_TABLES",
+    "BEHAVIOR_SESSIONS",
     "DATA_VERSIONS",
+    "DERIVED_TABLES",
     "EVENT_TABLES",
     "EXCHANGE_RATES",
     "INSTITUTIONS",
@@ -19,6 +21,8 @@ __all__ = [
     "SUBSCRIPTION_CHANGES",
     "Column",
     "CondensedTable",
+    "DerivedTable",
+    "SessionsTable",
     "TableDef",
 ]
 
@@ -76,21 +80,77 @@ EVENT_TABLES: dict[str, TableDef] = {s.table: _event_table(s) for s in SCHEMAS.v
 
 
 @dataclass(frozen=True, slots=True)
-class CondensedTable:
-    """A table kept in step with an event table (``source``): per ``key``, the source's rows
-    in ``order`` without each row whose ``terms`` (expressions both engines read alike) all
-    equal the previous row's.
+class DerivedTable:
+    """A table the store keeps in step with an event table, ``source``.
 
-    The write transaction that adds rows to the source condenses their keys again, from all
-    their rows, before it commits (so the order rows arrive in does not matter), and raises
-    the condensed table's data version with the source's.
+    The write transaction that adds rows to the source derives the table's rows again
+    from them (their ``reads`` columns) before it commits, and raises the derived table's
+    data version with the source's: a reader sees both or neither.
     """
 
     table: TableDef
     source: TableDef
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The columns of the source's new rows the derivation reads."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class CondensedTable(DerivedTable):
+    """Per ``key``, the source's rows in ``order`` without each row whose ``terms``
+    (expressions both engines read alike) all equal the previous row's.
+
+    The keys of the new rows are condensed again from all their rows, so the order rows
+    arrive in does not matter.
+    """
+
     key: str
     order: tuple[str, ...]
     terms: tuple[str, ...]
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.key,)
+
+
+#: The source columns a sessions table is derived from.
+_SESSION_READS = (
+    "user_id",
+    "session_id",
+    "occurred_at",
+    "event_id",
+    "feature",
+    "duration_s",
+    "device",
+    "platform",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsTable(DerivedTable):
+    """Every session of the source's events, a row each, over all time.
+
+    A session is, per user, every event carrying the same client ``session_id``; events
+    without one are cut by inactivity: an event ``gap`` or more after the user's previous
+    such event starts a new session, one less than ``gap`` after it stays in it. Each
+    row holds its session's first event (by ``occurred_at``, then ``event_id``: its id,
+    time, device and platform), its last (id, time, ``duration_s``), its number of events,
+    and the features it used as bits: bit i (value 2^i) is ``features[i]``.
+
+    New events are merged into the sessions stored: a session they may join is taken
+    out and merged with them again (see
+    :func:`~banking_analytics.store._sql.session_statements`), so the order events arrive
+    in does not matter.
+    """
+
+    gap: timedelta
+    features: tuple[str, ...]
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return _SESSION_READS
 
 
 _SUBSCRIPTIONS = EVENT_TABLES[SCHEMAS[EventType.SUBSCRIPTION].table]
@@ -125,7 +185,34 @@ SUBSCRIPTION_CHANGES = CondensedTable(
         "discount_months",
     ),
 )
-CONDENSED_TABLES: tuple[CondensedTable, ...] = (SUBSCRIPTION_CHANGES,)
+
+#: PostHog's sessions (its ``sessions`` table, kept as events arrive), cut by the default
+#: session gap: the behaviour insights read these instead of sessionising every event.
+#: The bit of a feature is its place in the vocabulary, which only grows at its end.
+BEHAVIOR_SESSIONS = SessionsTable(
+    TableDef(
+        "behavior_sessions",
+        (
+            Column("user_id", Kind.IDENTIFIER, nullable=False),
+            Column("session_id", Kind.IDENTIFIER),
+            Column("started_at", Kind.TIMESTAMP, nullable=False),
+            Column("first_event_id", Kind.UUID, nullable=False),
+            Column("last_at", Kind.TIMESTAMP, nullable=False),
+            Column("last_event_id", Kind.UUID, nullable=False),
+            Column("last_duration_s", Kind.FLOAT),
+            Column("events", Kind.INTEGER, nullable=False),
+            Column("features", Kind.INTEGER, nullable=False),
+            Column("device", Kind.ENUM),
+            Column("platform", Kind.ENUM),
+        ),
+        lookup_columns=("user_id", "first_event_id", "last_at"),
+        versioned=True,
+    ),
+    EVENT_TABLES[SCHEMAS[EventType.BEHAVIOR].table],
+    gap=timedelta(minutes=30),
+    features=tuple(feature.value for feature in BankingFeature),
+)
+DERIVED_TABLES: tuple[DerivedTable, ...] = (SUBSCRIPTION_CHANGES, BEHAVIOR_SESSIONS)
 
 #: Rejected input, kept with its raw payload and the reasons, so nothing is lost.
 QUARANTINE = TableDef(
@@ -194,7 +281,7 @@ INSTITUTIONS = TableDef(
 
 ALL_TABLES: tuple[TableDef, ...] = (
     *EVENT_TABLES.values(),
-    *(c.table for c in CONDENSED_TABLES),
+    *(d.table for d in DERIVED_TABLES),
     QUARANTINE,
     EXCHANGE_RATES,
     INSTITUTIONS,

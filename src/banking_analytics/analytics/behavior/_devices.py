@@ -211,7 +211,8 @@ def run_devices(metrics: MetricService, queries: QueryExecutor, query: SessionsQ
     mix, outcomes = queries.gather(
         [
             lambda: metrics.run_statement(
-                Statement(_multi_device, query.session_params, (BEHAVIOR_TABLE,), shape)
+                # Every event in the range is read for the users' devices: sessionised too.
+                Statement(_multi_device, query.params_for(stored=False), (BEHAVIOR_TABLE,), shape)
             ),
             lambda: metrics.run_statement(
                 Statement(_outcomes, query.params, (BEHAVIOR_TABLE,), shape)

@@ -15,6 +15,13 @@ new session, one less than ``gap`` after it stays in the same one. Each session'
 
 Only events inside the range are read: a session that crosses the range's start or
 end is cut there. Events of a user at the same instant are ordered by ``event_id``.
+
+With the default gap and no event filter, the sessions are read from those the store
+keeps as events arrive (:data:`~banking_analytics.store.BEHAVIOR_SESSIONS`, cut by the
+same rule over all time): each stored session inside the range as it is, and the few
+crossing its start or end sessionised again from their events inside the range (a
+session's events inside the range are one session: each less than the gap after the one
+before it). Otherwise every event in the range is sessionised (:func:`sessions_select`).
 """
 
 from __future__ import annotations
@@ -33,16 +40,19 @@ from banking_analytics.analytics.behavior._query import (
     DEFAULT_SESSION_GAP,
     BehaviorQuery,
     BehaviorQueryError,
+    EventFilter,
     Interval,
     interval_index,
     start_of,
     x,
 )
 from banking_analytics.metrics import MetricService, Renderer, Statement
-from banking_analytics.vocabulary import BankingFeature, DeviceType, Platform
+from banking_analytics.store import BEHAVIOR_SESSIONS
+from banking_analytics.vocabulary import DeviceType, Platform
 
 __all__ = [
     "MAX_SESSION_PAGE",
+    "SESSIONS_TABLE",
     "SessionCut",
     "SessionFigures",
     "SessionPoint",
@@ -70,8 +80,11 @@ _EVENT_COLUMNS = (
     "device",
     "platform",
 )
-#: The features, in the order of their bits in a session's mask of the features it used.
-_FEATURES = tuple(feature.value for feature in BankingFeature)
+#: The features, in the order of their bits in a session's mask of the features it used:
+#: the stored sessions' order.
+_FEATURES = BEHAVIOR_SESSIONS.features
+#: The sessions the store keeps.
+SESSIONS_TABLE = BEHAVIOR_SESSIONS.table.name
 _DEVICES = tuple(device.value for device in DeviceType)
 _PLATFORMS = tuple(platform.value for platform in Platform)
 #: A session's device and platform travel as one small integer, ``device_platform`` =
@@ -103,7 +116,7 @@ def _named(place: exp.Expr, names: tuple[str, ...]) -> exp.Expr:
 
 
 def _device_platform() -> exp.Expr:
-    """An event's ``device_platform`` code."""
+    """An event's (or a stored session's) ``device_platform`` code."""
     device = exp.Mul(this=_place("device", _DEVICES), expression=exp.Literal.number(_BASE))
     return exp.Add(this=device, expression=_place("platform", _PLATFORMS))
 
@@ -132,9 +145,22 @@ class SessionsQuery(BehaviorQuery):
             raise BehaviorQueryError(f"gap: from 1 minute to {_MAX_GAP}, got {self.gap}")
 
     @property
-    def session_params(self) -> tuple[object, ...]:
-        """The values :func:`sessions_select` binds, in order."""
-        return (*self.params, *self.gap_params)
+    def reads_stored(self) -> bool:
+        """Whether the sessions are read from those the store keeps: cut by their gap,
+        every event counted."""
+        unfiltered = EventFilter.condition(self.events.shape) is None
+        return self.gap == BEHAVIOR_SESSIONS.gap and unfiltered
+
+    def params_for(self, *, stored: bool, user_id: str | None = None) -> tuple[object, ...]:
+        """The values :func:`sessions_select` binds, in order, with ``stored``; for one user's
+        sessions with ``user_id``."""
+        user = () if user_id is None else (user_id,)
+        if not stored:
+            return (*self.params, *user, *self.gap_params)
+        start, end = self.date_from, self.date_to
+        crossing = (end, start, start, end, *user)
+        whole = (start, end, *user)
+        return (*crossing, *self.params, *user, *self.gap_params, *whole)
 
     @property
     def gap_params(self) -> tuple[object, ...]:
@@ -365,13 +391,63 @@ def _merged_by_window(renderer: Renderer) -> dict[str, exp.Query]:
     return {"marked": marked, "chained": chained, "grouped": grouped}
 
 
+def _crossing(one_user: bool) -> exp.Select:
+    """The stored sessions that cross the range's start or end (binds the end, the start
+    twice, the end; then with ``one_user`` the user id)."""
+    crossing = (
+        sqlglot.select("user_id", "session_id", "started_at", "last_at")
+        .from_(exp.to_table(SESSIONS_TABLE))
+        .where(x("started_at < ? AND last_at >= ? AND (started_at < ? OR last_at >= ?)"))
+    )
+    return crossing.where(x("user_id = ?")) if one_user else crossing
+
+
+def _in_crossing() -> exp.Expr:
+    """Whether an event belongs to a crossing session: the user's, of its client session
+    (or of none, for one cut by gaps), inside its span."""
+    match = (
+        f"c.user_id = {BEHAVIOR_TABLE}.user_id "
+        f"AND COALESCE(c.session_id, '') = COALESCE({BEHAVIOR_TABLE}.session_id, '') "
+        f"AND {BEHAVIOR_TABLE}.occurred_at BETWEEN c.started_at AND c.last_at"
+    )
+    found = sqlglot.select("1").from_(exp.alias_(exp.to_table("crossing"), "c")).where(x(match))
+    return exp.Exists(this=found)
+
+
+def _whole(one_user: bool) -> exp.Select:
+    """The stored sessions inside the range, as ``grouped`` rows (binds the start, the end;
+    then with ``one_user`` the user id)."""
+    whole = (
+        sqlglot.select(
+            "user_id",
+            "session_id",
+            "started_at",
+            "last_at",
+            "last_duration_s",
+            "events",
+            x("features AS bits"),
+            exp.alias_(_device_platform(), "device_platform"),
+        )
+        .from_(exp.to_table(SESSIONS_TABLE))
+        .where(x("started_at >= ? AND last_at < ?"))
+    )
+    return whole.where(x("user_id = ?")) if one_user else whole
+
+
 def sessions_select(
-    renderer: Renderer, filter_shape: tuple[int, ...], *, one_user: bool = False
+    renderer: Renderer,
+    filter_shape: tuple[int, ...],
+    *,
+    one_user: bool = False,
+    stored: bool = False,
 ) -> exp.Select:
     """Each session of the range's events (see the module docs) as a row: ``user_id``,
     ``session_id``, ``started_at``, ``last_at``, ``length_s``, ``events``, ``features``,
-    ``device``, ``platform``. Binds :attr:`SessionsQuery.session_params` (with
-    ``one_user``, the user id after the filter's values and before the gaps).
+    ``device``, ``platform``. Binds :meth:`SessionsQuery.params_for` (with ``one_user``,
+    one user's sessions).
+
+    With ``stored``, the store's sessions inside the range are read as they are, and only
+    the events of those crossing its start or end are sessionised, as follows.
 
     No window runs over the events, which would sort them all: they are aggregated by
     hashing. A user's events without a session id are cut into slices of ``gap``
@@ -398,6 +474,8 @@ def sessions_select(
     events = BehaviorQuery.events_select(columns, filter_shape)
     if one_user:
         events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
+    if stored:
+        events = events.where(_in_crossing())
     slice_of = exp.Case(
         ifs=[
             exp.If(
@@ -435,10 +513,15 @@ def sessions_select(
         exp.alias_(_named(_device_place(x("device_platform")), _DEVICES), "device"),
         exp.alias_(_named(_platform_place(x("device_platform")), _PLATFORMS), "platform"),
         "device_platform",
-    ).from_("grouped")
-    ctes: dict[str, exp.Query] = {"events": events, "cut": cut, **_slices(renderer)}
+    ).from_("every_session" if stored else "grouped")
+    ctes: dict[str, exp.Query] = {"crossing": _crossing(one_user)} if stored else {}
+    ctes |= {"events": events, "cut": cut, **_slices(renderer)}
     merged = _merged_runs if renderer.hash_joins else _merged_by_window
     ctes |= merged(renderer)
+    if stored:
+        ctes["every_session"] = sqlglot.union(
+            sqlglot.select("*").from_("grouped"), _whole(one_user), distinct=False
+        )
     for name, body in ctes.items():
         # The events are read again for the tied slices: never written out in between.
         query = query.with_(name, body, materialized=False if name in _READ_TWICE else None)
@@ -461,7 +544,11 @@ _QUANTILES = (0.5, 0.9)
 
 
 def _summary(
-    renderer: Renderer, filter_shape: tuple[int, ...], interval: Interval, timezone: str
+    renderer: Renderer,
+    filter_shape: tuple[int, ...],
+    interval: Interval,
+    timezone: str,
+    stored: bool,
 ) -> exp.Query:
     """Session figures overall, per device, per platform and per interval, in one pass
     over the sessions (grouping sets; ``part`` says which)."""
@@ -487,9 +574,8 @@ def _summary(
     ]
     query = sqlglot.select(*figures).from_("indexed")
     query.set("group", x(f"SELECT 1 GROUP BY {_GROUPING_SETS}").args["group"])
-    return with_sessions(query, sessions_select(renderer, filter_shape)).with_(
-        "indexed", with_index
-    )
+    sessions = sessions_select(renderer, filter_shape, stored=stored)
+    return with_sessions(query, sessions).with_("indexed", with_index)
 
 
 @dataclass(slots=True, eq=False)
@@ -569,12 +655,13 @@ _OVERALL, _BY_DEVICE, _BY_PLATFORM, _BY_INTERVAL = 0b111, 0b011, 0b101, 0b110
 
 def run_sessions(metrics: MetricService, query: SessionsQuery) -> Sessions:
     """The :class:`Sessions` of ``query``, from one statement."""
+    stored = query.reads_stored
     table = metrics.run_statement(
         Statement(
             _summary,
-            query.session_params,
-            (BEHAVIOR_TABLE,),
-            (query.events.shape, query.interval, query.timezone),
+            query.params_for(stored=stored),
+            (BEHAVIOR_TABLE, SESSIONS_TABLE) if stored else (BEHAVIOR_TABLE,),
+            (query.events.shape, query.interval, query.timezone, stored),
         )
     )
     rows = table.to_pylist()
@@ -634,8 +721,8 @@ class UserSessions(Shape):
     sessions: list[SessionRecord]
 
 
-def _user_page(renderer: Renderer, filter_shape: tuple[int, ...]) -> exp.Query:
-    sessions = sessions_select(renderer, filter_shape, one_user=True)
+def _user_page(renderer: Renderer, filter_shape: tuple[int, ...], stored: bool) -> exp.Query:
+    sessions = sessions_select(renderer, filter_shape, one_user=True, stored=stored)
     total = x("COUNT(*) OVER () AS total")
     return (
         sessions.select(total)
@@ -651,9 +738,11 @@ def run_user_sessions(
     """One page of ``user_id``'s sessions in ``query``'s range, the latest first."""
     if not 1 <= limit <= MAX_SESSION_PAGE or offset < 0:
         raise BehaviorQueryError(f"limit: 1 to {MAX_SESSION_PAGE}; offset: 0 or more")
-    params = (*query.params, user_id, *query.gap_params, limit, offset)
+    stored = query.reads_stored
+    params = (*query.params_for(stored=stored, user_id=user_id), limit, offset)
+    depends = (BEHAVIOR_TABLE, SESSIONS_TABLE) if stored else (BEHAVIOR_TABLE,)
     table: pa.Table = metrics.run_statement(
-        Statement(_user_page, params, (BEHAVIOR_TABLE,), (query.events.shape,))
+        Statement(_user_page, params, depends, (query.events.shape, stored))
     )
     rows = table.to_pylist()
     records = [
