@@ -98,9 +98,9 @@ def _simulate(path: Path, config: SimulationConfig) -> None:
 
 def store_world(analytics: BankingPerformanceAnalytics, table: pa.Table) -> None:
     """Ingest the events (validated, deduplicated), a million per transaction."""
-    for chunk in table.to_batches(max_chunksize=1_000_000):
+    for offset in range(0, table.num_rows, 1_000_000):
         outcome = analytics.ingest_arrow(
-            pa.Table.from_batches([chunk]), event_type=EventType.BEHAVIOR
+            table.slice(offset, 1_000_000), event_type=EventType.BEHAVIOR
         )
         if not (outcome.status == 0).all():
             raise BenchmarkError(f"behaviour world: {int((outcome.status != 0).sum())} rejected")

@@ -50,6 +50,8 @@ CHECKPOINT_THRESHOLD = "256MB"
 
 class _DuckDBSQL(StoreSQL):
     placeholder = "?"
+    # Row ids are ranges of blocks: deleting by them skips the blocks outside the range.
+    row_key = "rowid"
 
     def value_at(self, value: str, order: Sequence[str], *, last: bool = False) -> str:
         # The engine's own aggregate: no list built per group.

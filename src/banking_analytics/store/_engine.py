@@ -137,8 +137,8 @@ class WriteTransaction(ABC):
                 self._grown.add(derived.table.name)
 
     def derive_created(self, created: Collection[str]) -> None:
-        """Derive each derived table among ``created`` (just made by a migration) from its
-        whole source: a store written before it existed."""
+        """Derive each derived table among ``created`` (just made by a migration: a store
+        written before it existed) again from its whole source."""
         for derived in DERIVED_TABLES:
             if derived.table.name in created:
                 self._derive(derived, None)

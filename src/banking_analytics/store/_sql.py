@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -67,6 +66,8 @@ class StoreSQL:
     words; an engine overrides what it says otherwise."""
 
     placeholder = "%s"
+    #: What names a stored row for as long as a transaction runs.
+    row_key = "first_event_id"
 
     def value_at(self, value: str, order: Sequence[str], *, last: bool = False) -> str:
         """An aggregate: ``value`` on the group's first row by ``order`` (last with
@@ -85,13 +86,12 @@ def derive_statements(
 ) -> list[tuple[str, list[Any]]]:
     """The statements, with their parameters, that bring ``derived`` up to date with the
     source rows ``new`` added in this transaction, which the engine names
-    :data:`NEW_ROWS`; None: derive it from the whole source, the table being empty."""
+    :data:`NEW_ROWS`; None: that derive it again from the whole source."""
     relation = None if new is None else NEW_ROWS
     if isinstance(derived, CondensedTable):
         return [(statement, []) for statement in _condense_statements(derived, relation)]
     if isinstance(derived, SessionsTable):
-        low = None if new is None else pc.min(new["occurred_at"]).as_py()
-        return session_statements(derived, relation, low, sql)
+        return session_statements(derived, new, sql)
     raise TypeError(f"no derivation for {type(derived).__name__}")
 
 
@@ -118,10 +118,10 @@ _PARTS = "_session_parts"
 
 
 def session_statements(
-    sessions: SessionsTable, new: str | None, low: datetime | None, sql: StoreSQL
+    sessions: SessionsTable, new: pa.Table | None, sql: StoreSQL
 ) -> list[tuple[str, list[Any]]]:
-    """The statements that merge the events of ``new`` (None: the whole source) into the
-    stored sessions.
+    """The statements that merge the events ``new`` (the engine's :data:`NEW_ROWS`) into
+    the stored sessions; None: that replace them by the sessions of the whole source.
 
     Sessions are merged as parts: a part is a run of a user's events known to lie in one
     session, with its first and last event's time and figures. The new events make parts
@@ -133,69 +133,83 @@ def session_statements(
     in order of their first event, chain as events do: a part starts a session unless it
     starts less than ``gap`` after the latest end of the parts before it (a new event
     inside a stored session joins it; one that bridges two merges them). Each session's
-    figures are merged from its parts', and it replaces the stored parts.
+    figures are merged from its parts', and it replaces the stored parts. Sessions are
+    written in order of their end, so that a lookup of the latest skips the older blocks
+    of a table by their zone maps (DuckDB) as new events mostly continue the latest.
     """
-    gap = f"INTERVAL '{int(sessions.gap.total_seconds())} seconds'"
-    source = quote(sessions.source.name)
+    seconds = int(sessions.gap.total_seconds())
+    gap = f"INTERVAL '{seconds} seconds'"
     table, columns = quote(sessions.table.name), column_list(sessions.table.column_names)
-    events = new or source
     bit = " ".join(f"WHEN '{f}' THEN {1 << i}" for i, f in enumerate(sessions.features))
-    by_time = ["occurred_at", "event_id"]
+    event_id = "CAST(event_id AS UUID)"
+    by_time = ["occurred_at", event_id]
     new_parts = (
         "SELECT user_id, session_id, MIN(occurred_at) AS started_at, "
-        f"{sql.value_at('event_id', by_time)} AS first_event_id, "
+        f"{sql.value_at(event_id, by_time)} AS first_event_id, "
         "MAX(occurred_at) AS last_at, "
-        f"{sql.value_at('event_id', by_time, last=True)} AS last_event_id, "
+        f"{sql.value_at(event_id, by_time, last=True)} AS last_event_id, "
         f"{sql.value_at('duration_s', by_time, last=True)} AS last_duration_s, "
         "COUNT(*) AS events, "
         f"BIT_OR(CASE feature {bit} ELSE 0 END) AS features, "
         f"{sql.value_at('device', by_time)} AS device, "
-        f"{sql.value_at('platform', by_time)} AS platform, "
-        "FALSE AS stored "
-        f"FROM {events} GROUP BY user_id, session_id, CASE WHEN session_id IS NULL THEN "
-        f"{sql.slice_of('occurred_at', int(sessions.gap.total_seconds()))} END"
+        f"{sql.value_at('platform', by_time)} AS platform"
     )
-    parts = new_parts
-    params: list[Any] = []
-    if new is not None and low is not None:
-        stored = ", ".join(f"s.{quote(c)}" for c in sessions.table.column_names)
-        # The bound on ``last_at`` alone lets DuckDB skip row groups by their zone maps.
-        parts = (
-            f"WITH bounds AS (SELECT user_id, MIN(occurred_at) AS low, "
-            f"MAX(occurred_at) AS high FROM {new} WHERE session_id IS NULL GROUP BY user_id), "
-            f"clients AS (SELECT DISTINCT user_id, session_id FROM {new} "
-            "WHERE session_id IS NOT NULL) "
-            f"SELECT {stored}, TRUE AS stored FROM {table} s "
-            "JOIN bounds n ON s.user_id = n.user_id "
-            f"WHERE s.session_id IS NULL AND s.last_at > {sql.placeholder} "
-            f"AND s.last_at + {gap} > n.low AND s.started_at - {gap} < n.high "
-            f"UNION ALL SELECT {stored}, TRUE FROM {table} s "
-            "JOIN clients n ON s.user_id = n.user_id AND s.session_id = n.session_id "
-            f"UNION ALL {new_parts}"
-        )
-        params = [low - sessions.gap]
+    slices = (
+        "GROUP BY user_id, session_id, CASE WHEN session_id IS NULL THEN "
+        f"{sql.slice_of('occurred_at', seconds)} END"
+    )
     ordered = "PARTITION BY user_id, session_id ORDER BY started_at, first_event_id"
     first, last = ["started_at", "first_event_id"], ["last_at", "last_event_id"]
-    merged = (
-        f"INSERT INTO {table} ({columns}) "
-        "SELECT user_id, session_id, MIN(started_at), "
-        f"{sql.value_at('first_event_id', first)}, MAX(last_at), "
-        f"{sql.value_at('last_event_id', last, last=True)}, "
-        f"{sql.value_at('last_duration_s', last, last=True)}, SUM(events), BIT_OR(features), "
-        f"{sql.value_at('device', first)}, {sql.value_at('platform', first)} "
-        "FROM (SELECT *, SUM(starts) OVER (" + ordered + " ROWS UNBOUNDED PRECEDING) AS n "
-        "FROM (SELECT *, CASE WHEN session_id IS NOT NULL OR started_at < MAX(last_at) OVER ("
-        + ordered
-        + f" ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) + {gap} THEN 0 ELSE 1 END "
-        f"AS starts FROM {_PARTS}) AS marked) AS numbered GROUP BY user_id, session_id, n"
-    )
+
+    def merged(parts: str) -> str:
+        return (
+            f"INSERT INTO {table} ({columns}) "
+            "SELECT user_id, session_id, MIN(started_at), "
+            f"{sql.value_at('first_event_id', first)}, MAX(last_at), "
+            f"{sql.value_at('last_event_id', last, last=True)}, "
+            f"{sql.value_at('last_duration_s', last, last=True)}, SUM(events), "
+            f"BIT_OR(features), {sql.value_at('device', first)}, "
+            f"{sql.value_at('platform', first)} "
+            f"FROM (SELECT *, SUM(starts) OVER ({ordered} ROWS UNBOUNDED PRECEDING) AS n "
+            "FROM (SELECT *, CASE WHEN session_id IS NOT NULL OR started_at < MAX(last_at) "
+            f"OVER ({ordered} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) + {gap} "
+            f"THEN 0 ELSE 1 END AS starts FROM {parts}) AS marked) AS numbered "
+            "GROUP BY user_id, session_id, n ORDER BY MAX(last_at)"
+        )
+
+    if new is None:
+        whole = f"({new_parts} FROM {quote(sessions.source.name)} {slices}) AS p"
+        return [(f"DELETE FROM {table}", []), (merged(whole), [])]
+    stored = ", ".join(f"s.{quote(c)}" for c in sessions.table.column_names)
+    taken = f"SELECT {stored}, s.{sql.row_key} AS stored_key FROM {table} s"
+    found = [f"{new_parts}, NULL AS stored_key FROM {NEW_ROWS} {slices}"]
+    params: list[Any] = []
+    without_id = pc.is_null(new["session_id"])
+    if pc.any(without_id).as_py():
+        # The bound on ``last_at`` alone lets DuckDB skip blocks by their zone maps.
+        found.insert(
+            0,
+            f"{taken} JOIN (SELECT user_id, MIN(occurred_at) AS low, MAX(occurred_at) AS high "
+            f"FROM {NEW_ROWS} WHERE session_id IS NULL GROUP BY user_id) n "
+            f"ON s.user_id = n.user_id WHERE s.session_id IS NULL "
+            f"AND s.last_at > {sql.placeholder} "
+            f"AND s.last_at + {gap} > n.low AND s.started_at - {gap} < n.high",
+        )
+        params.append(pc.min(new.filter(without_id)["occurred_at"]).as_py() - sessions.gap)
+    if not pc.all(without_id).as_py():
+        found.insert(
+            0,
+            f"{taken} JOIN (SELECT DISTINCT user_id, session_id FROM {NEW_ROWS} "
+            "WHERE session_id IS NOT NULL) n "
+            "ON s.user_id = n.user_id AND s.session_id = n.session_id",
+        )
     return [
-        (f"CREATE TEMPORARY TABLE {_PARTS} AS {parts}", params),
+        (f"CREATE TEMPORARY TABLE {_PARTS} AS {' UNION ALL '.join(found)}", params),
         (
-            f"DELETE FROM {table} WHERE first_event_id IN "
-            f"(SELECT first_event_id FROM {_PARTS} WHERE stored)",
+            f"DELETE FROM {table} WHERE {sql.row_key} IN "
+            f"(SELECT stored_key FROM {_PARTS} WHERE stored_key IS NOT NULL)",
             [],
         ),
-        (merged, []),
+        (merged(_PARTS), []),
         (f"DROP TABLE {_PARTS}", []),
     ]

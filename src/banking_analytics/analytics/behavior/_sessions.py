@@ -26,6 +26,7 @@ before it). Otherwise every event in the range is sessionised (:func:`sessions_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -85,6 +86,8 @@ _EVENT_COLUMNS = (
 _FEATURES = BEHAVIOR_SESSIONS.features
 #: The sessions the store keeps.
 SESSIONS_TABLE = BEHAVIOR_SESSIONS.table.name
+#: What a query reading the stored sessions reads: they, and the events of those it cuts.
+STORED_SESSION_TABLES = (BEHAVIOR_TABLE, SESSIONS_TABLE)
 _DEVICES = tuple(device.value for device in DeviceType)
 _PLATFORMS = tuple(platform.value for platform in Platform)
 #: A session's device and platform travel as one small integer, ``device_platform`` =
@@ -151,16 +154,25 @@ class SessionsQuery(BehaviorQuery):
         unfiltered = EventFilter.condition(self.events.shape) is None
         return self.gap == BEHAVIOR_SESSIONS.gap and unfiltered
 
-    def params_for(self, *, stored: bool, user_id: str | None = None) -> tuple[object, ...]:
-        """The values :func:`sessions_select` binds, in order, with ``stored``; for one user's
-        sessions with ``user_id``."""
+    def params_for(
+        self,
+        *,
+        stored: bool,
+        user_id: str | None = None,
+        cut: tuple[datetime, datetime, datetime, datetime] | None = None,
+    ) -> tuple[object, ...]:
+        """The values :func:`sessions_select` binds, in order, with ``stored`` (and the
+        ``cut`` windows :func:`cut_windows` gives); for one user's sessions with
+        ``user_id``."""
         user = () if user_id is None else (user_id,)
         if not stored:
             return (*self.params, *user, *self.gap_params)
+        if cut is None:
+            raise ValueError("reading the stored sessions needs the cut windows")
         start, end = self.date_from, self.date_to
         crossing = (end, start, start, end, *user)
         whole = (start, end, *user)
-        return (*crossing, *self.params, *user, *self.gap_params, *whole)
+        return (*crossing, *self.params, *user, *cut, *self.gap_params, *whole)
 
     @property
     def gap_params(self) -> tuple[object, ...]:
@@ -434,6 +446,36 @@ def _whole(one_user: bool) -> exp.Select:
     return whole.where(x("user_id = ?")) if one_user else whole
 
 
+def _cut_bounds(renderer: Renderer, one_user: bool) -> exp.Query:
+    """The latest end of the stored sessions crossing the range's start, and the earliest
+    start of those crossing its end (binds as :func:`_crossing`, then the range's start
+    and its end)."""
+    del renderer  # the same query serves every dialect
+    bounds = sqlglot.select(
+        x("MAX(CASE WHEN started_at < ? THEN last_at END) AS start_cut_until"),
+        x("MIN(CASE WHEN last_at >= ? THEN started_at END) AS end_cut_from"),
+    ).from_("crossing")
+    return bounds.with_("crossing", _crossing(one_user))
+
+
+def cut_windows(
+    metrics: MetricService,
+    query: SessionsQuery,
+    versions: dict[str, int],
+    user_id: str | None = None,
+) -> tuple[datetime, datetime, datetime, datetime]:
+    """The two windows of the range holding the events of the stored sessions that cross
+    its start or its end (an empty window where none does): ``[start, s)`` and ``[e, end)``."""
+    user = () if user_id is None else (user_id,)
+    start, end = query.date_from, query.date_to
+    params = (end, start, start, end, *user, start, end)
+    statement = Statement(_cut_bounds, params, STORED_SESSION_TABLES, (user_id is not None,))
+    (row,) = metrics.run_statement(statement, versions).to_pylist()
+    until, since = row["start_cut_until"], row["end_cut_from"]
+    first_end = start if until is None else min(until + timedelta(microseconds=1), end)
+    return start, first_end, (end if since is None else max(since, start)), end
+
+
 def sessions_select(
     renderer: Renderer,
     filter_shape: tuple[int, ...],
@@ -475,7 +517,10 @@ def sessions_select(
     if one_user:
         events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
     if stored:
-        events = events.where(_in_crossing())
+        # Only the events of the cut windows are read (DuckDB skips the rest by zone maps).
+        window = "(occurred_at >= ? AND occurred_at < ?)"
+        windows = x(f"{window} OR {window}")
+        events = events.where(windows).where(_in_crossing())
     slice_of = exp.Case(
         ifs=[
             exp.If(
@@ -653,17 +698,32 @@ _EMPTY = SessionFigures(0, 0, None, None, None, None, None, None)
 _OVERALL, _BY_DEVICE, _BY_PLATFORM, _BY_INTERVAL = 0b111, 0b011, 0b101, 0b110
 
 
+def _read(
+    metrics: MetricService,
+    query: SessionsQuery,
+    statement: Callable[[tuple[object, ...]], Statement],
+    user_id: str | None = None,
+) -> pa.Table:
+    """The answer of ``statement(params)`` given ``query``'s values: one statement; or
+    reading the stored sessions, two (the cut windows, then the sessions), run again
+    should the data change between them, so both read the same data."""
+    if not query.reads_stored:
+        return metrics.run_statement(statement(query.params_for(stored=False, user_id=user_id)))
+    while True:
+        versions = metrics.versions(STORED_SESSION_TABLES)
+        cut = cut_windows(metrics, query, versions, user_id)
+        params = query.params_for(stored=True, user_id=user_id, cut=cut)
+        answer = metrics.run_statement(statement(params), versions)
+        if metrics.versions(STORED_SESSION_TABLES) == versions:
+            return answer
+
+
 def run_sessions(metrics: MetricService, query: SessionsQuery) -> Sessions:
-    """The :class:`Sessions` of ``query``, from one statement."""
+    """The :class:`Sessions` of ``query`` (see :func:`_read`)."""
     stored = query.reads_stored
-    table = metrics.run_statement(
-        Statement(
-            _summary,
-            query.params_for(stored=stored),
-            (BEHAVIOR_TABLE, SESSIONS_TABLE) if stored else (BEHAVIOR_TABLE,),
-            (query.events.shape, query.interval, query.timezone, stored),
-        )
-    )
+    shape = (query.events.shape, query.interval, query.timezone, stored)
+    depends = STORED_SESSION_TABLES if stored else (BEHAVIOR_TABLE,)
+    table = _read(metrics, query, lambda params: Statement(_summary, params, depends, shape))
     rows = table.to_pylist()
     overall = next((_figures(r) for r in rows if r["part"] == _OVERALL), _EMPTY)
     by_part: dict[int, list[dict[str, Any]]] = {}
@@ -739,10 +799,14 @@ def run_user_sessions(
     if not 1 <= limit <= MAX_SESSION_PAGE or offset < 0:
         raise BehaviorQueryError(f"limit: 1 to {MAX_SESSION_PAGE}; offset: 0 or more")
     stored = query.reads_stored
-    params = (*query.params_for(stored=stored, user_id=user_id), limit, offset)
-    depends = (BEHAVIOR_TABLE, SESSIONS_TABLE) if stored else (BEHAVIOR_TABLE,)
-    table: pa.Table = metrics.run_statement(
-        Statement(_user_page, params, depends, (query.events.shape, stored))
+    depends = STORED_SESSION_TABLES if stored else (BEHAVIOR_TABLE,)
+    table = _read(
+        metrics,
+        query,
+        lambda params: Statement(
+            _user_page, (*params, limit, offset), depends, (query.events.shape, stored)
+        ),
+        user_id,
     )
     rows = table.to_pylist()
     records = [
