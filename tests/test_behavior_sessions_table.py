@@ -183,6 +183,27 @@ def test_a_late_event_bridging_two_sessions_merges_them(
     assert_kept_in_step(module_analytics)
 
 
+def test_an_event_without_a_user_is_in_no_session(
+    module_analytics: BankingPerformanceAnalytics,  # noqa: F811
+) -> None:
+    replace_all(module_analytics)
+    rng = random.Random(2)
+    anonymous = {k: v for k, v in event("x", T0, rng, None).items() if k != "user_id"}
+    deliver(
+        module_analytics,
+        [
+            event("a", T0, rng, None),
+            anonymous,
+            anonymous | {"event_id": str(uuid.UUID(int=rng.getrandbits(128))), "session_id": "s"},
+        ],
+    )
+    assert [r["user_id"] for r in table(module_analytics, SESSIONS)] == ["a"]
+    day = SessionsQuery(date_from=T0, date_to=T0 + timedelta(days=1))
+    for query in (day, dataclasses.replace(day, events=EVERY_FEATURE)):
+        overall = module_analytics.behavior.sessions(query).overall
+        assert (overall.sessions, overall.users) == (1, 1)
+
+
 def figures(answer: Any) -> dict[str, Any]:
     return {
         f.name: getattr(answer, f.name)

@@ -177,12 +177,14 @@ def session_statements(
             "GROUP BY user_id, session_id, n ORDER BY MAX(last_at)"
         )
 
+    # Sessions are a user's: an event without a user is in none.
+    mine = "WHERE user_id IS NOT NULL"
     if new is None:
-        whole = f"({new_parts} FROM {quote(sessions.source.name)} {slices}) AS p"
+        whole = f"({new_parts} FROM {quote(sessions.source.name)} {mine} {slices}) AS p"
         return [(f"DELETE FROM {table}", []), (merged(whole), [])]
     stored = ", ".join(f"s.{quote(c)}" for c in sessions.table.column_names)
     taken = f"SELECT {stored}, s.{sql.row_key} AS stored_key FROM {table} s"
-    found = [f"{new_parts}, NULL AS stored_key FROM {NEW_ROWS} {slices}"]
+    found = [f"{new_parts}, NULL AS stored_key FROM {NEW_ROWS} {mine} {slices}"]
     params: list[Any] = []
     without_id = pc.is_null(new["session_id"])
     if pc.any(without_id).as_py():

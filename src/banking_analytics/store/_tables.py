@@ -132,9 +132,10 @@ _SESSION_READS = (
 class SessionsTable(DerivedTable):
     """Every session of the source's events, a row each, over all time.
 
-    A session is, per user, every event carrying the same client ``session_id``; events
-    without one are cut by inactivity: an event ``gap`` or more after the user's previous
-    such event starts a new session, one less than ``gap`` after it stays in it. Each
+    A session is, per user, every event carrying the same client ``session_id`` (an event
+    without a user is in none); events without one are cut by inactivity: an event
+    ``gap`` or more after the user's previous such event starts a new session, one less
+    than ``gap`` after it stays in it. Each
     row holds its session's first event (by ``occurred_at``, then ``event_id``: its id,
     time, device and platform), its last (id, time, ``duration_s``), its number of events,
     and the features it used as bits: bit i (value 2^i) is ``features[i]``.

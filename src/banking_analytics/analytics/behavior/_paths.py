@@ -159,6 +159,8 @@ def _paths_query(renderer: Renderer, *shape: object) -> exp.Query:
         )
         .from_(exp.table_(BEHAVIOR_TABLE, quoted=True))
         .where(rows)
+        # Sessions are a user's: an event without a user is in none.
+        .where(_x("NOT user_id IS NULL"))
     )
     # Events without a session id: a new session after a gap of session_gap or more.
     gaps = _x(

@@ -14,7 +14,8 @@ new session, one less than ``gap`` after it stays in the same one. Each session'
 - **interval** = the interval its first event falls in.
 
 Only events inside the range are read: a session that crosses the range's start or
-end is cut there. Events of a user at the same instant are ordered by ``event_id``.
+end is cut there. Events of a user at the same instant are ordered by ``event_id``; an
+event without a user is in no session.
 
 With the default gap and no event filter, the sessions are read from those the store
 keeps as events arrive (:data:`~banking_analytics.store.BEHAVIOR_SESSIONS`, cut by the
@@ -475,7 +476,8 @@ def sessions_select(
     ]
     if row_id is not None:
         columns.append(exp.alias_(row_id, "row_id"))
-    events = BehaviorQuery.events_select(columns, filter_shape)
+    # Sessions are a user's: an event without a user is in none.
+    events = BehaviorQuery.events_select(columns, filter_shape).where(x("user_id IS NOT NULL"))
     if one_user:
         events = events.where(exp.EQ(this=x("user_id"), expression=exp.Placeholder()))
     if stored:
