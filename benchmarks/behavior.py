@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from banking_analytics import BankingPerformanceAnalytics, EventStatus
+from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.analytics.behavior import SessionsQuery
 from banking_analytics.analytics.behavior._sessions import SESSIONS_TABLE, run_sessions
 from banking_analytics.metrics import MetricService, TimeWindow
@@ -44,11 +43,14 @@ from benchmarks.engagement import metric_layer as active_users_ours
 from benchmarks.engagement import polars_lazy as active_users_polars
 from benchmarks.run import (
     FEATURES,
+    PERFORMANCE_METRIC_EVENT,
     RUNS,
     BenchmarkError,
     Context,
     Measurement,
     Sample,
+    derived_again,
+    one_event_ingest,
     postgres_scratch,
     repeat,
 )
@@ -504,33 +506,22 @@ def _upkeep(
     (without a session id: the user's latest sessions looked up by time; with one: its
     session looked up by id) beside one of a performance metric (nothing derived)."""
 
-    def derive_all(_: Path) -> Sample:
-        started = time.perf_counter()
-        with analytics.engine.begin() as tx:
-            tx.derive_created([SESSIONS_TABLE])
-        return Sample(time.perf_counter() - started, events)
-
-    sent = iter(range(1, 1_000_000))
+    seconds = iter(range(1, 1_000_000))
 
     def ingest_one(event: dict[str, object]) -> Sample:
         # A second after the world's end: each continues the latest session.
-        at = END + timedelta(seconds=next(sent))
-        fresh = event | {"event_id": str(uuid.uuid4()), "occurred_at": at.isoformat()}
-        started = time.perf_counter()
-        [result] = analytics.ingest([fresh])
-        seconds = time.perf_counter() - started
-        if result.status is not EventStatus.ACCEPTED:
-            raise BenchmarkError(f"a one-event ingest was {result.status}: {result}")
-        return Sample(seconds, 1)
+        return one_event_ingest(analytics, event, END + timedelta(seconds=next(seconds)))
 
-    behaviour = {"event_type": "behavior", "user_id": "usr_3", "feature": "budget_tracking"}
-    behaviour |= {"action": "open"}
-    metric = {"event_type": "performance_metric", "user_id": "usr_3", "value": 0.95}
-    metric |= {"metric_type": "connection_success_rate", "feature": "account_linking"}
+    behaviour: dict[str, object] = {
+        "event_type": "behavior",
+        "user_id": "usr_3",
+        "feature": "budget_tracking",
+        "action": "open",
+    }
     measured = [
         Measurement(
             f"keeping `{SESSIONS_TABLE}`: the sessions of all {events:,} events derived again",
-            repeat(ctx, "sessions derived again", derive_all),
+            repeat(ctx, "sessions derived again", derived_again(analytics, SESSIONS_TABLE, events)),
             show_rate=False,
         ),
         Measurement(
@@ -545,7 +536,7 @@ def _upkeep(
         ),
         Measurement(
             "one-event ingest: a performance metric (nothing derived)",
-            repeat(ctx, "ingest metric", lambda _: ingest_one(metric)),
+            repeat(ctx, "ingest metric", lambda _: ingest_one(PERFORMANCE_METRIC_EVENT)),
             show_rate=False,
         ),
     ]

@@ -15,7 +15,6 @@ ledger starts each run with an empty result cache and forgets its compiled state
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from banking_analytics import BankingPerformanceAnalytics, EventStatus
+from banking_analytics import BankingPerformanceAnalytics
 from banking_analytics.analytics.revenue import RevenueNamespace
 from banking_analytics.events import schema_for, stored_arrow_schema
 from banking_analytics.metrics import MetricService, TimeWindow
@@ -33,13 +32,16 @@ from banking_analytics.store import EVENT_TABLES, SUBSCRIPTION_CHANGES
 from banking_analytics.vocabulary import EventType
 from benchmarks.run import (
     DAY_US,
+    PERFORMANCE_METRIC_EVENT,
     RUNS,
     SECOND_US,
     BenchmarkError,
     Context,
     Measurement,
     Sample,
+    derived_again,
     numbered,
+    one_event_ingest,
     postgres_scratch,
     repeat,
     timestamps,
@@ -740,36 +742,17 @@ def _upkeep(ctx: Context, url: str, world: pa.Table) -> tuple[list[Measurement],
     last = world.slice(world.num_rows - 1, 1).to_pylist()[0]
     with BankingPerformanceAnalytics.open(url) as analytics:
 
-        def condense_all(_: Path) -> Sample:
-            started = time.perf_counter()
-            with analytics.engine.begin() as tx:
-                tx.derive_created([CHANGES])
-            return Sample(time.perf_counter() - started, world.num_rows)
-
         def ingest_one(event: dict[str, object]) -> Sample:
-            fresh = event | {"event_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC)}
-            started = time.perf_counter()
-            [result] = analytics.ingest([fresh])
-            seconds = time.perf_counter() - started
-            if result.status is not EventStatus.ACCEPTED:
-                raise BenchmarkError(f"a one-event ingest was {result.status}: {result}")
-            return Sample(seconds, 1)
+            return one_event_ingest(analytics, event, datetime.now(UTC))
 
         sent = {f.name for f in schema_for(EventType.SUBSCRIPTION).input_fields}
         subscription = {k: v for k, v in last.items() if k in sent and v is not None}
         subscription |= {"event_type": "subscription", "status": "active"}
         subscription.pop("period_end", None)
-        metric: dict[str, object] = {
-            "event_type": "performance_metric",
-            "user_id": "u1",
-            "metric_type": "connection_success_rate",
-            "feature": "account_linking",
-            "value": 0.95,
-        }
         measured = [
             Measurement(
                 f"keeping `{CHANGES}`: all {world.num_rows:,} events condensed again",
-                repeat(ctx, "revenue condense", condense_all),
+                repeat(ctx, "revenue condense", derived_again(analytics, CHANGES, world.num_rows)),
                 show_rate=False,
             ),
             Measurement(
@@ -779,7 +762,11 @@ def _upkeep(ctx: Context, url: str, world: pa.Table) -> tuple[list[Measurement],
             ),
             Measurement(
                 "one-event ingest: a performance metric (nothing derived)",
-                repeat(ctx, "revenue ingest metric", lambda _: ingest_one(metric)),
+                repeat(
+                    ctx,
+                    "revenue ingest metric",
+                    lambda _: ingest_one(PERFORMANCE_METRIC_EVENT),
+                ),
                 show_rate=False,
             ),
         ]

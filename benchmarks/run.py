@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -1302,6 +1303,44 @@ def cpu_model() -> str:
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     return model[1].strip() if model else platform.processor() or "unknown CPU"
+
+
+#: An event the store derives nothing from: the baseline of a one-event ingest.
+PERFORMANCE_METRIC_EVENT: dict[str, object] = {
+    "event_type": "performance_metric",
+    "user_id": "u1",
+    "metric_type": "connection_success_rate",
+    "feature": "account_linking",
+    "value": 0.95,
+}
+
+
+def derived_again(
+    analytics: BankingPerformanceAnalytics, table: str, events: int
+) -> Callable[[Path], Sample]:
+    """A run deriving the store's ``table`` again from its whole source of ``events``
+    events: a migration's work."""
+
+    def once(_: Path) -> Sample:
+        started = time.perf_counter()
+        with analytics.engine.begin() as tx:
+            tx.derive_created([table])
+        return Sample(time.perf_counter() - started, events)
+
+    return once
+
+
+def one_event_ingest(
+    analytics: BankingPerformanceAnalytics, event: dict[str, object], at: datetime
+) -> Sample:
+    """The time of ingesting ``event`` alone (a new id, occurred ``at``), accepted."""
+    fresh = event | {"event_id": str(uuid.uuid4()), "occurred_at": at.isoformat()}
+    started = time.perf_counter()
+    [result] = analytics.ingest([fresh])
+    seconds = time.perf_counter() - started
+    if result.status is not EventStatus.ACCEPTED:
+        raise BenchmarkError(f"a one-event ingest was {result.status}: {result}")
+    return Sample(seconds, 1)
 
 
 def machine() -> str:

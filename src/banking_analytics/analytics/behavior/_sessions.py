@@ -70,16 +70,8 @@ Q = TypeVar("Q", bound=exp.Query)
 #: The most sessions one page of a user's sessions lists.
 MAX_SESSION_PAGE = 1000
 _MAX_GAP = timedelta(days=1)
-_EVENT_COLUMNS = (
-    "user_id",
-    "session_id",
-    "occurred_at",
-    "event_id",
-    "feature",
-    "duration_s",
-    "device",
-    "platform",
-)
+#: The columns of an event sessionisation reads: those the store keeps sessions from.
+_EVENT_COLUMNS = BEHAVIOR_SESSIONS.reads
 #: The features, in the order of their bits in a session's mask of the features it used:
 #: the stored sessions' order.
 _FEATURES = BEHAVIOR_SESSIONS.features
