@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -27,11 +28,12 @@ from hypothesis import strategies as st
 from banking_analytics import BankingPerformanceAnalytics, EventStatus
 from banking_analytics.analytics.behavior import EventFilter, SessionsQuery
 from banking_analytics.store import BEHAVIOR_SESSIONS
-from banking_analytics.vocabulary import BankingFeature, DeviceType, Platform
+from banking_analytics.vocabulary import BankingFeature, DeviceType, EventType, Platform
 from behavior_flows_fixtures import module_analytics  # noqa: F401 (a fixture)
 
 SESSIONS = BEHAVIOR_SESSIONS.table.name
 SOURCE = BEHAVIOR_SESSIONS.source.name
+WAITING = BEHAVIOR_SESSIONS.waiting.name
 GAP = timedelta(minutes=30)
 T0 = datetime(2026, 7, 6, 9, tzinfo=UTC)
 #: Steps between a user's events: the edges of the session gap, and the ordinary.
@@ -135,6 +137,9 @@ def reference(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 def table(analytics: BankingPerformanceAnalytics, name: str) -> list[dict[str, Any]]:
+    """The stored rows of ``name`` (the sessions with the events waiting merged, as any
+    reader of them has them)."""
+    analytics.engine.bring_up_to_date([name])
     rows = analytics.engine.query(f"SELECT * FROM {name}").to_pylist()
     for row in rows:
         for key in ("event_id", "first_event_id", "last_event_id"):
@@ -151,20 +156,55 @@ def assert_kept_in_step(analytics: BankingPerformanceAnalytics) -> None:
 
 def replace_all(analytics: BankingPerformanceAnalytics) -> None:
     with analytics.engine.begin() as tx:
-        tx.execute(f"DELETE FROM {SOURCE}")
-        tx.execute(f"DELETE FROM {SESSIONS}")
+        for name in (SOURCE, SESSIONS, WAITING):
+            tx.execute(f"DELETE FROM {name}")
 
 
 @settings(max_examples=40, deadline=None)
-@given(batches=deliveries())
+@given(batches=deliveries(), read_each=st.booleans())
 def test_the_store_keeps_the_sessions_of_what_arrived_in_any_order(
     module_analytics: BankingPerformanceAnalytics,  # noqa: F811
     batches: list[list[dict[str, Any]]],
+    read_each: bool,
 ) -> None:
+    """Read after every batch (each merged on its own) or only after the last (all merged
+    at once)."""
     replace_all(module_analytics)
     for batch in batches:
         deliver(module_analytics, batch)
-        assert_kept_in_step(module_analytics)
+        if read_each:
+            assert_kept_in_step(module_analytics)
+    assert_kept_in_step(module_analytics)
+
+
+def waiting(analytics: BankingPerformanceAnalytics) -> int:
+    return int(analytics.engine.query(f"SELECT COUNT(*) AS n FROM {WAITING}")["n"][0].as_py())
+
+
+def test_small_commits_wait_and_a_reader_merges_them_a_large_one_merges_at_once(
+    module_analytics: BankingPerformanceAnalytics,  # noqa: F811
+) -> None:
+    replace_all(module_analytics)
+    rng = random.Random(4)
+    versions = module_analytics.metrics.versions  # naming the sessions brings them up to date
+    before = versions([SESSIONS])[SESSIONS]
+    deliver(module_analytics, [event("w", T0 + timedelta(minutes=i), rng, None) for i in (0, 5)])
+    assert waiting(module_analytics) == 2
+    day = SessionsQuery(date_from=T0, date_to=T0 + timedelta(days=1))
+    assert module_analytics.behavior.sessions(day).overall.sessions == 1  # merged first
+    assert waiting(module_analytics) == 0
+    assert versions([SESSIONS])[SESSIONS] == before + 1
+    deliver(module_analytics, [event("w", T0 + timedelta(minutes=9), rng, None)])
+    many = BEHAVIOR_SESSIONS.merge_at
+    at = [T0 + timedelta(days=2, seconds=i) for i in range(many)]
+    large = [event(f"m{i % 50}", t, rng, None) for i, t in enumerate(at)]
+    outcome = module_analytics.ingest_arrow(
+        pa.Table.from_pylist(large), event_type=EventType.BEHAVIOR
+    )
+    assert outcome.count(EventStatus.ACCEPTED) == many
+    assert waiting(module_analytics) == 0  # merged in its own transaction, with the one waiting
+    assert versions([SESSIONS])[SESSIONS] == before + 2
+    assert_kept_in_step(module_analytics)
 
 
 def test_a_late_event_bridging_two_sessions_merges_them(

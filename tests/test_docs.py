@@ -94,8 +94,7 @@ def test_ingestion_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None
     """The commit-listener example of docs/ingestion.md, as written (an in-memory store)."""
     example = (DOCS / "ingestion.md").read_text().split("```python\n", 1)[1].split("```", 1)[0]
     exec(compile(example, "docs/ingestion.md", "exec"), {})
-    printed = capsys.readouterr().out.strip()
-    assert printed == "[['behavior_events', 'behavior_sessions']]"
+    assert capsys.readouterr().out.strip() == "[frozenset({'behavior_events'})]"
 
 
 def test_revenue_docs_examples_run(store_url: str, tmp_path: Path) -> None:

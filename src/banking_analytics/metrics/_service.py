@@ -156,10 +156,15 @@ class MetricService:
 
         One read of the store's versions table by its key, whatever the size of
         the event tables. A name the store keeps no version for is a ``ValueError``.
+        Named tables are brought up to date first (the sessions the store keeps merge the
+        events waiting for them: :meth:`~banking_analytics.store.Engine.bring_up_to_date`).
         """
         chosen = _EVENT_DATA if tables is None else tuple(dict.fromkeys(tables))
         if not chosen:
             return {}
+        if tables is not None:
+            # A table named is about to be read: the store brings it up to date first.
+            self._engine.bring_up_to_date(chosen)
         stored = self._engine.query(_versions_sql(self._renderer, len(chosen)), chosen)
         found = dict(
             zip(stored["table_name"].to_pylist(), stored["version"].to_pylist(), strict=True)

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 
 from banking_analytics.store._errors import StoreURLError
 from banking_analytics.store._postgres_url import POSTGRES_SCHEMES, mask_password
-from banking_analytics.store._tables import DERIVED_TABLES, DerivedTable, TableDef
+from banking_analytics.store._sql import quote
+from banking_analytics.store._tables import DERIVED_TABLES, DerivedTable, SessionsTable, TableDef
 from banking_analytics.store._versions import bump_version_sql, seed_version_sql
 
 __all__ = ["Engine", "WriteTransaction", "open_engine"]
@@ -126,15 +127,38 @@ class WriteTransaction(ABC):
 
     def _derive_touched(self) -> None:
         """Bring every derived table up to date with the rows this transaction added to
-        its source."""
+        its source (a sessions table: once enough of them wait)."""
         for derived in DERIVED_TABLES:
             added = self._touched.pop(derived.table.name, None)
-            if added:
-                # Writers of the source take turns here: each derives from every row
-                # committed before it, and its own.
-                self.lock(derived.table)
-                self._derive(derived, pa.concat_tables(added).combine_chunks())
-                self._grown.add(derived.table.name)
+            if not added:
+                continue
+            # Writers of the source take turns here: each derives from every row
+            # committed before it, and its own.
+            self.lock(derived.table)
+            new = pa.concat_tables(added).combine_chunks()
+            if isinstance(derived, SessionsTable):
+                count = f"SELECT COUNT(*) AS n FROM {quote(derived.waiting.name)}"
+                waiting = int(self.execute(count)["n"][0].as_py())
+                if waiting + new.num_rows < derived.merge_at:
+                    self._append(derived.waiting, new)
+                    continue
+                new = pa.concat_tables([new, self._take_waiting(derived, new.schema)])
+            self._derive(derived, new)
+            self._grown.add(derived.table.name)
+
+    def merge_waiting(self, sessions: SessionsTable) -> None:
+        """Merge the events waiting for ``sessions`` into it."""
+        self.lock(sessions.table)
+        waiting = self._take_waiting(sessions, None)
+        if waiting.num_rows:
+            self._derive(sessions, waiting)
+            self._grown.add(sessions.table.name)
+
+    def _take_waiting(self, sessions: SessionsTable, schema: pa.Schema | None) -> pa.Table:
+        """The events waiting for ``sessions`` (in ``schema``), no longer waiting."""
+        waiting = self.execute(f"SELECT * FROM {quote(sessions.waiting.name)}")
+        self._run(f"DELETE FROM {quote(sessions.waiting.name)}", [])
+        return waiting if schema is None else waiting.select(schema.names).cast(schema)
 
     def derive_created(self, created: Collection[str]) -> None:
         """Derive each derived table among ``created`` (just made by a migration: a store
@@ -212,6 +236,16 @@ class Engine(ABC):
             yield tx
             tx._derive_touched()
             tx._bump_versions()
+
+    def bring_up_to_date(self, tables: Collection[str]) -> None:
+        """Merge the events waiting for each sessions table among ``tables`` (see
+        :class:`~banking_analytics.store.SessionsTable`): what a reader of one does first."""
+        for derived in DERIVED_TABLES:
+            if isinstance(derived, SessionsTable) and derived.table.name in tables:
+                found = self.query(f"SELECT COUNT(*) AS n FROM {quote(derived.waiting.name)}")
+                if found["n"][0].as_py():
+                    with self.begin() as tx:
+                        tx.merge_waiting(derived)
 
     @abstractmethod
     def _begin(self) -> AbstractContextManager[WriteTransaction]:

@@ -181,7 +181,9 @@ def session_statements(
     mine = "WHERE user_id IS NOT NULL"
     if new is None:
         whole = f"({new_parts} FROM {quote(sessions.source.name)} {mine} {slices}) AS p"
-        return [(f"DELETE FROM {table}", []), (merged(whole), [])]
+        # Every event is merged: none waits any longer.
+        waiting = f"DELETE FROM {quote(sessions.waiting.name)}"
+        return [(f"DELETE FROM {table}", []), (waiting, []), (merged(whole), [])]
     stored = ", ".join(f"s.{quote(c)}" for c in sessions.table.column_names)
     taken = f"SELECT {stored}, s.{sql.row_key} AS stored_key FROM {table} s"
     found = [f"{new_parts}, NULL AS stored_key FROM {NEW_ROWS} {mine} {slices}"]

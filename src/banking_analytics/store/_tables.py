@@ -148,6 +148,12 @@ class SessionsTable(DerivedTable):
 
     gap: timedelta
     features: tuple[str, ...]
+    #: New events wait here, unmerged, while fewer than ``merge_at`` do: merging costs a
+    #: transaction about the same few statements whether it adds one event or thousands,
+    #: so a stream of small commits merges them in batches. Whatever reads the sessions
+    #: merges those waiting first (:meth:`~banking_analytics.store.Engine.bring_up_to_date`).
+    waiting: TableDef
+    merge_at: int
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -187,6 +193,8 @@ SUBSCRIPTION_CHANGES = CondensedTable(
     ),
 )
 
+_BEHAVIOR = EVENT_TABLES[SCHEMAS[EventType.BEHAVIOR].table]
+
 #: PostHog's sessions (its ``sessions`` table, kept as events arrive), cut by the default
 #: session gap: the behaviour insights read these instead of sessionising every event.
 #: The bit of a feature is its place in the vocabulary, which only grows at its end.
@@ -209,9 +217,14 @@ BEHAVIOR_SESSIONS = SessionsTable(
         lookup_columns=("user_id", "first_event_id", "last_at"),
         versioned=True,
     ),
-    EVENT_TABLES[SCHEMAS[EventType.BEHAVIOR].table],
+    _BEHAVIOR,
     gap=timedelta(minutes=30),
     features=tuple(feature.value for feature in BankingFeature),
+    waiting=TableDef(
+        "behavior_sessions_waiting",
+        tuple(c for c in _BEHAVIOR.columns if c.name in _SESSION_READS),
+    ),
+    merge_at=10_000,
 )
 DERIVED_TABLES: tuple[DerivedTable, ...] = (SUBSCRIPTION_CHANGES, BEHAVIOR_SESSIONS)
 
@@ -283,6 +296,7 @@ INSTITUTIONS = TableDef(
 ALL_TABLES: tuple[TableDef, ...] = (
     *EVENT_TABLES.values(),
     *(d.table for d in DERIVED_TABLES),
+    BEHAVIOR_SESSIONS.waiting,
     QUARANTINE,
     EXCHANGE_RATES,
     INSTITUTIONS,
