@@ -503,8 +503,8 @@ def _upkeep(
 ) -> tuple[list[Measurement], str]:
     """What keeping the sessions costs, in the world's store: deriving them all again (a
     migration's work), and a one-event ingest of a behaviour event continuing a session
-    (without a session id: the user's latest sessions looked up by time; with one: its
-    session looked up by id) beside one of a performance metric (nothing derived)."""
+    (without a session id, and with one: each left waiting for a reader or a larger
+    commit to merge it) beside one of a performance metric (nothing derived)."""
 
     seconds = iter(range(1, 1_000_000))
 
@@ -525,12 +525,12 @@ def _upkeep(
             show_rate=False,
         ),
         Measurement(
-            "one-event ingest: a behaviour event without a session id (merged by time)",
+            "one-event ingest: a behaviour event without a session id (left waiting)",
             repeat(ctx, "ingest behaviour", lambda _: ingest_one(behaviour)),
             show_rate=False,
         ),
         Measurement(
-            "one-event ingest: a behaviour event with a session id (merged by id)",
+            "one-event ingest: a behaviour event with a session id (left waiting)",
             repeat(ctx, "ingest client", lambda _: ingest_one(behaviour | {"session_id": "s-1"})),
             show_rate=False,
         ),
