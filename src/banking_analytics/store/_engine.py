@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from banking_analytics.store._errors import StoreURLError
 from banking_analytics.store._postgres_url import POSTGRES_SCHEMES, mask_password
-from banking_analytics.store._sql import quote
+from banking_analytics.store._sql import count_sql, quote
 from banking_analytics.store._tables import DERIVED_TABLES, DerivedTable, SessionsTable, TableDef
 from banking_analytics.store._versions import bump_version_sql, seed_version_sql
 
@@ -137,8 +137,7 @@ class WriteTransaction(ABC):
             self.lock(derived.table)
             new = pa.concat_tables(added).combine_chunks()
             if isinstance(derived, SessionsTable):
-                count = f"SELECT COUNT(*) AS n FROM {quote(derived.waiting.name)}"
-                waiting = int(self.execute(count)["n"][0].as_py())
+                waiting = int(self.execute(count_sql(derived.waiting))["n"][0].as_py())
                 if waiting + new.num_rows < derived.merge_at:
                     self._append(derived.waiting, new)
                     continue
@@ -242,7 +241,7 @@ class Engine(ABC):
         :class:`~banking_analytics.store.SessionsTable`): what a reader of one does first."""
         for derived in DERIVED_TABLES:
             if isinstance(derived, SessionsTable) and derived.table.name in tables:
-                found = self.query(f"SELECT COUNT(*) AS n FROM {quote(derived.waiting.name)}")
+                found = self.query(count_sql(derived.waiting))
                 if found["n"][0].as_py():
                     with self.begin() as tx:
                         tx.merge_waiting(derived)

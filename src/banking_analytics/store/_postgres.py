@@ -39,6 +39,7 @@ from banking_analytics.store._sql import (
     NEW_ROWS,
     StoreSQL,
     column_list,
+    create_table_sql,
     derive_statements,
     migration_statements,
     quote,
@@ -127,6 +128,10 @@ def _run(conn: Connection, sql: str, params: Sequence[Any]) -> pa.Table:
         return rows_to_arrow(cur.description, cur.fetchall())
 
 
+#: PostgreSQL says the derivations' SQL as :class:`StoreSQL` writes it.
+_POSTGRES_SQL = StoreSQL()
+
+
 class _PostgresTransaction(WriteTransaction):
     placeholder = "%s"
 
@@ -176,11 +181,10 @@ class _PostgresTransaction(WriteTransaction):
             # The new rows, in a table of this transaction's own that the statements read.
             read = tuple(c for c in derived.source.columns if c.name in new.column_names)
             rows = TableDef(NEW_ROWS, read)
-            columns = ", ".join(f"{quote(c.name)} {_COLUMN_TYPES[c.kind]}" for c in rows.columns)
-            self._conn.execute(f"CREATE TEMPORARY TABLE {NEW_ROWS} ({columns})")
+            self._conn.execute(create_table_sql(rows, _COLUMN_TYPES, temporary=True))
             _copy(self._conn, rows, new)
             self._conn.execute(f"ANALYZE {NEW_ROWS}")
-        for sql, params in derive_statements(derived, new, StoreSQL()):
+        for sql, params in derive_statements(derived, new, _POSTGRES_SQL):
             self._conn.execute(sql, params)
         if new is not None:
             self._conn.execute(f"DROP TABLE {NEW_ROWS}")

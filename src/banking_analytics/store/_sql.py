@@ -1,4 +1,5 @@
-"""SQL text both engines share: quoted identifiers and the statements of a migration."""
+"""SQL text both engines share: quoted identifiers, the statements of a migration, and
+those that keep the derived tables (what differs between the engines: :class:`StoreSQL`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ __all__ = [
     "NEW_ROWS",
     "StoreSQL",
     "column_list",
+    "count_sql",
+    "create_table_sql",
     "derive_statements",
     "migration_statements",
     "quote",
@@ -49,16 +52,27 @@ def migration_statements(
     """What brings a stored table (with ``existing`` columns, none if absent) up to ``table``."""
     name = quote(table.name)
     if not existing:
-        parts = [_ddl_column(c, types) for c in table.columns]
-        if table.primary_key:
-            parts.append(f"PRIMARY KEY ({column_list(table.primary_key)})")
-        return [f"CREATE TABLE {name} ({', '.join(parts)})"]
+        return [create_table_sql(table, types)]
     # Added columns are nullable, so stored rows stay valid.
     return [
         f"ALTER TABLE {name} ADD COLUMN {quote(c.name)} {types[c.kind]}"
         for c in table.columns
         if c.name not in existing
     ]
+
+
+def create_table_sql(table: TableDef, types: Mapping[Kind, str], *, temporary: bool = False) -> str:
+    """The CREATE TABLE of ``table`` (a temporary one: dropped with the connection)."""
+    parts = [_ddl_column(c, types) for c in table.columns]
+    if table.primary_key:
+        parts.append(f"PRIMARY KEY ({column_list(table.primary_key)})")
+    kind = "TEMPORARY TABLE" if temporary else "TABLE"
+    return f"CREATE {kind} {quote(table.name)} ({', '.join(parts)})"
+
+
+def count_sql(table: TableDef) -> str:
+    """How many rows ``table`` holds, as the column ``n``."""
+    return f"SELECT COUNT(*) AS n FROM {quote(table.name)}"
 
 
 class StoreSQL:
